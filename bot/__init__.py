@@ -1,0 +1,1 @@
+"""Channel-agnostic conversation logic: events in, replies out. No framework, no network."""

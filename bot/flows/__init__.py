@@ -1,0 +1,1 @@
+"""Flows: each turns (session, event) into replies and the next session."""

@@ -1,0 +1,1 @@
+"""The gateway: webhooks in, durable queues, workers, outbox, operations. IO lives here."""

@@ -1,0 +1,248 @@
+"""The composition root: builds every client, store and worker from settings.
+
+Nothing here touches the network when called; connections open when the app starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aiogram import Bot, Dispatcher
+from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from bot.conversation import FrontDesk
+from bot.i18n import Catalogs
+from bot.salon import Salon
+from gateway.edge import MAX_BODY, webhook_route
+from gateway.inbox import Inbox
+from gateway.keys import Keys
+from gateway.metrics import Metrics
+from gateway.outbox import Delivery, OutboxSender, Pacing
+from gateway.resilience import CircuitBreaker, TokenBucket
+from gateway.sessions import SessionStore
+from gateway.settings import Settings
+from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
+from gateway.workers import Handler, InboundConsumer, Lease, WorkerPool
+from handlers.telegram import TelegramConversations, TelegramWebhook, build_router
+
+log = logging.getLogger("frontdesk.app")
+
+SESSION_TTL = 180 * 24 * 3600
+
+
+def connect_redis(url: str) -> Redis:
+    # A blocking pool waits for a free connection instead of failing under bursts
+    # (redis-py's default pool raises at once when exhausted).
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5
+    )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    metrics: Metrics
+    inbox: Inbox
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    pool: WorkerPool | None = None
+    bot: Bot | None = None
+    stopping: bool = False
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    redis: Redis | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> web.Application:
+    if redis is None:
+        if settings.redis_url is None:
+            raise ValueError("REDIS_URL is required (the demo starts an embedded Redis)")
+        redis = connect_redis(settings.redis_url)
+    keys = Keys(settings.salon_id, settings.stream_shards)
+    metrics = Metrics()
+    runtime = Runtime(
+        settings, redis, keys, metrics, Inbox(redis, keys, settings.dedup_ttl_seconds)
+    )
+    app = web.Application(client_max_size=MAX_BODY)
+    app[RUNTIME] = runtime
+
+    if settings.telegram_enabled:
+        assert settings.telegram_webhook_secret is not None  # validated by Settings
+        source = TelegramWebhook(settings.telegram_webhook_secret.get_secret_value())
+        app.router.add_post("/webhooks/telegram", webhook_route(source, runtime.inbox, metrics))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_route)
+    app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
+    return app
+
+
+async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    handlers: dict[str, Handler] = {}
+    deliveries: dict[str, Delivery] = {}
+    pacing: dict[str, Pacing] = {}
+    buckets: dict[str, TokenBucket] = {}
+    catalogs = Catalogs(default_locale=settings.default_locale)
+    desk = FrontDesk(
+        Salon(
+            id=settings.salon_id,
+            name=settings.salon_name,
+            timezone=settings.salon_timezone,
+            address=settings.salon_address,
+            phone=settings.salon_phone,
+            hours=settings.salon_hours,
+        ),
+        catalogs,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+    )
+    sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
+
+    if settings.telegram_bot_token is not None:
+        breaker = CircuitBreaker(
+            "telegram", is_failure=is_failure, on_change=runtime.metrics.breaker_changed
+        )
+        runtime.breakers["telegram"] = breaker
+        runtime.metrics.breaker_changed("telegram", breaker.state)
+        bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
+        runtime.bot = bot
+        dispatcher = Dispatcher()
+        dispatcher.include_router(build_router(settings.salon_id))
+        handlers["telegram"] = TelegramConversations(bot, dispatcher, desk, sessions, clock)
+        deliveries["telegram"] = TelegramDelivery(bot, breaker)
+        pacing["telegram"] = Pacing(
+            settings.telegram_rate_per_chat,
+            settings.telegram_burst_per_chat,
+            settings.telegram_rate_global,
+        )
+        buckets["telegram"] = TokenBucket(
+            settings.telegram_rate_global, max(1, int(settings.telegram_rate_global))
+        )
+
+    # One wake-up event per shard: the edge sets it when it queues, the outbox after a commit.
+    inbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]
+    outbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]
+    runtime.inbox.listen(inbound_wake)
+
+    async def run_shard(lease: Lease) -> None:
+        consumer = InboundConsumer(
+            runtime.redis,
+            lease,
+            handlers,
+            runtime.metrics,
+            max_attempts=settings.max_attempts,
+            wake=inbound_wake[lease.shard],
+            sent=outbound_wake[lease.shard],
+        )
+        sender = OutboxSender(
+            runtime.redis,
+            lease,
+            deliveries,
+            pacing,
+            buckets,
+            runtime.metrics,
+            schedule=settings.outbox_retry_schedule,
+            wake=outbound_wake[lease.shard],
+        )
+        await work_shard(lease, consumer, sender, settings.shutdown_grace_seconds)
+
+    pool_task: asyncio.Task[None] | None = None
+    if settings.run_workers:
+        runtime.pool = WorkerPool(
+            runtime.redis, runtime.keys, run_shard, lease_seconds=settings.lease_seconds
+        )
+        pool_task = asyncio.create_task(runtime.pool.run())
+    try:
+        yield
+    finally:
+        runtime.stopping = True
+        if runtime.pool is not None and pool_task is not None:
+            await runtime.pool.stop(settings.shutdown_grace_seconds)
+            pool_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pool_task
+        if runtime.bot is not None:
+            await runtime.bot.session.close()
+        await runtime.redis.aclose()
+
+
+async def work_shard(
+    lease: Lease, consumer: InboundConsumer, sender: OutboxSender, grace: float
+) -> None:
+    """Run a shard's consumer and sender until the lease is lost or given back, then drain."""
+    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(sender.run())]
+    lost = asyncio.create_task(lease.lost.wait())
+    try:
+        done, _ = await asyncio.wait([*tasks, lost], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lease.lost.set()
+        deadline = time.monotonic() + grace
+        await consumer.drain(deadline)
+        await sender.drain(deadline)
+        for task in [*tasks, lost]:
+            task.cancel()
+        await asyncio.gather(*tasks, lost, return_exceptions=True)
+    for task in done:
+        if task is not lost and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    checks: dict[str, object] = {}
+    ready = not runtime.stopping
+    try:
+        await asyncio.wait_for(runtime.redis.ping(), 1.0)  # type: ignore[arg-type]
+        checks["redis"] = "ok"
+    except (RedisError, OSError, TimeoutError) as exc:
+        checks["redis"] = f"unreachable ({type(exc).__name__})"
+        ready = False
+    services: dict[str, str] = {}
+    for name, configured in runtime.settings.services().items():
+        breaker = runtime.breakers.get(name)
+        if not configured:
+            services[name] = "off"
+        elif breaker is not None:
+            services[name] = breaker.state.name.lower().replace("_", "-")
+        else:
+            services[name] = "configured"
+    checks["services"] = services
+    if runtime.pool is not None:
+        checks["shards"] = runtime.pool.owned
+    if runtime.stopping:
+        checks["stopping"] = True
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
+    )
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+    return web.Response(
+        body=runtime.metrics.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )

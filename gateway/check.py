@@ -1,0 +1,109 @@
+"""`frontdesk check` and `frontdesk webhooks`: what the operator runs after configuring."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from redis.exceptions import RedisError
+
+from gateway.app import connect_redis
+from gateway.settings import Settings
+from gateway.telegram_api import make_bot
+from handlers.telegram import ALLOWED_UPDATES
+
+TIMEOUT = 10.0
+
+
+def _line(name: str, ok: bool | None, detail: str) -> str:
+    mark = {True: "ok  ", False: "FAIL", None: "off "}[ok]
+    return f"[{mark}] {name:<9} {detail}"
+
+
+async def run_check(settings: Settings) -> int:
+    """Reach every configured service; exit 1 when any configured one does not work."""
+    failed = False
+    if settings.redis_url is None:
+        print(_line("redis", False, "REDIS_URL is not set"))
+        failed = True
+    else:
+        redis = connect_redis(settings.redis_url)
+        try:
+            await asyncio.wait_for(redis.ping(), TIMEOUT)  # type: ignore[arg-type]
+            print(_line("redis", True, "reachable"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            print(_line("redis", False, f"unreachable ({type(exc).__name__})"))
+            failed = True
+        finally:
+            await redis.aclose()
+
+    for name, configured in settings.services().items():
+        if not configured:
+            print(_line(name, None, "not configured"))
+        elif name == "telegram":
+            failed |= not await _check_telegram(settings)
+        else:
+            print(_line(name, None, "configured; not used by this version of Frontdesk yet"))
+    return 1 if failed else 0
+
+
+def _bot(settings: Settings) -> Bot:
+    assert settings.telegram_bot_token is not None
+    return make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
+
+
+async def _check_telegram(settings: Settings) -> bool:
+    bot = _bot(settings)
+    try:
+        me = await asyncio.wait_for(bot.get_me(), TIMEOUT)
+        info = await asyncio.wait_for(bot.get_webhook_info(), TIMEOUT)
+    except (TelegramAPIError, TelegramNetworkError, TimeoutError) as exc:
+        print(_line("telegram", False, f"Bot API refused or unreachable: {exc}"))
+        return False
+    finally:
+        await bot.session.close()
+    detail = f"@{me.username}; webhook {info.url or 'not set'}"
+    if info.pending_update_count:
+        detail += f"; {info.pending_update_count} updates waiting"
+    if info.last_error_message:
+        detail += f"; last delivery error: {info.last_error_message}"
+    expected = f"{settings.public_url}/webhooks/telegram" if settings.public_url else None
+    ok = expected is None or info.url == expected
+    if not ok:
+        detail += f" (expected {expected}: run `frontdesk webhooks set`)"
+    print(_line("telegram", ok, detail))
+    return ok
+
+
+async def set_webhooks(settings: Settings, drop_pending: bool) -> int:
+    if not settings.telegram_enabled:
+        print("Telegram is not configured (TELEGRAM_BOT_TOKEN); nothing to register.")
+        return 0
+    if settings.public_url is None:
+        print("PUBLIC_URL is required to register webhooks.")
+        return 2
+    assert settings.telegram_webhook_secret is not None
+    url = f"{settings.public_url}/webhooks/telegram"
+    bot = _bot(settings)
+    try:
+        await bot.set_webhook(
+            url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            allowed_updates=list(ALLOWED_UPDATES),
+            drop_pending_updates=drop_pending,
+        )
+    except (TelegramAPIError, TelegramNetworkError) as exc:
+        print(f"Telegram refused the webhook: {exc}")
+        return 1
+    finally:
+        await bot.session.close()
+    print(f"Telegram webhook set to {url} (updates: {', '.join(ALLOWED_UPDATES)})")
+    return 0
+
+
+async def show_webhooks(settings: Settings) -> int:
+    if not settings.telegram_enabled:
+        print("Telegram is not configured.")
+        return 0
+    return 0 if await _check_telegram(settings) else 1

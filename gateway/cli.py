@@ -1,0 +1,133 @@
+"""`frontdesk`: serve, demo, check, webhooks, dlq."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway import dlq
+from gateway.app import connect_redis, create_app
+from gateway.logs import configure
+from gateway.settings import Settings, SettingsError, load
+
+log = logging.getLogger("frontdesk.cli")
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frontdesk", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway and its workers")
+    serve.add_argument("--host", help="listen address (default HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (default PORT or 8080)")
+
+    demo = commands.add_parser("demo", help="the gateway wired to the local sandbox, no accounts")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080, help="gateway port; the sandbox uses +1")
+
+    commands.add_parser("check", help="reach every configured service and say what works")
+
+    webhooks = commands.add_parser("webhooks", help="register the gateway's webhook URLs")
+    webhook_commands = webhooks.add_subparsers(dest="action", required=True)
+    setter = webhook_commands.add_parser("set", help="register with Telegram (needs PUBLIC_URL)")
+    setter.add_argument("--drop-pending-updates", action="store_true")
+    webhook_commands.add_parser("info", help="show what Telegram has registered")
+
+    letters = commands.add_parser("dlq", help="list and replay dead letters")
+    letter_commands = letters.add_subparsers(dest="action", required=True)
+    listing = letter_commands.add_parser("list", help="show dead letters, newest last")
+    listing.add_argument("--limit", type=int, default=50)
+    replay = letter_commands.add_parser("replay", help="queue a dead letter again")
+    replay.add_argument("ids", nargs="+", metavar="ID", help="dead letter id, or 'all'")
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from gateway.demo import run_demo
+
+        code: int = run_demo(args.host, args.port)
+        return code
+    try:
+        settings = load()
+    except SettingsError as exc:
+        print("frontdesk: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    configure("text", settings.log_level, settings.secrets())
+    if args.command == "check":
+        from gateway.check import run_check
+
+        return asyncio.run(run_check(settings))
+    if args.command == "webhooks":
+        from gateway.check import set_webhooks, show_webhooks
+
+        if args.action == "set":
+            return asyncio.run(set_webhooks(settings, drop_pending=args.drop_pending_updates))
+        return asyncio.run(show_webhooks(settings))
+    return asyncio.run(_dead_letters(settings, args))
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    configure(settings.log_format, settings.log_level, settings.secrets())
+    if settings.redis_url is None:
+        print("frontdesk: REDIS_URL is required for serve (try `frontdesk demo`)", file=sys.stderr)
+        return EXIT_CONFIG
+    app = create_app(settings)
+    log.info("starting on %s:%d", host or settings.host, port or settings.port)
+    web.run_app(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        print=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        access_log=logging.getLogger("aiohttp.access"),
+    )
+    return 0
+
+
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.redis_url is None:
+        print("frontdesk: REDIS_URL is required", file=sys.stderr)
+        return EXIT_CONFIG
+    redis = connect_redis(settings.redis_url)
+    store = dlq.DeadLetters(redis, settings.salon_id, settings.stream_shards)
+    try:
+        if args.action == "list":
+            letters = await store.newest(args.limit)
+            if not letters:
+                print("No dead letters.")
+            for letter in letters:
+                when = datetime.fromtimestamp(letter.failed_ms / 1000, UTC).isoformat(
+                    timespec="seconds"
+                )
+                print(f"{letter.id}  {when}  {letter.kind:<8} {letter.describe()}")
+                print(f"    error: {letter.error} (attempts: {letter.attempts})")
+            return 0
+        ids = None if args.ids == ["all"] else list(args.ids)
+        replayed, missing = await store.replay(ids)
+        for letter_id in replayed:
+            print(f"replayed {letter_id}")
+        for letter_id in missing:
+            print(f"no dead letter {letter_id}", file=sys.stderr)
+        return 1 if missing else 0
+    finally:
+        await redis.aclose()
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Structured logs: JSON under `serve`, readable text under `demo`; secrets never, phones masked.
+
+Scrubbing happens on the final formatted line, so it also covers third-party loggers (aiohttp's
+access log, aiogram, redis-py) and exception tracebacks. The Telegram bot token is the classic
+leak: it sits inside every Bot API URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+# A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage.
+_BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
+# Phone numbers written for humans (+7 912 345-67-89, +447700900123): keep the country code
+# and the last two digits. Plain ids (chat ids, update ids) have no leading '+' and stay.
+_PHONE = re.compile(r"\+\d[\d\s().-]{7,18}\d")
+
+
+def mask_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return f"+{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+
+
+class Scrubber:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so that a secret containing another is replaced whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        text = _BOT_TOKEN.sub("***", text)
+        return _PHONE.sub(mask_phone, text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__()
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("source", "event_id", "entry", "request_id"):
+            if hasattr(record, key):
+                data[key] = getattr(record, key)
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return self.scrub(json.dumps(data, ensure_ascii=False, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrub(super().format(record))
+
+
+def configure(
+    fmt: str, level: str, secrets: Iterable[str] = (), stream: object = None
+) -> logging.Handler:
+    scrub = Scrubber(secrets)
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # aiohttp's access log is one line per webhook: useful, but not at DEBUG noise levels.
+    logging.getLogger("aiohttp.access").setLevel(max(logging.INFO, root.level))
+    return handler

@@ -1,0 +1,259 @@
+"""The outbox: every message to a client leaves through here, in order per chat.
+
+Messages arrive in the shard's outbound stream in the same atomic step that acknowledged the
+event that caused them, so a crash never loses a reply and never makes one twice. The lease
+holder of the shard delivers them: per chat in order and paced (Telegram: about 1 message per
+second per chat with short bursts, 30 per second per bot), honouring the API's `retry_after`,
+retrying failures on the schedule 30 s → 2 min → 5 min, then dead-lettering. A permanent error
+(the client blocked the bot, a bad request) is dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from gateway.keys import OUTBOUND_GROUP
+from gateway.lua import Lua
+from gateway.metrics import Metrics
+from gateway.resilience import TokenBucket
+from gateway.streams import Outgoing
+from gateway.workers import Lease, consumer_name, ensure_group
+
+log = logging.getLogger("frontdesk.outbox")
+
+# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id.
+_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+class RetryLater(Exception):
+    """The API asked us to slow down (HTTP 429 with retry_after)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help: the message is dead-lettered at once."""
+
+
+class Delivery(Protocol):
+    """A channel's sender. Raises RetryLater, PermanentFailure, or anything else (transient)."""
+
+    async def deliver(self, message: Outgoing) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    rate_per_chat: float
+    burst_per_chat: int
+    rate_global: float
+
+
+@dataclass
+class _Queued:
+    entry_id: str
+    message: Outgoing
+    attempts: int = 0
+
+
+class OutboxSender:
+    """Delivers one shard's outbound stream while this process holds the shard's lease."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        lease: Lease,
+        deliveries: dict[str, Delivery],
+        pacing: dict[str, Pacing],
+        global_buckets: dict[str, TokenBucket],
+        metrics: Metrics,
+        *,
+        schedule: Sequence[float],
+        wake: asyncio.Event,
+        batch: int = 100,
+    ) -> None:
+        self.redis = redis
+        self.lease = lease
+        self.keys = lease.keys
+        self.stream = lease.keys.outbound(lease.shard)
+        self.attempts_key = lease.keys.send_attempts(lease.shard)
+        self.deliveries = deliveries
+        self.pacing = pacing
+        self.global_buckets = global_buckets
+        self.metrics = metrics
+        self.schedule = tuple(schedule)
+        self.wake = wake
+        self.batch = batch
+        self._chats: dict[tuple[str, str], deque[_Queued]] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._done = Lua(redis, _DONE)
+        self.stopping = False
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, self.stream, OUTBOUND_GROUP)
+        cursor = "0"
+        while not self.stopping and not self.lease.lost.is_set():
+            reply = await self.redis.xreadgroup(
+                OUTBOUND_GROUP,
+                consumer_name(self.lease.shard),
+                {self.stream: cursor},
+                count=self.batch,
+            )
+            entries = reply[0][1] if reply else []
+            if cursor == "0":
+                await self._take(entries, recovered=True)
+                cursor = entries[-1][0].decode() if entries else ">"
+                continue
+            await self._take(entries, recovered=False)
+            if len(entries) < self.batch:
+                # Woken by a commit in this process; polled for anything else (a replay).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                self.wake.clear()
+
+    async def _take(self, entries: list[tuple[bytes, dict[bytes, bytes]]], recovered: bool) -> None:
+        attempts: list[object] = []
+        if recovered and entries:
+            # Attempts survive a crash, so a recovered message keeps its place in the schedule.
+            attempts = await self.redis.hmget(self.attempts_key, [e[0] for e in entries])  # type: ignore[misc]
+        for index, (raw_id, fields) in enumerate(entries):
+            message = Outgoing.from_fields(fields)
+            done = int(attempts[index] or 0) if attempts else 0  # type: ignore[call-overload]
+            key = (message.channel, message.chat)
+            self._chats.setdefault(key, deque()).append(_Queued(raw_id.decode(), message, done))
+            if key not in self._tasks:
+                self._tasks[key] = asyncio.create_task(self._chat(key))
+
+    async def _chat(self, key: tuple[str, str]) -> None:
+        queue = self._chats[key]
+        try:
+            while queue and not self.lease.lost.is_set():
+                if await self._send(key, queue[0]):
+                    queue.popleft()
+        finally:
+            # Whatever is left stays pending in Redis for the next lease holder.
+            del self._tasks[key]
+            del self._chats[key]
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+
+    async def _send(self, key: tuple[str, str], item: _Queued) -> bool:
+        message = item.message
+        delivery = self.deliveries.get(message.channel)
+        if delivery is None:
+            await self._bury(item, f"no delivery for channel {message.channel!r}")
+            return True
+        if not message.ephemeral:
+            pacing = self.pacing[message.channel]
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = TokenBucket(pacing.rate_per_chat, pacing.burst_per_chat)
+                self._buckets[key] = bucket
+            await bucket.take()
+            await self.global_buckets[message.channel].take()
+        try:
+            await delivery.deliver(message)
+        except RetryLater as exc:
+            self.metrics.outbox.labels(message.channel, "throttled").inc()
+            log.info(
+                "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
+            )
+            await asyncio.sleep(exc.seconds)
+            return False
+        except PermanentFailure as exc:
+            self.metrics.outbox.labels(message.channel, "rejected").inc()
+            if message.ephemeral:
+                # An expired tap acknowledgement is of no use to anyone later.
+                log.info("dropped %s: %s", message.method, exc)
+                await self._finish(item)
+            else:
+                await self._bury(item, f"rejected: {exc}")
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return await self._retry(item, exc)
+        self.metrics.outbox.labels(message.channel, "sent").inc()
+        await self._finish(item)
+        return True
+
+    async def _retry(self, item: _Queued, exc: Exception) -> bool:
+        message = item.message
+        error = f"{type(exc).__name__}: {exc}"
+        item.attempts += 1
+        if message.ephemeral or item.attempts > len(self.schedule):
+            self.metrics.outbox.labels(message.channel, "failed").inc()
+            if message.ephemeral:
+                await self._finish(item)
+            else:
+                await self._bury(item, error)
+            return True
+        delay = self.schedule[item.attempts - 1]
+        self.metrics.outbox_retries.labels(message.channel).inc()
+        log.warning(
+            "%s %s to chat %s failed (attempt %d), retrying in %.0fs: %s",
+            message.channel,
+            message.method,
+            message.chat,
+            item.attempts,
+            delay,
+            error,
+        )
+        await self.redis.hset(self.attempts_key, item.entry_id, str(item.attempts))  # type: ignore[misc]
+        with contextlib.suppress(TimeoutError):
+            # Sleep through the delay, but wake on a lost lease so shutdown is not held up.
+            await asyncio.wait_for(self.lease.lost.wait(), delay)
+        return False
+
+    async def _finish(self, item: _Queued) -> None:
+        result = await self._done(
+            keys=[self.lease.key, self.stream, self.attempts_key],
+            args=[self.lease.owner, OUTBOUND_GROUP, item.entry_id],
+        )
+        self.lease.fenced(result)
+
+    async def _bury(self, item: _Queued, error: str) -> None:
+        message = item.message
+        log.error("dead-lettered %s to chat %s: %s", message.method, message.chat, error)
+        fields: dict[str, str | int] = {
+            "kind": "outbound",
+            "stream": self.stream,
+            "entry": item.entry_id,
+            "error": error[:1000],
+            "attempts": item.attempts,
+            "channel": message.channel,
+            "chat": message.chat,
+            "method": message.method,
+            "params": json.dumps(message.params, ensure_ascii=False),
+            "ephemeral": "1" if message.ephemeral else "0",
+            "failed_at": int(time.time() * 1000),
+        }
+        await self.redis.xadd(self.keys.dead_letters, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        await self._finish(item)
+
+    async def drain(self, deadline: float) -> None:
+        self.stopping = True
+        self.wake.set()
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in list(self._tasks.values()):
+            task.cancel()

@@ -1,0 +1,195 @@
+"""The operator's contract: every setting comes from the environment (or `.env`), validated once.
+
+The names are those of DESIGN §3. A channel or service whose variables are all absent is *off*;
+one that is half configured is an error, reported with one line per problem (see `load`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_LOCALES = ("ru", "en")
+# Bot API: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+TELEGRAM_PUBLIC_API = "https://api.telegram.org"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Process
+    host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    port: int = Field(default=8080, ge=1, le=65535)
+    redis_url: str | None = None
+    public_url: str | None = None
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # The salon. One salon per deployment today; every key still carries its id.
+    salon_id: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    salon_name: str = "Salon"
+    salon_timezone: str = "UTC"
+    salon_address: str = ""
+    salon_phone: str = ""
+    salon_hours: str = ""
+    default_locale: str = "en"
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_url: str = TELEGRAM_PUBLIC_API
+    # Telegram's flood limits: about 1 message/s per chat (short bursts tolerated), 30/s per bot.
+    telegram_rate_per_chat: float = Field(default=1.0, gt=0)
+    telegram_burst_per_chat: int = Field(default=3, ge=1)
+    telegram_rate_global: float = Field(default=30.0, gt=0)
+
+    # Workers and queues
+    # Off: this process only takes webhooks, other replicas do the work.
+    run_workers: bool = True
+    stream_shards: int = Field(default=8, ge=1, le=256)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # Outbox retries: 30 s -> 2 min -> 5 min, then the dead-letter stream.
+    outbox_retry_schedule: tuple[float, ...] = (30.0, 120.0, 300.0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    session_idle_minutes: int = Field(default=60 * 24, ge=1)
+
+    # Later channels and services: their variables are accepted now so that a complete `.env`
+    # validates; each is off while absent.
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_url: str = "https://graph.facebook.com/v23.0"
+    whatsapp_template_reply_waiting: str = "frontdesk_reply_waiting"
+    whatsapp_template_confirmation: str = "frontdesk_booking_confirmed"
+    whatsapp_template_reminder: str = "frontdesk_reminder"
+    calcom_api_url: str | None = None
+    calcom_api_key: SecretStr | None = None
+    calcom_webhook_secret: SecretStr | None = None
+    calcom_team_id: int | None = None
+    chatwoot_url: str | None = None
+    chatwoot_account_id: int | None = None
+    chatwoot_api_token: SecretStr | None = None
+    chatwoot_telegram_inbox_id: int | None = None
+    chatwoot_whatsapp_inbox_id: int | None = None
+    chatwoot_webhook_secret: SecretStr | None = None
+    novu_api_url: str | None = None
+    novu_api_key: SecretStr | None = None
+    novu_webhook_secret: SecretStr | None = None
+    metabase_site_url: str | None = None
+    metabase_secret_key: SecretStr | None = None
+    analytics_database_url: SecretStr | None = None
+
+    @field_validator("salon_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if value not in SUPPORTED_LOCALES:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("public_url", "telegram_api_url", "whatsapp_api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value: it is a secret.
+        if value is not None and not _BOT_TOKEN.match(value.get_secret_value()):
+            raise ValueError("does not look like a bot token from @BotFather (<id>:<secret>)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _telegram_complete(self) -> Settings:
+        if self.telegram_bot_token is not None and self.telegram_webhook_secret is None:
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set "
+                "(every webhook is authenticated)"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.salon_timezone)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
+
+    def services(self) -> dict[str, bool]:
+        """Which channels and services are configured (on) for `/readyz` and `check`."""
+        return {
+            "telegram": self.telegram_enabled,
+            "whatsapp": self.whatsapp_access_token is not None,
+            "calcom": self.calcom_api_key is not None,
+            "chatwoot": self.chatwoot_api_token is not None,
+            "novu": self.novu_api_key is not None,
+            "metabase": self.metabase_site_url is not None,
+        }
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, so that logs can scrub them wherever they appear."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+
+@dataclass(frozen=True)
+class SettingsError(Exception):
+    """Raised by `load` with one human line per problem; the CLI prints them and exits 2."""
+
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def load(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
+        raise SettingsError(tuple(problems)) from None

@@ -1,0 +1,73 @@
+"""What travels through the Redis streams: inbound entries, their outcome, outgoing messages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued webhook, as the worker sees it."""
+
+    id: str  # the stream entry id
+    source: str
+    conversation: str
+    event_id: str
+    received_ms: int
+    body: bytes
+
+    @classmethod
+    def from_fields(cls, entry_id: str, fields: dict[bytes, bytes]) -> Entry:
+        return cls(
+            id=entry_id,
+            source=fields[b"src"].decode(),
+            conversation=fields[b"conv"].decode(),
+            event_id=fields[b"id"].decode(),
+            received_ms=int(fields.get(b"at", b"0")),
+            body=fields[b"body"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One call to a messenger's API, queued in the outbox and delivered in order per chat."""
+
+    channel: str
+    chat: str
+    method: str
+    params: dict[str, Any]
+    # Bound to the tap being answered (Telegram's answerCallbackQuery): pointless to retry late,
+    # and it does not count against the chat's message rate.
+    ephemeral: bool = False
+
+    def to_fields(self, origin: str) -> list[str]:
+        return [
+            self.channel,
+            self.chat,
+            self.method,
+            json.dumps(self.params, ensure_ascii=False, separators=(",", ":")),
+            "1" if self.ephemeral else "0",
+            origin,
+        ]
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes]) -> Outgoing:
+        return cls(
+            channel=fields[b"channel"].decode(),
+            chat=fields[b"chat"].decode(),
+            method=fields[b"method"].decode(),
+            params=json.loads(fields[b"params"]),
+            ephemeral=fields.get(b"ephemeral") == b"1",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one entry produced; committed atomically with the entry's acknowledgement."""
+
+    outgoing: tuple[Outgoing, ...] = ()
+    session_key: str | None = None
+    session: str | None = None  # serialised
+    session_ttl: int = 0

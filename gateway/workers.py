@@ -1,0 +1,452 @@
+"""Workers: consume the inbound streams; one conversation at a time, in arrival order.
+
+Conversations are spread over a fixed number of shards (a stream each). A shard is worked by one
+process at a time, the holder of its lease in Redis, so the order of a conversation holds across
+replicas. Inside a process, different conversations of a shard are handled concurrently and one
+conversation's entries strictly one after another.
+
+Each shard has one consumer name in the group (`shard-N`), whoever holds its lease: when a
+process dies (kill -9) its lease expires, the next holder reads the shard's pending entries first
+and handles them before anything new. Handling commits its outcome (the client's session, the
+messages to send and the acknowledgement) in one Lua call that first checks the lease, so a
+process that lost its lease cannot commit over its successor.
+
+An entry that fails `max_attempts` times goes to the dead-letter stream with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
+from gateway.lua import Lua
+from gateway.metrics import Metrics
+from gateway.streams import Entry, Outcome
+
+log = logging.getLogger("frontdesk.workers")
+
+Handler = Callable[[Entry], Awaitable[Outcome]]
+
+# KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none).
+# ARGV: owner, group, entry id, session, session ttl, then 6 fields per outgoing message.
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
+redis.call('HDEL', KEYS[3], ARGV[3])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5]) end
+for a = 6, #ARGV, 6 do
+  redis.call('XADD', KEYS[4], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
+    'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5])
+end
+return 1
+"""
+
+# KEYS: lease, stream, attempts hash, dead letters. ARGV: owner, group, entry id, error,
+# attempts, kind, then the entry's fields as name/value pairs.
+_BURY = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local fields = {'kind', ARGV[6], 'stream', KEYS[2], 'entry', ARGV[3], 'error', ARGV[4],
+  'attempts', ARGV[5]}
+for a = 7, #ARGV do fields[#fields + 1] = ARGV[a] end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', unpack(fields))
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+return 1
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def consumer_name(shard: int) -> str:
+    return f"shard-{shard}"
+
+
+_CREATE_GROUP = """
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+return 1
+"""
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    # In Lua with pcall: "already exists" (BUSYGROUP) is the usual answer, and an error reply
+    # would cost the embedded Redis its connection.
+    await Lua(redis, _CREATE_GROUP)(keys=[stream], args=[group])
+
+
+class Lease:
+    """This process's claim on one shard, fenced by a random owner token."""
+
+    def __init__(self, redis: Redis, keys: Keys, shard: int, owner: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.shard = shard
+        self.owner = owner
+        self.key = keys.lease(shard)
+        self.lost = asyncio.Event()
+
+    def fenced(self, result: object) -> None:
+        if result == 0:
+            self.lost.set()
+            raise LeaseLost(f"lease on shard {self.shard} lost")
+
+
+class InboundConsumer:
+    """Reads one shard's inbound stream and handles its entries."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        lease: Lease,
+        handlers: dict[str, Handler],
+        metrics: Metrics,
+        *,
+        max_attempts: int,
+        wake: asyncio.Event,
+        sent: asyncio.Event,
+        retry_base: float = 0.5,
+        batch: int = 64,
+        max_buffered: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.lease = lease
+        self.keys = lease.keys
+        self.stream = lease.keys.inbound(lease.shard)
+        self.handlers = handlers
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.wake = wake
+        self.outbox_wake = sent
+        self.retry_base = retry_base
+        self.batch = batch
+        self.max_buffered = max_buffered
+        self._queues: dict[str, deque[Entry]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._buffered = 0
+        self._commit = Lua(redis, _COMMIT)
+        self._bury = Lua(redis, _BURY)
+        self.stopping = False
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, self.stream, INBOUND_GROUP)
+        # First what this shard's consumer already had (a predecessor's unfinished work), then
+        # new entries.
+        cursor = "0"
+        while not self.stopping and not self.lease.lost.is_set():
+            if self._buffered >= self.max_buffered:
+                await self._wait(0.05)
+                continue
+            started = time.monotonic()
+            reply = await self.redis.xreadgroup(
+                INBOUND_GROUP,
+                consumer_name(self.lease.shard),
+                {self.stream: cursor},
+                count=self.batch,
+                block=None if cursor == "0" else 1000,
+            )
+            entries = reply[0][1] if reply else []
+            if cursor == "0" and not entries:
+                cursor = ">"
+                continue
+            for entry_id, fields in entries:
+                entry = Entry.from_fields(entry_id.decode(), fields)
+                self._enqueue(entry)
+            if cursor == "0":
+                # Pending history is read in pages by id.
+                cursor = entries[-1][0].decode()
+            elif not entries and time.monotonic() - started < 0.5:
+                # A Redis that does not block (the embedded one) gets polled; an in-process
+                # ingest wakes us at once.
+                await self._wait(0.05)
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+    def _enqueue(self, entry: Entry) -> None:
+        queue = self._queues.setdefault(entry.conversation, deque())
+        queue.append(entry)
+        self._buffered += 1
+        if entry.conversation not in self._tasks:
+            task = asyncio.create_task(self._conversation(entry.conversation))
+            self._tasks[entry.conversation] = task
+
+    async def _conversation(self, conversation: str) -> None:
+        queue = self._queues[conversation]
+        try:
+            while queue and not self.lease.lost.is_set():
+                entry = queue[0]
+                if await self._handle(entry):
+                    queue.popleft()
+                    self._buffered -= 1
+        finally:
+            del self._tasks[conversation]
+            if not queue:
+                del self._queues[conversation]
+            else:
+                # Stopped with work left: it stays pending in Redis for the next lease holder.
+                self._buffered -= len(queue)
+                del self._queues[conversation]
+
+    async def _handle(self, entry: Entry) -> bool:
+        """Handle one entry; True when it is done with (committed or buried)."""
+        handler = self.handlers.get(entry.source)
+        started = time.perf_counter()
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for source {entry.source!r}")
+            outcome = await handler(entry)
+            await self._commit_outcome(entry, outcome)
+        except LeaseLost:
+            log.warning("lease lost; leaving entry %s for the next holder", entry.id)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.metrics.handled.labels(entry.source, "failed").inc()
+            return await self._failed(entry, exc)
+        self.metrics.handled.labels(entry.source, "ok").inc()
+        self.metrics.handling_seconds.labels(entry.source).observe(time.perf_counter() - started)
+        self.metrics.queue_latency_seconds.labels(entry.source).observe(
+            max(0.0, time.time() - entry.received_ms / 1000)
+        )
+        return True
+
+    async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> None:
+        args: list[str | int] = [
+            self.lease.owner,
+            INBOUND_GROUP,
+            entry.id,
+            outcome.session or "",
+            outcome.session_ttl or 1,
+        ]
+        for message in outcome.outgoing:
+            args.extend(message.to_fields(entry.id))
+        keys = [
+            self.lease.key,
+            self.stream,
+            self.keys.attempts(self.lease.shard),
+            self.keys.outbound(self.lease.shard),
+            outcome.session_key or "",
+        ]
+        result = await self._commit(keys=keys, args=args)
+        self.lease.fenced(result)
+        if result == -1:
+            log.info("entry %s was already handled; nothing committed", entry.id)
+        elif outcome.outgoing:
+            self.outbox_wake.set()
+
+    async def _failed(self, entry: Entry, exc: Exception) -> bool:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            attempts = int(
+                await self.redis.hincrby(self.keys.attempts(self.lease.shard), entry.id)  # type: ignore[misc]
+            )
+            if attempts >= self.max_attempts:
+                log.error(
+                    "entry %s (%s %s) failed %d times, dead-lettered: %s",
+                    entry.id,
+                    entry.source,
+                    entry.event_id,
+                    attempts,
+                    error,
+                )
+                result = await self._bury(
+                    keys=[
+                        self.lease.key,
+                        self.stream,
+                        self.keys.attempts(self.lease.shard),
+                        self.keys.dead_letters,
+                    ],
+                    args=[
+                        self.lease.owner,
+                        INBOUND_GROUP,
+                        entry.id,
+                        error,
+                        attempts,
+                        "inbound",
+                        "src",
+                        entry.source,
+                        "conv",
+                        entry.conversation,
+                        "id",
+                        entry.event_id,
+                        "at",
+                        entry.received_ms,
+                        "body",
+                        entry.body,
+                    ],
+                )
+                self.lease.fenced(result)
+                self.metrics.handled.labels(entry.source, "dead").inc()
+                return True
+        except LeaseLost:
+            return True
+        except RedisError:
+            attempts = 1
+        log.warning("entry %s failed (attempt %d): %s", entry.id, attempts, error, exc_info=exc)
+        # Back off, then the conversation retries the same entry: order is kept.
+        await asyncio.sleep(min(30.0, self.retry_base * 2 ** (attempts - 1)))
+        return False
+
+    async def drain(self, deadline: float) -> None:
+        """Stop reading; give in-flight conversations until `deadline` (monotonic)."""
+        self.stopping = True
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in self._tasks.values():
+            task.cancel()
+
+
+ShardRunner = Callable[[Lease], Awaitable[None]]
+
+
+class WorkerPool:
+    """Holds leases on a fair share of the shards and runs their consumers.
+
+    Every process heartbeats into a sorted set; each takes at most ceil(shards / live processes)
+    shards, so two replicas split the work and a survivor takes over a dead one's shards when
+    their leases expire.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        run_shard: ShardRunner,
+        *,
+        lease_seconds: float,
+        shards: Sequence[int] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.run_shard = run_shard
+        self.lease_ms = int(lease_seconds * 1000)
+        self.shards = list(shards if shards is not None else range(keys.shards))
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.leases: dict[int, Lease] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self._renew = Lua(redis, _RENEW)
+        self._release = Lua(redis, _RELEASE)
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    @property
+    def owned(self) -> list[int]:
+        return sorted(self.leases)
+
+    async def run(self) -> None:
+        interval = self.lease_ms / 3000
+        while not self._stop.is_set():
+            try:
+                await self._tick()
+            except (RedisError, OSError) as exc:
+                log.warning("lease upkeep failed: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+
+    async def _tick(self) -> None:
+        now = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.members, {self.owner: now})
+            pipe.zremrangebyscore(self.keys.members, 0, now - self.lease_ms)
+            pipe.zcard(self.keys.members)
+            _, _, members = await pipe.execute()
+        fair = math.ceil(len(self.shards) / max(1, int(members)))
+        for shard, lease in list(self.leases.items()):
+            renewed = await self._renew(keys=[lease.key], args=[self.owner, self.lease_ms])
+            if not renewed or lease.lost.is_set():
+                log.warning("lease on shard %d lost", shard)
+                lease.lost.set()
+                self._forget(shard)
+        # Give back what is more than our share (the newest replica gets work), highest first.
+        for shard in sorted(self.leases, reverse=True)[: max(0, len(self.leases) - fair)]:
+            await self._give_back(shard)
+        candidates = [s for s in self.shards if s not in self.leases]
+        random.shuffle(candidates)
+        for shard in candidates:
+            if len(self.leases) >= fair:
+                break
+            key = self.keys.lease(shard)
+            if await self.redis.set(key, self.owner, nx=True, px=self.lease_ms):
+                lease = Lease(self.redis, self.keys, shard, self.owner)
+                self.leases[shard] = lease
+                self.tasks[shard] = asyncio.create_task(self._supervise(lease))
+                log.info("took shard %d", shard)
+        self.ready.set()
+
+    async def _supervise(self, lease: Lease) -> None:
+        try:
+            await self.run_shard(lease)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("shard %d stopped", lease.shard)
+            lease.lost.set()
+            await self._release_lease(lease)
+            self._forget(lease.shard)
+
+    def _forget(self, shard: int) -> None:
+        self.leases.pop(shard, None)
+        task = self.tasks.pop(shard, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _give_back(self, shard: int) -> None:
+        lease = self.leases[shard]
+        lease.lost.set()  # consumers stop taking work
+        task = self.tasks.get(shard)
+        if task is not None:
+            await asyncio.wait([task], timeout=5)
+        await self._release_lease(lease)
+        self._forget(shard)
+        log.info("gave back shard %d", shard)
+
+    async def _release_lease(self, lease: Lease) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._release(keys=[lease.key], args=[self.owner])
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work, let in-flight work finish within `grace`, give the leases back."""
+        self._stop.set()
+        for lease in self.leases.values():
+            lease.lost.set()
+        tasks = list(self.tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        for lease in list(self.leases.values()):
+            await self._release_lease(lease)
+        self.leases.clear()
+        self.tasks.clear()
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.zrem(self.keys.members, self.owner)
+
+
+__all__ = ["OUTBOUND_GROUP", "Handler", "InboundConsumer", "Lease", "WorkerPool"]

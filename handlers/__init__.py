@@ -1,0 +1,1 @@
+"""One module per source: provider payloads become the bot's events here."""

@@ -1,0 +1,191 @@
+"""Telegram: the webhook's edge rules, aiogram routers that turn updates into the bot's events,
+and the rendering of the bot's replies as Telegram messages with inline keyboards.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import CallbackQuery, Message, Update, User
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.flows.menu import HOME
+from bot.replies import Reply
+from gateway.edge import MAX_BODY, Malformed
+from gateway.inbox import Event
+from gateway.sessions import SessionStore
+from gateway.streams import Entry, Outcome, Outgoing
+
+SOURCE = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# The update types the routers below handle; `webhooks set` registers exactly these.
+ALLOWED_UPDATES = ("message", "callback_query")
+
+
+class TelegramWebhook:
+    """Edge rules for `POST /webhooks/telegram`."""
+
+    name = SOURCE
+    max_body = MAX_BODY
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool:
+        given = headers.get(SECRET_HEADER, "").encode()
+        return hmac.compare_digest(given, self._secret)
+
+    def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
+        try:
+            update = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(update, dict):
+            raise Malformed("not a JSON object")
+        update_id = update.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise Malformed("no integer update_id")
+        return [Event(SOURCE, str(update_id), conversation_of(update), raw)]
+
+
+def conversation_of(update: dict[str, Any]) -> str:
+    """The chat an update belongs to: its events are handled one at a time, in order."""
+    for kind, value in update.items():
+        if not isinstance(value, dict) or kind == "update_id":
+            continue
+        chat = value.get("chat")
+        if kind == "callback_query" and isinstance(value.get("message"), dict):
+            chat = value["message"].get("chat")
+        if isinstance(chat, dict) and "id" in chat:
+            return f"tg:{chat['id']}"
+        sender = value.get("from")
+        if isinstance(sender, dict) and "id" in sender:
+            return f"tg:{sender['id']}"
+    return f"tg:update:{update.get('update_id')}"
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramEvent:
+    inbound: Inbound
+    callback_query_id: str | None = None
+
+
+def build_router(salon_id: str) -> Router:
+    """Private chats only: a salon's bot added to a group stays quiet there."""
+    router = Router(name="frontdesk")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+
+    def client(user: User, chat_id: int) -> ClientRef:
+        return ClientRef(salon_id, Channel.TELEGRAM, str(user.id), str(chat_id))
+
+    def inbound(message: Message, kind: Kind, **fields: str) -> TelegramEvent:
+        user = message.from_user
+        assert user is not None  # private chats always have a sender
+        return TelegramEvent(
+            Inbound(
+                client=client(user, message.chat.id),
+                kind=kind,
+                event_id=f"{message.chat.id}:{message.message_id}",
+                name=user.first_name,
+                language=user.language_code,
+                **fields,
+            )
+        )
+
+    @router.message(CommandStart())
+    async def start(message: Message) -> TelegramEvent:
+        return inbound(message, Kind.START)
+
+    @router.message(Command("menu"))
+    async def show_menu(message: Message) -> TelegramEvent:
+        return inbound(message, Kind.CHOICE, choice=HOME)
+
+    @router.message()
+    async def text(message: Message) -> TelegramEvent:
+        # Photos, stickers and the like carry no text: the bot answers them as not understood.
+        return inbound(message, Kind.TEXT, text=message.text or message.caption or "")
+
+    @router.callback_query()
+    async def tap(query: CallbackQuery) -> TelegramEvent | None:
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        return TelegramEvent(
+            Inbound(
+                client=client(query.from_user, chat_id),
+                kind=Kind.CHOICE,
+                event_id=f"cb:{query.id}",
+                choice=query.data or "",
+                name=query.from_user.first_name,
+                language=query.from_user.language_code,
+            ),
+            callback_query_id=query.id,
+        )
+
+    return router
+
+
+def render(
+    chat_id: str, replies: tuple[Reply, ...], callback_query_id: str | None
+) -> list[Outgoing]:
+    """Replies as Bot API calls. A tap is always acknowledged first, so its spinner stops."""
+    outgoing: list[Outgoing] = []
+    if callback_query_id is not None:
+        outgoing.append(
+            Outgoing(
+                SOURCE,
+                chat_id,
+                "answerCallbackQuery",
+                {"callback_query_id": callback_query_id},
+                ephemeral=True,
+            )
+        )
+    for reply in replies:
+        params: dict[str, Any] = {"chat_id": int(chat_id), "text": reply.text}
+        if reply.choices:
+            columns = max(1, reply.columns)
+            buttons = [{"text": c.label, "callback_data": c.id} for c in reply.choices]
+            rows = [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
+            params["reply_markup"] = {"inline_keyboard": rows}
+        outgoing.append(Outgoing(SOURCE, chat_id, "sendMessage", params))
+    return outgoing
+
+
+class TelegramConversations:
+    """The worker's handler for queued Telegram updates."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        dispatcher: Dispatcher,
+        desk: FrontDesk,
+        sessions: SessionStore,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.desk = desk
+        self.sessions = sessions
+        self.clock = clock
+
+    async def __call__(self, entry: Entry) -> Outcome:
+        update = Update.model_validate(json.loads(entry.body), context={"bot": self.bot})
+        result = await self.dispatcher.feed_update(self.bot, update)
+        if not isinstance(result, TelegramEvent):
+            return Outcome()  # an update we do not act on (a group message, an edit, ...)
+        client = result.inbound.client
+        session = await self.sessions.load(client)
+        turn = self.desk.handle(session, result.inbound, self.clock())
+        return Outcome(
+            outgoing=tuple(render(client.chat_id, turn.replies, result.callback_query_id)),
+            session_key=self.sessions.key(client),
+            session=self.sessions.dump(turn.session),
+            session_ttl=self.sessions.ttl,
+        )
