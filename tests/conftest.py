@@ -5,6 +5,7 @@ sandbox and the real gateway app, talking over real HTTP on loopback.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import uuid
@@ -116,7 +117,7 @@ class Gateway:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
         body = update if isinstance(update, bytes) else json.dumps(update).encode()
         async with self.http.post(
-            f"{self.url}/webhooks/telegram", data=body, headers=headers
+            f"{self.url}/webhooks/telegram", data=io.BytesIO(body), headers=headers
         ) as response:
             return response.status, await response.json(content_type=None)
 

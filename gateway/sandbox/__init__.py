@@ -1,0 +1,1 @@
+"""Faithful local stand-ins of the external services, for tests and `frontdesk demo`."""
