@@ -1,25 +1,15 @@
-# Frontdesk: `make demo` and `make test` work from a clean clone with only Python 3.11 installed.
-PYTHON ?= python3
-VENV ?= .venv
-BIN := $(VENV)/bin
+# Shorthands for the scripts, which are what the README and CI use.
+.PHONY: demo test bench clean
 
-.PHONY: demo test install clean
+demo:
+	scripts/demo
 
-$(BIN)/frontdesk: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $@
+test:
+	scripts/test
 
-install: $(BIN)/frontdesk
-	$(BIN)/pybabel -q compile -d locales -D messages
-
-demo: install
-	$(BIN)/frontdesk demo
-
-test: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/test
+bench:
+	scripts/bootstrap >/dev/null && .venv/bin/python -m bench ingest
 
 clean:
-	rm -rf $(VENV) .coverage coverage.xml .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .coverage coverage.xml .mypy_cache .ruff_cache .pytest_cache
 	find locales -name '*.mo' -delete

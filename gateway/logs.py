@@ -78,6 +78,10 @@ def configure(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # aiohttp's access log is one line per webhook: useful, but not at DEBUG noise levels.
-    logging.getLogger("aiohttp.access").setLevel(max(logging.INFO, root.level))
+    # aiohttp's access log and aiogram's "Update is handled" are a line per webhook each: kept
+    # for debugging, quiet otherwise (the metrics count them).
+    for noisy in ("aiohttp.access", "aiogram.event"):
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+        )
     return handler

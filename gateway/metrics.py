@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from redis.asyncio import Redis
 
 from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
 from gateway.resilience import State
+
+# The `*_created` series double the output and say nothing an operator needs.
+disable_created_metrics()
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("ru", "en")
@@ -44,7 +44,8 @@ class Settings(BaseSettings):
 
     # Telegram
     telegram_bot_token: SecretStr | None = None
-    telegram_webhook_secret: SecretStr | None = None
+    # Validated even when absent: it is required once the token is set.
+    telegram_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     telegram_api_url: str = TELEGRAM_PUBLIC_API
     # Telegram's flood limits: about 1 message/s per chat (short bursts tolerated), 30/s per bot.
     telegram_rate_per_chat: float = Field(default=1.0, gt=0)
@@ -130,19 +131,18 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_webhook_secret")
     @classmethod
-    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _SECRET_TOKEN.match(value.get_secret_value()):
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A field validator rather than a model one, so that this problem is reported together
+        # with every other (model validators only run once all fields are valid).
+        if value is None:
+            if info.data.get("telegram_bot_token") is not None:
+                raise ValueError(
+                    "required when TELEGRAM_BOT_TOKEN is set (every webhook is authenticated)"
+                )
+            return value
+        if not _SECRET_TOKEN.match(value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
-
-    @model_validator(mode="after")
-    def _telegram_complete(self) -> Settings:
-        if self.telegram_bot_token is not None and self.telegram_webhook_secret is None:
-            raise ValueError(
-                "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_BOT_TOKEN is set "
-                "(every webhook is authenticated)"
-            )
-        return self
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway against bare aiohttp, on loopback (`python -m bench --help`)."""

@@ -1,0 +1,147 @@
+"""`python -m bench`: performance benchmarks of the gateway (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.ingest import Options
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    defaults = Options()
+    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ingest = commands.add_parser(
+        "ingest",
+        help="webhook ingest: gateway vs bare aiohttp, lost replies, end-to-end latency",
+        description=(
+            "Starts bare aiohttp, the real gateway (RUN_WORKERS on) and the Telegram sandbox, "
+            "each in its own process (servers pinned to CPU 0, the load generator and the "
+            "sandbox to CPU 1 on a 2-CPU machine), then measures closed-loop throughput, lost "
+            "replies and open-loop end-to-end latency. The last line is the summary: "
+            "'ingest: gateway=<req/s> bare=<req/s> ratio=<g/b> p99_ms=<gateway p99> lost=<n>'."
+        ),
+    )
+    ingest.add_argument(
+        "--duration",
+        type=_seconds,
+        default=defaults.duration,
+        help="measured seconds per closed-loop phase (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--warmup",
+        type=float,
+        default=defaults.warmup,
+        help="warm-up seconds before each measured phase (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--connections",
+        type=_count,
+        default=defaults.connections,
+        help="concurrent keep-alive connections (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--rounds",
+        type=_count,
+        default=defaults.rounds,
+        help="interleaved bare/gateway rounds; the median run is reported (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--chats",
+        type=_count,
+        default=defaults.chats,
+        help="distinct chats in the closed loop (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--rate",
+        type=_seconds,
+        default=defaults.rate,
+        help="updates/s offered in the end-to-end phase (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--e2e-duration",
+        type=_seconds,
+        default=defaults.e2e_duration,
+        help="seconds of the end-to-end phase (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--redis-url",
+        default=defaults.redis_url,
+        help="Redis for the gateway; keys fd:<run's salon>:* are deleted "
+        "afterwards (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=defaults.drain_timeout,
+        help="max seconds to wait for the replies after a phase (default %(default)s)",
+    )
+    ingest.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the gateway during its phases and print where the time "
+        "goes (slows the gateway)",
+    )
+    ingest.add_argument(
+        "--sandbox-spec",
+        type=Path,
+        help="the vendor telegram-bot-api.json: the sandbox then validates every "
+        "call field by field (costs sandbox CPU; off by default)",
+    )
+    ingest.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the servers' logs (kept anyway on failure or warnings)",
+    )
+    ingest.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a target is missed (ratio, lost, e2e p99)",
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "ingest":
+        from bench.ingest import main as ingest
+
+        return ingest(
+            Options(
+                duration=args.duration,
+                warmup=args.warmup,
+                connections=args.connections,
+                rounds=args.rounds,
+                chats=args.chats,
+                rate=args.rate,
+                e2e_duration=args.e2e_duration,
+                redis_url=args.redis_url,
+                drain_timeout=args.drain_timeout,
+                profile=args.profile,
+                sandbox_spec=args.sandbox_spec,
+                keep_logs=args.keep_logs,
+                strict=args.strict,
+            )
+        )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Child processes of the bench: start, pin, wait until ready, measure CPU, stop.
+
+Each server runs in its own process (`python -m bench.servers <kind>`), so the server under test
+has a core to itself and its CPU time can be read from /proc. Children run in their own session
+so that a Ctrl-C at the terminal reaches only the bench, which then stops them in order (the
+gateway drains and, under --profile, writes its profile). Should the bench die without cleaning
+up, the children get SIGTERM from the kernel (PR_SET_PDEATHSIG, set in `bench.servers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+_CLOCK_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+# Every child started and not yet reaped: the atexit hook kills what an error path left behind.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which CPU each party runs on; -1 means "not pinned" (a one-CPU machine)."""
+
+    server: int
+    client: int
+    sandbox: int
+
+    @classmethod
+    def choose(cls) -> Placement:
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux: no pinning
+            return cls(-1, -1, -1)
+        if len(cpus) < 2:
+            return cls(-1, -1, -1)
+        # The server under test gets the first CPU alone. The sandbox only matters in the
+        # gateway phases; on 2 CPUs it has to share the load generator's core.
+        sandbox = cpus[2] if len(cpus) > 2 else cpus[1]
+        return cls(cpus[0], cpus[1], sandbox)
+
+    def describe(self) -> str:
+        if self.server < 0:
+            return "not pinned (fewer than 2 CPUs: the numbers mix server and client cost)"
+        return (
+            f"server under test on CPU {self.server}, load generator on CPU {self.client}, "
+            f"sandbox on CPU {self.sandbox}; Redis (external) not pinned"
+        )
+
+
+def pin_self(cpu: int) -> None:
+    if cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU time of a process (None where /proc is missing)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; the fields after it are plain numbers.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU time all processes on the machine used so far (for spotting foreign load)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / _CLOCK_TICK
+
+
+class Child:
+    """One server subprocess; its output goes to a log file, shown when it fails."""
+
+    def __init__(self, name: str, args: Sequence[str], log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"{name}.log"
+        # The children import the repo's packages wherever the bench was started from.
+        path = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.servers", *args, "--port", str(self.port)],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _LIVE.add(self.process)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def wait_ready(
+        self, http: aiohttp.ClientSession, paths: Sequence[str], within: float
+    ) -> dict[str, object]:
+        """Poll until every path answers 200; the last answer's JSON (if any) is returned."""
+        deadline = time.monotonic() + within
+        while True:
+            if self.process.poll() is not None:
+                raise ChildFailed(self, f"exited with code {self.process.returncode}")
+            try:
+                body: dict[str, object] = {}
+                for path in paths:
+                    async with http.get(self.url + path) as response:
+                        if response.status != 200:
+                            raise ConnectionError(f"{path} answered {response.status}")
+                        if response.content_type == "application/json":
+                            body = await response.json()
+                return body
+            except (aiohttp.ClientError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise ChildFailed(self, f"not ready after {within:.0f}s") from None
+                await asyncio.sleep(0.1)
+
+    async def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM (a graceful stop), then SIGKILL after `grace` seconds."""
+        process = self.process
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(process.wait, grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        _LIVE.discard(process)
+        return process.returncode
+
+
+class BenchError(Exception):
+    """The bench could not run (a server did not start, Redis is unreachable): exit 2."""
+
+
+class ChildFailed(BenchError):
+    def __init__(self, child: Child, why: str) -> None:
+        tail = child.log_tail()
+        super().__init__(
+            f"{child.name} server {why} (log: {child.log_path})" + (f"\n{tail}" if tail else "")
+        )
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_LIVE):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        _LIVE.discard(process)

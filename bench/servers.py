@@ -1,0 +1,166 @@
+"""The servers of the bench, one per subprocess: `python -m bench.servers {bare,gateway,sandbox}`.
+
+Each pins itself to its CPU *before* importing anything heavy (aiogram takes seconds of CPU to
+import) and asks the kernel for SIGTERM should the bench die, so no server outlives a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import ctypes
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from bench.payloads import SECRET, TOKEN
+from bench.procs import pin_self
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the bench died before prctl took effect
+        raise SystemExit(1)
+
+
+def serve_bare(port: int) -> None:
+    """The reference: aiohttp with nothing behind it, answering like the gateway's edge."""
+
+    async def webhook(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_post("/webhooks/telegram", webhook)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_sandbox(port: int, spec: Path | None) -> None:
+    """The Telegram Bot API stand-in, plus one route that lists accepted calls incrementally.
+
+    Its own `/_sandbox/messages` is per chat and copies every message; the bench needs all
+    replies with their arrival times (`SentCall.at`, `time.monotonic()`: CLOCK_MONOTONIC is
+    system-wide on Linux, so it compares with the load generator's clock).
+    """
+    from gateway.sandbox.telegram import TelegramSandbox
+
+    sandbox = TelegramSandbox(TOKEN, spec)
+
+    async def calls(request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        sent = sandbox.sent[after:]
+        return web.json_response(
+            {
+                "next": after + len(sent),
+                "calls": [[c.method, c.params.get("chat_id"), c.at] for c in sent],
+                "errors": [list(e) for e in sandbox.errors[-5:]],
+                "error_count": len(sandbox.errors),
+            }
+        )
+
+    app = sandbox.app()
+    app.router.add_get("/_bench/calls", calls)
+    # No access log: every Bot API URL carries the token (and logging would cost CPU).
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_gateway(
+    port: int, redis_url: str, salon_id: str, api_url: str, profile: Path | None
+) -> None:
+    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing."""
+    from gateway.app import create_app
+    from gateway.logs import configure
+    from gateway.settings import Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        host="127.0.0.1",
+        port=port,
+        redis_url=redis_url,
+        salon_id=salon_id,
+        salon_name="Bench Salon",
+        telegram_bot_token=TOKEN,
+        telegram_webhook_secret=SECRET,
+        telegram_api_url=api_url,
+        # Telegram really allows ~1 message/s per chat and ~30/s per bot; at those rates the
+        # outbox, not the gateway, would set every replies-per-second figure. Raised so the
+        # sandbox is never throttled; what is measured is the gateway's own cost.
+        telegram_rate_per_chat=1_000_000.0,
+        telegram_burst_per_chat=1_000,
+        telegram_rate_global=1_000_000.0,
+        run_workers=True,
+        log_level="WARNING",
+        log_format="text",
+        shutdown_grace_seconds=2.0,
+    )
+    configure(settings.log_format, settings.log_level, settings.secrets())
+    app = create_app(settings)
+    if profile is not None:
+        _add_profiler_routes(app, profile)
+    # The same call as `frontdesk serve` (gateway/cli.py), so the access-log setup matches.
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        access_log=logging.getLogger("aiohttp.access"),
+    )
+
+
+def _add_profiler_routes(app: web.Application, path: Path) -> None:
+    """cProfile of the event loop's thread, switched on only around the measured phases.
+
+    Repeated start/stop accumulate into one profile; each stop rewrites `path`.
+    """
+    profiler = cProfile.Profile()
+
+    async def start(_request: web.Request) -> web.Response:
+        profiler.enable()
+        return web.json_response({})
+
+    async def stop(_request: web.Request) -> web.Response:
+        profiler.disable()
+        profiler.dump_stats(path)
+        return web.json_response({})
+
+    app.router.add_post("/_bench/profile/start", start)
+    app.router.add_post("/_bench/profile/stop", stop)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.servers")
+    parser.add_argument("kind", choices=("bare", "gateway", "sandbox"))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cpu", type=int, default=-1, help="pin to this CPU (-1: do not pin)")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--salon-id")
+    parser.add_argument("--api-url")
+    parser.add_argument("--profile", type=Path, help="gateway: write a cProfile here")
+    parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    pin_self(args.cpu)
+    if args.kind == "bare":
+        serve_bare(args.port)
+    elif args.kind == "sandbox":
+        serve_sandbox(args.port, args.spec)
+    else:
+        serve_gateway(args.port, args.redis_url, args.salon_id, args.api_url, args.profile)
+
+
+if __name__ == "__main__":
+    main()

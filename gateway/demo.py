@@ -1,0 +1,109 @@
+"""`frontdesk demo`: the real gateway wired to the local sandbox; no accounts, no tokens.
+
+The sandbox plays Telegram: its page is a chat with the bot, and it delivers each message to the
+gateway's webhook the way Telegram does (with the secret header). Redis is the one at
+`REDIS_URL`, or an embedded in-process one when that is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+
+from aiohttp import ClientSession, web
+
+from gateway.app import create_app
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.logs import configure
+from gateway.sandbox.telegram import TelegramSandbox
+from gateway.settings import Settings, SettingsError, load
+
+log = logging.getLogger("frontdesk.demo")
+
+# Not a secret: the sandbox accepts it and nothing else does.
+DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"
+DEMO_SALON = {
+    "salon_name": "Frontdesk Demo Salon",
+    "salon_address": "1 Example Street",
+    "salon_phone": "+1 555 0100",
+    "salon_hours": "Mon–Sat 10:00–20:00",
+}
+
+
+def run_demo(host: str, port: int) -> int:
+    embedded = None
+    overrides: dict[str, object] = {
+        "telegram_bot_token": DEMO_TOKEN,
+        "telegram_webhook_secret": secrets.token_urlsafe(24),
+        "telegram_api_url": f"http://{host}:{port + 1}",
+        "log_format": "text",
+    }
+    # The salon's own details win when set; the demo fills in the rest.
+    for name, value in DEMO_SALON.items():
+        if not os.environ.get(name.upper()):
+            overrides[name] = value
+    if not os.environ.get("REDIS_URL"):
+        embedded = EmbeddedRedis().start()
+        overrides["redis_url"] = embedded.url
+    try:
+        settings = load(**overrides)
+    except SettingsError as exc:
+        print("frontdesk: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    configure("text", settings.log_level, settings.secrets())
+    try:
+        asyncio.run(_run(settings, host, port, embedded is not None))
+    except OSError as exc:
+        print(f"frontdesk demo: cannot listen on {host}:{port}/{port + 1}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _run(settings: Settings, host: str, port: int, embedded: bool) -> None:
+    assert settings.telegram_webhook_secret is not None
+    sandbox = TelegramSandbox(DEMO_TOKEN)
+    sandbox_runner = await sandbox.serve(host, port + 1)
+    gateway = web.AppRunner(create_app(settings), access_log=None)
+    await gateway.setup()
+    try:
+        await web.TCPSite(gateway, host, port).start()
+        # Register the webhook with the sandbox exactly as `frontdesk webhooks set` does with
+        # Telegram: URL and secret.
+        async with ClientSession() as http:
+            async with http.post(
+                f"{settings.telegram_api_url}/bot{DEMO_TOKEN}/setWebhook",
+                json={
+                    "url": f"http://{host}:{port}/webhooks/telegram",
+                    "secret_token": settings.telegram_webhook_secret.get_secret_value(),
+                },
+            ) as response:
+                response.raise_for_status()
+        redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
+        print(
+            "\nFrontdesk demo is running.\n"
+            f"  Chat with the bot as a Telegram client:  http://{host}:{port + 1}/\n"
+            f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
+            f"  Redis:    {redis}\n"
+            "Press Ctrl+C to stop.\n",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        with contextlib.suppress(Exception):
+            await gateway.cleanup()
+        await sandbox_runner.cleanup()

@@ -1,0 +1,181 @@
+"""The operator's commands: check, webhooks, dlq, and the demo as a new user starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from redis.asyncio import Redis
+
+from gateway.cli import main
+from gateway.embedded_redis import free_port
+from tests.conftest import ROOT, SECRET, TOKEN, Sandbox, eventually
+
+
+@pytest.fixture
+def operator_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str, salon_id: str, sandbox: Sandbox
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(os.environ):
+        if name.startswith(("TELEGRAM_", "SALON_", "PUBLIC_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("SALON_ID", salon_id)
+    monkeypatch.setenv("STREAM_SHARDS", "4")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("TELEGRAM_API_URL", sandbox.url)
+    monkeypatch.setenv("PUBLIC_URL", "https://salon.example")
+
+
+async def run(*argv: str) -> int:
+    # The commands run their own event loop, so they run in a thread beside the sandbox's.
+    return await asyncio.to_thread(main, list(argv))
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_check_then_webhooks_set(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run("check") == 1
+    out = capsys.readouterr().out
+    assert "[ok  ] redis     reachable" in out
+    assert "[FAIL] telegram  @frontdesk_sandbox_bot; webhook not set" in out
+    assert "run `frontdesk webhooks set`" in out
+    assert "[off ] whatsapp  not configured" in out
+    assert TOKEN not in out
+
+    assert await run("webhooks", "set", "--drop-pending-updates") == 0
+    assert "https://salon.example/webhooks/telegram" in capsys.readouterr().out
+    registered = [c.params for c in sandbox.telegram.sent if c.method == "setWebhook"][-1]
+    assert registered["url"] == "https://salon.example/webhooks/telegram"
+    assert registered["secret_token"] == SECRET
+    assert registered["allowed_updates"] == ["message", "callback_query"]
+    assert registered["drop_pending_updates"] is True
+
+    assert await run("check") == 0
+    assert await run("webhooks", "info") == 0
+    assert "[ok  ] telegram  @frontdesk_sandbox_bot; webhook https://salon.example" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_check_reports_an_unreachable_bot_api(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_API_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    assert await run("check") == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] redis     unreachable" in out
+    assert "[FAIL] telegram  Bot API refused or unreachable" in out
+    assert TOKEN not in out
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_dlq_list_and_replay(
+    redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run("dlq", "list") == 0
+    assert "No dead letters." in capsys.readouterr().out
+    letter = await redis.xadd(
+        f"fd:{salon_id}:dlq",
+        {
+            "kind": "outbound",
+            "stream": f"fd:{salon_id}:out:2",
+            "entry": "1-0",
+            "error": "rejected: Forbidden: bot was blocked by the user",
+            "attempts": 0,
+            "channel": "telegram",
+            "chat": "77",
+            "method": "sendMessage",
+            "params": json.dumps({"chat_id": 77, "text": "Hi"}),
+            "ephemeral": "0",
+            "failed_at": 1_790_000_000_000,
+        },
+    )
+    assert await run("dlq", "list") == 0
+    out = capsys.readouterr().out
+    assert f"{letter.decode()}  2026-09-21T" in out
+    assert "outbound telegram sendMessage to chat 77" in out
+    assert "error: rejected: Forbidden: bot was blocked by the user (attempts: 0)" in out
+
+    assert await run("dlq", "replay", letter.decode(), "9-9") == 1
+    captured = capsys.readouterr()
+    assert f"replayed {letter.decode()}" in captured.out
+    assert "no dead letter 9-9" in captured.err
+    assert await redis.xlen(f"fd:{salon_id}:dlq") == 0
+    requeued = await redis.xrange(f"fd:{salon_id}:out:2")
+    assert requeued[0][1][b"method"] == b"sendMessage"
+    assert b"kind" not in requeued[0][1]
+
+
+def test_serve_refuses_a_bad_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)  # without its secret
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("SALON_TIMEZONE", "Mars/Olympus")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "SALON_TIMEZONE: unknown IANA time zone 'Mars/Olympus'" in err
+    assert "TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_BOT_TOKEN is set" in err
+    assert "Traceback" not in err
+    assert TOKEN not in err
+
+
+@pytest.mark.slow
+async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
+    """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "SALON_", "REDIS_"))
+    }
+    log = tmp_path / "demo.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        def started() -> bool:
+            return "Press Ctrl+C to stop." in log.read_text() or process.poll() is not None
+
+        await eventually(started, timeout=60, interval=0.2)
+        output = log.read_text()
+        assert f"http://127.0.0.1:{port + 1}/" in output, output
+        async with ClientSession() as http:
+            page = await (await http.get(f"http://127.0.0.1:{port + 1}/")).text()
+            assert "<html" in page.lower()
+            said = await http.post(
+                f"http://127.0.0.1:{port + 1}/_sandbox/say",
+                json={"chat_id": 5, "text": "/start", "first_name": "Vera", "language_code": "en"},
+            )
+            assert (await said.json())["status"] == 200
+
+            async def reply() -> list[dict[str, object]]:
+                got = await http.get(f"http://127.0.0.1:{port + 1}/_sandbox/messages?chat_id=5")
+                messages: list[dict[str, object]] = (await got.json())["messages"]
+                return messages
+
+            messages = await eventually(reply, timeout=10)
+            assert str(messages[0]["text"]).startswith("Hello, Vera! Welcome to Frontdesk Demo")
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

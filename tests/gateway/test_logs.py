@@ -1,0 +1,154 @@
+"""Logs never carry secrets or whole phone numbers, whichever logger wrote them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.logs import JsonFormatter, Scrubber, TextFormatter, configure
+
+TOKEN = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+SECRET = "test-webhook-secret_1"
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """`configure` rewires the root logger: put it back as it was."""
+    root = logging.getLogger()
+    noisy = [logging.getLogger(name) for name in ("aiohttp.access", "aiogram.event")]
+    handlers, levels = root.handlers[:], [logger.level for logger in [root, *noisy]]
+    yield root
+    root.handlers[:] = handlers
+    for logger, level in zip([root, *noisy], levels, strict=True):
+        logger.setLevel(level)
+
+
+def record(msg: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    return logging.LogRecord("frontdesk.test", logging.WARNING, __file__, 1, msg, args, exc_info)
+
+
+def test_configured_secrets_are_removed() -> None:
+    scrub = Scrubber([SECRET, "cal_live_abcdef"])
+    line = scrub(f"header={SECRET} key=cal_live_abcdef and {SECRET} again")
+    assert line == "header=*** key=*** and *** again"
+
+
+def test_a_longer_secret_containing_a_shorter_one_is_removed_whole() -> None:
+    scrub = Scrubber(["abcd", "abcdefgh-long"])
+    assert scrub("x abcdefgh-long y abcd") == "x *** y ***"
+
+
+def test_tiny_or_empty_secrets_do_not_blank_the_log() -> None:
+    scrub = Scrubber(["", "a", "ok"])
+    assert scrub("a normal ok line") == "a normal ok line"
+
+
+def test_a_bot_token_in_a_url_is_removed_even_if_not_configured() -> None:
+    url = f"https://api.telegram.org/bot{TOKEN}/sendMessage"
+    line = Scrubber()(f"POST {url} failed")
+    assert line == "POST https://api.telegram.org/bot***/sendMessage failed"
+    assert "AAHfiqks" not in line
+
+
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("+7 912 345-67-89", "+7********89"),
+        ("+79123456789", "+7********89"),
+        ("+44 7700 900123", "+4*********23"),
+        ("+1 (555) 010-9999", "+1********99"),
+    ],
+)
+def test_phones_keep_only_the_country_code_and_last_two_digits(phone: str, masked: str) -> None:
+    line = Scrubber()(f"client {phone} asked for a person")
+    assert line == f"client {masked} asked for a person"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "chat id 123456789 update 987654321",
+        "chat_id=-1001234567890",
+        "at 2025-03-01T12:00:00.000+00:00 took 12.5 ms",
+    ],
+)
+def test_plain_ids_and_timestamps_are_left_alone(line: str) -> None:
+    assert Scrubber()(line) == line
+
+
+def test_json_lines_are_valid_json_with_the_essentials() -> None:
+    formatter = JsonFormatter(Scrubber([SECRET]))
+    entry = record("sent %s to %d", "sendMessage", 123456789)
+    entry.event_id = "tg:42"
+    data = json.loads(formatter.format(entry))
+    assert data["level"] == "warning"
+    assert data["logger"] == "frontdesk.test"
+    assert data["msg"] == "sent sendMessage to 123456789"
+    assert data["event_id"] == "tg:42"
+    assert data["ts"].endswith("+00:00")
+    assert "exc" not in data
+
+
+def test_json_exception_text_is_scrubbed() -> None:
+    formatter = JsonFormatter(Scrubber([SECRET]))
+    try:
+        raise ConnectionError(f"https://api.telegram.org/bot{TOKEN}/getMe secret={SECRET}")
+    except ConnectionError as exc:
+        entry = record("call failed for %s", "+7 912 345-67-89", exc=exc)
+    line = formatter.format(entry)
+    data = json.loads(line)
+    assert "ConnectionError" in data["exc"]
+    assert "bot***/getMe" in data["exc"]
+    assert data["msg"] == "call failed for +7********89"
+    for leak in (TOKEN, SECRET, "AAHfiqks", "912 345"):
+        assert leak not in line
+
+
+def test_text_lines_are_scrubbed_too() -> None:
+    formatter = TextFormatter(Scrubber([SECRET]))
+    line = formatter.format(record("secret %s phone %s", SECRET, "+79123456789"))
+    assert line.endswith("WARNING frontdesk.test: secret *** phone +7********89")
+
+
+@pytest.mark.usefixtures("root_logger")
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_configure_installs_one_scrubbing_handler(fmt: str) -> None:
+    root = logging.getLogger()
+    root.addHandler(logging.NullHandler())
+    first = io.StringIO()
+    configure(fmt, "DEBUG", [SECRET], stream=first)
+    stream = io.StringIO()
+    handler = configure(fmt, "INFO", [SECRET], stream=stream)
+    assert root.handlers == [handler]
+    assert root.level == logging.INFO
+
+    logging.getLogger("aiohttp.client").info("token %s", SECRET)
+    logging.getLogger("frontdesk").debug("not at INFO")
+    output = stream.getvalue()
+    assert output.count("\n") == 1
+    assert "token ***" in output
+    assert SECRET not in output
+    assert first.getvalue() == ""
+    if fmt == "json":
+        assert json.loads(output)["logger"] == "aiohttp.client"
+
+
+@pytest.mark.usefixtures("root_logger")
+def test_per_webhook_lines_only_show_when_debugging() -> None:
+    quiet = io.StringIO()
+    configure("text", "INFO", stream=quiet)
+    logging.getLogger("aiohttp.access").info("POST /webhooks/telegram 200")
+    logging.getLogger("aiogram.event").info("Update id=1 is handled")
+    logging.getLogger("frontdesk.worker").info("worker started")
+    assert quiet.getvalue().splitlines()[0].endswith("frontdesk.worker: worker started")
+    assert len(quiet.getvalue().splitlines()) == 1
+
+    debugging = io.StringIO()
+    configure("text", "DEBUG", stream=debugging)
+    logging.getLogger("aiohttp.access").info("POST /webhooks/telegram 200")
+    assert "POST /webhooks/telegram 200" in debugging.getvalue()

@@ -1,0 +1,163 @@
+"""The operator's contract: settings from the environment, one clear line per problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway import cli
+from gateway.settings import Settings, SettingsError, load
+
+TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvw"
+SECRET = "test-webhook-secret_1"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No setting from the machine running the tests, and no `.env` but the test's own."""
+    fields = set(Settings.model_fields)
+    for name in list(os.environ):
+        if name.lower() in fields:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def problems(**env: str) -> tuple[str, ...]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        with pytest.raises(SettingsError) as error:
+            load()
+    return error.value.problems
+
+
+def test_defaults_have_every_channel_and_service_off() -> None:
+    settings = load()
+    assert settings.services() == {
+        "telegram": False,
+        "whatsapp": False,
+        "calcom": False,
+        "chatwoot": False,
+        "novu": False,
+        "metabase": False,
+    }
+    assert not settings.telegram_enabled
+    assert settings.secrets() == []
+    assert settings.redis_url is None
+    assert settings.zone.key == "UTC"
+
+
+def test_a_complete_telegram_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("SALON_TIMEZONE", "Europe/Moscow")
+    monkeypatch.setenv("REDIS_URL", "redis://localhost:6379/0")
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://sandbox:8081/")
+    settings = load()
+    assert settings.telegram_enabled
+    assert settings.services()["telegram"]
+    assert settings.zone.key == "Europe/Moscow"
+    assert settings.telegram_api_url == "http://sandbox:8081"
+
+
+def test_settings_are_read_from_dotenv_in_the_working_directory(clean_env: Path) -> None:
+    (clean_env / ".env").write_text("SALON_NAME=Studio Nord\nDEFAULT_LOCALE=ru\n")
+    settings = load()
+    assert (settings.salon_name, settings.default_locale) == ("Studio Nord", "ru")
+
+
+def test_a_token_without_a_webhook_secret_is_an_error() -> None:
+    [problem] = problems(TELEGRAM_BOT_TOKEN=TOKEN)
+    assert "TELEGRAM_WEBHOOK_SECRET" in problem
+    assert "TELEGRAM_BOT_TOKEN" in problem
+    assert TOKEN not in problem
+    assert "123456" not in problem
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "secret"),
+    [
+        ({"SALON_TIMEZONE": "Mars/Olympus"}, "SALON_TIMEZONE", None),
+        ({"SALON_TIMEZONE": "../etc/passwd"}, "SALON_TIMEZONE", None),
+        ({"DEFAULT_LOCALE": "de"}, "DEFAULT_LOCALE", None),
+        ({"REDIS_URL": "http://user:hunter2@cache:6379"}, "REDIS_URL", "hunter2"),
+        (
+            {"TELEGRAM_BOT_TOKEN": "not-a-token-s3cr3t", "TELEGRAM_WEBHOOK_SECRET": SECRET},
+            "TELEGRAM_BOT_TOKEN",
+            "not-a-token-s3cr3t",
+        ),
+        (
+            {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": "has spaces s3cr3t!"},
+            "TELEGRAM_WEBHOOK_SECRET",
+            "has spaces s3cr3t!",
+        ),
+        ({"PORT": "eighty"}, "PORT", None),
+        ({"SALON_ID": "Main Salon"}, "SALON_ID", None),
+        ({"OUTBOX_RETRY_SCHEDULE": "30,120,300"}, "OUTBOX_RETRY_SCHEDULE", None),
+    ],
+)
+def test_each_problem_is_one_line_naming_the_variable(
+    env: dict[str, str], variable: str, secret: str | None
+) -> None:
+    [problem] = problems(**env)
+    assert problem.startswith(f"{variable}: ")
+    assert "\n" not in problem
+    if secret is not None:
+        assert secret not in problem
+        assert "s3cr3t" not in problem
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(SALON_TIMEZONE="Nowhere/City", DEFAULT_LOCALE="fr", REDIS_URL="localhost")
+    assert sorted(p.split(":", 1)[0] for p in found) == [
+        "DEFAULT_LOCALE",
+        "REDIS_URL",
+        "SALON_TIMEZONE",
+    ]
+
+
+def test_the_error_reads_as_its_lines() -> None:
+    error = SettingsError(("A: one", "B: two"))
+    assert str(error) == "A: one\nB: two"
+
+
+def test_secrets_lists_every_secret_value_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("CALCOM_API_KEY", "cal_live_abcdef")
+    monkeypatch.setenv("NOVU_API_KEY", "")
+    monkeypatch.setenv("SALON_PHONE", "+7 495 123-45-67")
+    assert sorted(load().secrets()) == sorted([TOKEN, SECRET, "cal_live_abcdef"])
+
+
+def test_serve_with_a_bad_configuration_exits_2_with_one_line_per_problem(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SALON_TIMEZONE", "Mars/Olympus")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "leaky-token-value")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
+    assert cli.main(["serve"]) == cli.EXIT_CONFIG == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0] == "frontdesk: the configuration has problems:"
+    assert sorted(line.strip().split(":", 1)[0] for line in lines[1:]) == [
+        "SALON_TIMEZONE",
+        "TELEGRAM_BOT_TOKEN",
+    ]
+    assert "Traceback" not in err
+    assert "leaky-token-value" not in err
+    assert SECRET not in err
+
+
+def test_serve_with_an_unparsable_value_exits_2_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTBOX_RETRY_SCHEDULE", "30,120,300")
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "OUTBOX_RETRY_SCHEDULE" in err
+    assert "Traceback" not in err

@@ -1,0 +1,296 @@
+"""Telegram at the edge: webhook authentication and parsing, updates to events, replies to calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.types import Update
+from multidict import CIMultiDict
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.flows import menu
+from bot.i18n import Catalogs
+from bot.replies import Choice, Reply
+from bot.salon import Salon
+from bot.session import Session
+from gateway.edge import Malformed
+from gateway.inbox import Event
+from handlers.telegram import (
+    SECRET_HEADER,
+    TelegramEvent,
+    TelegramWebhook,
+    build_router,
+    conversation_of,
+    render,
+)
+
+TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvw"
+SECRET = "test-webhook-secret_1"
+LOCALES = Path(__file__).resolve().parents[2] / "locales"
+ANNA = {"id": 42, "is_bot": False, "first_name": "Anna", "language_code": "ru"}
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Front desk"}
+PRIVATE = {"id": 42, "type": "private", "first_name": "Anna"}
+GROUP = {"id": -1001234, "type": "group", "title": "Salon regulars"}
+
+
+def message(
+    text: str | None = None, chat: dict[str, Any] = PRIVATE, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"message_id": 7, "date": 1_740_830_400, "chat": chat, "from": ANNA}
+    if text is not None:
+        body["text"] = text
+    return {"update_id": 1001, "message": body | extra}
+
+
+def callback(data: str, chat: dict[str, Any] = PRIVATE) -> dict[str, Any]:
+    shown = {"message_id": 8, "date": 1_740_830_400, "chat": chat, "from": BOT_USER, "text": "…"}
+    return {
+        "update_id": 1002,
+        "callback_query": {
+            "id": "4382bfdwdsb323b2d9",
+            "from": ANNA,
+            "chat_instance": "-539",
+            "data": data,
+            "message": shown,
+        },
+    }
+
+
+# Webhook edge
+
+
+@pytest.mark.parametrize(
+    ("headers", "accepted"),
+    [
+        ({SECRET_HEADER: SECRET}, True),
+        ({}, False),
+        ({SECRET_HEADER: ""}, False),
+        ({SECRET_HEADER: "wrong-secret"}, False),
+        ({SECRET_HEADER: SECRET[:-1]}, False),
+        ({SECRET_HEADER: SECRET + "x"}, False),
+        ({SECRET_HEADER: SECRET.upper()}, False),
+        ({SECRET_HEADER: "секрет"}, False),
+        ({"Authorization": SECRET}, False),
+    ],
+)
+def test_only_the_exact_secret_authenticates(headers: dict[str, str], accepted: bool) -> None:
+    assert TelegramWebhook(SECRET).authenticate(headers) is accepted
+
+
+def test_the_header_name_is_case_insensitive_as_http_says() -> None:
+    headers = CIMultiDict({SECRET_HEADER.lower(): SECRET})
+    assert TelegramWebhook(SECRET).authenticate(headers)
+
+
+def test_parse_gives_one_event_keyed_by_update_id_and_chat() -> None:
+    raw = json.dumps(message("hi")).encode()
+    assert TelegramWebhook(SECRET).parse({}, raw) == [Event("telegram", "1001", "tg:42", raw)]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe{",
+        b"[1, 2]",
+        b'"update"',
+        b"null",
+        b"{}",
+        b'{"update_id": true, "message": {}}',
+        b'{"update_id": "1001"}',
+        b'{"update_id": 1001.0}',
+        b'{"update_id": null}',
+    ],
+)
+def test_parse_rejects_what_telegram_does_not_send(raw: bytes) -> None:
+    with pytest.raises(Malformed):
+        TelegramWebhook(SECRET).parse({}, raw)
+
+
+# Conversations
+
+
+@pytest.mark.parametrize(
+    ("update", "conversation"),
+    [
+        (message("hi"), "tg:42"),
+        (message("hi", chat=GROUP), "tg:-1001234"),
+        (callback("m:book"), "tg:42"),
+        (callback("m:book", chat=GROUP), "tg:-1001234"),
+        ({"update_id": 3, "edited_message": message("hi!")["message"]}, "tg:42"),
+        (
+            {
+                "update_id": 4,
+                "my_chat_member": {
+                    "chat": PRIVATE,
+                    "from": ANNA,
+                    "date": 1_740_830_400,
+                    "old_chat_member": {"status": "member", "user": BOT_USER},
+                    "new_chat_member": {"status": "kicked", "user": BOT_USER, "until_date": 0},
+                },
+            },
+            "tg:42",
+        ),
+        (
+            {
+                "update_id": 5,
+                "callback_query": {"id": "q", "from": ANNA, "inline_message_id": "im"},
+            },
+            "tg:42",
+        ),
+        ({"update_id": 6, "inline_query": {"id": "q", "from": ANNA, "query": ""}}, "tg:42"),
+        ({"update_id": 7, "poll": {"id": "p", "question": "?", "options": []}}, "tg:update:7"),
+    ],
+)
+def test_conversation_of(update: dict[str, Any], conversation: str) -> None:
+    assert conversation_of(update) == conversation
+
+
+# Rendering
+
+
+def test_a_tap_is_acknowledged_first_and_ephemerally() -> None:
+    reply = Reply("Hello", (Choice("m:book", "📅 Book"),))
+    first, second = render("42", (reply,), "cbq-1")
+    assert (first.method, first.params, first.ephemeral) == (
+        "answerCallbackQuery",
+        {"callback_query_id": "cbq-1"},
+        True,
+    )
+    assert (first.channel, first.chat) == ("telegram", "42")
+    assert second.method == "sendMessage"
+    assert not second.ephemeral
+
+
+def test_replies_become_messages_with_keyboards_in_rows_of_columns() -> None:
+    choices = tuple(Choice(f"c{i}", f"Label {i}") for i in range(5))
+    sent = render("42", (Reply("Pick one", choices, columns=2), Reply("No buttons")), None)
+    assert [o.method for o in sent] == ["sendMessage", "sendMessage"]
+    keyboard = sent[0].params["reply_markup"]["inline_keyboard"]
+    assert [[button["callback_data"] for button in row] for row in keyboard] == [
+        ["c0", "c1"],
+        ["c2", "c3"],
+        ["c4"],
+    ]
+    assert keyboard[0][0] == {"text": "Label 0", "callback_data": "c0"}
+    assert sent[0].params["chat_id"] == 42
+    assert sent[0].params["text"] == "Pick one"
+    assert sent[1].params == {"chat_id": 42, "text": "No buttons"}
+
+
+def test_a_column_hint_of_zero_still_renders_one_button_per_row() -> None:
+    choices = (Choice("a", "A"), Choice("b", "B"))
+    [sent] = render("-1001234", (Reply("x", choices, columns=0),), None)
+    assert sent.params["chat_id"] == -1001234
+    assert sent.params["reply_markup"]["inline_keyboard"] == [
+        [{"text": "A", "callback_data": "a"}],
+        [{"text": "B", "callback_data": "b"}],
+    ]
+
+
+def test_every_menu_choice_fits_in_callback_data() -> None:
+    catalogs = Catalogs(LOCALES)
+    desk = FrontDesk(Salon("main", "Studio Nord", "UTC"), catalogs, idle=timedelta(hours=1))
+    now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    client = ClientRef("main", Channel.TELEGRAM, "42", "42")
+    replies: list[Reply] = []
+    for locale in catalogs.locales:
+        translate = catalogs.get(locale)
+        replies += [menu.menu(translate, "x"), menu.languages(translate, catalogs.locales)]
+    for choice in [*[c.id for c in replies[0].choices], menu.HOME]:
+        event = Inbound(client, Kind.CHOICE, "e", choice=choice)
+        replies += desk.handle(Session(), event, now).replies
+    sent = render("42", tuple(replies), None)
+    data = [
+        button["callback_data"]
+        for call in sent
+        for row in call.params["reply_markup"]["inline_keyboard"]
+        for button in row
+    ]
+    assert len(data) > 20
+    assert all(0 < len(value.encode()) <= 64 for value in data)
+
+
+# aiogram routing
+
+
+@pytest.fixture
+async def dispatch() -> AsyncIterator[Any]:
+    bot = Bot(TOKEN)
+    dispatcher = Dispatcher()
+    dispatcher.include_router(build_router("main"))
+
+    async def feed(update: dict[str, Any]) -> Any:
+        parsed = Update.model_validate(update, context={"bot": bot})
+        return await dispatcher.feed_update(bot, parsed)
+
+    yield feed
+    await bot.session.close()
+
+
+async def test_start_becomes_a_start_event(dispatch: Any) -> None:
+    event = await dispatch(message("/start"))
+    assert isinstance(event, TelegramEvent)
+    assert event.callback_query_id is None
+    inbound = event.inbound
+    assert inbound.kind is Kind.START
+    assert inbound.client == ClientRef("main", Channel.TELEGRAM, "42", "42")
+    assert inbound.client.key == "main:telegram:42"
+    assert inbound.event_id == "42:7"
+    assert (inbound.name, inbound.language) == ("Anna", "ru")
+
+
+async def test_start_with_a_deep_link_is_still_start(dispatch: Any) -> None:
+    event = await dispatch(message("/start promo-march"))
+    assert event.inbound.kind is Kind.START
+
+
+async def test_text_becomes_a_text_event(dispatch: Any) -> None:
+    event = await dispatch(message("Do you do manicure?"))
+    assert event.inbound.kind is Kind.TEXT
+    assert event.inbound.text == "Do you do manicure?"
+
+
+async def test_menu_command_is_the_home_choice(dispatch: Any) -> None:
+    event = await dispatch(message("/menu"))
+    assert (event.inbound.kind, event.inbound.choice) == (Kind.CHOICE, "m:home")
+
+
+async def test_a_photo_with_a_caption_is_its_caption(dispatch: Any) -> None:
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 90, "height": 90}]
+    event = await dispatch(message(photo=photo, caption="Like this, please"))
+    assert (event.inbound.kind, event.inbound.text) == (Kind.TEXT, "Like this, please")
+    bare = await dispatch(message(photo=photo))
+    assert (bare.inbound.kind, bare.inbound.text) == (Kind.TEXT, "")
+
+
+async def test_a_tap_becomes_a_choice_with_its_callback_query_id(dispatch: Any) -> None:
+    event = await dispatch(callback("m:book"))
+    assert event.callback_query_id == "4382bfdwdsb323b2d9"
+    inbound = event.inbound
+    assert (inbound.kind, inbound.choice) == (Kind.CHOICE, "m:book")
+    assert inbound.client.chat_id == "42"
+    assert inbound.event_id == "cb:4382bfdwdsb323b2d9"
+    assert (inbound.name, inbound.language) == ("Anna", "ru")
+
+
+@pytest.mark.parametrize(
+    "update",
+    [message("/start", chat=GROUP), message("hi all", chat=GROUP), callback("m:book", GROUP)],
+)
+async def test_groups_are_ignored(dispatch: Any, update: dict[str, Any]) -> None:
+    assert await dispatch(update) is UNHANDLED
+
+
+async def test_edits_are_ignored(dispatch: Any) -> None:
+    edited = {"update_id": 3, "edited_message": message("hi!")["message"] | {"edit_date": 1}}
+    assert await dispatch(edited) is UNHANDLED
