@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.ingest import Options
+from bench.results import Options
 
 
 def _seconds(text: str) -> float:
@@ -94,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
         help="max seconds to wait for the replies after a phase (default %(default)s)",
     )
     ingest.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="diagnosis: the gateway with RUN_WORKERS off (the webhook edge alone); "
+        "no replies, so the lost and end-to-end checks are skipped",
+    )
+    ingest.add_argument(
         "--profile",
         action="store_true",
         help="cProfile the gateway during its phases and print where the time "
@@ -134,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 e2e_duration=args.e2e_duration,
                 redis_url=args.redis_url,
                 drain_timeout=args.drain_timeout,
+                workers=not args.no_workers,
                 profile=args.profile,
                 sandbox_spec=args.sandbox_spec,
                 keep_logs=args.keep_logs,

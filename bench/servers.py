@@ -78,7 +78,7 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
 
 
 def serve_gateway(
-    port: int, redis_url: str, salon_id: str, api_url: str, profile: Path | None
+    port: int, redis_url: str, salon_id: str, api_url: str, workers: bool, profile: Path | None
 ) -> None:
     """The real gateway, configured like `frontdesk serve` except for Telegram's pacing."""
     from gateway.app import create_app
@@ -101,7 +101,7 @@ def serve_gateway(
         telegram_rate_per_chat=1_000_000.0,
         telegram_burst_per_chat=1_000,
         telegram_rate_global=1_000_000.0,
-        run_workers=True,
+        run_workers=workers,
         log_level="WARNING",
         log_format="text",
         shutdown_grace_seconds=2.0,
@@ -149,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--salon-id")
     parser.add_argument("--api-url")
+    parser.add_argument("--no-workers", action="store_true", help="gateway: RUN_WORKERS off")
     parser.add_argument("--profile", type=Path, help="gateway: write a cProfile here")
     parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
     args = parser.parse_args(argv)
@@ -159,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.kind == "sandbox":
         serve_sandbox(args.port, args.spec)
     else:
-        serve_gateway(args.port, args.redis_url, args.salon_id, args.api_url, args.profile)
+        serve_gateway(
+            args.port,
+            args.redis_url,
+            args.salon_id,
+            args.api_url,
+            not args.no_workers,
+            args.profile,
+        )
 
 
 if __name__ == "__main__":

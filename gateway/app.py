@@ -165,7 +165,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     pool_task: asyncio.Task[None] | None = None
     if settings.run_workers:
         runtime.pool = WorkerPool(
-            runtime.redis, runtime.keys, run_shard, lease_seconds=settings.lease_seconds
+            runtime.redis,
+            runtime.keys,
+            run_shard,
+            lease_seconds=settings.lease_seconds,
         )
         pool_task = asyncio.create_task(runtime.pool.run())
     try:
@@ -185,22 +188,35 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
 async def work_shard(
     lease: Lease, consumer: InboundConsumer, sender: OutboxSender, grace: float
 ) -> None:
-    """Run a shard's consumer and sender until the lease is lost or given back, then drain."""
-    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(sender.run())]
+    """Run a shard's consumer and sender until the lease is lost or given back.
+
+    Given back (shutdown, rebalancing): the conversations in flight finish and the replies they
+    committed are delivered, within `grace`; what was not started stays pending for the next
+    holder. Lost: stop at once, the next holder may already be at work.
+    """
+    consume = asyncio.create_task(consumer.run())
+    send = asyncio.create_task(sender.run())
     lost = asyncio.create_task(lease.lost.wait())
+    ending = asyncio.create_task(lease.ending.wait())
     try:
-        done, _ = await asyncio.wait([*tasks, lost], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        lease.lost.set()
+        done, _ = await asyncio.wait(
+            [consume, send, lost, ending], return_when=asyncio.FIRST_COMPLETED
+        )
         deadline = time.monotonic() + grace
         await consumer.drain(deadline)
-        await sender.drain(deadline)
-        for task in [*tasks, lost]:
+        if not lease.lost.is_set() and not send.done():
+            sender.finishing = True
+            sender.wake.set()
+            await asyncio.wait([send], timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        lease.lost.set()
+        await sender.drain(time.monotonic())
+        for task in (consume, send, lost, ending):
             task.cancel()
-        await asyncio.gather(*tasks, lost, return_exceptions=True)
-    for task in done:
-        if task is not lost and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        await asyncio.gather(consume, send, lost, ending, return_exceptions=True)
+    for part in (consume, send):
+        if part in done and not part.cancelled() and (error := part.exception()) is not None:
+            raise error
 
 
 async def healthz(request: web.Request) -> web.Response:

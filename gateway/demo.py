@@ -35,18 +35,23 @@ DEMO_SALON = {
 }
 
 
-def run_demo(host: str, port: int) -> int:
-    embedded = None
+def demo_overrides(host: str, port: int) -> dict[str, object]:
+    """The settings the demo imposes; the salon's own details win when they are set."""
     overrides: dict[str, object] = {
         "telegram_bot_token": DEMO_TOKEN,
         "telegram_webhook_secret": secrets.token_urlsafe(24),
         "telegram_api_url": f"http://{host}:{port + 1}",
         "log_format": "text",
     }
-    # The salon's own details win when set; the demo fills in the rest.
     for name, value in DEMO_SALON.items():
         if not os.environ.get(name.upper()):
             overrides[name] = value
+    return overrides
+
+
+def run_demo(host: str, port: int) -> int:
+    embedded = None
+    overrides = demo_overrides(host, port)
     if not os.environ.get("REDIS_URL"):
         embedded = EmbeddedRedis().start()
         overrides["redis_url"] = embedded.url
@@ -69,7 +74,10 @@ def run_demo(host: str, port: int) -> int:
     return 0
 
 
-async def _run(settings: Settings, host: str, port: int, embedded: bool) -> None:
+async def _run(
+    settings: Settings, host: str, port: int, embedded: bool, stop: asyncio.Event | None = None
+) -> None:
+    """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
     assert settings.telegram_webhook_secret is not None
     sandbox = TelegramSandbox(DEMO_TOKEN)
     sandbox_runner = await sandbox.serve(host, port + 1)
@@ -97,10 +105,11 @@ async def _run(settings: Settings, host: str, port: int, embedded: bool) -> None
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping")
     finally:

@@ -69,7 +69,10 @@ def webhook_route(source: WebhookSource, inbox: Inbox, metrics: Metrics) -> Hand
         for event, fresh in zip(events, queued, strict=True):
             counter.labels(source.name, "queued" if fresh else "duplicate").inc()
             if not fresh:
-                log.info("%s event %s is a duplicate", source.name, event.event_id)
+                log.info(
+                    "duplicate delivery acknowledged",
+                    extra={"source": source.name, "event_id": event.event_id},
+                )
         return web.json_response({})
 
     return handle

@@ -16,14 +16,17 @@ from datetime import UTC, datetime
 
 # A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage.
 _BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
-# Phone numbers written for humans (+7 912 345-67-89, +447700900123): keep the country code
-# and the last two digits. Plain ids (chat ids, update ids) have no leading '+' and stay.
+# Phone numbers written for humans (+7 912 345-67-89, +447700900123): keep the first digit and
+# the last two. Plain ids (chat ids, update ids) have no leading '+' and stay.
 _PHONE = re.compile(r"\+\d[\d\s().-]{7,18}\d")
 
 
 def mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     return f"+{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+
+
+CONTEXT_FIELDS = ("source", "event_id", "entry", "conversation")
 
 
 class Scrubber:
@@ -44,18 +47,20 @@ class JsonFormatter(logging.Formatter):
         self.scrub = scrub
 
     def format(self, record: logging.LogRecord) -> str:
+        # Scrubbed before JSON encoding, so that escaping cannot hide a secret from the scrubber.
         data: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": self.scrub(record.getMessage()),
         }
-        for key in ("source", "event_id", "entry", "request_id"):
+        # Ids passed with `extra=`: which webhook, which event, which queue entry.
+        for key in CONTEXT_FIELDS:
             if hasattr(record, key):
-                data[key] = getattr(record, key)
+                data[key] = self.scrub(str(getattr(record, key)))
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return self.scrub(json.dumps(data, ensure_ascii=False, default=str))
+            data["exc"] = self.scrub(self.formatException(record.exc_info))
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -64,7 +69,9 @@ class TextFormatter(logging.Formatter):
         self.scrub = scrub
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.scrub(super().format(record))
+        line = super().format(record)
+        context = [str(getattr(record, key)) for key in CONTEXT_FIELDS if hasattr(record, key)]
+        return self.scrub(f"{line} [{' '.join(context)}]" if context else line)
 
 
 def configure(

@@ -106,6 +106,8 @@ class OutboxSender:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._done = Lua(redis, _DONE)
         self.stopping = False
+        # Set on a graceful stop: deliver what is already committed, then return.
+        self.finishing = False
 
     async def run(self) -> None:
         await ensure_group(self.redis, self.stream, OUTBOUND_GROUP)
@@ -123,6 +125,10 @@ class OutboxSender:
                 cursor = entries[-1][0].decode() if entries else ">"
                 continue
             await self._take(entries, recovered=False)
+            if self.finishing and not entries:
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks.values()))
+                return
             if len(entries) < self.batch:
                 # Woken by a commit in this process; polled for anything else (a replay).
                 with contextlib.suppress(TimeoutError):

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 SUPPORTED_LOCALES = ("ru", "en")
 # Bot API: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
@@ -22,7 +23,12 @@ TELEGRAM_PUBLIC_API = "https://api.telegram.org"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `WHATSAPP_ACCESS_TOKEN=` (a template line left blank) means "not set", not "set to ''".
+        env_ignore_empty=True,
     )
 
     # Process
@@ -186,6 +192,11 @@ class SettingsError(Exception):
 def load(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SourceError as exc:
+        # A value the environment source cannot even decode, e.g. a list that is not JSON.
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1).upper() if found else "configuration"
+        raise SettingsError((f"{name}: cannot be read (a list is written as JSON: [30, 120])",))
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):

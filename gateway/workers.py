@@ -106,7 +106,14 @@ class Lease:
         self.shard = shard
         self.owner = owner
         self.key = keys.lease(shard)
+        # Lost: someone else may hold the shard now, stop at once. Ending: we are giving it back
+        # (shutdown, rebalancing) and still hold it, so in-flight work may finish first.
         self.lost = asyncio.Event()
+        self.ending = asyncio.Event()
+
+    @property
+    def active(self) -> bool:
+        return not (self.lost.is_set() or self.ending.is_set())
 
     def fenced(self, result: object) -> None:
         if result == 0:
@@ -155,7 +162,7 @@ class InboundConsumer:
         # First what this shard's consumer already had (a predecessor's unfinished work), then
         # new entries.
         cursor = "0"
-        while not self.stopping and not self.lease.lost.is_set():
+        while not self.stopping and self.lease.active:
             if self._buffered >= self.max_buffered:
                 await self._wait(0.05)
                 continue
@@ -198,7 +205,7 @@ class InboundConsumer:
     async def _conversation(self, conversation: str) -> None:
         queue = self._queues[conversation]
         try:
-            while queue and not self.lease.lost.is_set():
+            while queue and not self.stopping and not self.lease.lost.is_set():
                 entry = queue[0]
                 if await self._handle(entry):
                     queue.popleft()
@@ -222,7 +229,7 @@ class InboundConsumer:
             outcome = await handler(entry)
             await self._commit_outcome(entry, outcome)
         except LeaseLost:
-            log.warning("lease lost; leaving entry %s for the next holder", entry.id)
+            log.warning("lease lost; entry left for the next holder", extra=_context(entry))
             return True
         except asyncio.CancelledError:
             raise
@@ -256,7 +263,7 @@ class InboundConsumer:
         result = await self._commit(keys=keys, args=args)
         self.lease.fenced(result)
         if result == -1:
-            log.info("entry %s was already handled; nothing committed", entry.id)
+            log.info("entry was already handled; nothing committed", extra=_context(entry))
         elif outcome.outgoing:
             self.outbox_wake.set()
 
@@ -268,12 +275,7 @@ class InboundConsumer:
             )
             if attempts >= self.max_attempts:
                 log.error(
-                    "entry %s (%s %s) failed %d times, dead-lettered: %s",
-                    entry.id,
-                    entry.source,
-                    entry.event_id,
-                    attempts,
-                    error,
+                    "failed %d times, dead-lettered: %s", attempts, error, extra=_context(entry)
                 )
                 result = await self._bury(
                     keys=[
@@ -308,7 +310,9 @@ class InboundConsumer:
             return True
         except RedisError:
             attempts = 1
-        log.warning("entry %s failed (attempt %d): %s", entry.id, attempts, error, exc_info=exc)
+        log.warning(
+            "handling failed (attempt %d): %s", attempts, error, exc_info=exc, extra=_context(entry)
+        )
         # Back off, then the conversation retries the same entry: order is kept.
         await asyncio.sleep(min(30.0, self.retry_base * 2 ** (attempts - 1)))
         return False
@@ -321,6 +325,15 @@ class InboundConsumer:
             await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
         for task in self._tasks.values():
             task.cancel()
+
+
+def _context(entry: Entry) -> dict[str, str]:
+    return {
+        "source": entry.source,
+        "event_id": entry.event_id,
+        "entry": entry.id,
+        "conversation": entry.conversation,
+    }
 
 
 ShardRunner = Callable[[Lease], Awaitable[None]]
@@ -385,8 +398,11 @@ class WorkerPool:
                 lease.lost.set()
                 self._forget(shard)
         # Give back what is more than our share (the newest replica gets work), highest first.
-        for shard in sorted(self.leases, reverse=True)[: max(0, len(self.leases) - fair)]:
-            await self._give_back(shard)
+        # The shard's runner finishes its in-flight work and releases the lease by itself.
+        active = sorted((s for s, lease in self.leases.items() if lease.active), reverse=True)
+        for shard in active[: max(0, len(active) - fair)]:
+            log.info("giving back shard %d", shard)
+            self.leases[shard].ending.set()
         candidates = [s for s in self.shards if s not in self.leases]
         random.shuffle(candidates)
         for shard in candidates:
@@ -407,25 +423,17 @@ class WorkerPool:
             raise
         except Exception:
             log.exception("shard %d stopped", lease.shard)
-            lease.lost.set()
-            await self._release_lease(lease)
-            self._forget(lease.shard)
+        lease.lost.set()
+        await self._release_lease(lease)
+        if self.leases.get(lease.shard) is lease:
+            del self.leases[lease.shard]
+            self.tasks.pop(lease.shard, None)
 
     def _forget(self, shard: int) -> None:
         self.leases.pop(shard, None)
         task = self.tasks.pop(shard, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    async def _give_back(self, shard: int) -> None:
-        lease = self.leases[shard]
-        lease.lost.set()  # consumers stop taking work
-        task = self.tasks.get(shard)
         if task is not None:
-            await asyncio.wait([task], timeout=5)
-        await self._release_lease(lease)
-        self._forget(shard)
-        log.info("gave back shard %d", shard)
+            task.cancel()
 
     async def _release_lease(self, lease: Lease) -> None:
         with contextlib.suppress(RedisError, OSError):
@@ -435,10 +443,12 @@ class WorkerPool:
         """Stop taking work, let in-flight work finish within `grace`, give the leases back."""
         self._stop.set()
         for lease in self.leases.values():
-            lease.lost.set()
+            lease.ending.set()
         tasks = list(self.tasks.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=grace)
+            # The shard runners drain within `grace` and release their leases themselves; a
+            # little slack for the last Redis round trips.
+            await asyncio.wait(tasks, timeout=grace + 1)
         for task in tasks:
             task.cancel()
         for lease in list(self.leases.values()):

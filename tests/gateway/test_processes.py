@@ -174,3 +174,18 @@ async def test_two_replicas_share_the_work_and_handle_nothing_twice(
         ]
         assert all(n > 0 for n in handled), handled
         assert sum(handled) == 80
+
+
+async def test_sigterm_lets_in_flight_work_finish_and_deliver(
+    spawn: Spawn, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    marker = tmp_path / "handling"
+    process = spawn(FRONTDESK_TEST_SLOW_SECONDS="1", FRONTDESK_TEST_MARKER=str(marker))
+    async with ClientSession() as http:
+        await process.ready(http)
+        assert await process.post(http, update(1, chat_id=5151)) == 200
+        await eventually(marker.exists, timeout=20)
+        process.popen.terminate()
+        assert await asyncio.to_thread(process.popen.wait, 15) == 0
+    # The update being handled when the signal came was finished and its reply sent.
+    assert len(sandbox.telegram.messages_for(5151)) == 1

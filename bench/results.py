@@ -1,0 +1,81 @@
+"""What a run of `bench ingest` measured: its options and results, shared by run and report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.load import ClosedLoop, OpenLoop
+from bench.procs import Placement
+from bench.replies import Tally
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float = 10.0
+    warmup: float = 2.0
+    connections: int = 50
+    rounds: int = 1
+    chats: int = 1000
+    rate: float = 200.0
+    e2e_duration: float = 10.0
+    redis_url: str = "redis://127.0.0.1:6379/14"
+    drain_timeout: float = 60.0
+    workers: bool = True
+    profile: bool = False
+    sandbox_spec: Path | None = None
+    keep_logs: bool = False
+    strict: bool = False
+
+
+@dataclass
+class Phase:
+    """One closed-loop phase against one server."""
+
+    server: str
+    round: int
+    load: ClosedLoop
+    cpu: dict[str, float]  # CPU seconds per party inside the measured window
+    tally: Tally | None = None  # gateway phases with workers: the replies
+    replies_in_window: int = 0
+
+    def busy(self, party: str) -> float | None:
+        """Share of one core a party used during the window."""
+        seconds = self.cpu.get(party)
+        return None if seconds is None else seconds / self.load.duration
+
+    @property
+    def server_us_per_request(self) -> float | None:
+        seconds = self.cpu.get("server")
+        answered = len(self.load.latencies)
+        return None if seconds is None or not answered else seconds / answered * 1e6
+
+    @property
+    def drain_seconds(self) -> float | None:
+        """From the end of the load to the last reply: the backlog the workers had left."""
+        if self.tally is None or self.tally.lost or self.tally.last_reply_at is None:
+            return None
+        return max(0.0, self.tally.last_reply_at - self.load.window_end)
+
+
+@dataclass
+class EndToEnd:
+    load: OpenLoop
+    latencies: list[float]  # scheduled send -> reply recorded by the sandbox
+    tally: Tally
+
+
+@dataclass
+class Outcome:
+    placement: Placement
+    phases: list[Phase] = field(default_factory=list)
+    e2e: EndToEnd | None = None
+    dead_letters: int = 0
+    sandbox_errors: int = 0
+    sandbox_error_samples: list[list[object]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # gateway log lines
+    profile: list[str] = field(default_factory=list)
+    log_dir: Path | None = None
+
+    def of(self, server: str) -> list[Phase]:
+        return [p for p in self.phases if p.server == server]

@@ -1,0 +1,168 @@
+"""Operations as the operator sees them: /metrics, /readyz, and the demo wiring."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiohttp import ClientSession
+
+from gateway.demo import DEMO_SALON, DEMO_TOKEN, _run, demo_overrides
+from gateway.embedded_redis import free_port
+from gateway.settings import load
+from tests.conftest import Gateway, GatewayFactory, Sandbox, eventually
+from tests.gateway.test_edge import update
+
+
+def metric(text: str, name: str) -> float:
+    pattern = re.compile(rf"^{re.escape(name)} (\S+)$", re.MULTILINE)
+    found = pattern.search(text)
+    assert found, f"{name} not in metrics"
+    return float(found.group(1))
+
+
+async def scrape(gateway: Gateway) -> str:
+    async with gateway.http.get(f"{gateway.url}/metrics") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        return await response.text()
+
+
+async def test_metrics_count_webhooks_queues_and_deliveries(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    await gateway.post_update(update(1, chat_id=61))
+    await gateway.post_update(update(1, chat_id=61))
+    await gateway.post_update(update(2, chat_id=61), secret="nope")
+    await eventually(lambda: sandbox.telegram.messages_for(61))
+    text = await scrape(gateway)
+    assert metric(text, 'frontdesk_webhooks_total{result="queued",source="telegram"}') == 1
+    assert metric(text, 'frontdesk_webhooks_total{result="duplicate",source="telegram"}') == 1
+    assert metric(text, 'frontdesk_webhooks_total{result="unauthorized",source="telegram"}') == 1
+    assert metric(text, 'frontdesk_handled_total{result="ok",source="telegram"}') == 1
+    assert metric(text, 'frontdesk_handling_seconds_count{source="telegram"}') == 1
+    text = await eventually(lambda: _sent(gateway), timeout=5)  # the outbox counts on its own
+    assert metric(text, 'frontdesk_queue_depth{queue="inbound"}') == 0
+    assert metric(text, 'frontdesk_queue_depth{queue="outbound"}') == 0
+    assert metric(text, "frontdesk_dead_letters") == 0
+    assert metric(text, 'frontdesk_breaker_state{service="telegram"}') == 0
+    assert "_created" not in text
+
+
+async def _sent(gateway: Gateway) -> str | None:
+    text = await scrape(gateway)
+    sent = 'frontdesk_outbox_messages_total{channel="telegram",result="sent"} 1.0'
+    return text if sent in text else None
+
+
+async def test_queue_depth_and_lag_show_work_waiting(
+    start_gateway: GatewayFactory, sandbox: Sandbox
+) -> None:
+    # A webhook-only replica: nothing handles what it queues.
+    gateway = await start_gateway(run_workers=False)
+    for n in range(3):
+        await gateway.post_update(update(10 + n, chat_id=62 + n))
+    await asyncio.sleep(1.1)
+    text = await scrape(gateway)
+    assert metric(text, 'frontdesk_queue_depth{queue="inbound"}') == 3
+    assert metric(text, 'frontdesk_queue_lag_seconds{queue="inbound"}') >= 1.0
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        body = await response.json()
+    assert response.status == 200
+    assert "shards" not in body  # this replica works no shard
+
+
+async def test_queue_lag_counts_entries_read_but_not_finished(
+    start_gateway: GatewayFactory, sandbox: Sandbox
+) -> None:
+    sandbox.telegram.delay = 1.5  # the Bot API is slow: replies wait in the outbox
+    gateway = await start_gateway()
+    await gateway.post_update(update(20, chat_id=70))
+
+    async def waiting() -> bool:
+        text = await scrape(gateway)
+        return metric(text, 'frontdesk_queue_depth{queue="outbound"}') == 1
+
+    await eventually(waiting, timeout=5)
+    sandbox.telegram.delay = 0
+
+
+async def test_readyz_shows_services_and_breakers(gateway: Gateway) -> None:
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        body = await response.json()
+    assert response.status == 200
+    assert body["redis"] == "ok"
+    assert body["services"] == {
+        "telegram": "closed",
+        "whatsapp": "off",
+        "calcom": "off",
+        "chatwoot": "off",
+        "novu": "off",
+        "metabase": "off",
+    }
+    assert body["shards"] == [0, 1, 2, 3]
+
+
+async def test_a_failing_bot_api_opens_the_breaker_and_readyz_says_so(
+    gateway: Gateway, sandbox: Sandbox
+) -> None:
+    sandbox.telegram.fail_next("sendMessage", error_code=500, description="Boom", times=100)
+    for n in range(5):
+        await gateway.post_update(update(30 + n, chat_id=80 + n))
+
+    async def opened() -> bool:
+        async with gateway.http.get(f"{gateway.url}/readyz") as response:
+            return (await response.json())["services"]["telegram"] == "open"
+
+    await eventually(opened, timeout=10)
+    text = await scrape(gateway)
+    assert metric(text, 'frontdesk_breaker_state{service="telegram"}') == 2
+    assert metric(text, 'frontdesk_outbox_retries_total{channel="telegram"}') >= 5
+
+
+def test_demo_keeps_the_salons_own_details(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALON_NAME", "Studio Nord")
+    monkeypatch.delenv("SALON_ADDRESS", raising=False)
+    overrides = demo_overrides("127.0.0.1", 9000)
+    assert "salon_name" not in overrides
+    assert overrides["salon_address"] == DEMO_SALON["salon_address"]
+    assert overrides["telegram_api_url"] == "http://127.0.0.1:9001"
+    assert overrides["telegram_bot_token"] == DEMO_TOKEN
+
+
+async def test_demo_wires_the_chat_page_to_the_gateway(
+    redis_url: str, salon_id: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.chdir(str(tmp_path))
+    port = free_port()
+    settings = load(**{**demo_overrides("127.0.0.1", port), "redis_url": redis_url,
+                       "salon_id": salon_id})
+    stop = asyncio.Event()
+    demo = asyncio.create_task(_run(settings, "127.0.0.1", port, embedded=False, stop=stop))
+    page = f"http://127.0.0.1:{port + 1}"
+    async with ClientSession() as http:
+
+        async def up() -> bool:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        await eventually(up, timeout=10)
+        async with http.post(
+            f"{page}/_sandbox/say",
+            json={"chat_id": 9, "text": "/start", "first_name": "Vera", "language_code": "en"},
+        ) as response:
+            assert (await response.json())["status"] == 200
+
+        async def greeted() -> list[dict[str, str]]:
+            async with http.get(f"{page}/_sandbox/messages?chat_id=9") as response:
+                messages: list[dict[str, str]] = (await response.json())["messages"]
+                return messages
+
+        messages = await eventually(greeted, timeout=10)
+        assert messages[0]["text"].startswith("Hello, Vera! Welcome to")
+    stop.set()
+    await asyncio.wait_for(demo, 15)
