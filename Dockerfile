@@ -49,7 +49,7 @@ USER 10001:10001
 EXPOSE 8080
 
 # python:3.11-slim has no curl; urllib raises (exit 1) on a refused connection or a non-2xx answer.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/healthz', timeout=3)"]
 
 # aiohttp's run_app turns SIGTERM into a graceful stop: the listener closes, then the workers

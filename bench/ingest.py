@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +47,8 @@ CHAT_STRIDE = 1_000_000
 E2E_CHAT_BASE = 8_000_000_000
 UPDATE_STRIDE = 10_000_000
 START_SECONDS = 120.0  # importing aiogram alone takes several seconds of CPU
+
+Hook = Callable[[], Awaitable[None]]
 
 
 def progress(message: str) -> None:
@@ -155,9 +158,13 @@ class Bench:
             "machine": machine_busy_seconds(),
         }
 
-    async def _cpu_between(self, server: Child, start: float, end: float) -> dict[str, float]:
+    async def _cpu_between(
+        self, server: Child, start: float, end: float, at_start: Hook | None
+    ) -> dict[str, float]:
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         before = await self._cpu(server)
+        if at_start is not None:
+            await at_start()
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         after = await self._cpu(server)
         used = {
@@ -175,12 +182,12 @@ class Bench:
         self._phases += 1
         return Updates(first_chat, chats, self._phases * UPDATE_STRIDE)
 
-    async def _closed(self, server: Child, round_: int) -> Phase:
+    async def _closed(self, server: Child, round_: int, at_start: Hook | None = None) -> Phase:
         options = self.options
         updates = self._updates(CHAT_BASE + round_ * CHAT_STRIDE, options.chats)
         start = time.monotonic()
         window = (start + options.warmup, start + options.warmup + options.duration)
-        sampler = asyncio.create_task(self._cpu_between(server, *window))
+        sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
         load = await closed_loop(
             server.url + WEBHOOK, updates, options.connections, options.warmup, options.duration
         )
@@ -194,19 +201,24 @@ class Bench:
 
     async def gateway_phase(self, round_: int, control: aiohttp.ClientSession) -> Phase:
         await self.quiet()
-        if self.profile_path is not None:
+        profiled = self.profile_path is not None
+
+        async def start_profiler() -> None:
+            # After the warm-up: the first updates pay one-off costs (aiogram's pydantic
+            # models are completed lazily, Redis connections opened) that would skew it.
             await self._profiler(control, "start")
-        phase = await self._closed(self.gateway, round_)
+
+        phase = await self._closed(self.gateway, round_, start_profiler if profiled else None)
         acked = phase.load.acked
         progress(f"round {round_}: gateway {phase.load.rate:7.0f} req/s")
         if self.options.workers:
             progress(f"  waiting for {sum(acked.values())} replies")
             phase.tally = await self.replies.settle(acked, self.options.drain_timeout)
             start, end = phase.load.window_start, phase.load.window_end
-            phase.replies_in_window = sum(
-                start <= at <= end for chat in acked for at in self.replies.at.get(chat, [])
-            )
-        if self.profile_path is not None:
+            times = [at for chat in acked for at in self.replies.at.get(chat, [])]
+            phase.replies_in_window = sum(start <= at <= end for at in times)
+            phase.replies_after_start = sum(start <= at for at in times)
+        if profiled:
             await self._profiler(control, "stop")
         return phase
 
@@ -275,7 +287,12 @@ async def run(options: Options) -> Outcome:
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
     if bench.profile_path is not None and bench.profile_path.exists():
-        profiled = sum(sum(p.load.acked.values()) for p in outcome.of("gateway"))
+        # Per update: replies made while profiling (the workers' share dominates), or answers
+        # when the workers are off.
+        profiled = sum(
+            p.replies_after_start if options.workers else len(p.load.latencies)
+            for p in outcome.of("gateway")
+        )
         outcome.profile = profiling.summary(bench.profile_path, profiled)
     return outcome
 

@@ -3,7 +3,8 @@
 cProfile's default clock is wall time, so the event loop's wait in `epoll.poll` is idle time,
 not work: it is shown apart and left out of the percentages. cProfile also roughly doubles the
 cost of call-heavy asyncio code, so a profiled run's req/s is not comparable with an unprofiled
-one; the *shares* are what to read.
+one; the *shares* are what to read. A coroutine's "calls" count each of its resumptions, so
+calls/update of async functions are higher than the awaits in the code.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def summary(path: Path, updates: int, top: int = 20) -> list[str]:
     busy = sum(by_area.values()) or 1.0
     per = 1e6 / max(1, updates)
     lines = [
-        f"gateway profile ({updates} acknowledged updates profiled; busy {busy:.1f} s, "
+        f"gateway profile (measured windows and drain, {updates} updates; busy {busy:.1f} s, "
         f"idle in epoll {idle:.1f} s; µs/update = self time / updates):",
         f"  {'package':<30} {'self s':>7} {'share':>6} {'µs/update':>10}",
     ]

@@ -38,6 +38,7 @@ class Phase:
     cpu: dict[str, float]  # CPU seconds per party inside the measured window
     tally: Tally | None = None  # gateway phases with workers: the replies
     replies_in_window: int = 0
+    replies_after_start: int = 0  # replies from the window's start on, drain included
 
     def busy(self, party: str) -> float | None:
         """Share of one core a party used during the window."""
