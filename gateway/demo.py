@@ -26,7 +26,7 @@ from gateway.settings import Settings, SettingsError, load
 log = logging.getLogger("frontdesk.demo")
 
 # Not a secret: the sandbox accepts it and nothing else does.
-DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"
+DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"  # noqa: S105 - known to the sandbox only
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
     "salon_address": "1 Example Street",
@@ -87,15 +87,17 @@ async def _run(
         await web.TCPSite(gateway, host, port).start()
         # Register the webhook with the sandbox exactly as `frontdesk webhooks set` does with
         # Telegram: URL and secret.
-        async with ClientSession() as http:
-            async with http.post(
+        async with (
+            ClientSession() as http,
+            http.post(
                 f"{settings.telegram_api_url}/bot{DEMO_TOKEN}/setWebhook",
                 json={
                     "url": f"http://{host}:{port}/webhooks/telegram",
                     "secret_token": settings.telegram_webhook_secret.get_secret_value(),
                 },
-            ) as response:
-                response.raise_for_status()
+            ) as response,
+        ):
+            response.raise_for_status()
         redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
         print(
             "\nFrontdesk demo is running.\n"

@@ -130,5 +130,5 @@ class TokenBucket:
         return (1.0 - self._tokens) / self.rate
 
     async def take(self) -> None:
-        while (wait := self.delay()) > 0:
-            await asyncio.sleep(wait)  # noqa: ASYNC110 - waiting for time, not for an event
+        while (wait := self.delay()) > 0:  # noqa: ASYNC110 - waiting for time, not an event
+            await asyncio.sleep(wait)

@@ -196,7 +196,9 @@ def load(**overrides: object) -> Settings:
         # A value the environment source cannot even decode, e.g. a list that is not JSON.
         found = re.search(r'field "(\w+)"', str(exc))
         name = found.group(1).upper() if found else "configuration"
-        raise SettingsError((f"{name}: cannot be read (a list is written as JSON: [30, 120])",))
+        raise SettingsError(
+            (f"{name}: cannot be read (a list is written as JSON: [30, 120])",)
+        ) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_input=False, include_url=False):

@@ -132,9 +132,7 @@ async def start_gateway(
     started: list[Gateway] = []
 
     async def start(**overrides: Any) -> Gateway:
-        settings = make_settings(
-            redis_url, salon_id, telegram_api_url=sandbox.url, **overrides
-        )
+        settings = make_settings(redis_url, salon_id, telegram_api_url=sandbox.url, **overrides)
         app = create_app(settings)
         server = TestServer(app)
         await server.start_server()
@@ -162,9 +160,7 @@ async def gateway(start_gateway: GatewayFactory) -> Gateway:
     return await start_gateway()
 
 
-async def eventually(
-    check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02
-) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
     """Poll until `check()` is truthy (awaiting it if needed); fail with its last value."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -42,7 +42,9 @@ async def run(*argv: str) -> int:
 
 
 @pytest.mark.usefixtures("operator_env")
-async def test_check_then_webhooks_set(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_check_then_webhooks_set(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert await run("check") == 1
     out = capsys.readouterr().out
     assert "[ok  ] redis     reachable" in out
@@ -137,9 +139,7 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
     port = free_port()
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "SALON_", "REDIS_"))
+        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SALON_", "REDIS_"))
     }
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
@@ -151,6 +151,7 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
+
         def started() -> bool:
             return "Press Ctrl+C to stop." in log.read_text() or process.poll() is not None
 

@@ -23,8 +23,14 @@ INPUTS = ["/start", "hello?", "📍 Address & hours", "🌐 Language", "📅 Boo
 def expected_texts(inputs: list[str]) -> list[str]:
     """What the bot must answer, in order: the pure flow applied to the same inputs."""
     desk = FrontDesk(
-        Salon("x", "Studio Nord", "Europe/Moscow", "Tverskaya 1, Moscow", "+7 495 123-45-67",
-              "Mon–Sun 10:00–21:00"),
+        Salon(
+            "x",
+            "Studio Nord",
+            "Europe/Moscow",
+            "Tverskaya 1, Moscow",
+            "+7 495 123-45-67",
+            "Mon–Sun 10:00–21:00",
+        ),
         Catalogs(default_locale="en"),
         idle=timedelta(days=1),
     )

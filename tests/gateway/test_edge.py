@@ -81,9 +81,7 @@ async def test_oversized_bodies_are_413(gateway: Gateway) -> None:
 
 
 async def test_redis_unreachable_is_503_never_200(salon_id: str) -> None:
-    settings = make_settings(
-        f"redis://127.0.0.1:{free_port()}/0", salon_id, run_workers=False
-    )
+    settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", salon_id, run_workers=False)
     server = TestServer(create_app(settings))
     await server.start_server()
     try:

@@ -136,8 +136,9 @@ async def test_demo_wires_the_chat_page_to_the_gateway(
 ) -> None:
     monkeypatch.chdir(str(tmp_path))
     port = free_port()
-    settings = load(**{**demo_overrides("127.0.0.1", port), "redis_url": redis_url,
-                       "salon_id": salon_id})
+    settings = load(
+        **{**demo_overrides("127.0.0.1", port), "redis_url": redis_url, "salon_id": salon_id}
+    )
     stop = asyncio.Event()
     demo = asyncio.create_task(_run(settings, "127.0.0.1", port, embedded=False, stop=stop))
     page = f"http://127.0.0.1:{port + 1}"

@@ -52,7 +52,11 @@ class Process:
     async def metric(self, http: ClientSession, line_start: str) -> float:
         async with http.get(f"{self.url}/metrics") as response:
             text = await response.text()
-        values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start)]
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(line_start)
+        ]
         return sum(values)
 
 
@@ -91,8 +95,16 @@ async def spawn(
         }
         with log.open("wb") as sink:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.serve", "serve", "--host", "127.0.0.1",
-                 "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.serve",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
                 cwd=tmp_path,  # no stray .env is read
                 env=env,
                 stdout=sink,
@@ -151,7 +163,8 @@ async def test_two_replicas_share_the_work_and_handle_nothing_twice(
         async def split() -> bool:
             a = (await one.ready(http))["shards"]
             b = (await two.ready(http))["shards"]
-            assert isinstance(a, list) and isinstance(b, list)
+            assert isinstance(a, list)
+            assert isinstance(b, list)
             return bool(a) and bool(b) and sorted(a + b) == [0, 1, 2, 3]
 
         await eventually(split, timeout=20, interval=0.3)
