@@ -17,6 +17,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -47,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--warmup",
-        type=float,
+        type=_non_negative,
         default=defaults.warmup,
         help="warm-up seconds before each measured phase (default %(default)s)",
     )

@@ -127,7 +127,7 @@ class Bench:
 
     # -- measuring ----------------------------------------------------------------------------
 
-    async def quiet(self, most: float = 0.25, within: float = 30.0) -> None:
+    async def quiet(self, most: float = 0.25, within: float = 15.0) -> None:
         """Wait (bounded) until the machine is nearly idle: on a shared VM another job's burst
         would otherwise land in one phase and not in the other."""
         deadline = time.monotonic() + within
@@ -188,9 +188,7 @@ class Bench:
         start = time.monotonic()
         window = (start + options.warmup, start + options.warmup + options.duration)
         sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
-        load = await closed_loop(
-            server.url + WEBHOOK, updates, options.connections, options.warmup, options.duration
-        )
+        load = await closed_loop(server.url + WEBHOOK, updates, options.connections, window)
         return Phase(server.name, round_, load, await sampler)
 
     async def bare_phase(self, round_: int) -> Phase:

@@ -61,12 +61,12 @@ class ClosedLoop:
 
 
 async def closed_loop(
-    url: str, updates: Updates, connections: int, warmup: float, duration: float
+    url: str, updates: Updates, connections: int, window: tuple[float, float]
 ) -> ClosedLoop:
-    """`connections` senders, each posting the next update as soon as the last is answered."""
+    """`connections` senders, each posting the next update as soon as the last is answered,
+    from now until the end of the measured `window` (monotonic times; before it: warm-up)."""
     target = URL(url)
-    start = time.monotonic()
-    result = ClosedLoop(start + warmup, start + warmup + duration)
+    result = ClosedLoop(*window)
 
     async def sender(http: aiohttp.ClientSession) -> None:
         while time.monotonic() < result.window_end:

@@ -67,6 +67,12 @@ def throughput(outcome: Outcome) -> list[str]:
         f"  median: bare {bare.load.rate:.0f} req/s, gateway {gateway.load.rate:.0f} req/s "
         "(p50/p99 from the median run)"
     )
+    bare_us, gateway_us = bare.server_us_per_request, gateway.server_us_per_request
+    if bare_us and gateway_us:
+        lines.append(
+            f"  CPU-cost ratio (bare µs/req / gateway µs/req): {bare_us / gateway_us:.2f}, what "
+            "the req/s ratio would be were both servers CPU-bound on their core"
+        )
     if (bare.busy("server") or 0) < BUSY and (bare.busy("client") or 0) > BUSY:
         lines.append(
             "  NOTE: the load generator was saturated while the bare server was not: the bare "

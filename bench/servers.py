@@ -86,7 +86,7 @@ def serve_gateway(
     from gateway.settings import Settings
 
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         host="127.0.0.1",
         port=port,
         redis_url=redis_url,

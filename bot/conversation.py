@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 
 from bot.events import Inbound, Kind
 from bot.flows import menu
+from bot.flows.services import catalogue_text
 from bot.i18n import Catalogs, Translator
+from bot.ports import CalendarUnavailable, Catalogue
 from bot.replies import Reply
 from bot.salon import Salon
 from bot.session import Session
@@ -27,12 +29,20 @@ class Turn:
 
 
 class FrontDesk:
-    def __init__(self, salon: Salon, catalogs: Catalogs, idle: timedelta) -> None:
+    def __init__(
+        self,
+        salon: Salon,
+        catalogs: Catalogs,
+        idle: timedelta,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self.salon = salon
         self.catalogs = catalogs
         self.idle = idle
+        # None: the salon keeps no online catalogue; clients get its contacts instead.
+        self.catalogue = catalogue
 
-    def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
+    async def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
         locale = self.catalogs.resolve(session.locale, event.language)
         _ = self.catalogs.get(locale)
         returning = session.last_seen is not None and now - session.last_seen <= self.idle
@@ -42,19 +52,21 @@ class FrontDesk:
             # /start, or the first message of a new (or long idle) conversation: greet.
             return self._done(session, menu.greeting(_, self.salon, event.name))
         if event.kind is Kind.CHOICE:
-            return self._choose(session, _, event.choice)
+            return await self._choose(session, _, event.choice)
         choice = self._choice_named(event.text)
         if choice is not None:
-            return self._choose(session, _, choice)
+            return await self._choose(session, _, choice)
         return self._misunderstood(session, _)
 
-    def _choose(self, session: Session, _: Translator, choice: str) -> Turn:
+    async def _choose(self, session: Session, _: Translator, choice: str) -> Turn:
         if choice.startswith(menu.LANGUAGE_PREFIX):
             locale = choice.removeprefix(menu.LANGUAGE_PREFIX)
             if locale in self.catalogs.locales:
                 session = session.model_copy(update={"locale": locale})
                 _ = self.catalogs.get(locale)
                 return self._done(session, menu.menu(_, _("language.set")))
+        if choice == menu.SERVICES and self.catalogue is not None:
+            return self._done(session, await self._services(_))
         answers = {
             menu.BOOK: "book.offline",
             menu.BOOKINGS: "bookings.offline",
@@ -70,6 +82,16 @@ class FrontDesk:
             return self._done(session, menu.menu(_, _("menu.prompt")))
         # A button from an old message, or one we no longer offer.
         return self._done(session, menu.menu(_, _("choice.stale")))
+
+    async def _services(self, _: Translator) -> Reply:
+        assert self.catalogue is not None
+        try:
+            services = await self.catalogue.services()
+        except CalendarUnavailable:
+            return menu.with_contacts(_, self.salon, "services.unavailable")
+        if not services:
+            return menu.with_contacts(_, self.salon, "services.offline")
+        return menu.menu(_, catalogue_text(_, services))
 
     def _choice_named(self, text: str) -> str | None:
         """A client may type a menu entry instead of tapping it, in any language we speak."""

@@ -21,6 +21,9 @@ from redis.exceptions import RedisError
 from bot.conversation import FrontDesk
 from bot.i18n import Catalogs
 from bot.salon import Salon
+from gateway.calcom import CalcomClient
+from gateway.calcom import is_failure as calcom_failure
+from gateway.catalogue import CalcomCatalogue
 from gateway.edge import MAX_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
@@ -100,6 +103,22 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     pacing: dict[str, Pacing] = {}
     buckets: dict[str, TokenBucket] = {}
     catalogs = Catalogs(default_locale=settings.default_locale)
+    calcom: CalcomClient | None = None
+    catalogue: CalcomCatalogue | None = None
+    if settings.calcom_api_key is not None and settings.calcom_api_url is not None:
+        calcom_breaker = CircuitBreaker(
+            "calcom", is_failure=calcom_failure, on_change=runtime.metrics.breaker_changed
+        )
+        runtime.breakers["calcom"] = calcom_breaker
+        runtime.metrics.breaker_changed("calcom", calcom_breaker.state)
+        calcom = CalcomClient(
+            settings.calcom_api_url,
+            settings.calcom_api_key.get_secret_value(),
+            breaker=calcom_breaker,
+        )
+        catalogue = CalcomCatalogue(
+            calcom, team_id=settings.calcom_team_id, currency=settings.salon_currency
+        )
     desk = FrontDesk(
         Salon(
             id=settings.salon_id,
@@ -111,6 +130,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         ),
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),
+        catalogue=catalogue,
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
 
@@ -182,6 +202,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
                 await pool_task
         if runtime.bot is not None:
             await runtime.bot.session.close()
+        if calcom is not None:
+            await calcom.aclose()
         await runtime.redis.aclose()
 
 

@@ -9,6 +9,9 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from redis.exceptions import RedisError
 
 from gateway.app import connect_redis
+from gateway.calcom import CalcomClient, CalcomError
+from gateway.catalogue import services_of
+from gateway.resilience import CircuitBreaker
 from gateway.settings import Settings
 from gateway.telegram_api import make_bot
 from handlers.telegram import ALLOWED_UPDATES
@@ -43,6 +46,8 @@ async def run_check(settings: Settings) -> int:
             print(_line(name, None, "not configured"))
         elif name == "telegram":
             failed |= not await _check_telegram(settings)
+        elif name == "calcom":
+            failed |= not await _check_calcom(settings)
         else:
             print(_line(name, None, "configured; not used by this version of Frontdesk yet"))
     return 1 if failed else 0
@@ -74,6 +79,32 @@ async def _check_telegram(settings: Settings) -> bool:
         detail += f" (expected {expected}: run `frontdesk webhooks set`)"
     print(_line("telegram", ok, detail))
     return ok
+
+
+async def _check_calcom(settings: Settings) -> bool:
+    assert settings.calcom_api_url is not None
+    assert settings.calcom_api_key is not None
+    client = CalcomClient(
+        settings.calcom_api_url,
+        settings.calcom_api_key.get_secret_value(),
+        breaker=CircuitBreaker("calcom"),
+        timeout=TIMEOUT,
+    )
+    try:
+        services = services_of(
+            await client.event_types(team_id=settings.calcom_team_id), settings.salon_currency
+        )
+    except CalcomError as exc:
+        print(_line("calcom", False, f"Cal.com refused or unreachable: {exc}"))
+        return False
+    finally:
+        await client.aclose()
+    where = f"team {settings.calcom_team_id}" if settings.calcom_team_id else "the key's owner"
+    if not services:
+        print(_line("calcom", False, f"no visible event types for {where}: nothing to book"))
+        return False
+    print(_line("calcom", True, f"{len(services)} services of {where}"))
+    return True
 
 
 async def set_webhooks(settings: Settings, drop_pending: bool) -> int:

@@ -20,6 +20,7 @@ from aiohttp import ClientSession, web
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
+from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.settings import Settings, SettingsError, load
 
@@ -27,8 +28,11 @@ log = logging.getLogger("frontdesk.demo")
 
 # Not a secret: the sandbox accepts it and nothing else does.
 DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"  # noqa: S105 - known to the sandbox only
+DEMO_CALCOM_KEY = "cal_demo_sandbox_key"
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
+    "salon_timezone": "Europe/Moscow",
+    "salon_currency": "RUB",
     "salon_address": "1 Example Street",
     "salon_phone": "+1 555 0100",
     "salon_hours": "Mon–Sat 10:00–20:00",
@@ -41,6 +45,8 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
         "telegram_bot_token": DEMO_TOKEN,
         "telegram_webhook_secret": secrets.token_urlsafe(24),
         "telegram_api_url": f"http://{host}:{port + 1}",
+        "calcom_api_url": f"http://{host}:{port + 2}",
+        "calcom_api_key": DEMO_CALCOM_KEY,
         "log_format": "text",
     }
     for name, value in DEMO_SALON.items():
@@ -81,6 +87,12 @@ async def _run(
     assert settings.telegram_webhook_secret is not None
     sandbox = TelegramSandbox(DEMO_TOKEN)
     sandbox_runner = await sandbox.serve(host, port + 1)
+    # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
+    calendar = CalcomSandbox(DEMO_CALCOM_KEY)
+    team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
+    settings = settings.model_copy(update={"calcom_team_id": team_id})
+    assert settings.telegram_webhook_secret is not None
+    calendar_runner = await calendar.serve(host, port + 2)
     gateway = web.AppRunner(create_app(settings), access_log=None)
     await gateway.setup()
     try:
@@ -103,6 +115,7 @@ async def _run(
             "\nFrontdesk demo is running.\n"
             f"  Chat with the bot as a Telegram client:  http://{host}:{port + 1}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
+            f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
             f"  Redis:    {redis}\n"
             "Press Ctrl+C to stop.\n",
             flush=True,
@@ -118,3 +131,5 @@ async def _run(
         with contextlib.suppress(Exception):
             await gateway.cleanup()
         await sandbox_runner.cleanup()
+        await calendar_runner.cleanup()
+        await calendar.close()

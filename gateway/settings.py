@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     salon_phone: str = ""
     salon_hours: str = ""
     default_locale: str = "en"
+    # ISO 4217 code of the prices in the catalogue (Cal.com event-type metadata `price`).
+    salon_currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
 
     # Telegram
     telegram_bot_token: SecretStr | None = None
@@ -163,7 +165,7 @@ class Settings(BaseSettings):
         return {
             "telegram": self.telegram_enabled,
             "whatsapp": self.whatsapp_access_token is not None,
-            "calcom": self.calcom_api_key is not None,
+            "calcom": self.calcom_api_key is not None and self.calcom_api_url is not None,
             "chatwoot": self.chatwoot_api_token is not None,
             "novu": self.novu_api_key is not None,
             "metabase": self.metabase_site_url is not None,

@@ -182,7 +182,7 @@ class TelegramConversations:
             return Outcome()  # an update we do not act on (a group message, an edit, ...)
         client = result.inbound.client
         session = await self.sessions.load(client)
-        turn = self.desk.handle(session, result.inbound, self.clock())
+        turn = await self.desk.handle(session, result.inbound, self.clock())
         return Outcome(
             outgoing=tuple(render(client.chat_id, turn.replies, result.callback_query_id)),
             session_key=self.sessions.key(client),

@@ -94,8 +94,8 @@ def labels(reply: Reply) -> list[str]:
         ("en-GB", "Hello, Ольга! Welcome to Studio Nord."),
     ],
 )
-def test_start_greets_by_name_in_the_apps_language(language: str, expected: str) -> None:
-    reply = only(desk().handle(Session(), start("Ольга", language), NOW))
+async def test_start_greets_by_name_in_the_apps_language(language: str, expected: str) -> None:
+    reply = only(await desk().handle(Session(), start("Ольга", language), NOW))
     assert reply.text.startswith(expected)
 
 
@@ -103,30 +103,32 @@ def test_start_greets_by_name_in_the_apps_language(language: str, expected: str)
 @pytest.mark.parametrize(
     ("default", "expected"), [("en", "Hello, Anna!"), ("ru", "Здравствуйте, Anna!")]
 )
-def test_unknown_or_missing_app_language_uses_the_default_locale(
+async def test_unknown_or_missing_app_language_uses_the_default_locale(
     language: str | None, default: str, expected: str
 ) -> None:
-    reply = only(desk(default_locale=default).handle(Session(), start(language=language), NOW))
+    reply = only(
+        await desk(default_locale=default).handle(Session(), start(language=language), NOW)
+    )
     assert reply.text.startswith(expected)
 
 
-def test_greeting_without_a_name() -> None:
-    reply = only(desk().handle(Session(), start(name=""), NOW))
+async def test_greeting_without_a_name() -> None:
+    reply = only(await desk().handle(Session(), start(name=""), NOW))
     assert reply.text == "Hello! Welcome to Studio Nord. How can I help you today?"
 
 
-def test_the_menu_has_six_entries_in_order_in_two_columns() -> None:
-    reply = only(desk().handle(Session(), start(), NOW))
+async def test_the_menu_has_six_entries_in_order_in_two_columns() -> None:
+    reply = only(await desk().handle(Session(), start(), NOW))
     assert [c.id for c in reply.choices] == MENU_IDS
     assert labels(reply) == MENU_EN
     assert reply.columns == 2
-    russian = only(desk().handle(Session(), start(language="ru"), NOW))
+    russian = only(await desk().handle(Session(), start(language="ru"), NOW))
     assert [c.id for c in russian.choices] == MENU_IDS
     assert labels(russian) == MENU_RU
 
 
-def test_greeting_records_the_time_and_resets_the_conversation() -> None:
-    turn = desk().handle(seen(60 * 48, misunderstood=1, step="other"), start(), NOW)
+async def test_greeting_records_the_time_and_resets_the_conversation() -> None:
+    turn = await desk().handle(seen(60 * 48, misunderstood=1, step="other"), start(), NOW)
     assert turn.session.last_seen == NOW
     assert turn.session.misunderstood == 0
     assert turn.session.step == "menu"
@@ -144,8 +146,10 @@ def test_greeting_records_the_time_and_resets_the_conversation() -> None:
         (menu.PERSON, "Our staff will gladly help you"),
     ],
 )
-def test_entries_not_built_yet_answer_with_the_salons_contacts(choice: str, intro: str) -> None:
-    reply = only(desk().handle(seen(), tap(choice), NOW))
+async def test_entries_not_built_yet_answer_with_the_salons_contacts(
+    choice: str, intro: str
+) -> None:
+    reply = only(await desk().handle(seen(), tap(choice), NOW))
     assert reply.text.startswith(intro)
     assert "+7 495 123-45-67" in reply.text
     assert "Tverskaya 1, Moscow" in reply.text
@@ -153,15 +157,15 @@ def test_entries_not_built_yet_answer_with_the_salons_contacts(choice: str, intr
     assert labels(reply) == MENU_EN
 
 
-def test_entries_not_built_yet_answer_in_russian_too() -> None:
-    reply = only(desk().handle(seen(), tap(menu.BOOK, "ru"), NOW))
+async def test_entries_not_built_yet_answer_in_russian_too() -> None:
+    reply = only(await desk().handle(seen(), tap(menu.BOOK, "ru"), NOW))
     assert reply.text.startswith("Чтобы записаться, позвоните нам")
     assert "+7 495 123-45-67" in reply.text
     assert labels(reply) == MENU_RU
 
 
-def test_address_and_hours() -> None:
-    reply = only(desk().handle(seen(), tap(menu.INFO), NOW))
+async def test_address_and_hours() -> None:
+    reply = only(await desk().handle(seen(), tap(menu.INFO), NOW))
     assert reply.text.splitlines() == [
         "Studio Nord",
         "",
@@ -173,23 +177,23 @@ def test_address_and_hours() -> None:
 
 
 @pytest.mark.parametrize(("language", "line"), [("en", "Please contact"), ("ru", "свяжитесь")])
-def test_a_salon_without_contacts_says_so(language: str, line: str) -> None:
+async def test_a_salon_without_contacts_says_so(language: str, line: str) -> None:
     bare = Salon("main", "Studio Nord", "UTC")
-    reply = only(desk(bare).handle(seen(), tap(menu.INFO, language), NOW))
+    reply = only(await desk(bare).handle(seen(), tap(menu.INFO, language), NOW))
     assert line in reply.text
     assert "Studio Nord" in reply.text.split("\n\n", 1)[1]
     assert "📞" not in reply.text
     assert "📍" not in reply.text
 
 
-def test_only_the_contacts_the_salon_has_are_shown() -> None:
+async def test_only_the_contacts_the_salon_has_are_shown() -> None:
     phone_only = Salon("main", "Studio Nord", "UTC", phone="+7 495 123-45-67")
-    reply = only(desk(phone_only).handle(seen(), tap(menu.PERSON), NOW))
+    reply = only(await desk(phone_only).handle(seen(), tap(menu.PERSON), NOW))
     assert reply.text.endswith("\n\n📞 +7 495 123-45-67")
 
 
-def test_home_shows_the_menu() -> None:
-    reply = only(desk().handle(seen(), tap(menu.HOME), NOW))
+async def test_home_shows_the_menu() -> None:
+    reply = only(await desk().handle(seen(), tap(menu.HOME), NOW))
     assert reply.text == "How can I help you?"
     assert labels(reply) == MENU_EN
 
@@ -197,8 +201,8 @@ def test_home_shows_the_menu() -> None:
 # Language
 
 
-def test_language_entry_offers_each_language_in_its_own_name_and_back() -> None:
-    reply = only(desk().handle(seen(), tap(menu.LANGUAGE), NOW))
+async def test_language_entry_offers_each_language_in_its_own_name_and_back() -> None:
+    reply = only(await desk().handle(seen(), tap(menu.LANGUAGE), NOW))
     assert reply.text == "Choose your language:"
     assert [(c.id, c.label) for c in reply.choices] == [
         ("lang:ru", "Русский"),
@@ -207,38 +211,38 @@ def test_language_entry_offers_each_language_in_its_own_name_and_back() -> None:
     ]
 
 
-def test_choosing_russian_is_remembered_over_the_apps_language() -> None:
+async def test_choosing_russian_is_remembered_over_the_apps_language() -> None:
     front = desk()
-    turn = front.handle(seen(), tap("lang:ru", "en"), NOW)
+    turn = await front.handle(seen(), tap("lang:ru", "en"), NOW)
     assert turn.session.locale == "ru"
     reply = only(turn)
     assert reply.text.startswith("Готово, теперь я говорю по-русски.")
     assert labels(reply) == MENU_RU
 
-    later = front.handle(turn.session, tap(menu.HOME, "en"), NOW + timedelta(minutes=1))
+    later = await front.handle(turn.session, tap(menu.HOME, "en"), NOW + timedelta(minutes=1))
     assert only(later).text == "Чем могу помочь?"
     assert later.session.locale == "ru"
 
     # Even a new greeting, after the idle window, keeps the chosen language.
-    much_later = front.handle(later.session, start(language="en"), NOW + timedelta(days=3))
+    much_later = await front.handle(later.session, start(language="en"), NOW + timedelta(days=3))
     assert only(much_later).text.startswith("Здравствуйте, Anna!")
     assert much_later.session.locale == "ru"
 
 
-def test_switching_back_to_english() -> None:
-    turn = desk().handle(seen(locale="ru"), tap("lang:en", "ru"), NOW)
+async def test_switching_back_to_english() -> None:
+    turn = await desk().handle(seen(locale="ru"), tap("lang:en", "ru"), NOW)
     assert turn.session.locale == "en"
     assert only(turn).text.startswith("Done, I will speak English")
 
 
-def test_a_typed_language_name_switches_too() -> None:
-    turn = desk().handle(seen(), text("  русский "), NOW)
+async def test_a_typed_language_name_switches_too() -> None:
+    turn = await desk().handle(seen(), text("  русский "), NOW)
     assert turn.session.locale == "ru"
     assert only(turn).text.startswith("Готово")
 
 
-def test_an_unsupported_language_choice_is_stale_and_changes_nothing() -> None:
-    turn = desk().handle(seen(), tap("lang:de"), NOW)
+async def test_an_unsupported_language_choice_is_stale_and_changes_nothing() -> None:
+    turn = await desk().handle(seen(), tap("lang:de"), NOW)
     assert turn.session.locale is None
     assert only(turn).text == "That button is no longer active. Here is the menu:"
 
@@ -256,26 +260,28 @@ def test_an_unsupported_language_choice_is_stale_and_changes_nothing() -> None:
         ("  📅 Book\n", "en"),
     ],
 )
-def test_a_typed_menu_label_in_either_language_is_understood(typed: str, language: str) -> None:
-    reply = only(desk().handle(seen(), text(typed, language), NOW))
+async def test_a_typed_menu_label_in_either_language_is_understood(
+    typed: str, language: str
+) -> None:
+    reply = only(await desk().handle(seen(), text(typed, language), NOW))
     expected = "To book a visit" if language == "en" else "Чтобы записаться"
     assert reply.text.startswith(expected)
 
 
-def test_typed_address_label_answers_with_the_address() -> None:
-    reply = only(desk().handle(seen(), text("📍 адрес и часы работы", "en"), NOW))
+async def test_typed_address_label_answers_with_the_address() -> None:
+    reply = only(await desk().handle(seen(), text("📍 адрес и часы работы", "en"), NOW))
     assert reply.text.startswith("Studio Nord\n\n📞 +7 495 123-45-67")
 
 
-def test_unexpected_text_twice_offers_a_person_then_starts_counting_again() -> None:
+async def test_unexpected_text_twice_offers_a_person_then_starts_counting_again() -> None:
     front = desk()
-    first = front.handle(seen(), text("can I bring my dog?"), NOW)
+    first = await front.handle(seen(), text("can I bring my dog?"), NOW)
     reply = only(first)
     assert reply.text == "Sorry, I did not understand that. Please choose from the menu:"
     assert labels(reply) == MENU_EN
     assert first.session.misunderstood == 1
 
-    second = front.handle(first.session, text("hello??"), NOW + timedelta(seconds=30))
+    second = await front.handle(first.session, text("hello??"), NOW + timedelta(seconds=30))
     reply = only(second)
     assert reply.text.startswith("It seems I cannot help with this myself. Our staff can:")
     assert "+7 495 123-45-67" in reply.text
@@ -283,34 +289,34 @@ def test_unexpected_text_twice_offers_a_person_then_starts_counting_again() -> N
     assert labels(reply) == MENU_EN
     assert second.session.misunderstood == 0
 
-    third = front.handle(second.session, text("hmm"), NOW + timedelta(seconds=60))
+    third = await front.handle(second.session, text("hmm"), NOW + timedelta(seconds=60))
     assert only(third).text.startswith("Sorry, I did not understand that.")
     assert third.session.misunderstood == 1
 
 
-def test_an_understood_turn_resets_the_misunderstanding_count() -> None:
+async def test_an_understood_turn_resets_the_misunderstanding_count() -> None:
     front = desk()
-    first = front.handle(seen(), text("???"), NOW)
-    understood = front.handle(first.session, tap(menu.INFO), NOW)
+    first = await front.handle(seen(), text("???"), NOW)
+    understood = await front.handle(first.session, tap(menu.INFO), NOW)
     assert understood.session.misunderstood == 0
-    again = front.handle(understood.session, text("???"), NOW)
+    again = await front.handle(understood.session, text("???"), NOW)
     assert only(again).text.startswith("Sorry, I did not understand that.")
 
 
-def test_misunderstanding_in_russian() -> None:
-    reply = only(desk().handle(seen(), text("что-то непонятное", "ru"), NOW))
+async def test_misunderstanding_in_russian() -> None:
+    reply = only(await desk().handle(seen(), text("что-то непонятное", "ru"), NOW))
     assert reply.text == "Извините, я не понял. Пожалуйста, выберите пункт меню:"
     assert labels(reply) == MENU_RU
 
 
-def test_an_empty_message_from_a_returning_client_is_a_misunderstanding() -> None:
-    turn = desk().handle(seen(), text(""), NOW)
+async def test_an_empty_message_from_a_returning_client_is_a_misunderstanding() -> None:
+    turn = await desk().handle(seen(), text(""), NOW)
     assert only(turn).text.startswith("Sorry, I did not understand that.")
 
 
 @pytest.mark.parametrize("stale", ["m:old-promo", "", "svc:haircut:42"])
-def test_a_stale_button_gets_the_menu_again(stale: str) -> None:
-    reply = only(desk().handle(seen(), tap(stale), NOW))
+async def test_a_stale_button_gets_the_menu_again(stale: str) -> None:
+    reply = only(await desk().handle(seen(), tap(stale), NOW))
     assert reply.text == "That button is no longer active. Here is the menu:"
     assert labels(reply) == MENU_EN
 
@@ -318,32 +324,32 @@ def test_a_stale_button_gets_the_menu_again(stale: str) -> None:
 # Returning clients
 
 
-def test_a_new_client_writing_text_is_greeted() -> None:
-    turn = desk().handle(Session(), text("hi"), NOW)
+async def test_a_new_client_writing_text_is_greeted() -> None:
+    turn = await desk().handle(Session(), text("hi"), NOW)
     assert only(turn).text.startswith("Hello, Anna! Welcome to Studio Nord.")
     assert turn.session.last_seen == NOW
 
 
-def test_a_returning_client_within_the_idle_window_is_not_greeted_again() -> None:
+async def test_a_returning_client_within_the_idle_window_is_not_greeted_again() -> None:
     within = seen(minutes_ago=IDLE.total_seconds() / 60)  # exactly at the edge still counts
-    reply = only(desk().handle(within, text("hi"), NOW))
+    reply = only(await desk().handle(within, text("hi"), NOW))
     assert not reply.text.startswith("Hello")
     assert reply.text.startswith("Sorry, I did not understand that.")
 
 
-def test_a_client_back_after_the_idle_window_is_greeted_again() -> None:
+async def test_a_client_back_after_the_idle_window_is_greeted_again() -> None:
     after = seen(minutes_ago=IDLE.total_seconds() / 60 + 1)
-    reply = only(desk().handle(after, text("hi"), NOW))
+    reply = only(await desk().handle(after, text("hi"), NOW))
     assert reply.text.startswith("Hello, Anna! Welcome to Studio Nord.")
 
 
-def test_a_conversation_never_shows_a_raw_catalog_key() -> None:
+async def test_a_conversation_never_shows_a_raw_catalog_key() -> None:
     front = desk()
     session = Session()
     steps = [start(), text("???"), text("!!!"), tap(menu.LANGUAGE), tap("lang:ru")]
     steps += [tap(choice) for choice in [*MENU_IDS, menu.HOME, "nope"]]
     steps += [text("📅 Book"), text("English"), tap("lang:en")]
     for number, event in enumerate(steps):
-        turn = front.handle(session, event, NOW + timedelta(seconds=number))
+        turn = await front.handle(session, event, NOW + timedelta(seconds=number))
         only(turn)  # checks every text and label
         session = turn.session

@@ -21,7 +21,12 @@ def read(locale: str, directory: Path = LOCALES) -> Catalog:
 
 
 def messages(locale: str) -> dict[str, str]:
-    return {str(m.id): str(m.string) for m in read(locale) if m.id}
+    """Singular messages, key to text."""
+    return {str(m.id): str(m.string) for m in read(locale) if m.id and not m.pluralizable}
+
+
+def plurals(locale: str) -> dict[str, tuple[str, ...]]:
+    return {str(m.id[0]): tuple(m.string) for m in read(locale) if m.pluralizable}
 
 
 @pytest.fixture
@@ -36,7 +41,17 @@ def sources_only(tmp_path: Path) -> Path:
 
 def test_both_catalogs_have_exactly_the_same_keys() -> None:
     assert set(messages("ru")) == set(messages("en"))
+    assert set(plurals("ru")) == set(plurals("en"))
     assert len(messages("en")) > 10
+
+
+def test_russian_plurals_have_three_forms() -> None:
+    minutes = Catalogs(LOCALES).get("ru")
+    forms = [
+        minutes.plural("services.minutes", "services.minutes.plural", n) for n in (1, 3, 5, 21)
+    ]
+    assert forms == ["1 минута", "3 минуты", "5 минут", "21 минута"]
+    assert all(len(forms) == 3 for forms in plurals("ru").values())
 
 
 @pytest.mark.parametrize("locale", SUPPORTED)

@@ -20,7 +20,7 @@ from tests.gateway.test_edge import update
 INPUTS = ["/start", "hello?", "📍 Address & hours", "🌐 Language", "📅 Book", "what?", "Русский"]
 
 
-def expected_texts(inputs: list[str]) -> list[str]:
+async def expected_texts(inputs: list[str]) -> list[str]:
     """What the bot must answer, in order: the pure flow applied to the same inputs."""
     desk = FrontDesk(
         Salon(
@@ -39,7 +39,7 @@ def expected_texts(inputs: list[str]) -> list[str]:
     client = ClientRef("x", Channel.TELEGRAM, "31", "31")
     for n, text in enumerate(inputs):
         kind = Kind.START if text == "/start" else Kind.TEXT
-        turn = desk.handle(
+        turn = await desk.handle(
             session, Inbound(client, kind, str(n), text=text, name="Anna", language="en"), now
         )
         session = turn.session
@@ -59,7 +59,7 @@ async def test_a_burst_of_50_updates_from_one_chat_is_answered_in_order(
         assert (await gateway.post_update(update(1000 + n, chat_id=31, text=text)))[0] == 200
     await eventually(lambda: len(sandbox.telegram.messages_for(31)) >= 50, timeout=20)
     got = [m["text"] for m in sandbox.telegram.messages_for(31)]
-    assert got == expected_texts(inputs)
+    assert got == await expected_texts(inputs)
 
 
 async def test_tapped_buttons_are_acknowledged_and_answered(

@@ -197,7 +197,7 @@ def test_a_column_hint_of_zero_still_renders_one_button_per_row() -> None:
     ]
 
 
-def test_every_menu_choice_fits_in_callback_data() -> None:
+async def test_every_menu_choice_fits_in_callback_data() -> None:
     catalogs = Catalogs(LOCALES)
     desk = FrontDesk(Salon("main", "Studio Nord", "UTC"), catalogs, idle=timedelta(hours=1))
     now = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -208,7 +208,7 @@ def test_every_menu_choice_fits_in_callback_data() -> None:
         replies += [menu.menu(translate, "x"), menu.languages(translate, catalogs.locales)]
     for choice in [*[c.id for c in replies[0].choices], menu.HOME]:
         event = Inbound(client, Kind.CHOICE, "e", choice=choice)
-        replies += desk.handle(Session(), event, now).replies
+        replies += (await desk.handle(Session(), event, now)).replies
     sent = render("42", tuple(replies), None)
     data = [
         button["callback_data"]
