@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -99,6 +100,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     runtime = app[RUNTIME]
     settings = runtime.settings
     handlers: dict[str, Handler] = {}
+    closing: list[Callable[[], Awaitable[None]]] = []
     deliveries: dict[str, Delivery] = {}
     pacing: dict[str, Pacing] = {}
     buckets: dict[str, TokenBucket] = {}
@@ -142,10 +144,16 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         runtime.metrics.breaker_changed("telegram", breaker.state)
         bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
         runtime.bot = bot
-        dispatcher = Dispatcher()
+        # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
+        # would cost a storage lookup per update and keep an entry per user forever.
+        dispatcher = Dispatcher(disable_fsm=True)
         dispatcher.include_router(build_router(settings.salon_id))
         handlers["telegram"] = TelegramConversations(bot, dispatcher, desk, sessions, clock)
-        deliveries["telegram"] = TelegramDelivery(bot, breaker)
+        telegram = TelegramDelivery(
+            settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url, breaker
+        )
+        deliveries["telegram"] = telegram
+        closing.append(telegram.close)
         pacing["telegram"] = Pacing(
             settings.telegram_rate_per_chat,
             settings.telegram_burst_per_chat,
@@ -182,6 +190,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
         await work_shard(lease, consumer, sender, settings.shutdown_grace_seconds)
 
+    # What exists now lives as long as the process: keep the collector from walking it (the
+    # aiogram and pydantic models alone are some 200k objects) on every full collection.
+    gc.freeze()
     pool_task: asyncio.Task[None] | None = None
     if settings.run_workers:
         runtime.pool = WorkerPool(
@@ -202,6 +213,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
                 await pool_task
         if runtime.bot is not None:
             await runtime.bot.session.close()
+        for close in closing:
+            await close()
         if calcom is not None:
             await calcom.aclose()
         await runtime.redis.aclose()

@@ -14,11 +14,23 @@ from types import TracebackType
 from fakeredis import TcpFakeServer
 
 
-def free_port() -> int:
+def free_port(consecutive: int = 1) -> int:
+    """A port free on loopback (with the `consecutive - 1` ports after it free too)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port + consecutive <= 65536 and all(_free(p) for p in range(port, port + consecutive)):
+            return port
+
+
+def _free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 class EmbeddedRedis:

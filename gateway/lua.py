@@ -9,8 +9,9 @@ cache (a restart) still answers NOSCRIPT later, and that is handled too.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -19,16 +20,20 @@ Arg = str | bytes | int | float
 
 
 class Lua:
+    # Scripts already loaded, per client: a shard's consumers come and go, the server's script
+    # cache stays.
+    _loaded: ClassVar[weakref.WeakKeyDictionary[Redis, set[str]]] = weakref.WeakKeyDictionary()
+
     def __init__(self, redis: Redis, source: str) -> None:
         self.redis = redis
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-        self._loaded = False
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
-        if not self._loaded:
+        loaded = self._loaded.setdefault(self.redis, set())
+        if self.sha not in loaded:
             await self.redis.script_load(self.source)
-            self._loaded = True
+            loaded.add(self.sha)
         try:
             return await self.redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
         except NoScriptError:

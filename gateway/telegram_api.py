@@ -1,30 +1,20 @@
-"""The Telegram Bot API client: an aiogram `Bot` pointed at `TELEGRAM_API_URL`, behind a breaker."""
+"""The Telegram Bot API, outbound: the outbox's messages as plain JSON calls, behind a breaker.
+
+aiogram reads the updates (see `handlers/telegram.py`); sending goes straight over aiohttp. The
+outbox already holds each call as the Bot API's own JSON, and going through aiogram's method
+models would validate it, build a multipart form and parse the returned Message on every send:
+most of a reply's CPU cost, for nothing the outbox uses (bench/README.md).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import json
+from typing import Any
 
 import aiohttp
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramEntityTooLarge,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
-from aiogram.methods import (
-    AnswerCallbackQuery,
-    EditMessageReplyMarkup,
-    EditMessageText,
-    SendMessage,
-    TelegramMethod,
-)
 
 from gateway.outbox import PermanentFailure, RetryLater
 from gateway.resilience import CircuitBreaker
@@ -33,49 +23,68 @@ from gateway.streams import Outgoing
 # Every call is bounded; Telegram answers in well under a second when healthy.
 TIMEOUT_SECONDS = 10.0
 
-METHODS: dict[str, type[TelegramMethod[object]]] = {
-    "sendMessage": SendMessage,  # type: ignore[dict-item]
-    "answerCallbackQuery": AnswerCallbackQuery,  # type: ignore[dict-item]
-    "editMessageText": EditMessageText,  # type: ignore[dict-item]
-    "editMessageReplyMarkup": EditMessageReplyMarkup,  # type: ignore[dict-item]
-}
+# The calls the outbox makes; anything else is a bug, not something to retry.
+METHODS = frozenset(
+    {"sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup"}
+)
 
 
 def make_bot(token: str, api_url: str) -> Bot:
+    """aiogram's Bot, for reading updates and the operator's commands (getMe, setWebhook)."""
     server = TelegramAPIServer.from_base(api_url)
     return Bot(token, session=AiohttpSession(api=server, timeout=TIMEOUT_SECONDS))
 
 
+class TelegramUnavailable(Exception):
+    """Telegram is down, slow or refuses our token: counted by the breaker, retried later."""
+
+
 def is_failure(exc: BaseException) -> bool:
     """What counts against Telegram's breaker: it being down or slow, not our bad requests."""
-    return isinstance(
-        exc,
-        TelegramServerError
-        | TelegramNetworkError
-        | TelegramUnauthorizedError
-        | TimeoutError
-        | aiohttp.ClientError,
-    )
+    return isinstance(exc, TelegramUnavailable | TimeoutError | aiohttp.ClientError)
 
 
 class TelegramDelivery:
-    def __init__(self, bot: Bot, breaker: CircuitBreaker) -> None:
-        self.bot = bot
+    def __init__(self, token: str, api_url: str, breaker: CircuitBreaker) -> None:
+        # The URL holds the token: it is never logged (and the log scrubber would catch it).
+        self._base = f"{api_url.rstrip('/')}/bot{token}/"
         self.breaker = breaker
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def deliver(self, message: Outgoing) -> None:
-        method_type = METHODS.get(message.method)
-        if method_type is None:
+        if message.method not in METHODS:
             raise PermanentFailure(f"unsupported method {message.method}")
-        method = method_type.model_validate(message.params)
-        try:
-            await self.breaker.call(lambda: asyncio.wait_for(self.bot(method), TIMEOUT_SECONDS))
-        except TelegramRetryAfter as exc:
-            raise RetryLater(float(exc.retry_after)) from exc
-        except (
-            TelegramBadRequest,
-            TelegramForbiddenError,
-            TelegramNotFound,
-            TelegramEntityTooLarge,
-        ) as exc:
-            raise PermanentFailure(exc.message) from exc
+        answer = await self.breaker.call(lambda: self._call(message.method, message.params))
+        if answer.get("ok"):
+            return
+        code = answer.get("error_code")
+        description = str(answer.get("description") or "no description")
+        parameters = answer.get("parameters") or {}
+        if code == 429:
+            raise RetryLater(float(parameters.get("retry_after") or 1))
+        # 400 bad request, 403 blocked by the user, 404 no such chat: retrying cannot help.
+        raise PermanentFailure(f"{code}: {description}")
+
+    async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        async with self._http().post(self._base + method, json=params) as response:
+            try:
+                answer: dict[str, Any] = await response.json(content_type=None)
+            except (json.JSONDecodeError, aiohttp.ContentTypeError):
+                answer = {"ok": False, "description": f"HTTP {response.status}"}
+            if response.status >= 500 or response.status == 401:
+                # A 401 means the token is wrong or revoked: nothing will get through until the
+                # operator fixes it, so it opens the breaker like an outage does.
+                raise TelegramUnavailable(f"{response.status}: {answer.get('description')}")
+            return answer

@@ -137,7 +137,7 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port()
+    port = free_port(consecutive=3)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SALON_", "REDIS_"))
     }
