@@ -39,10 +39,12 @@ def parser() -> argparse.ArgumentParser:
         "ingest",
         help="webhook ingest: gateway vs bare aiohttp, lost replies, end-to-end latency",
         description=(
-            "Starts bare aiohttp, the real gateway (RUN_WORKERS on) and the Telegram sandbox, "
-            "each in its own process (servers pinned to CPU 0, the load generator and the "
-            "sandbox to CPU 1 on a 2-CPU machine), then measures closed-loop throughput, lost "
-            "replies and open-loop end-to-end latency. The last line is the summary: "
+            "Starts bare aiohttp, the real gateway split as it scales (an edge process with "
+            "RUN_WORKERS off that takes the webhooks, and a worker process with RUN_WORKERS on "
+            "that handles them) and the Telegram sandbox, each in its own process (bare and "
+            "the edge pinned to CPU 0; the load generator, the sandbox and the worker to CPU 1 "
+            "on a 2-CPU machine), then measures closed-loop throughput, lost replies and "
+            "open-loop end-to-end latency. The last line is the summary: "
             "'ingest: gateway=<req/s> bare=<req/s> ratio=<g/b> p99_ms=<gateway p99> lost=<n>'."
         ),
     )
@@ -100,11 +102,18 @@ def parser() -> argparse.ArgumentParser:
         default=defaults.drain_timeout,
         help="max seconds to wait for the replies after a phase (default %(default)s)",
     )
-    ingest.add_argument(
+    layout = ingest.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--in-process-workers",
+        action="store_true",
+        help="the single-process layout: one gateway process (RUN_WORKERS on, CPU 0) takes "
+        "the webhooks and handles them; no separate worker",
+    )
+    layout.add_argument(
         "--no-workers",
         action="store_true",
-        help="diagnosis: the gateway with RUN_WORKERS off (the webhook edge alone); "
-        "no replies, so the lost and end-to-end checks are skipped",
+        help="diagnosis: the gateway with RUN_WORKERS off (the webhook edge alone) and no "
+        "worker; no replies, so the lost and end-to-end checks are skipped",
     )
     ingest.add_argument(
         "--profile",
@@ -148,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 redis_url=args.redis_url,
                 drain_timeout=args.drain_timeout,
                 workers=not args.no_workers,
+                in_process_workers=args.in_process_workers,
                 profile=args.profile,
                 sandbox_spec=args.sandbox_spec,
                 keep_logs=args.keep_logs,

@@ -1,5 +1,9 @@
 """`python -m bench ingest`: the gateway's webhook ingest against bare aiohttp, on loopback.
 
+By default the gateway runs split, as it scales: an edge process (RUN_WORKERS off) takes the
+webhooks and is the server under test; a worker process (RUN_WORKERS on, same Redis, salon and
+shards) handles the updates and sends the replies. `--in-process-workers`: one process does both.
+
 1. Closed loop (max throughput): N connections post unique Telegram updates for a fixed time,
    against bare aiohttp and then the real gateway, in interleaved rounds (medians reported).
 2. Lost replies: after each gateway phase, wait until every update acknowledged with 200 has its
@@ -56,7 +60,7 @@ def progress(message: str) -> None:
 
 
 class Bench:
-    """The three servers, the control connection and the reply log of one run."""
+    """The servers, the control connection and the reply log of one run."""
 
     def __init__(self, options: Options, placement: Placement, log_dir: Path) -> None:
         self.options = options
@@ -66,7 +70,12 @@ class Bench:
         self.redis = Redis.from_url(options.redis_url)
         self.children: list[Child] = []
         self.profile_path = log_dir / "gateway.prof" if options.profile else None
+        self.worker_profile_path = (
+            log_dir / "worker.prof" if options.profile and options.split else None
+        )
+        self.worker: Child | None = None  # the split layout's worker process
         self._phases = 0
+        self._window_start_cpu: dict[str, float | None] = {}
 
     # -- servers ------------------------------------------------------------------------------
 
@@ -77,26 +86,28 @@ class Bench:
             sandbox_args += ["--spec", str(options.sandbox_spec)]
         self.sandbox = self._spawn("sandbox", sandbox_args)
         self.bare = self._spawn("bare", ["bare", "--cpu", str(cpus.server)])
-        gateway_args = ["gateway", "--cpu", str(cpus.server), "--redis-url", options.redis_url]
-        gateway_args += ["--salon-id", self.salon_id, "--api-url", self.sandbox.url]
-        if not options.workers:
+        common = ["--redis-url", options.redis_url, "--salon-id", self.salon_id]
+        common += ["--api-url", self.sandbox.url]
+        # The server under test: the edge (split and --no-workers) or the whole gateway.
+        gateway_args = ["gateway", "--cpu", str(cpus.server), *common]
+        if not options.workers or options.split:
             gateway_args.append("--no-workers")
         if self.profile_path is not None:
             gateway_args += ["--profile", str(self.profile_path)]
         self.gateway = self._spawn("gateway", gateway_args)
+        if options.split:
+            # The same entry point with RUN_WORKERS on; it is sent no webhooks.
+            worker_args = ["gateway", "--cpu", str(cpus.worker), *common]
+            if self.worker_profile_path is not None:
+                worker_args += ["--profile", str(self.worker_profile_path)]
+            self.worker = self._spawn("worker", worker_args)
         pin_self(cpus.client)  # the load generator is this process: off the server's core
 
         await self.sandbox.wait_ready(control, ["/_bench/calls"], 30)
         await self.bare.wait_ready(control, ["/healthz"], 30)
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            ready = await self.gateway.wait_ready(control, ["/healthz", "/readyz"], START_SECONDS)
-            shards = ready.get("shards")
-            if not options.workers or (isinstance(shards, list) and len(shards) == SHARDS):
-                break  # every shard's consumer runs: no update waits for a lease
-            if time.monotonic() > deadline:
-                raise BenchError(f"the gateway's workers hold only shards {shards}")
-            await asyncio.sleep(0.1)
+        await self.gateway.wait_ready(control, ["/healthz", "/readyz"], START_SECONDS)
+        if self.handler is not None:
+            await self._all_shards(control, self.handler)
         # As in the tests, the sandbox knows the webhook. The bench still posts the updates
         # itself: the sandbox's own client sends one chat's updates at a time, too slow here.
         async with control.post(
@@ -107,18 +118,39 @@ class Bench:
                 raise BenchError(f"setWebhook at the sandbox answered {response.status}")
         self.replies = ReplyLog(control, self.sandbox.url)
 
+    @property
+    def handler(self) -> Child | None:
+        """The process that handles the updates and sends the replies, if any."""
+        if not self.options.workers:
+            return None
+        return self.worker if self.worker is not None else self.gateway
+
+    async def _all_shards(self, control: aiohttp.ClientSession, child: Child) -> None:
+        """Wait until every shard's consumer runs there: no update then waits for a lease."""
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            ready = await child.wait_ready(control, ["/healthz", "/readyz"], START_SECONDS)
+            shards = ready.get("shards")
+            if isinstance(shards, list) and len(shards) == SHARDS:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"the {child.name}'s workers hold only shards {shards}")
+            await asyncio.sleep(0.1)
+
     def _spawn(self, name: str, args: list[str]) -> Child:
         child = Child(name, args, self.log_dir)
         self.children.append(child)
         return child
 
     async def stop(self) -> None:
-        """The gateway first (it drains its outbox into the sandbox), then the others; then
-        every Redis key of this run's salon."""
-        for child in self.children:
-            if child.name == "gateway":
-                await child.stop()
-        await asyncio.gather(*(c.stop() for c in self.children if c.name != "gateway"))
+        """The gateway (edge) first, then the worker (it drains its outbox into the sandbox),
+        then the others; then every Redis key of this run's salon."""
+        first = ("gateway", "worker")
+        for name in first:
+            for child in self.children:
+                if child.name == name:
+                    await child.stop()
+        await asyncio.gather(*(c.stop() for c in self.children if c.name not in first))
         with contextlib.suppress(RedisError, OSError):
             keys = [key async for key in self.redis.scan_iter(f"fd:{self.salon_id}:*", 1000)]
             for i in range(0, len(keys), 1000):
@@ -152,6 +184,7 @@ class Bench:
             redis_cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         return {
             "server": server.cpu(),
+            "worker": None if self.worker is None else self.worker.cpu(),
             "client": cpu_seconds(),
             "sandbox": self.sandbox.cpu(),
             "redis": redis_cpu,
@@ -160,7 +193,8 @@ class Bench:
 
     async def _cpu_between(
         self, server: Child, start: float, end: float, at_start: Hook | None
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], dict[str, float | None]]:
+        """CPU seconds per party in the window, and the readings at its start."""
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         before = await self._cpu(server)
         if at_start is not None:
@@ -176,7 +210,7 @@ class Bench:
         if "machine" in used:
             ours = sum(v for party, v in used.items() if party != "machine")
             used["other"] = max(0.0, used.pop("machine") - ours)
-        return used
+        return used, before
 
     def _updates(self, first_chat: int, chats: int | None) -> Updates:
         self._phases += 1
@@ -189,7 +223,8 @@ class Bench:
         window = (start + options.warmup, start + options.warmup + options.duration)
         sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
         load = await closed_loop(server.url + WEBHOOK, updates, options.connections, window)
-        return Phase(server.name, round_, load, await sampler)
+        used, self._window_start_cpu = await sampler
+        return Phase(server.name, round_, load, used)
 
     async def bare_phase(self, round_: int) -> Phase:
         await self.quiet()
@@ -216,13 +251,22 @@ class Bench:
             times = [at for chat in acked for at in self.replies.at.get(chat, [])]
             phase.replies_in_window = sum(start <= at <= end for at in times)
             phase.replies_after_start = sum(start <= at for at in times)
+            # The handling process's CPU from the window's start until every reply was in.
+            was = self._window_start_cpu["worker" if self.options.split else "server"]
+            handler = self.handler
+            now = None if handler is None else handler.cpu()
+            if was is not None and now is not None:
+                phase.handler_cpu = now - was
         if profiled:
             await self._profiler(control, "stop")
         return phase
 
     async def _profiler(self, control: aiohttp.ClientSession, action: str) -> None:
-        async with control.post(f"{self.gateway.url}/_bench/profile/{action}") as response:
-            response.raise_for_status()
+        for child in (self.gateway, self.worker):
+            if child is None:
+                continue
+            async with control.post(f"{child.url}/_bench/profile/{action}") as response:
+                response.raise_for_status()
 
     async def end_to_end(self) -> EndToEnd:
         options = self.options
@@ -263,7 +307,7 @@ async def run(options: Options) -> Outcome:
     failed = True
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as control:
-            progress(f"starting servers ({outcome.placement.describe()})")
+            progress(f"starting servers ({outcome.placement.describe(options.split)})")
             await bench.start(control)
             for round_ in range(1, options.rounds + 1):
                 # Interleaved: drift on a shared VM hits both servers alike.
@@ -277,21 +321,26 @@ async def run(options: Options) -> Outcome:
         failed = False
     finally:
         await bench.stop()
-        outcome.warnings = _problems(log_dir / "gateway.log")
+        outcome.warnings = _problems(log_dir / "gateway.log") + _problems(log_dir / "worker.log")
         if failed or options.keep_logs or options.profile or outcome.warnings:
             outcome.log_dir = log_dir
             if failed:
                 progress(f"server logs kept in {log_dir}")
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
+    gateway_phases = outcome.of("gateway")
+    replies = sum(p.replies_after_start for p in gateway_phases)
+    answers = sum(len(p.load.latencies) for p in gateway_phases)
     if bench.profile_path is not None and bench.profile_path.exists():
-        # Per update: replies made while profiling (the workers' share dominates), or answers
-        # when the workers are off.
-        profiled = sum(
-            p.replies_after_start if options.workers else len(p.load.latencies)
-            for p in outcome.of("gateway")
-        )
-        outcome.profile = profiling.summary(bench.profile_path, profiled)
+        # Per update: replies made while profiling when this process also handles them (the
+        # workers' share dominates), else the webhooks it answered.
+        if options.split:
+            outcome.profile = profiling.summary(bench.profile_path, answers, "edge")
+        else:
+            profiled = replies if options.workers else answers
+            outcome.profile = profiling.summary(bench.profile_path, profiled)
+    if bench.worker_profile_path is not None and bench.worker_profile_path.exists():
+        outcome.profile += ["", *profiling.summary(bench.worker_profile_path, replies, "worker")]
     return outcome
 
 

@@ -37,27 +37,35 @@ class Placement:
     server: int
     client: int
     sandbox: int
+    worker: int  # the split layout's worker process (it takes no webhooks)
 
     @classmethod
     def choose(cls) -> Placement:
         try:
             cpus = sorted(os.sched_getaffinity(0))
         except AttributeError:  # not Linux: no pinning
-            return cls(-1, -1, -1)
+            return cls(-1, -1, -1, -1)
         if len(cpus) < 2:
-            return cls(-1, -1, -1)
-        # The server under test gets the first CPU alone. The sandbox only matters in the
-        # gateway phases; on 2 CPUs it has to share the load generator's core.
+            return cls(-1, -1, -1, -1)
+        # The server under test gets the first CPU alone. The sandbox and the worker only
+        # matter in the gateway phases; on 2 CPUs they share the load generator's core.
         sandbox = cpus[2] if len(cpus) > 2 else cpus[1]
-        return cls(cpus[0], cpus[1], sandbox)
+        worker = cpus[3] if len(cpus) > 3 else cpus[1]
+        return cls(cpus[0], cpus[1], sandbox, worker)
 
-    def describe(self) -> str:
+    def describe(self, worker: bool = False) -> str:
+        """Where everything runs; `worker`: the split layout's worker process runs too."""
         if self.server < 0:
             return "not pinned (fewer than 2 CPUs: the numbers mix server and client cost)"
-        return (
-            f"server under test on CPU {self.server}, load generator on CPU {self.client}, "
-            f"sandbox on CPU {self.sandbox}; Redis (external) not pinned"
+        under_test = "edge (server under test)" if worker else "server under test"
+        text = (
+            f"{under_test} on CPU {self.server}, load generator on CPU {self.client}, "
+            f"sandbox on CPU {self.sandbox}"
         )
+        if worker:
+            shared = " (shares the load generator's core)" if self.worker == self.client else ""
+            text += f", worker on CPU {self.worker}{shared}"
+        return text + "; Redis (external) not pinned"
 
 
 def pin_self(cpu: int) -> None:

@@ -60,7 +60,7 @@ def _label(filename: str, line: int, function: str) -> str:
     return f"{short}:{line}({function})"
 
 
-def summary(path: Path, updates: int, top: int = 20) -> list[str]:
+def summary(path: Path, updates: int, name: str = "gateway", top: int = 20) -> list[str]:
     """Lines to print: self time by package, then the top functions (µs per update)."""
     stats = pstats.Stats(str(path))
     entries = stats.stats  # type: ignore[attr-defined]
@@ -71,7 +71,7 @@ def summary(path: Path, updates: int, top: int = 20) -> list[str]:
     busy = sum(by_area.values()) or 1.0
     per = 1e6 / max(1, updates)
     lines = [
-        f"gateway profile (measured windows and drain, {updates} updates; busy {busy:.1f} s, "
+        f"{name} profile (measured windows and drain, {updates} updates; busy {busy:.1f} s, "
         f"idle in epoll {idle:.1f} s; µs/update = self time / updates):",
         f"  {'package':<30} {'self s':>7} {'share':>6} {'µs/update':>10}",
     ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 
 POLL_SECONDS = 0.05
+MAX_SETTLE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,21 @@ class ReplyLog:
         return Tally(sum(expected.values()), replied, lost, duplicates, last)
 
     async def settle(self, expected: Mapping[int, int], within: float, quiet: float = 1.0) -> Tally:
-        """Wait (up to `within` seconds) until every acknowledged update has its reply, then `quiet`
-        seconds more so that late duplicates show."""
-        deadline = time.monotonic() + within
+        """Wait until every acknowledged update has its reply, then `quiet` seconds more so that
+        late duplicates show. Gives up after `within` seconds without a new reply (a worker
+        still working off a backlog makes progress; a lost update never comes), and after
+        `MAX_SETTLE_SECONDS` in all."""
+        started = time.monotonic()
+        deadline = started + within
+        replied = -1
         while True:
             await self.poll()
             tally = self.tally(expected)
-            if tally.lost == 0 or time.monotonic() > deadline:
+            now = time.monotonic()
+            if tally.replied != replied:
+                replied = tally.replied
+                deadline = now + within
+            if tally.lost == 0 or now > deadline or now - started > MAX_SETTLE_SECONDS:
                 break
             await asyncio.sleep(POLL_SECONDS)
         if tally.lost == 0:

@@ -21,25 +21,44 @@ def _pct(share: float | None) -> str:
     return "-" if share is None else f"{share * 100:.0f}%"
 
 
+def _layout(options: Options) -> str:
+    if not options.workers:
+        return (
+            "edge only: one process with RUN_WORKERS OFF takes the webhooks, nothing handles "
+            "them (diagnosis)"
+        )
+    if options.in_process_workers:
+        return (
+            "in-process workers: one process with RUN_WORKERS on takes the webhooks and "
+            "handles them (the server under test)"
+        )
+    return (
+        "edge + worker: the edge (RUN_WORKERS off) takes the webhooks and is the server under "
+        "test; a worker process (RUN_WORKERS on, same Redis, salon and shards, sent no "
+        "webhooks) handles the updates and sends the replies"
+    )
+
+
 def header(outcome: Outcome, options: Options) -> list[str]:
-    workers = "on" if options.workers else "OFF (diagnosis: the webhook edge alone)"
     return [
         "Frontdesk ingest bench (python -m bench ingest)",
-        f"  placement: {outcome.placement.describe()}",
+        f"  layout: {_layout(options)}",
+        f"  placement: {outcome.placement.describe(options.split)}",
         f"  closed loop: {options.connections} keep-alive connections, {options.warmup:g} s "
         f"warm-up + {options.duration:g} s measured, {options.rounds} round(s) of bare then "
         f"gateway; unique ~365-byte updates from {options.chats} chats (1/3 /start)",
-        f"  gateway: the real app, RUN_WORKERS {workers}, 8 shards, log level WARNING; "
+        "  gateway: the real app, 8 shards, log level WARNING; "
         "Telegram pacing raised to 1e6/s per chat and per bot (the real ~30/s per bot would "
         "cap every replies/s figure)",
     ]
 
 
-def throughput(outcome: Outcome) -> list[str]:
+def throughput(outcome: Outcome, options: Options) -> list[str]:
     lines = [
         "",
         f"  {'round':<6}{'server':<9}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'non-200':>8}"
-        f"{'srv CPU':>9}{'µs/req':>8}{'client':>8}{'sandbox':>8}{'redis':>7}{'other':>7}",
+        f"{'srv CPU':>9}{'µs/req':>8}{'worker':>8}{'client':>8}{'sandbox':>8}{'redis':>7}"
+        f"{'other':>7}",
     ]
     for phase in outcome.phases:
         load, us = phase.load, phase.server_us_per_request
@@ -47,13 +66,15 @@ def throughput(outcome: Outcome) -> list[str]:
             f"  {phase.round:<6}{phase.server:<9}{load.rate:7.0f}"
             f"{_ms(percentile(load.latencies, 50)):>8}{_ms(percentile(load.latencies, 99)):>8}"
             f"{load.not_ok:>8}{_pct(phase.busy('server')):>9}"
-            f"{'-' if us is None else f'{us:.0f}':>8}{_pct(phase.busy('client')):>8}"
+            f"{'-' if us is None else f'{us:.0f}':>8}{_pct(phase.busy('worker')):>8}"
+            f"{_pct(phase.busy('client')):>8}"
             f"{_pct(phase.busy('sandbox')):>8}{_pct(phase.busy('redis')):>7}"
             f"{_pct(phase.busy('other')):>7}"
         )
     lines.append(
         "  CPU columns: share of one core in the measured window; µs/req: server CPU per "
-        "answer; other: the rest of the machine (not the bench)"
+        "answer; worker: the split layout's worker process; other: the rest of the machine "
+        "(not the bench)"
     )
     disturbed = [p for p in outcome.phases if (p.busy("other") or 0) > DISTURBED]
     if disturbed:
@@ -73,10 +94,63 @@ def throughput(outcome: Outcome) -> list[str]:
             f"  CPU-cost ratio (bare µs/req / gateway µs/req): {bare_us / gateway_us:.2f}, what "
             "the req/s ratio would be were both servers CPU-bound on their core"
         )
+    lines += cost_per_update(outcome, options)
     if (bare.busy("server") or 0) < BUSY and (bare.busy("client") or 0) > BUSY:
         lines.append(
             "  NOTE: the load generator was saturated while the bare server was not: the bare "
             "figure is client-bound (too low), which flatters the ratio"
+        )
+    shared = client_core(gateway, outcome, options)
+    if (gateway.busy("server") or 0) < BUSY and shared > BUSY:
+        lines.append(
+            f"  NOTE: the load generator's core was saturated ({shared:.0%}) while the gateway "
+            "was not: the gateway figure is client-bound (too low)"
+        )
+    return lines
+
+
+def client_core(phase: Phase, outcome: Outcome, options: Options) -> float:
+    """How busy the load generator's core was: the client plus what shares its core."""
+    cpus = outcome.placement
+    busy = phase.busy("client") or 0.0
+    if cpus.client < 0:
+        return busy
+    if cpus.sandbox == cpus.client:
+        busy += phase.busy("sandbox") or 0.0
+    if options.split and cpus.worker == cpus.client:
+        busy += phase.busy("worker") or 0.0
+    return busy
+
+
+def cost_per_update(outcome: Outcome, options: Options) -> list[str]:
+    """The full CPU cost of an update in the median gateway run: taking it and handling it."""
+    if not options.workers:
+        return []
+    bare, gateway = median(outcome, "bare"), median(outcome, "gateway")
+    edge, handler = gateway.server_us_per_request, gateway.handler_us_per_update
+    if handler is None:
+        return ["  CPU per handled update: not measured (no replies counted)"]
+    if options.split:
+        total = handler + (edge or 0.0)
+        lines = [
+            f"  CPU per update (median run): edge {'-' if edge is None else f'{edge:.0f}'} µs "
+            f"per answer + worker {handler:.0f} µs per handled update = {total:.0f} µs in all"
+        ]
+    else:
+        total = handler
+        lines = [
+            f"  CPU per update (median run): the gateway process (edge and handling) "
+            f"{handler:.0f} µs per handled update"
+        ]
+    lines.append(
+        "    (the handling process's CPU from the window's start until every reply was in, per "
+        "reply delivered in that time)"
+    )
+    bare_us = bare.server_us_per_request
+    if bare_us:
+        lines.append(
+            f"  full-cost ratio (bare µs/req / all CPU per update): {bare_us / total:.2f}, the "
+            "share of bare's rate one core could take and handle"
         )
     return lines
 
@@ -86,11 +160,11 @@ def median(outcome: Outcome, server: str) -> Phase:
     return runs[median_index([p.load.rate for p in runs])]
 
 
-def replies(outcome: Outcome) -> list[str]:
+def replies(outcome: Outcome, options: Options) -> list[str]:
     lines = ["", "  gateway replies (every acknowledged update must get its one sendMessage):"]
     lines.append(
         f"  {'round':<6}{'acked':>8}{'replied':>9}{'replies/s in window':>21}"
-        f"{'drain after load':>18}{'lost':>6}{'dup':>5}"
+        f"{'drain after load':>18}{'lost':>6}{'dup':>5}{'handler µs/update':>19}"
     )
     for phase in outcome.of("gateway"):
         tally, drain = phase.tally, phase.drain_seconds
@@ -101,7 +175,12 @@ def replies(outcome: Outcome) -> list[str]:
             f"{phase.replies_in_window / phase.load.duration:>21.0f}"
             f"{'not drained' if drain is None else f'{drain:.1f} s':>18}"
             f"{tally.lost:>6}{tally.duplicates:>5}"
+            f"{'-' if (us := phase.handler_us_per_update) is None else f'{us:.0f}':>19}"
         )
+    handler = "the worker process" if options.split else "the gateway process"
+    lines.append(
+        f"  handler µs/update: CPU of {handler} from the window's start until drained, per reply"
+    )
     lines.append(
         f"  sandbox error answers: {outcome.sandbox_errors}; dead letters: "
         f"{outcome.dead_letters}; gateway log warnings/errors: {len(outcome.warnings)}"
@@ -127,9 +206,9 @@ def end_to_end(outcome: Outcome, options: Options) -> list[str]:
 
 def report(outcome: Outcome, options: Options) -> tuple[list[str], bool]:
     """The lines to print (the summary line last) and whether every target was met."""
-    lines = header(outcome, options) + throughput(outcome)
+    lines = header(outcome, options) + throughput(outcome, options)
     if options.workers:
-        lines += replies(outcome) + end_to_end(outcome, options)
+        lines += replies(outcome, options) + end_to_end(outcome, options)
     if outcome.profile:
         lines += ["", *("  " + line for line in outcome.profile)]
         lines.append("  (a profiled run: cProfile slows the gateway, its req/s is not comparable)")

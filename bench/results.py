@@ -21,11 +21,24 @@ class Options:
     e2e_duration: float = 10.0
     redis_url: str = "redis://127.0.0.1:6379/14"
     drain_timeout: float = 60.0
-    workers: bool = True
+    workers: bool = True  # False: --no-workers, the webhook edge alone
+    in_process_workers: bool = False  # True: one process takes webhooks and handles them
     profile: bool = False
     sandbox_spec: Path | None = None
     keep_logs: bool = False
     strict: bool = False
+
+    @property
+    def split(self) -> bool:
+        """The default layout: an edge process (RUN_WORKERS off) takes the webhooks and a
+        separate worker process (RUN_WORKERS on) handles them and sends the replies."""
+        return self.workers and not self.in_process_workers
+
+    @property
+    def layout(self) -> str:
+        if not self.workers:
+            return "edge only"
+        return "in-process workers" if self.in_process_workers else "edge + worker"
 
 
 @dataclass
@@ -39,6 +52,9 @@ class Phase:
     tally: Tally | None = None  # gateway phases with workers: the replies
     replies_in_window: int = 0
     replies_after_start: int = 0  # replies from the window's start on, drain included
+    # CPU seconds of the process that handles the updates (the worker; in-process: the gateway
+    # itself) from the window's start until every reply was in: its cost per handled update.
+    handler_cpu: float | None = None
 
     def busy(self, party: str) -> float | None:
         """Share of one core a party used during the window."""
@@ -50,6 +66,13 @@ class Phase:
         seconds = self.cpu.get("server")
         answered = len(self.load.latencies)
         return None if seconds is None or not answered else seconds / answered * 1e6
+
+    @property
+    def handler_us_per_update(self) -> float | None:
+        """CPU of the handling process per reply it delivered, window start to drained."""
+        if self.handler_cpu is None or not self.replies_after_start:
+            return None
+        return self.handler_cpu / self.replies_after_start * 1e6
 
     @property
     def drain_seconds(self) -> float | None:

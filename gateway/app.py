@@ -40,13 +40,20 @@ from handlers.telegram import TelegramConversations, TelegramWebhook, build_rout
 log = logging.getLogger("frontdesk.app")
 
 SESSION_TTL = 180 * 24 * 3600
+REDIS_CONNECTIONS = 64
+HANDLING_SLOTS = 16
+SENDING_SLOTS = 16
 
 
 def connect_redis(url: str) -> Redis:
     # A blocking pool waits for a free connection instead of failing under bursts
     # (redis-py's default pool raises at once when exhausted).
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=5,
     )
     return Redis.from_pool(pool)  # the client owns the pool and closes it
 
@@ -163,6 +170,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             settings.telegram_rate_global, max(1, int(settings.telegram_rate_global))
         )
 
+    # How many entries are handled, and how many messages sent, at once in this process: well
+    # under the Redis pool's 64 connections (the shards' blocking reads hold some too).
+    handling_slots = asyncio.Semaphore(HANDLING_SLOTS)
+    sending_slots = asyncio.Semaphore(SENDING_SLOTS)
     # One wake-up event per shard: the edge sets it when it queues, the outbox after a commit.
     inbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]
     outbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]
@@ -177,6 +188,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             max_attempts=settings.max_attempts,
             wake=inbound_wake[lease.shard],
             sent=outbound_wake[lease.shard],
+            slots=handling_slots,
         )
         sender = OutboxSender(
             runtime.redis,
@@ -187,6 +199,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             runtime.metrics,
             schedule=settings.outbox_retry_schedule,
             wake=outbound_wake[lease.shard],
+            slots=sending_slots,
         )
         await work_shard(lease, consumer, sender, settings.shutdown_grace_seconds)
 

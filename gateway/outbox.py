@@ -87,8 +87,10 @@ class OutboxSender:
         *,
         schedule: Sequence[float],
         wake: asyncio.Event,
+        slots: asyncio.Semaphore,
         batch: int = 100,
     ) -> None:
+        self.slots = slots
         self.redis = redis
         self.lease = lease
         self.keys = lease.keys
@@ -152,8 +154,26 @@ class OutboxSender:
         queue = self._chats[key]
         try:
             while queue and not self.lease.lost.is_set():
-                if await self._send(key, queue[0]):
+                item = queue[0]
+                if not item.message.ephemeral:
+                    await self._pace(key, item.message)
+                try:
+                    # Bounded like handling: a backlog must not exhaust the Redis connections.
+                    async with self.slots:
+                        retry_in = await self._send(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Redis hiccups while recording the outcome: try the same message again
+                    # rather than lose the chat's place in the queue.
+                    log.exception("outbox step failed for chat %s; retrying", item.message.chat)
+                    retry_in = 1.0
+                if retry_in is None:
                     queue.popleft()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        # Wake on a lost lease so that shutdown is not held up.
+                        await asyncio.wait_for(self.lease.lost.wait(), retry_in)
         finally:
             # Whatever is left stays pending in Redis for the next lease holder.
             del self._tasks[key]
@@ -161,20 +181,22 @@ class OutboxSender:
             if len(self._buckets) > 10_000:
                 self._buckets.clear()
 
-    async def _send(self, key: tuple[str, str], item: _Queued) -> bool:
+    async def _pace(self, key: tuple[str, str], message: Outgoing) -> None:
+        pacing = self.pacing[message.channel]
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(pacing.rate_per_chat, pacing.burst_per_chat)
+            self._buckets[key] = bucket
+        await bucket.take()
+        await self.global_buckets[message.channel].take()
+
+    async def _send(self, item: _Queued) -> float | None:
+        """Deliver one message: None when it is done with, else seconds until the next try."""
         message = item.message
         delivery = self.deliveries.get(message.channel)
         if delivery is None:
             await self._bury(item, f"no delivery for channel {message.channel!r}")
-            return True
-        if not message.ephemeral:
-            pacing = self.pacing[message.channel]
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = TokenBucket(pacing.rate_per_chat, pacing.burst_per_chat)
-                self._buckets[key] = bucket
-            await bucket.take()
-            await self.global_buckets[message.channel].take()
+            return None
         try:
             await delivery.deliver(message)
         except RetryLater as exc:
@@ -182,8 +204,7 @@ class OutboxSender:
             log.info(
                 "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
             )
-            await asyncio.sleep(exc.seconds)
-            return False
+            return exc.seconds
         except PermanentFailure as exc:
             self.metrics.outbox.labels(message.channel, "rejected").inc()
             if message.ephemeral:
@@ -192,16 +213,16 @@ class OutboxSender:
                 await self._finish(item)
             else:
                 await self._bury(item, f"rejected: {exc}")
-            return True
+            return None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             return await self._retry(item, exc)
         self.metrics.outbox.labels(message.channel, "sent").inc()
         await self._finish(item)
-        return True
+        return None
 
-    async def _retry(self, item: _Queued, exc: Exception) -> bool:
+    async def _retry(self, item: _Queued, exc: Exception) -> float | None:
         message = item.message
         error = f"{type(exc).__name__}: {exc}"
         item.attempts += 1
@@ -211,7 +232,7 @@ class OutboxSender:
                 await self._finish(item)
             else:
                 await self._bury(item, error)
-            return True
+            return None
         delay = self.schedule[item.attempts - 1]
         self.metrics.outbox_retries.labels(message.channel).inc()
         log.warning(
@@ -224,10 +245,7 @@ class OutboxSender:
             error,
         )
         await self.redis.hset(self.attempts_key, item.entry_id, str(item.attempts))  # type: ignore[misc]
-        with contextlib.suppress(TimeoutError):
-            # Sleep through the delay, but wake on a lost lease so shutdown is not held up.
-            await asyncio.wait_for(self.lease.lost.wait(), delay)
-        return False
+        return delay
 
     async def _finish(self, item: _Queued) -> None:
         result = await self._done(

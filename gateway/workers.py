@@ -134,10 +134,12 @@ class InboundConsumer:
         max_attempts: int,
         wake: asyncio.Event,
         sent: asyncio.Event,
+        slots: asyncio.Semaphore,
         retry_base: float = 0.5,
         batch: int = 64,
-        max_buffered: int = 1000,
+        max_buffered: int = 256,
     ) -> None:
+        self.slots = slots
         self.redis = redis
         self.lease = lease
         self.keys = lease.keys
@@ -207,9 +209,17 @@ class InboundConsumer:
         try:
             while queue and not self.stopping and not self.lease.lost.is_set():
                 entry = queue[0]
-                if await self._handle(entry):
+                # A slot bounds how many entries this process handles at once, whatever the
+                # backlog: without it thousands of conversations would fight over the Redis
+                # connections and time out together.
+                async with self.slots:
+                    retry_in = await self._handle(entry)
+                if retry_in is None:
                     queue.popleft()
                     self._buffered -= 1
+                else:
+                    # Back off, then retry the same entry: the conversation's order is kept.
+                    await asyncio.sleep(retry_in)
         finally:
             del self._tasks[conversation]
             if not queue:
@@ -219,8 +229,9 @@ class InboundConsumer:
                 self._buffered -= len(queue)
                 del self._queues[conversation]
 
-    async def _handle(self, entry: Entry) -> bool:
-        """Handle one entry; True when it is done with (committed or buried)."""
+    async def _handle(self, entry: Entry) -> float | None:
+        """Handle one entry: None when it is done with (committed or buried), else the seconds
+        to wait before trying it again."""
         handler = self.handlers.get(entry.source)
         started = time.perf_counter()
         try:
@@ -230,7 +241,7 @@ class InboundConsumer:
             await self._commit_outcome(entry, outcome)
         except LeaseLost:
             log.warning("lease lost; entry left for the next holder", extra=_context(entry))
-            return True
+            return None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -241,7 +252,7 @@ class InboundConsumer:
         self.metrics.queue_latency_seconds.labels(entry.source).observe(
             max(0.0, time.time() - entry.received_ms / 1000)
         )
-        return True
+        return None
 
     async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> None:
         args: list[str | int] = [
@@ -267,7 +278,7 @@ class InboundConsumer:
         elif outcome.outgoing:
             self.outbox_wake.set()
 
-    async def _failed(self, entry: Entry, exc: Exception) -> bool:
+    async def _failed(self, entry: Entry, exc: Exception) -> float | None:
         error = f"{type(exc).__name__}: {exc}"[:1000]
         try:
             attempts = int(
@@ -305,17 +316,15 @@ class InboundConsumer:
                 )
                 self.lease.fenced(result)
                 self.metrics.handled.labels(entry.source, "dead").inc()
-                return True
+                return None
         except LeaseLost:
-            return True
+            return None
         except RedisError:
             attempts = 1
         log.warning(
             "handling failed (attempt %d): %s", attempts, error, exc_info=exc, extra=_context(entry)
         )
-        # Back off, then the conversation retries the same entry: order is kept.
-        await asyncio.sleep(min(30.0, self.retry_base * 2 ** (attempts - 1)))
-        return False
+        return float(min(30.0, self.retry_base * 2 ** (attempts - 1)))
 
     async def drain(self, deadline: float) -> None:
         """Stop reading; give in-flight conversations until `deadline` (monotonic)."""

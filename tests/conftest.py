@@ -5,6 +5,7 @@ sandbox and the real gateway app, talking over real HTTP on loopback.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
@@ -172,3 +173,11 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: f
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met in {timeout}s (last value: {value!r})")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect after every test, so that a leaked connection or task warns in the test that
+    leaked it rather than in whichever test the collector happens to run in later."""
+    yield
+    gc.collect()
