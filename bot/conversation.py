@@ -6,6 +6,7 @@ replies and the next session. The gateway does the IO (load, send, save) around 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,16 +95,17 @@ class FrontDesk:
         return menu.menu(_, catalogue_text(_, services))
 
     def _choice_named(self, text: str) -> str | None:
-        """A client may type a menu entry instead of tapping it, in any language we speak."""
-        wanted = text.strip().casefold()
+        """A client may type a menu entry instead of tapping it, in any language we speak, with
+        or without the button's emoji ("Услуги и цены", "address & hours")."""
+        wanted = _plain(text)
         if not wanted:
             return None
         for locale in self.catalogs.locales:
             for choice in menu.menu_choices(self.catalogs.get(locale)):
-                if choice.label.casefold() == wanted:
+                if _plain(choice.label) == wanted:
                     return choice.id
         for code, name in menu.LANGUAGE_NAMES.items():
-            if name.casefold() == wanted:
+            if _plain(name) == wanted:
                 return f"{menu.LANGUAGE_PREFIX}{code}"
         return None
 
@@ -118,3 +120,8 @@ class FrontDesk:
     @staticmethod
     def _done(session: Session, reply: Reply) -> Turn:
         return Turn((reply,), session.model_copy(update={"misunderstood": 0, "step": "menu"}))
+
+
+def _plain(text: str) -> str:
+    """Words only, in one case: emoji, punctuation and extra spaces do not matter."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text).casefold().split())

@@ -353,3 +353,12 @@ async def test_a_conversation_never_shows_a_raw_catalog_key() -> None:
         turn = await front.handle(session, event, NOW + timedelta(seconds=number))
         only(turn)  # checks every text and label
         session = turn.session
+
+
+@pytest.mark.parametrize(
+    "typed", ["Услуги и цены", "  услуги   и цены ", "services & prices", "SERVICES PRICES!"]
+)
+async def test_menu_entries_are_understood_without_their_emoji(typed: str) -> None:
+    turn = await desk().handle(seen(), text(typed), NOW)
+    assert turn.session.misunderstood == 0
+    assert only(turn).text.startswith("We will gladly tell you about our services")
