@@ -71,6 +71,8 @@ class _Queued:
     entry_id: str
     message: Outgoing
     attempts: int = 0
+    # Delivered but not yet recorded (Redis failed in between): record it, never send it again.
+    delivered: bool = False
 
 
 class OutboxSender:
@@ -197,6 +199,9 @@ class OutboxSender:
         if delivery is None:
             await self._bury(item, f"no delivery for channel {message.channel!r}")
             return None
+        if item.delivered:
+            await self._finish(item)
+            return None
         try:
             await delivery.deliver(message)
         except RetryLater as exc:
@@ -218,6 +223,7 @@ class OutboxSender:
             raise
         except Exception as exc:
             return await self._retry(item, exc)
+        item.delivered = True
         self.metrics.outbox.labels(message.channel, "sent").inc()
         await self._finish(item)
         return None
