@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message, Update, User
 
@@ -78,11 +78,21 @@ class TelegramEvent:
     callback_query_id: str | None = None
 
 
+async def _in_private_chat(message: Message) -> bool:
+    return message.chat.type == "private"
+
+
+async def _tapped_in_private_chat(query: CallbackQuery) -> bool:
+    return query.message is not None and query.message.chat.type == "private"
+
+
 def build_router(salon_id: str) -> Router:
     """Private chats only: a salon's bot added to a group stays quiet there."""
     router = Router(name="frontdesk")
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    # Filters are coroutines on purpose: aiogram runs a plain callable (a magic filter such as
+    # F.chat.type == "private" included) in a worker thread, a thread hop on every update.
+    router.message.filter(_in_private_chat)
+    router.callback_query.filter(_tapped_in_private_chat)
 
     def client(user: User, chat_id: int) -> ClientRef:
         return ClientRef(salon_id, Channel.TELEGRAM, str(user.id), str(chat_id))
