@@ -13,7 +13,7 @@ import json
 import time
 
 # The bot's identity in the bench; the sandbox accepts any well-formed token.
-TOKEN = "700000001:BENCH-token-abcdefghijklmnopqrstuvwxyz"  # a throw-away test token
+TOKEN = "123456:bench-sandbox-token-not-secret"  # known to the bench's sandbox only
 SECRET = "bench-webhook-secret_0123456789"  # the webhook secret of the bench only
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # a header name
 HEADERS = {"Content-Type": "application/json", SECRET_HEADER: SECRET}
