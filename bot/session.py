@@ -17,7 +17,3 @@ class Session(BaseModel):
     # Misunderstandings in a row; after two the bot offers a person.
     misunderstood: int = 0
     last_seen: datetime | None = None
-
-    @property
-    def is_new(self) -> bool:
-        return self.last_seen is None

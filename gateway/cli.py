@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -123,10 +122,6 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         return 1 if missing else 0
     finally:
         await redis.aclose()
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
 if __name__ == "__main__":  # pragma: no cover

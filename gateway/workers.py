@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
+from gateway.keys import INBOUND_GROUP, Keys
 from gateway.lua import Lua
 from gateway.metrics import Metrics
 from gateway.streams import Entry, Outcome
@@ -466,6 +466,3 @@ class WorkerPool:
         self.tasks.clear()
         with contextlib.suppress(RedisError, OSError):
             await self.redis.zrem(self.keys.members, self.owner)
-
-
-__all__ = ["OUTBOUND_GROUP", "Handler", "InboundConsumer", "Lease", "WorkerPool"]
