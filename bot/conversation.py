@@ -1,32 +1,31 @@
 """The front desk: routes each event of a client to the right flow.
 
-`FrontDesk.handle` is pure: given the client's session, an event and the time, it returns the
-replies and the next session. The gateway does the IO (load, send, save) around it.
+`FrontDesk.handle` takes the client's session, an event and the time, and returns the replies
+and the next session. The gateway does the IO around it (load, send, save); the flows ask the
+salon's calendar through the `Calendar` port.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.events import Inbound, Kind
-from bot.flows import menu
+from bot.flows import booking, menu, mine
+from bot.flows.booking import BookingFlow
+from bot.flows.mine import MyBookings
 from bot.flows.services import catalogue_text
-from bot.i18n import Catalogs, Translator
-from bot.ports import CalendarUnavailable, Catalogue
+from bot.flows.turn import Context, Turn
+from bot.i18n import Catalogs
+from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Reply
 from bot.salon import Salon
-from bot.session import Session
+from bot.session import Offered, Session
+
+__all__ = ["FrontDesk", "Turn"]
 
 # After this many misunderstandings in a row the bot offers a person.
 MISUNDERSTANDINGS_BEFORE_OFFER = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    replies: tuple[Reply, ...]
-    session: Session
 
 
 class FrontDesk:
@@ -35,39 +34,76 @@ class FrontDesk:
         salon: Salon,
         catalogs: Catalogs,
         idle: timedelta,
-        catalogue: Catalogue | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
         self.salon = salon
         self.catalogs = catalogs
         self.idle = idle
-        # None: the salon keeps no online catalogue; clients get its contacts instead.
-        self.catalogue = catalogue
+        # None: the salon keeps no online calendar; clients get its contacts instead.
+        self.calendar = calendar
+        self.booking = BookingFlow(salon, calendar) if calendar is not None else None
+        self.mine = (
+            MyBookings(calendar, self.booking)
+            if calendar is not None and self.booking is not None
+            else None
+        )
 
     async def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
         locale = self.catalogs.resolve(session.locale, event.language)
         _ = self.catalogs.get(locale)
         returning = session.last_seen is not None and now - session.last_seen <= self.idle
+        left_step = session.step
         session = session.model_copy(update={"last_seen": now})
+        if not returning:
+            # A long pause: whatever the client was doing is over; their details stay.
+            session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
+        ctx = Context(session, _, now, event)
+        turn = await self._route(ctx, returning)
+        return self._finish(turn, left_step, ctx)
 
+    async def _route(self, ctx: Context, returning: bool) -> Turn:
+        event = ctx.event
         if event.kind is Kind.START or (event.kind is Kind.TEXT and not returning):
             # /start, or the first message of a new (or long idle) conversation: greet.
-            return self._done(session, menu.greeting(_, self.salon, event.name))
+            ctx.update(draft=None, viewing=None)
+            return ctx.reply(menu.greeting(ctx._, self.salon, event.name), menu.STEP)
         if event.kind is Kind.CHOICE:
-            return await self._choose(session, _, event.choice)
-        choice = self._choice_named(event.text)
+            return await self._choose(ctx, event.choice)
+        if event.kind is Kind.CONTACT:
+            if self.booking is not None and ctx.session.draft is not None:
+                return await self.booking.contact_shared(ctx, event.phone)
+            return self._misunderstood(ctx)
+        choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
-            return await self._choose(session, _, choice)
-        return self._misunderstood(session, _)
+            return await self._choose(ctx, choice)
+        step = ctx.session.step
+        if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
+            return await self.booking.text(ctx, event.text)
+        if self.mine is not None and step == mine.CANCEL_STEP:
+            return await self.mine.text(ctx, event.text)
+        return self._misunderstood(ctx)
 
-    async def _choose(self, session: Session, _: Translator, choice: str) -> Turn:
+    async def _choose(self, ctx: Context, choice: str) -> Turn:
+        _ = ctx._
+        if self.booking is not None and choice.startswith(booking.PREFIX):
+            return await self.booking.choose(ctx, choice)
+        if self.mine is not None and choice.startswith("k:"):
+            return await self.mine.choose(ctx, choice)
+        # A draft stays while the client looks elsewhere (Book picks it up again); only a long
+        # pause or finishing it ends it.
+        ctx.update(viewing=None)
         if choice.startswith(menu.LANGUAGE_PREFIX):
             locale = choice.removeprefix(menu.LANGUAGE_PREFIX)
             if locale in self.catalogs.locales:
-                session = session.model_copy(update={"locale": locale})
-                _ = self.catalogs.get(locale)
-                return self._done(session, menu.menu(_, _("language.set")))
-        if choice == menu.SERVICES and self.catalogue is not None:
-            return self._done(session, await self._services(_))
+                ctx.update(locale=locale)
+                ctx._ = _ = self.catalogs.get(locale)
+                return ctx.reply(menu.menu(_, _("language.set")), menu.STEP)
+        if choice == menu.BOOK and self.booking is not None:
+            return await self.booking.start(ctx)
+        if choice == menu.BOOKINGS and self.mine is not None:
+            return await self.mine.show(ctx)
+        if choice == menu.SERVICES and self.calendar is not None:
+            return ctx.reply(await self._services(ctx), menu.STEP)
         answers = {
             menu.BOOK: "book.offline",
             menu.BOOKINGS: "bookings.offline",
@@ -76,23 +112,33 @@ class FrontDesk:
             menu.INFO: "info.title",
         }
         if choice in answers:
-            return self._done(session, menu.with_contacts(_, self.salon, answers[choice]))
+            return ctx.reply(menu.with_contacts(_, self.salon, answers[choice]), menu.STEP)
         if choice == menu.LANGUAGE:
-            return self._done(session, menu.languages(_, self.catalogs.locales))
+            return ctx.reply(menu.languages(_, self.catalogs.locales), menu.STEP)
         if choice == menu.HOME:
-            return self._done(session, menu.menu(_, _("menu.prompt")))
+            return ctx.reply(menu.menu(_, _("menu.prompt")), menu.STEP)
         # A button from an old message, or one we no longer offer.
-        return self._done(session, menu.menu(_, _("choice.stale")))
+        return ctx.reply(menu.menu(_, _("choice.stale")), menu.STEP)
 
-    async def _services(self, _: Translator) -> Reply:
-        assert self.catalogue is not None
+    async def _services(self, ctx: Context) -> Reply:
+        assert self.calendar is not None
+        _ = ctx._
         try:
-            services = await self.catalogue.services()
+            services = await self.calendar.services()
         except CalendarUnavailable:
             return menu.with_contacts(_, self.salon, "services.unavailable")
         if not services:
             return menu.with_contacts(_, self.salon, "services.offline")
         return menu.menu(_, catalogue_text(_, services))
+
+    @staticmethod
+    def _offered(session: Session, text: str) -> str | None:
+        """The label of a choice the client was just offered, typed instead of tapped (or sent
+        by a keyboard button, as Telegram's contact keyboard does)."""
+        wanted = _plain(text)
+        if not wanted:
+            return None
+        return next((o.id for o in session.offered if _plain(o.label) == wanted), None)
 
     def _choice_named(self, text: str) -> str | None:
         """A client may type a menu entry instead of tapping it, in any language we speak, with
@@ -109,17 +155,31 @@ class FrontDesk:
                 return f"{menu.LANGUAGE_PREFIX}{code}"
         return None
 
-    def _misunderstood(self, session: Session, _: Translator) -> Turn:
-        count = session.misunderstood + 1
+    def _misunderstood(self, ctx: Context) -> Turn:
+        _ = ctx._
+        count = ctx.session.misunderstood + 1
         if count >= MISUNDERSTANDINGS_BEFORE_OFFER:
-            session = session.model_copy(update={"misunderstood": 0})
-            return Turn((menu.with_contacts(_, self.salon, "fallback.person"),), session)
-        session = session.model_copy(update={"misunderstood": count})
-        return Turn((menu.menu(_, _("fallback.menu")),), session)
+            turn = ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)
+            return turn
+        turn = ctx.reply(menu.menu(_, _("fallback.menu")), menu.STEP)
+        return Turn(turn.replies, turn.session.model_copy(update={"misunderstood": count}))
 
     @staticmethod
-    def _done(session: Session, reply: Reply) -> Turn:
-        return Turn((reply,), session.model_copy(update={"misunderstood": 0, "step": "menu"}))
+    def _finish(turn: Turn, left_step: str, ctx: Context) -> Turn:
+        replies = turn.replies
+        if (
+            left_step == booking.CONTACT_STEP
+            and turn.session.step != booking.CONTACT_STEP
+            and not any(reply.clear_keyboard for reply in replies)
+        ):
+            # The contact keyboard stays on screen until a message takes it away.
+            replies = (Reply(ctx._("book.contact.closed"), clear_keyboard=True), *replies)
+        # What the client can type instead of tapping: the last offered choices.
+        offered = next((r.choices for r in reversed(replies) if r.choices), ())
+        session = turn.session.model_copy(
+            update={"offered": [Offered(id=c.id, label=c.label) for c in offered]}
+        )
+        return Turn(replies, session)
 
 
 def _plain(text: str) -> str:

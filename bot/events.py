@@ -18,6 +18,7 @@ class Kind(StrEnum):
     START = "start"  # the client opened the bot (/start) or asked for the menu
     TEXT = "text"  # free text
     CHOICE = "choice"  # a tapped button; `choice` holds its id
+    CONTACT = "contact"  # the client shared their own phone number; `phone` holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class Inbound:
     event_id: str
     text: str = ""
     choice: str = ""
-    name: str = ""
+    name: str = ""  # the client's name as their profile gives it
+    phone: str = ""
     # The language the client's app reports (e.g. Telegram `language_code`), if any.
     language: str | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from bot.catalogue import Service
+from bot.events import ClientRef
 
 
 class CalendarUnavailable(Exception):
@@ -12,7 +15,95 @@ class CalendarUnavailable(Exception):
     contacts instead of failing."""
 
 
+class BookingUncertain(CalendarUnavailable):
+    """The calendar could not say whether a booking went through. Asking again with the same
+    key never books twice, so the client may simply confirm again."""
+
+
+class SlotTaken(Exception):
+    """Someone else took (or holds) this time meanwhile."""
+
+
+class AttendeeRejected(Exception):
+    """The calendar refused the client's contact details; `field` is "phone" or "email"."""
+
+    def __init__(self, field: str, message: str = "") -> None:
+        super().__init__(message or field)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime  # aware, UTC
+    # The master who would take it; None when the salon's calendar assigns a free one itself.
+    master_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A booking as the client sees it."""
+
+    uid: str
+    service: str  # the service's title
+    start: datetime  # aware, UTC
+    end: datetime
+    master: str | None = None
+    active: bool = True
+    service_key: str | None = None
+    master_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    # Names this booking intent: the same key always yields the same booking, so a double tap
+    # or a redelivered update never books twice.
+    key: str
+    client: ClientRef
+    service_key: str
+    master_id: int | None  # None: any free master
+    start: datetime
+    name: str
+    locale: str
+    phone: str | None = None
+    email: str | None = None
+
+
 class Catalogue(Protocol):
     async def services(self) -> tuple[Service, ...]:
         """The services clients can book, in the salon's order. Raises CalendarUnavailable."""
+        ...
+
+
+class Calendar(Catalogue, Protocol):
+    """The salon's calendar. Every method raises CalendarUnavailable when it cannot be asked."""
+
+    async def slots(
+        self,
+        service_key: str,
+        master_id: int | None,
+        start: datetime,
+        end: datetime,
+        *,
+        reschedule_uid: str | None = None,
+    ) -> list[Slot]:
+        """Free start times in [start, end), earliest first; with `master_id` None, every
+        master's (one slot per time). `reschedule_uid`: that booking's own time counts as free,
+        and the slots are for its service and master."""
+        ...
+
+    async def book(self, request: BookingRequest) -> Visit:
+        """Book, holding the slot while confirming. Raises SlotTaken, AttendeeRejected,
+        BookingUncertain or CalendarUnavailable."""
+        ...
+
+    async def visit(self, uid: str) -> Visit | None:
+        """A booking by uid, None when the calendar does not know it."""
+        ...
+
+    async def reschedule(self, uid: str, start: datetime) -> Visit:
+        """Move a booking; the returned visit may have a new uid. Raises SlotTaken."""
+        ...
+
+    async def cancel(self, uid: str, reason: str | None) -> Visit:
+        """Cancel a booking (a booking already cancelled is returned as it is)."""
         ...

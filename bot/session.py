@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Draft(BaseModel):
+    """A booking (or a reschedule) being put together, step by step. Kept when Cal.com is down
+    so the client can pick up where they were."""
+
+    model_config = ConfigDict(extra="allow")
+
+    # Names the booking intent: the calendar books each draft at most once.
+    id: str
+    service: str | None = None
+    # The master the client chose; None with `any_master` for "any master".
+    master: int | None = None
+    any_master: bool = False
+    day: date | None = None
+    start: datetime | None = None  # UTC
+    # Who takes the chosen time ("any master": the one found free at that time).
+    slot_master: int | None = None
+    name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    # Set when moving an existing booking: its uid.
+    reschedule: str | None = None
+    page: int = 0
+
+
+class Offered(BaseModel):
+    """A choice of the last reply, so that typing its label (or, later, its number) works."""
+
+    id: str
+    label: str
 
 
 class Session(BaseModel):
@@ -17,3 +48,15 @@ class Session(BaseModel):
     # Misunderstandings in a row; after two the bot offers a person.
     misunderstood: int = 0
     last_seen: datetime | None = None
+    draft: Draft | None = None
+    # Drafts that became bookings lately: a second tap on their Confirm is answered, not booked.
+    booked: list[str] = Field(default_factory=list)
+    # The client's bookings made or moved here (uids, newest last); refreshed from the calendar.
+    bookings: list[str] = Field(default_factory=list)
+    # Contact details the client gave, offered again next time.
+    name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    # The booking My bookings is showing, while the client looks at it or cancels it.
+    viewing: str | None = None
+    offered: list[Offered] = Field(default_factory=list)

@@ -24,6 +24,7 @@ from bot.i18n import Catalogs
 from bot.salon import Salon
 from gateway.calcom import CalcomClient
 from gateway.calcom import is_failure as calcom_failure
+from gateway.calendar import CalcomCalendar
 from gateway.catalogue import CalcomCatalogue
 from gateway.edge import MAX_BODY, webhook_route
 from gateway.inbox import Inbox
@@ -113,7 +114,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     buckets: dict[str, TokenBucket] = {}
     catalogs = Catalogs(default_locale=settings.default_locale)
     calcom: CalcomClient | None = None
-    catalogue: CalcomCatalogue | None = None
+    calendar: CalcomCalendar | None = None
     if settings.calcom_api_key is not None and settings.calcom_api_url is not None:
         calcom_breaker = CircuitBreaker(
             "calcom", is_failure=calcom_failure, on_change=runtime.metrics.breaker_changed
@@ -128,6 +129,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogue = CalcomCatalogue(
             calcom, team_id=settings.calcom_team_id, currency=settings.salon_currency
         )
+        calendar = CalcomCalendar(calcom, catalogue, settings.salon_timezone)
     desk = FrontDesk(
         Salon(
             id=settings.salon_id,
@@ -139,7 +141,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         ),
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),
-        catalogue=catalogue,
+        calendar=calendar,
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
 

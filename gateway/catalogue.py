@@ -1,9 +1,9 @@
 """The salon's catalogue from Cal.com: event types become services, their hosts or owners the
 masters. Cached briefly; a stale copy is better than none while Cal.com is unreachable.
 
-Two set-ups are supported (README, "Cal.com for Frontdesk"): team event types whose hosts are
-the masters (set `CALCOM_TEAM_ID`), and per-master event types that share a slug (one service,
-several masters).
+A service is one or more event types (README, "Cal.com for Frontdesk"): a team event type whose
+hosts are the masters, round robin (Cal.com picks a free one), and/or one event type per master
+(which lets the client choose), grouped by `metadata.service` or, failing that, by slug.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from bot.catalogue import Master, Service
@@ -19,6 +20,27 @@ from bot.ports import CalendarUnavailable
 from gateway.calcom import CalcomClient, CalcomError, EventType
 
 log = logging.getLogger("frontdesk.catalogue")
+
+
+SERVICE_METADATA_KEY = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One Cal.com event type through which a service is booked."""
+
+    event_type_id: int
+    masters: tuple[int, ...]  # its hosts (team) or its owner
+    # Several hosts, round robin: Cal.com gives the booking to one who is free.
+    assigns: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    services: tuple[Service, ...]
+    offers: dict[str, tuple[Offer, ...]]  # by service key, in Cal.com's order
+    names: dict[int, str]  # master id -> name
+    service_of: dict[int, str]  # event type id -> service key
 
 
 class CalcomCatalogue:
@@ -36,11 +58,14 @@ class CalcomCatalogue:
         self.currency = currency
         self.ttl = ttl_seconds
         self._clock = clock
-        self._cached: tuple[Service, ...] | None = None
+        self._cached: Listing | None = None
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
     async def services(self) -> tuple[Service, ...]:
+        return (await self.listing()).services
+
+    async def listing(self) -> Listing:
         if self._cached is not None and self._clock() - self._fetched_at < self.ttl:
             return self._cached
         async with self._lock:  # one fetch for many clients asking at once
@@ -53,7 +78,7 @@ class CalcomCatalogue:
                     log.warning("catalogue refresh failed, serving the last one: %s", exc)
                     return self._cached
                 raise CalendarUnavailable(str(exc)) from exc
-            self._cached = services_of(event_types, self.currency)
+            self._cached = listing_of(event_types, self.currency)
             self._fetched_at = self._clock()
             return self._cached
 
@@ -75,30 +100,53 @@ def _price(event_type: EventType, salon_currency: str | None) -> tuple[str | Non
 
 
 def services_of(event_types: list[EventType], currency: str | None) -> tuple[Service, ...]:
-    """Visible event types grouped by slug, in Cal.com's order."""
+    return listing_of(event_types, currency).services
+
+
+def _service_key(event_type: EventType) -> str:
+    value = event_type.metadata.get(SERVICE_METADATA_KEY)
+    return str(value) if value not in (None, "") else event_type.slug
+
+
+def listing_of(event_types: list[EventType], currency: str | None) -> Listing:
+    """Visible event types grouped into services (by `metadata.service`, else by slug), in
+    Cal.com's order. A master can be chosen where they have an event type of their own for
+    the service; a round-robin event type with several hosts books "any master"."""
     grouped: dict[str, list[EventType]] = {}
     for event_type in event_types:
         if not event_type.hidden:
-            grouped.setdefault(event_type.slug, []).append(event_type)
-    services = []
-    for slug, group in grouped.items():
+            grouped.setdefault(_service_key(event_type), []).append(event_type)
+    services: list[Service] = []
+    offers: dict[str, tuple[Offer, ...]] = {}
+    names: dict[int, str] = {}
+    service_of: dict[int, str] = {}
+    for key, group in grouped.items():
         first = group[0]
-        masters: dict[int, Master] = {}
+        choosable: dict[int, Master] = {}
+        found: list[Offer] = []
         for event_type in group:
-            for person in event_type.hosts or event_type.users:
-                if person.id is not None and person.id not in masters:
-                    masters[person.id] = Master(person.id, person.name or f"#{person.id}")
+            people = [p for p in event_type.hosts or event_type.users if p.id is not None]
+            ids = tuple(dict.fromkeys(p.id for p in people if p.id is not None))
+            for person in people:
+                assert person.id is not None
+                names.setdefault(person.id, person.name or f"#{person.id}")
+            assigns = len(ids) > 1 and event_type.scheduling_type != "collective"
+            found.append(Offer(event_type.id, ids, assigns))
+            service_of[event_type.id] = key
+            if len(ids) == 1 and ids[0] not in choosable:
+                choosable[ids[0]] = Master(ids[0], names[ids[0]])
+        offers[key] = tuple(found)
         price, price_currency = _price(first, currency)
         services.append(
             Service(
-                key=slug,
+                key=key,
                 title=first.title,
                 minutes=first.length_in_minutes,
                 price=price,
                 currency=price_currency,
                 description=first.description or "",
                 category=first.category,
-                masters=tuple(masters.values()),
+                masters=tuple(choosable.values()),
             )
         )
-    return tuple(services)
+    return Listing(tuple(services), offers, names, service_of)

@@ -8,6 +8,7 @@ most of a reply's CPU cost, for nothing the outbox uses (bench/README.md).
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -25,8 +26,17 @@ TIMEOUT_SECONDS = 10.0
 
 # The calls the outbox makes; anything else is a bug, not something to retry.
 METHODS = frozenset(
-    {"sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup"}
+    {
+        "sendMessage",
+        "sendDocument",
+        "answerCallbackQuery",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
 )
+# Marks a file in an outbox message's params, kept as base64 in the JSON: it is uploaded as
+# multipart/form-data when the message is delivered.
+UPLOAD_MARKER = "_upload"
 
 
 def make_bot(token: str, api_url: str) -> Bot:
@@ -78,7 +88,9 @@ class TelegramDelivery:
         raise PermanentFailure(f"{code}: {description}")
 
     async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        async with self._http().post(self._base + method, json=params) as response:
+        files = {k: v for k, v in params.items() if isinstance(v, dict) and v.get(UPLOAD_MARKER)}
+        body: dict[str, Any] = {"data": _form(params, files)} if files else {"json": params}
+        async with self._http().post(self._base + method, **body) as response:
             try:
                 answer: dict[str, Any] = await response.json(content_type=None)
             except (json.JSONDecodeError, aiohttp.ContentTypeError):
@@ -88,3 +100,20 @@ class TelegramDelivery:
                 # operator fixes it, so it opens the breaker like an outage does.
                 raise TelegramUnavailable(f"{response.status}: {answer.get('description')}")
             return answer
+
+
+def _form(params: dict[str, Any], files: dict[str, dict[str, Any]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in params.items():
+        if name in files:
+            form.add_field(
+                name,
+                base64.b64decode(value["base64"]),
+                filename=str(value["filename"]),
+                content_type=str(value["mime_type"]),
+            )
+        else:
+            # Form fields are strings; objects (reply_markup) and numbers go as JSON.
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            form.add_field(name, text)
+    return form

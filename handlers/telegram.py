@@ -4,6 +4,7 @@ and the rendering of the bot's replies as Telegram messages with inline keyboard
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event
 from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
+from gateway.telegram_api import UPLOAD_MARKER
 
 SOURCE = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -86,6 +88,13 @@ async def _tapped_in_private_chat(query: CallbackQuery) -> bool:
     return query.message is not None and query.message.chat.type == "private"
 
 
+async def _shares_own_contact(message: Message) -> bool:
+    # Someone else's contact card is not the client's phone: it is answered as not understood.
+    contact = message.contact
+    sender = message.from_user
+    return contact is not None and sender is not None and contact.user_id == sender.id
+
+
 def build_router(salon_id: str) -> Router:
     """Private chats only: a salon's bot added to a group stays quiet there."""
     router = Router(name="frontdesk")
@@ -105,7 +114,7 @@ def build_router(salon_id: str) -> Router:
                 client=client(user, message.chat.id),
                 kind=kind,
                 event_id=f"{message.chat.id}:{message.message_id}",
-                name=user.first_name,
+                name=user.full_name,
                 language=user.language_code,
                 **fields,
             )
@@ -118,6 +127,11 @@ def build_router(salon_id: str) -> Router:
     @router.message(Command("menu"))
     async def show_menu(message: Message) -> TelegramEvent:
         return inbound(message, Kind.CHOICE, choice=HOME)
+
+    @router.message(_shares_own_contact)
+    async def shared_contact(message: Message) -> TelegramEvent:
+        assert message.contact is not None
+        return inbound(message, Kind.CONTACT, phone=message.contact.phone_number)
 
     @router.message()
     async def text(message: Message) -> TelegramEvent:
@@ -133,7 +147,7 @@ def build_router(salon_id: str) -> Router:
                 kind=Kind.CHOICE,
                 event_id=f"cb:{query.id}",
                 choice=query.data or "",
-                name=query.from_user.first_name,
+                name=query.from_user.full_name,
                 language=query.from_user.language_code,
             ),
             callback_query_id=query.id,
@@ -158,14 +172,52 @@ def render(
             )
         )
     for reply in replies:
-        params: dict[str, Any] = {"chat_id": int(chat_id), "text": reply.text}
-        if reply.choices:
-            columns = max(1, reply.columns)
-            buttons = [{"text": c.label, "callback_data": c.id} for c in reply.choices]
-            rows = [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
-            params["reply_markup"] = {"inline_keyboard": rows}
-        outgoing.append(Outgoing(SOURCE, chat_id, "sendMessage", params))
+        outgoing.append(_message(chat_id, reply))
     return outgoing
+
+
+def _message(chat_id: str, reply: Reply) -> Outgoing:
+    params: dict[str, Any] = {"chat_id": int(chat_id)}
+    markup = _markup(reply)
+    if markup is not None:
+        params["reply_markup"] = markup
+    if reply.document is not None:
+        document = reply.document
+        params["caption"] = reply.text
+        # The outbox keeps JSON; the delivery turns this into the multipart upload.
+        params["document"] = {
+            UPLOAD_MARKER: True,
+            "filename": document.filename,
+            "mime_type": document.mime_type,
+            "base64": base64.b64encode(document.content).decode(),
+        }
+        return Outgoing(SOURCE, chat_id, "sendDocument", params)
+    params["text"] = reply.text
+    return Outgoing(SOURCE, chat_id, "sendMessage", params)
+
+
+def _markup(reply: Reply) -> dict[str, Any] | None:
+    if reply.request_contact:
+        # A keyboard under the input field: its first button shares the client's own number in
+        # one tap; the others send their label as text, which the bot reads as that choice.
+        first, *rest = reply.choices or (None,)
+        buttons: list[dict[str, Any]] = []
+        if first is not None:
+            buttons.append({"text": first.label, "request_contact": True})
+        buttons += [{"text": choice.label} for choice in rest]
+        return {
+            "keyboard": [[button] for button in buttons],
+            "resize_keyboard": True,
+            "one_time_keyboard": True,
+        }
+    if reply.clear_keyboard:
+        return {"remove_keyboard": True}
+    if reply.choices:
+        columns = max(1, reply.columns)
+        buttons = [{"text": c.label, "callback_data": c.id} for c in reply.choices]
+        rows = [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
+        return {"inline_keyboard": rows}
+    return None
 
 
 class TelegramConversations:

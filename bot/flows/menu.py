@@ -10,6 +10,8 @@ from bot.i18n import Translator
 from bot.replies import Choice, Reply
 from bot.salon import Salon
 
+STEP = "menu"
+
 BOOK = "m:book"
 BOOKINGS = "m:mine"
 SERVICES = "m:svc"

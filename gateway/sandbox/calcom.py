@@ -714,29 +714,37 @@ class CalcomSandbox:
         olga = self.add_master(
             "Olga Smirnova", "olga@salon.example", zone, wed_sun, [("15:00", "16:00")]
         )
+        # Both ways a salon sets up Cal.com: a round-robin team event type (Cal.com gives the
+        # booking to a free host: "any master"), and one event type per master for a service
+        # (`metadata.service` groups them), so the client may choose who.
         services = [
-            ("womens-haircut", "Women's haircut", 60, 2500, "Hair", [anna, olga]),
-            ("mens-haircut", "Men's haircut", 30, 1200, "Hair", [anna, olga]),
-            ("hair-colouring", "Hair colouring", 120, 6500, "Hair", [anna]),
-            ("manicure", "Manicure", 60, 1800, "Nails", [maria]),
-            ("gel-polish", "Gel polish", 90, 2800, "Nails", [maria]),
-            ("brow-shaping", "Brow shaping", 30, 900, "Brows", [olga, maria]),
+            ("womens-haircut", "Women's haircut", 60, 2500, "Hair", [[anna], [olga]]),
+            ("mens-haircut", "Men's haircut", 30, 1200, "Hair", [[anna, olga]]),
+            ("hair-colouring", "Hair colouring", 120, 6500, "Hair", [[anna]]),
+            ("manicure", "Manicure", 60, 1800, "Nails", [[maria]]),
+            ("gel-polish", "Gel polish", 90, 2800, "Nails", [[maria]]),
+            ("brow-shaping", "Brow shaping", 30, 900, "Brows", [[olga], [maria]]),
         ]
-        ids: dict[str, int] = {}
-        for slug, title, length, price, category, hosts in services:
-            ids[slug] = self.add_team_event_type(
-                slug,
-                title,
-                length,
-                host_ids=hosts,
-                team_id=team_id,
-                price=price,
-                category=category,
-                minimum_notice=60,
-                slot_interval=30,
-                after_buffer=15 if category == "Nails" else 0,
-                email_required=False,
-            )
+        ids: dict[tuple[str, int], int] = {}
+        for service, title, length, price, category, offers in services:
+            for hosts in offers:
+                own = len(offers) > 1
+                slug = f"{service}-{self._users[hosts[0]].username}" if own else service
+                type_id = self.add_team_event_type(
+                    slug,
+                    title,
+                    length,
+                    host_ids=hosts,
+                    team_id=team_id,
+                    price=price,
+                    category=category,
+                    metadata={"service": service},
+                    minimum_notice=60,
+                    slot_interval=30,
+                    after_buffer=15 if category == "Nails" else 0,
+                    email_required=False,
+                )
+                ids.update({(service, host): type_id for host in hosts})
         today = self._now().astimezone(ZoneInfo(zone)).date()
         existing = [
             ("womens-haircut", anna, 1, "12:00", "Irina Sokolova", "+79160000001"),
@@ -748,7 +756,8 @@ class CalcomSandbox:
             day = self._next_working_day(host, today + timedelta(days=days))
             start = datetime.combine(day, _clock_time(at), ZoneInfo(zone)).astimezone(UTC)
             attendee = {"name": client, "phoneNumber": phone, "timeZone": zone, "language": "ru"}
-            self._store_booking(self._event_types[ids[slug]], start, [host], attendee, {}, {})
+            event_type = self._event_types[ids[slug, host]]
+            self._store_booking(event_type, start, [host], attendee, {}, {})
         return team_id
 
     # -- failure injection ----------------------------------------------------------------

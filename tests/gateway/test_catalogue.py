@@ -92,7 +92,10 @@ async def test_the_catalogue_is_cached_and_survives_an_outage(calendar: Calendar
         )
         services = await catalogue.services()
         assert [s.key for s in services][:2] == ["womens-haircut", "mens-haircut"]
+        # Women's haircut: one event type per master, so the client can choose;
+        # men's haircut: one round-robin event type, so Cal.com picks a free master.
         assert {m.name for m in services[0].masters} == {"Anna Petrova", "Olga Smirnova"}
+        assert services[1].masters == ()
         calls = len(calendar.sandbox.calls)
         assert await catalogue.services() == services
         assert len(calendar.sandbox.calls) == calls  # served from the cache

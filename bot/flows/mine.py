@@ -1,0 +1,166 @@
+"""My bookings: the client's upcoming visits, each with Reschedule and Cancel.
+
+The bookings are the uids stored in the client's session (made or moved in this chat), read
+afresh from the calendar each time: a visit the salon moved shows at its new time, one it
+cancelled or that is over drops off the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.flows import menu
+from bot.flows.booking import CALENDAR_FILE, BookingFlow
+from bot.flows.turn import Context, Turn
+from bot.local_time import format_when
+from bot.ports import Calendar, CalendarUnavailable, Visit
+from bot.replies import Choice, Reply
+
+VIEW = "k:v:"
+MOVE = "k:r:"
+CANCEL = "k:c:"
+CANCEL_YES = "k:cx:"
+
+CANCEL_STEP = "mine.cancel"
+LIST_STEP = "mine.list"
+
+
+class MyBookings:
+    def __init__(self, calendar: Calendar, booking: BookingFlow) -> None:
+        self.calendar = calendar
+        self.booking = booking
+
+    async def show(self, ctx: Context) -> Turn:
+        _ = ctx._
+        try:
+            visits = await self._upcoming(ctx)
+        except CalendarUnavailable:
+            return self._unavailable(ctx)
+        if not visits:
+            offer = (Choice(menu.BOOK, _("menu.book")), Choice(menu.HOME, _("menu.home")))
+            return ctx.reply(Reply(_("mine.none"), offer), menu.STEP)
+        lines = [_("mine.title"), ""]
+        choices = []
+        for visit in visits:
+            when = format_when(visit.start, self.booking.zone, ctx.locale)
+            lines.append(_("mine.item", when=when, service=visit.service))
+            choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {visit.service}"))
+        choices.append(Choice(menu.HOME, _("menu.home")))
+        ctx.update(viewing=None, draft=None)
+        return ctx.reply(Reply("\n".join(lines), tuple(choices)), LIST_STEP)
+
+    async def choose(self, ctx: Context, choice: str) -> Turn:
+        for prefix, action in (
+            (VIEW, self._view),
+            (MOVE, self._move),
+            (CANCEL_YES, self._cancel),
+            (CANCEL, self._ask_cancel),
+        ):
+            if choice.startswith(prefix):
+                uid = choice.removeprefix(prefix)
+                if uid not in ctx.session.bookings:
+                    # Not one of this client's bookings (an old button, or a forged one).
+                    return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
+                return await action(ctx, uid)
+        return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
+
+    async def text(self, ctx: Context, text: str) -> Turn:
+        """Typed text while confirming a cancellation is the reason for it."""
+        uid = ctx.session.viewing
+        if ctx.session.step == CANCEL_STEP and uid is not None:
+            return await self._cancel(ctx, uid, reason=" ".join(text.split())[:500] or None)
+        return await self.show(ctx)
+
+    async def _view(self, ctx: Context, uid: str) -> Turn:
+        _ = ctx._
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit
+        lines = self.booking.visit_lines(ctx, visit)
+        choices = (
+            Choice(f"{MOVE}{visit.uid}", _("mine.reschedule")),
+            Choice(f"{CANCEL}{visit.uid}", _("mine.cancel")),
+            Choice(f"{CALENDAR_FILE}{visit.uid}", _("book.calendar_file")),
+            Choice(menu.BOOKINGS, _("menu.back")),
+        )
+        ctx.update(viewing=visit.uid)
+        return ctx.reply(Reply("\n".join(lines), choices), LIST_STEP)
+
+    async def _move(self, ctx: Context, uid: str) -> Turn:
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit
+        return await self.booking.move(ctx, visit)
+
+    async def _ask_cancel(self, ctx: Context, uid: str) -> Turn:
+        _ = ctx._
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit
+        when = format_when(visit.start, self.booking.zone, ctx.locale)
+        choices = (
+            Choice(f"{CANCEL_YES}{visit.uid}", _("mine.cancel.yes")),
+            Choice(f"{VIEW}{visit.uid}", _("mine.cancel.no")),
+        )
+        ctx.update(viewing=visit.uid)
+        text = _("mine.cancel.prompt", service=visit.service, when=when)
+        return ctx.reply(Reply(text, choices), CANCEL_STEP)
+
+    async def _cancel(self, ctx: Context, uid: str, reason: str | None = None) -> Turn:
+        _ = ctx._
+        try:
+            visit = await self.calendar.cancel(uid, reason)
+        except CalendarUnavailable:
+            return self._unavailable(ctx)
+        when = format_when(visit.start, self.booking.zone, ctx.locale)
+        ctx.update(viewing=None, bookings=[known for known in ctx.session.bookings if known != uid])
+        choices = (
+            Choice(menu.BOOK, _("mine.book_again")),
+            Choice(menu.BOOKINGS, _("menu.bookings")),
+            Choice(menu.HOME, _("menu.home")),
+        )
+        text = _("mine.cancelled", service=visit.service, when=when)
+        return ctx.reply(Reply(text, choices), menu.STEP)
+
+    async def _current(self, ctx: Context, uid: str) -> Visit | Turn:
+        """The booking as the calendar has it now, or the turn that says why not."""
+        try:
+            visit = await self.calendar.visit(uid)
+        except CalendarUnavailable:
+            return self._unavailable(ctx)
+        if visit is None or not visit.active or visit.end <= ctx.now:
+            ctx.update(bookings=[known for known in ctx.session.bookings if known != uid])
+            ctx.note(Reply(ctx._("mine.gone")))
+            return await self.show(ctx)
+        if visit.uid != uid:
+            self._follow(ctx, uid, visit.uid)
+        return visit
+
+    async def _upcoming(self, ctx: Context) -> list[Visit]:
+        uids = list(ctx.session.bookings)
+        found = await asyncio.gather(*(self.calendar.visit(uid) for uid in uids))
+        keep: list[str] = []
+        visits: list[Visit] = []
+        for visit in found:
+            if visit is None or not visit.active or visit.end <= ctx.now:
+                continue
+            keep.append(visit.uid)
+            if visit.uid not in {v.uid for v in visits}:
+                visits.append(visit)
+        ctx.update(bookings=list(dict.fromkeys(keep)))
+        return sorted(visits, key=lambda v: v.start)
+
+    @staticmethod
+    def _follow(ctx: Context, old: str, new: str) -> None:
+        """The salon moved the booking: its new uid replaces the old one."""
+        bookings = [new if known == old else known for known in ctx.session.bookings]
+        ctx.update(bookings=list(dict.fromkeys(bookings)))
+
+    def _unavailable(self, ctx: Context) -> Turn:
+        _ = ctx._
+        details = menu.contacts(_, self.booking.salon)
+        text = _("mine.unavailable")
+        if details:
+            text = f"{text}\n\n{details}"
+        choices = (Choice(menu.BOOKINGS, _("book.retry")), Choice(menu.HOME, _("menu.home")))
+        return ctx.reply(Reply(text, choices), menu.STEP)

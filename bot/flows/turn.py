@@ -1,0 +1,46 @@
+"""What every flow works with during one turn, and what it hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.events import Inbound
+from bot.i18n import Translator
+from bot.replies import Reply
+from bot.session import Session
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    replies: tuple[Reply, ...]
+    session: Session
+
+
+@dataclass(slots=True)
+class Context:
+    """One event of one client: their session (replaced as the flow moves on), their language
+    and the time."""
+
+    session: Session
+    _: Translator
+    now: datetime
+    event: Inbound
+    notes: list[Reply] = field(default_factory=list)
+
+    @property
+    def locale(self) -> str:
+        return self._.locale
+
+    def update(self, **changes: Any) -> None:
+        self.session = self.session.model_copy(update=changes)
+
+    def note(self, reply: Reply) -> None:
+        """A reply sent before the step's own (an acknowledgement, an apology)."""
+        self.notes.append(reply)
+
+    def reply(self, reply: Reply, step: str) -> Turn:
+        """The step's reply; the session moves to `step`."""
+        self.update(step=step, misunderstood=0)
+        return Turn((*self.notes, reply), self.session)
