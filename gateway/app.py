@@ -117,7 +117,11 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     calendar: CalcomCalendar | None = None
     if settings.calcom_api_key is not None and settings.calcom_api_url is not None:
         calcom_breaker = CircuitBreaker(
-            "calcom", is_failure=calcom_failure, on_change=runtime.metrics.breaker_changed
+            "calcom",
+            fail_max=settings.breaker_failures,
+            reset_timeout=settings.breaker_reset_seconds,
+            is_failure=calcom_failure,
+            on_change=runtime.metrics.breaker_changed,
         )
         runtime.breakers["calcom"] = calcom_breaker
         runtime.metrics.breaker_changed("calcom", calcom_breaker.state)
@@ -125,6 +129,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             settings.calcom_api_url,
             settings.calcom_api_key.get_secret_value(),
             breaker=calcom_breaker,
+            timeout=settings.service_timeout_seconds,
         )
         catalogue = CalcomCatalogue(
             calcom, team_id=settings.calcom_team_id, currency=settings.salon_currency

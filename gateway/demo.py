@@ -85,10 +85,10 @@ async def _run(
 ) -> None:
     """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
     assert settings.telegram_webhook_secret is not None
-    sandbox = TelegramSandbox(DEMO_TOKEN)
-    sandbox_runner = await sandbox.serve(host, port + 1)
     # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
     calendar = CalcomSandbox(DEMO_CALCOM_KEY)
+    sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json)
+    sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
     settings = settings.model_copy(update={"calcom_team_id": team_id})
     assert settings.telegram_webhook_secret is not None

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     outbox_retry_schedule: tuple[float, ...] = (30.0, 120.0, 300.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     session_idle_minutes: int = Field(default=60 * 24, ge=1)
+    # Calls to an external service (Cal.com) give up after this long; that many failures in a
+    # row open its circuit breaker, which lets a trial call through after the reset time.
+    service_timeout_seconds: float = Field(default=10.0, gt=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
     # Later channels and services: their variables are accepted now so that a complete `.env`
     # validates; each is off while absent.

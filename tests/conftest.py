@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,9 @@ async def start_gateway(
 ) -> AsyncIterator[GatewayFactory]:
     started: list[Gateway] = []
 
-    async def start(**overrides: Any) -> Gateway:
+    async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> Gateway:
         settings = make_settings(redis_url, salon_id, telegram_api_url=sandbox.url, **overrides)
-        app = create_app(settings)
+        app = create_app(settings, clock=clock) if clock is not None else create_app(settings)
         server = TestServer(app)
         await server.start_server()
         http = ClientSession()

@@ -1739,8 +1739,12 @@ class CalcomSandbox:
     # -- the demo page's JSON -------------------------------------------------------------
 
     async def _page_bookings(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.bookings_json())
+
+    def bookings_json(self) -> list[JSON]:
+        """Every booking, earliest first, as the API shows them (the demo page lists them)."""
         bookings = sorted(self._bookings.values(), key=lambda b: b.start)
-        return web.json_response([self._booking_json(b) for b in bookings])
+        return [self._booking_json(b) for b in bookings]
 
     # -- helpers --------------------------------------------------------------------------
 

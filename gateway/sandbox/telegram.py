@@ -247,8 +247,11 @@ class TelegramSandbox:
         redelivery_attempts: int = 3,
         redelivery_backoff: float = 0.2,
         webhook_timeout: float = 60.0,
+        bookings: Callable[[], list[JSON]] | None = None,
     ) -> None:
         match = _TOKEN.match(token)
+        # The demo's salon calendar, listed beside the chat (the Cal.com stand-in's bookings).
+        self._bookings = bookings
         if match is None:
             raise ValueError("not a bot token: expected <digits>:<secret>")
         self._token = token
@@ -269,6 +272,7 @@ class TelegramSandbox:
         self.errors: list[tuple[str, int, str]] = []
         self.deliveries: list[tuple[int, int]] = []
         self.files: dict[str, Upload] = {}
+        self._keyboards: dict[int, JSON] = {}
 
         self._failures: defaultdict[str, deque[ApiError]] = defaultdict(deque)
         self._update_ids = itertools.count(1)
@@ -315,6 +319,9 @@ class TelegramSandbox:
         app.router.add_post("/_sandbox/tap", self._page_act)
         app.router.add_get("/_sandbox/messages", self._page_messages)
         app.router.add_get("/_sandbox/state", self._page_state)
+        app.router.add_post("/_sandbox/contact", self._page_act)
+        app.router.add_get("/_sandbox/files/{file_id}", self._page_file)
+        app.router.add_get("/_sandbox/bookings", self._page_bookings)
         for verb in ("GET", "POST"):
             app.router.add_route(verb, "/bot{token}/{method}", self._api)
         app.on_cleanup.append(self._on_cleanup)
@@ -609,6 +616,10 @@ class TelegramSandbox:
         }
         if markup := _inline(params.get("reply_markup")):
             message["reply_markup"] = markup
+        else:
+            # A keyboard under the input field is no part of the Message Telegram returns: the
+            # chat keeps it until a message removes it.
+            self._track_keyboard(chat_id, params.get("reply_markup"))
         key = (chat_id, message["message_id"])
         self._messages[key] = message
         self._seqs[key] = next(self._seq)
@@ -667,6 +678,42 @@ class TelegramSandbox:
             length = _utf16_len(command.group())
             message["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
         return await self._deliver(chat_id, {"message": message})
+
+    async def client_shares_contact(self, chat_id: int, phone_number: str) -> JSON:
+        """The client taps a `request_contact` keyboard button: Telegram sends their own
+        contact card (their account's phone number) as a message."""
+        if not phone_number.strip():
+            raise ValueError("a shared contact needs a phone number")
+        default = {"id": chat_id, "is_bot": False, "first_name": "Anna", "language_code": "en"}
+        user = self._clients.get(chat_id, default)
+        contact: JSON = {
+            "phone_number": phone_number.strip(),
+            "first_name": user["first_name"],
+            "user_id": chat_id,
+        }
+        message: JSON = {
+            "message_id": self._next_message_id(chat_id),
+            "from": dict(user),
+            "chat": self._chat(chat_id),
+            "date": _now(),
+            "contact": contact,
+        }
+        return await self._deliver(chat_id, {"message": message})
+
+    def reply_keyboard(self, chat_id: int) -> JSON | None:
+        """The keyboard the bot put under the chat's input field, until one removes it."""
+        return copy.deepcopy(self._keyboards.get(chat_id))
+
+    def _track_keyboard(self, chat_id: int, markup: Any) -> None:
+        if isinstance(markup, str):
+            with contextlib.suppress(ValueError):
+                markup = json.loads(markup)
+        if not isinstance(markup, dict):
+            return
+        if "keyboard" in markup:
+            self._keyboards[chat_id] = markup
+        elif markup.get("remove_keyboard"):
+            self._keyboards.pop(chat_id, None)
 
     async def client_taps(self, chat_id: int, message_id: int, data: str) -> JSON:
         """The client taps the inline button carrying `data` under one of the bot's messages."""
@@ -744,7 +791,9 @@ class TelegramSandbox:
         try:
             body = await request.json()
             chat_id = int(body["chat_id"])
-            if request.path.endswith("/say"):
+            if request.path.endswith("/contact"):
+                update = await self.client_shares_contact(chat_id, str(body["phone_number"]))
+            elif request.path.endswith("/say"):
                 name = str(body.get("first_name") or "Anna")[:64]
                 language = str(body.get("language_code") or "en")[:8]
                 update = await self.client_says(
@@ -773,7 +822,23 @@ class TelegramSandbox:
             if key[0] == chat_id and self._seqs[key] > after
         ]
         toasts = [toast for toast in self._toasts.get(chat_id, []) if toast["seq"] > after]
-        return web.json_response({"messages": messages, "toasts": toasts})
+        keyboard = self.reply_keyboard(chat_id)
+        return web.json_response({"messages": messages, "toasts": toasts, "keyboard": keyboard})
+
+    async def _page_file(self, request: web.Request) -> web.Response:
+        """A file the bot sent (the page's download link)."""
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None:
+            return _page_error(404, "no such file")
+        name = re.sub(r"[^\w .-]", "_", upload.filename or "file")
+        return web.Response(
+            body=upload.data,
+            content_type=upload.content_type or "application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def _page_bookings(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._bookings() if self._bookings is not None else None)
 
     async def _page_state(self, _request: web.Request) -> web.Response:
         return web.json_response(
