@@ -17,6 +17,7 @@ log (`serve` does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import html
