@@ -26,6 +26,8 @@ class Draft(BaseModel):
     name: str = ""
     phone: str | None = None
     email: str | None = None
+    # The salon's calendar asked for an email (a phone alone is not enough there).
+    needs_email: bool = False
     # Set when moving an existing booking: its uid.
     reschedule: str | None = None
     page: int = 0

@@ -552,6 +552,20 @@ class CalcomClient:
             raise
         return _parse_one(Reservation, data)
 
+    async def release(self, reservation_uid: str) -> None:
+        """Give a held slot back (the booking it was held for did not happen). A hold that is
+        gone already is no error."""
+        try:
+            await self._call(
+                "DELETE",
+                f"/slots/reservations/{_segment(reservation_uid)}",
+                family="slots",
+                idempotent=True,
+            )
+        except CalcomRejected as exc:
+            if exc.status != 404:
+                raise
+
     # --- bookings: reads ----------------------------------------------------------------------
 
     async def booking(self, uid: str) -> Booking | None:

@@ -21,7 +21,7 @@ from bot.ports import (
     Visit,
 )
 from gateway import calcom
-from gateway.calcom import Booking, CalcomClient, CalcomError, CalcomRejected, CalcomUnavailable
+from gateway.calcom import Booking, CalcomClient, CalcomError, CalcomRejected
 from gateway.catalogue import CalcomCatalogue, Listing, Offer
 
 log = logging.getLogger("frontdesk.calendar")
@@ -110,14 +110,11 @@ class CalcomCalendar:
                 },
                 reservation_uid=reservation,
             )
-        except calcom.SlotTaken as exc:
-            raise SlotTaken(str(exc)) from exc
-        except calcom.BookingUncertain as exc:
-            raise BookingUncertain(str(exc)) from exc
-        except CalcomUnavailable as exc:
-            raise CalendarUnavailable(str(exc)) from exc
-        except CalcomRejected as exc:
-            raise _rejected(exc) from exc
+        except CalcomError as exc:
+            if reservation is not None and not isinstance(exc, calcom.BookingUncertain):
+                # Not booked: our hold would block this very client's next try for minutes.
+                await self._release(reservation)
+            raise _translated(exc) from exc
         return self._visit(listing, booking)
 
     async def visit(self, uid: str) -> Visit | None:
@@ -134,14 +131,8 @@ class CalcomCalendar:
     async def reschedule(self, uid: str, start: datetime) -> Visit:
         try:
             booking = await self.client.reschedule(uid, start)
-        except calcom.SlotTaken as exc:
-            raise SlotTaken(str(exc)) from exc
-        except calcom.BookingUncertain as exc:
-            raise BookingUncertain(str(exc)) from exc
-        except CalcomUnavailable as exc:
-            raise CalendarUnavailable(str(exc)) from exc
-        except CalcomRejected as exc:
-            raise _rejected(exc) from exc
+        except CalcomError as exc:
+            raise _translated(exc) from exc
         return self._visit(await self.catalogue.listing(), booking)
 
     async def cancel(self, uid: str, reason: str | None) -> Visit:
@@ -158,6 +149,12 @@ class CalcomCalendar:
             return await self.client.booking(uid)
         except CalcomError as exc:
             raise CalendarUnavailable(str(exc)) from exc
+
+    async def _release(self, reservation: str) -> None:
+        try:
+            await self.client.release(reservation)
+        except CalcomError as exc:
+            log.info("calcom: could not release a hold (it expires by itself): %s", exc)
 
     async def _hold(self, offer: Offer, start: datetime) -> str | None:
         """Hold the slot while the booking is made, where this Cal.com can. Not holding is no
@@ -213,6 +210,17 @@ class CalcomCalendar:
             service_key=key,
             master_id=master_id if chosen else None,
         )
+
+
+def _translated(exc: CalcomError) -> Exception:
+    """Cal.com's answer to a booking write, in the bot's terms."""
+    if isinstance(exc, calcom.SlotTaken):
+        return SlotTaken(str(exc))
+    if isinstance(exc, calcom.BookingUncertain):
+        return BookingUncertain(str(exc))
+    if isinstance(exc, CalcomRejected):
+        return _rejected(exc)
+    return CalendarUnavailable(str(exc))
 
 
 def _rejected(exc: CalcomRejected) -> Exception:

@@ -7,6 +7,7 @@ gateway sends is what Cal.com accepts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -89,11 +90,7 @@ class Chat:
             asks = self.tg.reply_keyboard(self.chat_id) is not None and "text" in new[-1]
             return new if ("inline_keyboard" in markup or asks) else None
 
-        try:
-            answer: list[JSON] = await eventually(done, timeout=10)
-        except AssertionError:
-            print("DBG", self.tg.errors, self.messages[before:])
-            raise
+        answer: list[JSON] = await eventually(done, timeout=10)
         return answer
 
     async def say(self, text: str) -> list[JSON]:
@@ -135,13 +132,13 @@ class Chat:
 
 async def start(
     start_gateway: GatewayFactory, salon: Salon, zone: str = "Europe/Moscow", **settings: Any
-) -> None:
-    await start_gateway(
+) -> Any:
+    settings = {"salon_currency": "RUB", **settings}
+    return await start_gateway(
         clock=salon.clock,
         calcom_api_url=salon.url,
         calcom_api_key=KEY,
         calcom_team_id=salon.team_id,
-        salon_currency="RUB",
         salon_timezone=zone,
         salon_address="1 Example Street",
         **settings,
@@ -261,3 +258,195 @@ async def test_a_client_books_in_the_chat(
     assert "already confirmed" in again[-1]["text"]
     assert len(salon.made_in_chat()) == 1
     assert not sandbox.telegram.errors
+
+
+async def test_any_master_books_one_who_is_free(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await start(start_gateway, salon)
+    olga, maria = master_id(salon, "Olga"), master_id(salon, "Maria")
+    # Brow shaping: Olga or Maria. Olga is off on Thursday 4 June, so "any master" that day
+    # can only mean Maria.
+    salon.calendar.add_override(olga, date(2026, 6, 4), [])
+    chat = Chat(sandbox.telegram, 502)
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:brow-shaping")
+    await chat.tap("b:m:any")
+    times = await chat.tap("b:d:20260604")
+    assert "any free master" in times[-1]["text"]
+    slot = next(data for data, label in chat.buttons() if label == "11:00")
+    assert slot == f"b:t:202606040800:{maria}"
+    await chat.tap(slot)
+    await chat.say("maria.client@example.com")
+    summary = chat.messages[-1]["text"]
+    assert "👤 Maria Ivanova" in summary
+    assert "📱 maria.client@example.com" in summary
+    await chat.tap("b:ok:", prefix=True)
+    [booking] = salon.made_in_chat()
+    assert [h["id"] for h in booking["hosts"]] == [maria]
+    assert booking["attendees"][0]["email"] == "maria.client@example.com"
+
+
+async def test_two_clients_race_for_one_slot(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await start(start_gateway, salon)
+    first, second = Chat(sandbox.telegram, 503), Chat(sandbox.telegram, 504)
+    for chat in (first, second):
+        await chat.say("/start")
+        await chat.tap("m:book")
+        await chat.tap("b:s:manicure")  # Maria alone: no master to choose
+        await chat.tap("b:d:20260603")
+        await chat.tap("b:t:202606030700", prefix=True)
+        await chat.share_phone(f"+7916000{chat.chat_id}")
+    await first.tap("b:ok:", prefix=True)
+    assert first.messages[-1]["text"].startswith("✅ You are booked!")
+
+    answer = await second.tap("b:ok:", prefix=True)
+    texts = [m["text"] for m in answer]
+    assert any("10:00 was just taken" in text for text in texts)
+    assert "Choose a time" in texts[-1]
+    assert not any(label == "10:00" for _, label in second.buttons())
+    taken = [b for b in salon.made_in_chat() if b["start"] == "2026-06-03T07:00:00.000Z"]
+    assert len(taken) == 1
+    assert taken[0]["metadata"]["frontdesk_chat"] == "503"
+    # The second client goes on with a fresh time: their contact is still known.
+    await second.tap("b:t:202606030900", prefix=True)
+    done = await second.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    assert len(salon.made_in_chat()) == 2
+
+
+async def test_reschedule_and_cancel_from_my_bookings(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await start(start_gateway, salon)
+    chat = Chat(sandbox.telegram, 505, language="ru")
+    await book_until_summary(chat, "hair-colouring", "")
+    await chat.share_phone("+79165550505")
+    await chat.tap("b:ok:", prefix=True)
+    [booked] = salon.made_in_chat()
+
+    mine = await chat.tap("m:mine")
+    assert mine[-1]["text"].startswith("Ваши ближайшие записи:")
+    assert "Hair colouring" in mine[-1]["text"]
+    detail = await chat.tap(f"k:v:{booked['uid']}")
+    assert "💇 Hair colouring" in detail[-1]["text"]
+
+    days = await chat.tap(f"k:r:{booked['uid']}")
+    assert "Перенос записи «Hair colouring»" in days[-1]["text"]
+    await chat.tap("b:d:20260605")
+    summary = await chat.tap("b:t:202606051200", prefix=True)  # 15:00, after lunch
+    assert summary[-1]["text"].startswith("Перенести запись на это время?")
+    assert "🗓 пт, 5 июня, 15:00" in summary[-1]["text"]
+    moved = await chat.tap("b:ok:", prefix=True)
+    assert moved[-1]["text"].startswith("✅ Готово, запись перенесена:")
+    [new] = salon.made_in_chat()
+    assert new["start"] == "2026-06-05T12:00:00.000Z"
+    assert new["uid"] != booked["uid"]
+    old = next(b for b in salon.bookings(None) if b["uid"] == booked["uid"])
+    assert old["status"] == "cancelled"
+
+    # My bookings follows the new booking; cancelling asks first and takes a typed reason.
+    await chat.tap("m:mine")
+    await chat.tap(f"k:v:{new['uid']}")
+    prompt = await chat.tap(f"k:c:{new['uid']}")
+    assert prompt[-1]["text"].startswith("Отменить «Hair colouring» пт, 5 июня, 15:00?")
+    done = await chat.say("Заболела")
+    assert done[-1]["text"].startswith("Запись «Hair colouring» на пт, 5 июня, 15:00 отменена.")
+    cancelled = next(b for b in salon.bookings(None) if b["uid"] == new["uid"])
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancellationReason"] == "Заболела"
+    empty = await chat.tap("m:mine")
+    assert empty[-1]["text"] == "У вас нет предстоящих записей."
+
+
+async def test_cal_com_down_keeps_the_choices_and_resumes(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    gateway = await start(
+        start_gateway,
+        salon,
+        breaker_failures=2,
+        breaker_reset_seconds=0.3,
+        service_timeout_seconds=0.5,
+    )
+    chat = Chat(sandbox.telegram, 506)
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:hair-colouring")
+    # Cal.com answers 500s, then hangs past the timeout: the client is told, nothing is lost.
+    salon.calendar.fail_next("getSlots", status=500, times=3)
+    down = await chat.tap("b:d:20260602")
+    assert down[-1]["text"].startswith("I cannot reach the salon's calendar right now.")
+    assert ("b:retry", "🔄 Try again") in chat.buttons()
+    assert ("m:person", "🙋 Talk to a person") in chat.buttons()
+    salon.calendar.delay = 2.0
+    again = await chat.tap("b:retry")
+    assert again[-1]["text"].startswith("I cannot reach the salon's calendar right now.")
+    readiness = await eventually(lambda: gateway_ready(gateway))
+    assert readiness["services"]["calcom"] == "open"
+
+    # Cal.com is back: after the breaker's pause the same step works, with the same choices.
+    salon.calendar.delay = 0.0
+    await asyncio.sleep(0.35)
+    times = await chat.tap("b:retry")
+    assert "Hair colouring" in times[-1]["text"]
+    assert "Tue, 2 June" in times[-1]["text"]
+    await chat.tap("b:t:202606020700", prefix=True)
+    await chat.share_phone("+79165550506")
+    done = await chat.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+
+
+async def gateway_ready(gateway: Any) -> JSON | None:
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        body: JSON = await response.json()
+    return body if body.get("services", {}).get("calcom") == "open" else None
+
+
+async def test_a_slot_after_the_clocks_change_is_booked_at_the_right_instant(
+    start_gateway: GatewayFactory, sandbox: Sandbox
+) -> None:
+    # Berlin leaves summer time on Sunday 25 October 2026 (03:00 CEST -> 02:00 CET).
+    clock = Clock(datetime(2026, 10, 23, 8, 0, tzinfo=UTC))
+    calendar = CalcomSandbox(KEY, clock=clock)
+    every_day = {day: [("09:00", "17:00")] for day in range(7)}
+    lena = calendar.add_master("Lena Braun", "lena@salon.example", "Europe/Berlin", every_day)
+    team = calendar.add_team("Salon Berlin", "salon-berlin")
+    calendar.add_team_event_type("cut", "Cut", 60, host_ids=[lena], team_id=team, price=40)
+    salon = await _serve(calendar, clock, team)
+    try:
+        await start(start_gateway, salon, zone="Europe/Berlin", salon_currency="EUR")
+        chat = Chat(sandbox.telegram, 507)
+        await chat.say("/start")
+        await chat.tap("m:book")
+        await chat.tap("b:s:cut")
+        before = await chat.tap("b:d:20261024")
+        assert ("b:t:202610240700" + f":{lena}", "09:00") in chat.buttons()  # CEST, UTC+2
+        assert "Sat, 24 October" in before[-1]["text"]
+        await chat.tap("m:book")  # back to the booking where it was
+        after = await chat.tap("b:d:20261026")
+        assert ("b:t:202610260800" + f":{lena}", "09:00") in chat.buttons()  # CET, UTC+1
+        assert "Mon, 26 October" in after[-1]["text"]
+        await chat.tap(f"b:t:202610260800:{lena}")
+        await chat.share_phone("+4915112345678")
+        summary = chat.messages[-1]["text"]
+        assert "🗓 Mon, 26 October, 09:00" in summary
+        # This salon's Cal.com also wants an email: the client is asked for it, then booked.
+        asked = await chat.tap("b:ok:", prefix=True)
+        assert [m["text"] for m in asked[-2:]] == [
+            "The salon needs an email address for bookings as well.",
+            "Please type your email address:",
+        ]
+        retry = await chat.say("+4915112345678")
+        assert retry[0]["text"].startswith("That does not look like an email address.")
+        await chat.say("lena.client@example.com")
+        done = await chat.tap("b:ok:", prefix=True)
+        assert done[-1]["text"].startswith("✅ You are booked!")
+        [booking] = [b for b in calendar.bookings_json() if b["status"] == "accepted"]
+        assert booking["start"] == "2026-10-26T08:00:00.000Z"
+    finally:
+        await salon.runner.cleanup()  # type: ignore[attr-defined]
+        await calendar.close()

@@ -181,6 +181,10 @@ class BookingFlow:
         step = ctx.session.step
         if step == CONTACT_STEP:
             phone, email = contact.phone(text), contact.email(text)
+            draft = ctx.session.draft
+            if draft is not None and draft.needs_email and email is None:
+                ctx.note(Reply(ctx._("book.contact.invalid_email")))
+                return await self.screen(ctx, CONTACT_STEP)
             if phone or email:
                 return await self._contact_given(ctx, phone=phone, email=email)
             ctx.note(Reply(ctx._("book.contact.invalid")))
@@ -232,6 +236,9 @@ class BookingFlow:
             return await self._days_screen(ctx, draft)
         if step == TIME_STEP or draft.start is None:
             return await self._times_screen(ctx, draft, draft.day)
+        if (step == CONTACT_STEP or not draft.email) and draft.needs_email:
+            back = (Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit")))
+            return ctx.reply(Reply(_("book.contact.email_prompt"), back), CONTACT_STEP)
         if step == CONTACT_STEP or not (draft.phone or draft.email):
             return ctx.reply(
                 Reply(
@@ -457,7 +464,8 @@ class BookingFlow:
             if draft_id in session.booked:
                 return ctx.reply(menu.menu(_, _("book.already")), menu.STEP)
             return ctx.reply(menu.menu(_, _("choice.stale")), menu.STEP)
-        if draft.service is None or draft.start is None or not (draft.phone or draft.email):
+        incomplete = not (draft.phone or draft.email) or (draft.needs_email and not draft.email)
+        if draft.service is None or draft.start is None or incomplete:
             return await self.screen(ctx, CONFIRM_STEP)
         try:
             if draft.reschedule is not None:
@@ -483,7 +491,7 @@ class BookingFlow:
             return await self.screen(ctx, TIME_STEP)
         except AttendeeRejected as rejected:
             field = "email" if rejected.field == "email" else "phone"
-            self._edit(ctx, **{field: None})
+            self._edit(ctx, **{field: None}, needs_email=field == "email")
             ctx.note(Reply(_(f"book.contact.rejected.{field}")))
             return await self.screen(ctx, CONTACT_STEP)
         except BookingUncertain:
