@@ -85,9 +85,9 @@ def configure(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # aiohttp's access log and aiogram's "Update is handled" are a line per webhook each: kept
-    # for debugging, quiet otherwise (the metrics count them).
-    for noisy in ("aiohttp.access", "aiogram.event"):
+    # aiohttp's access log, aiogram's "Update is handled" and httpx's "HTTP Request" are a line
+    # per webhook or call each: kept for debugging, quiet otherwise (the metrics count them).
+    for noisy in ("aiohttp.access", "aiogram.event", "httpx"):
         logging.getLogger(noisy).setLevel(
             logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
         )

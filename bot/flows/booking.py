@@ -548,7 +548,8 @@ class BookingFlow:
             description=description,
             stamp=ctx.now,
         )
-        filename = f"{self.salon.name} {visit.start:%Y-%m-%d}.ics"
+        # A plain name: some clients show a quoted or escaped one badly.
+        filename = f"visit-{visit.start.astimezone(self.zone):%Y-%m-%d}.ics"
         document = Document(filename, "text/calendar", content)
         reply = Reply(
             _("book.calendar_file.caption"),
