@@ -7,7 +7,6 @@ salon's calendar through the `Calendar` port.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from bot.events import Inbound, Kind
@@ -21,6 +20,7 @@ from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Reply
 from bot.salon import Salon
 from bot.session import Offered, Session
+from bot.typed import plain
 
 __all__ = ["FrontDesk", "Turn"]
 
@@ -41,12 +41,11 @@ class FrontDesk:
         self.idle = idle
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
-        self.booking = BookingFlow(salon, calendar) if calendar is not None else None
-        self.mine = (
-            MyBookings(calendar, self.booking)
-            if calendar is not None and self.booking is not None
-            else None
-        )
+        self.booking: BookingFlow | None = None
+        self.mine: MyBookings | None = None
+        if calendar is not None:
+            self.booking = BookingFlow(salon, calendar)
+            self.mine = MyBookings(calendar, self.booking)
 
     async def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
         locale = self.catalogs.resolve(session.locale, event.language)
@@ -135,23 +134,23 @@ class FrontDesk:
     def _offered(session: Session, text: str) -> str | None:
         """The label of a choice the client was just offered, typed instead of tapped (or sent
         by a keyboard button, as Telegram's contact keyboard does)."""
-        wanted = _plain(text)
+        wanted = plain(text)
         if not wanted:
             return None
-        return next((o.id for o in session.offered if _plain(o.label) == wanted), None)
+        return next((o.id for o in session.offered if plain(o.label) == wanted), None)
 
     def _choice_named(self, text: str) -> str | None:
         """A client may type a menu entry instead of tapping it, in any language we speak, with
         or without the button's emoji ("Услуги и цены", "address & hours")."""
-        wanted = _plain(text)
+        wanted = plain(text)
         if not wanted:
             return None
         for locale in self.catalogs.locales:
             for choice in menu.menu_choices(self.catalogs.get(locale)):
-                if _plain(choice.label) == wanted:
+                if plain(choice.label) == wanted:
                     return choice.id
         for code, name in menu.LANGUAGE_NAMES.items():
-            if _plain(name) == wanted:
+            if plain(name) == wanted:
                 return f"{menu.LANGUAGE_PREFIX}{code}"
         return None
 
@@ -159,8 +158,7 @@ class FrontDesk:
         _ = ctx._
         count = ctx.session.misunderstood + 1
         if count >= MISUNDERSTANDINGS_BEFORE_OFFER:
-            turn = ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)
-            return turn
+            return ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)
         turn = ctx.reply(menu.menu(_, _("fallback.menu")), menu.STEP)
         return Turn(turn.replies, turn.session.model_copy(update={"misunderstood": count}))
 
@@ -180,8 +178,3 @@ class FrontDesk:
             update={"offered": [Offered(id=c.id, label=c.label) for c in offered]}
         )
         return Turn(replies, session)
-
-
-def _plain(text: str) -> str:
-    """Words only, in one case: emoji, punctuation and extra spaces do not matter."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text).casefold().split())

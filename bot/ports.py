@@ -87,8 +87,8 @@ class Calendar(Catalogue, Protocol):
         reschedule_uid: str | None = None,
     ) -> list[Slot]:
         """Free start times in [start, end), earliest first; with `master_id` None, every
-        master's (one slot per time). `reschedule_uid`: that booking's own time counts as free,
-        and the slots are for its service and master."""
+        master's (one slot per time). `reschedule_uid`: that booking (of this service and
+        master) is being moved, so its own time counts as free."""
         ...
 
     async def book(self, request: BookingRequest) -> Visit:

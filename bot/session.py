@@ -16,9 +16,8 @@ class Draft(BaseModel):
     # Names the booking intent: the calendar books each draft at most once.
     id: str
     service: str | None = None
-    # The master the client chose; None with `any_master` for "any master".
+    # The master the client chose; None for "any master" (or before the choice).
     master: int | None = None
-    any_master: bool = False
     day: date | None = None
     start: datetime | None = None  # UTC
     # Who takes the chosen time ("any master": the one found free at that time).

@@ -53,13 +53,9 @@ class CalcomCalendar:
         *,
         reschedule_uid: str | None = None,
     ) -> list[Slot]:
-        listing = await self.catalogue.listing()
-        if reschedule_uid is not None:
-            booking = await self._booking(reschedule_uid)
-            offer = self._offer_of(listing, booking) if booking is not None else None
-            offers = [offer] if offer is not None else []
-        else:
-            offers = self._offers(listing, service_key, master_id)
+        # A booking being moved keeps its service and master, so the same offers apply; Cal.com
+        # counts its current time as free.
+        offers = self._offers(await self.catalogue.listing(), service_key, master_id)
         try:
             found = await asyncio.gather(
                 *(
@@ -78,11 +74,10 @@ class CalcomCalendar:
         # One slot per time; where several masters are free then, the first listed takes it.
         merged: dict[datetime, Slot] = {}
         for offer, days in zip(offers, found, strict=True):
-            master = None if offer.assigns or len(offer.masters) != 1 else offer.masters[0]
             for ranges in days.values():
                 for free in ranges:
                     if start <= free.start < end and free.start not in merged:
-                        merged[free.start] = Slot(free.start, master)
+                        merged[free.start] = Slot(free.start, offer.master)
         return [merged[moment] for moment in sorted(merged)]
 
     async def book(self, request: BookingRequest) -> Visit:
@@ -186,20 +181,14 @@ class CalcomCalendar:
             return next(iter(own), next((o for o in offers if master_id in o.masters), None))
         return next((o for o in offers if o.assigns), offers[0] if offers else None)
 
-    @staticmethod
-    def _offer_of(listing: Listing, booking: Booking) -> Offer | None:
-        key = listing.service_of.get(booking.event_type_id or -1)
-        offers = listing.offers.get(key or "", ())
-        return next((o for o in offers if o.event_type_id == booking.event_type_id), None)
-
     def _visit(self, listing: Listing, booking: Booking) -> Visit:
         key = listing.service_of.get(booking.event_type_id or -1)
         service = next((s for s in listing.services if s.key == key), None)
+        offers = listing.offers.get(key or "", ())
+        offer = next((o for o in offers if o.event_type_id == booking.event_type_id), None)
         host = next((h for h in booking.hosts if h.id is not None or h.name), None)
         master_id = host.id if host is not None else None
         master = (host.name if host is not None else None) or listing.names.get(master_id or -1)
-        offer = self._offer_of(listing, booking)
-        chosen = offer is not None and not offer.assigns and len(offer.masters) == 1
         return Visit(
             uid=booking.uid,
             service=service.title if service else booking.title,
@@ -208,7 +197,8 @@ class CalcomCalendar:
             master=master,
             active=booking.active,
             service_key=key,
-            master_id=master_id if chosen else None,
+            # Set only where the master was chosen: a move then keeps them.
+            master_id=offer.master if offer is not None else None,
         )
 
 

@@ -34,6 +34,11 @@ class Offer:
     # Several hosts, round robin: Cal.com gives the booking to one who is free.
     assigns: bool
 
+    @property
+    def master(self) -> int | None:
+        """The master of an event type of their own (the client may choose them), else None."""
+        return self.masters[0] if len(self.masters) == 1 and not self.assigns else None
+
 
 @dataclass(frozen=True, slots=True)
 class Listing:
@@ -133,9 +138,10 @@ def listing_of(event_types: list[EventType], currency: str | None) -> Listing:
             assigns = len(ids) > 1 and event_type.scheduling_type != "collective"
             found.append(Offer(event_type.id, ids, assigns))
             service_of[event_type.id] = key
-            if len(ids) == 1 and ids[0] not in choosable:
-                choosable[ids[0]] = Master(ids[0], names[ids[0]])
         offers[key] = tuple(found)
+        for offer in found:
+            if offer.master is not None and offer.master not in choosable:
+                choosable[offer.master] = Master(offer.master, names[offer.master])
         price, price_currency = _price(first, currency)
         services.append(
             Service(

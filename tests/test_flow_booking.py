@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
@@ -36,6 +37,7 @@ class Clock:
 @dataclass
 class Salon:
     calendar: CalcomSandbox
+    runner: web.AppRunner
     url: str
     clock: Clock
     team_id: int | None = None
@@ -51,9 +53,7 @@ class Salon:
 async def _serve(calendar: CalcomSandbox, clock: Clock, team_id: int | None) -> Salon:
     runner = await calendar.serve("127.0.0.1", 0)
     port = runner.addresses[0][1]
-    salon = Salon(calendar, f"http://127.0.0.1:{port}", clock, team_id)
-    salon.runner = runner  # type: ignore[attr-defined]
-    return salon
+    return Salon(calendar, runner, f"http://127.0.0.1:{port}", clock, team_id)
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def salon() -> AsyncIterator[Salon]:
     team_id = calendar.seed_demo_salon(zone="Europe/Moscow")
     salon = await _serve(calendar, clock, team_id)
     yield salon
-    await salon.runner.cleanup()  # type: ignore[attr-defined]
+    await salon.runner.cleanup()
     await calendar.close()
 
 
@@ -448,5 +448,5 @@ async def test_a_slot_after_the_clocks_change_is_booked_at_the_right_instant(
         [booking] = [b for b in calendar.bookings_json() if b["status"] == "accepted"]
         assert booking["start"] == "2026-10-26T08:00:00.000Z"
     finally:
-        await salon.runner.cleanup()  # type: ignore[attr-defined]
+        await salon.runner.cleanup()
         await calendar.close()

@@ -37,6 +37,7 @@ from bot.ports import (
 from bot.replies import Choice, Document, Reply
 from bot.salon import Salon
 from bot.session import Draft
+from bot.typed import plain
 
 PREFIX = "b:"
 SERVICE = "b:s:"
@@ -100,6 +101,17 @@ def _parse_day(value: str) -> date | None:
         return None
 
 
+def _new_draft(ctx: Context, **fields: object) -> Draft:
+    """A fresh draft with the contact details the client gave before."""
+    session = ctx.session
+    known: dict[str, object] = {
+        "name": session.name or ctx.event.name,
+        "phone": session.phone,
+        "email": session.email,
+    }
+    return Draft.model_validate({"id": uuid.uuid4().hex[:12], **known, **fields})
+
+
 class BookingFlow:
     def __init__(self, salon: Salon, calendar: Calendar) -> None:
         self.salon = salon
@@ -116,27 +128,16 @@ class BookingFlow:
             # something else): where they left off.
             ctx.note(Reply(ctx._("book.resume")))
             return await self.screen(ctx, CONFIRM_STEP)
-        draft = Draft(
-            id=uuid.uuid4().hex[:12],
-            name=session.name or ctx.event.name,
-            phone=session.phone,
-            email=session.email,
-        )
-        ctx.update(draft=draft)
+        ctx.update(draft=_new_draft(ctx))
         return await self.screen(ctx, SERVICE_STEP)
 
     async def move(self, ctx: Context, visit: Visit) -> Turn:
         """Reschedule `visit`: the same service and master, a new day and time."""
-        session = ctx.session
-        draft = Draft(
-            id=uuid.uuid4().hex[:12],
+        draft = _new_draft(
+            ctx,
             service=visit.service_key,
             master=visit.master_id,
-            any_master=visit.master_id is None,
             slot_master=visit.master_id,
-            name=session.name or ctx.event.name,
-            phone=session.phone,
-            email=session.email,
             reschedule=visit.uid,
         )
         ctx.update(draft=draft, viewing=visit.uid)
@@ -197,9 +198,9 @@ class BookingFlow:
             self._edit(ctx, name=name)
             return await self.screen(ctx, CONFIRM_STEP)
         if step == SERVICE_STEP:
-            wanted = _plain(text)
+            wanted = plain(text)
             for service in await self._services_or_none(ctx):
-                if wanted and wanted in _plain(service.title):
+                if wanted and wanted in plain(service.title):
                     return await self._service_chosen(ctx, service_token(service.key))
         if step == TIME_STEP and (typed := _TYPED_TIME.search(text)):
             return await self._typed_time(ctx, int(typed.group(1)), int(typed.group(2)))
@@ -291,21 +292,21 @@ class BookingFlow:
         if service is None:
             ctx.note(Reply(ctx._("book.service.gone")))
             return await self.screen(ctx, SERVICE_STEP)
-        self._edit(ctx, service=service.key, master=None, any_master=False, day=None, start=None)
+        self._edit(ctx, service=service.key, master=None, day=None, start=None)
         if len(service.masters) > 1:
             return await self.screen(ctx, MASTER_STEP)
         # One master (or the calendar assigns one): nothing to choose.
         only = service.masters[0].id if service.masters else None
-        self._edit(ctx, master=only, any_master=only is None)
+        self._edit(ctx, master=only)
         return await self.screen(ctx, DAY_STEP)
 
     async def _master_chosen(self, ctx: Context, value: str) -> Turn:
         if value == "any":
-            self._edit(ctx, master=None, any_master=True, day=None, start=None)
+            self._edit(ctx, master=None, day=None, start=None)
             return await self.screen(ctx, DAY_STEP)
         if not value.isdigit():
             return await self.screen(ctx, MASTER_STEP)
-        self._edit(ctx, master=int(value), any_master=False, day=None, start=None)
+        self._edit(ctx, master=int(value), day=None, start=None)
         return await self.screen(ctx, DAY_STEP)
 
     async def _time_chosen(self, ctx: Context, slot: Slot) -> Turn:
@@ -406,7 +407,7 @@ class BookingFlow:
         if not slots:
             ctx.note(Reply(_("book.time.none", day=label)))
             self._edit(ctx, day=None)
-            return await self._days_screen(ctx, draft.model_copy(update={"day": None}))
+            return await self._days_screen(ctx, draft)  # the day is no part of that screen
         choices = [
             Choice(_time_id(slot), format_time(slot.start, self.zone, ctx.locale)) for slot in slots
         ]
@@ -592,7 +593,7 @@ class BookingFlow:
         service = await self._service(draft.service)
         if draft.reschedule is not None:
             return _("book.move.heading", service=service.title)
-        master = self._master(service, draft.master) if not draft.any_master else None
+        master = self._master(service, draft.master)
         return _("book.heading", service=service.title, master=master or _("book.master.any_free"))
 
     @staticmethod
@@ -621,9 +622,8 @@ class BookingFlow:
 
     async def _slots(self, draft: Draft, start: datetime, end: datetime) -> list[Slot]:
         assert draft.service is not None
-        master = None if draft.any_master else draft.master
         return await self.calendar.slots(
-            draft.service, master, start, end, reschedule_uid=draft.reschedule
+            draft.service, draft.master, start, end, reschedule_uid=draft.reschedule
         )
 
     async def _day_slots(self, draft: Draft, day: date) -> list[Slot]:
@@ -635,7 +635,3 @@ class BookingFlow:
         draft = ctx.session.draft
         assert draft is not None
         ctx.update(draft=draft.model_copy(update=changes))
-
-
-def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text).casefold().split())

@@ -139,16 +139,14 @@ class MyBookings:
     async def _upcoming(self, ctx: Context) -> list[Visit]:
         uids = list(ctx.session.bookings)
         found = await asyncio.gather(*(self.calendar.visit(uid) for uid in uids))
-        keep: list[str] = []
-        visits: list[Visit] = []
-        for visit in found:
-            if visit is None or not visit.active or visit.end <= ctx.now:
-                continue
-            keep.append(visit.uid)
-            if visit.uid not in {v.uid for v in visits}:
-                visits.append(visit)
-        ctx.update(bookings=list(dict.fromkeys(keep)))
-        return sorted(visits, key=lambda v: v.start)
+        # By uid: two stored uids may lead to one booking (the salon moved it).
+        upcoming = {
+            visit.uid: visit
+            for visit in found
+            if visit is not None and visit.active and visit.end > ctx.now
+        }
+        ctx.update(bookings=list(upcoming))
+        return sorted(upcoming.values(), key=lambda v: v.start)
 
     @staticmethod
     def _follow(ctx: Context, old: str, new: str) -> None:

@@ -178,7 +178,7 @@ async def test_typed_answers_at_each_step(client: Client, calendar: FakeCalendar
     invalid = await client.says("call me maybe")
     assert invalid[0].startswith("That does not look like a phone number or an email.")
     saved = await client.says("8 916 123-45-67")
-    assert saved[0] == "👌" or saved[0].startswith("Thank you! I will use +79161234567.")
+    assert saved[0] == "Thank you! I will use +79161234567."
     assert "🙂 Ivan" in saved[-1]
     await client.taps("b:name")
     rejected = await client.says("!!!")
