@@ -43,6 +43,8 @@ class Inbound:
     text: str = ""
     choice: str = ""
     name: str = ""  # the client's name as their profile gives it
+    # The client's own number (E.164) when the channel vouches for it: a shared contact on
+    # Telegram, the number every WhatsApp message comes from.
     phone: str = ""
     # The language the client's app reports (e.g. Telegram `language_code`), if any.
     language: str | None = None

@@ -61,3 +61,6 @@ class Session(BaseModel):
     # The booking My bookings is showing, while the client looks at it or cancels it.
     viewing: str | None = None
     offered: list[Offered] = Field(default_factory=list)
+    # The channel showed the offered choices as a numbered list (WhatsApp's fallback when
+    # buttons and lists cannot hold them): a typed number picks one.
+    numbered: bool = False

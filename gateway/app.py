@@ -26,7 +26,7 @@ from gateway.calcom import CalcomClient
 from gateway.calcom import is_failure as calcom_failure
 from gateway.calendar import CalcomCalendar
 from gateway.catalogue import CalcomCatalogue
-from gateway.edge import MAX_BODY, webhook_route
+from gateway.edge import LARGEST_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
 from gateway.metrics import Metrics
@@ -35,8 +35,12 @@ from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
 from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
+from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery
+from gateway.whatsapp_api import is_failure as whatsapp_failure
+from gateway.whatsapp_state import WhatsAppState
 from gateway.workers import Handler, InboundConsumer, Lease, WorkerPool
 from handlers.telegram import TelegramConversations, TelegramWebhook, build_router
+from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_challenge
 
 log = logging.getLogger("frontdesk.app")
 
@@ -90,13 +94,22 @@ def create_app(
     runtime = Runtime(
         settings, redis, keys, metrics, Inbox(redis, keys, settings.dedup_ttl_seconds)
     )
-    app = web.Application(client_max_size=MAX_BODY)
+    # Each source enforces its own limit; this is the largest (WhatsApp's 3 MB).
+    app = web.Application(client_max_size=LARGEST_BODY)
     app[RUNTIME] = runtime
 
     if settings.telegram_enabled:
         assert settings.telegram_webhook_secret is not None  # validated by Settings
         source = TelegramWebhook(settings.telegram_webhook_secret.get_secret_value())
         app.router.add_post("/webhooks/telegram", webhook_route(source, runtime.inbox, metrics))
+    if settings.whatsapp_enabled:
+        assert settings.whatsapp_app_secret is not None  # validated by Settings
+        assert settings.whatsapp_phone_number_id is not None
+        whatsapp = WhatsAppWebhook(
+            settings.whatsapp_app_secret.get_secret_value(), settings.whatsapp_phone_number_id
+        )
+        app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
+        app.router.add_post("/webhooks/whatsapp", webhook_route(whatsapp, runtime.inbox, metrics))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -175,6 +188,46 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
         buckets["telegram"] = TokenBucket(
             settings.telegram_rate_global, max(1, int(settings.telegram_rate_global))
+        )
+
+    if settings.whatsapp_enabled:
+        assert settings.whatsapp_access_token is not None  # validated by Settings
+        assert settings.whatsapp_phone_number_id is not None
+        whatsapp_breaker = CircuitBreaker(
+            "whatsapp",
+            fail_max=settings.breaker_failures,
+            reset_timeout=settings.breaker_reset_seconds,
+            is_failure=whatsapp_failure,
+            on_change=runtime.metrics.breaker_changed,
+        )
+        runtime.breakers["whatsapp"] = whatsapp_breaker
+        runtime.metrics.breaker_changed("whatsapp", whatsapp_breaker.state)
+        whatsapp_client = WhatsAppClient(
+            settings.whatsapp_api_url,
+            settings.whatsapp_phone_number_id,
+            settings.whatsapp_access_token.get_secret_value(),
+            whatsapp_breaker,
+            timeout=settings.service_timeout_seconds,
+        )
+        closing.append(whatsapp_client.aclose)
+        state = WhatsAppState(runtime.redis, runtime.keys)
+        handlers["whatsapp"] = WhatsAppConversations(
+            desk, catalogs, sessions, state, runtime.metrics, clock
+        )
+        deliveries["whatsapp"] = WhatsAppDelivery(
+            whatsapp_client,
+            state,
+            runtime.metrics,
+            reply_waiting_template=settings.whatsapp_template_reply_waiting,
+            salon_name=settings.salon_name,
+        )
+        pacing["whatsapp"] = Pacing(
+            settings.whatsapp_rate_per_chat,
+            settings.whatsapp_burst_per_chat,
+            settings.whatsapp_rate_global,
+        )
+        buckets["whatsapp"] = TokenBucket(
+            settings.whatsapp_rate_global, max(1, int(settings.whatsapp_rate_global))
         )
 
     # How many entries are handled, and how many messages sent, at once in this process: well
@@ -272,6 +325,17 @@ async def work_shard(
     for part in (consume, send):
         if part in done and not part.cancelled() and (error := part.exception()) is not None:
             raise error
+
+
+async def whatsapp_handshake(request: web.Request) -> web.Response:
+    """Meta's subscription check: echo `hub.challenge` when the verify token matches."""
+    token = request.app[RUNTIME].settings.whatsapp_verify_token
+    assert token is not None  # the route exists only when WhatsApp is configured
+    challenge = verify_challenge(request.query, token.get_secret_value())
+    if challenge is None:
+        log.warning("WhatsApp verification refused: wrong verify token or mode")
+        return web.Response(status=403, text="forbidden")
+    return web.Response(text=challenge, content_type="text/plain")
 
 
 async def healthz(request: web.Request) -> web.Response:

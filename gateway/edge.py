@@ -21,6 +21,8 @@ from gateway.metrics import Metrics
 log = logging.getLogger("frontdesk.edge")
 
 MAX_BODY = 1024 * 1024
+# Meta sends webhook payloads of up to 3 MB.
+LARGEST_BODY = 3 * 1024 * 1024
 
 
 class Malformed(Exception):
@@ -33,6 +35,10 @@ class WebhookSource(Protocol):
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         """Checked before the body is read (e.g. Telegram's secret-token header)."""
+        ...
+
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        """Checked on the raw bytes before anything is parsed (e.g. WhatsApp's HMAC)."""
         ...
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
@@ -59,6 +65,14 @@ def webhook_route(source: WebhookSource, inbox: Inbox, metrics: Metrics) -> Hand
         except web.HTTPRequestEntityTooLarge:
             count["too_large"].inc()
             return web.json_response({"error": "body too large"}, status=413)
+        if len(raw) > source.max_body:
+            # The app's limit is the largest of all sources (WhatsApp's 3 MB).
+            count["too_large"].inc()
+            return web.json_response({"error": "body too large"}, status=413)
+        if not source.verify(request.headers, raw):
+            count["unauthorized"].inc()
+            log.warning("%s webhook refused: bad signature", source.name)
+            return web.json_response({"error": "unauthorized"}, status=401)
         try:
             events = source.parse(request.headers, raw)
         except Malformed as exc:

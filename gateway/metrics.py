@@ -103,6 +103,12 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.whatsapp_statuses = Counter(
+            "frontdesk_whatsapp_statuses",
+            "Delivery statuses WhatsApp reported for our messages (sent, delivered, read, failed)",
+            ["status"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "frontdesk_queue_depth",
             "Entries not yet handled (undelivered + pending)",

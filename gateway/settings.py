@@ -77,16 +77,24 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
-    # Later channels and services: their variables are accepted now so that a complete `.env`
-    # validates; each is off while absent.
-    whatsapp_phone_number_id: str | None = None
+    # WhatsApp Cloud API: on when the access token is set, and then all four are required.
     whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
     whatsapp_app_secret: SecretStr | None = None
-    whatsapp_verify_token: SecretStr | None = None
+    # Validated even when absent: it reports what a half-configured WhatsApp lacks.
+    whatsapp_verify_token: SecretStr | None = Field(default=None, validate_default=True)
     whatsapp_api_url: str = "https://graph.facebook.com/v23.0"
     whatsapp_template_reply_waiting: str = "frontdesk_reply_waiting"
     whatsapp_template_confirmation: str = "frontdesk_booking_confirmed"
     whatsapp_template_reminder: str = "frontdesk_reminder"
+    # WhatsApp's limits: 80 messages/s per business number; about one message per 6 s to the
+    # same client, short bursts tolerated (beyond: error 131056).
+    whatsapp_rate_per_chat: float = Field(default=0.2, gt=0)
+    whatsapp_burst_per_chat: int = Field(default=6, ge=1)
+    whatsapp_rate_global: float = Field(default=80.0, gt=0)
+
+    # Later services: their variables are accepted now so that a complete `.env` validates;
+    # each is off while absent.
     calcom_api_url: str | None = None
     calcom_api_key: SecretStr | None = None
     calcom_webhook_secret: SecretStr | None = None
@@ -157,6 +165,29 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
+    @field_validator("whatsapp_verify_token")
+    @classmethod
+    def _whatsapp_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("whatsapp_access_token") is None:
+            return value
+        missing = [
+            name.upper()
+            for name in ("whatsapp_phone_number_id", "whatsapp_app_secret")
+            if info.data.get(name) is None
+        ]
+        if value is None:
+            missing.append("WHATSAPP_VERIFY_TOKEN")
+        if missing:
+            # Reported on this field, together with every other problem of the configuration.
+            raise ValueError(
+                f"WhatsApp needs {', '.join(missing)} when WHATSAPP_ACCESS_TOKEN is set"
+            )
+        return value
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return self.whatsapp_access_token is not None
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.salon_timezone)
@@ -169,7 +200,7 @@ class Settings(BaseSettings):
         """Which channels and services are configured (on) for `/readyz` and `check`."""
         return {
             "telegram": self.telegram_enabled,
-            "whatsapp": self.whatsapp_access_token is not None,
+            "whatsapp": self.whatsapp_enabled,
             "calcom": self.calcom_api_key is not None and self.calcom_api_url is not None,
             "chatwoot": self.chatwoot_api_token is not None,
             "novu": self.novu_api_key is not None,

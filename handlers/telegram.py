@@ -45,6 +45,9 @@ class TelegramWebhook:
         given = headers.get(SECRET_HEADER, "").encode()
         return hmac.compare_digest(given, self._secret)
 
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        return True  # the secret header, checked before the body was read, is the proof
+
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
         try:
             update = json.loads(raw)

@@ -106,7 +106,8 @@ def _new_draft(ctx: Context, **fields: object) -> Draft:
     session = ctx.session
     known: dict[str, object] = {
         "name": session.name or ctx.event.name,
-        "phone": session.phone,
+        # The number the client writes from (WhatsApp) is as good as one they typed.
+        "phone": session.phone or ctx.event.phone or None,
         "email": session.email,
     }
     return Draft.model_validate({"id": uuid.uuid4().hex[:12], **known, **fields})

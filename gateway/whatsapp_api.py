@@ -1,0 +1,249 @@
+"""The WhatsApp Cloud API, outbound: a typed httpx client and the outbox's delivery for WhatsApp.
+
+Every call is `{WHATSAPP_API_URL}/{phone_number_id}/...` with the system user's bearer token,
+bounded by a timeout and the service's circuit breaker. Graph errors are read by their `code`
+(Meta deprecates the titles) and sorted into what the outbox does next:
+
+| code | meaning | outbox |
+|---|---|---|
+| 130429 | the number's throughput reached | wait, then again |
+| 131056 | too many messages to this client in a short time | wait 6 s, then again |
+| 131049 | per-client marketing limit | wait a minute, then again |
+| 131047 | outside the 24-hour window | park it and send the "reply waiting" template |
+| 131000, 5xx, 190, timeouts | WhatsApp (or our token) is broken | breaker, retry schedule |
+| others (131026, 131051, 132000, 132001, 100, 368, ...) | retrying cannot help | dead letter |
+
+The window is checked before a free-form message is attempted: a message that would fall
+outside it is parked (see `gateway/whatsapp_state.py`) and the client gets the salon's approved
+"reply waiting" template once, in their language.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from typing import Any
+
+import httpx
+
+from gateway.metrics import Metrics
+from gateway.outbox import PermanentFailure, RetryLater
+from gateway.resilience import CircuitBreaker
+from gateway.streams import Outgoing
+from gateway.whatsapp_state import WhatsAppState
+
+log = logging.getLogger("frontdesk.whatsapp")
+
+OUT_OF_WINDOW = 131047
+THROUGHPUT = 130429
+PAIR_RATE = 131056
+MARKETING_LIMIT = 131049
+TRANSIENT = frozenset({131000, 190, 1, 2})
+# Seconds to wait before the next try, per rate-limit code.
+RATE_LIMITS = {THROUGHPUT: 2.0, PAIR_RATE: 6.0, MARKETING_LIMIT: 60.0}
+# Marks a file inside a queued message: uploaded (POST /media) when the message is delivered.
+UPLOAD_MARKER = "_upload"
+_PHONE = re.compile(r"^\d{6,20}$")
+
+
+class WhatsAppUnavailable(Exception):
+    """WhatsApp is down or slow, or refuses our token: counted by the breaker, retried."""
+
+
+class WhatsAppError(Exception):
+    """A Graph API error answer."""
+
+    def __init__(self, status: int, code: int | None, message: str, details: str = "") -> None:
+        super().__init__(f"{code}: {message}" + (f" ({details})" if details else ""))
+        self.status = status
+        self.code = code
+
+
+def is_failure(exc: BaseException) -> bool:
+    return isinstance(exc, WhatsAppUnavailable | httpx.TransportError | TimeoutError)
+
+
+def address(chat: str) -> dict[str, str]:
+    """A client is addressed by phone number (`to`) or, known only by their business-scoped id
+    (2026), by `recipient`. The latter is newer than the v23 spec; see README, WhatsApp."""
+    if _PHONE.match(chat):
+        return {"to": chat}
+    return {"recipient": chat}
+
+
+class WhatsAppClient:
+    def __init__(
+        self,
+        api_url: str,
+        phone_number_id: str,
+        access_token: str,
+        breaker: CircuitBreaker,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.breaker = breaker
+        self._http = httpx.AsyncClient(
+            base_url=f"{api_url.rstrip('/')}/{phone_number_id}/",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, chat: str, content: dict[str, Any]) -> str:
+        """Send a message (text, interactive, document, template); returns its `wamid`."""
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        body |= address(chat)
+        body |= content
+        answer = await self._call("messages", json=body)
+        messages = answer.get("messages") or [{}]
+        return str(messages[0].get("id") or "")
+
+    async def mark_read(self, message_id: str, *, typing: bool) -> None:
+        """Blue ticks for the client's message and, while we answer, "typing…" (up to 25 s)."""
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+        }
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        await self._call("messages", json=body)
+
+    async def upload(self, filename: str, mime_type: str, data: bytes) -> str:
+        """Upload a file for a document message; returns the media id."""
+        answer = await self._call(
+            "media",
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, data, mime_type)},
+        )
+        return str(answer.get("id") or "")
+
+    async def _call(self, path: str, **request: Any) -> dict[str, Any]:
+        async def call() -> httpx.Response:
+            response = await self._http.post(path, **request)
+            code = _error_code(response)
+            if response.status_code >= 500 or code in TRANSIENT or response.status_code == 401:
+                raise WhatsAppUnavailable(f"HTTP {response.status_code}, code {code}")
+            return response
+
+        response = await self.breaker.call(call)
+        try:
+            answer: dict[str, Any] = response.json()
+        except ValueError:
+            answer = {}
+        if response.is_success:
+            return answer
+        error = answer.get("error") or {}
+        details = (error.get("error_data") or {}).get("details") or ""
+        raise WhatsAppError(
+            response.status_code, error.get("code"), str(error.get("message") or ""), details
+        )
+
+
+def _error_code(response: httpx.Response) -> int | None:
+    if response.is_success:
+        return None
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
+
+
+class WhatsAppDelivery:
+    """The outbox's sender for WhatsApp: window, parking, uploads, error mapping."""
+
+    def __init__(
+        self,
+        client: WhatsAppClient,
+        state: WhatsAppState,
+        metrics: Metrics,
+        *,
+        reply_waiting_template: str,
+        salon_name: str,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.metrics = metrics
+        self.reply_waiting_template = reply_waiting_template
+        self.salon_name = salon_name
+
+    async def deliver(self, message: Outgoing) -> None:
+        try:
+            await self._deliver(message)
+        except WhatsAppError as exc:
+            if exc.code is not None and exc.code in RATE_LIMITS:
+                raise RetryLater(RATE_LIMITS[exc.code]) from exc
+            raise PermanentFailure(str(exc)) from exc
+
+    async def _deliver(self, message: Outgoing) -> None:
+        chat, params = message.chat, message.params
+        if message.method == "read":
+            await self.client.mark_read(str(params["message_id"]), typing=True)
+            return
+        content = params.get("content")
+        if message.method not in ("messages", "template") or not isinstance(content, dict):
+            raise PermanentFailure(f"unsupported WhatsApp call {message.method!r}")
+        if message.method == "messages" and not await self.state.window_open(chat):
+            await self._park(chat, params)
+            return
+        content = await self._with_uploads(content)
+        try:
+            wamid = await self.client.send(chat, content)
+        except WhatsAppError as exc:
+            if exc.code != OUT_OF_WINDOW or message.method != "messages":
+                raise
+            # Our clock and WhatsApp's disagree: WhatsApp decides.
+            await self.state.close_window(chat)
+            await self._park(chat, params)
+            return
+        if wamid:
+            await self.state.remember(wamid, chat, params)
+
+    async def _park(self, chat: str, params: dict[str, Any]) -> None:
+        """Keep the message for the client's next message; tell them once that it waits."""
+        if not await self.state.parked(chat):
+            locale = str(params.get("locale") or "en")
+            try:
+                wamid = await self.client.send(chat, self.reply_waiting(locale))
+            except WhatsAppError as exc:
+                if exc.code in RATE_LIMITS:
+                    raise
+                # A template missing or not approved: the operator must fix it; the message
+                # still waits for the client.
+                log.error("the reply-waiting template was refused: %s", exc)
+            else:
+                log.info("outside the 24-hour window: template sent, message parked")
+                if wamid:
+                    await self.state.remember(wamid, chat, {"template": True})
+        await self.state.park(chat, params)
+        self.metrics.outbox.labels("whatsapp", "parked").inc()
+
+    def reply_waiting(self, locale: str) -> dict[str, Any]:
+        return {
+            "type": "template",
+            "template": {
+                "name": self.reply_waiting_template,
+                "language": {"policy": "deterministic", "code": locale},
+                "components": [
+                    {"type": "body", "parameters": [{"type": "text", "text": self.salon_name}]}
+                ],
+            },
+        }
+
+    async def _with_uploads(self, content: dict[str, Any]) -> dict[str, Any]:
+        media_type = content.get("type")
+        media = content.get(str(media_type)) if media_type else None
+        if not isinstance(media, dict) or UPLOAD_MARKER not in media:
+            return content
+        upload = media[UPLOAD_MARKER]
+        media_id = await self.client.upload(
+            str(upload["filename"]), str(upload["mime_type"]), base64.b64decode(upload["base64"])
+        )
+        media = {k: v for k, v in media.items() if k != UPLOAD_MARKER} | {"id": media_id}
+        return {**content, str(media_type): media}

@@ -1,0 +1,119 @@
+"""What Frontdesk keeps in Redis about its WhatsApp clients: the 24-hour window, the messages
+parked until the window opens again, and what became of the messages it sent.
+
+- **Window.** WhatsApp accepts free-form messages only within 24 hours of the client's last
+  message. Each inbound message moves the window's end forward (never back: deliveries can come
+  out of order); the key expires when the window closes, so "open" is simply "the key exists".
+- **Parked.** A free-form message that would fall outside the window is never attempted (it
+  would fail with 131047). It waits in a per-client list; the client's next message (typically a
+  tap on the "a reply is waiting" template) delivers the list first, in order.
+- **Sent.** Each accepted message is remembered for a day by its `wamid`: a later `failed`
+  status can then say what failed, and a 131047 can park the very message that missed.
+- **Status.** The best status a message reached: statuses arrive out of order and a `read`
+  is never downgraded to `delivered`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.keys import Keys
+from gateway.lua import Lua
+
+WINDOW_SECONDS = 24 * 3600
+PARKED_TTL = 30 * 24 * 3600
+SENT_TTL = 24 * 3600
+STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+# KEYS: window key. ARGV: the message's unix time, window seconds, now (unix).
+# The stored value is the latest inbound time seen; the key expires with the window.
+_TOUCH = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local at = tonumber(ARGV[1])
+if at <= current then return 0 end
+local ends = at + tonumber(ARGV[2])
+if ends <= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], at, 'EXAT', ends)
+return 1
+"""
+
+# KEYS: status key. ARGV: status, rank, ttl. Returns 1 when the status moved forward.
+_STATUS = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if tonumber(ARGV[2]) <= current then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class WhatsAppState:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._touch = Lua(redis, _TOUCH)
+        self._status = Lua(redis, _STATUS)
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.keys.prefix}:wa:{kind}:{name}"
+
+    def parked_key(self, chat: str) -> str:
+        return self._key("parked", chat)
+
+    # --- the 24-hour window ----------------------------------------------------------------
+
+    async def touch(self, chat: str, at: int, now: int) -> None:
+        """The client wrote at `at` (unix seconds): the window is open until `at` + 24 h."""
+        await self._touch(keys=[self._key("window", chat)], args=[at, WINDOW_SECONDS, now])
+
+    async def window_open(self, chat: str) -> bool:
+        return bool(await self.redis.exists(self._key("window", chat)))
+
+    async def close_window(self, chat: str) -> None:
+        """WhatsApp said the window is closed (131047), whatever we thought."""
+        await self.redis.delete(self._key("window", chat))
+
+    # --- parked messages -------------------------------------------------------------------
+
+    async def park(self, chat: str, message: dict[str, Any]) -> int:
+        """Keep a message for when the client writes again; returns how many now wait."""
+        key = self.parked_key(chat)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(message, ensure_ascii=False))
+            pipe.expire(key, PARKED_TTL)
+            length, _ = await pipe.execute()
+        return int(length)
+
+    async def parked(self, chat: str) -> list[dict[str, Any]]:
+        raw = await self.redis.lrange(self.parked_key(chat), 0, -1)  # type: ignore[misc]
+        return [json.loads(item) for item in raw]
+
+    # --- sent messages and their statuses --------------------------------------------------
+
+    async def remember(self, wamid: str, chat: str, message: dict[str, Any]) -> None:
+        await self.redis.set(
+            self._key("sent", wamid),
+            json.dumps({"chat": chat, "message": message}, ensure_ascii=False),
+            ex=SENT_TTL,
+        )
+
+    async def sent(self, wamid: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._key("sent", wamid))
+        return json.loads(raw) if raw else None
+
+    async def record_status(self, wamid: str, status: str) -> bool:
+        """Store the status if it is further along than the one stored; True if it was."""
+        rank = STATUS_RANK.get(status, 0)
+        if rank == 0:
+            return False
+        result = await self._status(
+            keys=[self._key("status", wamid)], args=[status, rank, SENT_TTL * 7]
+        )
+        return bool(result)
+
+    async def status(self, wamid: str) -> str | None:
+        value = await self.redis.hget(self._key("status", wamid), "status")  # type: ignore[misc]
+        return value.decode() if value else None

@@ -1,0 +1,324 @@
+"""WhatsApp: the webhook's edge rules, and the worker's handling of each queued message or status.
+
+The edge verifies `X-Hub-Signature-256` (HMAC-SHA256 of the raw bytes with the app secret)
+before anything is parsed, then splits a delivery into one queued event per message and per
+status: Meta batches several into one POST, and each must be de-duplicated on its own (by
+`wamid`, and by status id and status) because Meta delivers at least once, for up to 7 days.
+
+A client is keyed by their WhatsApp id (the phone number WhatsApp gives), or by their
+business-scoped id when WhatsApp gives no number (usernames, 2026). Their number, when known,
+is stored in E.164 and fills the booking's contact step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.flows import booking, menu
+from bot.i18n import Catalogs
+from bot.replies import Choice
+from bot.session import Session
+from gateway.edge import LARGEST_BODY, Malformed
+from gateway.inbox import Event
+from gateway.metrics import Metrics
+from gateway.sessions import SessionStore
+from gateway.streams import Entry, Outcome, Outgoing
+from gateway.whatsapp_api import OUT_OF_WINDOW
+from gateway.whatsapp_state import WhatsAppState
+from handlers.whatsapp_payloads import Contact, Message, Notification, Status
+from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
+
+log = logging.getLogger("frontdesk.whatsapp")
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+_SIGNATURE = re.compile(r"^sha256=[0-9a-fA-F]{64}$")
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+_LATIN = re.compile(r"[A-Za-z]")
+# A typed number that picks one of the numbered choices.
+_NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
+
+
+def verify_challenge(query: Mapping[str, str], verify_token: str) -> str | None:
+    """Meta's subscription handshake: the challenge to echo, or None (answered 403)."""
+    given = query.get("hub.verify_token", "")
+    if query.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+        given.encode(), verify_token.encode()
+    ):
+        return None
+    return query.get("hub.challenge", "")
+
+
+class WhatsAppWebhook:
+    """Edge rules for `POST /webhooks/whatsapp`."""
+
+    name = SOURCE
+    max_body = LARGEST_BODY
+
+    def __init__(self, app_secret: str, phone_number_id: str) -> None:
+        self._secret = app_secret.encode()
+        self.phone_number_id = phone_number_id
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool:
+        # Only the header's shape before the body is read; the HMAC needs the bytes.
+        return bool(_SIGNATURE.match(headers.get(SIGNATURE_HEADER, "")))
+
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        expected = hmac.new(self._secret, raw, hashlib.sha256).hexdigest()
+        given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").lower()
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
+        try:
+            data = json.loads(raw)
+            notification = Notification.model_validate(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
+        except ValidationError as exc:
+            raise Malformed(f"not a webhook notification ({exc.error_count()} problems)") from None
+        if notification.object != "whatsapp_business_account":
+            raise Malformed(f"unexpected object {notification.object!r}")
+        events: list[Event] = []
+        for e, entry in enumerate(notification.entry):
+            for c, change in enumerate(entry.changes):
+                if change.field != "messages":
+                    continue  # account and template updates: nothing for the desk
+                value = change.value
+                number = value.metadata.phone_number_id
+                if number and number != self.phone_number_id:
+                    log.warning("WhatsApp delivery for another number ignored")
+                    continue
+                for error in value.errors:
+                    log.warning("WhatsApp reported an error: %s %s", error.code, error.details)
+                raw_value = data["entry"][e]["changes"][c]["value"]
+                events += self._messages(raw_value, value.contacts, value.messages)
+                events += self._statuses(raw_value, value.statuses)
+        return events
+
+    def _messages(
+        self, raw_value: dict[str, Any], contacts: list[Contact], messages: list[Message]
+    ) -> list[Event]:
+        events = []
+        for index, item in enumerate(messages):
+            contact = _contact_of(item, contacts)
+            chat = _chat_of(item, contact)
+            if chat is None:
+                log.warning("WhatsApp message without a sender ignored")
+                continue
+            body = {
+                "kind": "message",
+                "message": raw_value["messages"][index],
+                "contact": contact.model_dump(exclude_none=True) if contact else None,
+            }
+            events.append(Event(SOURCE, f"m:{item.id}", f"wa:{chat}", _dump(body)))
+        return events
+
+    def _statuses(self, raw_value: dict[str, Any], statuses: list[Status]) -> list[Event]:
+        events = []
+        for index, status in enumerate(statuses):
+            chat = status.recipient_id or status.recipient_user_id or "unknown"
+            body = {"kind": "status", "status": raw_value["statuses"][index]}
+            event_id = f"s:{status.id}:{status.status}"
+            events.append(Event(SOURCE, event_id, f"wa:{chat}", _dump(body)))
+        return events
+
+
+def _dump(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _contact_of(message: Message, contacts: list[Contact]) -> Contact | None:
+    for contact in contacts:
+        if message.from_ and contact.wa_id == message.from_:
+            return contact
+        ids = {message.from_user_id, message.user_id} - {None}
+        if contact.user_id and contact.user_id in ids:
+            return contact
+    return contacts[0] if len(contacts) == 1 else None
+
+
+def _chat_of(message: Message, contact: Contact | None) -> str | None:
+    """The client's key and address: their WhatsApp id, else their business-scoped id."""
+    wa_id = message.from_ or (contact.wa_id if contact else None)
+    bsuid = message.from_user_id or message.user_id or (contact.user_id if contact else None)
+    return wa_id or bsuid
+
+
+def language_of(text: str) -> str | None:
+    """WhatsApp tells nothing of the client's language: their own words do."""
+    if _CYRILLIC.search(text):
+        return "ru"
+    if _LATIN.search(text):
+        return "en"
+    return None
+
+
+class WhatsAppConversations:
+    """The worker's handler for queued WhatsApp messages and statuses."""
+
+    def __init__(
+        self,
+        desk: FrontDesk,
+        catalogs: Catalogs,
+        sessions: SessionStore,
+        state: WhatsAppState,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.desk = desk
+        self.catalogs = catalogs
+        self.sessions = sessions
+        self.state = state
+        self.metrics = metrics
+        self.clock = clock
+
+    async def __call__(self, entry: Entry) -> Outcome:
+        body = json.loads(entry.body)
+        if body.get("kind") == "status":
+            return await self._status(Status.model_validate(body["status"]))
+        item = Message.model_validate(body["message"])
+        contact = Contact.model_validate(body["contact"]) if body.get("contact") else None
+        chat = _chat_of(item, contact)
+        assert chat is not None  # the edge queues only messages with a sender
+        now = self.clock()
+        # Any message from the client, a reaction included, opens the 24-hour window.
+        await self.state.touch(chat, item.sent_at or int(now.timestamp()), int(now.timestamp()))
+        parked = await self.state.parked(chat)
+        waiting = tuple(
+            Outgoing(SOURCE, chat, "messages", params, ephemeral=False) for params in parked
+        )
+        trim = (self.state.parked_key(chat), len(parked)) if parked else None
+        wa_id = item.from_ or (contact.wa_id if contact else None)
+        client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
+        session = await self.sessions.load(client)
+        if item.type in ("reaction", "system") or (item.type == "button" and parked):
+            # A reaction needs no answer; a tap on "a reply is waiting" is answered by it.
+            if item.type == "system":
+                log.info("WhatsApp system message: %s", body["message"].get("system"))
+            return Outcome(outgoing=waiting, trim=trim)
+        text = _text_of(item)
+        if session.locale is None and (spoken := language_of(text)):
+            # Their first words set the language; "Language" in the menu changes it.
+            session = session.model_copy(update={"locale": spoken})
+        _ = self.catalogs.get(self.catalogs.resolve(session.locale, None))
+        if item.type == "interactive" and _reply_id(item).startswith(MORE):
+            # The next page of a long list: the same choices, no turn of the bot.
+            start = _reply_id(item).removeprefix(MORE)
+            choices = tuple(Choice(o.id, o.label) for o in session.offered)
+            if start.isdigit() and int(start) < len(choices):
+                page = list_page(_("wa.more.body"), choices, int(start), _)
+                more = (*waiting, message(chat, page, _.locale))
+                return Outcome(outgoing=more, trim=trim)
+        inbound = self._inbound(item, client, contact, session, text, wa_id)
+        if inbound is None:
+            # A photo, a voice message, a location...: acknowledged politely, menu offered.
+            rendered = render(chat, (menu.menu(_, _("wa.media.received")),), _, read=item.id)
+            return Outcome(outgoing=(*waiting, *rendered.outgoing), trim=trim)
+        turn = await self.desk.handle(session, inbound, now)
+        _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
+        rendered = render(chat, turn.replies, _, read=item.id)
+        session = turn.session.model_copy(update={"numbered": rendered.numbered})
+        read, replies = rendered.outgoing[:1], rendered.outgoing[1:]
+        return Outcome(
+            outgoing=(*read, *waiting, *replies),
+            session_key=self.sessions.key(client),
+            session=self.sessions.dump(session),
+            session_ttl=self.sessions.ttl,
+            trim=trim,
+        )
+
+    def _inbound(
+        self,
+        item: Message,
+        client: ClientRef,
+        contact: Contact | None,
+        session: Session,
+        text: str,
+        wa_id: str | None,
+    ) -> Inbound | None:
+        phone = f"+{wa_id}" if wa_id and wa_id.isdigit() else ""
+
+        def event(kind: Kind, **fields: str) -> Inbound:
+            name = contact.profile.name if contact else ""
+            return Inbound(client, kind, f"m:{item.id}", name=name, phone=phone, **fields)
+
+        if item.type == "interactive":
+            choice = _reply_id(item)
+            if choice == booking.SHARE_PHONE and phone:
+                # "Use my number" on WhatsApp: the number they write from.
+                return event(Kind.CONTACT)
+            return event(Kind.CHOICE, choice=choice)
+        if item.type == "button" and item.button is not None:
+            payload = item.button.payload
+            if ":" in payload:
+                return event(Kind.CHOICE, choice=payload)
+            return event(Kind.CHOICE, choice=menu.HOME)
+        if item.type == "contacts" and session.step == booking.CONTACT_STEP:
+            # A contact card sent at the contact step: its number, as if typed.
+            shared = _card_phone(item.contacts)
+            return event(Kind.TEXT, text=shared) if shared else None
+        if item.type == "text":
+            number = _NUMBER.match(text)
+            if session.numbered and number and 1 <= int(number[1]) <= len(session.offered):
+                return event(Kind.CHOICE, choice=session.offered[int(number[1]) - 1].id)
+            return event(Kind.TEXT, text=text)
+        return None  # media, location, contacts elsewhere, unsupported
+
+    async def _status(self, status: Status) -> Outcome:
+        moved = await self.state.record_status(status.id, status.status)
+        self.metrics.whatsapp_statuses.labels(status.status).inc()
+        if status.status != "failed" or not moved:
+            return Outcome()
+        for error in status.errors:
+            log.error(
+                "WhatsApp could not deliver a message: %s %s",
+                error.code,
+                error.details,
+                extra={"event_id": status.id},
+            )
+        if not any(error.code == OUT_OF_WINDOW for error in status.errors):
+            return Outcome()
+        sent = await self.state.sent(status.id)
+        params = sent.get("message") if sent else None
+        if sent is None or not isinstance(params, dict) or "content" not in params:
+            return Outcome()
+        # The window closed before the message reached the client: it waits for them instead.
+        chat = str(sent["chat"])
+        await self.state.close_window(chat)
+        return Outcome(outgoing=(Outgoing(SOURCE, chat, "messages", params),))
+
+
+def _reply_id(item: Message) -> str:
+    interactive = item.interactive
+    if interactive is None:
+        return ""
+    reply = interactive.button_reply or interactive.list_reply
+    return reply.id if reply else ""
+
+
+def _text_of(item: Message) -> str:
+    if item.text is not None:
+        return item.text.body
+    if item.button is not None:
+        return item.button.text
+    interactive = item.interactive
+    reply = (interactive.button_reply or interactive.list_reply) if interactive else None
+    return reply.title if reply else ""
+
+
+def _card_phone(cards: list[dict[str, Any]]) -> str:
+    for card in cards:
+        for phone in card.get("phones") or []:
+            if isinstance(phone, dict) and (number := phone.get("phone") or phone.get("wa_id")):
+                return str(number)
+    return ""

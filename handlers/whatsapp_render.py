@@ -1,0 +1,157 @@
+"""The bot's replies as WhatsApp messages, within WhatsApp's much tighter interactive limits.
+
+- up to 3 choices: reply buttons (titles of at most 20 characters, unique);
+- more: a list message (at most 10 rows, titles of 24 and descriptions of 72 characters, a
+  button label of 20); beyond 10 choices the tenth row is "More…", which shows the next page;
+- anything that fits neither (a body over 1024 characters, titles that would collide once
+  shortened, choices under a file): numbered text, answered with a number.
+
+A label too long for a title is cut at a word boundary with "…"; in a list the full label
+goes on as the row's description, so nothing the client needs is lost.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from bot.i18n import Translator
+from bot.replies import Choice, Reply
+from gateway.streams import Outgoing
+from gateway.whatsapp_api import UPLOAD_MARKER
+
+SOURCE = "whatsapp"
+BUTTONS_MAX = 3
+BUTTON_TITLE_MAX = 20
+ROWS_MAX = 10
+ROW_TITLE_MAX = 24
+ROW_DESCRIPTION_MAX = 72
+LIST_BUTTON_MAX = 20
+INTERACTIVE_BODY_MAX = 1024
+TEXT_MAX = 4096
+# A list row that shows the next page of choices: `wa:more:<index of the first one>`.
+MORE = "wa:more:"
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    outgoing: tuple[Outgoing, ...]
+    numbered: bool  # the last choices went out as numbered text: a typed number picks one
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut at a word boundary when possible."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut and cut.rfind(" ") >= limit // 2:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,.;:-–—") + "…"
+
+
+def render(
+    chat: str,
+    replies: tuple[Reply, ...],
+    _: Translator,
+    *,
+    read: str | None = None,
+) -> Rendered:
+    """Replies as Cloud API messages; `read`: the client's message to mark read first."""
+    outgoing: list[Outgoing] = []
+    if read is not None and replies:
+        outgoing.append(Outgoing(SOURCE, chat, "read", {"message_id": read}, ephemeral=True))
+    numbered = False
+    for reply in replies:
+        contents, numbered_here = _contents(reply, _)
+        if reply.choices:
+            numbered = numbered_here
+        outgoing += [message(chat, content, _.locale) for content in contents]
+    return Rendered(tuple(outgoing), numbered)
+
+
+def message(chat: str, content: dict[str, Any], locale: str) -> Outgoing:
+    return Outgoing(SOURCE, chat, "messages", {"content": content, "locale": locale})
+
+
+def list_page(
+    reply_text: str, choices: tuple[Choice, ...], start: int, _: Translator
+) -> dict[str, Any]:
+    """One page of a list message: at most 10 rows, the last one "More…" while more follow."""
+    rest = choices[start:]
+    shown = rest if len(rest) <= ROWS_MAX else rest[: ROWS_MAX - 1]
+    rows = [_row(choice) for choice in shown]
+    if len(rest) > len(shown):
+        rows.append({"id": f"{MORE}{start + len(shown)}", "title": _("wa.more")})
+    return {
+        "type": "interactive",
+        "interactive": {
+            "type": "list",
+            "body": {"text": reply_text},
+            "action": {
+                "button": shorten(_("wa.list.button"), LIST_BUTTON_MAX),
+                "sections": [{"rows": rows}],
+            },
+        },
+    }
+
+
+def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
+    choices = reply.choices
+    if reply.document is not None:
+        document = reply.document
+        file = {
+            "type": "document",
+            "document": {
+                UPLOAD_MARKER: {
+                    "filename": document.filename,
+                    "mime_type": document.mime_type,
+                    "base64": base64.b64encode(document.content).decode(),
+                },
+                "filename": document.filename,
+                "caption": shorten(reply.text, INTERACTIVE_BODY_MAX),
+            },
+        }
+        if not choices:
+            return [file], False
+        return [file, _numbered(_("wa.choose"), choices, _)], True
+    if not choices:
+        return [_text(reply.text)], False
+    if len(reply.text) <= INTERACTIVE_BODY_MAX:
+        if len(choices) <= BUTTONS_MAX:
+            titles = [shorten(choice.label, BUTTON_TITLE_MAX) for choice in choices]
+            if len(set(titles)) == len(titles):
+                return [_buttons(reply.text, choices, titles)], False
+        else:
+            return [list_page(reply.text, choices, 0, _)], False
+    return [_numbered(reply.text, choices, _)], True
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": shorten(text, TEXT_MAX), "preview_url": False}}
+
+
+def _buttons(text: str, choices: tuple[Choice, ...], titles: list[str]) -> dict[str, Any]:
+    buttons = [
+        {"type": "reply", "reply": {"id": choice.id, "title": title}}
+        for choice, title in zip(choices, titles, strict=True)
+    ]
+    return {
+        "type": "interactive",
+        "interactive": {"type": "button", "body": {"text": text}, "action": {"buttons": buttons}},
+    }
+
+
+def _row(choice: Choice) -> dict[str, str]:
+    label = " ".join(choice.label.split())
+    row = {"id": choice.id, "title": shorten(label, ROW_TITLE_MAX)}
+    if len(label) > ROW_TITLE_MAX:
+        row["description"] = shorten(label, ROW_DESCRIPTION_MAX)
+    return row
+
+
+def _numbered(text: str, choices: tuple[Choice, ...], _: Translator) -> dict[str, Any]:
+    lines = [f"{number}. {choice.label}" for number, choice in enumerate(choices, start=1)]
+    body = "\n".join([text, "", *lines, "", _("wa.numbers.hint")])
+    return _text(body)
