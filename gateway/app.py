@@ -220,6 +220,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             runtime.metrics,
             reply_waiting_template=settings.whatsapp_template_reply_waiting,
             salon_name=settings.salon_name,
+            clock=clock,
         )
         pacing["whatsapp"] = Pacing(
             settings.whatsapp_rate_per_chat,

@@ -23,6 +23,8 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -166,7 +168,9 @@ class WhatsAppDelivery:
         *,
         reply_waiting_template: str,
         salon_name: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.clock = clock
         self.client = client
         self.state = state
         self.metrics = metrics
@@ -189,7 +193,8 @@ class WhatsAppDelivery:
         content = params.get("content")
         if message.method not in ("messages", "template") or not isinstance(content, dict):
             raise PermanentFailure(f"unsupported WhatsApp call {message.method!r}")
-        if message.method == "messages" and not await self.state.window_open(chat):
+        now = int(self.clock().timestamp())
+        if message.method == "messages" and not await self.state.window_open(chat, now):
             await self._park(chat, params)
             return
         content = await self._with_uploads(content)

@@ -2,8 +2,8 @@
 parked until the window opens again, and what became of the messages it sent.
 
 - **Window.** WhatsApp accepts free-form messages only within 24 hours of the client's last
-  message. Each inbound message moves the window's end forward (never back: deliveries can come
-  out of order); the key expires when the window closes, so "open" is simply "the key exists".
+  message. Each inbound message moves the stored time forward (never back: deliveries can come
+  out of order); the key expires a while after the window closes, only to clean up.
 - **Parked.** A free-form message that would fall outside the window is never attempted (it
   would fail with 131047). It waits in a per-client list; the client's next message (typically a
   tap on the "a reply is waiting" template) delivers the list first, in order.
@@ -28,15 +28,13 @@ PARKED_TTL = 30 * 24 * 3600
 SENT_TTL = 24 * 3600
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
-# KEYS: window key. ARGV: the message's unix time, window seconds, now (unix).
-# The stored value is the latest inbound time seen; the key expires with the window.
+# KEYS: window key. ARGV: the message's unix time, seconds to keep the key.
+# The stored value is the latest inbound time seen.
 _TOUCH = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local at = tonumber(ARGV[1])
 if at <= current then return 0 end
-local ends = at + tonumber(ARGV[2])
-if ends <= tonumber(ARGV[3]) then return 0 end
-redis.call('SET', KEYS[1], at, 'EXAT', ends)
+redis.call('SET', KEYS[1], at, 'EX', ARGV[2])
 return 1
 """
 
@@ -65,12 +63,14 @@ class WhatsAppState:
 
     # --- the 24-hour window ----------------------------------------------------------------
 
-    async def touch(self, chat: str, at: int, now: int) -> None:
+    async def touch(self, chat: str, at: int) -> None:
         """The client wrote at `at` (unix seconds): the window is open until `at` + 24 h."""
-        await self._touch(keys=[self._key("window", chat)], args=[at, WINDOW_SECONDS, now])
+        await self._touch(keys=[self._key("window", chat)], args=[at, 2 * WINDOW_SECONDS])
 
-    async def window_open(self, chat: str) -> bool:
-        return bool(await self.redis.exists(self._key("window", chat)))
+    async def window_open(self, chat: str, now: int) -> bool:
+        """Open with a minute to spare: a message must not reach WhatsApp a moment too late."""
+        last = await self.redis.get(self._key("window", chat))
+        return last is not None and now - int(last) < WINDOW_SECONDS - 60
 
     async def close_window(self, chat: str) -> None:
         """WhatsApp said the window is closed (131047), whatever we thought."""

@@ -192,7 +192,7 @@ class WhatsAppConversations:
         assert chat is not None  # the edge queues only messages with a sender
         now = self.clock()
         # Any message from the client, a reaction included, opens the 24-hour window.
-        await self.state.touch(chat, item.sent_at or int(now.timestamp()), int(now.timestamp()))
+        await self.state.touch(chat, min(item.sent_at or 10**12, int(now.timestamp())))
         parked = await self.state.parked(chat)
         waiting = tuple(
             Outgoing(SOURCE, chat, "messages", params, ephemeral=False) for params in parked

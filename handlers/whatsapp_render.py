@@ -3,8 +3,11 @@
 - up to 3 choices: reply buttons (titles of at most 20 characters, unique);
 - more: a list message (at most 10 rows, titles of 24 and descriptions of 72 characters, a
   button label of 20); beyond 10 choices the tenth row is "More…", which shows the next page;
-- anything that fits neither (a body over 1024 characters, titles that would collide once
-  shortened, choices under a file): numbered text, answered with a number.
+- anything that fits neither (a body over 1024 characters, button titles that would collide
+  once shortened): numbered text, answered with a number.
+
+A file (the visit's .ics) goes as a document with the reply's text as its caption; its choices
+follow in a message of their own.
 
 A label too long for a title is cut at a word boundary with "…"; in a list the full label
 goes on as the row's description, so nothing the client needs is lost.
@@ -49,6 +52,16 @@ def shorten(text: str, limit: int) -> str:
     if " " in cut and cut.rfind(" ") >= limit // 2:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,.;:-–—") + "…"
+
+
+def clip(text: str, limit: int) -> str:
+    """A message body in at most `limit` characters, its lines kept (cut at a line if it can)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if "\n" in cut and cut.rfind("\n") >= limit // 2:
+        cut = cut[: cut.rfind("\n")]
+    return cut.rstrip() + "…"
 
 
 def render(
@@ -110,12 +123,14 @@ def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
                     "base64": base64.b64encode(document.content).decode(),
                 },
                 "filename": document.filename,
-                "caption": shorten(reply.text, INTERACTIVE_BODY_MAX),
+                "caption": clip(reply.text, INTERACTIVE_BODY_MAX),
             },
         }
         if not choices:
             return [file], False
-        return [file, _numbered(_("wa.choose"), choices, _)], True
+        # A file carries no buttons: the choices follow in a message of their own.
+        rest, numbered = _contents(Reply(_("wa.choose"), choices), _)
+        return [file, *rest], numbered
     if not choices:
         return [_text(reply.text)], False
     if len(reply.text) <= INTERACTIVE_BODY_MAX:
@@ -129,7 +144,7 @@ def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
 
 
 def _text(text: str) -> dict[str, Any]:
-    return {"type": "text", "text": {"body": shorten(text, TEXT_MAX), "preview_url": False}}
+    return {"type": "text", "text": {"body": clip(text, TEXT_MAX), "preview_url": False}}
 
 
 def _buttons(text: str, choices: tuple[Choice, ...], titles: list[str]) -> dict[str, Any]:

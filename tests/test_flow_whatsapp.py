@@ -1,0 +1,528 @@
+"""WhatsApp through the real gateway, against the WhatsApp and Cal.com sandboxes.
+
+The WhatsApp sandbox checks every message against the vendor's spec when it is present and
+refuses what Meta refuses (limits, the 24-hour window, unknown templates), so these flows also
+show that what the gateway sends is what the Cloud API accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from gateway.sandbox.whatsapp import Sent, WhatsAppSandbox
+from tests.conftest import CONTRACTS, GatewayFactory, eventually
+from tests.test_flow_booking import Salon, master_id, salon, start  # noqa: F401 - fixture
+
+JSON = dict[str, Any]
+WA_SPEC = CONTRACTS / "whatsapp-cloud.openapi.json"
+NUMBER_ID = "106540352242922"
+WA_TOKEN = "EAAG-test-access-token"  # noqa: S105 - known to the sandbox only
+APP_SECRET = "test-app-secret"  # noqa: S105
+VERIFY_TOKEN = "test-verify-token"  # noqa: S105
+
+
+@pytest.fixture
+async def wa(salon: Salon) -> AsyncIterator[WhatsAppSandbox]:  # noqa: F811
+    sandbox = WhatsAppSandbox(
+        WA_TOKEN,
+        NUMBER_ID,
+        APP_SECRET,
+        WA_SPEC if WA_SPEC.exists() else None,
+        redelivery_backoff=0.05,
+    )
+    sandbox.clock = lambda: salon.clock.now.timestamp()
+    server = TestServer(sandbox.app())
+    await server.start_server()
+    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
+    yield sandbox
+    await sandbox.close()
+    await server.close()
+
+
+async def start_whatsapp(
+    start_gateway: GatewayFactory, salon: Salon, wa: WhatsAppSandbox, **settings: Any  # noqa: F811
+) -> Any:
+    values = {
+        "whatsapp_access_token": WA_TOKEN,
+        "whatsapp_phone_number_id": NUMBER_ID,
+        "whatsapp_app_secret": APP_SECRET,
+        "whatsapp_verify_token": VERIFY_TOKEN,
+        "whatsapp_api_url": f"{wa.url}/v23.0",  # type: ignore[attr-defined]
+        "whatsapp_rate_per_chat": 1000.0,
+        "whatsapp_burst_per_chat": 100,
+        **settings,
+    }
+    gateway = await start(start_gateway, salon, **values)
+    await wa.subscribe(f"{gateway.url}/webhooks/whatsapp", VERIFY_TOKEN)
+    return gateway
+
+
+class Phone:
+    """One WhatsApp client; each action waits for the answer that offers the next choices."""
+
+    def __init__(self, wa: WhatsAppSandbox, number: str = "79161234567", name: str = "Maria"):
+        self.wa = wa
+        self.key = wa.client(number, name=name)
+
+    @property
+    def received(self) -> list[Sent]:
+        return self.wa.sent_to(self.key)
+
+    async def _answer(self, before: int, until: Callable[[Sent], bool] | None = None) -> list[Sent]:
+        def offers(sent: Sent) -> bool:
+            body = sent.body
+            numbered = "Reply with a number" in body.get("text", {}).get("body", "")
+            return body.get("type") in ("interactive", "template") or numbered
+
+        check = until or offers
+
+        def done() -> list[Sent] | None:
+            new = self.received[before:]
+            return new if new and check(new[-1]) else None
+
+        answer: list[Sent] = await eventually(done, timeout=10)
+        return answer
+
+    async def say(self, text: str, **wait: Any) -> list[Sent]:
+        before = len(self.received)
+        await self.wa.client_says(self.key, text)
+        return await self._answer(before, **wait)
+
+    async def tap(self, choice: str, *, prefix: bool = False, **wait: Any) -> list[Sent]:
+        options = [i for i, _ in self.wa.options(self.key)]
+        if prefix:
+            choice = next((i for i in options if i.startswith(choice)), choice)
+        before = len(self.received)
+        await self.wa.client_taps(self.key, choice)
+        return await self._answer(before, **wait)
+
+    def options(self) -> list[tuple[str, str]]:
+        return self.wa.options(self.key)
+
+
+def text_of(sent: Sent) -> str:
+    body = sent.body
+    if body["type"] == "text":
+        return str(body["text"]["body"])
+    if body["type"] == "interactive":
+        return str(body["interactive"]["body"]["text"])
+    if body["type"] == "document":
+        return str(body["document"].get("caption", ""))
+    return ""
+
+
+def signed(raw: bytes, secret: str = APP_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+async def test_meta_verification_handshake(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    url = f"{gateway.url}/webhooks/whatsapp"
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+    async with gateway.http.get(url, params=query | {"hub.verify_token": VERIFY_TOKEN}) as answer:
+        assert answer.status == 200
+        assert await answer.text() == "1158201444"
+    async with gateway.http.get(url, params=query | {"hub.verify_token": "wrong"}) as answer:
+        assert answer.status == 403
+    wrong_mode = {"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN}
+    async with gateway.http.get(url, params=wrong_mode | {"hub.challenge": "1"}) as answer:
+        assert answer.status == 403
+
+
+async def test_forged_or_missing_signatures_are_refused_and_nothing_is_queued(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    payload = wa._envelope(
+        {"contacts": [{"profile": {"name": "M"}, "wa_id": phone.key}], "messages": [
+            {"from": phone.key, "id": "wamid.forged", "timestamp": "1", "type": "text",
+             "text": {"body": "hi"}}
+        ]}
+    )
+    raw = json.dumps(payload).encode()
+    url = f"{gateway.url}/webhooks/whatsapp"
+    for headers in (
+        signed(raw, "not-the-app-secret"),
+        {"Content-Type": "application/json"},
+        {"X-Hub-Signature-256": "sha256=zz", "Content-Type": "application/json"},
+    ):
+        async with gateway.http.post(url, data=raw, headers=headers) as answer:
+            assert answer.status == 401
+    # A body altered after signing: the signature no longer fits.
+    async with gateway.http.post(url, data=raw + b" ", headers=signed(raw)) as answer:
+        assert answer.status == 401
+    async with gateway.http.post(url, data=b"{not json", headers=signed(b"{not json")) as answer:
+        assert answer.status == 400
+    await asyncio.sleep(0.3)
+    assert phone.received == []
+    redis = gateway.runtime.redis
+    assert not [k async for k in redis.scan_iter(match=f"{gateway.runtime.keys.prefix}:dedup:*")]
+
+
+async def test_a_client_books_on_whatsapp(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    anna = master_id(salon, "Anna")
+
+    greeting = await phone.say("Hello!")
+    assert "Welcome" in text_of(greeting[-1])
+    assert greeting[-1].body["interactive"]["type"] == "list"  # six menu entries
+    assert wa.reads and wa.reads[-1].startswith("wamid.")
+
+    services = await phone.tap("m:book")
+    body = services[-1].body["interactive"]
+    assert body["type"] == "list"
+    rows = body["action"]["sections"][0]["rows"]
+    assert len(rows) <= 10
+    ids = [row["id"] for row in rows]
+    assert "b:s:womens-haircut" in ids
+
+    masters = await phone.tap("b:s:womens-haircut")
+    labels = [title for _, title in phone.options()]
+    assert "Anna Petrova" in labels
+    assert "Women's haircut" in text_of(masters[-1])
+
+    days = await phone.tap(f"b:m:{anna}")
+    day_rows = [i for i, _ in phone.options()]
+    # Ten working days and Back and Cancel do not fit in one list: "More…" pages.
+    assert day_rows[-1].startswith("wa:more:")
+    assert len(day_rows) == 10
+    assert "Choose a day" in text_of(days[-1])
+    more = await phone.tap(day_rows[-1])
+    assert text_of(more[-1]) == "More options:"
+    second_page = [i for i, _ in phone.options()]
+    assert "b:back" in second_page
+    assert not set(second_page) & set(day_rows)
+
+    await phone.tap("b:d:20260602")
+    assert (f"b:t:202606020700:{anna}", "10:00") in phone.options()
+    # The WhatsApp number is the contact: straight to the summary.
+    summary = await phone.tap(f"b:t:202606020700:{anna}")
+    text = text_of(summary[-1])
+    assert text.startswith("Please check your booking:")
+    assert "📱 +79161234567" in text
+    assert "🙂 Maria" in text
+
+    done = await phone.tap("b:ok:", prefix=True)
+    assert text_of(done[-1]).startswith("✅ You are booked!")
+    assert done[-1].body["interactive"]["type"] == "button"  # three choices: buttons
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-02T07:00:00.000Z"
+    attendee = booking["attendees"][0]
+    assert attendee["phoneNumber"] == "+79161234567"
+    assert attendee["name"] == "Maria"
+    assert booking["metadata"]["frontdesk_channel"] == "whatsapp"
+    assert booking["metadata"]["frontdesk_chat"] == "79161234567"
+
+    # Add to calendar: the .ics is uploaded, then sent as a document; the choices follow.
+    files = await phone.tap("b:ics:", prefix=True)
+    document = next(s for s in files if s.type == "document")
+    media_id = document.body["document"]["id"]
+    filename, mime_type, data = wa.media[media_id]
+    assert (filename, mime_type) == ("visit-2026-06-02.ics", "text/calendar")
+    assert b"DTSTART:20260602T070000Z" in data
+    assert files[-1].type == "interactive"
+    assert wa.errors == []
+
+
+async def test_a_long_catalogue_goes_as_numbered_text_answered_with_a_number(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    # A salon with a long price list.
+    anna = master_id(salon, "Anna")
+    for number in range(1, 26):
+        salon.calendar.add_team_event_type(
+            f"spa-{number}",
+            f"Spa ritual no. {number}",
+            30,
+            host_ids=[anna],
+            team_id=salon.team_id,
+            price=1000 + number,
+            category="Spa",
+            email_required=False,
+        )
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hi")
+    catalogue = await phone.tap("m:svc")
+    text = text_of(catalogue[-1])
+    # The catalogue is longer than an interactive body may be (1024): numbered text instead.
+    assert len(text) > 1024
+    assert catalogue[-1].type == "text"
+    assert "\n1. 📅 Book" in text
+    assert text.endswith("Reply with a number.")
+    answer = await phone.say("1")
+    assert text_of(answer[-1]).startswith("Which service would you like?")
+    assert wa.errors == []
+
+
+async def test_reschedule_and_cancel_on_whatsapp_in_russian(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa, "79990001122", "Ольга")
+    greeting = await phone.say("Здравствуйте")
+    assert "Добро пожаловать" in text_of(greeting[-1])
+    await phone.tap("m:book")
+    await phone.tap("b:s:", prefix=True)
+    if any(i.startswith("b:m:") for i, _ in phone.options()):
+        await phone.tap("b:m:", prefix=True)
+    await phone.tap("b:d:", prefix=True)
+    await phone.tap("b:t:", prefix=True)
+    done = await phone.tap("b:ok:", prefix=True)
+    assert text_of(done[-1]).startswith("✅ Вы записаны!")
+    [booking] = salon.made_in_chat()
+
+    await phone.tap("m:mine")
+    await phone.tap("k:v:", prefix=True)
+    await phone.tap("k:r:", prefix=True)
+    await phone.tap("b:d:", prefix=True)
+    times = [i for i, _ in phone.options() if i.startswith("b:t:")]
+    moved = await phone.tap(times[-1])
+    assert "Проверьте" in text_of(moved[-1]) or "перенес" in text_of(moved[-1]).lower()
+    if not text_of(moved[-1]).startswith("✅"):
+        moved = await phone.tap("b:ok:", prefix=True)
+    assert salon.bookings(status="cancelled") or salon.made_in_chat()[0]["uid"] != booking["uid"]
+
+    await phone.tap("m:mine")
+    await phone.tap("k:v:", prefix=True)
+    await phone.tap("k:c:", prefix=True)
+    cancelled = await phone.tap("k:cx:", prefix=True)
+    assert "отмен" in text_of(cancelled[-1]).lower()
+    assert salon.made_in_chat() == []
+    assert wa.errors == []
+
+
+async def test_the_same_wamid_twice_gets_one_reply(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    message = wa._message(phone.key, "text", {"body": "Hello"})
+    await wa.deliver(phone.key, [message])
+    await eventually(lambda: phone.received)
+    await wa.deliver(phone.key, [message])
+    await asyncio.sleep(0.4)
+    assert len(phone.received) == 1
+    metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
+    assert 'frontdesk_webhooks_total{result="duplicate",source="whatsapp"} 1.0' in metrics
+
+
+async def test_three_messages_in_one_delivery_are_handled_in_order(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hello")
+    before = len(phone.received)
+    messages = [
+        wa._message(phone.key, "text", {"body": "What are the prices?"}),
+        wa._message(phone.key, "text", {"body": "Book"}),
+        wa._message(phone.key, "reaction", {"message_id": "wamid.x", "emoji": "👍"}),
+    ]
+    await wa.deliver(phone.key, messages)
+    answers = await eventually(lambda: len(phone.received) >= before + 2 and phone.received)
+    await asyncio.sleep(0.3)
+    new = answers[before:]
+    # The question gets the menu again, "Book" the services; the reaction needs no answer.
+    assert len(new) == 2
+    assert "did not understand" in text_of(new[0])
+    assert text_of(new[1]).startswith("Which service would you like?")
+
+
+async def test_a_message_outside_the_window_waits_for_the_client(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hello")
+    salon.clock.now += timedelta(hours=25)
+    # Something for the client after a day of silence (a staff reply, a notice): queued like
+    # any reply, through the outbox.
+    runtime = gateway.runtime
+    shard = runtime.keys.shard_of(f"wa:{phone.key}")
+    params = {"content": {"type": "text", "text": {"body": "Your master asks: 10:30?"}}}
+    params["locale"] = "en"
+    await runtime.redis.xadd(
+        runtime.keys.outbound(shard),
+        {
+            "channel": "whatsapp",
+            "chat": phone.key,
+            "method": "messages",
+            "params": json.dumps(params),
+            "ephemeral": "0",
+            "origin": "test",
+        },
+    )
+    template = await eventually(lambda: [s for s in phone.received if s.type == "template"])
+    assert template[0].body["template"]["name"] == "frontdesk_reply_waiting"
+    assert template[0].body["template"]["language"] == {"policy": "deterministic", "code": "en"}
+    assert not [s for s in phone.received if "10:30" in text_of(s)]
+    assert (131047, "") not in [(c, "") for c, _ in wa.errors]  # never attempted
+
+    # The client taps Continue on the template: the waiting message arrives.
+    before = len(phone.received)
+    await wa.client_taps(phone.key, "Continue")
+    delivered = await eventually(lambda: [s for s in phone.received[before:] if "10:30" in text_of(s)])
+    assert delivered
+    await asyncio.sleep(0.2)
+    # Delivered once, and the parked list is empty.
+    assert len([s for s in phone.received if "10:30" in text_of(s)]) == 1
+    parked = await runtime.redis.llen(f"{runtime.keys.prefix}:wa:parked:{phone.key}")
+    assert parked == 0
+
+
+async def test_rate_limits_back_off_and_deliver(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("gateway.whatsapp_api.RATE_LIMITS", {130429: 0.2, 131056: 0.3, 131049: 1.0})
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    wa.throttle(2, 130429)
+    greeting = await phone.say("Hello")
+    assert "Welcome" in text_of(greeting[-1])
+    assert [code for code, _ in wa.errors] == [130429, 130429]
+    metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
+    assert 'frontdesk_outbox_messages_total{channel="whatsapp",result="throttled"} 2.0' in metrics
+
+
+async def test_statuses_are_recorded_and_never_downgraded(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    wa.duplicate_statuses = True
+    phone = Phone(wa)
+    greeting = await phone.say("Hello")
+    await wa.settle()
+    await wa.client_reads(phone.key)
+    # A late "delivered" after "read", as Meta sometimes sends them.
+    wa._statuses(greeting[-1].wamid, phone.key, [("delivered", 0, "")])
+    await wa.settle()
+    state_key = f"{gateway.runtime.keys.prefix}:wa:status:{greeting[-1].wamid}"
+    await eventually(lambda: gateway.runtime.redis.hget(state_key, "status"))
+    await asyncio.sleep(0.3)
+    assert await gateway.runtime.redis.hget(state_key, "status") == b"read"
+
+
+async def test_a_failed_status_is_logged_counted_and_out_of_window_content_waits(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hello")
+    # WhatsApp's clock says the window closed though ours does not yet: the send is accepted,
+    # then fails with 131047 in a status.
+    wa._clients[phone.key].last_inbound -= 25 * 3600
+    before = len(wa.history)
+    await phone.wa.client_sends(phone.key, "reaction", {"message_id": "wamid.x", "emoji": "👍"})
+    wa._clients[phone.key].last_inbound -= 25 * 3600
+    runtime = gateway.runtime
+    shard = runtime.keys.shard_of(f"wa:{phone.key}")
+    params = {"content": {"type": "text", "text": {"body": "See you at 10:30"}}, "locale": "en"}
+    await runtime.redis.xadd(
+        runtime.keys.outbound(shard),
+        {"channel": "whatsapp", "chat": phone.key, "method": "messages",
+         "params": json.dumps(params), "ephemeral": "0", "origin": "test"},
+    )
+    template = await eventually(lambda: [s for s in phone.received if s.type == "template"])
+    assert template
+    assert len(wa.history) > before
+    assert "131047" in caplog.text
+    metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
+    assert 'frontdesk_whatsapp_statuses_total{status="failed"} 1.0' in metrics
+    parked = await runtime.redis.lrange(f"{runtime.keys.prefix}:wa:parked:{phone.key}", 0, -1)
+    assert [json.loads(p)["content"]["text"]["body"] for p in parked] == ["See you at 10:30"]
+
+
+async def test_a_client_known_only_by_a_business_scoped_id(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    key = wa.client(None, name="Kim", bsuid="US.13491208655302741918")
+    phone = Phone.__new__(Phone)
+    phone.wa, phone.key = wa, key
+    greeting = await phone.say("Hello")
+    assert "Welcome" in text_of(greeting[-1])
+    assert greeting[-1].body.get("recipient") == "US.13491208655302741918"
+    assert "to" not in greeting[-1].body
+    # No number to use: the contact step asks for one.
+    await phone.tap("m:book")
+    await phone.tap("b:s:", prefix=True)
+    if any(i.startswith("b:m:") for i, _ in phone.options()):
+        await phone.tap("b:m:", prefix=True)
+    await phone.tap("b:d:", prefix=True)
+    ask = await phone.tap("b:t:", prefix=True)
+    assert text_of(ask[-1]).startswith("How can the salon reach you?")
+
+
+async def test_media_is_acknowledged_politely(
+    start_gateway: GatewayFactory,
+    salon: Salon,  # noqa: F811
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    before = len(phone.received)
+    await wa.client_sends(phone.key, "image", {"id": "1234", "mime_type": "image/jpeg"})
+    answer = await phone._answer(before)
+    assert "cannot open photos" in text_of(answer[-1])
+    assert [i for i, _ in phone.options()][0] == "m:book"
+
+
+async def test_requests_fit_the_vendor_spec(wa: WhatsAppSandbox) -> None:
+    if not wa.validating:
+        pytest.skip("../shared/contracts/whatsapp-cloud.openapi.json is not beside the repo")
+    async with ClientSession() as http:
+        url = f"{wa.url}/v23.0/{NUMBER_ID}/messages"  # type: ignore[attr-defined]
+        wa.client("79161234567")
+        wa._clients["79161234567"].last_inbound = wa.clock()
+        bad = {"messaging_product": "whatsapp", "recipient_type": "individual",
+               "to": "79161234567", "type": "text", "text": {"body": "hi", "bold": True}}
+        headers = {"Authorization": f"Bearer {WA_TOKEN}"}
+        async with http.post(url, json=bad, headers=headers) as answer:
+            assert answer.status == 400
+            error = (await answer.json())["error"]
+            assert error["code"] == 100
+            assert "unknown property bold" in error["error_data"]["details"]
