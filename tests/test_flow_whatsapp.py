@@ -50,7 +50,10 @@ async def wa(salon: Salon) -> AsyncIterator[WhatsAppSandbox]:  # noqa: F811
 
 
 async def start_whatsapp(
-    start_gateway: GatewayFactory, salon: Salon, wa: WhatsAppSandbox, **settings: Any  # noqa: F811
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    wa: WhatsAppSandbox,
+    **settings: Any,  # noqa: F811
 ) -> Any:
     values = {
         "whatsapp_access_token": WA_TOKEN,
@@ -152,10 +155,18 @@ async def test_forged_or_missing_signatures_are_refused_and_nothing_is_queued(
     gateway = await start_whatsapp(start_gateway, salon, wa)
     phone = Phone(wa)
     payload = wa._envelope(
-        {"contacts": [{"profile": {"name": "M"}, "wa_id": phone.key}], "messages": [
-            {"from": phone.key, "id": "wamid.forged", "timestamp": "1", "type": "text",
-             "text": {"body": "hi"}}
-        ]}
+        {
+            "contacts": [{"profile": {"name": "M"}, "wa_id": phone.key}],
+            "messages": [
+                {
+                    "from": phone.key,
+                    "id": "wamid.forged",
+                    "timestamp": "1",
+                    "type": "text",
+                    "text": {"body": "hi"},
+                }
+            ],
+        }
     )
     raw = json.dumps(payload).encode()
     url = f"{gateway.url}/webhooks/whatsapp"
@@ -395,7 +406,9 @@ async def test_a_message_outside_the_window_waits_for_the_client(
     # The client taps Continue on the template: the waiting message arrives.
     before = len(phone.received)
     await wa.client_taps(phone.key, "Continue")
-    delivered = await eventually(lambda: [s for s in phone.received[before:] if "10:30" in text_of(s)])
+    delivered = await eventually(
+        lambda: [s for s in phone.received[before:] if "10:30" in text_of(s)]
+    )
     assert delivered
     await asyncio.sleep(0.2)
     # Delivered once, and the parked list is empty.
@@ -461,8 +474,14 @@ async def test_a_failed_status_is_logged_counted_and_out_of_window_content_waits
     params = {"content": {"type": "text", "text": {"body": "See you at 10:30"}}, "locale": "en"}
     await runtime.redis.xadd(
         runtime.keys.outbound(shard),
-        {"channel": "whatsapp", "chat": phone.key, "method": "messages",
-         "params": json.dumps(params), "ephemeral": "0", "origin": "test"},
+        {
+            "channel": "whatsapp",
+            "chat": phone.key,
+            "method": "messages",
+            "params": json.dumps(params),
+            "ephemeral": "0",
+            "origin": "test",
+        },
     )
     template = await eventually(lambda: [s for s in phone.received if s.type == "template"])
     assert template
@@ -518,8 +537,13 @@ async def test_requests_fit_the_vendor_spec(wa: WhatsAppSandbox) -> None:
         url = f"{wa.url}/v23.0/{NUMBER_ID}/messages"  # type: ignore[attr-defined]
         wa.client("79161234567")
         wa._clients["79161234567"].last_inbound = wa.clock()
-        bad = {"messaging_product": "whatsapp", "recipient_type": "individual",
-               "to": "79161234567", "type": "text", "text": {"body": "hi", "bold": True}}
+        bad = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "79161234567",
+            "type": "text",
+            "text": {"body": "hi", "bold": True},
+        }
         headers = {"Authorization": f"Bearer {WA_TOKEN}"}
         async with http.post(url, json=bad, headers=headers) as answer:
             assert answer.status == 400

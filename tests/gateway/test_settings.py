@@ -161,3 +161,30 @@ def test_serve_with_an_unparsable_value_exits_2_without_a_traceback(
     err = capsys.readouterr().err
     assert "OUTBOX_RETRY_SCHEDULE" in err
     assert "Traceback" not in err
+
+
+def test_a_whatsapp_token_without_the_rest_names_what_is_missing() -> None:
+    [problem] = problems(WHATSAPP_ACCESS_TOKEN="EAAG-s3cr3t", WHATSAPP_APP_SECRET="app-s3cr3t")
+    assert problem.startswith("WHATSAPP_VERIFY_TOKEN:")
+    assert "WHATSAPP_PHONE_NUMBER_ID" in problem
+    assert "WHATSAPP_APP_SECRET" not in problem
+    assert "s3cr3t" not in problem
+
+
+def test_a_complete_whatsapp_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "WHATSAPP_ACCESS_TOKEN": "EAAG-token",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "WHATSAPP_APP_SECRET": "app-secret",
+        "WHATSAPP_VERIFY_TOKEN": "verify",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load()
+    assert settings.whatsapp_enabled
+    assert settings.services()["whatsapp"] is True
+    assert "app-secret" in settings.secrets()
+
+
+def test_a_whatsapp_number_id_is_digits() -> None:
+    [problem] = problems(WHATSAPP_PHONE_NUMBER_ID="+7 916")
+    assert problem.startswith("WHATSAPP_PHONE_NUMBER_ID:")
