@@ -21,18 +21,19 @@ from aiohttp.test_utils import TestServer
 
 from gateway.sandbox.whatsapp import Sent, WhatsAppSandbox
 from tests.conftest import CONTRACTS, GatewayFactory, eventually
-from tests.test_flow_booking import Salon, master_id, salon, start  # noqa: F401 - fixture
+from tests.test_flow_booking import Salon, master_id, start
+from tests.test_flow_booking import salon as salon  # the fixture, shared
 
 JSON = dict[str, Any]
 WA_SPEC = CONTRACTS / "whatsapp-cloud.openapi.json"
 NUMBER_ID = "106540352242922"
-WA_TOKEN = "EAAG-test-access-token"  # noqa: S105 - known to the sandbox only
-APP_SECRET = "test-app-secret"  # noqa: S105
-VERIFY_TOKEN = "test-verify-token"  # noqa: S105
+WA_TOKEN = "EAAG-test-access-token"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
 
 
 @pytest.fixture
-async def wa(salon: Salon) -> AsyncIterator[WhatsAppSandbox]:  # noqa: F811
+async def wa(salon: Salon) -> AsyncIterator[WhatsAppSandbox]:
     sandbox = WhatsAppSandbox(
         WA_TOKEN,
         NUMBER_ID,
@@ -53,7 +54,7 @@ async def start_whatsapp(
     start_gateway: GatewayFactory,
     salon: Salon,
     wa: WhatsAppSandbox,
-    **settings: Any,  # noqa: F811
+    **settings: Any,
 ) -> Any:
     values = {
         "whatsapp_access_token": WA_TOKEN,
@@ -131,7 +132,7 @@ def signed(raw: bytes, secret: str = APP_SECRET) -> dict[str, str]:
 
 async def test_meta_verification_handshake(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     gateway = await start_whatsapp(start_gateway, salon, wa)
@@ -149,7 +150,7 @@ async def test_meta_verification_handshake(
 
 async def test_forged_or_missing_signatures_are_refused_and_nothing_is_queued(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     gateway = await start_whatsapp(start_gateway, salon, wa)
@@ -190,7 +191,7 @@ async def test_forged_or_missing_signatures_are_refused_and_nothing_is_queued(
 
 async def test_a_client_books_on_whatsapp(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     await start_whatsapp(start_gateway, salon, wa)
@@ -200,7 +201,8 @@ async def test_a_client_books_on_whatsapp(
     greeting = await phone.say("Hello!")
     assert "Welcome" in text_of(greeting[-1])
     assert greeting[-1].body["interactive"]["type"] == "list"  # six menu entries
-    assert wa.reads and wa.reads[-1].startswith("wamid.")
+    assert wa.reads
+    assert wa.reads[-1].startswith("wamid.")
 
     services = await phone.tap("m:book")
     body = services[-1].body["interactive"]
@@ -260,7 +262,7 @@ async def test_a_client_books_on_whatsapp(
 
 async def test_a_long_catalogue_goes_as_numbered_text_answered_with_a_number(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     # A salon with a long price list.
@@ -293,7 +295,7 @@ async def test_a_long_catalogue_goes_as_numbered_text_answered_with_a_number(
 
 async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     await start_whatsapp(start_gateway, salon, wa)
@@ -332,7 +334,7 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
 
 async def test_the_same_wamid_twice_gets_one_reply(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     gateway = await start_whatsapp(start_gateway, salon, wa)
@@ -349,7 +351,7 @@ async def test_the_same_wamid_twice_gets_one_reply(
 
 async def test_three_messages_in_one_delivery_are_handled_in_order(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     await start_whatsapp(start_gateway, salon, wa)
@@ -373,7 +375,7 @@ async def test_three_messages_in_one_delivery_are_handled_in_order(
 
 async def test_a_message_outside_the_window_waits_for_the_client(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     gateway = await start_whatsapp(start_gateway, salon, wa)
@@ -419,7 +421,7 @@ async def test_a_message_outside_the_window_waits_for_the_client(
 
 async def test_rate_limits_back_off_and_deliver(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -436,7 +438,7 @@ async def test_rate_limits_back_off_and_deliver(
 
 async def test_statuses_are_recorded_and_never_downgraded(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     gateway = await start_whatsapp(start_gateway, salon, wa)
@@ -456,7 +458,7 @@ async def test_statuses_are_recorded_and_never_downgraded(
 
 async def test_a_failed_status_is_logged_counted_and_out_of_window_content_waits(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -495,7 +497,7 @@ async def test_a_failed_status_is_logged_counted_and_out_of_window_content_waits
 
 async def test_a_client_known_only_by_a_business_scoped_id(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     await start_whatsapp(start_gateway, salon, wa)
@@ -518,7 +520,7 @@ async def test_a_client_known_only_by_a_business_scoped_id(
 
 async def test_media_is_acknowledged_politely(
     start_gateway: GatewayFactory,
-    salon: Salon,  # noqa: F811
+    salon: Salon,
     wa: WhatsAppSandbox,
 ) -> None:
     await start_whatsapp(start_gateway, salon, wa)
@@ -527,7 +529,7 @@ async def test_media_is_acknowledged_politely(
     await wa.client_sends(phone.key, "image", {"id": "1234", "mime_type": "image/jpeg"})
     answer = await phone._answer(before)
     assert "cannot open photos" in text_of(answer[-1])
-    assert [i for i, _ in phone.options()][0] == "m:book"
+    assert next(i for i, _ in phone.options()) == "m:book"
 
 
 async def test_requests_fit_the_vendor_spec(wa: WhatsAppSandbox) -> None:
