@@ -303,32 +303,38 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     greeting = await phone.say("Здравствуйте")
     assert "Добро пожаловать" in text_of(greeting[-1])
     await phone.tap("m:book")
-    await phone.tap("b:s:", prefix=True)
-    if any(i.startswith("b:m:") for i, _ in phone.options()):
-        await phone.tap("b:m:", prefix=True)
-    await phone.tap("b:d:", prefix=True)
-    await phone.tap("b:t:", prefix=True)
+    await phone.tap("b:s:hair-colouring")
+    await phone.tap("b:d:20260602")
+    summary = await phone.tap("b:t:202606020700", prefix=True)
+    assert "📱 +79990001122" in text_of(summary[-1])
     done = await phone.tap("b:ok:", prefix=True)
     assert text_of(done[-1]).startswith("✅ Вы записаны!")
-    [booking] = salon.made_in_chat()
+    [booked] = salon.made_in_chat()
+
+    mine = await phone.tap("m:mine")
+    assert text_of(mine[-1]).startswith("Ваши ближайшие записи:")
+    await phone.tap(f"k:v:{booked['uid']}")
+    days = await phone.tap(f"k:r:{booked['uid']}")
+    assert "Перенос записи «Hair colouring»" in text_of(days[-1])
+    await phone.tap("b:d:20260605")
+    summary = await phone.tap("b:t:202606051200", prefix=True)  # 15:00
+    assert text_of(summary[-1]).startswith("Перенести запись на это время?")
+    moved = await phone.tap("b:ok:", prefix=True)
+    assert text_of(moved[-1]).startswith("✅ Готово, запись перенесена:")
+    [new] = salon.made_in_chat()
+    assert new["start"] == "2026-06-05T12:00:00.000Z"
+    old = next(b for b in salon.bookings(None) if b["uid"] == booked["uid"])
+    assert old["status"] == "cancelled"
 
     await phone.tap("m:mine")
-    await phone.tap("k:v:", prefix=True)
-    await phone.tap("k:r:", prefix=True)
-    await phone.tap("b:d:", prefix=True)
-    times = [i for i, _ in phone.options() if i.startswith("b:t:")]
-    moved = await phone.tap(times[-1])
-    assert "Проверьте" in text_of(moved[-1]) or "перенес" in text_of(moved[-1]).lower()
-    if not text_of(moved[-1]).startswith("✅"):
-        moved = await phone.tap("b:ok:", prefix=True)
-    assert salon.bookings(status="cancelled") or salon.made_in_chat()[0]["uid"] != booking["uid"]
-
-    await phone.tap("m:mine")
-    await phone.tap("k:v:", prefix=True)
-    await phone.tap("k:c:", prefix=True)
-    cancelled = await phone.tap("k:cx:", prefix=True)
-    assert "отмен" in text_of(cancelled[-1]).lower()
-    assert salon.made_in_chat() == []
+    await phone.tap(f"k:v:{new['uid']}")
+    prompt = await phone.tap(f"k:c:{new['uid']}")
+    assert text_of(prompt[-1]).startswith("Отменить «Hair colouring» пт, 5 июня, 15:00?")
+    cancelled = await phone.tap(f"k:cx:{new['uid']}")
+    assert text_of(cancelled[-1]).startswith(
+        "Запись «Hair colouring» на пт, 5 июня, 15:00 отменена."
+    )
+    assert next(b for b in salon.bookings(None) if b["uid"] == new["uid"])["status"] == "cancelled"
     assert wa.errors == []
 
 
