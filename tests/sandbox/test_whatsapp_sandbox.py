@@ -118,7 +118,7 @@ async def test_the_callback_must_echo_the_challenge() -> None:
 
 
 async def test_a_wrong_token_or_number_is_refused(env: Any) -> None:
-    sandbox, url, _hook, http = env
+    _sandbox, url, _hook, http = env
     status, answer = await send(http, url, {"to": "1", "type": "text"}, token="nope")
     assert (status, answer["error"]["code"]) == (401, 190)
     wrong = url.replace(NUMBER, "42")
@@ -145,7 +145,7 @@ async def test_interactive_limits_are_enforced(env: Any) -> None:
 
 
 async def test_templates_must_exist_with_the_right_parameters(env: Any) -> None:
-    sandbox, url, _hook, http = env
+    _sandbox, url, _hook, http = env
 
     def template(name: str, language: str, values: list[str]) -> JSON:
         parameters = [{"type": "text", "text": v} for v in values]
@@ -247,7 +247,7 @@ async def test_uploads_and_unknown_media(env: Any) -> None:
 
 
 async def test_the_chat_page_says_taps_and_lists_the_conversation(env: Any) -> None:
-    sandbox, url, hook, http = env
+    _sandbox, url, _hook, http = env
     page = url.rsplit("/v23.0", 1)[0]
     async with http.post(f"{page}/_sandbox/say", json={"wa_id": "+7916", "text": "Hi"}) as r:
         assert r.status == 200
