@@ -1,8 +1,9 @@
 """`frontdesk demo`: the real gateway wired to the local sandbox; no accounts, no tokens.
 
-The sandbox plays Telegram: its page is a chat with the bot, and it delivers each message to the
-gateway's webhook the way Telegram does (with the secret header). Redis is the one at
-`REDIS_URL`, or an embedded in-process one when that is unset.
+The sandboxes play Telegram and WhatsApp: the page is a Telegram chat with the bot and, beside
+it, a WhatsApp chat; each delivers the client's messages to the gateway's webhooks the way the
+real service does (Telegram's secret header, Meta's signature). Cal.com is a stand-in with a
+believable salon. Redis is the one at `REDIS_URL`, or an embedded in-process one when unset.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.demo")
@@ -29,6 +31,8 @@ log = logging.getLogger("frontdesk.demo")
 # Not a secret: the sandbox accepts it and nothing else does.
 DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"  # noqa: S105 - known to the sandbox only
 DEMO_CALCOM_KEY = "cal_demo_sandbox_key"
+DEMO_WHATSAPP_TOKEN = "EAAG-frontdesk-demo-sandbox"  # noqa: S105 - known to the sandbox only
+DEMO_WHATSAPP_NUMBER = "106540352242922"
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
     "salon_timezone": "Europe/Moscow",
@@ -47,6 +51,11 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
         "telegram_api_url": f"http://{host}:{port + 1}",
         "calcom_api_url": f"http://{host}:{port + 2}",
         "calcom_api_key": DEMO_CALCOM_KEY,
+        "whatsapp_access_token": DEMO_WHATSAPP_TOKEN,
+        "whatsapp_phone_number_id": DEMO_WHATSAPP_NUMBER,
+        "whatsapp_app_secret": secrets.token_urlsafe(24),
+        "whatsapp_verify_token": secrets.token_urlsafe(16),
+        "whatsapp_api_url": f"http://{host}:{port + 3}/v23.0",
         "log_format": "text",
     }
     for name, value in DEMO_SALON.items():
@@ -72,7 +81,9 @@ def run_demo(host: str, port: int) -> int:
     try:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
-        print(f"frontdesk demo: cannot listen on {host}:{port}/{port + 1}: {exc}", file=sys.stderr)
+        print(
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 3}: {exc}", file=sys.stderr
+        )
         return 1
     finally:
         if embedded is not None:
@@ -87,7 +98,18 @@ async def _run(
     assert settings.telegram_webhook_secret is not None
     # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
     calendar = CalcomSandbox(DEMO_CALCOM_KEY)
-    sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json)
+    assert settings.whatsapp_app_secret is not None
+    assert settings.whatsapp_verify_token is not None
+    whatsapp = WhatsAppSandbox(
+        DEMO_WHATSAPP_TOKEN,
+        DEMO_WHATSAPP_NUMBER,
+        settings.whatsapp_app_secret.get_secret_value(),
+        bookings=calendar.bookings_json,
+    )
+    whatsapp_runner = await whatsapp.serve(host, port + 3)
+    sandbox = TelegramSandbox(
+        DEMO_TOKEN, bookings=calendar.bookings_json, beside=f"http://{host}:{port + 3}/"
+    )
     sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
     settings = settings.model_copy(update={"calcom_team_id": team_id})
@@ -110,10 +132,18 @@ async def _run(
             ) as response,
         ):
             response.raise_for_status()
+        # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
+        assert settings.whatsapp_verify_token is not None
+        await whatsapp.subscribe(
+            f"http://{host}:{port}/webhooks/whatsapp",
+            settings.whatsapp_verify_token.get_secret_value(),
+        )
         redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
         print(
             "\nFrontdesk demo is running.\n"
-            f"  Chat with the bot as a Telegram client:  http://{host}:{port + 1}/\n"
+            f"  Chat with the bot as a client, Telegram and WhatsApp side by side:\n"
+            f"      http://{host}:{port + 1}/\n"
+            f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
             f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
             f"  Redis:    {redis}\n"
@@ -131,5 +161,6 @@ async def _run(
         with contextlib.suppress(Exception):
             await gateway.cleanup()
         await sandbox_runner.cleanup()
+        await whatsapp_runner.cleanup()
         await calendar_runner.cleanup()
         await calendar.close()

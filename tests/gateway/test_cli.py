@@ -137,10 +137,9 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=3)
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SALON_", "REDIS_"))
-    }
+    port = free_port(consecutive=4)
+    prefixes = ("TELEGRAM_", "WHATSAPP_", "SALON_", "REDIS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -174,6 +173,26 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
 
             messages = await eventually(reply, timeout=10)
             assert str(messages[0]["text"]).startswith("Hello, Vera! Welcome to Frontdesk Demo")
+
+            # The WhatsApp pane beside it: a client writes, the gateway answers through Meta's
+            # stand-in (signed webhook in, Cloud API call out).
+            state = await (await http.get(f"http://127.0.0.1:{port + 1}/_sandbox/state")).json()
+            assert state["beside"] == f"http://127.0.0.1:{port + 3}/"
+            whatsapp = f"http://127.0.0.1:{port + 3}/_sandbox"
+            said = await http.post(
+                f"{whatsapp}/say", json={"wa_id": "79161234567", "name": "Vera", "text": "Hi"}
+            )
+            assert said.status == 200
+
+            async def answer() -> list[dict[str, object]]:
+                got = await http.get(f"{whatsapp}/messages?client=79161234567")
+                found: list[dict[str, object]] = (await got.json())["messages"]
+                return [m for m in found if m["from"] == "business"]
+
+            [greeting] = await eventually(answer, timeout=10)
+            body = greeting["body"]
+            assert isinstance(body, dict)
+            assert body["interactive"]["body"]["text"].startswith("Hello, Vera! Welcome")
         process.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(process.wait, 20) == 0
     finally:
