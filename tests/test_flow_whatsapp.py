@@ -522,6 +522,64 @@ async def test_a_client_known_only_by_a_business_scoped_id(
     await phone.tap("b:d:", prefix=True)
     ask = await phone.tap("b:t:", prefix=True)
     assert text_of(ask[-1]).startswith("How can the salon reach you?")
+    # A contact card sent here gives the number.
+    before = len(phone.received)
+    card = {"name": {"formatted_name": "Kim"}, "phones": [{"phone": "+1 650 555 1234"}]}
+    await wa.client_sends(key, "contacts", [card])  # type: ignore[arg-type]
+    summary = await phone._answer(before)
+    assert "📱 +16505551234" in text_of(summary[-1])
+
+
+async def test_use_my_whatsapp_number_from_the_contact_step(
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hi")
+    await phone.tap("m:book")
+    await phone.tap("b:s:hair-colouring")
+    await phone.tap("b:d:20260602")
+    await phone.tap("b:t:", prefix=True)
+    ask = await phone.tap("b:contact")
+    assert text_of(ask[-1]).startswith("How can the salon reach you?")
+    assert ("b:phone", "📱 Share my phone") in phone.options()
+    summary = await phone.tap("b:phone")
+    assert text_of(summary[0]) == "Thank you! I will use +79161234567."
+    assert text_of(summary[-1]).startswith("Please check your booking:")
+
+
+async def test_template_buttons_system_messages_and_stale_pages(
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    wa: WhatsAppSandbox,
+) -> None:
+    await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    await phone.say("Hi")
+    # A quick-reply button of a template whose payload is one of the bot's choices.
+    before = len(phone.received)
+    await wa.client_sends(phone.key, "button", {"payload": "m:book", "text": "Book"})
+    services = await phone._answer(before)
+    assert text_of(services[-1]).startswith("Which service would you like?")
+    # "Continue" with nothing waiting: the menu.
+    before = len(phone.received)
+    await wa.client_sends(phone.key, "button", {"payload": "Continue", "text": "Continue"})
+    home = await phone._answer(before)
+    assert text_of(home[-1]) == "How can I help you?"
+    # A number change notice needs no answer; a "More…" row of a list long gone is a stale tap.
+    before = len(phone.received)
+    system = {"body": "User changed number", "wa_id": "79160000000", "type": "user_changed_number"}
+    await wa.client_sends(phone.key, "system", system)
+    await wa.client_sends(
+        phone.key,
+        "interactive",
+        {"type": "list_reply", "list_reply": {"id": "wa:more:99", "title": "More…"}},
+    )
+    stale = await phone._answer(before)
+    assert len(stale) == 1
+    assert text_of(stale[-1]) == "That button is no longer active. Here is the menu:"
 
 
 async def test_media_is_acknowledged_politely(
