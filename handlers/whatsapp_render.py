@@ -1,16 +1,19 @@
 """The bot's replies as WhatsApp messages, within WhatsApp's much tighter interactive limits.
 
-- up to 3 choices: reply buttons (titles of at most 20 characters, unique);
+- up to 3 choices: reply buttons (titles of at most 20 characters, unique); when a label would
+  have to be cut (a visit's "Tue, 1 December, 11:00 — Women's haircut"), a list instead, whose
+  rows show it whole as title and description;
 - more: a list message (at most 10 rows, titles of 24 and descriptions of 72 characters, a
   button label of 20); beyond 10 choices the tenth row is "More…", which shows the next page;
-- anything that fits neither (a body over 1024 characters, button titles that would collide
-  once shortened): numbered text, answered with a number.
+- anything that fits neither (a body over 1024 characters; labels too long even for a list row
+  whose button titles would collide once shortened): numbered text, answered with a number.
 
 A file (the visit's .ics) goes as a document with the reply's text as its caption; its choices
 follow in a message of their own.
 
-A label too long for a title is cut at a word boundary with "…"; in a list the full label
-goes on as the row's description, so nothing the client needs is lost.
+A label too long for a title is cut at a word boundary with "…". In a list the row's
+description takes the rest: "Women's haircut · RUB 2,500" becomes the title "Women's haircut"
+over "RUB 2,500"; a label without such a separator is repeated whole in the description.
 """
 
 from __future__ import annotations
@@ -133,14 +136,23 @@ def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
         return [file, *rest], numbered
     if not choices:
         return [_text(reply.text)], False
-    if len(reply.text) <= INTERACTIVE_BODY_MAX:
-        if len(choices) <= BUTTONS_MAX:
-            titles = [shorten(choice.label, BUTTON_TITLE_MAX) for choice in choices]
-            if len(set(titles)) == len(titles):
-                return [_buttons(reply.text, choices, titles)], False
-        else:
-            return [list_page(reply.text, choices, 0, _)], False
+    if len(reply.text) > INTERACTIVE_BODY_MAX:
+        return [_numbered(reply.text, choices, _)], True
+    if len(choices) > BUTTONS_MAX:
+        return [list_page(reply.text, choices, 0, _)], False
+    if all(len(_plain(c.label)) <= BUTTON_TITLE_MAX for c in choices):
+        return [_buttons(reply.text, choices, [_plain(c.label) for c in choices])], False
+    if all(len(_plain(c.label)) <= ROW_DESCRIPTION_MAX for c in choices):
+        # A list row has room for a longer title and a description: nothing is cut away.
+        return [list_page(reply.text, choices, 0, _)], False
+    titles = [shorten(choice.label, BUTTON_TITLE_MAX) for choice in choices]
+    if len(set(titles)) == len(titles):
+        return [_buttons(reply.text, choices, titles)], False
     return [_numbered(reply.text, choices, _)], True
+
+
+def _plain(label: str) -> str:
+    return " ".join(label.split())
 
 
 def _text(text: str) -> dict[str, Any]:
@@ -159,10 +171,19 @@ def _buttons(text: str, choices: tuple[Choice, ...], titles: list[str]) -> dict[
 
 
 def _row(choice: Choice) -> dict[str, str]:
-    label = " ".join(choice.label.split())
+    label = _plain(choice.label)
     row = {"id": choice.id, "title": shorten(label, ROW_TITLE_MAX)}
-    if len(label) > ROW_TITLE_MAX:
-        row["description"] = shorten(label, ROW_DESCRIPTION_MAX)
+    if len(label) <= ROW_TITLE_MAX:
+        return row
+    # "Women's haircut · RUB 2,500": the name as the title, the rest as the description.
+    for separator in (" · ", " — ", ", "):
+        head, found, tail = label.partition(separator)
+        if found and head:
+            row["title"] = shorten(head, ROW_TITLE_MAX)
+            rest = tail if len(head) <= ROW_TITLE_MAX else label
+            row["description"] = shorten(rest, ROW_DESCRIPTION_MAX)
+            return row
+    row["description"] = shorten(label, ROW_DESCRIPTION_MAX)
     return row
 
 

@@ -89,6 +89,19 @@ def test_more_choices_are_a_list_with_long_labels_in_the_description() -> None:
     assert "description" not in rows[1]
 
 
+def test_a_priced_label_splits_into_title_and_description() -> None:
+    priced = (Choice("a", "Women's haircut · RUB 2,500"), Choice("b", "Brow shaping · RUB 900"))
+    [(_method, content)] = contents(Reply("Which service?", (*priced, *choices(3))))
+    rows = content["interactive"]["action"]["sections"][0]["rows"]
+    assert rows[0] == {"id": "a", "title": "Women's haircut", "description": "RUB 2,500"}
+    assert rows[1] == {"id": "b", "title": "Brow shaping · RUB 900"}
+    long_head = Choice("c", "Extraordinarily long treatment name · RUB 1")
+    [(_m, other)] = contents(Reply("?", (long_head, *choices(3))))
+    row = other["interactive"]["action"]["sections"][0]["rows"][0]
+    assert row["title"] == "Extraordinarily long…"
+    assert row["description"] == "Extraordinarily long treatment name · RUB 1"
+
+
 def test_a_long_list_pages_with_a_more_row_and_every_choice_appears_once() -> None:
     many = choices(23)
     seen: list[str] = []
@@ -115,17 +128,27 @@ def test_a_long_list_pages_with_a_more_row_and_every_choice_appears_once() -> No
 
 
 def test_button_titles_that_collide_once_shortened_fall_back_to_numbered_text() -> None:
-    alike = (
-        Choice("a", "Cancel the booking for tomorrow"),
-        Choice("b", "Cancel the booking for today"),
-    )
+    tail = "of the long treatment with a very long name indeed, as some salons write"
+    alike = (Choice("a", f"Cancel the booking {tail}"), Choice("b", f"Cancel the booking {tail}!"))
     rendered = render("7916", (Reply("Which one?", alike),), _)
     body = rendered.outgoing[0].params["content"]["text"]["body"]
     assert body == (
-        "Which one?\n\n1. Cancel the booking for tomorrow\n2. Cancel the booking for today"
+        f"Which one?\n\n1. Cancel the booking {tail}\n2. Cancel the booking {tail}!"
         "\n\nReply with a number."
     )
     assert rendered.numbered
+
+
+def test_few_choices_that_would_be_cut_in_a_button_go_as_a_list() -> None:
+    visit = Choice("k:v:1", "Tue, 1 December, 11:00 — Women's haircut")
+    [(_m, content)] = contents(Reply("Your bookings:", (visit, Choice("m:home", "Menu"))))
+    assert content["interactive"]["type"] == "list"
+    rows = content["interactive"]["action"]["sections"][0]["rows"]
+    assert rows[0] == {
+        "id": "k:v:1",
+        "title": "Tue, 1 December, 11:00",
+        "description": "Women's haircut",
+    }
 
 
 def test_a_body_over_1024_characters_falls_back_to_numbered_text() -> None:
