@@ -171,7 +171,8 @@ class FrontDesk:
             and not any(reply.clear_keyboard for reply in replies)
         ):
             # The contact keyboard stays on screen until a message takes it away.
-            replies = (Reply(ctx._("book.contact.closed"), clear_keyboard=True), *replies)
+            closed = Reply(ctx._("book.contact.closed"), clear_keyboard=True, keyboard_only=True)
+            replies = (closed, *replies)
         # What the client can type instead of tapping: the last offered choices.
         offered = next((r.choices for r in reversed(replies) if r.choices), ())
         session = turn.session.model_copy(

@@ -34,4 +34,6 @@ class Reply:
     request_contact: bool = False
     # The contact keyboard has done its job: take it away (Telegram keeps it up otherwise).
     clear_keyboard: bool = False
+    # Sent only to take the contact keyboard away: channels without one skip it.
+    keyboard_only: bool = False
     document: Document | None = None

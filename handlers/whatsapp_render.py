@@ -19,7 +19,7 @@ over "RUB 2,500"; a label without such a separator is repeated whole in the desc
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.i18n import Translator
@@ -79,12 +79,37 @@ def render(
     if read is not None and replies:
         outgoing.append(Outgoing(SOURCE, chat, "read", {"message_id": read}, ephemeral=True))
     numbered = False
-    for reply in replies:
+    for reply in _coalesced(replies):
         contents, numbered_here = _contents(reply, _)
         if reply.choices:
             numbered = numbered_here
         outgoing += [message(chat, content, _.locale) for content in contents]
     return Rendered(tuple(outgoing), numbered)
+
+
+def _coalesced(replies: tuple[Reply, ...]) -> list[Reply]:
+    """Fewer bubbles: a plain note joins the message after it (WhatsApp allows about one
+    message per 6 s to a client), and what only clears Telegram's keyboard is left out."""
+    result: list[Reply] = []
+    note = ""
+    for reply in replies:
+        if reply.keyboard_only:
+            continue
+        if note:
+            joined = f"{note}\n\n{reply.text}"
+            limit = INTERACTIVE_BODY_MAX if reply.choices or reply.document else TEXT_MAX
+            if len(joined) <= limit:
+                reply = replace(reply, text=joined)
+            else:
+                result.append(Reply(note))
+            note = ""
+        if not reply.choices and reply.document is None:
+            note = reply.text
+        else:
+            result.append(reply)
+    if note:
+        result.append(Reply(note))
+    return result
 
 
 def message(chat: str, content: dict[str, Any], locale: str) -> Outgoing:

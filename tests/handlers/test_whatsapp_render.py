@@ -179,3 +179,19 @@ def test_plain_text_has_no_link_preview_and_carries_the_language() -> None:
         "locale": "ru",
     }
     assert not rendered.numbered
+
+
+def test_notes_join_the_next_message_and_keyboard_courtesies_are_left_out() -> None:
+    replies = (
+        Reply("👌", clear_keyboard=True, keyboard_only=True),
+        Reply("14:30 is not free."),
+        Reply("Choose a time:", choices(2)),
+        Reply("A last word."),
+    )
+    sent = contents(*replies)
+    assert len(sent) == 2
+    assert sent[0][1]["interactive"]["body"]["text"] == "14:30 is not free.\n\nChoose a time:"
+    assert sent[1][1]["text"]["body"] == "A last word."
+    # A note too long to join an interactive body goes on its own.
+    long = contents(Reply("n" * 1020), Reply("Pick", choices(2)))
+    assert [c["type"] for _m, c in long] == ["text", "interactive"]
