@@ -6,7 +6,7 @@ bounded by a timeout and the service's circuit breaker. Graph errors are read by
 
 | code | meaning | outbox |
 |---|---|---|
-| 130429 | the number's throughput reached | wait, then again |
+| 130429, 131057 | the number's throughput reached (or being upgraded) | wait, then again |
 | 131056 | too many messages to this client in a short time | wait 6 s, then again |
 | 131049 | per-client marketing limit | wait a minute, then again |
 | 131047 | outside the 24-hour window | park it and send the "reply waiting" template |
@@ -39,11 +39,12 @@ log = logging.getLogger("frontdesk.whatsapp")
 
 OUT_OF_WINDOW = 131047
 THROUGHPUT = 130429
+THROUGHPUT_UPGRADE = 131057
 PAIR_RATE = 131056
 MARKETING_LIMIT = 131049
 TRANSIENT = frozenset({131000, 190, 1, 2})
 # Seconds to wait before the next try, per rate-limit code.
-RATE_LIMITS = {THROUGHPUT: 2.0, PAIR_RATE: 6.0, MARKETING_LIMIT: 60.0}
+RATE_LIMITS = {THROUGHPUT: 2.0, THROUGHPUT_UPGRADE: 5.0, PAIR_RATE: 6.0, MARKETING_LIMIT: 60.0}
 # Marks a file inside a queued message: uploaded (POST /media) when the message is delivered.
 UPLOAD_MARKER = "_upload"
 _PHONE = re.compile(r"^\d{6,20}$")

@@ -431,7 +431,9 @@ async def test_rate_limits_back_off_and_deliver(
     wa: WhatsAppSandbox,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("gateway.whatsapp_api.RATE_LIMITS", {130429: 0.2, 131056: 0.3, 131049: 1.0})
+    monkeypatch.setattr(
+        "gateway.whatsapp_api.RATE_LIMITS", {130429: 0.2, 131057: 0.2, 131056: 0.3, 131049: 1.0}
+    )
     gateway = await start_whatsapp(start_gateway, salon, wa)
     phone = Phone(wa)
     wa.throttle(2, 130429)
