@@ -191,8 +191,10 @@ class WhatsAppConversations:
         chat = _chat_of(item, contact)
         assert chat is not None  # the edge queues only messages with a sender
         now = self.clock()
-        # Any message from the client, a reaction included, opens the 24-hour window.
-        await self.state.touch(chat, min(item.sent_at or 10**12, int(now.timestamp())))
+        # Any message from the client, a reaction included, opens the 24-hour window (from when
+        # they wrote it, never from the future).
+        at = min(item.sent_at or int(now.timestamp()), int(now.timestamp()))
+        await self.state.touch(chat, at)
         parked = await self.state.parked(chat)
         waiting = tuple(
             Outgoing(SOURCE, chat, "messages", params, ephemeral=False) for params in parked
@@ -223,12 +225,15 @@ class WhatsAppConversations:
         if inbound is None:
             # A photo, a voice message, a location...: acknowledged politely, menu offered.
             rendered = render(chat, (menu.menu(_, _("wa.media.received")),), _, read=item.id)
-            return Outcome(outgoing=(*waiting, *rendered.outgoing), trim=trim)
+            receipt, *ack = rendered.outgoing
+            return Outcome(outgoing=(receipt, *waiting, *ack), trim=trim)
         turn = await self.desk.handle(session, inbound, now)
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         rendered = render(chat, turn.replies, _, read=item.id)
         session = turn.session.model_copy(update={"numbered": rendered.numbered})
-        read, replies = rendered.outgoing[:1], rendered.outgoing[1:]
+        # Blue ticks first, then what waited for the client, then the answer.
+        read = tuple(o for o in rendered.outgoing if o.method == "read")
+        replies = tuple(o for o in rendered.outgoing if o.method != "read")
         return Outcome(
             outgoing=(*read, *waiting, *replies),
             session_key=self.sessions.key(client),
