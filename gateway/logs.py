@@ -21,9 +21,21 @@ _BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
 _PHONE = re.compile(r"\+\d[\d\s().-]{7,18}\d")
 
 
+# A WhatsApp client's id is their number without '+': masked where it names a conversation.
+_WHATSAPP_CHAT = re.compile(r"\bwa:(\d)(\d{4,13})(\d\d)\b")
+
+
 def mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     return f"+{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+
+
+def mask_chat(channel: str, chat: str) -> str:
+    """A chat id for the logs: WhatsApp's is the client's number and keeps only its first and
+    last two digits; Telegram's chat ids are not phone numbers and stay."""
+    if channel == "whatsapp" and chat.isdigit() and len(chat) >= 7:
+        return f"{chat[:1]}{'*' * (len(chat) - 3)}{chat[-2:]}"
+    return chat
 
 
 CONTEXT_FIELDS = ("source", "event_id", "entry", "conversation")
@@ -38,6 +50,7 @@ class Scrubber:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         text = _BOT_TOKEN.sub("***", text)
+        text = _WHATSAPP_CHAT.sub(lambda m: f"wa:{m[1]}{'*' * len(m[2])}{m[3]}", text)
         return _PHONE.sub(mask_phone, text)
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from gateway.keys import OUTBOUND_GROUP
+from gateway.logs import mask_chat
 from gateway.lua import Lua
 from gateway.metrics import Metrics
 from gateway.resilience import TokenBucket
@@ -168,7 +169,8 @@ class OutboxSender:
                 except Exception:
                     # Redis hiccups while recording the outcome: try the same message again
                     # rather than lose the chat's place in the queue.
-                    log.exception("outbox step failed for chat %s; retrying", item.message.chat)
+                    chat = mask_chat(item.message.channel, item.message.chat)
+                    log.exception("outbox step failed for chat %s; retrying", chat)
                     retry_in = 1.0
                 if retry_in is None:
                     queue.popleft()
@@ -245,7 +247,7 @@ class OutboxSender:
             "%s %s to chat %s failed (attempt %d), retrying in %.0fs: %s",
             message.channel,
             message.method,
-            message.chat,
+            mask_chat(message.channel, message.chat),
             item.attempts,
             delay,
             error,
@@ -262,7 +264,8 @@ class OutboxSender:
 
     async def _bury(self, item: _Queued, error: str) -> None:
         message = item.message
-        log.error("dead-lettered %s to chat %s: %s", message.method, message.chat, error)
+        chat = mask_chat(message.channel, message.chat)
+        log.error("dead-lettered %s to chat %s: %s", message.method, chat, error)
         fields: dict[str, str | int] = {
             "kind": "outbound",
             "stream": self.stream,

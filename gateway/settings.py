@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     stream_shards: int = Field(default=8, ge=1, le=256)
     max_attempts: int = Field(default=5, ge=1, le=100)
     lease_seconds: float = Field(default=15.0, gt=0)
-    dedup_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # Longer than any provider redelivers: Meta retries a webhook for up to 7 days.
+    dedup_ttl_seconds: int = Field(default=8 * 24 * 3600, ge=60)
     # Outbox retries: 30 s -> 2 min -> 5 min, then the dead-letter stream.
     outbox_retry_schedule: tuple[float, ...] = (30.0, 120.0, 300.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

@@ -71,6 +71,6 @@ class Outcome:
     session_key: str | None = None
     session: str | None = None  # serialised
     session_ttl: int = 0
-    # A list and how many of its first items the outgoing messages took (WhatsApp's parked
-    # messages): trimmed in the same commit, so they are sent once.
-    trim: tuple[str, int] | None = None
+    # Keys whose content the outgoing messages took (WhatsApp's parked messages): deleted in
+    # the same commit, so that they are sent once.
+    clear: tuple[str, ...] = ()

@@ -6,9 +6,9 @@ bounded by a timeout and the service's circuit breaker. Graph errors are read by
 
 | code | meaning | outbox |
 |---|---|---|
-| 130429, 131057 | the number's throughput reached (or being upgraded) | wait, then again |
-| 131056 | too many messages to this client in a short time | wait 6 s, then again |
-| 131049 | per-client marketing limit | wait a minute, then again |
+| 130429, 131057 | the number's throughput reached (or being upgraded) | wait 2 s, doubling |
+| 131056 | too many messages to this client in a short time | wait 6 s, doubling |
+| 131049 | per-client marketing limit | wait a minute, doubling |
 | 131047 | outside the 24-hour window | park it and send the "reply waiting" template |
 | 131000, 5xx, 190, timeouts | WhatsApp (or our token) is broken | breaker, retry schedule |
 | others (131026, 131051, 132000, 132001, 100, 368, ...) | retrying cannot help | dead letter |
@@ -43,8 +43,14 @@ THROUGHPUT_UPGRADE = 131057
 PAIR_RATE = 131056
 MARKETING_LIMIT = 131049
 TRANSIENT = frozenset({131000, 190, 1, 2})
-# Seconds to wait before the next try, per rate-limit code.
-RATE_LIMITS = {THROUGHPUT: 2.0, THROUGHPUT_UPGRADE: 5.0, PAIR_RATE: 6.0, MARKETING_LIMIT: 60.0}
+# Seconds to wait before the next try, per rate-limit code: the first wait, doubled for each
+# refusal in a row to the same client, up to the cap.
+RATE_LIMITS = {
+    THROUGHPUT: (2.0, 30.0),
+    THROUGHPUT_UPGRADE: (5.0, 60.0),
+    PAIR_RATE: (6.0, 120.0),
+    MARKETING_LIMIT: (60.0, 3600.0),
+}
 # Marks a file inside a queued message: uploaded (POST /media) when the message is delivered.
 UPLOAD_MARKER = "_upload"
 _PHONE = re.compile(r"^\d{6,20}$")
@@ -172,6 +178,8 @@ class WhatsAppDelivery:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.clock = clock
+        # Rate-limit refusals in a row, per client: each doubles the next wait.
+        self._refused: dict[str, int] = {}
         self.client = client
         self.state = state
         self.metrics = metrics
@@ -183,8 +191,17 @@ class WhatsAppDelivery:
             await self._deliver(message)
         except WhatsAppError as exc:
             if exc.code is not None and exc.code in RATE_LIMITS:
-                raise RetryLater(RATE_LIMITS[exc.code]) from exc
+                raise RetryLater(self._wait(message.chat, exc.code)) from exc
             raise PermanentFailure(str(exc)) from exc
+        self._refused.pop(message.chat, None)
+
+    def _wait(self, chat: str, code: int) -> float:
+        first, cap = RATE_LIMITS[code]
+        refused = self._refused.get(chat, 0)
+        if len(self._refused) > 10_000:
+            self._refused.clear()
+        self._refused[chat] = refused + 1
+        return float(min(cap, first * 2**refused))
 
     async def _deliver(self, message: Outgoing) -> None:
         chat, params = message.chat, message.params
@@ -195,9 +212,12 @@ class WhatsAppDelivery:
         if message.method not in ("messages", "template") or not isinstance(content, dict):
             raise PermanentFailure(f"unsupported WhatsApp call {message.method!r}")
         now = int(self.clock().timestamp())
-        if message.method == "messages" and not await self.state.window_open(chat, now):
-            await self._park(chat, params)
-            return
+        if message.method == "messages":
+            # Outside the window it is parked instead, in the same step as the check.
+            parked = await self.state.park(chat, params, now)
+            if parked != "open":
+                await self._notice(chat, params, owed=parked == "owed")
+                return
         content = await self._with_uploads(content)
         try:
             wamid = await self.client.send(chat, content)
@@ -205,30 +225,34 @@ class WhatsAppDelivery:
             if exc.code != OUT_OF_WINDOW or message.method != "messages":
                 raise
             # Our clock and WhatsApp's disagree: WhatsApp decides.
-            await self.state.close_window(chat)
-            await self._park(chat, params)
+            await self.state.close_window(chat, now)
+            parked = await self.state.park(chat, params, now)
+            if parked == "open":
+                raise RetryLater(1.0) from exc  # the client wrote meanwhile
+            await self._notice(chat, params, owed=parked == "owed")
             return
         if wamid:
-            await self.state.remember(wamid, chat, params)
+            await self.state.remember(wamid, chat, params, now)
 
-    async def _park(self, chat: str, params: dict[str, Any]) -> None:
-        """Keep the message for the client's next message; tell them once that it waits."""
-        if not await self.state.parked(chat):
-            locale = str(params.get("locale") or "en")
-            try:
-                wamid = await self.client.send(chat, self.reply_waiting(locale))
-            except WhatsAppError as exc:
-                if exc.code in RATE_LIMITS:
-                    raise
-                # A template missing or not approved: the operator must fix it; the message
-                # still waits for the client.
-                log.error("the reply-waiting template was refused: %s", exc)
-            else:
-                log.info("outside the 24-hour window: template sent, message parked")
-                if wamid:
-                    await self.state.remember(wamid, chat, {"template": True})
-        await self.state.park(chat, params)
+    async def _notice(self, chat: str, params: dict[str, Any], *, owed: bool) -> None:
+        """Tell the client, once, that a reply waits for them (the approved template)."""
         self.metrics.outbox.labels("whatsapp", "parked").inc()
+        if not owed:
+            return
+        locale = str(params.get("locale") or "en")
+        try:
+            wamid = await self.client.send(chat, self.reply_waiting(locale))
+        except WhatsAppError as exc:
+            if exc.code in RATE_LIMITS:
+                raise  # retried: the message stays parked once, the notice stays owed
+            # A template missing or not approved: the operator must fix it; the message
+            # still waits for the client.
+            log.error("the reply-waiting template was refused: %s", exc)
+        else:
+            log.info("outside the 24-hour window: template sent, message parked")
+            if wamid:
+                await self.state.remember(wamid, chat, {"template": True}, 0)
+        await self.state.told(chat)
 
     def reply_waiting(self, locale: str) -> dict[str, Any]:
         return {

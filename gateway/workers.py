@@ -38,16 +38,16 @@ log = logging.getLogger("frontdesk.workers")
 
 Handler = Callable[[Entry], Awaitable[Outcome]]
 
-# KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none), list
-# to trim ('' for none). ARGV: owner, group, entry id, session, session ttl, how many items to
-# trim off the list's head, then 6 fields per outgoing message.
+# KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none), then
+# keys to delete. ARGV: owner, group, entry id, session, session ttl, then 6 fields per
+# outgoing message.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
 redis.call('HDEL', KEYS[3], ARGV[3])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5]) end
-if KEYS[6] ~= '' then redis.call('LTRIM', KEYS[6], ARGV[6], -1) end
-for a = 7, #ARGV, 6 do
+for k = 6, #KEYS do redis.call('DEL', KEYS[k]) end
+for a = 6, #ARGV, 6 do
   redis.call('XADD', KEYS[4], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
     'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5])
 end
@@ -263,7 +263,6 @@ class InboundConsumer:
             entry.id,
             outcome.session or "",
             outcome.session_ttl or 1,
-            outcome.trim[1] if outcome.trim else 0,
         ]
         for message in outcome.outgoing:
             args.extend(message.to_fields(entry.id))
@@ -273,7 +272,7 @@ class InboundConsumer:
             self.keys.attempts(self.lease.shard),
             self.keys.outbound(self.lease.shard),
             outcome.session_key or "",
-            outcome.trim[0] if outcome.trim else "",
+            *outcome.clear,
         ]
         result = await self._commit(keys=keys, args=args)
         self.lease.fenced(result)

@@ -35,7 +35,7 @@ from gateway.metrics import Metrics
 from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
 from gateway.whatsapp_api import OUT_OF_WINDOW
-from gateway.whatsapp_state import WhatsAppState
+from gateway.whatsapp_state import WINDOW_SECONDS, WhatsAppState
 from handlers.whatsapp_payloads import Contact, Message, Notification, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
@@ -192,22 +192,27 @@ class WhatsAppConversations:
         assert chat is not None  # the edge queues only messages with a sender
         now = self.clock()
         # Any message from the client, a reaction included, opens the 24-hour window (from when
-        # they wrote it, never from the future).
-        at = min(item.sent_at or int(now.timestamp()), int(now.timestamp()))
+        # they wrote it, never from the future). The window opens before the parked messages
+        # are read: none can be parked after this (see gateway/whatsapp_state.py).
+        stamp = int(now.timestamp())
+        at = min(item.sent_at or stamp, stamp)
         await self.state.touch(chat, at)
-        parked = await self.state.parked(chat)
-        waiting = tuple(
-            Outgoing(SOURCE, chat, "messages", params, ephemeral=False) for params in parked
-        )
-        trim = (self.state.parked_key(chat), len(parked)) if parked else None
+        opened = stamp - at < WINDOW_SECONDS - 60  # a delivery days late opens nothing
+        parked = await self.state.parked(chat) if opened else []
+        waiting = tuple(Outgoing(SOURCE, chat, "messages", params) for params in parked)
+        clear = self.state.parked_keys(chat) if parked else ()
         wa_id = item.from_ or (contact.wa_id if contact else None)
         client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
         session = await self.sessions.load(client)
-        if item.type in ("reaction", "system") or (item.type == "button" and parked):
+        resume = (
+            item.type == "button" and item.button is not None and ":" not in item.button.payload
+        )
+        if item.type in ("reaction", "system") or (resume and parked):
             # A reaction needs no answer; a tap on "a reply is waiting" is answered by it.
             if item.type == "system":
-                log.info("WhatsApp system message: %s", body["message"].get("system"))
-            return Outcome(outgoing=waiting, trim=trim)
+                kind = (body["message"].get("system") or {}).get("type")
+                log.info("WhatsApp system message: %s", kind)
+            return Outcome(outgoing=waiting, clear=clear)
         text = _text_of(item)
         if session.locale is None and (spoken := language_of(text)):
             # Their first words set the language; "Language" in the menu changes it.
@@ -220,13 +225,13 @@ class WhatsAppConversations:
             if start.isdigit() and int(start) < len(choices):
                 page = list_page(_("wa.more.body"), choices, int(start), _)
                 more = (*waiting, message(chat, page, _.locale))
-                return Outcome(outgoing=more, trim=trim)
+                return Outcome(outgoing=more, clear=clear)
         inbound = self._inbound(item, client, contact, session, text, wa_id)
         if inbound is None:
             # A photo, a voice message, a location...: acknowledged politely, menu offered.
             rendered = render(chat, (menu.menu(_, _("wa.media.received")),), _, read=item.id)
             receipt, *ack = rendered.outgoing
-            return Outcome(outgoing=(receipt, *waiting, *ack), trim=trim)
+            return Outcome(outgoing=(receipt, *waiting, *ack), clear=clear)
         turn = await self.desk.handle(session, inbound, now)
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         rendered = render(chat, turn.replies, _, read=item.id)
@@ -239,7 +244,7 @@ class WhatsAppConversations:
             session_key=self.sessions.key(client),
             session=self.sessions.dump(session),
             session_ttl=self.sessions.ttl,
-            trim=trim,
+            clear=clear,
         )
 
     def _inbound(
@@ -280,9 +285,11 @@ class WhatsAppConversations:
         return None  # media, location, contacts elsewhere, unsupported
 
     async def _status(self, status: Status) -> Outcome:
-        moved = await self.state.record_status(status.id, status.status)
+        # Recorded whatever came before: the edge lets each (id, status) through once, and a
+        # retried entry must come to the same outcome.
+        await self.state.record_status(status.id, status.status)
         self.metrics.whatsapp_statuses.labels(status.status).inc()
-        if status.status != "failed" or not moved:
+        if status.status != "failed":
             return Outcome()
         for error in status.errors:
             log.error(
@@ -296,10 +303,15 @@ class WhatsAppConversations:
         sent = await self.state.sent(status.id)
         params = sent.get("message") if sent else None
         if sent is None or not isinstance(params, dict) or "content" not in params:
+            log.error(
+                "a message refused as outside the 24-hour window is not known any more",
+                extra={"event_id": status.id},
+            )
             return Outcome()
-        # The window closed before the message reached the client: it waits for them instead.
+        # The window closed before the message reached the client (unless they wrote since):
+        # queued again, it is parked for them or, the window open again, simply sent.
         chat = str(sent["chat"])
-        await self.state.close_window(chat)
+        await self.state.close_window(chat, int(sent.get("at") or 0))
         return Outcome(outgoing=(Outgoing(SOURCE, chat, "messages", params),))
 
 

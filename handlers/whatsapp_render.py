@@ -36,6 +36,19 @@ ROW_DESCRIPTION_MAX = 72
 LIST_BUTTON_MAX = 20
 INTERACTIVE_BODY_MAX = 1024
 TEXT_MAX = 4096
+# What WhatsApp accepts as a document (Meta's "Supported media types").
+DOCUMENT_TYPES = frozenset(
+    {
+        "text/plain",
+        "application/pdf",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    }
+)
 # A list row that shows the next page of choices: `wa:more:<index of the first one>`.
 MORE = "wa:more:"
 
@@ -142,12 +155,15 @@ def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
     choices = reply.choices
     if reply.document is not None:
         document = reply.document
+        # WhatsApp takes documents of a few types only (text, PDF, Office): an .ics goes as
+        # text/plain under its own name, which phones still open with the calendar.
+        mime_type = document.mime_type if document.mime_type in DOCUMENT_TYPES else "text/plain"
         file = {
             "type": "document",
             "document": {
                 UPLOAD_MARKER: {
                     "filename": document.filename,
-                    "mime_type": document.mime_type,
+                    "mime_type": mime_type,
                     "base64": base64.b64encode(document.content).decode(),
                 },
                 "filename": document.filename,
@@ -165,8 +181,9 @@ def _contents(reply: Reply, _: Translator) -> tuple[list[dict[str, Any]], bool]:
         return [_numbered(reply.text, choices, _)], True
     if len(choices) > BUTTONS_MAX:
         return [list_page(reply.text, choices, 0, _)], False
-    if all(len(_plain(c.label)) <= BUTTON_TITLE_MAX for c in choices):
-        return [_buttons(reply.text, choices, [_plain(c.label) for c in choices])], False
+    whole = [_plain(c.label) for c in choices]
+    if all(len(t) <= BUTTON_TITLE_MAX for t in whole) and len(set(whole)) == len(whole):
+        return [_buttons(reply.text, choices, whole)], False
     if all(len(_plain(c.label)) <= ROW_DESCRIPTION_MAX for c in choices):
         # A list row has room for a longer title and a description: nothing is cut away.
         return [list_page(reply.text, choices, 0, _)], False

@@ -58,6 +58,29 @@ TEMPLATE_TEXT = {
     "en": "{0} has replied to your message. Tap Continue to read it.",
 }
 TEMPLATE_BUTTON = {"ru": "Продолжить", "en": "Continue"}
+# Meta's "Supported media types" for uploads.
+MEDIA_TYPES = frozenset(
+    {
+        "text/plain",
+        "application/pdf",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "audio/aac",
+        "audio/amr",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/ogg",
+        "video/mp4",
+        "video/3gpp",
+    }
+)
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'"
@@ -418,6 +441,12 @@ class WhatsAppSandbox:
             file = form.get("file")
             if form.get("messaging_product") != "whatsapp" or not isinstance(file, web.FileField):
                 raise _invalid("messaging_product=whatsapp and a file are required")
+            if file.content_type not in MEDIA_TYPES:
+                raise GraphError(
+                    131053,
+                    "Media upload error",
+                    details=f"Unsupported file type: {file.content_type}",
+                )
             media_id = str(next(self._ids) + 900_000_000)
             self.media[media_id] = (file.filename, file.content_type, file.file.read())
             return web.json_response({"id": media_id})

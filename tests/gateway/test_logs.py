@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.logs import JsonFormatter, Scrubber, TextFormatter, configure
+from gateway.logs import JsonFormatter, Scrubber, TextFormatter, configure, mask_chat
 
 TOKEN = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 SECRET = "test-webhook-secret_1"
@@ -152,3 +152,13 @@ def test_per_webhook_lines_only_show_when_debugging() -> None:
     configure("text", "DEBUG", stream=debugging)
     logging.getLogger("aiohttp.access").info("POST /webhooks/telegram 200")
     assert "POST /webhooks/telegram 200" in debugging.getvalue()
+
+
+def test_whatsapp_numbers_are_masked_in_conversations_and_chats() -> None:
+    line = Scrubber()("handling failed conversation=wa:79161234567 chat tg:123456789")
+    assert "79161234567" not in line
+    assert "wa:7********67" in line
+    assert "tg:123456789" in line
+    assert mask_chat("whatsapp", "79161234567") == "7********67"
+    assert mask_chat("whatsapp", "US.13491208655302741918") == "US.13491208655302741918"
+    assert mask_chat("telegram", "123456789") == "123456789"

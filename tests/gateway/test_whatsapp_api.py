@@ -85,19 +85,38 @@ async def test_a_message_in_the_window_is_sent_with_bearer_token_and_remembered(
     assert (await state.sent("wamid.1")) == {
         "chat": CHAT,
         "message": {"content": text().params["content"], "locale": "ru"},
+        "at": int(NOW.timestamp()),
     }
 
 
 @respx.mock
-@pytest.mark.parametrize(("code", "seconds"), [(130429, 2.0), (131056, 6.0), (131049, 60.0)])
-async def test_rate_limits_ask_the_outbox_to_wait(
-    delivery: WhatsAppDelivery, state: WhatsAppState, code: int, seconds: float
+@pytest.mark.parametrize(
+    ("code", "waits"),
+    [
+        (130429, [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]),
+        (131057, [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]),
+        (131056, [6.0, 12.0, 24.0, 48.0, 96.0, 120.0]),
+        (131049, [60.0, 120.0, 240.0, 480.0, 960.0, 1920.0]),
+    ],
+)
+async def test_rate_limits_ask_the_outbox_to_wait_longer_each_time(
+    delivery: WhatsAppDelivery, state: WhatsAppState, code: int, waits: list[float]
 ) -> None:
     await open_window(state)
-    respx.post(f"{API}/{NUMBER}/messages").mock(return_value=graph_error(code))
+    route = respx.post(f"{API}/{NUMBER}/messages").mock(return_value=graph_error(code))
+    seen = []
+    for _ in waits:
+        with pytest.raises(RetryLater) as waiting:
+            await delivery.deliver(text())
+        seen.append(waiting.value.seconds)
+    assert seen == waits
+    # Once through, the next refusal starts from the first wait again.
+    route.mock(return_value=accepted())
+    await delivery.deliver(text())
+    route.mock(return_value=graph_error(code))
     with pytest.raises(RetryLater) as waiting:
         await delivery.deliver(text())
-    assert waiting.value.seconds == seconds
+    assert waiting.value.seconds == waits[0]
 
 
 @respx.mock
@@ -171,16 +190,6 @@ async def test_a_refused_template_still_keeps_the_message_for_the_client(
 
 
 @respx.mock
-async def test_a_throttled_template_is_retried_before_anything_is_parked(
-    delivery: WhatsAppDelivery, state: WhatsAppState
-) -> None:
-    respx.post(f"{API}/{NUMBER}/messages").mock(return_value=graph_error(130429))
-    with pytest.raises(RetryLater):
-        await delivery.deliver(text())
-    assert await state.parked(CHAT) == []
-
-
-@respx.mock
 async def test_a_file_is_uploaded_then_sent_by_media_id(
     delivery: WhatsAppDelivery, state: WhatsAppState
 ) -> None:
@@ -192,7 +201,7 @@ async def test_a_file_is_uploaded_then_sent_by_media_id(
     document = {
         "_upload": {
             "filename": "visit.ics",
-            "mime_type": "text/calendar",
+            "mime_type": "text/plain",
             "base64": base64.b64encode(b"BEGIN:VCALENDAR").decode(),
         },
         "filename": "visit.ics",
@@ -254,3 +263,50 @@ async def test_statuses_only_move_forward(state: WhatsAppState) -> None:
     assert not await state.record_status("wamid.1", "deleted")
     assert await state.status("wamid.1") == "read"
     assert await state.status("wamid.unknown") is None
+
+
+async def test_parking_checks_the_window_in_the_same_step_and_keeps_one_copy(
+    state: WhatsAppState,
+) -> None:
+    now = int(NOW.timestamp())
+    message = text("Late").params
+    assert await state.park(CHAT, message, now) == "owed"
+    # A retried delivery of the same message: still one copy, the notice still owed.
+    assert await state.park(CHAT, message, now) == "owed"
+    await state.told(CHAT)
+    assert await state.park(CHAT, text("Later").params, now) == "told"
+    assert [p["content"]["text"]["body"] for p in await state.parked(CHAT)] == ["Late", "Later"]
+    # Once the client writes, nothing more is parked: it is sent.
+    await state.touch(CHAT, now)
+    assert await state.park(CHAT, text("Now").params, now) == "open"
+    assert len(await state.parked(CHAT)) == 2
+
+
+async def test_a_late_failure_does_not_close_a_window_the_client_reopened(
+    state: WhatsAppState,
+) -> None:
+    now = int(NOW.timestamp())
+    await state.touch(CHAT, now - 100)
+    # A message sent 50 s ago fails as outside the window, but the client wrote 10 s ago.
+    await state.touch(CHAT, now - 10)
+    assert not await state.close_window(CHAT, now - 50)
+    assert await state.window_open(CHAT, now)
+    # Had they not written since, the window is closed.
+    assert await state.close_window(CHAT, now)
+    assert not await state.window_open(CHAT, now)
+
+
+@respx.mock
+async def test_a_throttled_notice_is_retried_without_parking_twice(
+    delivery: WhatsAppDelivery, state: WhatsAppState
+) -> None:
+    route = respx.post(f"{API}/{NUMBER}/messages").mock(return_value=graph_error(130429))
+    with pytest.raises(RetryLater):
+        await delivery.deliver(text("Waits"))
+    route.mock(return_value=accepted())
+    await delivery.deliver(text("Waits"))
+    assert [p["content"]["text"]["body"] for p in await state.parked(CHAT)] == ["Waits"]
+    assert [json.loads(c.request.content)["type"] for c in route.calls] == ["template", "template"]
+    # Told once: the next parked message sends no second template.
+    await delivery.deliver(text("More"))
+    assert len(route.calls) == 2

@@ -165,7 +165,7 @@ def test_a_file_goes_as_a_document_and_its_choices_follow() -> None:
     assert file["type"] == "document"
     assert file["document"]["caption"] == "Add it to your calendar"
     assert file["document"]["filename"] == "visit.ics"
-    assert file["document"]["_upload"]["mime_type"] == "text/calendar"
+    assert file["document"]["_upload"]["mime_type"] == "text/plain"  # what WhatsApp takes
     assert follow["interactive"]["body"]["text"] == "What next?"
     [(_m3, alone)] = contents(Reply("Here", document=document))
     assert alone["type"] == "document"

@@ -238,6 +238,11 @@ async def test_uploads_and_unknown_media(env: Any) -> None:
     form.add_field("messaging_product", "whatsapp")
     form.add_field("file", b"BEGIN:VCALENDAR", filename="a.ics", content_type="text/calendar")
     async with http.post(f"{url}/media", data=form, headers=headers) as answer:
+        assert (await answer.json())["error"]["code"] == 131053  # not a type WhatsApp takes
+    form = FormData()
+    form.add_field("messaging_product", "whatsapp")
+    form.add_field("file", b"BEGIN:VCALENDAR", filename="a.ics", content_type="text/plain")
+    async with http.post(f"{url}/media", data=form, headers=headers) as answer:
         media_id = (await answer.json())["id"]
     document = {"to": key, "type": "document", "document": {"id": media_id, "filename": "a.ics"}}
     assert (await send(http, url, document))[0] == 200
