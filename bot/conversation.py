@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.events import Inbound, Kind
-from bot.flows import booking, menu, mine
+from bot.flows import booking, handoff, menu, mine
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
 from bot.flows.services import catalogue_text
@@ -35,10 +35,16 @@ class FrontDesk:
         catalogs: Catalogs,
         idle: timedelta,
         calendar: Calendar | None = None,
+        *,
+        staff_desk: bool = False,
+        staff_locale: str | None = None,
     ) -> None:
         self.salon = salon
         self.catalogs = catalogs
         self.idle = idle
+        # Staff answer clients in a help desk (Chatwoot): "Talk to a person" hands over.
+        self.staff_desk = staff_desk
+        self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
         self.booking: BookingFlow | None = None
@@ -57,6 +63,17 @@ class FrontDesk:
             # A long pause: whatever the client was doing is over; their details stay.
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
         ctx = Context(session, _, now, event)
+        if event.kind is Kind.TAKEOVER:
+            ctx.update(owner=handoff.HUMAN, handoff_step=session.handoff_step or left_step)
+            return Turn((), ctx.session)
+        if event.kind is Kind.RETURNED:
+            if session.owner != handoff.HUMAN:
+                return Turn((), ctx.session)  # already the bot's: nothing to say
+            ctx.update(owner=handoff.BOT, misunderstood=0)
+            return self._finish(ctx.reply(handoff.returned(ctx), left_step), left_step, ctx)
+        if session.owner == handoff.HUMAN:
+            # A person answers this client now: the bot keeps quiet (the gateway relays).
+            return Turn((), ctx.session)
         turn = await self._route(ctx, returning)
         return self._finish(turn, left_step, ctx)
 
@@ -71,16 +88,18 @@ class FrontDesk:
         if event.kind is Kind.CONTACT:
             if self.booking is not None and ctx.session.draft is not None:
                 return await self.booking.contact_shared(ctx, event.phone)
-            return self._misunderstood(ctx)
+            return await self._misunderstood(ctx)
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
             return await self._choose(ctx, choice)
+        if self.staff_desk and handoff.asks_for_person(event.text):
+            return await self._hand_off(ctx, handoff.TYPED)
         step = ctx.session.step
         if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
             return await self.booking.text(ctx, event.text)
         if self.mine is not None and step == mine.CANCEL_STEP:
             return await self.mine.text(ctx, event.text)
-        return self._misunderstood(ctx)
+        return await self._misunderstood(ctx)
 
     async def _choose(self, ctx: Context, choice: str) -> Turn:
         _ = ctx._
@@ -97,6 +116,11 @@ class FrontDesk:
                 ctx.update(locale=locale)
                 ctx._ = _ = self.catalogs.get(locale)
                 return ctx.reply(menu.menu(_, _("language.set")), menu.STEP)
+        if self.staff_desk and choice in (menu.PERSON, handoff.PERSON_CALENDAR):
+            reason = handoff.CALENDAR if choice == handoff.PERSON_CALENDAR else handoff.ASKED
+            return await self._hand_off(ctx, reason)
+        if choice == handoff.PERSON_CALENDAR:
+            choice = menu.PERSON
         if choice == menu.BOOK and self.booking is not None:
             return await self.booking.start(ctx)
         if choice == menu.BOOKINGS and self.mine is not None:
@@ -154,9 +178,32 @@ class FrontDesk:
                 return f"{menu.LANGUAGE_PREFIX}{code}"
         return None
 
-    def _misunderstood(self, ctx: Context) -> Turn:
+    async def _hand_off(self, ctx: Context, reason: str) -> Turn:
+        """A person takes over: the client is told so, staff get the summary note."""
+        session = ctx.session
+        event = ctx.event
+        note = await handoff.staff_note(
+            self.catalogs.get(self.staff_locale),
+            session.model_copy(update={"locale": ctx.locale}),
+            reason,
+            client=event.name,
+            channel=event.client.channel.value,
+            phone=event.phone,
+            said=event.text,
+            zone=self.salon.timezone,
+            calendar=self.calendar,
+            flow=self.booking,
+        )
+        step = session.step
+        ctx.update(owner=handoff.HUMAN, handoff_step=step)
+        turn = ctx.reply(handoff.handed_off(ctx, self.salon), step)
+        return Turn(turn.replies, turn.session, handoff.Handoff(reason, note))
+
+    async def _misunderstood(self, ctx: Context) -> Turn:
         _ = ctx._
         count = ctx.session.misunderstood + 1
+        if count >= MISUNDERSTANDINGS_BEFORE_OFFER and self.staff_desk:
+            return await self._hand_off(ctx, handoff.MISUNDERSTOOD)
         if count >= MISUNDERSTANDINGS_BEFORE_OFFER:
             return ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)
         turn = ctx.reply(menu.menu(_, _("fallback.menu")), menu.STEP)
@@ -178,4 +225,4 @@ class FrontDesk:
         session = turn.session.model_copy(
             update={"offered": [Offered(id=c.id, label=c.label) for c in offered]}
         )
-        return Turn(replies, session)
+        return Turn(replies, session, turn.handoff)

@@ -19,6 +19,8 @@ class Kind(StrEnum):
     TEXT = "text"  # free text
     CHOICE = "choice"  # a tapped button; `choice` holds its id
     CONTACT = "contact"  # the client shared their own phone number; `phone` holds it
+    TAKEOVER = "takeover"  # a person took the conversation over (staff answered the client)
+    RETURNED = "returned"  # staff handed the conversation back to the bot
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,3 +64,7 @@ class Session(BaseModel):
     # The channel showed the offered choices as a numbered list (WhatsApp's fallback when
     # buttons and lists cannot hold them): a typed number picks one.
     numbered: bool = False
+    # Who answers the client: the bot, or a person (after a handoff, until staff hand back).
+    owner: str = "bot"
+    # Where the client was when a person took over: offered again when the bot is back.
+    handoff_step: str | None = None

@@ -22,6 +22,7 @@ from bot.catalogue import Master, Service
 from bot.flows import menu
 from bot.flows.services import price_text
 from bot.flows.turn import Context, Turn
+from bot.i18n import Translator
 from bot.ics import calendar_file
 from bot.local_time import format_day, format_time, format_when, local_day_window, upcoming_days
 from bot.ports import (
@@ -60,6 +61,7 @@ MASTER_STEP = "book.master"
 DAY_STEP = "book.day"
 TIME_STEP = "book.time"
 CONTACT_STEP = "book.contact"
+RESUME = "b:resume"
 NAME_STEP = "book.name"
 CONFIRM_STEP = "book.confirm"
 STEPS = (SERVICE_STEP, MASTER_STEP, DAY_STEP, TIME_STEP, CONTACT_STEP, NAME_STEP, CONFIRM_STEP)
@@ -161,6 +163,10 @@ class BookingFlow:
             return await self.screen(ctx, ctx.session.step)
         if choice == EDIT_NAME:
             return await self.screen(ctx, NAME_STEP)
+        if choice == RESUME:
+            # Back from staff: the step the client was at, their choices kept.
+            step = ctx.session.handoff_step
+            return await self.screen(ctx, step if step in STEPS else CONFIRM_STEP)
         if choice in (EDIT_CONTACT, SHARE_PHONE):
             # SHARE_PHONE arrives as a tap only where the channel cannot share the phone itself.
             return await self.screen(ctx, CONTACT_STEP)
@@ -451,7 +457,8 @@ class BookingFlow:
             text = f"{text}\n\n{details}"
         choices = (
             Choice(RETRY, _("book.retry")),
-            Choice(menu.PERSON, _("menu.person")),
+            # Marked, so that staff see why the client asked for them.
+            Choice(f"{menu.PERSON}:cal", _("menu.person")),
             Choice(menu.HOME, _("menu.home")),
         )
         return ctx.reply(Reply(text, choices), step)
@@ -596,6 +603,23 @@ class BookingFlow:
             return _("book.move.heading", service=service.title)
         master = self._master(service, draft.master)
         return _("book.heading", service=service.title, master=master or _("book.master.any_free"))
+
+    async def describe(self, _: Translator, draft: Draft) -> str:
+        """A draft in one line, for staff: service · master · time (what is chosen so far)."""
+        try:
+            service = await self._service(draft.service)
+        except CalendarUnavailable:
+            service = Service(key=draft.service or "", title=draft.service or "", minutes=0)
+        parts = [service.title]
+        master_id = draft.slot_master or draft.master
+        parts.append(self._master(service, master_id) or _("book.master.any_free"))
+        if draft.start is not None:
+            parts.append(format_when(draft.start, self.zone, _.locale))
+        elif draft.day is not None:
+            parts.append(draft.day.isoformat())
+        if draft.reschedule is not None:
+            parts.append(_("handoff.note.moving"))
+        return " · ".join(parts)
 
     @staticmethod
     def _master(service: Service | None, master_id: int | None) -> str | None:

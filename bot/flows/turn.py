@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.events import Inbound
 from bot.i18n import Translator
 from bot.replies import Reply
 from bot.session import Session
 
+if TYPE_CHECKING:
+    from bot.flows.handoff import Handoff
+
 
 @dataclass(frozen=True, slots=True)
 class Turn:
     replies: tuple[Reply, ...]
     session: Session
+    # Set when this turn hands the client to staff (see bot/flows/handoff.py).
+    handoff: Handoff | None = None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,126 @@
+"""Handing the client to salon staff, and taking them back.
+
+The client asks for a person (the menu entry, or in their own words), the bot fails to
+understand them twice in a row, or booking cannot go on because the calendar is down: the bot
+hands off. From then on a person owns the conversation and the bot says nothing until staff hand
+it back (Chatwoot: resolved). The client is then offered to pick up their booking where they
+were, with their choices kept.
+
+The bot only decides and explains; the gateway carries the handoff out (the conversation in
+Chatwoot, its status, the summary note for staff).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot.flows import booking, menu
+from bot.flows.turn import Context
+from bot.i18n import Translator
+from bot.local_time import format_when
+from bot.ports import Calendar, CalendarUnavailable
+from bot.replies import Choice, Reply
+from bot.salon import Salon
+from bot.session import Session
+
+# Who owns the conversation.
+BOT = "bot"
+HUMAN = "human"
+
+ASKED = "asked"  # the menu's "Talk to a person"
+TYPED = "typed"  # a request for a person in their own words
+MISUNDERSTOOD = "misunderstood"  # two misunderstandings in a row
+CALENDAR = "calendar"  # booking impossible: the calendar is down
+
+# "Talk to a person" from the screen that says the calendar is down.
+PERSON_CALENDAR = f"{menu.PERSON}:cal"
+
+# A request for a person in the client's words, in Russian or English.
+_ASKS = re.compile(
+    r"\b(person|human|operator|manager|administrator|admin|receptionist|staff|someone real|"
+    r"real person|talk to (a|an|the|some)one)\b"
+    r"|(оператор|администратор|админ|менеджер|человек|живой|живого|сотрудник|позовите|"
+    r"соедините)",
+    re.IGNORECASE,
+)
+
+
+def asks_for_person(text: str) -> bool:
+    return bool(_ASKS.search(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What the gateway needs to hand the conversation over: why, and the note for staff."""
+
+    reason: str
+    note: str
+
+
+def handed_off(ctx: Context, salon: Salon) -> Reply:
+    """What the client is told: a person will answer here (with the salon's hours)."""
+    _ = ctx._
+    text = _("handoff.started")
+    if salon.hours:
+        text = f"{text}\n{_('handoff.hours', hours=salon.hours)}"
+    return Reply(text)
+
+
+def returned(ctx: Context) -> Reply:
+    """Staff handed the client back: thanks, and the booking they were making, if any."""
+    _ = ctx._
+    draft = ctx.session.draft
+    if draft is not None and draft.service is not None:
+        choices = (
+            Choice(booking.RESUME, _("handoff.resume")),
+            Choice(menu.HOME, _("menu.home")),
+        )
+        return Reply(_("handoff.back.draft"), choices)
+    return menu.menu(_, _("handoff.back"))
+
+
+async def staff_note(
+    staff: Translator,
+    session: Session,
+    reason: str,
+    *,
+    client: str,
+    channel: str,
+    phone: str,
+    said: str,
+    zone: str,
+    calendar: Calendar | None,
+    flow: booking.BookingFlow | None,
+) -> str:
+    """The summary card staff read first, in the salon's language: who, why, where they were."""
+    _ = staff
+    lines = [_(f"handoff.note.reason.{reason}")]
+    if reason == TYPED and said:
+        lines.append(_("handoff.note.said", text=said[:300]))
+    details = [client or _("handoff.note.no_name"), channel, session.locale or "—"]
+    if phone or session.phone:
+        details.append(phone or session.phone or "")
+    if session.email:
+        details.append(session.email)
+    lines.append(_("handoff.note.client", details=" · ".join(details)))
+    lines.append(_("handoff.note.step", step=session.step))
+    draft = session.draft
+    if draft is not None and draft.service is not None and flow is not None:
+        lines.append(_("handoff.note.draft", draft=await flow.describe(staff, draft)))
+    if calendar is not None and session.bookings:
+        upcoming = []
+        for uid in session.bookings[-5:]:
+            try:
+                visit = await calendar.visit(uid)
+            except CalendarUnavailable:
+                upcoming = [_("handoff.note.calendar_down")]
+                break
+            if visit is not None and visit.active:
+                when = format_when(visit.start, ZoneInfo(zone), staff.locale)
+                upcoming.append(f"• {when} — {visit.service}")
+        if upcoming:
+            lines.append(_("handoff.note.upcoming"))
+            lines += upcoming
+    return "\n".join(lines)
