@@ -11,7 +11,7 @@ from gateway.keys import Keys
 # Fields copied back into the original stream on replay, per kind.
 _REPLAYED = {
     "inbound": ("src", "conv", "id", "at", "body"),
-    "outbound": ("channel", "chat", "method", "params", "ephemeral", "origin"),
+    "outbound": ("channel", "chat", "method", "params", "ephemeral", "origin", "author"),
 }
 
 

@@ -277,6 +277,7 @@ class OutboxSender:
             "method": message.method,
             "params": json.dumps(message.params, ensure_ascii=False),
             "ephemeral": "1" if message.ephemeral else "0",
+            "author": message.author,
             "failed_at": int(time.time() * 1000),
         }
         await self.redis.xadd(self.keys.dead_letters, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]

@@ -94,18 +94,35 @@ class Settings(BaseSettings):
     whatsapp_burst_per_chat: int = Field(default=20, ge=1)
     whatsapp_rate_global: float = Field(default=80.0, gt=0)
 
-    # Later services: their variables are accepted now so that a complete `.env` validates;
-    # each is off while absent.
+    # Chatwoot: on when the API token is set. One API-channel inbox per messenger.
+    chatwoot_api_token: SecretStr | None = None
+    chatwoot_url: str | None = None
+    chatwoot_account_id: int | None = None
+    chatwoot_telegram_inbox_id: int | None = None
+    chatwoot_whatsapp_inbox_id: int | None = None
+    # The inboxes' webhook secrets (Chatwoot 4.13+), comma-separated when they differ.
+    chatwoot_webhook_secret: SecretStr | None = None
+    # For Chatwoot before 4.13 (unsigned webhooks): a random token the inbox's webhook URL ends
+    # with, /webhooks/chatwoot/<token>.
+    chatwoot_webhook_token: SecretStr | None = Field(default=None, validate_default=True)
+    # "all": every bot conversation appears in Chatwoot as it happens; "handoff": only from
+    # the handoff on, with the recent transcript first.
+    chatwoot_mirror: str = Field(default="all", pattern="^(all|handoff)$")
+    chatwoot_team_id: int | None = None
+    chatwoot_assignee_id: int | None = None
+    chatwoot_labels: tuple[str, ...] = ("handoff",)
+    # How often conversations a person owns are checked for agent replies whose webhook never
+    # came (Chatwoot delivers webhooks at most once).
+    chatwoot_reconcile_seconds: float = Field(default=60.0, gt=0)
+
+    # Cal.com: on when the URL and the API key are set.
     calcom_api_url: str | None = None
     calcom_api_key: SecretStr | None = None
     calcom_webhook_secret: SecretStr | None = None
     calcom_team_id: int | None = None
-    chatwoot_url: str | None = None
-    chatwoot_account_id: int | None = None
-    chatwoot_api_token: SecretStr | None = None
-    chatwoot_telegram_inbox_id: int | None = None
-    chatwoot_whatsapp_inbox_id: int | None = None
-    chatwoot_webhook_secret: SecretStr | None = None
+
+    # Later services: their variables are accepted now so that a complete `.env` validates;
+    # each is off while absent.
     novu_api_url: str | None = None
     novu_api_key: SecretStr | None = None
     novu_webhook_secret: SecretStr | None = None
@@ -136,7 +153,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("public_url", "telegram_api_url", "whatsapp_api_url")
+    @field_validator("public_url", "telegram_api_url", "whatsapp_api_url", "chatwoot_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
@@ -185,6 +202,29 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("chatwoot_webhook_token")
+    @classmethod
+    def _chatwoot_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("chatwoot_api_token") is None:
+            return value
+        missing = [
+            name.upper()
+            for name in ("chatwoot_url", "chatwoot_account_id")
+            if info.data.get(name) is None
+        ]
+        inboxes = ("chatwoot_telegram_inbox_id", "chatwoot_whatsapp_inbox_id")
+        if all(info.data.get(name) is None for name in inboxes):
+            missing.append("CHATWOOT_TELEGRAM_INBOX_ID or CHATWOOT_WHATSAPP_INBOX_ID")
+        if value is None and info.data.get("chatwoot_webhook_secret") is None:
+            missing.append("CHATWOOT_WEBHOOK_SECRET (or, before Chatwoot 4.13, a token)")
+        if missing:
+            raise ValueError(f"Chatwoot needs {', '.join(missing)} when CHATWOOT_API_TOKEN is set")
+        return value
+
+    @property
+    def chatwoot_enabled(self) -> bool:
+        return self.chatwoot_api_token is not None
+
     @property
     def whatsapp_enabled(self) -> bool:
         return self.whatsapp_access_token is not None
@@ -203,7 +243,7 @@ class Settings(BaseSettings):
             "telegram": self.telegram_enabled,
             "whatsapp": self.whatsapp_enabled,
             "calcom": self.calcom_api_key is not None and self.calcom_api_url is not None,
-            "chatwoot": self.chatwoot_api_token is not None,
+            "chatwoot": self.chatwoot_enabled,
             "novu": self.novu_api_key is not None,
             "metabase": self.metabase_site_url is not None,
         }

@@ -41,6 +41,9 @@ class Outgoing:
     # Bound to the tap being answered (Telegram's answerCallbackQuery): pointless to retry late,
     # and it does not count against the chat's message rate.
     ephemeral: bool = False
+    # Who speaks: "bot" (held back while a person owns the conversation), "staff" (an agent's
+    # reply) or "desk" (the mirror to the help desk).
+    author: str = "bot"
 
     def to_fields(self, origin: str) -> list[str]:
         return [
@@ -50,6 +53,7 @@ class Outgoing:
             json.dumps(self.params, ensure_ascii=False, separators=(",", ":")),
             "1" if self.ephemeral else "0",
             origin,
+            self.author,
         ]
 
     @classmethod
@@ -60,6 +64,7 @@ class Outgoing:
             method=fields[b"method"].decode(),
             params=json.loads(fields[b"params"]),
             ephemeral=fields.get(b"ephemeral") == b"1",
+            author=fields.get(b"author", b"bot").decode(),
         )
 
 

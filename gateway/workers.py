@@ -39,7 +39,7 @@ log = logging.getLogger("frontdesk.workers")
 Handler = Callable[[Entry], Awaitable[Outcome]]
 
 # KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none), then
-# keys to delete. ARGV: owner, group, entry id, session, session ttl, then 6 fields per
+# keys to delete. ARGV: owner, group, entry id, session, session ttl, then 7 fields per
 # outgoing message.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -47,9 +47,10 @@ if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
 redis.call('HDEL', KEYS[3], ARGV[3])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5]) end
 for k = 6, #KEYS do redis.call('DEL', KEYS[k]) end
-for a = 6, #ARGV, 6 do
+for a = 6, #ARGV, 7 do
   redis.call('XADD', KEYS[4], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
-    'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5])
+    'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5],
+    'author', ARGV[a + 6])
 end
 return 1
 """

@@ -8,7 +8,7 @@ import base64
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
 from bot.replies import Reply
+from gateway.desk import Conversation, Mirror
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event
 from gateway.sessions import SessionStore
@@ -233,7 +234,9 @@ class TelegramConversations:
         desk: FrontDesk,
         sessions: SessionStore,
         clock: Callable[[], datetime],
+        mirror: Mirror | None = None,
     ) -> None:
+        self.mirror = mirror
         self.bot = bot
         self.dispatcher = dispatcher
         self.desk = desk
@@ -248,8 +251,16 @@ class TelegramConversations:
         client = result.inbound.client
         session = await self.sessions.load(client)
         turn = await self.desk.handle(session, result.inbound, self.clock())
+        outgoing = render(client.chat_id, turn.replies, result.callback_query_id)
+        if turn.handoff is not None:
+            # Said as the handoff happens: not held back by the person now owning it.
+            outgoing = [replace(message, author="handoff") for message in outgoing]
+        mirrored: tuple[Outgoing, ...] = ()
+        if self.mirror is not None:
+            conv = Conversation("telegram", client.chat_id)
+            mirrored = await self.mirror.for_turn(conv, result.inbound, session, turn)
         return Outcome(
-            outgoing=tuple(render(client.chat_id, turn.replies, result.callback_query_id)),
+            outgoing=(*outgoing, *mirrored),
             session_key=self.sessions.key(client),
             session=self.sessions.dump(turn.session),
             session_ttl=self.sessions.ttl,

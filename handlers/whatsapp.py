@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +27,12 @@ from pydantic import ValidationError
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows import booking, menu
+from bot.flows.handoff import HUMAN
+from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Session
+from gateway.desk import Conversation, Mirror
 from gateway.edge import LARGEST_BODY, Malformed
 from gateway.inbox import Event
 from gateway.metrics import Metrics
@@ -174,7 +178,9 @@ class WhatsAppConversations:
         state: WhatsAppState,
         metrics: Metrics,
         clock: Callable[[], datetime],
+        mirror: Mirror | None = None,
     ) -> None:
+        self.mirror = mirror
         self.desk = desk
         self.catalogs = catalogs
         self.sessions = sessions
@@ -204,6 +210,11 @@ class WhatsAppConversations:
         wa_id = item.from_ or (contact.wa_id if contact else None)
         client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
         session = await self.sessions.load(client)
+        conv = Conversation("whatsapp", chat)
+        if session.owner == HUMAN and item.type not in ("reaction", "system"):
+            # A person answers this client: the bot stays silent, the message goes to them.
+            relayed = await self._relay(conv, item, client, session)
+            return Outcome(outgoing=(*waiting, *relayed), clear=clear)
         resume = (
             item.type == "button" and item.button is not None and ":" not in item.button.payload
         )
@@ -229,23 +240,55 @@ class WhatsAppConversations:
         inbound = self._inbound(item, client, contact, session, text, wa_id)
         if inbound is None:
             # A photo, a voice message, a location...: acknowledged politely, menu offered.
-            rendered = render(chat, (menu.menu(_, _("wa.media.received")),), _, read=item.id)
-            receipt, *ack = rendered.outgoing
-            return Outcome(outgoing=(receipt, *waiting, *ack), clear=clear)
+            ack = menu.menu(_, _("wa.media.received"))
+            rendered = render(chat, (ack,), _, read=item.id)
+            receipt, *answer = rendered.outgoing
+            relayed = await self._relay(conv, item, client, session, Turn((ack,), session))
+            return Outcome(outgoing=(receipt, *waiting, *answer, *relayed), clear=clear)
         turn = await self.desk.handle(session, inbound, now)
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         rendered = render(chat, turn.replies, _, read=item.id)
+        mirrored: tuple[Outgoing, ...] = ()
+        if self.mirror is not None:
+            mirrored = await self.mirror.for_turn(conv, inbound, session, turn)
         session = turn.session.model_copy(update={"numbered": rendered.numbered})
         # Blue ticks first, then what waited for the client, then the answer.
         read = tuple(o for o in rendered.outgoing if o.method == "read")
         replies = tuple(o for o in rendered.outgoing if o.method != "read")
+        if turn.handoff is not None:
+            # Said as the handoff happens: not held back by the person now owning it.
+            replies = tuple(replace(o, author="handoff") for o in replies)
         return Outcome(
-            outgoing=(*read, *waiting, *replies),
+            outgoing=(*read, *waiting, *replies, *mirrored),
             session_key=self.sessions.key(client),
             session=self.sessions.dump(session),
             session_ttl=self.sessions.ttl,
             clear=clear,
         )
+
+    async def _relay(
+        self,
+        conv: Conversation,
+        item: Message,
+        client: ClientRef,
+        session: Session,
+        turn: Turn | None = None,
+    ) -> tuple[Outgoing, ...]:
+        """A message for staff: text as written, anything else as what it is."""
+        if self.mirror is None:
+            return ()
+        media = item.media
+        said = _text_of(item)
+        if item.type == "location" and item.location is not None:
+            place = item.location
+            said = f"📍 {place.name} {place.latitude},{place.longitude}".strip()
+        elif media is not None:
+            parts = (f"📎 {item.type}", media.caption, media.filename)
+            said = " ".join(part for part in parts if part)
+        elif not said:
+            said = f"📎 {item.type}"
+        event = Inbound(client, Kind.TEXT, f"m:{item.id}", text=said)
+        return await self.mirror.for_turn(conv, event, session, turn or Turn((), session), said)
 
     def _inbound(
         self,

@@ -381,7 +381,7 @@ async def test_cal_com_down_keeps_the_choices_and_resumes(
     down = await chat.tap("b:d:20260602")
     assert down[-1]["text"].startswith("I cannot reach the salon's calendar right now.")
     assert ("b:retry", "🔄 Try again") in chat.buttons()
-    assert ("m:person", "🙋 Talk to a person") in chat.buttons()
+    assert ("m:person:cal", "🙋 Talk to a person") in chat.buttons()
     salon.calendar.delay = 2.0
     again = await chat.tap("b:retry")
     assert again[-1]["text"].startswith("I cannot reach the salon's calendar right now.")

@@ -1,0 +1,377 @@
+"""The salon's help desk (Chatwoot): who owns each conversation, the client ↔ contact ↔
+conversation mapping, the mirror of conversations, and the handoff, carried out through the
+outbox like any message.
+
+- **Ownership** lives in Redis (`owner:<channel>:<chat>` = "human" while a person owns it). The
+  worker reads it with the session; the outbox reads it again right before it sends a bot
+  message, so a reply queued just before a takeover is held back.
+- **Mapping** is Frontdesk's own, not a Chatwoot search: `cw:client:<channel>:<chat>` holds the
+  contact and conversation ids, `cw:conv:<id>` the way back. A conversation's `source_id` is the
+  client's conversation key (`tg:<chat>`, `wa:<chat>`): Chatwoot's webhooks carry it, so the
+  edge queues an agent's reply with the client's own messages, in order.
+- **Mirror**: the client's messages go in as `incoming`, the bot's as `outgoing` with a `gw:`
+  source id (the echo filter) and a 🤖 mark, so staff tell them from a colleague's. The
+  conversation is `pending` while the bot owns it, `open` from the handoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.events import Inbound, Kind
+from bot.flows.handoff import HUMAN
+from bot.flows.turn import Turn
+from bot.session import Session
+from gateway.chatwoot import ChatwootClient, ChatwootRejected
+from gateway.keys import Keys
+from gateway.outbox import PermanentFailure
+from gateway.streams import Outgoing
+
+log = logging.getLogger("frontdesk.desk")
+
+CHANNEL = "chatwoot"
+BOT_MARK = "🤖 "
+ECHO_PREFIX = "gw:"
+TRANSCRIPT_LINES = 20
+MAPPING_TTL = 400 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    channel: str  # "telegram" | "whatsapp"
+    chat: str
+
+    @property
+    def key(self) -> str:
+        """The client's conversation key: also the Chatwoot `source_id`."""
+        return f"{'tg' if self.channel == 'telegram' else 'wa'}:{self.chat}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Conversation | None:
+        prefix, _, chat = key.partition(":")
+        channel = {"tg": "telegram", "wa": "whatsapp"}.get(prefix)
+        return cls(channel, chat) if channel and chat else None
+
+
+class DeskState:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.keys.prefix, *parts))
+
+    # --- ownership -------------------------------------------------------------------------
+
+    async def human_owns(self, channel: str, chat: str) -> bool:
+        return bool(await self.redis.exists(self._key("owner", channel, chat)))
+
+    async def set_human(self, channel: str, chat: str) -> None:
+        await self.redis.set(self._key("owner", channel, chat), "human", ex=MAPPING_TTL)
+
+    async def set_bot(self, channel: str, chat: str) -> None:
+        await self.redis.delete(self._key("owner", channel, chat))
+
+    # --- mapping ---------------------------------------------------------------------------
+
+    async def mapping(self, conv: Conversation) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._key("cw", "client", conv.channel, conv.chat))
+        return json.loads(raw) if raw else None
+
+    async def save_mapping(self, conv: Conversation, mapping: dict[str, Any]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                self._key("cw", "client", conv.channel, conv.chat),
+                json.dumps(mapping),
+                ex=MAPPING_TTL,
+            )
+            pipe.set(
+                self._key("cw", "conv", str(mapping["conversation"])), conv.key, ex=MAPPING_TTL
+            )
+            await pipe.execute()
+
+    async def conversation_of(self, conversation_id: int) -> Conversation | None:
+        raw = await self.redis.get(self._key("cw", "conv", str(conversation_id)))
+        return Conversation.from_key(raw.decode()) if raw else None
+
+    # --- conversations a person owns: watched for missed webhooks --------------------------
+
+    async def watch(self, conversation_id: int) -> None:
+        await self.redis.zadd(self._key("cw", "human"), {str(conversation_id): time.time()})
+
+    async def unwatch(self, conversation_id: int) -> None:
+        await self.redis.zrem(self._key("cw", "human"), str(conversation_id))
+
+    async def watched(self) -> list[int]:
+        found = await self.redis.zrange(self._key("cw", "human"), 0, -1)
+        return [int(x) for x in found]
+
+    # --- the recent transcript (mirror "handoff") ------------------------------------------
+
+    async def remember(self, conv: Conversation, lines: list[str]) -> None:
+        key = self._key("cw", "transcript", conv.channel, conv.chat)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, *lines)
+            pipe.ltrim(key, -TRANSCRIPT_LINES, -1)
+            pipe.expire(key, 7 * 24 * 3600)
+            await pipe.execute()
+
+    async def transcript(self, conv: Conversation) -> list[str]:
+        raw = await self.redis.lrange(self._key("cw", "transcript", conv.channel, conv.chat), 0, -1)  # type: ignore[misc]
+        return [line.decode() for line in raw]
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSettings:
+    inboxes: dict[str, int]  # channel -> API inbox id
+    mirror: str  # "all" | "handoff"
+    team_id: int | None
+    assignee_id: int | None
+    labels: tuple[str, ...]
+
+
+class ChatwootDesk:
+    """The outbox's delivery for channel "chatwoot": each call keeps its client's order."""
+
+    def __init__(self, client: ChatwootClient, state: DeskState, settings: DeskSettings) -> None:
+        self.client = client
+        self.state = state
+        self.settings = settings
+        # Whether Chatwoot takes message status updates (newer versions); learnt on first try.
+        self.status_updates = True
+
+    async def deliver(self, message: Outgoing) -> None:
+        params = message.params
+        conv = Conversation.from_key(message.chat)
+        if conv is None or conv.channel not in self.settings.inboxes:
+            raise PermanentFailure(f"no Chatwoot inbox for {message.chat!r}")
+        try:
+            await self._deliver(message.method, conv, params)
+        except ChatwootRejected as exc:
+            raise PermanentFailure(str(exc)) from exc
+
+    async def _deliver(self, method: str, conv: Conversation, params: dict[str, Any]) -> None:
+        if method == "status":
+            await self.report(int(params["conversation"]), int(params["message"]), params)
+            return
+        handoff = method == "handoff"
+        conversation = await self._conversation(conv, params.get("client") or {}, handoff)
+        if method == "incoming":
+            await self.client.post_message(
+                conversation,
+                str(params["text"]),
+                message_type="incoming",
+                source_id=str(params.get("source_id") or "") or None,
+            )
+        elif method == "outgoing":
+            await self.client.post_message(
+                conversation,
+                BOT_MARK + str(params["text"]),
+                message_type="outgoing",
+                source_id=f"{ECHO_PREFIX}bot:{params.get('source_id', '')}",
+            )
+        elif method == "note":
+            await self._note(conversation, str(params["text"]))
+        elif handoff:
+            await self._hand_off(conversation, conv, params)
+        else:
+            raise PermanentFailure(f"unsupported desk call {method!r}")
+
+    async def _conversation(self, conv: Conversation, client: dict[str, Any], handoff: bool) -> int:
+        """The client's conversation, made on first use (contact, contact inbox, conversation)."""
+        mapping = await self.state.mapping(conv)
+        if mapping is not None:
+            if mapping.get("status") == "resolved" and not handoff:
+                # Chatwoot reopens a resolved conversation as "open" on the client's next
+                # message; while the bot answers it belongs in "pending".
+                await self.client.toggle_status(int(mapping["conversation"]), "pending")
+                mapping["status"] = "pending"
+                await self.state.save_mapping(conv, mapping)
+            return int(mapping["conversation"])
+        inbox = self.settings.inboxes[conv.channel]
+        contact = await self.client.create_contact(
+            inbox,
+            name=str(client.get("name") or ""),
+            identifier=conv.key,
+            phone=client.get("phone") or None,
+            email=client.get("email") or None,
+        )
+        source = await self.client.add_contact_inbox(contact, inbox, conv.key)
+        conversation = await self.client.create_conversation(
+            inbox,
+            contact,
+            source,
+            status="open" if handoff else "pending",
+            custom_attributes={"channel": conv.channel, "chat_id": conv.chat},
+        )
+        await self.state.save_mapping(
+            conv, {"contact": contact, "conversation": conversation, "status": "pending"}
+        )
+        return conversation
+
+    async def _hand_off(
+        self, conversation: int, conv: Conversation, params: dict[str, Any]
+    ) -> None:
+        if self.settings.mirror == "handoff":
+            lines = await self.state.transcript(conv)
+            if lines:
+                await self._note(conversation, "\n".join(["📜", *lines]))
+        await self._note(conversation, str(params.get("note") or ""))
+        await self.client.toggle_status(conversation, "open")
+        if self.settings.assignee_id is not None or self.settings.team_id is not None:
+            await self.client.assign(
+                conversation,
+                assignee_id=self.settings.assignee_id,
+                team_id=self.settings.team_id,
+            )
+        if self.settings.labels:
+            await self.client.set_labels(conversation, list(self.settings.labels))
+        mapping = await self.state.mapping(conv) or {}
+        mapping.update(conversation=conversation, status="open")
+        await self.state.save_mapping(conv, mapping)
+        await self.state.watch(conversation)
+
+    async def _note(self, conversation: int, text: str) -> None:
+        await self.client.post_message(
+            conversation,
+            text,
+            message_type="outgoing",
+            private=True,
+            source_id=f"{ECHO_PREFIX}note",
+        )
+
+    async def report(self, conversation: int, message: int, params: dict[str, Any]) -> None:
+        """What became of an agent's message: its status where Chatwoot takes one, else a
+        private note when it failed."""
+        status = str(params["status"])
+        error = str(params.get("error") or "")
+        if self.status_updates:
+            if await self.client.update_message_status(conversation, message, status, error):
+                return
+            self.status_updates = False
+        if status == "failed":
+            await self._note(conversation, f"⚠️ {params.get('failed_text') or error}")
+
+
+class Mirror:
+    """What a client's turn adds for the help desk: their message, the bot's answers, the
+    handoff. Called by the messengers' handlers; everything goes out through the outbox."""
+
+    def __init__(self, state: DeskState, mode: str) -> None:
+        self.state = state
+        self.mode = mode
+
+    async def for_turn(
+        self, conv: Conversation, event: Inbound, before: Session, turn: Turn, said: str = ""
+    ) -> tuple[Outgoing, ...]:
+        """The desk's share of one turn of the bot (or of its silence, a person owning it)."""
+        client = {
+            "name": event.name,
+            "phone": turn.session.phone or event.phone or None,
+            "email": turn.session.email,
+        }
+        return await self.messages(
+            conv,
+            said or self.said(event, before),
+            client,
+            [reply.text for reply in turn.replies if not reply.keyboard_only],
+            human_before=before.owner == HUMAN,
+            handoff_note=turn.handoff.note if turn.handoff else None,
+            event_id=event.event_id,
+        )
+
+    @staticmethod
+    def said(event: Inbound, before: Session) -> str:
+        """The client's message as staff should read it: a tap shows the button's label."""
+        if event.kind is Kind.CHOICE:
+            label = next((o.label for o in before.offered if o.id == event.choice), event.choice)
+            return f"▶️ {label}"
+        if event.kind is Kind.CONTACT:
+            return f"📱 {event.phone}"
+        if event.kind is Kind.START:
+            return "/start"
+        return event.text or "📎"
+
+    async def messages(
+        self,
+        conv: Conversation,
+        said: str,
+        client: dict[str, Any],
+        replies: list[str],
+        *,
+        human_before: bool,
+        handoff_note: str | None,
+        event_id: str,
+    ) -> tuple[Outgoing, ...]:
+        def call(method: str, **params: Any) -> Outgoing:
+            return Outgoing(CHANNEL, conv.key, method, {"client": client, **params}, author="desk")
+
+        incoming = call("incoming", text=said or "…", source_id=f"{ECHO_PREFIX}in:{event_id}")
+        if handoff_note is not None:
+            # From now on a person owns it: set before the commit, read again by the outbox.
+            await self.state.set_human(conv.channel, conv.chat)
+            handoff = call("handoff", note=handoff_note)
+            if self.mode == "handoff":
+                await self.state.remember(conv, self._lines(said, replies))
+                return (handoff,)
+            return (incoming, *self._bot(call, replies, event_id), handoff)
+        if human_before:
+            return (incoming,)
+        if self.mode == "all":
+            return (incoming, *self._bot(call, replies, event_id))
+        await self.state.remember(conv, self._lines(said, replies))
+        return ()
+
+    @staticmethod
+    def _bot(call: Any, replies: list[str], event_id: str) -> list[Outgoing]:
+        return [
+            call("outgoing", text=text, source_id=f"{event_id}:{n}")
+            for n, text in enumerate(replies)
+            if text
+        ]
+
+    @staticmethod
+    def _lines(said: str, replies: list[str]) -> list[str]:
+        return [f"👤 {said}", *(f"{BOT_MARK}{text}" for text in replies if text)]
+
+
+class StaffReplies:
+    """Wraps a messenger's delivery: an agent's reply is reported back to Chatwoot once it is
+    sent (or has failed for good)."""
+
+    def __init__(self, inner: Any, desk: ChatwootDesk) -> None:
+        self.inner = inner
+        self.desk = desk
+
+    async def deliver(self, message: Outgoing) -> None:
+        report = message.params.get("_desk")
+        if message.author != "staff" or not isinstance(report, dict):
+            await self.inner.deliver(message)
+            return
+        params = {k: v for k, v in message.params.items() if k != "_desk"}
+        plain = Outgoing(message.channel, message.chat, message.method, params, author="staff")
+        try:
+            await self.inner.deliver(plain)
+        except PermanentFailure as exc:
+            await self._report(report, "failed", str(exc))
+            raise
+        await self._report(report, "sent", "")
+
+    async def _report(self, report: dict[str, Any], status: str, error: str) -> None:
+        params = {
+            "conversation": report["conversation"],
+            "message": report["message"],
+            "status": status,
+            "error": error,
+            "failed_text": f"The reply could not be delivered to the client: {error}",
+        }
+        try:
+            await self.desk.report(int(report["conversation"]), int(report["message"]), params)
+        except Exception as exc:  # a report must never undo a delivery
+            log.warning("could not report a delivery to Chatwoot: %s", type(exc).__name__)

@@ -1,0 +1,236 @@
+"""Chatwoot: the webhook's edge rules, and the worker's handling of what staff do there.
+
+The edge verifies `X-Chatwoot-Signature` (HMAC-SHA256 of `timestamp.body` with the inbox's
+secret, Chatwoot 4.13+; older versions sign nothing and are reached by a secret token in the
+URL instead), refuses stale timestamps, and keeps only what concerns clients: an agent's reply
+(an outgoing, non-private message from a user, not one of our own `gw:` echoes) and status
+changes. Both are queued under the client's own conversation key, so they are handled in order
+with the client's messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.i18n import Catalogs
+from gateway.desk import ECHO_PREFIX, Conversation, DeskState
+from gateway.edge import MAX_BODY, Malformed
+from gateway.inbox import Event
+from gateway.sessions import SessionStore
+from gateway.streams import Entry, Outcome, Outgoing
+from handlers import telegram, whatsapp_render
+
+log = logging.getLogger("frontdesk.chatwoot")
+
+SOURCE = "chatwoot"
+SIGNATURE_HEADER = "X-Chatwoot-Signature"
+TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
+MAX_AGE_SECONDS = 300
+
+
+class ChatwootWebhook:
+    """Edge rules for `POST /webhooks/chatwoot` (signed) and `/webhooks/chatwoot/<token>`."""
+
+    name = SOURCE
+    max_body = MAX_BODY
+
+    def __init__(
+        self, secrets: list[str], *, signed: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secrets = [s.encode() for s in secrets if s]
+        self.signed = signed
+        self.clock = clock
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool:
+        if not self.signed:
+            return True  # the route checked the token in its path
+        return headers.get(SIGNATURE_HEADER, "").startswith("sha256=") and bool(
+            headers.get(TIMESTAMP_HEADER, "").isdigit()
+        )
+
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        if not self.signed:
+            return True
+        stamp = headers.get(TIMESTAMP_HEADER, "")
+        if abs(self.clock() - int(stamp)) > MAX_AGE_SECONDS:
+            return False
+        given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").encode()
+        signed = stamp.encode() + b"." + raw
+        return any(
+            hmac.compare_digest(
+                given, hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
+            )
+            for secret in self._secrets
+        )
+
+    def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(body, dict) or not isinstance(body.get("event"), str):
+            raise Malformed("no event")
+        event = body["event"]
+        if event == "message_created":
+            if not is_agent_reply(body):
+                return []  # our own mirror, a private note, a contact's message
+            conversation = body.get("conversation") or {}
+            key = conversation_key(conversation)
+            return [Event(SOURCE, f"m:{body.get('id')}", key, raw)]
+        if event == "conversation_status_changed":
+            key = conversation_key(body)
+            stamp = body.get("timestamp") or body.get("updated_at") or body.get("last_activity_at")
+            event_id = f"s:{body.get('id')}:{body.get('status')}:{stamp}"
+            return [Event(SOURCE, event_id, key, raw)]
+        return []
+
+
+def is_agent_reply(message: dict[str, Any]) -> bool:
+    """An agent's answer to the client: not a note, not a client's message, not our echo."""
+    sender = message.get("sender") or {}
+    return (
+        message.get("message_type") in ("outgoing", 1)
+        and not message.get("private")
+        and sender.get("type") == "user"
+        and not str(message.get("source_id") or "").startswith(ECHO_PREFIX)
+    )
+
+
+def conversation_key(conversation: dict[str, Any]) -> str:
+    source = str((conversation.get("contact_inbox") or {}).get("source_id") or "")
+    if Conversation.from_key(source) is not None:
+        return source
+    return f"cw:{conversation.get('id')}"
+
+
+class ChatwootEvents:
+    """The worker's handler: agent replies to the client, takeovers, hand-backs."""
+
+    def __init__(
+        self,
+        desk: FrontDesk,
+        catalogs: Catalogs,
+        sessions: SessionStore,
+        state: DeskState,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.desk = desk
+        self.catalogs = catalogs
+        self.sessions = sessions
+        self.state = state
+        self.clock = clock
+
+    async def __call__(self, entry: Entry) -> Outcome:
+        body = json.loads(entry.body)
+        if body.get("event") == "message_created":
+            conversation_id = int((body.get("conversation") or {}).get("id") or 0)
+        else:
+            conversation_id = int(body.get("id") or 0)
+        conv = Conversation.from_key(entry.conversation) or await self.state.conversation_of(
+            conversation_id
+        )
+        if conv is None:
+            log.warning("Chatwoot event for a conversation Frontdesk does not know; ignored")
+            return Outcome()
+        if body.get("event") == "message_created":
+            return await self._reply(conv, conversation_id, body)
+        return await self._status(conv, conversation_id, str(body.get("status") or ""))
+
+    def _client(self, conv: Conversation) -> ClientRef:
+        channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
+        return ClientRef(self.desk.salon.id, channel, conv.chat, conv.chat)
+
+    async def _turn(self, conv: Conversation, kind: Kind, event_id: str) -> tuple[Any, ClientRef]:
+        client = self._client(conv)
+        session = await self.sessions.load(client)
+        inbound = Inbound(client, kind, event_id)
+        return await self.desk.handle(session, inbound, self.clock()), client
+
+    def _saved(self, client: ClientRef, turn: Any, outgoing: tuple[Outgoing, ...]) -> Outcome:
+        return Outcome(
+            outgoing=outgoing,
+            session_key=self.sessions.key(client),
+            session=self.sessions.dump(turn.session),
+            session_ttl=self.sessions.ttl,
+        )
+
+    async def _reply(
+        self, conv: Conversation, conversation_id: int, body: dict[str, Any]
+    ) -> Outcome:
+        """An agent answered: it reaches the client, and the conversation is the agent's."""
+        await self.state.set_human(conv.channel, conv.chat)
+        await self.state.watch(conversation_id)
+        turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:{body.get('id')}")
+        report = {"conversation": conversation_id, "message": int(body.get("id") or 0)}
+        session = turn.session
+        locale = self.catalogs.resolve(session.locale, None)
+        outgoing: list[Outgoing] = []
+        text = str(body.get("content") or "").strip()
+        if text:
+            outgoing.append(self._message(conv, text, locale, report))
+        for attachment in body.get("attachments") or []:
+            url = attachment.get("data_url")
+            if url:
+                outgoing.append(
+                    self._file(conv, str(url), str(attachment.get("file_type")), report)
+                )
+        return self._saved(client, turn, tuple(outgoing))
+
+    @staticmethod
+    def _message(conv: Conversation, text: str, locale: str, report: dict[str, Any]) -> Outgoing:
+        if conv.channel == "telegram":
+            params: dict[str, Any] = {"chat_id": int(conv.chat), "text": text[:4096]}
+            return Outgoing(
+                "telegram", conv.chat, "sendMessage", params | {"_desk": report}, author="staff"
+            )
+        content = {"type": "text", "text": {"body": text[:4096], "preview_url": False}}
+        params = {"content": content, "locale": locale, "_desk": report}
+        return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
+
+    @staticmethod
+    def _file(conv: Conversation, url: str, kind: str, report: dict[str, Any]) -> Outgoing:
+        """An agent's attachment, passed on by its link (Chatwoot's URL must be reachable)."""
+        if conv.channel == "telegram":
+            method, field = (
+                ("sendPhoto", "photo") if kind == "image" else ("sendDocument", "document")
+            )
+            params: dict[str, Any] = {"chat_id": int(conv.chat), field: url, "_desk": report}
+            return Outgoing("telegram", conv.chat, method, params, author="staff")
+        media = "image" if kind == "image" else "document"
+        content = {"type": media, media: {"link": url}}
+        return Outgoing(
+            "whatsapp", conv.chat, "messages", {"content": content, "_desk": report}, author="staff"
+        )
+
+    async def _status(self, conv: Conversation, conversation_id: int, status: str) -> Outcome:
+        if status == "open":
+            # Opened by an agent while the bot had it: a takeover. (Our own handoff comes back
+            # here too; it changes nothing.)
+            await self.state.set_human(conv.channel, conv.chat)
+            await self.state.watch(conversation_id)
+            turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:open:{conversation_id}")
+            return self._saved(client, turn, ())
+        if status not in ("resolved", "pending"):
+            return Outcome()  # snoozed: still the person's
+        await self.state.set_bot(conv.channel, conv.chat)
+        await self.state.unwatch(conversation_id)
+        mapping = await self.state.mapping(conv)
+        if mapping is not None:
+            mapping["status"] = status
+            await self.state.save_mapping(conv, mapping)
+        turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
+        _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
+        if conv.channel == "telegram":
+            outgoing = tuple(telegram.render(conv.chat, turn.replies, None))
+        else:
+            outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
+        return self._saved(client, turn, outgoing)
