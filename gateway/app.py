@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,9 @@ from gateway.calcom import CalcomClient
 from gateway.calcom import is_failure as calcom_failure
 from gateway.calendar import CalcomCalendar
 from gateway.catalogue import CalcomCatalogue
+from gateway.chatwoot import ChatwootClient
+from gateway.chatwoot import is_failure as chatwoot_failure
+from gateway.desk import ChatwootDesk, DeskSettings, DeskState, Mirror, StaffReplies
 from gateway.edge import LARGEST_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
@@ -34,11 +38,13 @@ from gateway.outbox import Delivery, OutboxSender, Pacing
 from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.streams import Outgoing
 from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
 from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery
 from gateway.whatsapp_api import is_failure as whatsapp_failure
 from gateway.whatsapp_state import WhatsAppState
 from gateway.workers import Handler, InboundConsumer, Lease, WorkerPool
+from handlers.chatwoot import ChatwootEvents, ChatwootWebhook, reconcile
 from handlers.telegram import TelegramConversations, TelegramWebhook, build_router
 from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_challenge
 
@@ -110,6 +116,25 @@ def create_app(
         )
         app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
         app.router.add_post("/webhooks/whatsapp", webhook_route(whatsapp, runtime.inbox, metrics))
+    if settings.chatwoot_enabled:
+        secret = settings.chatwoot_webhook_secret
+        if secret is not None:
+            secrets = [s.strip() for s in secret.get_secret_value().split(",")]
+            signed = ChatwootWebhook(secrets)
+            app.router.add_post("/webhooks/chatwoot", webhook_route(signed, runtime.inbox, metrics))
+        if settings.chatwoot_webhook_token is not None:
+            token = settings.chatwoot_webhook_token.get_secret_value()
+            unsigned = webhook_route(ChatwootWebhook([], signed=False), runtime.inbox, metrics)
+
+            async def by_token(request: web.Request) -> web.StreamResponse:
+                # Chatwoot before 4.13 signs nothing: the secret is the URL's last part.
+                given = request.match_info["token"].encode()
+                if not hmac.compare_digest(given, token.encode()):
+                    metrics.webhooks.labels("chatwoot", "unauthorized").inc()
+                    return web.json_response({"error": "unauthorized"}, status=401)
+                return await unsigned(request)
+
+            app.router.add_post("/webhooks/chatwoot/{token}", by_token)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -148,6 +173,56 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             calcom, team_id=settings.calcom_team_id, currency=settings.salon_currency
         )
         calendar = CalcomCalendar(calcom, catalogue, settings.salon_timezone)
+    chatwoot: ChatwootClient | None = None
+    desk_state: DeskState | None = None
+    mirror: Mirror | None = None
+    staff_desk: ChatwootDesk | None = None
+    if settings.chatwoot_enabled:
+        assert settings.chatwoot_api_token is not None  # validated by Settings
+        assert settings.chatwoot_url is not None
+        assert settings.chatwoot_account_id is not None
+        chatwoot_breaker = CircuitBreaker(
+            "chatwoot",
+            fail_max=settings.breaker_failures,
+            reset_timeout=settings.breaker_reset_seconds,
+            is_failure=chatwoot_failure,
+            on_change=runtime.metrics.breaker_changed,
+        )
+        runtime.breakers["chatwoot"] = chatwoot_breaker
+        runtime.metrics.breaker_changed("chatwoot", chatwoot_breaker.state)
+        chatwoot = ChatwootClient(
+            settings.chatwoot_url,
+            settings.chatwoot_account_id,
+            settings.chatwoot_api_token.get_secret_value(),
+            chatwoot_breaker,
+            timeout=settings.service_timeout_seconds,
+        )
+        closing.append(chatwoot.aclose)
+        desk_state = DeskState(runtime.redis, runtime.keys)
+        inboxes = {
+            channel: inbox
+            for channel, inbox in (
+                ("telegram", settings.chatwoot_telegram_inbox_id),
+                ("whatsapp", settings.chatwoot_whatsapp_inbox_id),
+            )
+            if inbox is not None
+        }
+        staff_desk = ChatwootDesk(
+            chatwoot,
+            desk_state,
+            DeskSettings(
+                inboxes,
+                settings.chatwoot_mirror,
+                settings.chatwoot_team_id,
+                settings.chatwoot_assignee_id,
+                settings.chatwoot_labels,
+            ),
+        )
+        mirror = Mirror(desk_state, settings.chatwoot_mirror)
+        deliveries["chatwoot"] = staff_desk
+        # Chatwoot's own limit is 3000 requests a minute per IP, for every call we make.
+        pacing["chatwoot"] = Pacing(1000.0, 1000, 40.0)
+        buckets["chatwoot"] = TokenBucket(40.0, 40)
     desk = FrontDesk(
         Salon(
             id=settings.salon_id,
@@ -160,6 +235,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),
         calendar=calendar,
+        staff_desk=staff_desk is not None,
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
 
@@ -175,7 +251,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         # would cost a storage lookup per update and keep an entry per user forever.
         dispatcher = Dispatcher(disable_fsm=True)
         dispatcher.include_router(build_router(settings.salon_id))
-        handlers["telegram"] = TelegramConversations(bot, dispatcher, desk, sessions, clock)
+        handlers["telegram"] = TelegramConversations(
+            bot, dispatcher, desk, sessions, clock, mirror if _inbox(settings, "telegram") else None
+        )
         telegram = TelegramDelivery(
             settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url, breaker
         )
@@ -212,7 +290,13 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         closing.append(whatsapp_client.aclose)
         state = WhatsAppState(runtime.redis, runtime.keys)
         handlers["whatsapp"] = WhatsAppConversations(
-            desk, catalogs, sessions, state, runtime.metrics, clock
+            desk,
+            catalogs,
+            sessions,
+            state,
+            runtime.metrics,
+            clock,
+            mirror if _inbox(settings, "whatsapp") else None,
         )
         deliveries["whatsapp"] = WhatsAppDelivery(
             whatsapp_client,
@@ -230,6 +314,21 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         buckets["whatsapp"] = TokenBucket(
             settings.whatsapp_rate_global, max(1, int(settings.whatsapp_rate_global))
         )
+
+    held = None
+    if staff_desk is not None and desk_state is not None:
+        handlers["chatwoot"] = ChatwootEvents(desk, catalogs, sessions, desk_state, clock)
+        for channel in ("telegram", "whatsapp"):
+            if channel in deliveries:
+                deliveries[channel] = StaffReplies(deliveries[channel], staff_desk)
+        state_of_desk = desk_state
+
+        async def held_back(message: Outgoing) -> bool:
+            if message.channel not in ("telegram", "whatsapp"):
+                return False
+            return await state_of_desk.human_owns(message.channel, message.chat)
+
+        held = held_back
 
     # How many entries are handled, and how many messages sent, at once in this process: well
     # under the Redis pool's 64 connections (the shards' blocking reads hold some too).
@@ -261,6 +360,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             schedule=settings.outbox_retry_schedule,
             wake=outbound_wake[lease.shard],
             slots=sending_slots,
+            held=held,
         )
         await work_shard(lease, consumer, sender, settings.shutdown_grace_seconds)
 
@@ -276,10 +376,19 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             lease_seconds=settings.lease_seconds,
         )
         pool_task = asyncio.create_task(runtime.pool.run())
+    reconciling: asyncio.Task[None] | None = None
+    if settings.run_workers and chatwoot is not None and desk_state is not None:
+        reconciling = asyncio.create_task(
+            _reconcile_forever(chatwoot, desk_state, runtime.inbox, settings)
+        )
     try:
         yield
     finally:
         runtime.stopping = True
+        if reconciling is not None:
+            reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciling
         if runtime.pool is not None and pool_task is not None:
             await runtime.pool.stop(settings.shutdown_grace_seconds)
             pool_task.cancel()
@@ -292,6 +401,30 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         if calcom is not None:
             await calcom.aclose()
         await runtime.redis.aclose()
+
+
+def _inbox(settings: Settings, channel: str) -> bool:
+    """Whether the channel's conversations go to Chatwoot (it has an inbox there)."""
+    inbox = (
+        settings.chatwoot_telegram_inbox_id
+        if channel == "telegram"
+        else settings.chatwoot_whatsapp_inbox_id
+    )
+    return settings.chatwoot_enabled and inbox is not None
+
+
+async def _reconcile_forever(
+    chatwoot: ChatwootClient, state: DeskState, inbox: Inbox, settings: Settings
+) -> None:
+    """Agent replies whose webhook never came, looked for every CHATWOOT_RECONCILE_SECONDS."""
+    while True:
+        await asyncio.sleep(settings.chatwoot_reconcile_seconds)
+        try:
+            await reconcile(chatwoot, state, inbox)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Chatwoot reconciliation failed: %s", type(exc).__name__)
 
 
 async def work_shard(

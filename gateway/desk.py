@@ -107,10 +107,19 @@ class DeskState:
 
     async def unwatch(self, conversation_id: int) -> None:
         await self.redis.zrem(self._key("cw", "human"), str(conversation_id))
+        await self.redis.hdel(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
 
     async def watched(self) -> list[int]:
         found = await self.redis.zrange(self._key("cw", "human"), 0, -1)
         return [int(x) for x in found]
+
+    async def seen(self, conversation_id: int) -> int:
+        """The last message id reconciliation looked at in this conversation."""
+        value = await self.redis.hget(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
+        return int(value) if value else 0
+
+    async def mark_seen(self, conversation_id: int, message_id: int) -> None:
+        await self.redis.hset(self._key("cw", "seen"), str(conversation_id), str(message_id))  # type: ignore[misc]
 
     # --- the recent transcript (mirror "handoff") ------------------------------------------
 

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,7 +92,11 @@ class OutboxSender:
         wake: asyncio.Event,
         slots: asyncio.Semaphore,
         batch: int = 100,
+        held: Callable[[Outgoing], Awaitable[bool]] | None = None,
     ) -> None:
+        # Whether a bot message must not go out now (a person owns the conversation): asked
+        # right before sending, so a reply queued just before a takeover stays unsaid.
+        self.held = held
         self.slots = slots
         self.redis = redis
         self.lease = lease
@@ -202,6 +206,11 @@ class OutboxSender:
             await self._bury(item, f"no delivery for channel {message.channel!r}")
             return None
         if item.delivered:
+            await self._finish(item)
+            return None
+        if self.held is not None and message.author == "bot" and await self.held(message):
+            self.metrics.outbox.labels(message.channel, "held").inc()
+            log.info("a bot message was held back: a person owns the conversation")
             await self._finish(item)
             return None
         try:

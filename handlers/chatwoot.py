@@ -22,9 +22,10 @@ from typing import Any
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.i18n import Catalogs
+from gateway.chatwoot import ChatwootClient
 from gateway.desk import ECHO_PREFIX, Conversation, DeskState
 from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event
+from gateway.inbox import Event, Inbox
 from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
 from handlers import telegram, whatsapp_render
@@ -234,3 +235,32 @@ class ChatwootEvents:
         else:
             outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
         return self._saved(client, turn, outgoing)
+
+
+async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> int:
+    """Queue agent replies of conversations a person owns whose webhook never came (Chatwoot
+    delivers webhooks at most once). The inbox's de-duplication by message id makes this
+    exactly once with the webhook path. Returns how many were missing."""
+    found = 0
+    for conversation_id in await state.watched():
+        conv = await state.conversation_of(conversation_id)
+        if conv is None:
+            await state.unwatch(conversation_id)
+            continue
+        after = await state.seen(conversation_id)
+        messages = await client.messages(conversation_id, after=after)
+        for message in messages:
+            if not is_agent_reply(message):
+                continue
+            body = {
+                **message,
+                "event": "message_created",
+                "conversation": {"id": conversation_id, "contact_inbox": {"source_id": conv.key}},
+            }
+            raw = json.dumps(body, ensure_ascii=False).encode()
+            if await inbox.put(Event(SOURCE, f"m:{message.get('id')}", conv.key, raw)):
+                found += 1
+                log.warning("an agent reply whose webhook never came was recovered")
+        if messages:
+            await state.mark_seen(conversation_id, max(int(m.get("id") or 0) for m in messages))
+    return found
