@@ -1,0 +1,560 @@
+"""A faithful local stand-in of Chatwoot (v4.x) for the API-channel design: an aiohttp app.
+
+Towards the gateway it answers the Application API calls Frontdesk makes, at the same paths
+(`/api/v1/accounts/{account}/...`), with `api_access_token` auth: contacts (unique
+`identifier`, 422 on a duplicate), contact inboxes with our `source_id`, conversations and
+their statuses, assignments, labels, messages (incoming only in API inboxes), message status
+updates (newer versions; `status_updates=False` answers 404 like older ones). Given the vendor
+spec (`chatwoot.openapi.json`) request bodies are checked against it.
+
+Towards the gateway's webhook it acts as an API inbox does: every `message_created` (ours
+included: the gateway must filter its echoes and private notes) and
+`conversation_status_changed`, signed with the inbox secret over `timestamp.body` (4.13+;
+`signing=False` sends nothing, as older versions), delivered once with no retry, and
+`drop_next()` loses the next ones as the real one can.
+
+The staff's side: `agent_replies`, `agent_note`, `resolve`, `reopen`, and a page with the
+conversation list, the transcript, reply, private note and resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from gateway.sandbox.schema import Schema, load_schema
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+STATIC_DIR = Path(__file__).parent / "static"
+AGENT = {"id": 3, "name": "Olga (reception)", "email": "olga@salon.example", "type": "user"}
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Inbox:
+    id: int
+    name: str
+    webhook_url: str
+    secret: str
+
+
+@dataclass
+class Contact:
+    id: int
+    name: str
+    identifier: str | None
+    phone_number: str | None
+    email: str | None
+    sources: dict[int, str] = field(default_factory=dict)  # inbox id -> source id
+
+
+@dataclass
+class Conversation:
+    id: int
+    inbox_id: int
+    contact_id: int
+    source_id: str
+    status: str
+    custom_attributes: JSON
+    labels: list[str] = field(default_factory=list)
+    assignee_id: int | None = None
+    team_id: int | None = None
+    messages: list[JSON] = field(default_factory=list)
+
+
+class ChatwootError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ChatwootSandbox:
+    def __init__(
+        self,
+        token: str,
+        account_id: int = 1,
+        spec_path: Path | None = None,
+        *,
+        signing: bool = True,
+    ) -> None:
+        self.token = token
+        self.account_id = account_id
+        self.signing = signing
+        self.status_updates = True
+        self.validating = spec_path is not None and spec_path.is_file()
+        self._schema: Schema | None = (
+            load_schema(spec_path) if spec_path is not None and self.validating else None
+        )
+        self.inboxes: dict[int, Inbox] = {}
+        self.contacts: dict[int, Contact] = {}
+        self.conversations: dict[int, Conversation] = {}
+        self.errors: list[tuple[int, str]] = []  # refused requests
+        self.deliveries: list[tuple[str, int]] = []  # (event, HTTP status; 0 when dropped)
+        self._drop = 0
+        self._ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._session: ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._page_html: str | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def add_inbox(self, name: str, webhook_url: str = "") -> Inbox:
+        inbox = Inbox(next(self._ids), name, webhook_url, secrets.token_hex(16))
+        self.inboxes[inbox.id] = inbox
+        return inbox
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        base = f"/api/v1/accounts/{{account}}"
+        routes = [
+            ("POST", "/contacts", self._create_contact),
+            ("GET", "/contacts/search", self._search_contacts),
+            ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
+            ("POST", "/conversations", self._create_conversation),
+            ("GET", "/conversations/{id}", self._show_conversation),
+            ("POST", "/conversations/{id}/toggle_status", self._toggle_status),
+            ("POST", "/conversations/{id}/assignments", self._assign),
+            ("POST", "/conversations/{id}/labels", self._labels),
+            ("POST", "/conversations/{id}/custom_attributes", self._custom_attributes),
+            ("POST", "/conversations/{id}/messages", self._create_message),
+            ("GET", "/conversations/{id}/messages", self._list_messages),
+            ("PATCH", "/conversations/{id}/messages/{message}", self._update_message),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, base + path, self._api(handler, method, path))
+        app.router.add_get("/", self._page)
+        app.router.add_get("/_sandbox/conversations", self._page_conversations)
+        app.router.add_post("/_sandbox/act", self._page_act)
+        app.on_cleanup.append(self._on_cleanup)
+        if self._page_html is None:
+            self._page_html = (STATIC_DIR / "chatwoot.html").read_text(encoding="utf-8")
+        return app
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+
+    async def close(self) -> None:
+        await self.settle()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        await self.close()
+
+    async def settle(self) -> None:
+        """Wait until every webhook in flight is delivered."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def drop_next(self, count: int = 1) -> None:
+        """Lose the next `count` webhooks, as Chatwoot can (delivered at most once)."""
+        self._drop += count
+
+    # -- the API --------------------------------------------------------------------------
+
+    def _api(self, handler: Any, method: str, path: str) -> Any:
+        template = "/api/v1/accounts/{account_id}" + path.replace("{id}", "{conversation_id}")
+        if path.startswith("/contacts/{id}"):
+            template = "/api/v1/accounts/{account_id}" + path
+        template = template.replace("{message}", "{message_id}")
+
+        async def handle(request: web.Request) -> web.Response:
+            try:
+                given = request.headers.get("api_access_token", "")
+                if not hmac.compare_digest(given.encode(), self.token.encode()):
+                    raise ChatwootError(401, "You are not authorized to access this page")
+                if request.match_info["account"] != str(self.account_id):
+                    raise ChatwootError(404, "Resource could not be found")
+                body: JSON = {}
+                if request.method in ("POST", "PATCH"):
+                    try:
+                        body = await request.json()
+                    except ValueError:
+                        raise ChatwootError(400, "body is not JSON") from None
+                    self._check(method, template, body)
+                answer = await handler(request, body)
+                return web.json_response(answer)
+            except ChatwootError as exc:
+                self.errors.append((exc.status, exc.message))
+                return web.json_response({"message": exc.message}, status=exc.status)
+
+        return handle
+
+    def _check(self, method: str, template: str, body: JSON) -> None:
+        if self._schema is None:
+            return
+        schema = self._schema.request_schema(method, template)
+        if schema is not None:
+            problems = self._schema.problems(body, schema, "body")
+            if problems:
+                raise ChatwootError(422, "; ".join(problems[:5]))
+
+    def _conversation(self, request: web.Request) -> Conversation:
+        found = self.conversations.get(int(request.match_info["id"]))
+        if found is None:
+            raise ChatwootError(404, "Resource could not be found")
+        return found
+
+    async def _create_contact(self, _request: web.Request, body: JSON) -> JSON:
+        inbox = self.inboxes.get(int(body.get("inbox_id") or 0))
+        if inbox is None:
+            raise ChatwootError(422, "Inbox not found")
+        identifier = body.get("identifier")
+        if identifier and any(c.identifier == identifier for c in self.contacts.values()):
+            raise ChatwootError(422, "Identifier has already been taken")
+        phone = body.get("phone_number")
+        if phone and not str(phone).startswith("+"):
+            raise ChatwootError(422, "Phone number should be in e164 format")
+        contact = Contact(next(self._ids), str(body.get("name") or ""), identifier, phone, None)
+        contact.email = body.get("email")
+        source = secrets.token_hex(16)  # an API inbox's default source id is random
+        contact.sources[inbox.id] = source
+        self.contacts[contact.id] = contact
+        return {
+            "payload": {
+                "contact": self._contact_json(contact),
+                "contact_inbox": {"inbox": {"id": inbox.id}, "source_id": source},
+            }
+        }
+
+    async def _search_contacts(self, request: web.Request, _body: JSON) -> JSON:
+        q = request.query.get("q", "")
+        found = [
+            self._contact_json(c)
+            for c in self.contacts.values()
+            if q and (q in (c.identifier or "") or q in c.name or q in (c.phone_number or ""))
+        ]
+        return {"payload": found}
+
+    async def _contact_inbox(self, request: web.Request, body: JSON) -> JSON:
+        contact = self.contacts.get(int(request.match_info["id"]))
+        inbox = self.inboxes.get(int(body.get("inbox_id") or 0))
+        if contact is None or inbox is None:
+            raise ChatwootError(404, "Resource could not be found")
+        source = str(body.get("source_id") or secrets.token_hex(16))
+        contact.sources[inbox.id] = source
+        return {"source_id": source, "inbox": {"id": inbox.id}}
+
+    async def _create_conversation(self, _request: web.Request, body: JSON) -> JSON:
+        inbox_id = int(body.get("inbox_id") or 0)
+        contact = self.contacts.get(int(body.get("contact_id") or 0))
+        source = str(body.get("source_id") or "")
+        if inbox_id not in self.inboxes or contact is None:
+            raise ChatwootError(422, "Inbox or contact not found")
+        if contact.sources.get(inbox_id) != source:
+            raise ChatwootError(422, "Contact inbox not found for this source id")
+        conversation = Conversation(
+            next(self._ids),
+            inbox_id,
+            contact.id,
+            source,
+            str(body.get("status") or "open"),
+            dict(body.get("custom_attributes") or {}),
+        )
+        self.conversations[conversation.id] = conversation
+        return self._conversation_json(conversation)
+
+    async def _show_conversation(self, request: web.Request, _body: JSON) -> JSON:
+        return self._conversation_json(self._conversation(request))
+
+    async def _toggle_status(self, request: web.Request, body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        self._set_status(conversation, str(body["status"]))
+        return {
+            "payload": {
+                "success": True,
+                "current_status": conversation.status,
+                "conversation_id": conversation.id,
+            }
+        }
+
+    async def _assign(self, request: web.Request, body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        if body.get("assignee_id") is not None:
+            conversation.assignee_id = int(body["assignee_id"])
+            return dict(AGENT) | {"id": conversation.assignee_id}
+        conversation.team_id = int(body.get("team_id") or 0) or None
+        return {"id": conversation.team_id}
+
+    async def _labels(self, request: web.Request, body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        conversation.labels = [str(label) for label in body.get("labels") or []]  # overwrites
+        return {"payload": conversation.labels}
+
+    async def _custom_attributes(self, request: web.Request, body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        conversation.custom_attributes = dict(body.get("custom_attributes") or {})
+        return {"custom_attributes": conversation.custom_attributes}
+
+    async def _create_message(self, request: web.Request, body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        kind = str(body.get("message_type") or "outgoing")
+        private = bool(body.get("private"))
+        if kind == "incoming" and private:
+            raise ChatwootError(422, "Incoming messages cannot be private")
+        # The gateway posts with an agent user's token: its outgoing messages come from "user".
+        sender = self._contact_sender(conversation) if kind == "incoming" else dict(AGENT)
+        message = self._add_message(
+            conversation,
+            str(body.get("content") or ""),
+            kind,
+            private,
+            sender,
+            body.get("source_id"),
+        )
+        if kind == "incoming" and conversation.status == "resolved":
+            self._set_status(conversation, "open")  # an API inbox reopens as open
+        return message
+
+    async def _list_messages(self, request: web.Request, _body: JSON) -> JSON:
+        conversation = self._conversation(request)
+        after = int(request.query.get("after") or 0)
+        found = [m for m in conversation.messages if m["id"] > after][:100]
+        return {"meta": {}, "payload": found}
+
+    async def _update_message(self, request: web.Request, body: JSON) -> JSON:
+        if not self.status_updates:
+            raise ChatwootError(404, "Resource could not be found")
+        conversation = self._conversation(request)
+        message_id = int(request.match_info["message"])
+        message = next((m for m in conversation.messages if m["id"] == message_id), None)
+        if message is None:
+            raise ChatwootError(404, "Resource could not be found")
+        status = str(body.get("status") or "")
+        if status not in ("sent", "delivered", "read", "failed"):
+            raise ChatwootError(422, "status is not valid")
+        message["status"] = status
+        if body.get("external_error"):
+            message["content_attributes"] = {"external_error": body["external_error"]}
+        return message
+
+    # -- state changes and webhooks -------------------------------------------------------
+
+    def _add_message(
+        self,
+        conversation: Conversation,
+        content: str,
+        kind: str,
+        private: bool,
+        sender: JSON,
+        source_id: Any = None,
+        attachments: list[JSON] | None = None,
+    ) -> JSON:
+        message: JSON = {
+            "id": next(self._message_ids),
+            "content": content,
+            "message_type": kind,
+            "private": private,
+            "content_type": "text",
+            "content_attributes": {},
+            "source_id": source_id,
+            "sender": sender,
+            "status": "sent",
+            "created_at": _now(),
+            "conversation_id": conversation.id,
+        }
+        if attachments:
+            message["attachments"] = attachments
+        conversation.messages.append(message)
+        payload = {
+            **message,
+            "event": "message_created",
+            "conversation": self._conversation_json(conversation),
+            "inbox": {
+                "id": conversation.inbox_id,
+                "name": self.inboxes[conversation.inbox_id].name,
+            },
+            "account": {"id": self.account_id, "name": "Salon"},
+        }
+        self._webhook(conversation, payload)
+        return message
+
+    def _set_status(self, conversation: Conversation, status: str) -> None:
+        if status not in ("open", "resolved", "pending", "snoozed"):
+            raise ChatwootError(422, "status is not valid")
+        previous, conversation.status = conversation.status, status
+        if previous == status:
+            return
+        payload = {
+            **self._conversation_json(conversation),
+            "event": "conversation_status_changed",
+            "changed_attributes": [
+                {"status": {"previous_value": previous, "current_value": status}}
+            ],
+            "timestamp": time.time(),
+        }
+        self._webhook(conversation, payload)
+
+    def _webhook(self, conversation: Conversation, payload: JSON) -> None:
+        inbox = self.inboxes[conversation.inbox_id]
+        if not inbox.webhook_url:
+            return
+        if self._drop:
+            self._drop -= 1
+            self.deliveries.append((str(payload["event"]), 0))
+            return
+        task = asyncio.get_running_loop().create_task(self._post(inbox, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, inbox: Inbox, payload: JSON) -> None:
+        raw = json.dumps(payload, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.signing:
+            stamp = str(int(time.time()))
+            digest = hmac.new(inbox.secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256)
+            headers["X-Chatwoot-Signature"] = f"sha256={digest.hexdigest()}"
+            headers["X-Chatwoot-Timestamp"] = stamp
+            headers["X-Chatwoot-Delivery"] = secrets.token_hex(8)
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(timeout=ClientTimeout(total=5))  # Chatwoot's timeout
+        try:
+            async with self._session.post(inbox.webhook_url, data=raw, headers=headers) as answer:
+                status = answer.status
+        except (ClientError, TimeoutError):
+            status = 0
+        # Delivered once, no retry, whatever the answer.
+        self.deliveries.append((str(payload["event"]), status))
+
+    def _contact_sender(self, conversation: Conversation) -> JSON:
+        contact = self.contacts[conversation.contact_id]
+        return {"id": contact.id, "name": contact.name, "type": "contact"}
+
+    def _contact_json(self, contact: Contact) -> JSON:
+        return {
+            "id": contact.id,
+            "name": contact.name,
+            "identifier": contact.identifier,
+            "phone_number": contact.phone_number,
+            "email": contact.email,
+            "type": "contact",
+            "contact_inboxes": [
+                {"inbox": {"id": inbox}, "source_id": source}
+                for inbox, source in contact.sources.items()
+            ],
+        }
+
+    def _conversation_json(self, conversation: Conversation) -> JSON:
+        contact = self.contacts[conversation.contact_id]
+        assignee = (
+            dict(AGENT) | {"id": conversation.assignee_id} if conversation.assignee_id else None
+        )
+        return {
+            "id": conversation.id,
+            "inbox_id": conversation.inbox_id,
+            "status": conversation.status,
+            "channel": "Channel::Api",
+            "can_reply": True,
+            "contact_inbox": {
+                "contact_id": contact.id,
+                "inbox_id": conversation.inbox_id,
+                "source_id": conversation.source_id,
+            },
+            "meta": {
+                "sender": self._contact_json(contact),
+                "assignee": assignee,
+                "team": {"id": conversation.team_id} if conversation.team_id else None,
+            },
+            "labels": list(conversation.labels),
+            "custom_attributes": dict(conversation.custom_attributes),
+        }
+
+    # -- the staff's side -----------------------------------------------------------------
+
+    def agent_replies(
+        self, conversation_id: int, content: str, attachments: list[JSON] | None = None
+    ) -> JSON:
+        conversation = self.conversations[conversation_id]
+        return self._add_message(
+            conversation, content, "outgoing", False, dict(AGENT), None, attachments
+        )
+
+    def agent_note(self, conversation_id: int, content: str) -> JSON:
+        conversation = self.conversations[conversation_id]
+        return self._add_message(conversation, content, "outgoing", True, dict(AGENT))
+
+    def resolve(self, conversation_id: int) -> None:
+        self._set_status(self.conversations[conversation_id], "resolved")
+
+    def reopen(self, conversation_id: int) -> None:
+        self._set_status(self.conversations[conversation_id], "open")
+
+    def conversation_for(self, source_id: str) -> Conversation | None:
+        return next((c for c in self.conversations.values() if c.source_id == source_id), None)
+
+    # -- the agent pane -------------------------------------------------------------------
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            text=self._page_html or "",
+            content_type="text/html",
+            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
+        )
+
+    async def _page_conversations(self, _request: web.Request) -> web.Response:
+        listed = []
+        for conversation in sorted(self.conversations.values(), key=lambda c: -c.id):
+            contact = self.contacts[conversation.contact_id]
+            listed.append(
+                {
+                    "id": conversation.id,
+                    "status": conversation.status,
+                    "inbox": self.inboxes[conversation.inbox_id].name,
+                    "contact": contact.name or contact.identifier,
+                    "labels": conversation.labels,
+                    "messages": conversation.messages,
+                }
+            )
+        return web.json_response(listed)
+
+    async def _page_act(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            conversation_id = int(body["conversation"])
+            if conversation_id not in self.conversations:
+                raise LookupError("no such conversation")
+            action = body.get("action")
+            text = str(body.get("text") or "").strip()
+            if action in ("reply", "note") and not text:
+                raise ValueError("write something first")
+            if action == "reply":
+                self.agent_replies(conversation_id, text)
+            elif action == "note":
+                self.agent_note(conversation_id, text)
+            elif action == "resolve":
+                self.resolve(conversation_id)
+            elif action == "open":
+                self.reopen(conversation_id)
+            else:
+                raise ValueError(f"unknown action {action!r}")
+        except (LookupError, TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        await self.settle()
+        return web.json_response({"ok": True})
