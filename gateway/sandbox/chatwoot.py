@@ -128,7 +128,7 @@ class ChatwootSandbox:
 
     def app(self) -> web.Application:
         app = web.Application()
-        base = f"/api/v1/accounts/{{account}}"
+        base = "/api/v1/accounts/{account}"
         routes = [
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
