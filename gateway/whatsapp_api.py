@@ -51,6 +51,8 @@ RATE_LIMITS = {
     PAIR_RATE: (6.0, 120.0),
     MARKETING_LIMIT: (60.0, 3600.0),
 }
+# The key under which a parked (or remembered) message keeps who spoke.
+AUTHOR = "_author"
 # Marks a file inside a queued message: uploaded (POST /media) when the message is delivered.
 UPLOAD_MARKER = "_upload"
 _PHONE = re.compile(r"^\d{6,20}$")
@@ -204,7 +206,9 @@ class WhatsAppDelivery:
         return float(min(cap, first * 2**refused))
 
     async def _deliver(self, message: Outgoing) -> None:
-        chat, params = message.chat, message.params
+        # Who spoke travels with a parked or remembered message: staff's words must not be
+        # held back as the bot's when they are finally sent.
+        chat, params = message.chat, message.params | {AUTHOR: message.author}
         if message.method == "read":
             await self.client.mark_read(str(params["message_id"]), typing=True)
             return

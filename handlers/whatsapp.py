@@ -38,7 +38,7 @@ from gateway.inbox import Event
 from gateway.metrics import Metrics
 from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
-from gateway.whatsapp_api import OUT_OF_WINDOW
+from gateway.whatsapp_api import AUTHOR, OUT_OF_WINDOW
 from gateway.whatsapp_state import WINDOW_SECONDS, WhatsAppState
 from handlers.whatsapp_payloads import Contact, Message, Notification, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
@@ -205,7 +205,10 @@ class WhatsAppConversations:
         await self.state.touch(chat, at)
         opened = stamp - at < WINDOW_SECONDS - 60  # a delivery days late opens nothing
         parked = await self.state.parked(chat) if opened else []
-        waiting = tuple(Outgoing(SOURCE, chat, "messages", params) for params in parked)
+        waiting = tuple(
+            Outgoing(SOURCE, chat, "messages", params, author=str(params.get(AUTHOR, "bot")))
+            for params in parked
+        )
         clear = self.state.parked_keys(chat) if parked else ()
         wa_id = item.from_ or (contact.wa_id if contact else None)
         client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
@@ -355,7 +358,8 @@ class WhatsAppConversations:
         # queued again, it is parked for them or, the window open again, simply sent.
         chat = str(sent["chat"])
         await self.state.close_window(chat, int(sent.get("at") or 0))
-        return Outcome(outgoing=(Outgoing(SOURCE, chat, "messages", params),))
+        author = str(params.get(AUTHOR, "bot"))
+        return Outcome(outgoing=(Outgoing(SOURCE, chat, "messages", params, author=author),))
 
 
 def _reply_id(item: Message) -> str:

@@ -84,7 +84,7 @@ async def test_a_message_in_the_window_is_sent_with_bearer_token_and_remembered(
     }
     assert (await state.sent("wamid.1")) == {
         "chat": CHAT,
-        "message": {"content": text().params["content"], "locale": "ru"},
+        "message": {"content": text().params["content"], "locale": "ru", "_author": "bot"},
         "at": int(NOW.timestamp()),
     }
 
