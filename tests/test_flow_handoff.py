@@ -36,7 +36,7 @@ from tests.test_flow_whatsapp import (
 from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
 CW_SPEC = CONTRACTS / "chatwoot.openapi.json"
-CW_TOKEN = "cw-agent-token"  # noqa: S105
+CW_TOKEN = "cw-agent-token"
 JSON = dict[str, Any]
 
 
@@ -302,7 +302,8 @@ async def test_whatsapp_handoff_and_a_late_reply_waits_for_the_client(
     )
     assert notes[0].startswith("📜\n👤 Hello")  # the recent transcript first
     assert "asked for a person (menu)" in notes[1]
-    assert "whatsapp" in notes[1] and "+79161234567" in notes[1]
+    assert "whatsapp" in notes[1]
+    assert "+79161234567" in notes[1]
     await eventually(lambda: thread.status == "open")
 
     # A photo while a person owns it: relayed, no bot answer.
