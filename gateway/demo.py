@@ -17,11 +17,13 @@ import signal
 import sys
 
 from aiohttp import ClientSession, web
+from pydantic import SecretStr
 
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
 from gateway.sandbox.calcom import CalcomSandbox
+from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import Settings, SettingsError, load
@@ -33,6 +35,7 @@ DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"  # noqa: S105 - known to the 
 DEMO_CALCOM_KEY = "cal_demo_sandbox_key"
 DEMO_WHATSAPP_TOKEN = "EAAG-frontdesk-demo-sandbox"  # noqa: S105 - known to the sandbox only
 DEMO_WHATSAPP_NUMBER = "106540352242922"
+DEMO_CHATWOOT_TOKEN = "chatwoot-demo-agent-token"  # noqa: S105 - known to the sandbox only
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
     "salon_timezone": "Europe/Moscow",
@@ -56,6 +59,14 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
         "whatsapp_app_secret": secrets.token_urlsafe(24),
         "whatsapp_verify_token": secrets.token_urlsafe(16),
         "whatsapp_api_url": f"http://{host}:{port + 3}/v23.0",
+        "chatwoot_api_token": DEMO_CHATWOOT_TOKEN,
+        "chatwoot_url": f"http://{host}:{port + 4}",
+        "chatwoot_account_id": 1,
+        "chatwoot_telegram_inbox_id": 1,
+        "chatwoot_whatsapp_inbox_id": 2,
+        # Replaced by the sandbox inboxes' own secrets when the demo starts.
+        "chatwoot_webhook_secret": "pending",
+        "chatwoot_reconcile_seconds": 5.0,
         "log_format": "text",
     }
     for name, value in DEMO_SALON.items():
@@ -82,7 +93,7 @@ def run_demo(host: str, port: int) -> int:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
         print(
-            f"frontdesk demo: cannot listen on {host}:{port} to {port + 3}: {exc}", file=sys.stderr
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 4}: {exc}", file=sys.stderr
         )
         return 1
     finally:
@@ -107,9 +118,18 @@ async def _run(
         bookings=calendar.bookings_json,
     )
     whatsapp_runner = await whatsapp.serve(host, port + 3)
-    sandbox = TelegramSandbox(
-        DEMO_TOKEN, bookings=calendar.bookings_json, beside=f"http://{host}:{port + 3}/"
+    desk = ChatwootSandbox(DEMO_CHATWOOT_TOKEN, 1)
+    inboxes = [desk.add_inbox(name) for name in ("Telegram (gateway)", "WhatsApp (gateway)")]
+    settings = settings.model_copy(
+        update={
+            "chatwoot_telegram_inbox_id": inboxes[0].id,
+            "chatwoot_whatsapp_inbox_id": inboxes[1].id,
+            "chatwoot_webhook_secret": SecretStr(",".join(i.secret for i in inboxes)),
+        }
     )
+    desk_runner = await desk.serve(host, port + 4)
+    panes = (f"http://{host}:{port + 3}/", f"http://{host}:{port + 4}/")
+    sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json, beside=panes)
     sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
     settings = settings.model_copy(update={"calcom_team_id": team_id})
@@ -132,6 +152,8 @@ async def _run(
             ) as response,
         ):
             response.raise_for_status()
+        for inbox in inboxes:
+            inbox.webhook_url = f"http://{host}:{port}/webhooks/chatwoot"
         # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
         assert settings.whatsapp_verify_token is not None
         await whatsapp.subscribe(
@@ -141,9 +163,10 @@ async def _run(
         redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
         print(
             "\nFrontdesk demo is running.\n"
-            f"  Chat with the bot as a client, Telegram and WhatsApp side by side:\n"
-            f"      http://{host}:{port + 1}/\n"
+            "  The demo page: a client in Telegram and in WhatsApp, and salon staff (Chatwoot)\n"
+            f"  side by side:  http://{host}:{port + 1}/\n"
             f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
+            f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
             f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
             f"  Redis:    {redis}\n"
@@ -162,5 +185,6 @@ async def _run(
             await gateway.cleanup()
         await sandbox_runner.cleanup()
         await whatsapp_runner.cleanup()
+        await desk_runner.cleanup()
         await calendar_runner.cleanup()
         await calendar.close()

@@ -249,10 +249,10 @@ class TelegramSandbox:
         redelivery_backoff: float = 0.2,
         webhook_timeout: float = 60.0,
         bookings: Callable[[], list[JSON]] | None = None,
-        beside: str | None = None,
+        beside: tuple[str, ...] = (),
     ) -> None:
         match = _TOKEN.match(token)
-        # Another sandbox's chat page, shown beside this one (the demo's WhatsApp pane).
+        # Other sandboxes' pages, shown beside this one (the demo's WhatsApp and staff panes).
         self._beside = beside
         # The demo's salon calendar, listed beside the chat (the Cal.com stand-in's bookings).
         self._bookings = bookings
@@ -783,7 +783,7 @@ class TelegramSandbox:
     # -- the chat page and its JSON endpoints ---------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        policy = _CSP + (f"; frame-src {self._beside}" if self._beside else "")
+        policy = _CSP + (f"; frame-src {' '.join(self._beside)}" if self._beside else "")
         return web.Response(
             text=self._page_html or "",
             content_type="text/html",
@@ -849,7 +849,7 @@ class TelegramSandbox:
         return web.json_response(
             {
                 "webhook_set": bool(self._webhook_url),
-                "beside": self._beside,
+                "beside": list(self._beside),
                 "pending_update_count": self._pending,
                 "last_error_message": self._last_error[1] if self._last_error else None,
                 "counts": {"sent": len(self.sent), "errors": len(self.errors)}

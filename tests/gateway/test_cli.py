@@ -137,8 +137,8 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=4)
-    prefixes = ("TELEGRAM_", "WHATSAPP_", "SALON_", "REDIS_")
+    port = free_port(consecutive=5)
+    prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
@@ -177,7 +177,10 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
             # The WhatsApp pane beside it: a client writes, the gateway answers through Meta's
             # stand-in (signed webhook in, Cloud API call out).
             state = await (await http.get(f"http://127.0.0.1:{port + 1}/_sandbox/state")).json()
-            assert state["beside"] == f"http://127.0.0.1:{port + 3}/"
+            assert state["beside"] == [
+                f"http://127.0.0.1:{port + 3}/",
+                f"http://127.0.0.1:{port + 4}/",
+            ]
             whatsapp = f"http://127.0.0.1:{port + 3}/_sandbox"
             said = await http.post(
                 f"{whatsapp}/say", json={"wa_id": "79161234567", "name": "Vera", "text": "Hi"}
@@ -193,6 +196,15 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
             body = greeting["body"]
             assert isinstance(body, dict)
             assert body["interactive"]["body"]["text"].startswith("Hello, Vera! Welcome")
+
+            # The staff pane: the conversation is mirrored there as it happens.
+            async def mirrored() -> list[dict[str, object]]:
+                got = await http.get(f"http://127.0.0.1:{port + 4}/_sandbox/conversations")
+                found: list[dict[str, object]] = await got.json()
+                return found
+
+            conversations = await eventually(mirrored, timeout=10)
+            assert {c["status"] for c in conversations} == {"pending"}
         process.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(process.wait, 20) == 0
     finally:
