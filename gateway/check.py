@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import httpx
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from redis.exceptions import RedisError
@@ -48,6 +50,10 @@ async def run_check(settings: Settings) -> int:
             failed |= not await _check_telegram(settings)
         elif name == "calcom":
             failed |= not await _check_calcom(settings)
+        elif name == "whatsapp":
+            failed |= not await _check_whatsapp(settings)
+        elif name == "chatwoot":
+            failed |= not await _check_chatwoot(settings)
         else:
             print(_line(name, None, "configured; not used by this version of Frontdesk yet"))
     return 1 if failed else 0
@@ -104,6 +110,53 @@ async def _check_calcom(settings: Settings) -> bool:
         print(_line("calcom", False, f"no visible event types for {where}: nothing to book"))
         return False
     print(_line("calcom", True, f"{len(services)} services of {where}"))
+    return True
+
+
+async def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        try:
+            response = await http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            return 0, {"error": type(exc).__name__}
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return response.status_code, body if isinstance(body, dict) else {}
+
+
+async def _check_whatsapp(settings: Settings) -> bool:
+    assert settings.whatsapp_access_token is not None
+    token = settings.whatsapp_access_token.get_secret_value()
+    url = f"{settings.whatsapp_api_url}/{settings.whatsapp_phone_number_id}"
+    status, body = await _get(url, {"Authorization": f"Bearer {token}"})
+    if status != 200:
+        error = (body.get("error") or {}).get("message") or body.get("error") or f"HTTP {status}"
+        print(_line("whatsapp", False, f"Cloud API refused or unreachable: {error}"))
+        return False
+    name = body.get("verified_name") or "?"
+    print(_line("whatsapp", True, f"{body.get('display_phone_number', '?')} ({name})"))
+    return True
+
+
+async def _check_chatwoot(settings: Settings) -> bool:
+    assert settings.chatwoot_api_token is not None
+    base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
+    headers = {"api_access_token": settings.chatwoot_api_token.get_secret_value()}
+    found = []
+    for channel, inbox in (
+        ("telegram", settings.chatwoot_telegram_inbox_id),
+        ("whatsapp", settings.chatwoot_whatsapp_inbox_id),
+    ):
+        if inbox is None:
+            continue
+        status, body = await _get(f"{base}/inboxes/{inbox}", headers)
+        if status != 200:
+            print(_line("chatwoot", False, f"inbox {inbox} ({channel}): HTTP {status or 'down'}"))
+            return False
+        found.append(f"{channel} → {body.get('name', inbox)}")
+    print(_line("chatwoot", True, "; ".join(found)))
     return True
 
 

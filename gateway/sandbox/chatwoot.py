@@ -130,6 +130,7 @@ class ChatwootSandbox:
         app = web.Application()
         base = "/api/v1/accounts/{account}"
         routes = [
+            ("GET", "/inboxes/{id}", self._show_inbox),
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
             ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
@@ -221,6 +222,12 @@ class ChatwootSandbox:
         if found is None:
             raise ChatwootError(404, "Resource could not be found")
         return found
+
+    async def _show_inbox(self, request: web.Request, _body: JSON) -> JSON:
+        inbox = self.inboxes.get(int(request.match_info["id"]))
+        if inbox is None:
+            raise ChatwootError(404, "Resource could not be found")
+        return {"id": inbox.id, "name": inbox.name, "channel_type": "Channel::Api"}
 
     async def _create_contact(self, _request: web.Request, body: JSON) -> JSON:
         inbox = self.inboxes.get(int(body.get("inbox_id") or 0))

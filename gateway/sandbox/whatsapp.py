@@ -192,6 +192,7 @@ class WhatsAppSandbox:
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_post("/{version}/{number}/messages", self._messages)
         app.router.add_post("/{version}/{number}/media", self._upload)
+        app.router.add_get("/{version}/{number}", self._number)
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/messages", self._page_messages)
         app.router.add_post("/_sandbox/say", self._page_act)
@@ -347,6 +348,20 @@ class WhatsAppSandbox:
                 details=f"body: number of localizable_params ({given}) does not match the "
                 f"expected number of params ({wanted})",
             )
+
+    async def _number(self, request: web.Request) -> web.Response:
+        """The business number's profile (what `frontdesk check` reads)."""
+        try:
+            self._authorize(request)
+        except GraphError as exc:
+            return exc.response()
+        return web.json_response(
+            {
+                "display_phone_number": f"+{DISPLAY_NUMBER}",
+                "verified_name": "Frontdesk Demo Salon",
+                "id": self.phone_number_id,
+            }
+        )
 
     async def _upload(self, request: web.Request) -> web.Response:
         try:

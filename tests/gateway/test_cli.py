@@ -211,3 +211,51 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_check_reaches_whatsapp_and_chatwoot(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from gateway.sandbox.chatwoot import ChatwootSandbox
+    from gateway.sandbox.whatsapp import WhatsAppSandbox
+
+    whatsapp = WhatsAppSandbox("EAAG-token", "106540352242922", "app-secret")
+    chatwoot = ChatwootSandbox("cw-token", 1)
+    inbox = chatwoot.add_inbox("Telegram (gateway)")
+    servers = [TestServer(whatsapp.app()), TestServer(chatwoot.app())]
+    for server in servers:
+        await server.start_server()
+    env = {
+        "WHATSAPP_ACCESS_TOKEN": "EAAG-token",
+        "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+        "WHATSAPP_APP_SECRET": "app-secret",
+        "WHATSAPP_VERIFY_TOKEN": "verify",
+        "WHATSAPP_API_URL": str(servers[0].make_url("/v23.0")),
+        "CHATWOOT_API_TOKEN": "cw-token",
+        "CHATWOOT_URL": str(servers[1].make_url("")).rstrip("/"),
+        "CHATWOOT_ACCOUNT_ID": "1",
+        "CHATWOOT_TELEGRAM_INBOX_ID": str(inbox.id),
+        "CHATWOOT_WEBHOOK_SECRET": inbox.secret,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        await run("check")
+        out = capsys.readouterr().out
+        assert "[ok  ] whatsapp  +15550100200 (Frontdesk Demo Salon)" in out
+        assert "[ok  ] chatwoot  telegram → Telegram (gateway)" in out
+        monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-wrong")
+        monkeypatch.setenv("CHATWOOT_TELEGRAM_INBOX_ID", "99")
+        assert await run("check") == 1
+        out = capsys.readouterr().out
+        assert "[FAIL] whatsapp  Cloud API refused or unreachable: Invalid OAuth" in out
+        assert "[FAIL] chatwoot  inbox 99 (telegram): HTTP 404" in out
+        assert "EAAG-wrong" not in out
+    finally:
+        for server in servers:
+            await server.close()
+        await whatsapp.close()
+        await chatwoot.close()
