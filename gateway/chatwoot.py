@@ -81,6 +81,14 @@ class ChatwootClient:
         contact = payload.get("contact") or payload
         return int(contact["id"])
 
+    async def find_contact(self, identifier: str) -> int | None:
+        """The contact with exactly this identifier (search matches substrings)."""
+        answer = await self._call("GET", "contacts/search", params={"q": identifier})
+        for contact in answer.get("payload") or []:
+            if contact.get("identifier") == identifier:
+                return int(contact["id"])
+        return None
+
     async def add_contact_inbox(self, contact_id: int, inbox_id: int, source_id: str) -> str:
         answer = await self._call(
             "POST",

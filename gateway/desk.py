@@ -204,13 +204,20 @@ class ChatwootDesk:
                 await self.state.save_mapping(conv, mapping)
             return int(mapping["conversation"])
         inbox = self.settings.inboxes[conv.channel]
-        contact = await self.client.create_contact(
-            inbox,
-            name=str(client.get("name") or ""),
-            identifier=conv.key,
-            phone=client.get("phone") or None,
-            email=client.get("email") or None,
-        )
+        try:
+            contact = await self.client.create_contact(
+                inbox,
+                name=str(client.get("name") or ""),
+                identifier=conv.key,
+                phone=client.get("phone") or None,
+                email=client.get("email") or None,
+            )
+        except ChatwootRejected as exc:
+            # The contact is there already (our mapping was lost, or another inbox made it).
+            found = await self.client.find_contact(conv.key) if exc.status == 422 else None
+            if found is None:
+                raise
+            contact = found
         source = await self.client.add_contact_inbox(contact, inbox, conv.key)
         conversation = await self.client.create_conversation(
             inbox,

@@ -188,3 +188,29 @@ def test_a_complete_whatsapp_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_whatsapp_number_id_is_digits() -> None:
     [problem] = problems(WHATSAPP_PHONE_NUMBER_ID="+7 916")
     assert problem.startswith("WHATSAPP_PHONE_NUMBER_ID:")
+
+
+def test_a_chatwoot_token_without_the_rest_names_what_is_missing() -> None:
+    [problem] = problems(CHATWOOT_API_TOKEN="cw-s3cr3t")
+    assert problem.startswith("CHATWOOT_WEBHOOK_TOKEN:")
+    for name in ("CHATWOOT_URL", "CHATWOOT_ACCOUNT_ID", "INBOX_ID", "CHATWOOT_WEBHOOK_SECRET"):
+        assert name in problem
+    assert "s3cr3t" not in problem
+
+
+def test_a_complete_chatwoot_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "CHATWOOT_API_TOKEN": "cw-token",
+        "CHATWOOT_URL": "https://chat.salon.example/",
+        "CHATWOOT_ACCOUNT_ID": "1",
+        "CHATWOOT_WHATSAPP_INBOX_ID": "7",
+        "CHATWOOT_WEBHOOK_TOKEN": "path-token",
+        "CHATWOOT_MIRROR": "handoff",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load()
+    assert settings.chatwoot_enabled
+    assert settings.chatwoot_url == "https://chat.salon.example"
+    assert settings.services()["chatwoot"] is True
+    [problem] = problems(CHATWOOT_MIRROR="some")
+    assert problem.startswith("CHATWOOT_MIRROR:")
