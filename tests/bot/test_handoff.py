@@ -1,0 +1,155 @@
+"""Handing the client to staff and taking them back: pure `FrontDesk` turns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.conversation import FrontDesk
+from bot.events import Inbound, Kind
+from bot.flows.handoff import asks_for_person
+from bot.i18n import Catalogs
+from bot.salon import Salon
+from bot.session import Session
+from tests.bot.test_booking_flow import CLIENT, LOCALES, NOW, Client, FakeCalendar, cut
+
+
+class StaffClient(Client):
+    def __init__(self, calendar: FakeCalendar) -> None:
+        super().__init__(calendar)
+        salon = Salon("main", "Studio", "Europe/Moscow", "1 Main St", hours="Mon–Sat 10–20")
+        self.desk = FrontDesk(
+            salon,
+            Catalogs(LOCALES),
+            timedelta(hours=1),
+            calendar,
+            staff_desk=True,
+            staff_locale="ru",
+        )
+
+    async def staff(self, kind: Kind) -> list[str]:
+        return await self._send(Inbound(CLIENT, kind, "cw"))
+
+
+@pytest.fixture
+async def client() -> StaffClient:
+    client = StaffClient(FakeCalendar((cut(),)))
+    await client.says("/start")
+    return client
+
+
+@pytest.mark.parametrize(
+    ("words", "asks"),
+    [
+        ("Can I talk to a real person?", True),
+        ("I need the administrator", True),
+        ("Позовите администратора, пожалуйста", True),
+        ("хочу поговорить с живым человеком", True),
+        ("соедините с оператором", True),
+        ("I'd like a haircut tomorrow", False),
+        ("Сколько стоит маникюр?", False),
+    ],
+)
+def test_requests_for_a_person_in_either_language(words: str, asks: bool) -> None:
+    assert asks_for_person(words) is asks
+
+
+async def test_the_menu_entry_hands_off_with_a_note_in_the_salons_language(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    told = await client.taps("m:person")
+    assert told[-1].startswith("🙋 I have passed your conversation")
+    assert "Our hours: Mon–Sat 10–20" in told[-1]
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    note = client.turn.handoff.note
+    assert note.startswith("🙋 Клиент попросил администратора (меню).")
+    assert "Клиент: Ivan · telegram · en" in note
+    assert "Шаг: book.day" in note
+    assert "Запись в процессе: Cut · Anna" in note
+    assert client.session.owner == "human"
+    assert client.session.handoff_step == "book.day"
+
+
+async def test_two_misunderstandings_hand_off_and_the_bot_then_keeps_quiet(
+    client: StaffClient,
+) -> None:
+    await client.says("qwerty")
+    told = await client.says("asdfgh")
+    assert told[-1].startswith("🙋 I have passed")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == "misunderstood"
+    assert await client.says("hello?") == []
+    assert await client.taps("m:book") == []
+    assert await client.says("/start") == []
+
+
+async def test_calendar_down_offers_a_person_who_is_told_why(
+    client: StaffClient,
+) -> None:
+    client.desk.calendar.down = True  # type: ignore[union-attr]
+    await client.taps("m:book")
+    assert "m:person:cal" in client.choices()
+    await client.taps("m:person:cal")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == "calendar"
+    assert "не отвечает" in client.turn.handoff.note
+
+
+async def test_back_from_staff_at_the_step_left_with_the_choices_kept(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.says("I want to speak to a human")
+    assert await client.staff(Kind.TAKEOVER) == []
+    back = await client.staff(Kind.RETURNED)
+    assert back == [
+        "Thank you for waiting! I am back with you. Shall we finish your booking where you left off?"
+    ]
+    assert client.choices() == ["b:resume", "m:home"]
+    assert client.session.owner == "bot"
+    times = await client.taps("b:resume")
+    assert "Choose a time" in times[-1]
+    assert "b:t:202606020700:1" in client.choices()
+    # A second hand-back (our own status change echoed) says nothing.
+    assert await client.staff(Kind.RETURNED) == []
+
+
+async def test_back_without_a_draft_is_the_menu_and_the_note_lists_bookings(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.taps("b:t:202606020700:1")
+    await client.says("+7 916 123-45-67")
+    await client.taps(client.confirm())
+    await client.taps("m:person")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert "Ближайшие записи:" in client.turn.handoff.note
+    assert "+79161234567" in client.turn.handoff.note
+    back = await client.staff(Kind.RETURNED)
+    assert back[-1].startswith("Thank you for waiting! I am back with you. How else can I help?")
+    assert "m:book" in client.choices()
+
+
+async def test_without_a_desk_the_person_entry_gives_the_salons_contacts() -> None:
+    client = Client(FakeCalendar((cut(),)))
+    await client.says("/start")
+    answer = await client.taps("m:person")
+    assert client.turn is not None and client.turn.handoff is None
+    assert "1 Main St" in answer[-1]
+    session = Session(owner="human")
+    turn = await client.desk.handle(session, Inbound(CLIENT, Kind.TEXT, "e", text="hi"), NOW)
+    assert turn.replies == ()
