@@ -113,7 +113,8 @@ async def test_back_from_staff_at_the_step_left_with_the_choices_kept(
     assert await client.staff(Kind.TAKEOVER) == []
     back = await client.staff(Kind.RETURNED)
     assert back == [
-        "Thank you for waiting! I am back with you. Shall we finish your booking where you left off?"
+        "Thank you for waiting! I am back with you. "
+        + "Shall we finish your booking where you left off?"
     ]
     assert client.choices() == ["b:resume", "m:home"]
     assert client.session.owner == "bot"
@@ -148,7 +149,8 @@ async def test_without_a_desk_the_person_entry_gives_the_salons_contacts() -> No
     client = Client(FakeCalendar((cut(),)))
     await client.says("/start")
     answer = await client.taps("m:person")
-    assert client.turn is not None and client.turn.handoff is None
+    assert client.turn is not None
+    assert client.turn.handoff is None
     assert "1 Main St" in answer[-1]
     session = Session(owner="human")
     turn = await client.desk.handle(session, Inbound(CLIENT, Kind.TEXT, "e", text="hi"), NOW)
