@@ -317,7 +317,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
 
     held = None
     if staff_desk is not None and desk_state is not None:
-        handlers["chatwoot"] = ChatwootEvents(desk, catalogs, sessions, desk_state, clock)
+        handlers["chatwoot"] = ChatwootEvents(
+            desk, catalogs, sessions, desk_state, clock, settings.chatwoot_mirror == "all"
+        )
         for channel in ("telegram", "whatsapp"):
             if channel in deliveries:
                 deliveries[channel] = StaffReplies(deliveries[channel], staff_desk)

@@ -123,7 +123,10 @@ class ChatwootEvents:
         sessions: SessionStore,
         state: DeskState,
         clock: Callable[[], datetime],
+        mirror_all: bool = True,
     ) -> None:
+        # Whether the bot's words are mirrored to Chatwoot (CHATWOOT_MIRROR=all).
+        self.mirror_all = mirror_all
         self.desk = desk
         self.catalogs = catalogs
         self.sessions = sessions
@@ -234,6 +237,18 @@ class ChatwootEvents:
             outgoing = tuple(telegram.render(conv.chat, turn.replies, None))
         else:
             outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
+        if self.mirror_all:
+            # Staff see the bot take over again, as they see its other words.
+            outgoing += tuple(
+                Outgoing(
+                    "chatwoot",
+                    conv.key,
+                    "outgoing",
+                    {"client": {}, "text": reply.text, "source_id": f"back:{conversation_id}"},
+                    author="desk",
+                )
+                for reply in turn.replies
+            )
         return self._saved(client, turn, outgoing)
 
 

@@ -167,6 +167,7 @@ async def test_a_telegram_client_is_handed_to_staff_and_back_at_the_same_step(
         "Thank you for waiting! I am back with you. "
         "Shall we finish your booking where you left off?"
     )
+    await eventually(lambda: thread.messages[-1]["content"].startswith("🤖 Thank you for waiting"))
     resumed = await chat.tap("b:resume")
     assert "Tue, 2 June" in resumed[-1]["text"]
     assert "Choose a time" in resumed[-1]["text"]
