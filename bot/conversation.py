@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.events import Inbound, Kind
+from bot.events import Channel, Inbound, Kind
 from bot.flows import booking, handoff, menu, mine
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
@@ -36,14 +36,17 @@ class FrontDesk:
         idle: timedelta,
         calendar: Calendar | None = None,
         *,
-        staff_desk: bool = False,
+        staff_desk: bool | frozenset[Channel] = False,
         staff_locale: str | None = None,
     ) -> None:
         self.salon = salon
         self.catalogs = catalogs
         self.idle = idle
-        # Staff answer clients in a help desk (Chatwoot): "Talk to a person" hands over.
-        self.staff_desk = staff_desk
+        # The channels whose clients staff answer in a help desk (Chatwoot): there "Talk to a
+        # person" hands over.
+        self.staff_channels = (
+            frozenset(Channel) if staff_desk is True else frozenset(staff_desk or ())
+        )
         self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
@@ -58,13 +61,16 @@ class FrontDesk:
         _ = self.catalogs.get(locale)
         returning = session.last_seen is not None and now - session.last_seen <= self.idle
         left_step = session.step
-        session = session.model_copy(update={"last_seen": now})
-        if not returning:
+        staff_event = event.kind in (Kind.TAKEOVER, Kind.RETURNED)
+        if not staff_event:
+            session = session.model_copy(update={"last_seen": now})
+        if not returning and not staff_event:
             # A long pause: whatever the client was doing is over; their details stay.
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
         ctx = Context(session, _, now, event)
         if event.kind is Kind.TAKEOVER:
-            ctx.update(owner=handoff.HUMAN, handoff_step=session.handoff_step or left_step)
+            if session.owner != handoff.HUMAN:  # a fresh takeover: remember where they are
+                ctx.update(owner=handoff.HUMAN, handoff_step=left_step)
             return Turn((), ctx.session)
         if event.kind is Kind.RETURNED:
             if session.owner != handoff.HUMAN:
@@ -92,7 +98,7 @@ class FrontDesk:
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
             return await self._choose(ctx, choice)
-        if self.staff_desk and handoff.asks_for_person(event.text):
+        if self._staffed(ctx) and handoff.asks_for_person(event.text):
             return await self._hand_off(ctx, handoff.TYPED)
         step = ctx.session.step
         if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
@@ -116,7 +122,7 @@ class FrontDesk:
                 ctx.update(locale=locale)
                 ctx._ = _ = self.catalogs.get(locale)
                 return ctx.reply(menu.menu(_, _("language.set")), menu.STEP)
-        if self.staff_desk and choice in (menu.PERSON, handoff.PERSON_CALENDAR):
+        if self._staffed(ctx) and choice in (menu.PERSON, handoff.PERSON_CALENDAR):
             reason = handoff.CALENDAR if choice == handoff.PERSON_CALENDAR else handoff.ASKED
             return await self._hand_off(ctx, reason)
         if choice == handoff.PERSON_CALENDAR:
@@ -178,6 +184,9 @@ class FrontDesk:
                 return f"{menu.LANGUAGE_PREFIX}{code}"
         return None
 
+    def _staffed(self, ctx: Context) -> bool:
+        return ctx.event.client.channel in self.staff_channels
+
     async def _hand_off(self, ctx: Context, reason: str) -> Turn:
         """A person takes over: the client is told so, staff get the summary note."""
         session = ctx.session
@@ -202,7 +211,7 @@ class FrontDesk:
     async def _misunderstood(self, ctx: Context) -> Turn:
         _ = ctx._
         count = ctx.session.misunderstood + 1
-        if count >= MISUNDERSTANDINGS_BEFORE_OFFER and self.staff_desk:
+        if count >= MISUNDERSTANDINGS_BEFORE_OFFER and self._staffed(ctx):
             return await self._hand_off(ctx, handoff.MISUNDERSTOOD)
         if count >= MISUNDERSTANDINGS_BEFORE_OFFER:
             return ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)

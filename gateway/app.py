@@ -21,6 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bot.conversation import FrontDesk
+from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from gateway.calcom import CalcomClient
@@ -235,7 +236,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),
         calendar=calendar,
-        staff_desk=staff_desk is not None,
+        staff_desk=frozenset(
+            Channel(channel) for channel in ("telegram", "whatsapp") if _inbox(settings, channel)
+        ),
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
 

@@ -130,6 +130,10 @@ class ChatwootClient:
         body = {"assignee_id": assignee_id} if assignee_id is not None else {"team_id": team_id}
         await self._call("POST", f"conversations/{conversation_id}/assignments", json=body)
 
+    async def labels(self, conversation_id: int) -> list[str]:
+        answer = await self._call("GET", f"conversations/{conversation_id}/labels")
+        return [str(label) for label in answer.get("payload") or []]
+
     async def set_labels(self, conversation_id: int, labels: list[str]) -> None:
         await self._call("POST", f"conversations/{conversation_id}/labels", json={"labels": labels})
 

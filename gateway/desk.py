@@ -40,6 +40,8 @@ BOT_MARK = "🤖 "
 ECHO_PREFIX = "gw:"
 TRANSCRIPT_LINES = 20
 MAPPING_TTL = 400 * 24 * 3600
+# How long after its last activity a conversation is checked for missed agent replies.
+WATCH_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +104,31 @@ class DeskState:
 
     # --- conversations a person owns: watched for missed webhooks --------------------------
 
-    async def watch(self, conversation_id: int) -> None:
+    async def watch(self, conversation_id: int, seen: int = 0) -> None:
+        """Look for missed agent replies in this conversation (for a day after its last
+        activity: a reply may come in after a resolve too). `seen`: the newest message id
+        known to be handled, so that older ones are not looked at again."""
         await self.redis.zadd(self._key("cw", "human"), {str(conversation_id): time.time()})
+        if seen and seen > await self.seen(conversation_id):
+            await self.mark_seen(conversation_id, seen)
 
     async def unwatch(self, conversation_id: int) -> None:
         await self.redis.zrem(self._key("cw", "human"), str(conversation_id))
-        await self.redis.hdel(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
 
     async def watched(self) -> list[int]:
-        found = await self.redis.zrange(self._key("cw", "human"), 0, -1)
+        key = self._key("cw", "human")
+        await self.redis.zremrangebyscore(key, 0, time.time() - WATCH_SECONDS)
+        found = await self.redis.zrange(key, 0, -1)
         return [int(x) for x in found]
+
+    # --- our own status changes, which come back as webhooks ------------------------------
+
+    async def expect(self, conversation_id: int, status: str) -> None:
+        """We are about to set this status: its webhook is an echo, not staff's doing."""
+        await self.redis.set(self._key("cw", "echo", str(conversation_id), status), "1", ex=120)
+
+    async def is_echo(self, conversation_id: int, status: str) -> bool:
+        return bool(await self.redis.delete(self._key("cw", "echo", str(conversation_id), status)))
 
     async def seen(self, conversation_id: int) -> int:
         """The last message id reconciliation looked at in this conversation."""
@@ -199,6 +216,7 @@ class ChatwootDesk:
             if mapping.get("status") == "resolved" and not handoff:
                 # Chatwoot reopens a resolved conversation as "open" on the client's next
                 # message; while the bot answers it belongs in "pending".
+                await self.state.expect(int(mapping["conversation"]), "pending")
                 await self.client.toggle_status(int(mapping["conversation"]), "pending")
                 mapping["status"] = "pending"
                 await self.state.save_mapping(conv, mapping)
@@ -213,10 +231,19 @@ class ChatwootDesk:
                 email=client.get("email") or None,
             )
         except ChatwootRejected as exc:
-            # The contact is there already (our mapping was lost, or another inbox made it).
-            found = await self.client.find_contact(conv.key) if exc.status == 422 else None
-            if found is None:
+            # The contact is there already (our mapping was lost, or another inbox made it),
+            # or its phone or email belongs to another contact: never block the client on it.
+            if exc.status != 422:
                 raise
+            found = await self.client.find_contact(conv.key)
+            if found is None:
+                found = await self.client.create_contact(
+                    inbox,
+                    name=str(client.get("name") or ""),
+                    identifier=conv.key,
+                    phone=None,
+                    email=None,
+                )
             contact = found
         source = await self.client.add_contact_inbox(contact, inbox, conv.key)
         conversation = await self.client.create_conversation(
@@ -238,7 +265,8 @@ class ChatwootDesk:
             lines = await self.state.transcript(conv)
             if lines:
                 await self._note(conversation, "\n".join(["📜", *lines]))
-        await self._note(conversation, str(params.get("note") or ""))
+        note = await self._note(conversation, str(params.get("note") or ""))
+        await self.state.expect(conversation, "open")
         await self.client.toggle_status(conversation, "open")
         if self.settings.assignee_id is not None or self.settings.team_id is not None:
             await self.client.assign(
@@ -247,14 +275,18 @@ class ChatwootDesk:
                 team_id=self.settings.team_id,
             )
         if self.settings.labels:
-            await self.client.set_labels(conversation, list(self.settings.labels))
+            # The call replaces the whole list: keep the labels staff have given it.
+            present = await self.client.labels(conversation)
+            wanted = [*present, *(label for label in self.settings.labels if label not in present)]
+            if wanted != present:
+                await self.client.set_labels(conversation, wanted)
         mapping = await self.state.mapping(conv) or {}
         mapping.update(conversation=conversation, status="open")
         await self.state.save_mapping(conv, mapping)
-        await self.state.watch(conversation)
+        await self.state.watch(conversation, seen=note)
 
-    async def _note(self, conversation: int, text: str) -> None:
-        await self.client.post_message(
+    async def _note(self, conversation: int, text: str) -> int:
+        return await self.client.post_message(
             conversation,
             text,
             message_type="outgoing",

@@ -208,7 +208,9 @@ class OutboxSender:
         if item.delivered:
             await self._finish(item)
             return None
-        if self.held is not None and message.author == "bot" and await self.held(message):
+        # A tap's acknowledgement always goes: the client's spinner must stop.
+        bot_message = message.author == "bot" and not message.ephemeral
+        if self.held is not None and bot_message and await self.held(message):
             self.metrics.outbox.labels(message.channel, "held").inc()
             log.info("a bot message was held back: a person owns the conversation")
             await self._finish(item)

@@ -21,8 +21,9 @@ from typing import Any
 
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.flows.turn import Turn
 from bot.i18n import Catalogs
-from gateway.chatwoot import ChatwootClient
+from gateway.chatwoot import ChatwootClient, ChatwootRejected
 from gateway.desk import ECHO_PREFIX, Conversation, DeskState
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event, Inbox
@@ -106,6 +107,18 @@ def is_agent_reply(message: dict[str, Any]) -> bool:
     )
 
 
+def _unix(value: Any) -> float | None:
+    """A message's `created_at`: ISO text in webhooks, unix seconds in the messages API."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def conversation_key(conversation: dict[str, Any]) -> str:
     source = str((conversation.get("contact_inbox") or {}).get("source_id") or "")
     if Conversation.from_key(source) is not None:
@@ -170,10 +183,20 @@ class ChatwootEvents:
     async def _reply(
         self, conv: Conversation, conversation_id: int, body: dict[str, Any]
     ) -> Outcome:
-        """An agent answered: it reaches the client, and the conversation is the agent's."""
-        await self.state.set_human(conv.channel, conv.chat)
-        await self.state.watch(conversation_id)
-        turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:{body.get('id')}")
+        """An agent answered: it reaches the client, and the conversation is the agent's
+        (unless it was resolved: a last word after the hand-back takes nothing over)."""
+        message_id = int(body.get("id") or 0)
+        await self.state.watch(conversation_id, seen=message_id)
+        mapping = await self.state.mapping(conv) or {}
+        status = (body.get("conversation") or {}).get("status") or mapping.get("status")
+        written = _unix(body.get("created_at"))
+        late = written is not None and written <= float(mapping.get("resolved_at") or 0)
+        if status == "resolved" or late:
+            client = self._client(conv)
+            turn: Any = Turn((), await self.sessions.load(client))
+        else:
+            await self.state.set_human(conv.channel, conv.chat)
+            turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:{message_id}")
         report = {"conversation": conversation_id, "message": int(body.get("id") or 0)}
         session = turn.session
         locale = self.catalogs.resolve(session.locale, None)
@@ -216,6 +239,8 @@ class ChatwootEvents:
         )
 
     async def _status(self, conv: Conversation, conversation_id: int, status: str) -> Outcome:
+        if await self.state.is_echo(conversation_id, status):
+            return Outcome()  # our own change (the handoff, back to pending), come back
         if status == "open":
             # Opened by an agent while the bot had it: a takeover. (Our own handoff comes back
             # here too; it changes nothing.)
@@ -225,11 +250,13 @@ class ChatwootEvents:
             return self._saved(client, turn, ())
         if status not in ("resolved", "pending"):
             return Outcome()  # snoozed: still the person's
+        # Still watched for a day: a reply whose webhook was lost may come to light yet.
         await self.state.set_bot(conv.channel, conv.chat)
-        await self.state.unwatch(conversation_id)
         mapping = await self.state.mapping(conv)
         if mapping is not None:
             mapping["status"] = status
+            # What staff wrote before this moment was a last word, not a takeover.
+            mapping["resolved_at"] = time.time()
             await self.state.save_mapping(conv, mapping)
         turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
@@ -263,7 +290,14 @@ async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> i
             await state.unwatch(conversation_id)
             continue
         after = await state.seen(conversation_id)
-        messages = await client.messages(conversation_id, after=after)
+        try:
+            messages = await client.messages(conversation_id, after=after)
+        except ChatwootRejected as exc:
+            if exc.status == 404:
+                await state.unwatch(conversation_id)  # deleted by staff
+            else:
+                log.warning("reconciliation of a conversation failed: %s", exc)
+            continue
         for message in messages:
             if not is_agent_reply(message):
                 continue

@@ -111,6 +111,7 @@ class ChatwootSandbox:
         self.contacts: dict[int, Contact] = {}
         self.conversations: dict[int, Conversation] = {}
         self.errors: list[tuple[int, str]] = []  # refused requests
+        self.updates: list[tuple[int, str]] = []  # message status updates: (message id, status)
         self.deliveries: list[tuple[str, int]] = []  # (event, HTTP status; 0 when dropped)
         self._drop = 0
         self._ids = itertools.count(1)
@@ -139,6 +140,7 @@ class ChatwootSandbox:
             ("POST", "/conversations/{id}/toggle_status", self._toggle_status),
             ("POST", "/conversations/{id}/assignments", self._assign),
             ("POST", "/conversations/{id}/labels", self._labels),
+            ("GET", "/conversations/{id}/labels", self._get_labels),
             ("POST", "/conversations/{id}/custom_attributes", self._custom_attributes),
             ("POST", "/conversations/{id}/messages", self._create_message),
             ("GET", "/conversations/{id}/messages", self._list_messages),
@@ -315,6 +317,9 @@ class ChatwootSandbox:
         conversation.labels = [str(label) for label in body.get("labels") or []]  # overwrites
         return {"payload": conversation.labels}
 
+    async def _get_labels(self, request: web.Request, _body: JSON) -> JSON:
+        return {"payload": list(self._conversation(request).labels)}
+
     async def _custom_attributes(self, request: web.Request, body: JSON) -> JSON:
         conversation = self._conversation(request)
         conversation.custom_attributes = dict(body.get("custom_attributes") or {})
@@ -358,6 +363,7 @@ class ChatwootSandbox:
         if status not in ("sent", "delivered", "read", "failed"):
             raise ChatwootError(422, "status is not valid")
         message["status"] = status
+        self.updates.append((message_id, status))
         if body.get("external_error"):
             message["content_attributes"] = {"external_error": body["external_error"]}
         return message

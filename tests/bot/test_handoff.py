@@ -155,3 +155,25 @@ async def test_without_a_desk_the_person_entry_gives_the_salons_contacts() -> No
     session = Session(owner="human")
     turn = await client.desk.handle(session, Inbound(CLIENT, Kind.TEXT, "e", text="hi"), NOW)
     assert turn.replies == ()
+
+
+async def test_a_channel_without_a_staff_inbox_keeps_the_contacts_answer() -> None:
+    from bot.events import Channel, ClientRef
+
+    calendar = FakeCalendar((cut(),))
+    salon = Salon("main", "Studio", "Europe/Moscow", "1 Main St")
+    desk = FrontDesk(
+        salon,
+        Catalogs(LOCALES),
+        timedelta(hours=1),
+        calendar,
+        staff_desk=frozenset({Channel.TELEGRAM}),
+    )
+    whatsapp = ClientRef("main", Channel.WHATSAPP, "7916", "7916")
+    turn = await desk.handle(Session(), Inbound(whatsapp, Kind.CHOICE, "e", choice="m:person"), NOW)
+    assert turn.handoff is None
+    assert "1 Main St" in turn.replies[-1].text
+    telegram = await desk.handle(
+        Session(), Inbound(CLIENT, Kind.CHOICE, "e", choice="m:person"), NOW
+    )
+    assert telegram.handoff is not None

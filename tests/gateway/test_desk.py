@@ -87,6 +87,10 @@ async def test_handoff_opens_assigns_labels_and_notes(setup: Setup) -> None:
     assert note["private"] is True
     assert note["content"].startswith("🙋")
     assert await setup.state.watched() == [thread.id]
+    assert await setup.state.seen(thread.id) == note["id"]  # reconciliation starts after it
+    thread.labels = ["allergy"]  # staff added their own meanwhile
+    await setup.send("handoff", note="again")
+    assert thread.labels == ["allergy", "handoff", "vip"]
 
 
 async def test_after_a_resolve_the_bot_conversation_goes_back_to_pending(setup: Setup) -> None:
@@ -108,7 +112,7 @@ async def test_failed_deliveries_are_reported_as_status_or_as_a_note(setup: Setu
     reply = setup.chatwoot.agent_replies(thread.id, "Hi")
     report = {"conversation": thread.id, "message": reply["id"]}
     await setup.desk.report(thread.id, reply["id"], report | {"status": "sent"})
-    assert reply["status"] == "sent"
+    assert setup.chatwoot.updates == [(reply["id"], "sent")]
     setup.chatwoot.status_updates = False  # a Chatwoot before message status updates
     await setup.desk.report(
         thread.id, reply["id"], report | {"status": "failed", "error": "403: blocked"}

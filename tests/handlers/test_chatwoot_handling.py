@@ -1,0 +1,90 @@
+"""The worker's handling of Chatwoot events: echoes of our own changes, late words."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef
+from bot.i18n import Catalogs
+from bot.salon import Salon
+from bot.session import Session
+from gateway.desk import DeskState
+from gateway.keys import Keys
+from gateway.sessions import SessionStore
+from gateway.streams import Entry
+from handlers.chatwoot import ChatwootEvents
+
+NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def parts(redis: Redis, salon_id: str) -> tuple[ChatwootEvents, DeskState, SessionStore]:
+    keys = Keys(salon_id, 4)
+    catalogs = Catalogs()
+    desk = FrontDesk(Salon(salon_id, "Studio", "UTC"), catalogs, timedelta(days=1), staff_desk=True)
+    sessions = SessionStore(redis, keys, 3600)
+    state = DeskState(redis, keys)
+    return ChatwootEvents(desk, catalogs, sessions, state, lambda: NOW), state, sessions
+
+
+def status(value: str) -> Entry:
+    body = {"event": "conversation_status_changed", "id": 42, "status": value}
+    return Entry("1-0", "chatwoot", "tg:501", f"s:42:{value}", 0, json.dumps(body).encode())
+
+
+def reply(conversation_status: str) -> Entry:
+    body = {
+        "event": "message_created",
+        "id": 77,
+        "message_type": "outgoing",
+        "content": "See you!",
+        "sender": {"type": "user"},
+        "conversation": {"id": 42, "status": conversation_status},
+    }
+    return Entry("1-0", "chatwoot", "tg:501", "m:77", 0, json.dumps(body).encode())
+
+
+CLIENT = ClientRef("x", Channel.TELEGRAM, "501", "501")
+
+
+async def test_our_own_pending_coming_back_late_does_not_hand_back(
+    parts: tuple[ChatwootEvents, DeskState, SessionStore], redis: Redis
+) -> None:
+    events, state, sessions = parts
+    await state.set_human("telegram", "501")
+    await state.expect(42, "pending")
+    outcome = await events(status("pending"))
+    assert outcome.outgoing == ()
+    assert await state.human_owns("telegram", "501")
+    # Staff setting it to pending themselves do hand it back.
+    await redis.set(sessions.key(CLIENT), Session(owner="human").model_dump_json())
+    outcome = await events(status("pending"))
+    assert not await state.human_owns("telegram", "501")
+    assert "Thank you for waiting" in outcome.outgoing[0].params["text"]
+
+
+async def test_a_word_in_a_resolved_conversation_takes_nothing_over(
+    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+) -> None:
+    events, state, _sessions = parts
+    outcome = await events(reply("resolved"))
+    assert [o.params.get("text") for o in outcome.outgoing] == ["See you!"]
+    assert outcome.outgoing[0].author == "staff"
+    assert not await state.human_owns("telegram", "501")
+    outcome = await events(reply("pending"))
+    assert await state.human_owns("telegram", "501")
+    assert await state.seen(42) == 77
+
+
+async def test_an_event_for_an_unknown_conversation_is_ignored(
+    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+) -> None:
+    events, _state, _sessions = parts
+    body = {"event": "conversation_status_changed", "id": 9, "status": "resolved"}
+    entry = Entry("1-0", "chatwoot", "cw:9", "s", 0, json.dumps(body).encode())
+    assert (await events(entry)).outgoing == ()
