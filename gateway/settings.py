@@ -256,7 +256,8 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
                 # A list of secrets (one per Chatwoot inbox): each is scrubbed on its own too.
-                values += [part.strip() for part in value.get_secret_value().split(",")]
+                if "," in value.get_secret_value():
+                    values += [part.strip() for part in value.get_secret_value().split(",")]
         return values
 
 

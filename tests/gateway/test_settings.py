@@ -131,6 +131,9 @@ def test_secrets_lists_every_secret_value_set(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("NOVU_API_KEY", "")
     monkeypatch.setenv("SALON_PHONE", "+7 495 123-45-67")
     assert sorted(load().secrets()) == sorted([TOKEN, SECRET, "cal_live_abcdef"])
+    # One secret per Chatwoot inbox: each is scrubbed alone too.
+    monkeypatch.setenv("CHATWOOT_WEBHOOK_SECRET", "inbox-one,inbox-two")
+    assert {"inbox-one", "inbox-two"} <= set(load().secrets())
 
 
 def test_serve_with_a_bad_configuration_exits_2_with_one_line_per_problem(
