@@ -225,13 +225,15 @@ class ChatwootEvents:
 
     @staticmethod
     def _file(conv: Conversation, url: str, kind: str, report: dict[str, Any]) -> Outgoing:
-        """An agent's attachment, passed on by its link (Chatwoot's URL must be reachable)."""
+        """An agent's attachment, passed on by its link (Chatwoot's URL must be reachable).
+
+        Telegram fetches URLs only for photos and a few document types, so there the link goes
+        as text; WhatsApp fetches the media itself."""
         if conv.channel == "telegram":
-            method, field = (
-                ("sendPhoto", "photo") if kind == "image" else ("sendDocument", "document")
+            params: dict[str, Any] = {"chat_id": int(conv.chat), "text": f"📎 {url}"}
+            return Outgoing(
+                "telegram", conv.chat, "sendMessage", params | {"_desk": report}, author="staff"
             )
-            params: dict[str, Any] = {"chat_id": int(conv.chat), field: url, "_desk": report}
-            return Outgoing("telegram", conv.chat, method, params, author="staff")
         media = "image" if kind == "image" else "document"
         content = {"type": media, media: {"link": url}}
         return Outgoing(

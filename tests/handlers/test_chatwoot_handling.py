@@ -81,6 +81,24 @@ async def test_a_word_in_a_resolved_conversation_takes_nothing_over(
     assert await state.seen(42) == 77
 
 
+async def test_agent_attachments_are_passed_on_by_link(
+    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+) -> None:
+    events, _state, _sessions = parts
+    body = json.loads(reply("open").body)
+    body["content"] = ""
+    body["attachments"] = [{"file_type": "image", "data_url": "https://cw.example/a.jpg"}]
+    entry = Entry("1-0", "chatwoot", "tg:501", "m:78", 0, json.dumps(body).encode())
+    [sent] = (await events(entry)).outgoing
+    assert (sent.method, sent.params["text"]) == ("sendMessage", "📎 https://cw.example/a.jpg")
+    whatsapp = Entry("1-0", "chatwoot", "wa:79161234567", "m:79", 0, json.dumps(body).encode())
+    [media] = (await events(whatsapp)).outgoing
+    assert media.params["content"] == {
+        "type": "image",
+        "image": {"link": "https://cw.example/a.jpg"},
+    }
+
+
 async def test_an_event_for_an_unknown_conversation_is_ignored(
     parts: tuple[ChatwootEvents, DeskState, SessionStore],
 ) -> None:
