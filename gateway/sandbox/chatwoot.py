@@ -119,6 +119,7 @@ class ChatwootSandbox:
         self._session: ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._page_html: str | None = None
+        self._closed = False
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -163,6 +164,8 @@ class ChatwootSandbox:
         return runner
 
     async def close(self) -> None:
+        # Nothing more goes out: a call still arriving must not open a session nobody closes.
+        self._closed = True
         await self.settle()
         if self._session is not None:
             await self._session.close()
@@ -427,7 +430,7 @@ class ChatwootSandbox:
 
     def _webhook(self, conversation: Conversation, payload: JSON) -> None:
         inbox = self.inboxes[conversation.inbox_id]
-        if not inbox.webhook_url:
+        if not inbox.webhook_url or self._closed:
             return
         if self._drop:
             self._drop -= 1

@@ -185,6 +185,7 @@ class WhatsAppSandbox:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._page_html: str | None = None
+        self._closed = False
 
     # -- the application ------------------------------------------------------------------
 
@@ -210,6 +211,8 @@ class WhatsAppSandbox:
         return runner
 
     async def close(self) -> None:
+        # Nothing more goes out: a call still arriving must not open a session nobody closes.
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -490,6 +493,8 @@ class WhatsAppSandbox:
             random.shuffle(statuses)
         if self.duplicate_statuses:
             statuses = [*statuses, *statuses]
+        if self._closed:
+            return
         # Separate notifications, sent after the send call has answered, as Meta does.
         task = asyncio.create_task(self._post_statuses(statuses))
         self._tasks.add(task)
