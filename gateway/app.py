@@ -301,6 +301,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             clock,
             mirror if _inbox(settings, "whatsapp") else None,
         )
+        if staff_desk is not None:
+            staff_desk.media["whatsapp"] = whatsapp_client.download
         deliveries["whatsapp"] = WhatsAppDelivery(
             whatsapp_client,
             state,

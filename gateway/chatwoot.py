@@ -159,6 +159,26 @@ class ChatwootClient:
         answer = await self._call("POST", f"conversations/{conversation_id}/messages", json=body)
         return int(answer.get("id") or 0)
 
+    async def post_file(
+        self,
+        conversation_id: int,
+        content: str,
+        file: tuple[str, bytes, str],
+        *,
+        source_id: str | None = None,
+    ) -> int:
+        """A client's message with a file (multipart, `attachments[]`)."""
+        data = {"content": content, "message_type": "incoming", "private": "false"}
+        if source_id:
+            data["source_id"] = source_id
+        answer = await self._call(
+            "POST",
+            f"conversations/{conversation_id}/messages",
+            data=data,
+            files={"attachments[]": file},
+        )
+        return int(answer.get("id") or 0)
+
     async def messages(self, conversation_id: int, after: int = 0) -> list[dict[str, Any]]:
         params = {"after": after} if after else {}
         answer = await self._call("GET", f"conversations/{conversation_id}/messages", params=params)

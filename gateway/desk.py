@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,6 +172,8 @@ class ChatwootDesk:
         self.settings = settings
         # Whether Chatwoot takes message status updates (newer versions); learnt on first try.
         self.status_updates = True
+        # Per channel, how to fetch a file the client sent (by its id): relayed as a file.
+        self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
 
     async def deliver(self, message: Outgoing) -> None:
         params = message.params
@@ -188,6 +191,21 @@ class ChatwootDesk:
             return
         handoff = method == "handoff"
         conversation = await self._conversation(conv, params.get("client") or {}, handoff)
+        media = params.get("media")
+        if method == "incoming" and isinstance(media, dict) and conv.channel in self.media:
+            try:
+                data, mime_type = await self.media[conv.channel](str(media["id"]))
+            except Exception as exc:  # the file is gone or refused: the line alone goes in
+                log.warning("a client's file could not be fetched: %s", type(exc).__name__)
+            else:
+                name = str(media.get("filename") or f"{media.get('kind', 'file')}")
+                await self.client.post_file(
+                    conversation,
+                    str(params["text"]),
+                    (name, data, mime_type),
+                    source_id=str(params.get("source_id") or "") or None,
+                )
+                return
         if method == "incoming":
             await self.client.post_message(
                 conversation,
@@ -316,7 +334,13 @@ class Mirror:
         self.mode = mode
 
     async def for_turn(
-        self, conv: Conversation, event: Inbound, before: Session, turn: Turn, said: str = ""
+        self,
+        conv: Conversation,
+        event: Inbound,
+        before: Session,
+        turn: Turn,
+        said: str = "",
+        media: dict[str, str] | None = None,
     ) -> tuple[Outgoing, ...]:
         """The desk's share of one turn of the bot (or of its silence, a person owning it)."""
         client = {
@@ -332,6 +356,7 @@ class Mirror:
             human_before=before.owner == HUMAN,
             handoff_note=turn.handoff.note if turn.handoff else None,
             event_id=event.event_id,
+            media=media,
         )
 
     @staticmethod
@@ -356,11 +381,16 @@ class Mirror:
         human_before: bool,
         handoff_note: str | None,
         event_id: str,
+        media: dict[str, str] | None = None,
     ) -> tuple[Outgoing, ...]:
         def call(method: str, **params: Any) -> Outgoing:
             return Outgoing(CHANNEL, conv.key, method, {"client": client, **params}, author="desk")
 
         incoming = call("incoming", text=said or "…", source_id=f"{ECHO_PREFIX}in:{event_id}")
+        if media:
+            incoming = call(
+                "incoming", text=said, source_id=f"{ECHO_PREFIX}in:{event_id}", media=media
+            )
         if handoff_note is not None:
             # From now on a person owns it: set before the commit, read again by the outbox.
             await self.state.set_human(conv.channel, conv.chat)

@@ -95,6 +95,7 @@ class WhatsAppClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.breaker = breaker
+        self._api = api_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=f"{api_url.rstrip('/')}/{phone_number_id}/",
             headers={"Authorization": f"Bearer {access_token}"},
@@ -124,6 +125,17 @@ class WhatsAppClient:
         if typing:
             body["typing_indicator"] = {"type": "text"}
         await self._call("messages", json=body)
+
+    async def download(self, media_id: str) -> tuple[bytes, str]:
+        """A file the client sent: its short-lived URL first, then the bytes (same token)."""
+        answer = await self.breaker.call(lambda: self._http.get(f"{self._api}/{media_id}"))
+        if not answer.is_success:
+            raise WhatsAppError(answer.status_code, _error_code(answer), "media not available")
+        found = answer.json()
+        data = await self.breaker.call(lambda: self._http.get(str(found["url"])))
+        if not data.is_success:
+            raise WhatsAppError(data.status_code, None, "media download failed")
+        return data.content, str(found.get("mime_type") or "application/octet-stream")
 
     async def upload(self, filename: str, mime_type: str, data: bytes) -> str:
         """Upload a file for a document message; returns the media id."""

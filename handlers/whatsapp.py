@@ -291,7 +291,12 @@ class WhatsAppConversations:
         elif not said:
             said = f"📎 {item.type}"
         event = Inbound(client, Kind.TEXT, f"m:{item.id}", text=said)
-        return await self.mirror.for_turn(conv, event, session, turn or Turn((), session), said)
+        file = None
+        if media is not None and media.id:
+            file = {"id": media.id, "kind": item.type, "filename": media.filename}
+        return await self.mirror.for_turn(
+            conv, event, session, turn or Turn((), session), said, file
+        )
 
     def _inbound(
         self,

@@ -320,12 +320,16 @@ async def test_whatsapp_handoff_and_a_late_reply_waits_for_the_client(
     assert "+79161234567" in notes[1]
     await eventually(lambda: thread.status == "open")
 
-    # A photo while a person owns it: relayed, no bot answer.
+    # A photo while a person owns it: relayed as the file itself, no bot answer.
     before = len(phone.received)
-    await wa.client_sends(
-        phone.key, "image", {"id": "55", "mime_type": "image/jpeg", "caption": "my nails"}
+    await wa.client_sends_file(phone.key, "image", b"\xff\xd8jpeg-bytes", "image/jpeg", "my nails")
+    photo = await eventually(
+        lambda: next((m for m in thread.messages if "my nails" in m["content"]), None)
     )
-    await eventually(lambda: any("my nails" in m["content"] for m in thread.messages))
+    [attachment] = photo["attachments"]
+    assert attachment["file_type"] == "image"
+    assert desk.chatwoot.files[attachment["id"]][1:] == ("image/jpeg", b"\xff\xd8jpeg-bytes")
+    assert photo["message_type"] == "incoming"
     assert phone.received[before:] == []
 
     # Staff answer a day later: outside the window, the template, then the answer on "Continue".

@@ -112,6 +112,7 @@ class ChatwootSandbox:
         self.conversations: dict[int, Conversation] = {}
         self.errors: list[tuple[int, str]] = []  # refused requests
         self.updates: list[tuple[int, str]] = []  # message status updates: (message id, status)
+        self.files: dict[int, tuple[str, str, bytes]] = {}  # attachments: id -> name, type, data
         self.deliveries: list[tuple[str, int]] = []  # (event, HTTP status; 0 when dropped)
         self._drop = 0
         self._ids = itertools.count(1)
@@ -199,7 +200,9 @@ class ChatwootSandbox:
                 if request.match_info["account"] != str(self.account_id):
                     raise ChatwootError(404, "Resource could not be found")
                 body: JSON = {}
-                if request.method in ("POST", "PATCH"):
+                if request.content_type == "multipart/form-data":
+                    body = await self._form(request)
+                elif request.method in ("POST", "PATCH"):
                     try:
                         body = await request.json()
                     except ValueError:
@@ -212,6 +215,35 @@ class ChatwootSandbox:
                 return web.json_response({"message": exc.message}, status=exc.status)
 
         return handle
+
+    async def _form(self, request: web.Request) -> JSON:
+        """A message with files: form fields, and `attachments[]` as the files."""
+        form = await request.post()
+        body: JSON = {}
+        files: list[JSON] = []
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                if name != "attachments[]":
+                    raise ChatwootError(422, f"unexpected file field {name}")
+                data = value.file.read()
+                attachment_id = next(self._ids)
+                self.files[attachment_id] = (value.filename, value.content_type, data)
+                kind = value.content_type.split("/")[0]
+                files.append(
+                    {
+                        "id": attachment_id,
+                        "file_type": kind if kind in ("image", "audio", "video") else "file",
+                        "file_size": len(data),
+                        "extension": value.filename.rsplit(".", 1)[-1],
+                        "data_url": f"/_sandbox/files/{attachment_id}",
+                    }
+                )
+            else:
+                body[name] = {"true": True, "false": False}.get(str(value), str(value))
+        if len(files) > 15:
+            raise ChatwootError(422, "too many attachments")
+        body["_attachments"] = files
+        return body
 
     def _check(self, method: str, template: str, body: JSON) -> None:
         if self._schema is None:
@@ -336,6 +368,7 @@ class ChatwootSandbox:
             raise ChatwootError(422, "Incoming messages cannot be private")
         # The gateway posts with an agent user's token: its outgoing messages come from "user".
         sender = self._contact_sender(conversation) if kind == "incoming" else dict(AGENT)
+        files = body.get("_attachments") or None
         message = self._add_message(
             conversation,
             str(body.get("content") or ""),
@@ -343,6 +376,7 @@ class ChatwootSandbox:
             private,
             sender,
             body.get("source_id"),
+            files,
         )
         if kind == "incoming" and conversation.status == "resolved":
             self._set_status(conversation, "open")  # an API inbox reopens as open

@@ -174,6 +174,8 @@ class WhatsAppSandbox:
         self.errors: list[tuple[int, str]] = []  # (code, details) of every refused request
         self.deliveries: list[tuple[str, int]] = []  # (what, HTTP status of the webhook)
         self.media: dict[str, tuple[str, str, bytes]] = {}
+        # Files clients sent: media id -> (kind, mime type, bytes).
+        self.client_media: dict[str, tuple[str, str, bytes]] = {}
         # The chat as the page shows it: (client key, "client" or "business", message).
         self.history: list[tuple[str, str, JSON]] = []
         self._throttle: list[int] = []
@@ -194,6 +196,7 @@ class WhatsAppSandbox:
         app.router.add_post("/{version}/{number}/messages", self._messages)
         app.router.add_post("/{version}/{number}/media", self._upload)
         app.router.add_get("/{version}/{number}", self._number)
+        app.router.add_get("/_media/{id}", self._media_download)
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/messages", self._page_messages)
         app.router.add_post("/_sandbox/say", self._page_act)
@@ -353,11 +356,26 @@ class WhatsAppSandbox:
             )
 
     async def _number(self, request: web.Request) -> web.Response:
-        """The business number's profile (what `frontdesk check` reads)."""
-        try:
-            self._authorize(request)
-        except GraphError as exc:
-            return exc.response()
+        """The business number's profile (what `frontdesk check` reads), or a client's media
+        (`GET /{media_id}`: where to download it)."""
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.access_token}".encode()):
+            return GraphError(190, "Invalid OAuth access token", status=401).response()
+        media_id = request.match_info["number"]
+        if media_id in self.client_media:
+            _name, mime_type, data = self.client_media[media_id]
+            base = f"{request.scheme}://{request.host}"
+            return web.json_response(
+                {
+                    "url": f"{base}/_media/{media_id}",
+                    "mime_type": mime_type,
+                    "file_size": len(data),
+                    "id": media_id,
+                    "messaging_product": "whatsapp",
+                }
+            )
+        if media_id != self.phone_number_id:
+            return _invalid(f"object {media_id} does not exist").response()
         return web.json_response(
             {
                 "display_phone_number": f"+{DISPLAY_NUMBER}",
@@ -365,6 +383,26 @@ class WhatsAppSandbox:
                 "id": self.phone_number_id,
             }
         )
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.access_token}".encode()):
+            return web.Response(status=401)
+        found = self.client_media.get(request.match_info["id"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[2], content_type=found[1])
+
+    async def client_sends_file(
+        self, key: str, kind: str, data: bytes, mime_type: str, caption: str = ""
+    ) -> JSON:
+        """The client sends a photo, a voice message or a document: kept for download."""
+        media_id = str(next(self._ids) + 800_000_000)
+        self.client_media[media_id] = (kind, mime_type, data)
+        content: JSON = {"id": media_id, "mime_type": mime_type}
+        if caption:
+            content["caption"] = caption
+        return await self.client_sends(key, kind, content)
 
     async def _upload(self, request: web.Request) -> web.Response:
         try:

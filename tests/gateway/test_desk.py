@@ -127,3 +127,21 @@ async def test_what_cannot_be_delivered_is_refused_for_good(setup: Setup) -> Non
         await setup.send("incoming", chat="wa:7916", text="x")
     with pytest.raises(PermanentFailure, match="unsupported"):
         await setup.send("dance", text="x")
+
+
+async def test_a_clients_file_is_attached_or_at_least_named(setup: Setup) -> None:
+    async def fetch(media_id: str) -> tuple[bytes, str]:
+        if media_id == "gone":
+            raise LookupError("expired")
+        return b"%PDF-1.7", "application/pdf"
+
+    setup.desk.media["telegram"] = fetch
+    media = {"id": "m1", "kind": "document", "filename": "price.pdf"}
+    await setup.send("incoming", text="📎 document price.pdf", media=media)
+    await setup.send("incoming", text="📎 image", media={"id": "gone", "kind": "image"})
+    [thread] = setup.chatwoot.conversations.values()
+    first, second = thread.messages
+    [attachment] = first["attachments"]
+    assert setup.chatwoot.files[attachment["id"]] == ("price.pdf", "application/pdf", b"%PDF-1.7")
+    assert "attachments" not in second
+    assert second["content"] == "📎 image"
