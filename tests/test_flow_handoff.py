@@ -86,6 +86,8 @@ async def start_desk(
         "chatwoot_webhook_secret": secrets,
         "chatwoot_team_id": 2,
         "chatwoot_reconcile_seconds": 0.3,
+        # The sandbox stops before the gateway at a test's end: calls to it must give up fast.
+        "service_timeout_seconds": 1.0,
         **settings,
     }
     if wa is not None:

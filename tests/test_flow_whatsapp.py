@@ -64,6 +64,8 @@ async def start_whatsapp(
         "whatsapp_api_url": f"{wa.url}/v23.0",  # type: ignore[attr-defined]
         "whatsapp_rate_per_chat": 1000.0,
         "whatsapp_burst_per_chat": 100,
+        # The sandbox stops before the gateway at a test's end: calls to it must give up fast.
+        "service_timeout_seconds": 2.0,
         **settings,
     }
     gateway = await start(start_gateway, salon, **values)
