@@ -155,15 +155,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     calcom: CalcomClient | None = None
     calendar: CalcomCalendar | None = None
     if settings.calcom_api_key is not None and settings.calcom_api_url is not None:
-        calcom_breaker = CircuitBreaker(
-            "calcom",
-            fail_max=settings.breaker_failures,
-            reset_timeout=settings.breaker_reset_seconds,
-            is_failure=calcom_failure,
-            on_change=runtime.metrics.breaker_changed,
-        )
-        runtime.breakers["calcom"] = calcom_breaker
-        runtime.metrics.breaker_changed("calcom", calcom_breaker.state)
+        calcom_breaker = _breaker(runtime, "calcom", calcom_failure)
         calcom = CalcomClient(
             settings.calcom_api_url,
             settings.calcom_api_key.get_secret_value(),
@@ -182,15 +174,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         assert settings.chatwoot_api_token is not None  # validated by Settings
         assert settings.chatwoot_url is not None
         assert settings.chatwoot_account_id is not None
-        chatwoot_breaker = CircuitBreaker(
-            "chatwoot",
-            fail_max=settings.breaker_failures,
-            reset_timeout=settings.breaker_reset_seconds,
-            is_failure=chatwoot_failure,
-            on_change=runtime.metrics.breaker_changed,
-        )
-        runtime.breakers["chatwoot"] = chatwoot_breaker
-        runtime.metrics.breaker_changed("chatwoot", chatwoot_breaker.state)
+        chatwoot_breaker = _breaker(runtime, "chatwoot", chatwoot_failure)
         chatwoot = ChatwootClient(
             settings.chatwoot_url,
             settings.chatwoot_account_id,
@@ -274,15 +258,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     if settings.whatsapp_enabled:
         assert settings.whatsapp_access_token is not None  # validated by Settings
         assert settings.whatsapp_phone_number_id is not None
-        whatsapp_breaker = CircuitBreaker(
-            "whatsapp",
-            fail_max=settings.breaker_failures,
-            reset_timeout=settings.breaker_reset_seconds,
-            is_failure=whatsapp_failure,
-            on_change=runtime.metrics.breaker_changed,
-        )
-        runtime.breakers["whatsapp"] = whatsapp_breaker
-        runtime.metrics.breaker_changed("whatsapp", whatsapp_breaker.state)
+        whatsapp_breaker = _breaker(runtime, "whatsapp", whatsapp_failure)
         whatsapp_client = WhatsAppClient(
             settings.whatsapp_api_url,
             settings.whatsapp_phone_number_id,
@@ -408,6 +384,23 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         if calcom is not None:
             await calcom.aclose()
         await runtime.redis.aclose()
+
+
+def _breaker(
+    runtime: Runtime, name: str, is_failure: Callable[[BaseException], bool]
+) -> CircuitBreaker:
+    """A service's circuit breaker, set from the settings and reported in /readyz and metrics."""
+    settings = runtime.settings
+    breaker = CircuitBreaker(
+        name,
+        fail_max=settings.breaker_failures,
+        reset_timeout=settings.breaker_reset_seconds,
+        is_failure=is_failure,
+        on_change=runtime.metrics.breaker_changed,
+    )
+    runtime.breakers[name] = breaker
+    runtime.metrics.breaker_changed(name, breaker.state)
+    return breaker
 
 
 def _inbox(settings: Settings, channel: str) -> bool:

@@ -127,6 +127,24 @@ def text_of(sent: Sent) -> str:
     return ""
 
 
+async def queue_text(gateway: Any, chat: str, text: str) -> None:
+    """A free-form message for the client put straight into the outbox, as a staff reply or a
+    notice would be."""
+    runtime = gateway.runtime
+    params = {"content": {"type": "text", "text": {"body": text}}, "locale": "en"}
+    await runtime.redis.xadd(
+        runtime.keys.outbound(runtime.keys.shard_of(f"wa:{chat}")),
+        {
+            "channel": "whatsapp",
+            "chat": chat,
+            "method": "messages",
+            "params": json.dumps(params),
+            "ephemeral": "0",
+            "origin": "test",
+        },
+    )
+
+
 def signed(raw: bytes, secret: str = APP_SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
@@ -397,20 +415,7 @@ async def test_a_message_outside_the_window_waits_for_the_client(
     # Something for the client after a day of silence (a staff reply, a notice): queued like
     # any reply, through the outbox.
     runtime = gateway.runtime
-    shard = runtime.keys.shard_of(f"wa:{phone.key}")
-    params = {"content": {"type": "text", "text": {"body": "Your master asks: 10:30?"}}}
-    params["locale"] = "en"
-    await runtime.redis.xadd(
-        runtime.keys.outbound(shard),
-        {
-            "channel": "whatsapp",
-            "chat": phone.key,
-            "method": "messages",
-            "params": json.dumps(params),
-            "ephemeral": "0",
-            "origin": "test",
-        },
-    )
+    await queue_text(gateway, phone.key, "Your master asks: 10:30?")
     template = await eventually(lambda: [s for s in phone.received if s.type == "template"])
     assert template[0].body["template"]["name"] == "frontdesk_reply_waiting"
     assert template[0].body["template"]["language"] == {"policy": "deterministic", "code": "en"}
@@ -487,19 +492,7 @@ async def test_a_failed_status_is_logged_counted_and_out_of_window_content_waits
     await phone.wa.client_sends(phone.key, "reaction", {"message_id": "wamid.x", "emoji": "👍"})
     wa._clients[phone.key].last_inbound -= 25 * 3600
     runtime = gateway.runtime
-    shard = runtime.keys.shard_of(f"wa:{phone.key}")
-    params = {"content": {"type": "text", "text": {"body": "See you at 10:30"}}, "locale": "en"}
-    await runtime.redis.xadd(
-        runtime.keys.outbound(shard),
-        {
-            "channel": "whatsapp",
-            "chat": phone.key,
-            "method": "messages",
-            "params": json.dumps(params),
-            "ephemeral": "0",
-            "origin": "test",
-        },
-    )
+    await queue_text(gateway, phone.key, "See you at 10:30")
     template = await eventually(lambda: [s for s in phone.received if s.type == "template"])
     assert template
     assert len(wa.history) > before
