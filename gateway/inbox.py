@@ -47,6 +47,8 @@ return result
 # A stream is capped far above any sane backlog; the cap only protects Redis' memory.
 STREAM_CAP = 1_000_000
 MAX_BATCH = 256
+# Longer than the Redis client's own socket timeout (5 s), so that one reports first.
+PUT_TIMEOUT = 10.0
 
 
 class InboxUnavailable(Exception):
@@ -81,7 +83,11 @@ class Inbox:
         self._pending.append((event, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        return await future
+        try:
+            # Bounded: a webhook is never left hanging (a stopping process, a stuck Redis).
+            return await asyncio.wait_for(future, PUT_TIMEOUT)
+        except TimeoutError:
+            raise InboxUnavailable("Redis did not answer in time") from None
 
     async def _flush(self) -> None:
         while self._pending:
