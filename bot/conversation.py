@@ -13,6 +13,7 @@ from bot.events import Channel, Inbound, Kind
 from bot.flows import booking, handoff, menu, mine
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
+from bot.flows.notices import Notice, Notices
 from bot.flows.services import catalogue_text
 from bot.flows.turn import Context, Turn
 from bot.i18n import Catalogs
@@ -50,6 +51,7 @@ class FrontDesk:
         self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
+        self.notices = Notices(salon.timezone, salon.address, calendar)
         self.booking: BookingFlow | None = None
         self.mine: MyBookings | None = None
         if calendar is not None:
@@ -82,6 +84,16 @@ class FrontDesk:
             return Turn((), ctx.session)
         turn = await self._route(ctx, returning)
         return self._finish(turn, left_step, ctx)
+
+    async def notify(self, session: Session, event: Inbound, notice: Notice, now: datetime) -> Turn:
+        """Tell the client what their calendar says (a confirmation, a reminder, the salon's
+        change). Not a turn of the client's: their place in the conversation stays as it is."""
+        locale = self.catalogs.resolve(session.locale, event.language)
+        ctx = Context(session, self.catalogs.get(locale), now, event)
+        turn = await self.notices.tell(ctx, notice)
+        if not turn.replies:
+            return turn
+        return self._finish(turn, session.step, ctx)
 
     async def _route(self, ctx: Context, returning: bool) -> Turn:
         event = ctx.event
@@ -234,4 +246,4 @@ class FrontDesk:
         session = turn.session.model_copy(
             update={"offered": [Offered(id=c.id, label=c.label) for c in offered]}
         )
-        return Turn(replies, session, turn.handoff)
+        return Turn(replies, session, turn.handoff, turn.attending)

@@ -58,6 +58,8 @@ class Session(BaseModel):
     name: str = ""
     phone: str | None = None
     email: str | None = None
+    # Visits the client said they will come to (uids), from a reminder's "I'll come".
+    attending: list[str] = Field(default_factory=list)
     # The booking My bookings is showing, while the client looks at it or cancels it.
     viewing: str | None = None
     offered: list[Offered] = Field(default_factory=list)

@@ -24,6 +24,7 @@ from bot.conversation import FrontDesk
 from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
+from gateway.bookings import BookingLinks
 from gateway.calcom import CalcomClient
 from gateway.calcom import is_failure as calcom_failure
 from gateway.calendar import CalcomCalendar
@@ -35,6 +36,8 @@ from gateway.edge import LARGEST_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
 from gateway.metrics import Metrics
+from gateway.novu import NovuClient, NovuDelivery
+from gateway.novu import is_failure as novu_failure
 from gateway.outbox import Delivery, OutboxSender, Pacing
 from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
@@ -45,7 +48,12 @@ from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery
 from gateway.whatsapp_api import is_failure as whatsapp_failure
 from gateway.whatsapp_state import WhatsAppState
 from gateway.workers import Handler, InboundConsumer, Lease, WorkerPool
+from handlers import calcom as calcom_events
+from handlers.calcom import CalcomEvents, CalcomWebhook
+from handlers.calcom_novu import NovuPlanner
 from handlers.chatwoot import ChatwootEvents, ChatwootWebhook, reconcile
+from handlers.notices import NoticeSender, Templates
+from handlers.novu import NovuEvents, NovuWebhook
 from handlers.telegram import TelegramConversations, TelegramWebhook, build_router
 from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_challenge
 
@@ -55,6 +63,8 @@ SESSION_TTL = 180 * 24 * 3600
 REDIS_CONNECTIONS = 64
 HANDLING_SLOTS = 16
 SENDING_SLOTS = 16
+# How far back the first reconciliation with Cal.com looks (later ones continue from the last).
+BOOKINGS_LOOKBACK = timedelta(days=1)
 
 
 def connect_redis(url: str) -> Redis:
@@ -136,6 +146,15 @@ def create_app(
                 return await unsigned(request)
 
             app.router.add_post("/webhooks/chatwoot/{token}", by_token)
+    if settings.calcom_webhook_secret is not None:
+        calcom_webhook = CalcomWebhook(settings.calcom_webhook_secret.get_secret_value())
+        app.router.add_post(
+            "/webhooks/calcom", webhook_route(calcom_webhook, runtime.inbox, metrics)
+        )
+    if settings.novu_enabled:
+        assert settings.novu_webhook_secret is not None  # validated by Settings
+        novu_webhook = NovuWebhook(settings.novu_webhook_secret.get_secret_value())
+        app.router.add_post("/webhooks/novu", webhook_route(novu_webhook, runtime.inbox, metrics))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -154,6 +173,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     catalogs = Catalogs(default_locale=settings.default_locale)
     calcom: CalcomClient | None = None
     calendar: CalcomCalendar | None = None
+    links = BookingLinks(runtime.redis, runtime.keys)
     if settings.calcom_api_key is not None and settings.calcom_api_url is not None:
         calcom_breaker = _breaker(runtime, "calcom", calcom_failure)
         calcom = CalcomClient(
@@ -165,7 +185,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogue = CalcomCatalogue(
             calcom, team_id=settings.calcom_team_id, currency=settings.salon_currency
         )
-        calendar = CalcomCalendar(calcom, catalogue, settings.salon_timezone)
+        calendar = CalcomCalendar(
+            calcom, catalogue, settings.salon_timezone, changing=links.changing
+        )
     chatwoot: ChatwootClient | None = None
     desk_state: DeskState | None = None
     mirror: Mirror | None = None
@@ -225,6 +247,38 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         ),
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
+    notices = NoticeSender(
+        desk,
+        catalogs,
+        sessions,
+        Templates(settings.whatsapp_template_confirmation, settings.whatsapp_template_reminder),
+    )
+    planner: NovuPlanner | None = None
+    if settings.novu_enabled:
+        assert settings.novu_api_key is not None
+        assert settings.novu_api_url is not None
+        novu = NovuClient(
+            settings.novu_api_url,
+            settings.novu_api_key.get_secret_value(),
+            _breaker(runtime, "novu", novu_failure),
+            timeout=settings.service_timeout_seconds,
+        )
+        closing.append(novu.aclose)
+        deliveries["novu"] = NovuDelivery(novu)
+        # Novu's smallest plan takes 20 configuration and 60 trigger requests a second.
+        pacing["novu"] = Pacing(1000.0, 1000, 20.0)
+        buckets["novu"] = TokenBucket(20.0, 20)
+        planner = NovuPlanner(
+            settings.salon_id,
+            settings.salon_name,
+            settings.salon_timezone,
+            desk.notices,
+            catalogs,
+            settings.reminder_hours,
+        )
+        handlers["novu"] = NovuEvents(notices, clock)
+    if calcom is not None:
+        handlers["calcom"] = CalcomEvents(links, runtime.inbox, notices, planner, clock)
 
     if settings.telegram_bot_token is not None:
         breaker = CircuitBreaker(
@@ -364,14 +418,21 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         reconciling = asyncio.create_task(
             _reconcile_forever(chatwoot, desk_state, runtime.inbox, settings)
         )
+    if settings.run_workers and calcom is not None:
+        bookings_sync = asyncio.create_task(
+            _reconcile_bookings_forever(calcom, links, runtime.inbox, settings, clock)
+        )
+    else:
+        bookings_sync = None
     try:
         yield
     finally:
         runtime.stopping = True
-        if reconciling is not None:
-            reconciling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconciling
+        for task in (reconciling, bookings_sync):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if runtime.pool is not None and pool_task is not None:
             await runtime.pool.stop(settings.shutdown_grace_seconds)
             pool_task.cancel()
@@ -425,6 +486,24 @@ async def _reconcile_forever(
             raise
         except Exception as exc:
             log.warning("Chatwoot reconciliation failed: %s", type(exc).__name__)
+
+
+async def _reconcile_bookings_forever(
+    calcom: CalcomClient,
+    links: BookingLinks,
+    inbox: Inbox,
+    settings: Settings,
+    clock: Callable[[], datetime],
+) -> None:
+    """Booking changes whose webhook never came, looked for every CALCOM_RECONCILE_SECONDS."""
+    while True:
+        await asyncio.sleep(settings.calcom_reconcile_seconds)
+        try:
+            await calcom_events.reconcile(calcom, links, inbox, clock(), BOOKINGS_LOOKBACK)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("Cal.com reconciliation failed: %s", type(exc).__name__)
 
 
 async def work_shard(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from bot.catalogue import Service
@@ -36,10 +37,20 @@ METADATA_SALON = "frontdesk_salon"
 
 
 class CalcomCalendar:
-    def __init__(self, client: CalcomClient, catalogue: CalcomCatalogue, zone: str) -> None:
+    def __init__(
+        self,
+        client: CalcomClient,
+        catalogue: CalcomCatalogue,
+        zone: str,
+        *,
+        changing: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.client = client
         self.catalogue = catalogue
         self.zone = zone
+        # Told before the chat moves or cancels a booking: Cal.com's webhook about it may come
+        # before its API answer, and must be known as the client's own change.
+        self.changing = changing
 
     async def services(self) -> tuple[Service, ...]:
         return await self.catalogue.services()
@@ -124,6 +135,8 @@ class CalcomCalendar:
         return self._visit(await self.catalogue.listing(), booking)
 
     async def reschedule(self, uid: str, start: datetime) -> Visit:
+        if self.changing is not None:
+            await self.changing(uid)
         try:
             booking = await self.client.reschedule(uid, start)
         except CalcomError as exc:
@@ -131,6 +144,8 @@ class CalcomCalendar:
         return self._visit(await self.catalogue.listing(), booking)
 
     async def cancel(self, uid: str, reason: str | None) -> Visit:
+        if self.changing is not None:
+            await self.changing(uid)
         try:
             booking = await self.client.cancel(uid, reason)
         except CalcomError as exc:

@@ -1,4 +1,4 @@
-"""`frontdesk`: serve, demo, check, webhooks, dlq."""
+"""`frontdesk`: serve, demo, check, webhooks, dlq, novu."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import httpx
 from aiohttp import web
 
 from gateway import dlq
@@ -48,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = letter_commands.add_parser("replay", help="queue a dead letter again")
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead letter id, or 'all'")
 
+    novu = commands.add_parser("novu", help="Novu's workflows for Frontdesk")
+    novu_commands = novu.add_subparsers(dest="action", required=True)
+    novu_commands.add_parser(
+        "sync", help="create or update the workflows in Novu (needs NOVU_* and PUBLIC_URL)"
+    )
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from gateway.demo import run_demo
@@ -74,7 +81,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "set":
             return asyncio.run(set_webhooks(settings, drop_pending=args.drop_pending_updates))
         return asyncio.run(show_webhooks(settings))
+    if args.command == "novu":
+        return asyncio.run(_novu_sync(settings))
     return asyncio.run(_dead_letters(settings, args))
+
+
+async def _novu_sync(settings: Settings) -> int:
+    from gateway.novu import NovuClient, NovuRejected, NovuUnavailable
+    from gateway.novu_workflows import sync
+    from gateway.resilience import CircuitBreaker
+
+    if not settings.novu_enabled or settings.public_url is None:
+        print(
+            "frontdesk: novu sync needs NOVU_API_URL, NOVU_API_KEY and PUBLIC_URL "
+            "(Novu's workflows post to PUBLIC_URL/webhooks/novu)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    assert settings.novu_api_url is not None
+    assert settings.novu_api_key is not None
+    client = NovuClient(
+        settings.novu_api_url,
+        settings.novu_api_key.get_secret_value(),
+        CircuitBreaker("novu"),
+        timeout=settings.service_timeout_seconds,
+    )
+    try:
+        done = await sync(client, f"{settings.public_url}/webhooks/novu")
+    except (NovuRejected, NovuUnavailable) as exc:
+        print(f"frontdesk: Novu refused the workflows: {exc}", file=sys.stderr)
+        print("  (README, Notifications: what a Novu without these steps needs)", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"frontdesk: cannot reach Novu: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+    for workflow_id, what in done:
+        print(f"{workflow_id:<22} {what}")
+    return 0
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

@@ -22,8 +22,12 @@ from pydantic import SecretStr
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
+from gateway.novu import NovuClient
+from gateway.novu_workflows import sync as sync_workflows
+from gateway.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox
+from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import Settings, SettingsError, load
@@ -36,6 +40,7 @@ DEMO_CALCOM_KEY = "cal_demo_sandbox_key"
 DEMO_WHATSAPP_TOKEN = "EAAG-frontdesk-demo-sandbox"  # noqa: S105 - known to the sandbox only
 DEMO_WHATSAPP_NUMBER = "106540352242922"
 DEMO_CHATWOOT_TOKEN = "chatwoot-demo-agent-token"  # noqa: S105 - known to the sandbox only
+DEMO_NOVU_KEY = "novu-demo-sandbox-key"
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
     "salon_timezone": "Europe/Moscow",
@@ -67,6 +72,11 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
         # Replaced by the sandbox inboxes' own secrets when the demo starts.
         "chatwoot_webhook_secret": "pending",
         "chatwoot_reconcile_seconds": 5.0,
+        "calcom_webhook_secret": secrets.token_urlsafe(24),
+        "novu_api_url": f"http://{host}:{port + 5}",
+        "novu_api_key": DEMO_NOVU_KEY,
+        "novu_webhook_secret": secrets.token_urlsafe(24),
+        "public_url": f"http://{host}:{port}",
         "log_format": "text",
     }
     for name, value in DEMO_SALON.items():
@@ -93,7 +103,7 @@ def run_demo(host: str, port: int) -> int:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
         print(
-            f"frontdesk demo: cannot listen on {host}:{port} to {port + 4}: {exc}", file=sys.stderr
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 5}: {exc}", file=sys.stderr
         )
         return 1
     finally:
@@ -108,7 +118,19 @@ async def _run(
     """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
     assert settings.telegram_webhook_secret is not None
     # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
-    calendar = CalcomSandbox(DEMO_CALCOM_KEY)
+    # It tells the gateway of every booking change, signed, as Cal.com does.
+    assert settings.calcom_webhook_secret is not None
+    calendar = CalcomSandbox(
+        DEMO_CALCOM_KEY,
+        webhook_url=f"http://{host}:{port}/webhooks/calcom",
+        webhook_secret=settings.calcom_webhook_secret.get_secret_value(),
+    )
+    # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
+    assert settings.novu_webhook_secret is not None
+    novu = NovuSandbox(
+        DEMO_NOVU_KEY, webhook_secret=settings.novu_webhook_secret.get_secret_value()
+    )
+    novu_runner = await novu.serve(host, port + 5)
     assert settings.whatsapp_app_secret is not None
     assert settings.whatsapp_verify_token is not None
     whatsapp = WhatsAppSandbox(
@@ -128,7 +150,11 @@ async def _run(
         }
     )
     desk_runner = await desk.serve(host, port + 4)
-    panes = (f"http://{host}:{port + 3}/", f"http://{host}:{port + 4}/")
+    panes = (
+        f"http://{host}:{port + 3}/",
+        f"http://{host}:{port + 4}/",
+        f"http://{host}:{port + 5}/",
+    )
     sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json, beside=panes)
     sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
@@ -154,6 +180,13 @@ async def _run(
             response.raise_for_status()
         for inbox in inboxes:
             inbox.webhook_url = f"http://{host}:{port}/webhooks/chatwoot"
+        # Novu's workflows, as `frontdesk novu sync` creates them.
+        async with NovuClient(
+            f"http://{host}:{port + 5}",
+            DEMO_NOVU_KEY,
+            CircuitBreaker("novu"),
+        ) as novu_client:
+            await sync_workflows(novu_client, f"http://{host}:{port}/webhooks/novu")
         # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
         assert settings.whatsapp_verify_token is not None
         await whatsapp.subscribe(
@@ -167,6 +200,7 @@ async def _run(
             f"  side by side:  http://{host}:{port + 1}/\n"
             f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
             f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
+            f"  Notifications (Novu stand-in, with fast-forward):  http://{host}:{port + 5}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
             f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
             f"  Redis:    {redis}\n"
@@ -188,3 +222,4 @@ async def _run(
         await desk_runner.cleanup()
         await calendar_runner.cleanup()
         await calendar.close()
+        await novu_runner.cleanup()

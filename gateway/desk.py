@@ -348,7 +348,7 @@ class Mirror:
             "phone": turn.session.phone or event.phone or None,
             "email": turn.session.email,
         }
-        return await self.messages(
+        messages = await self.messages(
             conv,
             said or self.said(event, before),
             client,
@@ -358,6 +358,13 @@ class Mirror:
             event_id=event.event_id,
             media=media,
         )
+        if turn.attending is None:
+            return messages
+        # "I'll come" from a reminder: staff see it in the client's conversation.
+        answer = turn.replies[-1].text if turn.replies else ""
+        note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
+        params = {"client": client, "note": note.strip()}
+        return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author="desk"))
 
     @staticmethod
     def said(event: Inbound, before: Session) -> str:

@@ -120,12 +120,20 @@ class Settings(BaseSettings):
     calcom_api_key: SecretStr | None = None
     calcom_webhook_secret: SecretStr | None = None
     calcom_team_id: int | None = None
+    # How often Cal.com's recently updated bookings are read for changes whose webhook never
+    # came (Cal.com's retries depend on the deployment).
+    calcom_reconcile_seconds: float = Field(default=300.0, gt=0)
+
+    # Novu: on when the URL and the API key are set. Its workflows' messenger step signs with
+    # NOVU_WEBHOOK_SECRET.
+    novu_api_url: str | None = None
+    novu_api_key: SecretStr | None = None
+    novu_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    # Reminders before each visit, in hours (JSON list in the environment: [24, 2]).
+    reminder_hours: tuple[float, ...] = (24.0, 2.0)
 
     # Later services: their variables are accepted now so that a complete `.env` validates;
     # each is off while absent.
-    novu_api_url: str | None = None
-    novu_api_key: SecretStr | None = None
-    novu_webhook_secret: SecretStr | None = None
     metabase_site_url: str | None = None
     metabase_secret_key: SecretStr | None = None
     analytics_database_url: SecretStr | None = None
@@ -153,7 +161,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("public_url", "telegram_api_url", "whatsapp_api_url", "chatwoot_url")
+    @field_validator(
+        "public_url", "telegram_api_url", "whatsapp_api_url", "chatwoot_url", "novu_api_url"
+    )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
@@ -221,6 +231,29 @@ class Settings(BaseSettings):
             raise ValueError(f"Chatwoot needs {', '.join(missing)} when CHATWOOT_API_TOKEN is set")
         return value
 
+    @field_validator("novu_webhook_secret")
+    @classmethod
+    def _novu_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("novu_api_key") is None:
+            return value
+        missing = [] if info.data.get("novu_api_url") else ["NOVU_API_URL"]
+        if value is None:
+            missing.append("NOVU_WEBHOOK_SECRET")
+        if missing:
+            raise ValueError(f"Novu needs {', '.join(missing)} when NOVU_API_KEY is set")
+        return value
+
+    @field_validator("reminder_hours")
+    @classmethod
+    def _hours(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(hours <= 0 for hours in value):
+            raise ValueError("every reminder is a number of hours before the visit, above 0")
+        return tuple(sorted(set(value), reverse=True))
+
+    @property
+    def novu_enabled(self) -> bool:
+        return self.novu_api_key is not None and self.novu_api_url is not None
+
     @property
     def chatwoot_enabled(self) -> bool:
         return self.chatwoot_api_token is not None
@@ -244,7 +277,7 @@ class Settings(BaseSettings):
             "whatsapp": self.whatsapp_enabled,
             "calcom": self.calcom_api_key is not None and self.calcom_api_url is not None,
             "chatwoot": self.chatwoot_enabled,
-            "novu": self.novu_api_key is not None,
+            "novu": self.novu_enabled,
             "metabase": self.metabase_site_url is not None,
         }
 

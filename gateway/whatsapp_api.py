@@ -228,6 +228,18 @@ class WhatsAppDelivery:
         if message.method not in ("messages", "template") or not isinstance(content, dict):
             raise PermanentFailure(f"unsupported WhatsApp call {message.method!r}")
         now = int(self.clock().timestamp())
+        fallback = params.get("fallback")
+        # A notice (confirmation, reminder) has an approved template to go as when the window
+        # is closed: it does not wait for the client to write first.
+        if (
+            message.method == "messages"
+            and isinstance(fallback, dict)
+            and not await self.state.window_open(chat, now)
+        ):
+            wamid = await self.client.send(chat, fallback)
+            if wamid:
+                await self.state.remember(wamid, chat, {"template": True}, 0)
+            return
         if message.method == "messages":
             # Outside the window it is parked instead, in the same step as the check.
             parked = await self.state.park(chat, params, now)

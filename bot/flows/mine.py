@@ -20,6 +20,7 @@ VIEW = "k:v:"
 MOVE = "k:r:"
 CANCEL = "k:c:"
 CANCEL_YES = "k:cx:"
+ATTEND = "k:y:"  # "I'll come", under a reminder or a confirmation
 
 CANCEL_STEP = "mine.cancel"
 LIST_STEP = "mine.list"
@@ -55,6 +56,7 @@ class MyBookings:
             (MOVE, self._move),
             (CANCEL_YES, self._cancel),
             (CANCEL, self._ask_cancel),
+            (ATTEND, self._attend),
         ):
             if choice.startswith(prefix):
                 uid = choice.removeprefix(prefix)
@@ -91,6 +93,20 @@ class MyBookings:
         if isinstance(visit, Turn):
             return visit
         return await self.booking.move(ctx, visit)
+
+    async def _attend(self, ctx: Context, uid: str) -> Turn:
+        """The client says they will come: thanked, and staff are told (`Turn.attending`)."""
+        _ = ctx._
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit
+        when = format_when(visit.start, self.booking.zone, ctx.locale)
+        choices = (Choice(menu.BOOKINGS, _("menu.bookings")), Choice(menu.HOME, _("menu.home")))
+        ctx.update(
+            attending=[*[u for u in ctx.session.attending if u != visit.uid], visit.uid][-20:]
+        )
+        turn = ctx.reply(Reply(_("notice.attending", when=when), choices), menu.STEP)
+        return Turn(turn.replies, turn.session, attending=visit.uid)
 
     async def _ask_cancel(self, ctx: Context, uid: str) -> Turn:
         _ = ctx._

@@ -21,6 +21,8 @@ class Turn:
     session: Session
     # Set when this turn hands the client to staff (see bot/flows/handoff.py).
     handoff: Handoff | None = None
+    # Set when the client said they will come to this visit (a booking uid): staff see it.
+    attending: str | None = None
 
 
 @dataclass(slots=True)

@@ -53,10 +53,30 @@ WABA_ID = "100200300400500"
 DEFAULT_TEMPLATES = {
     ("frontdesk_reply_waiting", "ru"): 1,
     ("frontdesk_reply_waiting", "en"): 1,
+    ("frontdesk_booking_confirmed", "ru"): 2,
+    ("frontdesk_booking_confirmed", "en"): 2,
+    ("frontdesk_reminder", "ru"): 2,
+    ("frontdesk_reminder", "en"): 2,
 }
 TEMPLATE_TEXT = {
     "ru": "Салон «{0}» ответил на ваше сообщение. Нажмите «Продолжить», чтобы прочитать.",
     "en": "{0} has replied to your message. Tap Continue to read it.",
+}
+# The registered texts of the notice templates, and their three quick-reply buttons (whose
+# payloads the sender sets per message).
+NOTICE_TEXT = {
+    "frontdesk_booking_confirmed": {
+        "ru": "Вы записаны: {0}, {1}.",
+        "en": "You are booked: {0} on {1}.",
+    },
+    "frontdesk_reminder": {
+        "ru": "Напоминаем о визите: {0}, {1}. Вы придёте?",
+        "en": "A reminder of your visit: {0} on {1}. Will you come?",
+    },
+}
+NOTICE_BUTTONS = {
+    "ru": ("Приду", "Перенести", "Отменить"),
+    "en": ("I'll come", "Reschedule", "Cancel"),
 }
 TEMPLATE_BUTTON = {"ru": "Продолжить", "en": "Continue"}
 # Meta's "Supported media types" for uploads.
@@ -720,11 +740,27 @@ def _option(body: JSON, choice: str) -> tuple[str, str, str] | None:
             if option["id"] == choice:
                 return kind, option["title"], option.get("description", "")
     if body.get("type") == "template":
-        language = body["template"]["language"]["code"]
-        button = TEMPLATE_BUTTON.get(language, "Continue")
-        if choice == button:
-            return "quick_reply", button, ""
+        for payload, label in _template_buttons(body["template"]):
+            if choice == payload:
+                return "quick_reply", label, ""
     return None
+
+
+def _template_buttons(template: JSON) -> list[tuple[str, str]]:
+    """(payload, label) of a template's quick-reply buttons as the client sees them."""
+    language = template["language"]["code"]
+    if template.get("name") not in NOTICE_TEXT:
+        button = TEMPLATE_BUTTON.get(language, "Continue")
+        return [(button, button)]
+    labels = NOTICE_BUTTONS.get(language, NOTICE_BUTTONS["en"])
+    found = []
+    for component in template.get("components", []):
+        if component.get("type") == "button" and component.get("sub_type") == "quick_reply":
+            index = int(component.get("index", 0))
+            payload = (component.get("parameters") or [{}])[0].get("payload", "")
+            if index < len(labels):
+                found.append((str(payload), labels[index]))
+    return found
 
 
 def _what(payload: JSON) -> str:
@@ -743,7 +779,10 @@ def _for_page(body: JSON) -> JSON:
     values = [
         parameter.get("text", "")
         for component in template.get("components", [])
+        if component.get("type") == "body"
         for parameter in component.get("parameters", [])
     ]
-    text = TEMPLATE_TEXT.get(language, TEMPLATE_TEXT["en"]).format(*values, "")
-    return {"type": "template", "text": text, "button": TEMPLATE_BUTTON.get(language, "Continue")}
+    texts = NOTICE_TEXT.get(template.get("name", ""), TEMPLATE_TEXT)
+    text = texts.get(language, texts["en"]).format(*values, "")
+    buttons = [{"id": payload, "title": label} for payload, label in _template_buttons(template)]
+    return {"type": "template", "text": text, "buttons": buttons}

@@ -1,0 +1,364 @@
+"""Cal.com: the webhook's edge rules, and what the worker does with a booking change.
+
+The edge verifies `X-Cal-Signature-256` (lowercase hex HMAC-SHA256 of the raw body with the
+webhook's secret; contract §1.10) before parsing, keeps the six booking triggers Frontdesk acts
+on and de-duplicates each change by (trigger, uid, start): a redelivery, or the same change found
+again by the reconciliation, is handled once. A change is queued under the client's own
+conversation when the booking says whose it is (bookings made in the chat carry it in their
+metadata), so that it is handled in order with the client's messages; otherwise under the
+booking, and the worker looks the client up by phone, then email.
+
+The worker then:
+- remembers whose booking it is, and the client's contact details for next time;
+- tells Novu (subscriber, the workflow for the change, reminders before the visit, and the
+  cancellation of reminders a move or cancellation makes wrong) - or, with Novu off, tells the
+  client itself;
+- keeps the client's list of visits ("My bookings") in step.
+A change the client made in the chat was already answered there: the messenger gets nothing
+more, but Novu still runs (reminders, email).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.flows.notices import Notice, NoticeKind
+from gateway.bookings import BookingLinks
+from gateway.calcom import Booking, CalcomClient
+from gateway.calendar import METADATA_CHANNEL, METADATA_CHAT
+from gateway.desk import Conversation
+from gateway.edge import MAX_BODY, Malformed
+from gateway.inbox import Event, Inbox
+from gateway.streams import Entry, Outcome
+from handlers.calcom_novu import NovuPlanner
+from handlers.notices import NoticeSender
+
+log = logging.getLogger("frontdesk.calcom")
+
+SOURCE = "calcom"
+SIGNATURE_HEADER = "X-Cal-Signature-256"
+CREATED = "BOOKING_CREATED"
+RESCHEDULED = "BOOKING_RESCHEDULED"
+CANCELLED = "BOOKING_CANCELLED"
+REQUESTED = "BOOKING_REQUESTED"
+REJECTED = "BOOKING_REJECTED"
+NO_SHOW = "BOOKING_NO_SHOW_UPDATED"
+TRIGGERS = frozenset({CREATED, RESCHEDULED, CANCELLED, REQUESTED, REJECTED, NO_SHOW})
+NOTICE_KINDS = {
+    CREATED: NoticeKind.CONFIRMED,
+    RESCHEDULED: NoticeKind.MOVED,
+    CANCELLED: NoticeKind.CANCELLED,
+    REQUESTED: NoticeKind.REQUESTED,
+    REJECTED: NoticeKind.REJECTED,
+}
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class CalcomWebhook:
+    """Edge rules for `POST /webhooks/calcom`."""
+
+    name = SOURCE
+    max_body = MAX_BODY
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool:
+        # Cal.com sends `no-secret-provided` when its webhook has no secret: refused here.
+        return _HEX64.fullmatch(headers.get(SIGNATURE_HEADER, "")) is not None
+
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        expected = hmac.new(self._secret, raw, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "").lower())
+
+    def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(body, dict) or not isinstance(body.get("triggerEvent"), str):
+            raise Malformed("no triggerEvent")
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise Malformed("no payload")
+        trigger = body["triggerEvent"]
+        if trigger not in TRIGGERS:
+            return []  # meetings, recordings, forms: nothing for the front desk
+        event_id = change_id(trigger, payload)
+        if event_id is None:
+            raise Malformed("no booking uid")
+        return [Event(SOURCE, event_id, conversation_for(payload), raw)]
+
+
+def _instant(value: Any) -> datetime | None:
+    """Cal.com's times: `...Z` in some triggers, `...+00:00` in others (§1.10)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else None
+
+
+def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
+    """Names one change of one booking, the same from the webhook and the reconciliation."""
+    uid = payload.get("uid") or payload.get("bookingUid")
+    if not isinstance(uid, str) or not uid:
+        return None
+    if trigger == NO_SHOW:
+        marks = sorted(
+            f"{a.get('email')}={bool(a.get('noShow'))}"
+            for a in payload.get("attendees") or []
+            if isinstance(a, dict)
+        )
+        digest = hashlib.sha256("|".join(marks).encode()).hexdigest()[:16]
+        return f"{trigger}:{uid}:{digest}"
+    start = _instant(payload.get("startTime"))
+    stamp = str(int(start.timestamp())) if start else str(payload.get("iCalSequence", ""))
+    return f"{trigger}:{uid}:{stamp}"
+
+
+def conversation_for(payload: dict[str, Any]) -> str:
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict):
+        channel, chat = metadata.get(METADATA_CHANNEL), metadata.get(METADATA_CHAT)
+        if channel in ("telegram", "whatsapp") and isinstance(chat, str) and chat:
+            return Conversation(str(channel), chat).key
+    return f"cal:{payload.get('uid') or payload.get('bookingUid')}"
+
+
+@dataclass(frozen=True, slots=True)
+class BookingChange:
+    """A booking change as Frontdesk needs it, whichever way it came."""
+
+    trigger: str
+    uid: str
+    start: datetime | None
+    end: datetime | None
+    service: str
+    master: str | None = None
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    previous_uid: str | None = None
+    previous_start: datetime | None = None
+    reason: str | None = None
+    no_show: bool = False
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> BookingChange:
+        payload = body["payload"]
+        attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
+        attendee = attendees[0] if attendees else {}
+        responses = payload.get("responses") if isinstance(payload.get("responses"), dict) else {}
+        phone = attendee.get("phoneNumber") or (
+            (responses or {}).get("attendeePhoneNumber") or {}
+        ).get("value")
+        language = (attendee.get("language") or {}).get("locale")
+        organizer = payload.get("organizer") or {}
+        metadata = payload.get("metadata")
+        return cls(
+            trigger=str(body["triggerEvent"]),
+            uid=str(payload.get("uid") or payload.get("bookingUid")),
+            start=_instant(payload.get("startTime")),
+            end=_instant(payload.get("endTime")),
+            service=str(payload.get("eventTitle") or payload.get("type") or ""),
+            master=organizer.get("name") or None,
+            name=str(attendee.get("name") or ""),
+            email=attendee.get("email") or None,
+            phone=str(phone) if phone else None,
+            language=str(language) if language else None,
+            metadata=metadata if isinstance(metadata, dict) else {},
+            previous_uid=payload.get("rescheduleUid") or None,
+            previous_start=_instant(payload.get("rescheduleStartTime")),
+            reason=payload.get("cancellationReason") or payload.get("rejectionReason") or None,
+            no_show=any(bool(a.get("noShow")) for a in attendees),
+        )
+
+    def notice(self) -> Notice | None:
+        kind = NOTICE_KINDS.get(self.trigger)
+        if kind is None or self.start is None:
+            return None
+        return Notice(
+            kind,
+            self.uid,
+            self.service,
+            self.start,
+            master=self.master,
+            previous_uid=self.previous_uid,
+            previous_start=self.previous_start,
+            reason=self.reason,
+        )
+
+
+class CalcomEvents:
+    """The worker's handler for booking changes."""
+
+    def __init__(
+        self,
+        links: BookingLinks,
+        inbox: Inbox,
+        notices: NoticeSender,
+        planner: NovuPlanner | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.links = links
+        self.inbox = inbox
+        self.notices = notices
+        self.planner = planner
+        self.clock = clock
+
+    async def __call__(self, entry: Entry) -> Outcome:
+        change = BookingChange.parse(json.loads(entry.body))
+        conv = Conversation.from_key(entry.conversation)
+        if conv is None:
+            found = await self.links.find(phone=change.phone, email=change.email)
+            if found is not None and Conversation.from_key(found) is not None:
+                # A known client's booking made elsewhere: handled in their conversation, in
+                # order with their messages (the inbox's de-duplication makes this once).
+                await self.inbox.put(Event(SOURCE, f"fwd:{entry.event_id}", found, entry.body))
+                return Outcome()
+        if change.trigger == NO_SHOW:
+            await self.links.save(change.uid, no_show="yes" if change.no_show else "no")
+            log.info("no-show %s for a booking", "marked" if change.no_show else "cleared")
+            return Outcome()
+        now = self.clock()
+        by_chat = await self._by_chat(change)
+        if conv is not None:
+            await self.links.link(conv.key, phone=change.phone, email=change.email)
+        await self.links.save(
+            change.uid,
+            conversation=conv.key if conv else "",
+            start=change.start.isoformat() if change.start else "",
+            origin="chat" if by_chat else "calcom",
+            status=change.trigger,
+        )
+        notice = change.notice()
+        if notice is None:
+            return Outcome()
+        ended = change.end is not None and change.end <= now
+        if self.planner is not None:
+            outcome = Outcome()
+            if conv is not None:
+                # "My bookings" knows the visit at once; the messenger hears of it from Novu.
+                outcome = await self.notices.remember(conv, notice)
+            if ended:
+                return outcome
+            locale = await self._locale(conv, change)
+            planned = self.planner.plan(change, notice, conv, locale, by_chat=by_chat, now=now)
+            return Outcome(
+                outgoing=(*outcome.outgoing, *planned),
+                session_key=outcome.session_key,
+                session=outcome.session,
+                session_ttl=outcome.session_ttl,
+            )
+        if conv is None or by_chat or ended:
+            return Outcome()
+        return await self.notices.send(conv, notice, f"cal:{entry.event_id}", now)
+
+    async def _by_chat(self, change: BookingChange) -> bool:
+        """Whether the client made this change in the chat (and was answered there)."""
+        if change.trigger in (CREATED, REQUESTED):
+            return bool(change.metadata.get(METADATA_CHAT))
+        if change.trigger == RESCHEDULED:
+            return await self.links.changed_in_chat(change.previous_uid or change.uid)
+        if change.trigger == CANCELLED:
+            return await self.links.changed_in_chat(change.uid)
+        return False
+
+    async def _locale(self, conv: Conversation | None, change: BookingChange) -> str:
+        catalogs = self.notices.catalogs
+        if conv is not None:
+            session = await self.notices.sessions.load(self.notices.client(conv))
+            return catalogs.resolve(session.locale, change.language)
+        return catalogs.resolve(None, change.language)
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def envelope_of(booking: Booking) -> dict[str, Any] | None:
+    """A booking read from the API as the webhook that should have told of its last change;
+    None for the old half of a move (its successor tells of it)."""
+    status = booking.status
+    if status == "cancelled" and booking.rescheduled_to_uid:
+        return None
+    if status == "accepted":
+        trigger = RESCHEDULED if booking.rescheduled_from_uid else CREATED
+    else:
+        trigger = {"cancelled": CANCELLED, "pending": REQUESTED, "rejected": REJECTED}.get(
+            status, ""
+        )
+    if not trigger:
+        return None
+    attendee = booking.attendees[0] if booking.attendees else None
+    person: dict[str, Any] = {}
+    if attendee is not None:
+        person = {
+            "name": attendee.name,
+            "email": attendee.email,
+            "timeZone": attendee.time_zone,
+            "language": {"locale": attendee.language},
+        }
+        if attendee.phone_number:
+            person["phoneNumber"] = attendee.phone_number
+    payload: dict[str, Any] = {
+        "uid": booking.uid,
+        "bookingId": booking.id,
+        "startTime": _iso(booking.start),
+        "endTime": _iso(booking.end),
+        "eventTitle": booking.title.split(" between ")[0] if booking.title else "",
+        "eventTypeId": booking.event_type_id,
+        "organizer": {"name": booking.hosts[0].name} if booking.hosts else {},
+        "attendees": [person] if person else [],
+        "metadata": booking.metadata,
+        "status": status.upper(),
+        "cancellationReason": booking.cancellation_reason,
+    }
+    if booking.rescheduled_from_uid:
+        payload["rescheduleUid"] = booking.rescheduled_from_uid
+    return {"triggerEvent": trigger, "createdAt": _iso(booking.updated_at), "payload": payload}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+async def reconcile(
+    client: CalcomClient, links: BookingLinks, inbox: Inbox, now: datetime, lookback: timedelta
+) -> int:
+    """Queue the changes of recently updated bookings whose webhook never came. The change ids
+    are the webhook's own, so the inbox's de-duplication makes this exactly once with the
+    webhook path. Returns how many were missing."""
+    since = await links.cursor() or now - lookback
+    bookings = await client.bookings(after_updated_at=since, max_items=1000)
+    found = 0
+    newest = since
+    for booking in bookings:
+        if booking.updated_at is not None:
+            newest = max(newest, booking.updated_at)
+        envelope = envelope_of(booking)
+        if envelope is None:
+            continue
+        payload = envelope["payload"]
+        event_id = change_id(envelope["triggerEvent"], payload)
+        assert event_id is not None  # the uid is always there
+        raw = json.dumps(envelope, ensure_ascii=False).encode()
+        if await inbox.put(Event(SOURCE, event_id, conversation_for(payload), raw)):
+            found += 1
+            log.warning("a booking change whose webhook never came was recovered")
+    # A little overlap: updates stamped in the same instant as the newest are read again
+    # (and recognised as handled).
+    await links.move_cursor(newest - timedelta(seconds=1))
+    return found

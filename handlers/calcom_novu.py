@@ -1,0 +1,197 @@
+"""What Novu is told of a booking change: outbox messages, sent in order per subscriber.
+
+- The subscriber first (created or updated): a stable id per client (`<salon>:tg:<chat>`,
+  `<salon>:wa:<number>`, or for a client known only by email or phone a hash of it), name,
+  phone, email, language and the salon's time zone.
+- The change's workflow, and reminders at each offset before the visit (a delay until a time
+  carried in the payload), none that would fire in the past or for a visit over.
+- For a move or cancellation, the cancellation (by `transactionId`) of the reminders it made
+  wrong.
+
+Every `transactionId` is deterministic, `fd-<salon>-<kind>-<uid>-<start epoch>`, and is also the
+`Idempotency-Key`: a redelivered webhook queues the same calls, which Novu takes once (and the
+inbox's de-duplication already stops most of them). The start time in it keeps a moved booking's
+new reminders apart from the cancelled ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.flows.notices import Notice, NoticeKind, Notices
+from bot.i18n import Catalogs
+from gateway import novu_workflows as workflows
+from gateway.desk import Conversation
+from gateway.novu import CHANNEL
+from gateway.streams import Outgoing
+
+if TYPE_CHECKING:
+    from handlers.calcom import BookingChange
+
+WORKFLOWS = {
+    NoticeKind.CONFIRMED: workflows.CONFIRMED,
+    NoticeKind.MOVED: workflows.RESCHEDULED,
+    NoticeKind.CANCELLED: workflows.CANCELLED,
+    NoticeKind.REQUESTED: workflows.REQUESTED,
+    NoticeKind.REJECTED: workflows.REJECTED,
+}
+# A reminder due sooner than this is not worth sending (the client just booked, or it is late).
+SOON = timedelta(minutes=10)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class NovuPlanner:
+    def __init__(
+        self,
+        salon_id: str,
+        salon_name: str,
+        zone: str,
+        notices: Notices,
+        catalogs: Catalogs,
+        reminder_hours: Sequence[float],
+    ) -> None:
+        self.salon_id = salon_id
+        self.salon_name = salon_name
+        self.zone = zone
+        self.notices = notices
+        self.catalogs = catalogs
+        self.reminder_hours = tuple(reminder_hours)
+
+    def transaction(self, kind: str, uid: str, start: datetime) -> str:
+        return f"fd-{self.salon_id}-{kind}-{uid}-{int(start.timestamp())}"
+
+    def reminder_kind(self, hours: float) -> str:
+        return f"reminder{hours:g}h"
+
+    def subscriber_id(self, conv: Conversation | None, change: BookingChange) -> str:
+        if conv is not None:
+            return f"{self.salon_id}:{conv.key}"
+        contact = (change.email or change.phone or change.uid).strip().lower()
+        return f"{self.salon_id}:cal:{hashlib.sha256(contact.encode()).hexdigest()[:20]}"
+
+    def plan(
+        self,
+        change: BookingChange,
+        notice: Notice,
+        conv: Conversation | None,
+        locale: str,
+        *,
+        by_chat: bool,
+        now: datetime,
+    ) -> list[Outgoing]:
+        subscriber = self.subscriber_id(conv, change)
+
+        def call(method: str, params: dict[str, Any]) -> Outgoing:
+            return Outgoing(CHANNEL, subscriber, method, params, author="notice")
+
+        first, _, last = change.name.partition(" ")
+        profile = {
+            "subscriberId": subscriber,
+            "firstName": first or None,
+            "lastName": last or None,
+            "email": change.email,
+            "phone": change.phone,
+            "locale": locale,
+            "timezone": self.zone,
+            "data": {"salon": self.salon_id, "conversation": conv.key if conv else ""},
+        }
+        planned = [call("subscriber", {k: v for k, v in profile.items() if v is not None})]
+        # The reminders this change makes wrong go first.
+        if notice.kind is NoticeKind.MOVED and notice.previous_uid and notice.previous_start:
+            planned += self._cancel_reminders(call, notice.previous_uid, notice.previous_start)
+        if notice.kind in (NoticeKind.CANCELLED, NoticeKind.REJECTED):
+            planned += self._cancel_reminders(call, notice.uid, notice.start)
+        kind = notice.kind.value
+        planned.append(
+            self._trigger(
+                call,
+                subscriber,
+                WORKFLOWS[notice.kind],
+                self.transaction(kind, notice.uid, notice.start),
+                notice,
+                conv,
+                locale,
+                messenger=not by_chat,
+            )
+        )
+        if notice.kind in (NoticeKind.CONFIRMED, NoticeKind.MOVED):
+            for hours in self.reminder_hours:
+                send_at = notice.start - timedelta(hours=hours)
+                if send_at - now < SOON:
+                    continue
+                reminder = Notice(
+                    NoticeKind.REMINDER,
+                    notice.uid,
+                    notice.service,
+                    notice.start,
+                    master=notice.master,
+                )
+                transaction = self.transaction(self.reminder_kind(hours), notice.uid, notice.start)
+                planned.append(
+                    self._trigger(
+                        call,
+                        subscriber,
+                        workflows.REMINDER,
+                        transaction,
+                        reminder,
+                        conv,
+                        locale,
+                        messenger=True,
+                        extra={"sendAt": _iso(send_at), "hours": f"{hours:g}"},
+                    )
+                )
+        return planned
+
+    def _cancel_reminders(self, call: Any, uid: str, start: datetime) -> list[Outgoing]:
+        return [
+            call("cancel", {"transactionId": self.transaction(self.reminder_kind(h), uid, start)})
+            for h in self.reminder_hours
+        ]
+
+    def _trigger(
+        self,
+        call: Any,
+        subscriber: str,
+        workflow: str,
+        transaction: str,
+        notice: Notice,
+        conv: Conversation | None,
+        locale: str,
+        *,
+        messenger: bool,
+        extra: dict[str, str] | None = None,
+    ) -> Outgoing:
+        _ = self.catalogs.get(locale)
+        payload = {
+            "transaction": transaction,
+            "kind": notice.kind.value,
+            "bookingUid": notice.uid,
+            "conversation": conv.key if conv else "",
+            "start": _iso(notice.start),
+            "service": notice.service,
+            "master": notice.master or "",
+            "previousUid": notice.previous_uid or "",
+            "previousStart": _iso(notice.previous_start) if notice.previous_start else "",
+            "reason": notice.reason or "",
+            # "no": the client did this in the chat and was answered there; Novu's email and
+            # the reminders still go.
+            "messenger": "yes" if messenger else "no",
+            "subject": f"{self.salon_name}: {notice.service}",
+            "text": self.notices.text(_, notice),
+            "locale": locale,
+            **(extra or {}),
+        }
+        body = {
+            "name": workflow,
+            "to": {"subscriberId": subscriber},
+            "payload": payload,
+            "transactionId": transaction,
+        }
+        trigger: Outgoing = call("trigger", body)
+        return trigger

@@ -1,0 +1,133 @@
+"""A notice (confirmation, reminder, the salon's change) as messages to one client.
+
+Shared by the Novu webhook (the usual path) and the Cal.com webhook (when Novu is off). The
+bot writes the notice into the client's session and words it; this module renders it for the
+client's messenger. Notices speak for the salon, not in the conversation, so they are not held
+back while a person answers the client (author "notice"). On WhatsApp, outside the 24-hour
+window, a confirmation or reminder goes as the salon's approved template with the same three
+buttons (their payloads are the choices' ids), instead of waiting for the client to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from bot.conversation import FrontDesk
+from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.flows.notices import Notice, NoticeKind, remembered
+from bot.flows.turn import Turn
+from bot.i18n import Catalogs
+from bot.local_time import format_when
+from gateway.desk import Conversation
+from gateway.sessions import SessionStore
+from gateway.streams import Outcome, Outgoing
+from handlers import telegram, whatsapp_render
+
+AUTHOR = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """The salon's approved WhatsApp templates for notices (README, WhatsApp)."""
+
+    confirmation: str
+    reminder: str
+
+
+class NoticeSender:
+    def __init__(
+        self,
+        desk: FrontDesk,
+        catalogs: Catalogs,
+        sessions: SessionStore,
+        templates: Templates,
+    ) -> None:
+        self.desk = desk
+        self.catalogs = catalogs
+        self.sessions = sessions
+        self.templates = templates
+
+    def client(self, conv: Conversation) -> ClientRef:
+        channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
+        return ClientRef(self.desk.salon.id, channel, conv.chat, conv.chat)
+
+    async def send(
+        self, conv: Conversation, notice: Notice, event_id: str, now: datetime
+    ) -> Outcome:
+        """The notice for this client, with their session as it learns of the visit."""
+        client = self.client(conv)
+        session = await self.sessions.load(client)
+        event = Inbound(client, Kind.TEXT, event_id)
+        turn = await self.desk.notify(session, event, notice, now)
+        outgoing = self.render(conv, turn, notice)
+        return Outcome(
+            outgoing=outgoing,
+            session_key=self.sessions.key(client),
+            session=self.sessions.dump(turn.session),
+            session_ttl=self.sessions.ttl,
+        )
+
+    async def remember(self, conv: Conversation, notice: Notice) -> Outcome:
+        """Only the client's list of visits learns of the change (the message comes later)."""
+        client = self.client(conv)
+        session = remembered(await self.sessions.load(client), notice)
+        return Outcome(
+            session_key=self.sessions.key(client),
+            session=self.sessions.dump(session),
+            session_ttl=self.sessions.ttl,
+        )
+
+    def render(self, conv: Conversation, turn: Turn, notice: Notice) -> tuple[Outgoing, ...]:
+        if not turn.replies:
+            return ()
+        if conv.channel == "telegram":
+            messages = telegram.render(conv.chat, turn.replies, None)
+            return tuple(replace(m, author=AUTHOR) for m in messages)
+        _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
+        rendered = whatsapp_render.render(conv.chat, turn.replies, _)
+        fallback = self._template(notice, _.locale)
+        outgoing = []
+        for n, message in enumerate(rendered.outgoing):
+            params = message.params
+            if fallback is not None and n == len(rendered.outgoing) - 1:
+                params = params | {"fallback": fallback}
+            outgoing.append(replace(message, params=params, author=AUTHOR))
+        return tuple(outgoing)
+
+    def _template(self, notice: Notice, locale: str) -> dict[str, Any] | None:
+        """The approved template standing in for the notice outside the 24-hour window."""
+        if notice.kind is NoticeKind.REMINDER:
+            name = self.templates.reminder
+        elif notice.kind in (NoticeKind.CONFIRMED, NoticeKind.MOVED):
+            name = self.templates.confirmation
+        else:
+            return None  # news without buttons waits for the client, as any message does
+        when = format_when(notice.start, self.desk.notices.zone, locale)
+        buttons = [f"k:y:{notice.uid}", f"k:r:{notice.uid}", f"k:c:{notice.uid}"]
+        return {
+            "type": "template",
+            "template": {
+                "name": name,
+                "language": {"policy": "deterministic", "code": locale},
+                "components": [
+                    {
+                        "type": "body",
+                        "parameters": [
+                            {"type": "text", "text": notice.service},
+                            {"type": "text", "text": when},
+                        ],
+                    },
+                    *(
+                        {
+                            "type": "button",
+                            "sub_type": "quick_reply",
+                            "index": str(index),
+                            "parameters": [{"type": "payload", "payload": payload}],
+                        }
+                        for index, payload in enumerate(buttons)
+                    ),
+                ],
+            },
+        }

@@ -1,0 +1,139 @@
+"""Novu: the webhook its workflows' messenger step posts to, and the worker's handling of it.
+
+The edge verifies `Novu-Signature: t=<timestamp>,v1=<hex>` (HMAC-SHA256 of `<timestamp>.<raw
+body>` with NOVU_WEBHOOK_SECRET, Novu's scheme for requests to a customer's endpoint), refuses
+timestamps more than five minutes off, and queues the notice under the client's conversation,
+de-duplicated by its `transactionId` (Novu retries a step that failed). The worker words the
+notice in the client's language and sends it through the outbox (see handlers/notices.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.flows.notices import Notice, NoticeKind
+from gateway.desk import Conversation
+from gateway.edge import MAX_BODY, Malformed
+from gateway.inbox import Event
+from gateway.streams import Entry, Outcome
+from handlers.notices import NoticeSender
+
+log = logging.getLogger("frontdesk.novu")
+
+SOURCE = "novu"
+SIGNATURE_HEADER = "Novu-Signature"
+MAX_AGE_SECONDS = 300
+
+
+def _parts(header: str) -> tuple[str, list[str]]:
+    stamp, signatures = "", []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            stamp = value
+        elif name == "v1":
+            signatures.append(value)
+    return stamp, signatures
+
+
+def sign(secret: str, body: bytes, at: float) -> str:
+    """The header value for `body` signed at `at` (what Novu sends; the sandbox uses it)."""
+    stamp = str(int(at))
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
+class NovuWebhook:
+    """Edge rules for `POST /webhooks/novu`."""
+
+    name = SOURCE
+    max_body = MAX_BODY
+
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self._secret = secret.encode()
+        self.clock = clock
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool:
+        stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
+        return stamp.isdigit() and bool(signatures)
+
+    def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
+        stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
+        # Seconds, or milliseconds as some Novu components stamp them.
+        at = int(stamp) / (1000 if len(stamp) > 11 else 1)
+        if abs(self.clock() - at) > MAX_AGE_SECONDS:
+            return False
+        expected = hmac.new(self._secret, stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        return any(hmac.compare_digest(expected, given.lower()) for given in signatures)
+
+    def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(body, dict):
+            raise Malformed("not an object")
+        transaction = body.get("transaction")
+        if not isinstance(transaction, str) or not transaction:
+            raise Malformed("no transaction")
+        if notice_of(body) is None:
+            raise Malformed("no notice (kind, bookingUid and start are needed)")
+        conversation = str(body.get("conversation") or "")
+        if Conversation.from_key(conversation) is None or body.get("messenger") == "no":
+            return []  # not for a messenger client, or already answered in the chat
+        return [Event(SOURCE, f"n:{transaction}", conversation, raw)]
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else None
+
+
+def notice_of(body: dict[str, Any]) -> Notice | None:
+    try:
+        kind = NoticeKind(str(body.get("kind")))
+    except ValueError:
+        return None
+    start = _instant(body.get("start"))
+    uid = str(body.get("bookingUid") or "")
+    if start is None or not uid:
+        return None
+    return Notice(
+        kind,
+        uid,
+        str(body.get("service") or ""),
+        start,
+        master=str(body.get("master") or "") or None,
+        previous_uid=str(body.get("previousUid") or "") or None,
+        previous_start=_instant(body.get("previousStart")),
+        reason=str(body.get("reason") or "") or None,
+    )
+
+
+class NovuEvents:
+    """The worker's handler: a notice Novu's workflow delivers to a messenger client."""
+
+    def __init__(self, notices: NoticeSender, clock: Callable[[], datetime]) -> None:
+        self.notices = notices
+        self.clock = clock
+
+    async def __call__(self, entry: Entry) -> Outcome:
+        body = json.loads(entry.body)
+        conv = Conversation.from_key(entry.conversation)
+        notice = notice_of(body)
+        if conv is None or notice is None:
+            log.warning("a Novu notice Frontdesk cannot read was dropped: %s", entry.event_id)
+            return Outcome()
+        return await self.notices.send(conv, notice, entry.event_id, self.clock())
