@@ -491,7 +491,12 @@ class NovuSandbox:
             for r in reversed(self.runs)
         ]
         return web.json_response(
-            {"now": _iso(self.now()), "runs": runs, "sent": list(reversed(self.sent))}
+            {
+                "now": _iso(self.now()),
+                "workflows": sorted(self.workflows),
+                "runs": runs,
+                "sent": list(reversed(self.sent)),
+            }
         )
 
     async def _advance(self, request: web.Request) -> web.Response:

@@ -137,7 +137,7 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=5)
+    port = free_port(consecutive=6)
     prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     log = tmp_path / "demo.log"
@@ -180,6 +180,7 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
             assert state["beside"] == [
                 f"http://127.0.0.1:{port + 3}/",
                 f"http://127.0.0.1:{port + 4}/",
+                f"http://127.0.0.1:{port + 5}/",
             ]
             whatsapp = f"http://127.0.0.1:{port + 3}/_sandbox"
             said = await http.post(
@@ -205,6 +206,15 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
 
             conversations = await eventually(mirrored, timeout=10)
             assert {c["status"] for c in conversations} == {"pending"}
+
+            # The notifications pane: Novu's stand-in, with the workflows synced at start-up.
+            novu = await (await http.get(f"http://127.0.0.1:{port + 5}/_sandbox/state")).json()
+            assert novu["runs"] == []
+            assert "booking-reminder" in novu["workflows"]
+            advanced = await http.post(
+                f"http://127.0.0.1:{port + 5}/_sandbox/advance", json={"hours": 1}
+            )
+            assert advanced.status == 200
         process.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(process.wait, 20) == 0
     finally:

@@ -1,0 +1,99 @@
+"""Notices the salon's calendar sends a client: pure `FrontDesk.notify` turns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.events import Inbound, Kind
+from bot.flows.notices import Notice, NoticeKind
+from bot.ports import Visit
+from bot.session import Session
+from tests.bot.test_booking_flow import CLIENT, NOW, Client, FakeCalendar, cut
+
+VISIT = NOW + timedelta(days=2)  # Wednesday 10:00 in Moscow
+
+
+@pytest.fixture
+def client() -> Client:
+    calendar = FakeCalendar((cut(),))
+    calendar.visits["v1"] = Visit("v1", "Cut", VISIT, VISIT + timedelta(hours=1), "Anna")
+    return Client(calendar)
+
+
+async def notify(client: Client, notice: Notice, session: Session | None = None) -> list[str]:
+    event = Inbound(CLIENT, Kind.TEXT, "n")
+    turn = await client.desk.notify(session or client.session, event, notice, client.now)
+    client.turn = turn
+    client.session = turn.session
+    return [reply.text for reply in turn.replies]
+
+
+async def test_a_reminder_offers_the_three_answers_and_i_will_come_is_remembered(
+    client: Client,
+) -> None:
+    await client.says("/start")
+    step = client.session.step
+    texts = await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT, master="Anna"))
+    assert texts == [
+        "⏰ A reminder: «Cut» on Wed, 3 June, 10:00. Will you come?\n👤 Anna\n📍 1 Main St"
+    ]
+    assert client.choices() == ["k:y:v1", "k:r:v1", "k:c:v1"]
+    assert client.session.bookings == ["v1"]
+    assert client.session.step == step  # the client's place is kept
+    # Typing the button's label works as tapping it.
+    thanks = await client.says("✅ I'll come")
+    assert thanks == ["Thank you! We look forward to seeing you on Wed, 3 June, 10:00."]
+    assert client.turn is not None
+    assert client.turn.attending == "v1"
+    assert client.session.attending == ["v1"]
+
+
+async def test_no_reminder_for_a_visit_cancelled_moved_or_over(client: Client) -> None:
+    calendar = client.desk.calendar
+    assert isinstance(calendar, FakeCalendar)
+    reminder = Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT)
+    await calendar.cancel("v1", None)
+    assert await notify(client, reminder) == []
+    # Moved: the old time's reminder stays silent (the new time has its own).
+    calendar.visits["v1"] = Visit("v1", "Cut", VISIT + timedelta(hours=2), VISIT, "Anna")
+    assert await notify(client, reminder) == []
+    client.now = VISIT + timedelta(minutes=1)
+    calendar.visits["v1"] = Visit("v1", "Cut", VISIT, VISIT + timedelta(hours=1), "Anna")
+    assert await notify(client, reminder) == []
+    # The calendar down: better the reminder from what we knew than none.
+    client.now = VISIT - timedelta(hours=2)
+    calendar.down = True
+    assert (await notify(client, reminder))[0].startswith("⏰ A reminder")
+
+
+async def test_the_salons_changes_are_told_with_the_next_step(client: Client) -> None:
+    moved = Notice(
+        NoticeKind.MOVED,
+        "v2",
+        "Cut",
+        VISIT + timedelta(days=1),
+        previous_uid="v1",
+        previous_start=VISIT,
+    )
+    session = Session(bookings=["v1", "v9"], locale="ru")
+    texts = await notify(client, moved, session)
+    assert texts[0].startswith(
+        "📅 Салон перенёс ваш визит «Cut» с ср, 3 июня, 10:00 на чт, 4 июня, 10:00."
+    )
+    assert client.session.bookings == ["v9", "v2"]
+    assert client.choices() == ["k:y:v2", "k:r:v2", "k:c:v2"]
+
+    cancelled = Notice(NoticeKind.CANCELLED, "v2", "Cut", VISIT, reason="Мастер заболел")
+    texts = await notify(client, cancelled)
+    assert texts[0].endswith("Комментарий салона: Мастер заболел")
+    assert client.session.bookings == ["v9"]
+    assert client.choices() == ["m:book", "m:home"]
+
+    requested = await notify(client, Notice(NoticeKind.REQUESTED, "v3", "Cut", VISIT))
+    assert requested[0].startswith("🕓 Ваша заявка «Cut», ср, 3 июня, 10:00, передана в салон.")
+    assert client.choices() == ["m:mine", "m:home"]
+    rejected = await notify(client, Notice(NoticeKind.REJECTED, "v3", "Cut", VISIT))
+    assert rejected[0].startswith("Салон не смог принять вашу заявку")
+    assert client.session.bookings == ["v9"]
