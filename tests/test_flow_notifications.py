@@ -88,7 +88,8 @@ async def start_notifying(
 
 
 async def book_in_chat(chat: Chat, salon: Salon, phone: str) -> str:
-    """Book a women's haircut with Anna on Wednesday at 10:00; the booking's uid."""
+    """Book a women's haircut with Anna on Wednesday at 10:00; the booking's uid. Returns once
+    the gateway has queued Cal.com's webhook about it."""
     anna = master_id(salon, "Anna")
     await chat.say("/start")
     await chat.tap("m:book")
@@ -100,7 +101,14 @@ async def book_in_chat(chat: Chat, salon: Salon, phone: str) -> str:
     done = await chat.tap("b:ok:", prefix=True)
     assert done[-1]["text"].startswith("✅ You are booked!")
     [booking] = [b for b in salon.made_in_chat() if b["start"] == "2026-06-03T07:00:00.000Z"]
+    await salon.calendar.flush_webhooks()
     return str(booking["uid"])
+
+
+async def known(gateway: Any, phone: str) -> None:
+    """Wait until the gateway has learnt this client's phone from their booking's webhook."""
+    links = BookingLinks(gateway.runtime.redis, gateway.runtime.keys)
+    await eventually(lambda: links.find(phone=phone, email=None))
 
 
 def event_type(salon: Salon, service: str, master: str) -> int:
@@ -206,9 +214,10 @@ async def test_a_booking_in_the_chat_is_confirmed_once_and_its_reminders_come_on
 async def test_a_booking_made_elsewhere_reaches_the_known_client_and_its_buttons_work(
     start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
 ) -> None:
-    await start_notifying(start_gateway, salon, novu)
+    gateway = await start_notifying(start_gateway, salon, novu)
     chat = Chat(sandbox.telegram, 802)
     await book_in_chat(chat, salon, "+79160000802")
+    await known(gateway, "+79160000802")
     before = len(chat.messages)
 
     # The salon books the same client (known by phone) on its own page, for Thursday 11:00.
@@ -334,6 +343,7 @@ async def test_a_webhook_that_never_came_is_caught_by_reconciliation(
     gateway = await start_notifying(start_gateway, salon, novu, calcom_reconcile_seconds=0.2)
     chat = Chat(sandbox.telegram, 805)
     await book_in_chat(chat, salon, "+79160000805")
+    await known(gateway, "+79160000805")
     await eventually(lambda: runs(novu, "booking-confirmed"))
     before = len(chat.messages)
     salon.calendar.webhook_url = None  # Cal.com's webhook for the next change is lost
@@ -393,3 +403,76 @@ async def test_a_whatsapp_client_outside_the_window_gets_the_approved_template_w
     assert "Thank you! We look forward to seeing you on Mon, 8 June, 11:00." in json.dumps(
         answer[-1].body, ensure_ascii=False
     )
+
+
+def cal_webhook(trigger: str, uid: str, chat: int, **payload: Any) -> bytes:
+    body = {
+        "triggerEvent": trigger,
+        "createdAt": "2026-06-01T07:00:00Z",
+        "payload": {
+            "uid": uid,
+            "eventTitle": "Manicure",
+            "startTime": "2026-06-04T12:00:00Z",
+            "endTime": "2026-06-04T13:00:00Z",
+            "organizer": {"name": "Maria Ivanova"},
+            # Booked on the salon's page by a client the chat knows by phone.
+            "attendees": [
+                {"name": "Anna", "phoneNumber": f"+79160000{chat}", "language": {"locale": "en"}}
+            ],
+            "metadata": {},
+            **payload,
+        },
+    }
+    return json.dumps(body).encode()
+
+
+async def test_without_novu_the_calendar_still_tells_the_client_what_the_salon_did(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    gateway = await start(
+        start_gateway, salon, calcom_webhook_secret=CAL_SECRET, service_timeout_seconds=1.0
+    )
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
+    salon.calendar.webhook_secret = CAL_SECRET
+    chat = Chat(sandbox.telegram, 807)
+    uid = await book_in_chat(chat, salon, "+79160000807")
+    url = f"{gateway.url}/webhooks/calcom"
+    await known(gateway, "+79160000807")  # the booking's own webhook taught us her phone
+
+    def sign_(raw: bytes) -> str:
+        return hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+
+    # A request the salon must accept first, then declines.
+    before = len(chat.messages)
+    raw = cal_webhook("BOOKING_REQUESTED", "req1", 807, status="PENDING")
+    assert await post_signed(url, raw, sign_(raw)) == 200
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith("🕓 Your request for «Manicure» on Thu, 4 June, 15:00")
+    before = len(chat.messages)
+    raw = cal_webhook("BOOKING_REJECTED", "req1", 807, rejectionReason="Fully booked")
+    assert await post_signed(url, raw, sign_(raw)) == 200
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith("The salon could not accept your request")
+    assert told[-1]["text"].endswith("The salon's note: Fully booked")
+
+    # The salon cancels the chat's booking in Cal.com: told directly.
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{uid}/cancel", {"cancellationReason": "Closed"})
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith("❌ The salon cancelled your visit «Women's haircut»")
+
+    # A no-show marked in Cal.com is recorded with the booking.
+    raw = json.dumps(
+        {
+            "triggerEvent": "BOOKING_NO_SHOW_UPDATED",
+            "payload": {"bookingUid": uid, "attendees": [{"email": "x@y.z", "noShow": True}]},
+        }
+    ).encode()
+    assert await post_signed(url, raw, sign_(raw)) == 200
+    links = BookingLinks(gateway.runtime.redis, gateway.runtime.keys)
+    assert await eventually(lambda: _no_show(links, uid)) == "yes"
+
+
+async def _no_show(links: BookingLinks, uid: str) -> str | None:
+    record = await links.record(uid)
+    return record.get("no_show")
