@@ -252,6 +252,11 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogs,
         sessions,
         Templates(settings.whatsapp_template_confirmation, settings.whatsapp_template_reminder),
+        mirrored=frozenset(
+            channel
+            for channel in ("telegram", "whatsapp")
+            if _inbox(settings, channel) and settings.chatwoot_mirror == "all"
+        ),
     )
     planner: NovuPlanner | None = None
     if settings.novu_enabled:

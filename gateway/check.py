@@ -13,6 +13,8 @@ from redis.exceptions import RedisError
 from gateway.app import connect_redis
 from gateway.calcom import CalcomClient, CalcomError
 from gateway.catalogue import services_of
+from gateway.novu import NovuClient, NovuRejected, NovuUnavailable
+from gateway.novu_workflows import definitions, differs
 from gateway.resilience import CircuitBreaker
 from gateway.settings import Settings
 from gateway.telegram_api import make_bot
@@ -54,6 +56,8 @@ async def run_check(settings: Settings) -> int:
             failed |= not await _check_whatsapp(settings)
         elif name == "chatwoot":
             failed |= not await _check_chatwoot(settings)
+        elif name == "novu":
+            failed |= not await _check_novu(settings)
         else:
             print(_line(name, None, "configured; not used by this version of Frontdesk yet"))
     return 1 if failed else 0
@@ -110,6 +114,40 @@ async def _check_calcom(settings: Settings) -> bool:
         print(_line("calcom", False, f"no visible event types for {where}: nothing to book"))
         return False
     print(_line("calcom", True, f"{len(services)} services of {where}"))
+    return True
+
+
+async def _check_novu(settings: Settings) -> bool:
+    """The key works, and the workflows `frontdesk novu sync` makes are there and current."""
+    assert settings.novu_api_url is not None
+    assert settings.novu_api_key is not None
+    webhook = f"{settings.public_url or 'PUBLIC_URL'}/webhooks/novu"
+    async with NovuClient(
+        settings.novu_api_url,
+        settings.novu_api_key.get_secret_value(),
+        CircuitBreaker("novu"),
+        timeout=TIMEOUT,
+    ) as client:
+        try:
+            found = {
+                w["workflowId"]: await client.workflow(w["workflowId"])
+                for w in definitions(webhook)
+            }
+        except (NovuRejected, NovuUnavailable, httpx.HTTPError) as exc:
+            print(_line("novu", False, f"Novu refused or unreachable: {exc}"))
+            return False
+    missing = [name for name, workflow in found.items() if workflow is None]
+    wanted = {w["workflowId"]: w for w in definitions(webhook)}
+    stale = [
+        name
+        for name, workflow in found.items()
+        if workflow is not None and differs(workflow, wanted[name])
+    ]
+    if missing or stale:
+        detail = ", ".join([*(f"{n} missing" for n in missing), *(f"{n} differs" for n in stale)])
+        print(_line("novu", False, f"{detail}: run `frontdesk novu sync`"))
+        return False
+    print(_line("novu", True, f"{len(found)} workflows in place"))
     return True
 
 

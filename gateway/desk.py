@@ -363,7 +363,7 @@ class Mirror:
         # "I'll come" from a reminder: staff see it in the client's conversation.
         answer = turn.replies[-1].text if turn.replies else ""
         note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
-        params = {"client": client, "note": note.strip()}
+        params = {"client": client, "text": note.strip()}
         return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author="desk"))
 
     @staticmethod

@@ -43,11 +43,15 @@ class NoticeSender:
         catalogs: Catalogs,
         sessions: SessionStore,
         templates: Templates,
+        mirrored: frozenset[str] = frozenset(),
     ) -> None:
         self.desk = desk
         self.catalogs = catalogs
         self.sessions = sessions
         self.templates = templates
+        # The channels whose conversations staff follow in Chatwoot as they happen
+        # (CHATWOOT_MIRROR=all): notices appear there too.
+        self.mirrored = mirrored
 
     def client(self, conv: Conversation) -> ClientRef:
         channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
@@ -62,6 +66,17 @@ class NoticeSender:
         event = Inbound(client, Kind.TEXT, event_id)
         turn = await self.desk.notify(session, event, notice, now)
         outgoing = self.render(conv, turn, notice)
+        if conv.channel in self.mirrored:
+            outgoing += tuple(
+                Outgoing(
+                    "chatwoot",
+                    conv.key,
+                    "outgoing",
+                    {"client": {}, "text": reply.text, "source_id": f"notice:{event_id}:{n}"},
+                    author="desk",
+                )
+                for n, reply in enumerate(turn.replies)
+            )
         return Outcome(
             outgoing=outgoing,
             session_key=self.sessions.key(client),

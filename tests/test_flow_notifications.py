@@ -27,6 +27,8 @@ from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_handoff import Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_booking import KEY, Chat, Salon, master_id, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_whatsapp import APP_SECRET, NUMBER_ID, VERIFY_TOKEN, WA_TOKEN, Phone
@@ -51,6 +53,25 @@ async def novu(salon: Salon) -> AsyncIterator[NovuSandbox]:
     await server.close()
 
 
+def notifying(novu: NovuSandbox) -> dict[str, Any]:
+    return {
+        "calcom_webhook_secret": CAL_SECRET,
+        "novu_api_url": novu.url,  # type: ignore[attr-defined]
+        "novu_api_key": NOVU_KEY,
+        "novu_webhook_secret": NOVU_SECRET,
+        # The sandboxes stop before the gateway at a test's end: calls to them must give up fast.
+        "service_timeout_seconds": 1.0,
+    }
+
+
+async def connect(gateway: Any, salon: Salon, novu: NovuSandbox) -> None:
+    """Cal.com's webhook to the gateway, and Novu's workflows as `novu sync` makes them."""
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
+    salon.calendar.webhook_secret = CAL_SECRET
+    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+        await sync(client, f"{gateway.url}/webhooks/novu")
+
+
 async def start_notifying(
     start_gateway: GatewayFactory,
     salon: Salon,
@@ -58,15 +79,7 @@ async def start_notifying(
     wa: WhatsAppSandbox | None = None,
     **settings: Any,
 ) -> Any:
-    values: dict[str, Any] = {
-        "calcom_webhook_secret": CAL_SECRET,
-        "novu_api_url": novu.url,  # type: ignore[attr-defined]
-        "novu_api_key": NOVU_KEY,
-        "novu_webhook_secret": NOVU_SECRET,
-        # The sandboxes stop before the gateway at a test's end: calls to them must give up fast.
-        "service_timeout_seconds": 1.0,
-        **settings,
-    }
+    values: dict[str, Any] = {**notifying(novu), **settings}
     if wa is not None:
         values |= {
             "whatsapp_access_token": WA_TOKEN,
@@ -78,10 +91,7 @@ async def start_notifying(
             "whatsapp_burst_per_chat": 100,
         }
     gateway = await start(start_gateway, salon, **values)
-    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
-    salon.calendar.webhook_secret = CAL_SECRET
-    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
-        await sync(client, f"{gateway.url}/webhooks/novu")
+    await connect(gateway, salon, novu)
     if wa is not None:
         await wa.subscribe(f"{gateway.url}/webhooks/whatsapp", VERIFY_TOKEN)
     return gateway
@@ -476,3 +486,26 @@ async def test_without_novu_the_calendar_still_tells_the_client_what_the_salon_d
 async def _no_show(links: BookingLinks, uid: str) -> str | None:
     record = await links.record(uid)
     return record.get("no_show")
+
+
+async def test_staff_see_in_chatwoot_that_the_client_will_come(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox, desk: Desk
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    chat = Chat(sandbox.telegram, 808)
+    uid = await book_in_chat(chat, salon, "+79160000808")
+    await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
+    before = len(chat.messages)
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+    await eventually(lambda: chat.messages[before:])
+    await chat.tap(f"k:y:{uid}")
+    notes = await eventually(lambda: [n for n in desk.notes("tg:808") if "will come" in n])
+    assert notes == [
+        f"✅ The client confirmed they will come (booking {uid}). "
+        "Thank you! We look forward to seeing you on Wed, 3 June, 10:00."
+    ]
+    # The reminder itself is mirrored too: staff see what the client was asked.
+    thread = desk.thread("tg:808")
+    assert any("A reminder" in m["content"] for m in thread.messages)

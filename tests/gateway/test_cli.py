@@ -269,3 +269,41 @@ async def test_check_reaches_whatsapp_and_chatwoot(
             await server.close()
         await whatsapp.close()
         await chatwoot.close()
+
+
+async def test_novu_sync_puts_the_workflows_in_place_and_check_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from gateway.sandbox.novu import NovuSandbox
+
+    novu = NovuSandbox("novu-key")
+    server = TestServer(novu.app())
+    await server.start_server()
+    monkeypatch.setenv("NOVU_API_URL", str(server.make_url("")).rstrip("/"))
+    monkeypatch.setenv("NOVU_API_KEY", "novu-key")
+    monkeypatch.setenv("NOVU_WEBHOOK_SECRET", "novu-secret")
+    try:
+        monkeypatch.delenv("PUBLIC_URL", raising=False)
+        assert await run("novu", "sync") == 2
+        assert "needs NOVU_API_URL, NOVU_API_KEY and PUBLIC_URL" in capsys.readouterr().err
+        monkeypatch.setenv("PUBLIC_URL", "https://desk.salon.example")
+        assert await run("check") == 1
+        assert "booking-confirmed missing" in capsys.readouterr().out
+        assert await run("novu", "sync") == 0
+        out = capsys.readouterr().out
+        assert "booking-reminder       created" in out
+        assert await run("novu", "sync") == 0
+        assert out.count("created") == 6
+        assert capsys.readouterr().out.count("unchanged") == 6
+        steps = novu.workflows["booking-confirmed"]["steps"]
+        assert steps[0]["controlValues"]["url"] == "https://desk.salon.example/webhooks/novu"
+        await run("check")
+        assert "[ok  ] novu      6 workflows in place" in capsys.readouterr().out
+        monkeypatch.setenv("NOVU_API_KEY", "wrong")
+        assert await run("novu", "sync") == 1
+        assert "Novu refused the workflows: HTTP 401" in capsys.readouterr().err
+    finally:
+        await server.close()
+        await novu.close()
