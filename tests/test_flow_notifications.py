@@ -27,10 +27,10 @@ from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.test_flow_handoff import Desk, start_desk
-from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_booking import KEY, Chat, Salon, master_id, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
+from tests.test_flow_handoff import Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_whatsapp import APP_SECRET, NUMBER_ID, VERIFY_TOKEN, WA_TOKEN, Phone
 from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
