@@ -456,7 +456,7 @@ class NovuSandbox:
             log.warning("sandbox: Novu's HTTP step undelivered: %s", type(exc).__name__)
         self.deliveries.append({"workflow": run.workflow, "body": body, "status": status})
         if 200 <= status < 300:
-            run.log.append(f"messenger: delivered ({status})")
+            run.log.append(f"messenger: posted to the gateway ({status})")
             return True
         if run.tries >= len(RETRIES):
             run.log.append(f"messenger: failed for good ({status})")
