@@ -90,10 +90,9 @@ class FrontDesk:
         change). Not a turn of the client's: their place in the conversation stays as it is."""
         locale = self.catalogs.resolve(session.locale, event.language)
         ctx = Context(session, self.catalogs.get(locale), now, event)
-        turn = await self.notices.tell(ctx, notice)
-        if not turn.replies:
-            return turn
-        return self._finish(turn, session.step, ctx)
+        # What the client was offered stays as it was: a number typed next still picks from
+        # their list, and the notice's own buttons are tapped, not typed.
+        return await self.notices.tell(ctx, notice)
 
     async def _route(self, ctx: Context, returning: bool) -> Turn:
         event = ctx.event

@@ -146,14 +146,14 @@ def create_app(
                 return await unsigned(request)
 
             app.router.add_post("/webhooks/chatwoot/{token}", by_token)
-    if settings.calcom_webhook_secret is not None:
+    if settings.calcom_webhook_secret is not None and settings.services()["calcom"]:
         calcom_webhook = CalcomWebhook(settings.calcom_webhook_secret.get_secret_value())
         app.router.add_post(
             "/webhooks/calcom", webhook_route(calcom_webhook, runtime.inbox, metrics)
         )
     if settings.novu_enabled:
-        assert settings.novu_webhook_secret is not None  # validated by Settings
-        novu_webhook = NovuWebhook(settings.novu_webhook_secret.get_secret_value())
+        assert settings.novu_signing_key is not None  # the API key at least
+        novu_webhook = NovuWebhook(settings.novu_signing_key)
         app.router.add_post("/webhooks/novu", webhook_route(novu_webhook, runtime.inbox, metrics))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -588,6 +588,7 @@ class CalcomClient:
         after_start: datetime | None = None,
         before_end: datetime | None = None,
         after_updated_at: datetime | None = None,
+        after_created_at: datetime | None = None,
         take: int = 100,
         max_items: int = 1000,
     ) -> list[Booking]:
@@ -595,7 +596,8 @@ class CalcomClient:
 
         `status` takes the list filter's values (`upcoming`, `past`, `cancelled`,
         `unconfirmed`, `recurring`), not booking statuses (§1.7). With `after_updated_at` the
-        result is sorted by update time (the reconciliation feed, §1.10), else by start.
+        result is sorted by update time (the reconciliation feed, §1.10), with
+        `after_created_at` by creation, else by start.
         """
         if not 1 <= take <= 250:
             raise ValueError("take must be between 1 and 250")
@@ -617,6 +619,9 @@ class CalcomClient:
         if after_updated_at is not None:
             params["afterUpdatedAt"] = _iso_z(_utc(after_updated_at, "after_updated_at"))
             params["sortUpdatedAt"] = "asc"
+        elif after_created_at is not None:
+            params["afterCreatedAt"] = _iso_z(_utc(after_created_at, "after_created_at"))
+            params["sortCreated"] = "asc"
         else:
             params["sortStart"] = "asc"
         found: list[Booking] = []

@@ -75,7 +75,6 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
         "calcom_webhook_secret": secrets.token_urlsafe(24),
         "novu_api_url": f"http://{host}:{port + 5}",
         "novu_api_key": DEMO_NOVU_KEY,
-        "novu_webhook_secret": secrets.token_urlsafe(24),
         "public_url": f"http://{host}:{port}",
         "log_format": "text",
     }
@@ -126,10 +125,7 @@ async def _run(
         webhook_secret=settings.calcom_webhook_secret.get_secret_value(),
     )
     # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
-    assert settings.novu_webhook_secret is not None
-    novu = NovuSandbox(
-        DEMO_NOVU_KEY, webhook_secret=settings.novu_webhook_secret.get_secret_value()
-    )
+    novu = NovuSandbox(DEMO_NOVU_KEY)
     novu_runner = await novu.serve(host, port + 5)
     assert settings.whatsapp_app_secret is not None
     assert settings.whatsapp_verify_token is not None

@@ -124,11 +124,11 @@ class Settings(BaseSettings):
     # came (Cal.com's retries depend on the deployment).
     calcom_reconcile_seconds: float = Field(default=300.0, gt=0)
 
-    # Novu: on when the URL and the API key are set. Its workflows' messenger step signs with
-    # NOVU_WEBHOOK_SECRET.
-    novu_api_url: str | None = None
+    # Novu: on when the URL and the API key are set. Novu signs its requests to the gateway
+    # with the environment's secret key, the API key, unless NOVU_WEBHOOK_SECRET says otherwise.
     novu_api_key: SecretStr | None = None
-    novu_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    novu_api_url: str | None = Field(default=None, validate_default=True)
+    novu_webhook_secret: SecretStr | None = None
     # Reminders before each visit, in hours (JSON list in the environment: [24, 2]).
     reminder_hours: tuple[float, ...] = (24.0, 2.0)
 
@@ -231,16 +231,11 @@ class Settings(BaseSettings):
             raise ValueError(f"Chatwoot needs {', '.join(missing)} when CHATWOOT_API_TOKEN is set")
         return value
 
-    @field_validator("novu_webhook_secret")
+    @field_validator("novu_api_url")
     @classmethod
-    def _novu_complete(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if info.data.get("novu_api_key") is None:
-            return value
-        missing = [] if info.data.get("novu_api_url") else ["NOVU_API_URL"]
-        if value is None:
-            missing.append("NOVU_WEBHOOK_SECRET")
-        if missing:
-            raise ValueError(f"Novu needs {', '.join(missing)} when NOVU_API_KEY is set")
+    def _novu_complete(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("novu_api_key") is not None:
+            raise ValueError("required when NOVU_API_KEY is set")
         return value
 
     @field_validator("reminder_hours")
@@ -253,6 +248,12 @@ class Settings(BaseSettings):
     @property
     def novu_enabled(self) -> bool:
         return self.novu_api_key is not None and self.novu_api_url is not None
+
+    @property
+    def novu_signing_key(self) -> str | None:
+        """What Novu's requests to `/webhooks/novu` are signed with."""
+        key = self.novu_webhook_secret or self.novu_api_key
+        return key.get_secret_value() if key is not None else None
 
     @property
     def chatwoot_enabled(self) -> bool:

@@ -236,10 +236,18 @@ class WhatsAppDelivery:
             and isinstance(fallback, dict)
             and not await self.state.window_open(chat, now)
         ):
-            wamid = await self.client.send(chat, fallback)
-            if wamid:
-                await self.state.remember(wamid, chat, {"template": True}, 0)
-            return
+            try:
+                wamid = await self.client.send(chat, fallback)
+            except WhatsAppError as exc:
+                if exc.code in RATE_LIMITS:
+                    raise
+                # The template is missing or refused (the operator must fix it): the notice
+                # waits for the client like any message instead of being lost.
+                log.error("a notice's template was refused: %s", exc)
+            else:
+                if wamid:
+                    await self.state.remember(wamid, chat, {"template": True}, 0)
+                return
         if message.method == "messages":
             # Outside the window it is parked instead, in the same step as the check.
             parked = await self.state.park(chat, params, now)

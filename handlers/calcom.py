@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,15 +86,17 @@ class CalcomWebhook:
             raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
         if not isinstance(body, dict) or not isinstance(body.get("triggerEvent"), str):
             raise Malformed("no triggerEvent")
+        trigger = body["triggerEvent"]
+        if trigger not in TRIGGERS:
+            return []  # meetings (flat payloads), recordings, forms: nothing for the desk
         payload = body.get("payload")
         if not isinstance(payload, dict):
             raise Malformed("no payload")
-        trigger = body["triggerEvent"]
-        if trigger not in TRIGGERS:
-            return []  # meetings, recordings, forms: nothing for the front desk
         event_id = change_id(trigger, payload)
         if event_id is None:
             raise Malformed("no booking uid")
+        # What the worker will read must be readable: refused here, not retried there.
+        BookingChange.parse(body)
         return [Event(SOURCE, event_id, conversation_for(payload), raw)]
 
 
@@ -107,6 +109,16 @@ def _instant(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(UTC) if moment.tzinfo else None
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
@@ -158,31 +170,30 @@ class BookingChange:
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> BookingChange:
+        """Tolerant of missing fields and of unexpected types (read as absent)."""
         payload = body["payload"]
         attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
         attendee = attendees[0] if attendees else {}
-        responses = payload.get("responses") if isinstance(payload.get("responses"), dict) else {}
-        phone = attendee.get("phoneNumber") or (
-            (responses or {}).get("attendeePhoneNumber") or {}
-        ).get("value")
-        language = (attendee.get("language") or {}).get("locale")
-        organizer = payload.get("organizer") or {}
+        answer = _mapping(_mapping(payload.get("responses")).get("attendeePhoneNumber"))
+        phone = _text(attendee.get("phoneNumber")) or _text(answer.get("value"))
+        language = _text(_mapping(attendee.get("language")).get("locale"))
         metadata = payload.get("metadata")
         return cls(
             trigger=str(body["triggerEvent"]),
             uid=str(payload.get("uid") or payload.get("bookingUid")),
             start=_instant(payload.get("startTime")),
             end=_instant(payload.get("endTime")),
-            service=str(payload.get("eventTitle") or payload.get("type") or ""),
-            master=organizer.get("name") or None,
-            name=str(attendee.get("name") or ""),
-            email=attendee.get("email") or None,
-            phone=str(phone) if phone else None,
-            language=str(language) if language else None,
+            service=_text(payload.get("eventTitle")) or _text(payload.get("type")) or "",
+            master=_text(_mapping(payload.get("organizer")).get("name")),
+            name=_text(attendee.get("name")) or "",
+            email=_text(attendee.get("email")),
+            phone=phone,
+            language=language,
             metadata=metadata if isinstance(metadata, dict) else {},
-            previous_uid=payload.get("rescheduleUid") or None,
+            previous_uid=_text(payload.get("rescheduleUid")),
             previous_start=_instant(payload.get("rescheduleStartTime")),
-            reason=payload.get("cancellationReason") or payload.get("rejectionReason") or None,
+            reason=_text(payload.get("cancellationReason"))
+            or _text(payload.get("rejectionReason")),
             no_show=any(bool(a.get("noShow")) for a in attendees),
         )
 
@@ -223,8 +234,8 @@ class CalcomEvents:
         change = BookingChange.parse(json.loads(entry.body))
         conv = Conversation.from_key(entry.conversation)
         if conv is None:
-            found = await self.links.find(phone=change.phone, email=change.email)
-            if found is not None and Conversation.from_key(found) is not None:
+            found = await self._owner(change)
+            if found is not None:
                 # A known client's booking made elsewhere: handled in their conversation, in
                 # order with their messages (the inbox's de-duplication makes this once).
                 await self.inbox.put(Event(SOURCE, f"fwd:{entry.event_id}", found, entry.body))
@@ -233,18 +244,25 @@ class CalcomEvents:
             await self.links.save(change.uid, no_show="yes" if change.no_show else "no")
             log.info("no-show %s for a booking", "marked" if change.no_show else "cleared")
             return Outcome()
+        record = await self.links.record(change.uid)
+        start = change.start.isoformat() if change.start else ""
+        if record.get("status") == change.trigger and record.get("start") == start:
+            # Told already: the same change found again by a late reconciliation, after the
+            # inbox forgot its id.
+            return Outcome()
         now = self.clock()
         by_chat = await self._by_chat(change)
-        if conv is not None:
+        if conv is not None and change.metadata.get(METADATA_CHAT):
+            # The booking's own metadata vouches for whose it is: its contacts lead here.
             await self.links.link(conv.key, phone=change.phone, email=change.email)
+        notice = await self._with_previous(change.notice())
         await self.links.save(
             change.uid,
             conversation=conv.key if conv else "",
-            start=change.start.isoformat() if change.start else "",
+            start=start,
             origin="chat" if by_chat else "calcom",
             status=change.trigger,
         )
-        notice = change.notice()
         if notice is None:
             return Outcome()
         ended = change.end is not None and change.end <= now
@@ -256,7 +274,13 @@ class CalcomEvents:
             if ended:
                 return outcome
             locale = await self._locale(conv, change)
-            planned = self.planner.plan(change, notice, conv, locale, by_chat=by_chat, now=now)
+            stale = await self._scheduled(notice)
+            planned = self.planner.plan(
+                change, notice, conv, locale, by_chat=by_chat, now=now, stale=stale
+            )
+            reminders = self.planner.reminders_in(planned)
+            if reminders:
+                await self.links.save(change.uid, reminders=" ".join(reminders))
             return Outcome(
                 outgoing=(*outcome.outgoing, *planned),
                 session_key=outcome.session_key,
@@ -266,6 +290,38 @@ class CalcomEvents:
         if conv is None or by_chat or ended:
             return Outcome()
         return await self.notices.send(conv, notice, f"cal:{entry.event_id}", now)
+
+    async def _owner(self, change: BookingChange) -> str | None:
+        """Whose booking this is: the conversation on record for it (or for the booking it
+        replaces), else the client with its phone, else its email."""
+        for uid in (change.uid, change.previous_uid):
+            if uid:
+                known = (await self.links.record(uid)).get("conversation")
+                if known and Conversation.from_key(known) is not None:
+                    return known
+        found = await self.links.find(phone=change.phone, email=change.email)
+        return found if found is not None and Conversation.from_key(found) else None
+
+    async def _with_previous(self, notice: Notice | None) -> Notice | None:
+        """A move whose old time the payload does not give (the reconciliation's, or Cal.com
+        reporting a move as a request, #21169) takes it from our record."""
+        if notice is None or not notice.previous_uid or notice.previous_start is not None:
+            return notice
+        known = (await self.links.record(notice.previous_uid)).get("start")
+        if not known:
+            return notice
+        return replace(notice, previous_start=datetime.fromisoformat(known))
+
+    async def _scheduled(self, notice: Notice) -> list[str]:
+        """The reminders planned for the bookings this change makes wrong, as recorded (the
+        offsets may have changed since)."""
+        gone = [notice.previous_uid] if notice.previous_uid else []
+        if notice.kind in (NoticeKind.CANCELLED, NoticeKind.REJECTED):
+            gone.append(notice.uid)
+        found: list[str] = []
+        for uid in gone:
+            found += (await self.links.record(uid)).get("reminders", "").split()
+        return found
 
     async def _by_chat(self, change: BookingChange) -> bool:
         """Whether the client made this change in the chat (and was answered there)."""
@@ -342,12 +398,16 @@ async def reconcile(
     are the webhook's own, so the inbox's de-duplication makes this exactly once with the
     webhook path. Returns how many were missing."""
     since = await links.cursor() or now - lookback
-    bookings = await client.bookings(after_updated_at=since, max_items=1000)
+    # New bookings by creation time too: `updatedAt` may stay empty until a first update.
+    changed = await client.bookings(after_updated_at=since, max_items=1000)
+    created = await client.bookings(after_created_at=since, max_items=1000)
+    bookings = list({b.uid: b for b in (*created, *changed)}.values())
     found = 0
     newest = since
     for booking in bookings:
-        if booking.updated_at is not None:
-            newest = max(newest, booking.updated_at)
+        for stamp in (booking.updated_at, booking.created_at):
+            if stamp is not None:
+                newest = max(newest, stamp)
         envelope = envelope_of(booking)
         if envelope is None:
             continue
@@ -358,7 +418,8 @@ async def reconcile(
         if await inbox.put(Event(SOURCE, event_id, conversation_for(payload), raw)):
             found += 1
             log.warning("a booking change whose webhook never came was recovered")
-    # A little overlap: updates stamped in the same instant as the newest are read again
-    # (and recognised as handled).
-    await links.move_cursor(newest - timedelta(seconds=1))
+    if newest > since:
+        # A little overlap: updates stamped in the same instant as the newest are read again
+        # (and recognised as handled).
+        await links.move_cursor(newest - timedelta(seconds=1))
     return found

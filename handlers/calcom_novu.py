@@ -84,7 +84,9 @@ class NovuPlanner:
         *,
         by_chat: bool,
         now: datetime,
+        stale: Sequence[str] = (),
     ) -> list[Outgoing]:
+        """`stale`: reminders on record for the bookings this change makes wrong."""
         subscriber = self.subscriber_id(conv, change)
 
         def call(method: str, params: dict[str, Any]) -> Outgoing:
@@ -102,11 +104,14 @@ class NovuPlanner:
             "data": {"salon": self.salon_id, "conversation": conv.key if conv else ""},
         }
         planned = [call("subscriber", {k: v for k, v in profile.items() if v is not None})]
-        # The reminders this change makes wrong go first.
-        if notice.kind is NoticeKind.MOVED and notice.previous_uid and notice.previous_start:
-            planned += self._cancel_reminders(call, notice.previous_uid, notice.previous_start)
+        # The reminders this change makes wrong go first: a moved booking's old ones (whatever
+        # the trigger that tells of the move), a cancelled one's own.
+        wrong = list(stale)
+        if notice.previous_uid and notice.previous_start:
+            wrong += self._reminders(notice.previous_uid, notice.previous_start)
         if notice.kind in (NoticeKind.CANCELLED, NoticeKind.REJECTED):
-            planned += self._cancel_reminders(call, notice.uid, notice.start)
+            wrong += self._reminders(notice.uid, notice.start)
+        planned += [call("cancel", {"transactionId": t}) for t in dict.fromkeys(wrong)]
         kind = notice.kind.value
         planned.append(
             self._trigger(
@@ -148,10 +153,16 @@ class NovuPlanner:
                 )
         return planned
 
-    def _cancel_reminders(self, call: Any, uid: str, start: datetime) -> list[Outgoing]:
+    def _reminders(self, uid: str, start: datetime) -> list[str]:
+        return [self.transaction(self.reminder_kind(h), uid, start) for h in self.reminder_hours]
+
+    @staticmethod
+    def reminders_in(planned: Sequence[Outgoing]) -> list[str]:
+        """The reminder transactions a plan schedules (kept with the booking, to cancel)."""
         return [
-            call("cancel", {"transactionId": self.transaction(self.reminder_kind(h), uid, start)})
-            for h in self.reminder_hours
+            str(o.params["transactionId"])
+            for o in planned
+            if o.method == "trigger" and o.params.get("name") == workflows.REMINDER
         ]
 
     def _trigger(

@@ -1,10 +1,11 @@
 """Novu: the webhook its workflows' messenger step posts to, and the worker's handling of it.
 
 The edge verifies `Novu-Signature: t=<timestamp>,v1=<hex>` (HMAC-SHA256 of `<timestamp>.<raw
-body>` with NOVU_WEBHOOK_SECRET, Novu's scheme for requests to a customer's endpoint), refuses
-timestamps more than five minutes off, and queues the notice under the client's conversation,
-de-duplicated by its `transactionId` (Novu retries a step that failed). The worker words the
-notice in the client's language and sends it through the outbox (see handlers/notices.py).
+body>` with the environment's secret key, NOVU_API_KEY unless NOVU_WEBHOOK_SECRET is set:
+Novu's scheme for the requests its workflows make), refuses timestamps more than five minutes
+off, and queues the notice under the client's conversation, de-duplicated by its
+`transactionId` (Novu retries a step that failed). The worker words the notice in the client's
+language and sends it through the outbox (see handlers/notices.py).
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def _parts(header: str) -> tuple[str, list[str]]:
     return stamp, signatures
 
 
-def sign(secret: str, body: bytes, at: float) -> str:
+def sign(secret: str, body: bytes, at: float, *, millis: bool = False) -> str:
     """The header value for `body` signed at `at` (what Novu sends; the sandbox uses it)."""
-    stamp = str(int(at))
+    stamp = str(int(at * 1000) if millis else int(at))
     digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={stamp},v1={digest}"
 

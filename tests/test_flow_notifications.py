@@ -35,7 +35,6 @@ from tests.test_flow_whatsapp import APP_SECRET, NUMBER_ID, VERIFY_TOKEN, WA_TOK
 from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
 NOVU_KEY = "novu-test-key"
-NOVU_SECRET = "novu-test-webhook-secret"
 CAL_SECRET = "cal-test-webhook-secret"
 JSON = dict[str, Any]
 # Wednesday 3 June 2026, 10:00 in Moscow; the salon's clock starts on Monday 1 June, 10:00.
@@ -44,7 +43,7 @@ VISIT = datetime(2026, 6, 3, 7, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def novu(salon: Salon) -> AsyncIterator[NovuSandbox]:
-    sandbox = NovuSandbox(NOVU_KEY, webhook_secret=NOVU_SECRET, clock=salon.clock)
+    sandbox = NovuSandbox(NOVU_KEY, clock=salon.clock)
     server = TestServer(sandbox.app())
     await server.start_server()
     sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
@@ -58,7 +57,6 @@ def notifying(novu: NovuSandbox) -> dict[str, Any]:
         "calcom_webhook_secret": CAL_SECRET,
         "novu_api_url": novu.url,  # type: ignore[attr-defined]
         "novu_api_key": NOVU_KEY,
-        "novu_webhook_secret": NOVU_SECRET,
         # The sandboxes stop before the gateway at a test's end: calls to them must give up fast.
         "service_timeout_seconds": 1.0,
     }
@@ -452,14 +450,18 @@ async def test_without_novu_the_calendar_still_tells_the_client_what_the_salon_d
     def sign_(raw: bytes) -> str:
         return hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
 
-    # A request the salon must accept first, then declines.
+    # A request the salon must accept first (made on its page), then declines.
+    salon.calendar.webhook_url = None
+    request = await book_elsewhere(salon, datetime(2026, 6, 4, 12, 0, tzinfo=UTC), "+79160000807")
+    salon.calendar._bookings[request].status = "pending"
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
     before = len(chat.messages)
-    raw = cal_webhook("BOOKING_REQUESTED", "req1", 807, status="PENDING")
+    raw = cal_webhook("BOOKING_REQUESTED", request, 807, status="PENDING")
     assert await post_signed(url, raw, sign_(raw)) == 200
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"].startswith("🕓 Your request for «Manicure» on Thu, 4 June, 15:00")
     before = len(chat.messages)
-    raw = cal_webhook("BOOKING_REJECTED", "req1", 807, rejectionReason="Fully booked")
+    raw = cal_webhook("BOOKING_REJECTED", request, 807, rejectionReason="Fully booked")
     assert await post_signed(url, raw, sign_(raw)) == 200
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"].startswith("The salon could not accept your request")

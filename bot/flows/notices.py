@@ -104,7 +104,9 @@ class Notices:
         """The notice as the client reads it; the session learns which visits are theirs."""
         _ = ctx._
         kind = notice.kind
-        if kind is NoticeKind.REMINDER and not await self._still_on(ctx, notice):
+        gone = kind in (NoticeKind.CANCELLED, NoticeKind.REJECTED)
+        if not gone and not await self._still_on(ctx, notice):
+            # Workflows run concurrently: a confirmation may come after the cancellation.
             return Turn((), ctx.session)
         text = self.text(_, notice)
         ctx.session = remembered(ctx.session, notice)
@@ -119,8 +121,9 @@ class Notices:
         return Turn((Reply(text, visit_choices(ctx, notice.uid)),), ctx.session)
 
     async def _still_on(self, ctx: Context, notice: Notice) -> bool:
-        """A reminder goes only for a visit that still stands, at the time it names and not
-        over yet: a cancellation whose news came late must never be followed by a reminder."""
+        """A visit is told of (confirmed, moved, reminded) only while it still stands, at the
+        time the notice names and not started yet: a reminder must never follow a
+        cancellation whose news came late."""
         if notice.start <= ctx.now:
             return False
         if self.calendar is None:

@@ -7,8 +7,9 @@ replay with `Idempotency-Replay: true`, 422 for the same key with another body, 
 characters), `DELETE /v1/events/trigger/{transactionId}` cancelling what is still pending,
 `POST /v2/subscribers` (create or update) and the v2 workflows (`GET`, `POST`, and a `PUT` that
 must carry the steps). By default a repeated `transactionId` starts a second run, as Novu did
-until 2025 (`transaction_dedup=True` ignores it, as newer versions say they do): Frontdesk must
-not rely on either.
+until 2025 (`transaction_dedup=True` ignores it, as newer versions say they do), and
+`idempotency=False` ignores the header as self-hosted Novu does by default: Frontdesk must not
+rely on either.
 
 Its worker runs each accepted trigger's steps in order: a delay step waits until the time its
 `dynamicKey` names in the payload (an ISO 8601 UTC instant), an HTTP request step posts its
@@ -113,15 +114,19 @@ class NovuSandbox:
         self,
         api_key: str,
         *,
-        webhook_secret: str = "",
+        webhook_secret: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transaction_dedup: bool = False,
+        idempotency: bool = True,
     ) -> None:
         self.api_key = api_key
-        self.webhook_secret = webhook_secret
+        # Novu signs its requests with the environment's secret key (the API key).
+        self.webhook_secret = webhook_secret or api_key
         self.clock = clock
         self.skew = timedelta()
         self.transaction_dedup = transaction_dedup
+        # Self-hosted Novu ships with IS_API_IDEMPOTENCY_ENABLED=false: the header is ignored.
+        self.idempotency = idempotency
         self.subscribers: dict[str, JSON] = {}
         self.workflows: dict[str, JSON] = {}
         self.runs: list[Run] = []
@@ -213,7 +218,7 @@ class NovuSandbox:
 
     async def _trigger(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        key = request.headers.get("Idempotency-Key")
+        key = request.headers.get("Idempotency-Key") if self.idempotency else None
         digest = hashlib.blake2s(raw).hexdigest()
         if key is not None:
             if len(key) > 255:
@@ -440,8 +445,8 @@ class NovuSandbox:
             for item in controls.get("headers") or []
         }
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        # Signed at the wall-clock time it is sent (the gateway checks it against its own).
-        headers["Novu-Signature"] = sign(self.webhook_secret, raw, time.time())
+        # Signed at the wall-clock time it is sent, in milliseconds as Novu stamps it.
+        headers["Novu-Signature"] = sign(self.webhook_secret, raw, time.time(), millis=True)
         url = render(str(controls["url"]), context)
         if self._session is None or self._session.closed:
             self._session = ClientSession(timeout=ClientTimeout(total=5))

@@ -42,8 +42,7 @@ async def test_a_reminder_offers_the_three_answers_and_i_will_come_is_remembered
     assert client.choices() == ["k:y:v1", "k:r:v1", "k:c:v1"]
     assert client.session.bookings == ["v1"]
     assert client.session.step == step  # the client's place is kept
-    # Typing the button's label works as tapping it.
-    thanks = await client.says("✅ I'll come")
+    thanks = await client.taps("k:y:v1")
     assert thanks == ["Thank you! We look forward to seeing you on Wed, 3 June, 10:00."]
     assert client.turn is not None
     assert client.turn.attending == "v1"
@@ -69,6 +68,11 @@ async def test_no_reminder_for_a_visit_cancelled_moved_or_over(client: Client) -
 
 
 async def test_the_salons_changes_are_told_with_the_next_step(client: Client) -> None:
+    calendar = client.desk.calendar
+    assert isinstance(calendar, FakeCalendar)
+    day = timedelta(days=1)
+    calendar.visits["v2"] = Visit("v2", "Cut", VISIT + day, VISIT + day, "Anna")
+    calendar.visits["v3"] = Visit("v3", "Cut", VISIT, VISIT + timedelta(hours=1), "Anna")
     moved = Notice(
         NoticeKind.MOVED,
         "v2",
@@ -97,3 +101,20 @@ async def test_the_salons_changes_are_told_with_the_next_step(client: Client) ->
     rejected = await notify(client, Notice(NoticeKind.REJECTED, "v3", "Cut", VISIT))
     assert rejected[0].startswith("Салон не смог принять вашу заявку")
     assert client.session.bookings == ["v9"]
+
+
+async def test_a_confirmation_that_comes_after_the_cancellation_is_not_shown(
+    client: Client,
+) -> None:
+    calendar = client.desk.calendar
+    assert isinstance(calendar, FakeCalendar)
+    await calendar.cancel("v1", None)
+    assert await notify(client, Notice(NoticeKind.CONFIRMED, "v1", "Cut", VISIT)) == []
+    assert client.session.bookings == []
+
+
+async def test_a_notice_keeps_what_the_client_was_choosing_from(client: Client) -> None:
+    await client.says("/start")
+    offered = client.session.offered
+    await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT))
+    assert client.session.offered == offered

@@ -97,6 +97,8 @@ def test_a_token_without_a_webhook_secret_is_an_error() -> None:
         ({"PORT": "eighty"}, "PORT", None),
         ({"SALON_ID": "Main Salon"}, "SALON_ID", None),
         ({"OUTBOX_RETRY_SCHEDULE": "30,120,300"}, "OUTBOX_RETRY_SCHEDULE", None),
+        ({"NOVU_API_KEY": "nv-s3cr3t"}, "NOVU_API_URL", "nv-s3cr3t"),
+        ({"REMINDER_HOURS": "[24, 0]"}, "REMINDER_HOURS", None),
     ],
 )
 def test_each_problem_is_one_line_naming_the_variable(
@@ -217,3 +219,16 @@ def test_a_complete_chatwoot_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.services()["chatwoot"] is True
     [problem] = problems(CHATWOOT_MIRROR="some")
     assert problem.startswith("CHATWOOT_MIRROR:")
+
+
+def test_novu_signs_with_its_api_key_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOVU_API_URL", "https://eu.api.novu.co/")
+    monkeypatch.setenv("NOVU_API_KEY", "nv-key")
+    monkeypatch.setenv("REMINDER_HOURS", "[2, 24, 2]")
+    settings = load()
+    assert settings.novu_enabled
+    assert settings.novu_api_url == "https://eu.api.novu.co"
+    assert settings.novu_signing_key == "nv-key"
+    assert settings.reminder_hours == (24.0, 2.0)
+    monkeypatch.setenv("NOVU_WEBHOOK_SECRET", "other")
+    assert load().novu_signing_key == "other"

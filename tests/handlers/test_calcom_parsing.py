@@ -102,6 +102,24 @@ def test_malformed_bodies_are_refused(raw: bytes, problem: str) -> None:
 def test_other_triggers_are_acknowledged_and_ignored() -> None:
     meeting = {"triggerEvent": "MEETING_ENDED", "payload": {"uid": "x"}}
     assert CalcomWebhook(SECRET).parse(*signed(meeting)) == []
+    # MEETING_STARTED comes flat, without `payload` (§1.10): still nothing to do, not a 400.
+    assert (
+        CalcomWebhook(SECRET).parse(*signed({"triggerEvent": "MEETING_STARTED", "uid": "x"})) == []
+    )
+
+
+def test_fields_of_an_unexpected_type_are_read_as_absent() -> None:
+    odd = created(
+        organizer="Maria",
+        attendees=[{"name": 5, "email": ["a@b.c"], "language": "ru", "phoneNumber": 7}],
+        responses={"attendeePhoneNumber": "+79161234567"},
+        eventTitle=None,
+    )
+    assert len(CalcomWebhook(SECRET).parse(*signed(odd))) == 1  # accepted, not a 400
+    change = BookingChange.parse(odd)
+    assert (change.master, change.name, change.email, change.phone) == (None, "", None, None)
+    assert change.language is None
+    assert change.service == "manicure"
 
 
 def test_a_change_reads_every_field_frontdesk_needs() -> None:
