@@ -63,8 +63,6 @@ SESSION_TTL = 180 * 24 * 3600
 REDIS_CONNECTIONS = 64
 HANDLING_SLOTS = 16
 SENDING_SLOTS = 16
-# How far back the first reconciliation with Cal.com looks (later ones continue from the last).
-BOOKINGS_LOOKBACK = timedelta(days=1)
 
 
 def connect_redis(url: str) -> Redis:
@@ -504,7 +502,7 @@ async def _reconcile_bookings_forever(
     while True:
         await asyncio.sleep(settings.calcom_reconcile_seconds)
         try:
-            await calcom_events.reconcile(calcom, links, inbox, clock(), BOOKINGS_LOOKBACK)
+            await calcom_events.reconcile(calcom, links, inbox, clock())
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -391,13 +391,17 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-async def reconcile(
-    client: CalcomClient, links: BookingLinks, inbox: Inbox, now: datetime, lookback: timedelta
-) -> int:
+async def reconcile(client: CalcomClient, links: BookingLinks, inbox: Inbox, now: datetime) -> int:
     """Queue the changes of recently updated bookings whose webhook never came. The change ids
     are the webhook's own, so the inbox's de-duplication makes this exactly once with the
-    webhook path. Returns how many were missing."""
-    since = await links.cursor() or now - lookback
+    webhook path. Returns how many were missing.
+
+    The first run only starts the feed: a new installation does not confirm the salon's past
+    bookings to everyone at once."""
+    since = await links.cursor()
+    if since is None:
+        await links.move_cursor(now)
+        return 0
     # New bookings by creation time too: `updatedAt` may stay empty until a first update.
     changed = await client.bookings(after_updated_at=since, max_items=1000)
     created = await client.bookings(after_created_at=since, max_items=1000)

@@ -348,6 +348,7 @@ async def test_a_client_known_only_by_email_gets_it_by_email_and_forgeries_are_r
 async def test_a_webhook_that_never_came_is_caught_by_reconciliation(
     start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
 ) -> None:
+    salon.clock.now += timedelta(minutes=1)
     gateway = await start_notifying(start_gateway, salon, novu, calcom_reconcile_seconds=0.2)
     chat = Chat(sandbox.telegram, 805)
     await book_in_chat(chat, salon, "+79160000805")
@@ -366,9 +367,7 @@ async def test_a_webhook_that_never_came_is_caught_by_reconciliation(
     runtime = gateway.runtime
     links = BookingLinks(runtime.redis, runtime.keys)
     async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
-        again = await calcom_handler.reconcile(
-            calcom, links, runtime.inbox, salon.clock(), timedelta(days=1)
-        )
+        again = await calcom_handler.reconcile(calcom, links, runtime.inbox, salon.clock())
     assert again == 0
     # The lost webhook turns up after all, as Cal.com would have sent it.
     booking = salon.calendar._bookings[uid]
@@ -379,6 +378,8 @@ async def test_a_webhook_that_never_came_is_caught_by_reconciliation(
     await novu.settle()
     assert len([r for r in runs(novu, "booking-confirmed") if r.payload["bookingUid"] == uid]) == 1
     assert sum("You are booked: «Women's haircut» on Thu" in t for t in texts(chat)) == 1
+    # The salon's bookings from before the installation were not announced to anyone.
+    assert novu.sent == []
 
 
 async def test_a_whatsapp_client_outside_the_window_gets_the_approved_template_with_buttons(
@@ -511,3 +512,50 @@ async def test_staff_see_in_chatwoot_that_the_client_will_come(
     # The reminder itself is mirrored too: staff see what the client was asked.
     thread = desk.thread("tg:808")
     assert any("A reminder" in m["content"] for m in thread.messages)
+
+
+async def test_a_move_whose_webhook_was_lost_still_cancels_the_old_reminders(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
+) -> None:
+    # The salon's existing bookings predate the installation: the feed starts after them.
+    salon.clock.now += timedelta(minutes=1)
+    await start_notifying(start_gateway, salon, novu, calcom_reconcile_seconds=0.2)
+    chat = Chat(sandbox.telegram, 809)
+    uid = await book_in_chat(chat, salon, "+79160000809")
+    await eventually(lambda: len(runs(novu, "booking-reminder", "pending")) == 2)
+    salon.calendar.webhook_url = None  # the move's webhook never comes
+    before = len(chat.messages)
+    moved = await salon_api(
+        salon, "POST", f"/bookings/{uid}/reschedule", {"start": "2026-06-05T09:00:00Z"}
+    )
+    told = await eventually(lambda: chat.messages[before:], timeout=10)
+    assert told[-1]["text"].startswith(
+        "📅 The salon moved your visit «Women's haircut» "
+        "from Wed, 3 June, 10:00 to Fri, 5 June, 12:00."
+    )
+    await novu.settle()
+    old = [r for r in runs(novu, "booking-reminder") if r.payload["bookingUid"] == uid]
+    new = [r for r in runs(novu, "booking-reminder") if r.payload["bookingUid"] == moved["uid"]]
+    assert [r.status for r in old] == ["cancelled", "cancelled"]
+    assert [r.status for r in new] == ["pending", "pending"]
+
+
+async def test_a_refused_notice_template_leaves_the_notice_waiting_for_the_client(
+    start_gateway: GatewayFactory, salon: Salon, novu: NovuSandbox, wa: WhatsAppSandbox
+) -> None:
+    await start_notifying(start_gateway, salon, novu, wa)
+    del wa.templates[("frontdesk_booking_confirmed", "en")]  # never approved
+    phone = Phone(wa, "79160000810", name="Maria")
+    await phone.say("Hi")
+    salon.clock.now += timedelta(days=2)
+    before = len(phone.received)
+    await book_elsewhere(salon, datetime(2026, 6, 8, 8, 0, tzinfo=UTC), "+79160000810", "Maria")
+    # The reply-waiting template goes instead, and the confirmation is delivered on her answer.
+    waiting = await eventually(
+        lambda: [s for s in phone.received[before:] if s.body.get("type") == "template"]
+    )
+    assert waiting[-1].body["template"]["name"] == "frontdesk_reply_waiting"
+    answer = await phone.tap("Continue")
+    assert "You are booked: «Women's haircut» on Mon, 8 June, 11:00." in json.dumps(
+        [s.body for s in answer], ensure_ascii=False
+    )
