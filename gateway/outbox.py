@@ -28,7 +28,7 @@ from gateway.lua import Lua
 from gateway.metrics import Metrics
 from gateway.resilience import TokenBucket
 from gateway.streams import Outgoing
-from gateway.workers import Lease, consumer_name, ensure_group
+from gateway.workers import RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
 
@@ -93,7 +93,9 @@ class OutboxSender:
         slots: asyncio.Semaphore,
         batch: int = 100,
         held: Callable[[Outgoing], Awaitable[bool]] | None = None,
+        rescan: float = RESCAN_SECONDS,
     ) -> None:
+        self.rescan = rescan
         # Whether a bot message must not go out now (a person owns the conversation): asked
         # right before sending, so a reply queued just before a takeover stays unsaid.
         self.held = held
@@ -113,6 +115,8 @@ class OutboxSender:
         self._chats: dict[tuple[str, str], deque[_Queued]] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Messages this process holds: a re-read of the pending list skips them.
+        self._held: set[str] = set()
         self._done = Lua(redis, _DONE)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
@@ -121,7 +125,12 @@ class OutboxSender:
     async def run(self) -> None:
         await ensure_group(self.redis, self.stream, OUTBOUND_GROUP)
         cursor = "0"
+        scanned = time.monotonic()
         while not self.stopping and not self.lease.lost.is_set():
+            if cursor == ">" and time.monotonic() - scanned > self.rescan:
+                # A message a predecessor read after its lease expired stays pending under this
+                # shard's name: read the pending list again now and then (see workers.py).
+                cursor, scanned = "0", time.monotonic()
             reply = await self.redis.xreadgroup(
                 OUTBOUND_GROUP,
                 consumer_name(self.lease.shard),
@@ -150,6 +159,9 @@ class OutboxSender:
             # Attempts survive a crash, so a recovered message keeps its place in the schedule.
             attempts = await self.redis.hmget(self.attempts_key, [e[0] for e in entries])  # type: ignore[misc]
         for index, (raw_id, fields) in enumerate(entries):
+            if raw_id.decode() in self._held:
+                continue
+            self._held.add(raw_id.decode())
             message = Outgoing.from_fields(fields)
             done = int(attempts[index] or 0) if attempts else 0  # type: ignore[call-overload]
             key = (message.channel, message.chat)
@@ -178,12 +190,14 @@ class OutboxSender:
                     retry_in = 1.0
                 if retry_in is None:
                     queue.popleft()
+                    self._held.discard(item.entry_id)
                 else:
                     with contextlib.suppress(TimeoutError):
                         # Wake on a lost lease so that shutdown is not held up.
                         await asyncio.wait_for(self.lease.lost.wait(), retry_in)
         finally:
             # Whatever is left stays pending in Redis for the next lease holder.
+            self._held.difference_update(item.entry_id for item in queue)
             del self._tasks[key]
             del self._chats[key]
             if len(self._buckets) > 10_000:

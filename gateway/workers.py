@@ -37,6 +37,8 @@ from gateway.streams import Entry, Outcome
 log = logging.getLogger("frontdesk.workers")
 
 Handler = Callable[[Entry], Awaitable[Outcome]]
+# How often a shard's pending list is read again for entries nobody is working on.
+RESCAN_SECONDS = 5.0
 
 # KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none), then
 # keys to delete. ARGV: owner, group, entry id, session, session ttl, then 7 fields per
@@ -141,7 +143,9 @@ class InboundConsumer:
         retry_base: float = 0.5,
         batch: int = 64,
         max_buffered: int = 256,
+        rescan: float = RESCAN_SECONDS,
     ) -> None:
+        self.rescan = rescan
         self.slots = slots
         self.redis = redis
         self.lease = lease
@@ -157,6 +161,9 @@ class InboundConsumer:
         self.max_buffered = max_buffered
         self._queues: dict[str, deque[Entry]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Entries this process holds (queued or being handled): a re-read of the pending list
+        # skips them.
+        self._held: set[str] = set()
         self._buffered = 0
         self._commit = Lua(redis, _COMMIT)
         self._bury = Lua(redis, _BURY)
@@ -167,11 +174,17 @@ class InboundConsumer:
         # First what this shard's consumer already had (a predecessor's unfinished work), then
         # new entries.
         cursor = "0"
+        scanned = time.monotonic()
         while not self.stopping and self.lease.active:
             if self._buffered >= self.max_buffered:
                 await self._wait(0.05)
                 continue
             started = time.monotonic()
+            if cursor == ">" and started - scanned > self.rescan:
+                # Now and then the pending list again: an entry a predecessor read after its
+                # lease had expired (and never handled) is pending under this shard's name
+                # but came after our first read of that list.
+                cursor, scanned = "0", started
             reply = await self.redis.xreadgroup(
                 INBOUND_GROUP,
                 consumer_name(self.lease.shard),
@@ -184,6 +197,8 @@ class InboundConsumer:
                 cursor = ">"
                 continue
             for entry_id, fields in entries:
+                if entry_id.decode() in self._held:
+                    continue
                 entry = Entry.from_fields(entry_id.decode(), fields)
                 self._enqueue(entry)
             if cursor == "0":
@@ -202,6 +217,7 @@ class InboundConsumer:
     def _enqueue(self, entry: Entry) -> None:
         queue = self._queues.setdefault(entry.conversation, deque())
         queue.append(entry)
+        self._held.add(entry.id)
         self._buffered += 1
         if entry.conversation not in self._tasks:
             task = asyncio.create_task(self._conversation(entry.conversation))
@@ -219,6 +235,7 @@ class InboundConsumer:
                     retry_in = await self._handle(entry)
                 if retry_in is None:
                     queue.popleft()
+                    self._held.discard(entry.id)
                     self._buffered -= 1
                 else:
                     # Back off, then retry the same entry: the conversation's order is kept.
@@ -230,6 +247,7 @@ class InboundConsumer:
             else:
                 # Stopped with work left: it stays pending in Redis for the next lease holder.
                 self._buffered -= len(queue)
+                self._held.difference_update(entry.id for entry in queue)
                 del self._queues[conversation]
 
     async def _handle(self, entry: Entry) -> float | None:
@@ -241,7 +259,9 @@ class InboundConsumer:
             if handler is None:
                 raise LookupError(f"no handler for source {entry.source!r}")
             outcome = await handler(entry)
-            await self._commit_outcome(entry, outcome)
+            if not await self._commit_outcome(entry, outcome):
+                self.metrics.handled.labels(entry.source, "duplicate").inc()
+                return None
         except LeaseLost:
             log.warning("lease lost; entry left for the next holder", extra=_context(entry))
             return None
@@ -257,7 +277,8 @@ class InboundConsumer:
         )
         return None
 
-    async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> None:
+    async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> bool:
+        """Commit; False when the entry had been handled already (nothing was committed)."""
         args: list[str | int] = [
             self.lease.owner,
             INBOUND_GROUP,
@@ -279,8 +300,10 @@ class InboundConsumer:
         self.lease.fenced(result)
         if result == -1:
             log.info("entry was already handled; nothing committed", extra=_context(entry))
-        elif outcome.outgoing:
+            return False
+        if outcome.outgoing:
             self.outbox_wake.set()
+        return True
 
     async def _failed(self, entry: Entry, exc: Exception) -> float | None:
         error = f"{type(exc).__name__}: {exc}"[:1000]

@@ -74,3 +74,74 @@ async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
     assert [m.params["text"] for m in delivery.sent] == ["Hello"]
     lease.lost.set()
     await asyncio.wait_for(running, 5)
+
+
+async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
+    redis: Redis, salon_id: str
+) -> None:
+    """A process whose lease expired may still read entries (its blocking read was under way):
+    they sit pending under the shard's consumer name, after the new holder's first look."""
+    from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP
+    from gateway.streams import Entry, Outcome
+    from gateway.workers import InboundConsumer, consumer_name, ensure_group
+
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+    delivery = RecordingDelivery()
+    sender = OutboxSender(
+        redis,
+        lease,
+        {"telegram": delivery},
+        {"telegram": Pacing(1000.0, 100, 1000.0)},
+        {"telegram": TokenBucket(1000.0, 100)},
+        Metrics(),
+        schedule=(0.05,),
+        wake=asyncio.Event(),
+        slots=asyncio.Semaphore(4),
+        rescan=0.2,
+    )
+    handled: list[str] = []
+
+    async def handler(entry: Entry) -> Outcome:
+        handled.append(entry.event_id)
+        return Outcome()
+
+    consumer = InboundConsumer(
+        redis,
+        lease,
+        {"telegram": handler},
+        Metrics(),
+        max_attempts=3,
+        wake=asyncio.Event(),
+        sent=asyncio.Event(),
+        slots=asyncio.Semaphore(4),
+        rescan=0.2,
+    )
+    tasks = [asyncio.create_task(sender.run()), asyncio.create_task(consumer.run())]
+    await ensure_group(redis, keys.inbound(0), INBOUND_GROUP)
+    await ensure_group(redis, keys.outbound(0), OUTBOUND_GROUP)
+    await asyncio.sleep(0.1)  # both have read their (empty) pending lists
+    entry = {"src": "telegram", "conv": "tg:5", "id": "late", "at": "0", "body": "{}"}
+    message = {
+        "channel": "telegram",
+        "chat": "5",
+        "method": "sendMessage",
+        "params": json.dumps({"chat_id": 5, "text": "Late"}),
+        "ephemeral": "0",
+        "origin": "1-0",
+    }
+    # Added and read at once by the predecessor, under the shard's name; then it dies.
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(keys.inbound(0), entry)  # type: ignore[arg-type]
+        pipe.xadd(keys.outbound(0), message)  # type: ignore[arg-type]
+        pipe.xreadgroup(INBOUND_GROUP, consumer_name(0), {keys.inbound(0): ">"}, count=10)
+        pipe.xreadgroup(OUTBOUND_GROUP, consumer_name(0), {keys.outbound(0): ">"}, count=10)
+        await pipe.execute()
+    await eventually(lambda: handled == ["late"], timeout=5)
+    await eventually(lambda: [m.params["text"] for m in delivery.sent] == ["Late"], timeout=5)
+    await asyncio.sleep(0.5)  # read again later: not handled or sent twice
+    assert handled == ["late"]
+    assert len(delivery.sent) == 1
+    lease.lost.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
