@@ -77,7 +77,7 @@ class FrontDesk:
         if event.kind is Kind.RETURNED:
             if session.owner != handoff.HUMAN:
                 return Turn((), ctx.session)  # already the bot's: nothing to say
-            ctx.update(owner=handoff.BOT, misunderstood=0)
+            ctx.update(owner=handoff.BOT, misunderstood=0, handoff_at=None)
             return self._finish(ctx.reply(handoff.returned(ctx), left_step), left_step, ctx)
         if session.owner == handoff.HUMAN:
             # A person answers this client now: the bot keeps quiet (the gateway relays).
@@ -215,7 +215,7 @@ class FrontDesk:
             flow=self.booking,
         )
         step = session.step
-        ctx.update(owner=handoff.HUMAN, handoff_step=step)
+        ctx.update(owner=handoff.HUMAN, handoff_step=step, handoff_at=ctx.now)
         turn = ctx.reply(handoff.handed_off(ctx, self.salon), step)
         return Turn(turn.replies, turn.session, handoff.Handoff(reason, note))
 

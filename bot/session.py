@@ -60,6 +60,10 @@ class Session(BaseModel):
     email: str | None = None
     # Visits the client said they will come to (uids), from a reminder's "I'll come".
     attending: list[str] = Field(default_factory=list)
+    # Visits the client was reminded of (uids): their buttons' taps answer a reminder.
+    reminded: list[str] = Field(default_factory=list)
+    # When the client was handed to staff and no agent has answered yet.
+    handoff_at: datetime | None = None
     # The booking My bookings is showing, while the client looks at it or cancels it.
     viewing: str | None = None
     offered: list[Offered] = Field(default_factory=list)

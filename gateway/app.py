@@ -24,6 +24,8 @@ from bot.conversation import FrontDesk
 from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
+from gateway.analytics import Recorder
+from gateway.analytics_store import Writer
 from gateway.bookings import BookingLinks
 from gateway.calcom import CalcomClient
 from gateway.calcom import is_failure as calcom_failure
@@ -245,6 +247,22 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         ),
     )
     sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
+    recorder: Recorder | None = None
+    writer: Writer | None = None
+    if settings.analytics_database_url is not None:
+        assert settings.analytics_salt is not None  # validated by Settings
+        recorder = Recorder(
+            settings.salon_id,
+            settings.analytics_salt.get_secret_value(),
+            settings.salon_timezone,
+            timedelta(minutes=settings.session_idle_minutes),
+        )
+        writer = Writer(
+            runtime.redis,
+            runtime.keys,
+            settings.analytics_database_url.get_secret_value(),
+            runtime.metrics,
+        )
     notices = NoticeSender(
         desk,
         catalogs,
@@ -255,6 +273,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             for channel in ("telegram", "whatsapp")
             if _inbox(settings, channel) and settings.chatwoot_mirror == "all"
         ),
+        recorder=recorder,
     )
     planner: NovuPlanner | None = None
     if settings.novu_enabled:
@@ -281,7 +300,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
         handlers["novu"] = NovuEvents(notices, clock)
     if calcom is not None:
-        handlers["calcom"] = CalcomEvents(links, runtime.inbox, notices, planner, clock)
+        handlers["calcom"] = CalcomEvents(
+            links, runtime.inbox, notices, planner, clock, recorder=recorder
+        )
 
     if settings.telegram_bot_token is not None:
         breaker = CircuitBreaker(
@@ -296,7 +317,13 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         dispatcher = Dispatcher(disable_fsm=True)
         dispatcher.include_router(build_router(settings.salon_id))
         handlers["telegram"] = TelegramConversations(
-            bot, dispatcher, desk, sessions, clock, mirror if _inbox(settings, "telegram") else None
+            bot,
+            dispatcher,
+            desk,
+            sessions,
+            clock,
+            mirror if _inbox(settings, "telegram") else None,
+            recorder=recorder,
         )
         telegram = TelegramDelivery(
             settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url, breaker
@@ -333,6 +360,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             runtime.metrics,
             clock,
             mirror if _inbox(settings, "whatsapp") else None,
+            recorder=recorder,
         )
         if staff_desk is not None:
             staff_desk.media["whatsapp"] = whatsapp_client.download
@@ -356,7 +384,13 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     held = None
     if staff_desk is not None and desk_state is not None:
         handlers["chatwoot"] = ChatwootEvents(
-            desk, catalogs, sessions, desk_state, clock, settings.chatwoot_mirror == "all"
+            desk,
+            catalogs,
+            sessions,
+            desk_state,
+            clock,
+            settings.chatwoot_mirror == "all",
+            recorder=recorder,
         )
         for channel in ("telegram", "whatsapp"):
             if channel in deliveries:
@@ -389,6 +423,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             wake=inbound_wake[lease.shard],
             sent=outbound_wake[lease.shard],
             slots=handling_slots,
+            record_facts=recorder is not None,
         )
         sender = OutboxSender(
             runtime.redis,
@@ -421,6 +456,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         reconciling = asyncio.create_task(
             _reconcile_forever(chatwoot, desk_state, runtime.inbox, settings)
         )
+    writing = (
+        asyncio.create_task(writer.run()) if settings.run_workers and writer is not None else None
+    )
     if settings.run_workers and calcom is not None:
         bookings_sync = asyncio.create_task(
             _reconcile_bookings_forever(calcom, links, runtime.inbox, settings, clock)
@@ -431,7 +469,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         yield
     finally:
         runtime.stopping = True
-        for task in (reconciling, bookings_sync):
+        for task in (reconciling, bookings_sync, writing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -447,6 +485,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             await close()
         if calcom is not None:
             await calcom.aclose()
+        if writer is not None:
+            await writer.close()
         await runtime.redis.aclose()
 
 

@@ -49,5 +49,10 @@ class Keys:
     def dead_letters(self) -> str:
         return f"{self.prefix}:dlq"
 
+    @property
+    def analytics(self) -> str:
+        """Facts waiting for the analytics writer (gateway/analytics.py)."""
+        return f"{self.prefix}:analytics"
+
     def session(self, channel: str, user_id: str) -> str:
         return f"{self.prefix}:session:{channel}:{user_id}"

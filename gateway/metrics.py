@@ -124,6 +124,19 @@ class Metrics:
         self.dead_letters = Gauge(
             "frontdesk_dead_letters", "Entries in the dead-letter stream", registry=r
         )
+        self.analytics_backlog = Gauge(
+            "frontdesk_analytics_backlog",
+            "Analytics facts waiting in Redis for PostgreSQL (bounded at about a million)",
+            registry=r,
+        )
+        self.analytics_written = Counter(
+            "frontdesk_analytics_written", "Analytics facts written to PostgreSQL", registry=r
+        )
+        self.analytics_failures = Counter(
+            "frontdesk_analytics_write_failures",
+            "Failed attempts to write a batch of facts (PostgreSQL down or refusing)",
+            registry=r,
+        )
         self.breaker = Gauge(
             "frontdesk_breaker_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open",
@@ -148,6 +161,7 @@ class Metrics:
             self.queue_depth.labels(queue).set(depth)
             self.queue_lag.labels(queue).set((now_ms - min(stamps)) / 1000 if stamps else 0)
         self.dead_letters.set(await redis.xlen(keys.dead_letters))
+        self.analytics_backlog.set(await redis.xlen(keys.analytics))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -132,11 +132,21 @@ class Settings(BaseSettings):
     # Reminders before each visit, in hours (JSON list in the environment: [24, 2]).
     reminder_hours: tuple[float, ...] = (24.0, 2.0)
 
-    # Later services: their variables are accepted now so that a complete `.env` validates;
-    # each is off while absent.
+    # Analytics: on when the database URL is set (postgresql://user:password@host:5432/db).
+    # Clients appear in it under a hash salted with ANALYTICS_SALT, which must then be set and
+    # kept (a new salt makes everyone a new client).
+    analytics_database_url: SecretStr | None = None
+    analytics_salt: SecretStr | None = Field(default=None, validate_default=True)
+    # Metabase: the site, its embedding secret, and an API key (or a user and password) for
+    # `frontdesk metabase sync`; the dashboard it made, for GET /analytics/embed.
     metabase_site_url: str | None = None
     metabase_secret_key: SecretStr | None = None
-    analytics_database_url: SecretStr | None = None
+    metabase_api_key: SecretStr | None = None
+    metabase_user: str | None = None
+    metabase_password: SecretStr | None = None
+    metabase_dashboard_id: int | None = None
+    # Staff open the dashboard through GET /analytics/embed with this token.
+    analytics_embed_token: SecretStr | None = None
 
     @field_validator("salon_timezone")
     @classmethod
@@ -162,7 +172,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "public_url", "telegram_api_url", "whatsapp_api_url", "chatwoot_url", "novu_api_url"
+        "public_url",
+        "telegram_api_url",
+        "whatsapp_api_url",
+        "chatwoot_url",
+        "novu_api_url",
+        "metabase_site_url",
     )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
@@ -238,6 +253,15 @@ class Settings(BaseSettings):
             raise ValueError("required when NOVU_API_KEY is set")
         return value
 
+    @field_validator("analytics_salt")
+    @classmethod
+    def _salted(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None and info.data.get("analytics_database_url") is not None:
+            raise ValueError("required when ANALYTICS_DATABASE_URL is set (a long random text)")
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
     @field_validator("reminder_hours")
     @classmethod
     def _hours(cls, value: tuple[float, ...]) -> tuple[float, ...]:
@@ -280,6 +304,7 @@ class Settings(BaseSettings):
             "chatwoot": self.chatwoot_enabled,
             "novu": self.novu_enabled,
             "metabase": self.metabase_site_url is not None,
+            "analytics": self.analytics_database_url is not None,
         }
 
     def secrets(self) -> list[str]:

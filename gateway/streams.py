@@ -79,3 +79,6 @@ class Outcome:
     # Keys whose content the outgoing messages took (WhatsApp's parked messages): deleted in
     # the same commit, so that they are sent once.
     clear: tuple[str, ...] = ()
+    # What happened, for the salon's analytics (gateway/analytics.py): queued in the same
+    # commit, so that each is recorded once, whatever retries the handling took.
+    facts: tuple[dict[str, Any], ...] = ()

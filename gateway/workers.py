@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -40,16 +41,20 @@ Handler = Callable[[Entry], Awaitable[Outcome]]
 # How often a shard's pending list is read again for entries nobody is working on.
 RESCAN_SECONDS = 5.0
 
-# KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none), then
-# keys to delete. ARGV: owner, group, entry id, session, session ttl, then 7 fields per
-# outgoing message.
+# KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none),
+# analytics stream, then keys to delete. ARGV: owner, group, entry id, session, session ttl,
+# the number of facts, the facts (JSON), then 7 fields per outgoing message.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
 redis.call('HDEL', KEYS[3], ARGV[3])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5]) end
-for k = 6, #KEYS do redis.call('DEL', KEYS[k]) end
-for a = 6, #ARGV, 7 do
+for k = 7, #KEYS do redis.call('DEL', KEYS[k]) end
+local facts = tonumber(ARGV[6])
+for f = 7, 6 + facts do
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000000, '*', 'fact', ARGV[f])
+end
+for a = 7 + facts, #ARGV, 7 do
   redis.call('XADD', KEYS[4], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
     'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5],
     'author', ARGV[a + 6])
@@ -144,8 +149,11 @@ class InboundConsumer:
         batch: int = 64,
         max_buffered: int = 256,
         rescan: float = RESCAN_SECONDS,
+        record_facts: bool = False,
     ) -> None:
         self.rescan = rescan
+        # Analytics is on (ANALYTICS_DATABASE_URL): facts are queued for its writer.
+        self.record_facts = record_facts
         self.slots = slots
         self.redis = redis
         self.lease = lease
@@ -279,13 +287,19 @@ class InboundConsumer:
 
     async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> bool:
         """Commit; False when the entry had been handled already (nothing was committed)."""
+        facts = outcome.facts if self.record_facts else ()
         args: list[str | int] = [
             self.lease.owner,
             INBOUND_GROUP,
             entry.id,
             outcome.session or "",
             outcome.session_ttl or 1,
+            len(facts),
         ]
+        for n, fact in enumerate(facts):
+            # Named by the provider's own event id: a replayed entry records nothing twice.
+            fact_id = f"{entry.source}:{entry.event_id}:{n}"
+            args.append(json.dumps({"id": fact_id, **fact}, separators=(",", ":"), default=str))
         for message in outcome.outgoing:
             args.extend(message.to_fields(entry.id))
         keys = [
@@ -294,6 +308,7 @@ class InboundConsumer:
             self.keys.attempts(self.lease.shard),
             self.keys.outbound(self.lease.shard),
             outcome.session_key or "",
+            self.keys.analytics,
             *outcome.clear,
         ]
         result = await self._commit(keys=keys, args=args)

@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
+from gateway import analytics
+from gateway.analytics import Recorder
 from gateway.bookings import BookingLinks
 from gateway.calcom import Booking, CalcomClient
 from gateway.calendar import METADATA_CHANNEL, METADATA_CHAT
@@ -52,6 +54,14 @@ REQUESTED = "BOOKING_REQUESTED"
 REJECTED = "BOOKING_REJECTED"
 NO_SHOW = "BOOKING_NO_SHOW_UPDATED"
 TRIGGERS = frozenset({CREATED, RESCHEDULED, CANCELLED, REQUESTED, REJECTED, NO_SHOW})
+# What each change is for the salon's analytics (a request is a booking, a rejection ends it).
+FACTS = {
+    CREATED: analytics.BOOKING_CREATED,
+    REQUESTED: analytics.BOOKING_CREATED,
+    RESCHEDULED: analytics.BOOKING_RESCHEDULED,
+    CANCELLED: analytics.BOOKING_CANCELLED,
+    REJECTED: analytics.BOOKING_CANCELLED,
+}
 NOTICE_KINDS = {
     CREATED: NoticeKind.CONFIRMED,
     RESCHEDULED: NoticeKind.MOVED,
@@ -223,7 +233,9 @@ class CalcomEvents:
         notices: NoticeSender,
         planner: NovuPlanner | None,
         clock: Callable[[], datetime],
+        recorder: Recorder | None = None,
     ) -> None:
+        self.recorder = recorder
         self.links = links
         self.inbox = inbox
         self.notices = notices
@@ -233,6 +245,11 @@ class CalcomEvents:
     async def __call__(self, entry: Entry) -> Outcome:
         change = BookingChange.parse(json.loads(entry.body))
         conv = Conversation.from_key(entry.conversation)
+        return await self._handle(entry, change, conv)
+
+    async def _handle(
+        self, entry: Entry, change: BookingChange, conv: Conversation | None
+    ) -> Outcome:
         if conv is None:
             found = await self._owner(change)
             if found is not None:
@@ -243,14 +260,17 @@ class CalcomEvents:
         if change.trigger == NO_SHOW:
             await self.links.save(change.uid, no_show="yes" if change.no_show else "no")
             log.info("no-show %s for a booking", "marked" if change.no_show else "cleared")
-            return Outcome()
+            if not change.no_show:
+                return Outcome()
+            owner = (await self.links.record(change.uid)).get("conversation", "")
+            return Outcome(facts=self._facts(analytics.NO_SHOW, owner, change))
         record = await self.links.record(change.uid)
         start = change.start.isoformat() if change.start else ""
-        if record.get("status") == change.trigger and record.get("start") == start:
-            # Told already: the same change found again by a late reconciliation, after the
-            # inbox forgot its id.
+        told = record.get("status") == change.trigger and record.get("start") == start
+        if told and record.get("entry") != entry.id:
+            # Told already: the same change queued again (a late reconciliation, after the
+            # inbox forgot its id). A retry of this very entry goes on.
             return Outcome()
-        now = self.clock()
         by_chat = await self._by_chat(change)
         if conv is not None and change.metadata.get(METADATA_CHAT):
             # The booking's own metadata vouches for whose it is: its contacts lead here.
@@ -262,9 +282,40 @@ class CalcomEvents:
             start=start,
             origin="chat" if by_chat else "calcom",
             status=change.trigger,
+            entry=entry.id,
         )
         if notice is None:
             return Outcome()
+        facts = self._facts(FACTS[change.trigger], conv.key if conv else "", change, by_chat)
+        return replace(await self._tell(entry, change, notice, conv, by_chat), facts=facts)
+
+    def _facts(
+        self, kind: str, conversation: str, change: BookingChange, by_chat: bool = False
+    ) -> tuple[dict[str, Any], ...]:
+        """The change for the salon's analytics (nothing when analytics is off)."""
+        if self.recorder is None:
+            return ()
+        fact = self.recorder.fact(
+            kind,
+            conversation,
+            self.clock(),
+            booking=change.uid,
+            origin="chat" if by_chat else "calcom",
+            service=change.service,
+            master=change.master,
+            starts_at=self.recorder.local(change.start) if change.start else None,
+        )
+        return (fact,)
+
+    async def _tell(
+        self,
+        entry: Entry,
+        change: BookingChange,
+        notice: Notice,
+        conv: Conversation | None,
+        by_chat: bool,
+    ) -> Outcome:
+        now = self.clock()
         ended = change.end is not None and change.end <= now
         if self.planner is not None:
             outcome = Outcome()

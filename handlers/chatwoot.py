@@ -23,6 +23,8 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
+from gateway import analytics
+from gateway.analytics import Recorder
 from gateway.chatwoot import ChatwootClient, ChatwootRejected
 from gateway.desk import ECHO_PREFIX, Conversation, DeskState
 from gateway.edge import MAX_BODY, Malformed
@@ -137,7 +139,9 @@ class ChatwootEvents:
         state: DeskState,
         clock: Callable[[], datetime],
         mirror_all: bool = True,
+        recorder: Recorder | None = None,
     ) -> None:
+        self.recorder = recorder
         # Whether the bot's words are mirrored to Chatwoot (CHATWOOT_MIRROR=all).
         self.mirror_all = mirror_all
         self.desk = desk
@@ -172,13 +176,33 @@ class ChatwootEvents:
         inbound = Inbound(client, kind, event_id)
         return await self.desk.handle(session, inbound, self.clock()), client
 
-    def _saved(self, client: ClientRef, turn: Any, outgoing: tuple[Outgoing, ...]) -> Outcome:
+    def _saved(
+        self,
+        client: ClientRef,
+        turn: Any,
+        outgoing: tuple[Outgoing, ...],
+        facts: tuple[dict[str, Any], ...] = (),
+    ) -> Outcome:
         return Outcome(
             outgoing=outgoing,
             session_key=self.sessions.key(client),
             session=self.sessions.dump(turn.session),
             session_ttl=self.sessions.ttl,
+            facts=facts,
         )
+
+    def _first_reply(self, conv: Conversation, turn: Turn) -> tuple[Turn, tuple[Any, ...]]:
+        """The first agent reply after a handoff: how long the client waited."""
+        handed = turn.session.handoff_at
+        if handed is None:
+            return turn, ()
+        now = self.clock()
+        session = turn.session.model_copy(update={"handoff_at": None})
+        facts: tuple[dict[str, Any], ...] = ()
+        if self.recorder is not None:
+            waited = max(0.0, (now - handed).total_seconds())
+            facts = (self.recorder.fact(analytics.FIRST_REPLY, conv.key, now, seconds=waited),)
+        return Turn(turn.replies, session, turn.handoff, turn.attending), facts
 
     async def _reply(
         self, conv: Conversation, conversation_id: int, body: dict[str, Any]
@@ -194,9 +218,11 @@ class ChatwootEvents:
         if status == "resolved" or late:
             client = self._client(conv)
             turn: Any = Turn((), await self.sessions.load(client))
+            facts: tuple[dict[str, Any], ...] = ()
         else:
             await self.state.set_human(conv.channel, conv.chat)
             turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:{message_id}")
+            turn, facts = self._first_reply(conv, turn)
         report = {"conversation": conversation_id, "message": int(body.get("id") or 0)}
         session = turn.session
         locale = self.catalogs.resolve(session.locale, None)
@@ -210,7 +236,7 @@ class ChatwootEvents:
                 outgoing.append(
                     self._file(conv, str(url), str(attachment.get("file_type")), report)
                 )
-        return self._saved(client, turn, tuple(outgoing))
+        return self._saved(client, turn, tuple(outgoing), facts)
 
     @staticmethod
     def _message(conv: Conversation, text: str, locale: str, report: dict[str, Any]) -> Outgoing:
@@ -261,6 +287,15 @@ class ChatwootEvents:
             mapping["resolved_at"] = time.time()
             await self.state.save_mapping(conv, mapping)
         turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
+        facts: tuple[dict[str, Any], ...] = ()
+        if self.recorder is not None and turn.replies:
+            # The bot speaks again only when it takes the client back from a person.
+            now = self.clock()
+            kind = analytics.RESOLVED if status == "resolved" else analytics.RETURNED
+            facts = tuple(
+                self.recorder.fact(k, conv.key, now)
+                for k in dict.fromkeys((kind, analytics.RETURNED))
+            )
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         if conv.channel == "telegram":
             outgoing = tuple(telegram.render(conv.chat, turn.replies, None))
@@ -278,7 +313,7 @@ class ChatwootEvents:
                 )
                 for reply in turn.replies
             )
-        return self._saved(client, turn, outgoing)
+        return self._saved(client, turn, outgoing, facts)
 
 
 async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> int:

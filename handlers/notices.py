@@ -20,6 +20,8 @@ from bot.flows.notices import Notice, NoticeKind, remembered
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.local_time import format_when
+from gateway import analytics
+from gateway.analytics import Recorder
 from gateway.desk import Conversation
 from gateway.sessions import SessionStore
 from gateway.streams import Outcome, Outgoing
@@ -44,7 +46,9 @@ class NoticeSender:
         sessions: SessionStore,
         templates: Templates,
         mirrored: frozenset[str] = frozenset(),
+        recorder: Recorder | None = None,
     ) -> None:
+        self.recorder = recorder
         self.desk = desk
         self.catalogs = catalogs
         self.sessions = sessions
@@ -77,11 +81,18 @@ class NoticeSender:
                 )
                 for n, reply in enumerate(turn.replies)
             )
+        facts: tuple[dict[str, Any], ...] = ()
+        if self.recorder is not None and turn.replies:
+            fact = self.recorder.fact(
+                analytics.NOTIFIED, conv.key, now, booking=notice.uid, notice=notice.kind.value
+            )
+            facts = (fact,)
         return Outcome(
             outgoing=outgoing,
             session_key=self.sessions.key(client),
             session=self.sessions.dump(turn.session),
             session_ttl=self.sessions.ttl,
+            facts=facts,
         )
 
     async def remember(self, conv: Conversation, notice: Notice) -> Outcome:

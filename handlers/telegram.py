@@ -20,6 +20,7 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
 from bot.replies import Reply
+from gateway.analytics import Recorder
 from gateway.desk import Conversation, Mirror
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event
@@ -235,8 +236,10 @@ class TelegramConversations:
         sessions: SessionStore,
         clock: Callable[[], datetime],
         mirror: Mirror | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.mirror = mirror
+        self.recorder = recorder
         self.bot = bot
         self.dispatcher = dispatcher
         self.desk = desk
@@ -250,18 +253,25 @@ class TelegramConversations:
             return Outcome()  # an update we do not act on (a group message, an edit, ...)
         client = result.inbound.client
         session = await self.sessions.load(client)
-        turn = await self.desk.handle(session, result.inbound, self.clock())
+        now = self.clock()
+        turn = await self.desk.handle(session, result.inbound, now)
+        conv = Conversation("telegram", client.chat_id)
+        facts = (
+            ()
+            if self.recorder is None
+            else self.recorder.of_turn(conv.key, session, turn, result.inbound, now)
+        )
         outgoing = render(client.chat_id, turn.replies, result.callback_query_id)
         if turn.handoff is not None:
             # Said as the handoff happens: not held back by the person now owning it.
             outgoing = [replace(message, author="handoff") for message in outgoing]
         mirrored: tuple[Outgoing, ...] = ()
         if self.mirror is not None:
-            conv = Conversation("telegram", client.chat_id)
             mirrored = await self.mirror.for_turn(conv, result.inbound, session, turn)
         return Outcome(
             outgoing=(*outgoing, *mirrored),
             session_key=self.sessions.key(client),
             session=self.sessions.dump(turn.session),
             session_ttl=self.sessions.ttl,
+            facts=facts,
         )

@@ -32,6 +32,7 @@ from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Session
+from gateway.analytics import Recorder
 from gateway.desk import Conversation, Mirror
 from gateway.edge import LARGEST_BODY, Malformed
 from gateway.inbox import Event
@@ -179,8 +180,10 @@ class WhatsAppConversations:
         metrics: Metrics,
         clock: Callable[[], datetime],
         mirror: Mirror | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.mirror = mirror
+        self.recorder = recorder
         self.desk = desk
         self.catalogs = catalogs
         self.sessions = sessions
@@ -249,6 +252,11 @@ class WhatsAppConversations:
             relayed = await self._relay(conv, item, client, session, Turn((ack,), session))
             return Outcome(outgoing=(receipt, *waiting, *answer, *relayed), clear=clear)
         turn = await self.desk.handle(session, inbound, now)
+        facts = (
+            ()
+            if self.recorder is None
+            else self.recorder.of_turn(conv.key, session, turn, inbound, now)
+        )
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         rendered = render(chat, turn.replies, _, read=item.id)
         mirrored: tuple[Outgoing, ...] = ()
@@ -267,6 +275,7 @@ class WhatsAppConversations:
             session=self.sessions.dump(session),
             session_ttl=self.sessions.ttl,
             clear=clear,
+            facts=facts,
         )
 
     async def _relay(

@@ -110,6 +110,9 @@ class Notices:
             return Turn((), ctx.session)
         text = self.text(_, notice)
         ctx.session = remembered(ctx.session, notice)
+        if kind is NoticeKind.REMINDER:
+            reminded = [uid for uid in ctx.session.reminded if uid != notice.uid][-19:]
+            ctx.update(reminded=[*reminded, notice.uid])
         if kind in (NoticeKind.CANCELLED, NoticeKind.REJECTED):
             return Turn((Reply(text, _again(ctx)),), ctx.session)
         if kind is NoticeKind.REQUESTED:

@@ -1,0 +1,177 @@
+"""The salon's analytics: a scripted day through the real gateway, then its questions.
+
+Needs the PostgreSQL CI provides (127.0.0.1:5432); skipped, saying so, where there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from gateway import analytics_store
+from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
+from tests.analytics_db import analytics_db as analytics_db  # the fixture
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import salon as salon  # the fixture, shared
+from tests.test_flow_handoff import Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
+from tests.test_flow_notifications import (
+    CAL_SECRET,
+    VISIT,
+    book_elsewhere,
+    book_in_chat,
+    connect,
+    known,
+    notifying,
+    post_signed,
+)
+from tests.test_flow_notifications import novu as novu  # the fixture, shared
+from tests.test_flow_whatsapp import Phone
+from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
+
+SALT = "a-long-random-salt-for-tests"
+
+
+async def written(gateway: Any, url: str) -> int:
+    """Wait until the writer has emptied the queue; how many events are in the table."""
+    redis = gateway.runtime.redis
+    keys = gateway.runtime.keys
+    await eventually(lambda: _empty(redis, keys.analytics), timeout=15)
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await connection.close()
+
+
+async def _empty(redis: Any, stream: str) -> bool:
+    return int(await redis.xlen(stream)) == 0
+
+
+async def answers(url: str, salon_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    connection = await asyncpg.connect(url)
+    try:
+        found = {}
+        for question in analytics_store.questions():
+            _, rows = await analytics_store.run_question(
+                connection, question, salon_id, date(2026, 6, 1), date(2026, 6, 7)
+            )
+            found[question.slug] = [tuple(_plain(v) for v in row) for row in rows]
+        return found
+    finally:
+        await connection.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date | int | str) or value is None:
+        return value
+    return str(value)  # Decimal, float
+
+
+async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    novu: NovuSandbox,
+    desk: Desk,
+    wa: WhatsAppSandbox,
+    analytics_db: str,
+) -> None:
+    gateway = await start_desk(
+        start_gateway,
+        salon,
+        desk,
+        wa,
+        **notifying(novu),
+        analytics_database_url=analytics_db,
+        analytics_salt=SALT,
+    )
+    await connect(gateway, salon, novu)
+    salon_id = gateway.runtime.settings.salon_id
+
+    # A Telegram client books in the chat.
+    anna = Chat(sandbox.telegram, 901)
+    uid = await book_in_chat(anna, salon, "+79160000901")
+    # A WhatsApp client starts booking and stops at the service; the salon books her itself.
+    zoya = Phone(wa, "79160000902", name="Zoya Kim")
+    await zoya.say("Hi")
+    await zoya.tap("m:book")
+    await known(gateway, "+79160000901")
+    elsewhere = await book_elsewhere(
+        salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000902", "Zoya Kim"
+    )
+    # Another Telegram client asks for a person; staff answer 90 seconds later, then resolve.
+    vera = Chat(sandbox.telegram, 903)
+    await vera.say("/start")
+    before = len(vera.messages)
+    await sandbox.telegram.client_says(903, "Can I talk to a real person please?")
+    await eventually(lambda: vera.messages[before:])
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:903"))
+    await eventually(lambda: desk.notes("tg:903"))  # the handoff has reached staff
+    salon.clock.now += timedelta(seconds=90)
+    desk.chatwoot.agent_replies(thread.id, "Hello! How can I help?")
+    await eventually(lambda: any("How can I help" in str(m) for m in vera.messages))
+    desk.chatwoot.resolve(thread.id)
+    await eventually(lambda: "back" in str(vera.messages[-1]).lower())
+    # The day before her visit the first client is reminded, and cancels from the reminder.
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+    await eventually(lambda: f"k:c:{uid}" in [b for b, _ in anna.buttons()])
+    await anna.tap(f"k:c:{uid}")
+    await anna.tap(f"k:cx:{uid}")
+    # Staff mark the salon-booked client as a no-show.
+    raw = json.dumps(
+        {
+            "triggerEvent": "BOOKING_NO_SHOW_UPDATED",
+            "payload": {"bookingUid": elsewhere, "attendees": [{"email": "z@k", "noShow": True}]},
+        }
+    ).encode()
+    signature = hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert await post_signed(f"{gateway.url}/webhooks/calcom", raw, signature) == 200
+    await eventually(lambda: any(r.workflow == "booking-cancelled" for r in novu.runs))
+    await asyncio.sleep(0.3)
+    total = await written(gateway, analytics_db)
+    assert total > 10
+
+    found = await answers(analytics_db, salon_id)
+    assert found["bookings_per_day"] == [
+        (date(2026, 6, 1), "telegram", 1),
+        (date(2026, 6, 1), "whatsapp", 1),
+    ]
+    assert found["booking_funnel"] == [
+        ("started", 2, 1),
+        ("service", 1, 0),
+        ("master", 1, 0),
+        ("time", 1, 0),
+        ("confirmed", 1, 0),
+    ]
+    assert found["conversion_by_channel"] == [
+        ("telegram", 1, 1, "100.0"),
+        ("whatsapp", 1, 0, "0.0"),
+    ]
+    assert found["handoffs"] == [("typed", 1, "33.3")]
+    assert found["first_response"] == [(10, 1, "90.0", "90.0")]
+    assert found["reminders_and_no_shows"] == [
+        ("answered a reminder", 1, 1, 0),
+        ("no answered reminder", 1, 0, 1),
+    ]
+    assert found["busiest_hours"] == [(10, 1), (11, 1)]
+    assert found["top_services"] == [("Women's haircut", "Anna Petrova", 2)]
+
+    # Nothing in any table says who the clients are.
+    connection = await asyncpg.connect(analytics_db)
+    try:
+        rows = await connection.fetch("SELECT * FROM events")
+    finally:
+        await connection.close()
+    dump = json.dumps([dict(r) for r in rows], default=str)
+    for secret in ("7916000090", "Zoya", "Kim", "Vera", "How can I help", "tg:90", "wa:79"):
+        assert secret not in dump, secret
