@@ -37,6 +37,7 @@ from gateway.desk import ChatwootDesk, DeskSettings, DeskState, Mirror, StaffRep
 from gateway.edge import LARGEST_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
+from gateway.metabase import embed_url, sign_embed
 from gateway.metrics import Metrics
 from gateway.novu import NovuClient, NovuDelivery
 from gateway.novu import is_failure as novu_failure
@@ -65,6 +66,8 @@ SESSION_TTL = 180 * 24 * 3600
 REDIS_CONNECTIONS = 64
 HANDLING_SLOTS = 16
 SENDING_SLOTS = 16
+# How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
+EMBED_TTL = 600
 
 
 def connect_redis(url: str) -> Redis:
@@ -155,6 +158,8 @@ def create_app(
         assert settings.novu_signing_key is not None  # the API key at least
         novu_webhook = NovuWebhook(settings.novu_signing_key)
         app.router.add_post("/webhooks/novu", webhook_route(novu_webhook, runtime.inbox, metrics))
+    if settings.embedding_enabled:
+        app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -592,6 +597,40 @@ async def whatsapp_handshake(request: web.Request) -> web.Response:
         log.warning("WhatsApp verification refused: wrong verify token or mode")
         return web.Response(status=403, text="forbidden")
     return web.Response(text=challenge, content_type="text/plain")
+
+
+async def analytics_embed(request: web.Request) -> web.Response:
+    """A signed Metabase embed URL of the salon's dashboard, for staff holding the token."""
+    settings = request.app[RUNTIME].settings
+    assert settings.analytics_embed_token is not None  # the route exists only then
+    assert settings.metabase_secret_key is not None
+    assert settings.metabase_site_url is not None
+    assert settings.metabase_dashboard_id is not None
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    given = given or request.query.get("token", "")
+    expected = settings.analytics_embed_token.get_secret_value()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return web.json_response({"error": "unauthorized"}, status=401)
+    days = request.query.get("days", "30")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        return web.json_response({"error": "days must be 1 to 366"}, status=400)
+    today = datetime.now(settings.zone).date()
+    params = {
+        "salon": settings.salon_id,
+        "start": (today - timedelta(days=int(days) - 1)).isoformat(),
+        "end": today.isoformat(),
+    }
+    token = sign_embed(
+        settings.metabase_secret_key.get_secret_value(),
+        settings.metabase_dashboard_id,
+        params,
+        ttl=EMBED_TTL,
+    )
+    url = embed_url(settings.metabase_site_url, token)
+    headers = {"Cache-Control": "no-store"}
+    if request.query.get("open"):
+        raise web.HTTPFound(url, headers=headers)
+    return web.json_response({"url": url, "expires_in": EMBED_TTL}, headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""`frontdesk`: serve, demo, check, webhooks, dlq, novu."""
+"""`frontdesk`: serve, demo, check, webhooks, dlq, novu, analytics, metabase."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 from aiohttp import web
@@ -55,6 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sync", help="create or update the workflows in Novu (needs NOVU_* and PUBLIC_URL)"
     )
 
+    analytics = commands.add_parser("analytics", help="the salon's analytics (PostgreSQL)")
+    analytics_commands = analytics.add_subparsers(dest="action", required=True)
+    analytics_commands.add_parser("migrate", help="create or update the analytics schema")
+    report = analytics_commands.add_parser("report", help="print every question's answer")
+    report.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
+    report.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (today)")
+
+    metabase = commands.add_parser("metabase", help="Metabase's questions and dashboard")
+    metabase_commands = metabase.add_subparsers(dest="action", required=True)
+    metabase_commands.add_parser("sync", help="create or update them in Metabase (idempotent)")
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from gateway.demo import run_demo
@@ -83,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(show_webhooks(settings))
     if args.command == "novu":
         return asyncio.run(_novu_sync(settings))
+    if args.command in ("analytics", "metabase"):
+        from gateway.analytics_cli import run_analytics
+
+        return asyncio.run(run_analytics(settings, args))
     return asyncio.run(_dead_letters(settings, args))
 
 

@@ -270,6 +270,16 @@ class Settings(BaseSettings):
         return tuple(sorted(set(value), reverse=True))
 
     @property
+    def embedding_enabled(self) -> bool:
+        """GET /analytics/embed: Metabase's site, secret, the dashboard and a staff token."""
+        return None not in (
+            self.metabase_site_url,
+            self.metabase_secret_key,
+            self.metabase_dashboard_id,
+            self.analytics_embed_token,
+        )
+
+    @property
     def novu_enabled(self) -> bool:
         return self.novu_api_key is not None and self.novu_api_url is not None
 
