@@ -16,6 +16,7 @@ import secrets
 import signal
 import sys
 
+import asyncpg
 from aiohttp import ClientSession, web
 from pydantic import SecretStr
 
@@ -24,6 +25,7 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
 from gateway.novu import NovuClient
 from gateway.novu_workflows import sync as sync_workflows
+from gateway.report_page import ReportPage
 from gateway.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox
@@ -41,6 +43,11 @@ DEMO_WHATSAPP_TOKEN = "EAAG-frontdesk-demo-sandbox"  # noqa: S105 - known to the
 DEMO_WHATSAPP_NUMBER = "106540352242922"
 DEMO_CHATWOOT_TOKEN = "chatwoot-demo-agent-token"  # noqa: S105 - known to the sandbox only
 DEMO_NOVU_KEY = "novu-demo-sandbox-key"
+# Where the demo keeps its analytics when ANALYTICS_DATABASE_URL is not set: a local
+# PostgreSQL, if there is one (trust auth), in a database of its own.
+DEMO_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEMO_DATABASE = "frontdesk_demo"
+DEMO_SALT = "frontdesk-demo-salt-not-a-secret"
 DEMO_SALON = {
     "salon_name": "Frontdesk Demo Salon",
     "salon_timezone": "Europe/Moscow",
@@ -84,6 +91,33 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
     return overrides
 
 
+async def _with_analytics(settings: Settings) -> Settings:
+    """Analytics on a local PostgreSQL when the operator gave none and one answers."""
+    if settings.analytics_database_url is not None:
+        return settings
+    try:
+        admin = await asyncpg.connect(DEMO_POSTGRES, timeout=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.info("no local PostgreSQL for the demo's analytics: %s", type(exc).__name__)
+        return settings
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
+    except asyncpg.PostgresError as exc:
+        log.info("the demo's analytics database cannot be made: %s", exc)
+        return settings
+    finally:
+        await admin.close()
+    url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}"
+    return settings.model_copy(
+        update={
+            "analytics_database_url": SecretStr(url),
+            "analytics_salt": SecretStr(DEMO_SALT),
+        }
+    )
+
+
 def run_demo(host: str, port: int) -> int:
     embedded = None
     overrides = demo_overrides(host, port)
@@ -102,7 +136,7 @@ def run_demo(host: str, port: int) -> int:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
         print(
-            f"frontdesk demo: cannot listen on {host}:{port} to {port + 5}: {exc}", file=sys.stderr
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 6}: {exc}", file=sys.stderr
         )
         return 1
     finally:
@@ -124,6 +158,17 @@ async def _run(
         webhook_url=f"http://{host}:{port}/webhooks/calcom",
         webhook_secret=settings.calcom_webhook_secret.get_secret_value(),
     )
+    settings = await _with_analytics(settings)
+    report_runner = None
+    if settings.analytics_database_url is not None:
+        report = ReportPage(
+            settings.analytics_database_url.get_secret_value(),
+            settings.salon_id,
+            settings.salon_timezone,
+        )
+        report_runner = web.AppRunner(report.app(), access_log=None)
+        await report_runner.setup()
+        await web.TCPSite(report_runner, host, port + 6).start()
     # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
     novu = NovuSandbox(DEMO_NOVU_KEY)
     novu_runner = await novu.serve(host, port + 5)
@@ -146,11 +191,13 @@ async def _run(
         }
     )
     desk_runner = await desk.serve(host, port + 4)
-    panes = (
+    panes: tuple[str, ...] = (
         f"http://{host}:{port + 3}/",
         f"http://{host}:{port + 4}/",
         f"http://{host}:{port + 5}/",
     )
+    if report_runner is not None:
+        panes += (f"http://{host}:{port + 6}/",)
     sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json, beside=panes)
     sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
@@ -190,6 +237,11 @@ async def _run(
             settings.whatsapp_verify_token.get_secret_value(),
         )
         redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
+        analytics = (
+            f"http://{host}:{port + 6}/  (PostgreSQL)"
+            if report_runner is not None
+            else "off: no PostgreSQL (set ANALYTICS_DATABASE_URL to see it)"
+        )
         print(
             "\nFrontdesk demo is running.\n"
             "  The demo page: a client in Telegram and in WhatsApp, and salon staff (Chatwoot)\n"
@@ -199,6 +251,7 @@ async def _run(
             f"  Notifications (Novu stand-in, with fast-forward):  http://{host}:{port + 5}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
             f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
+            f"  Analytics:  {analytics}\n"
             f"  Redis:    {redis}\n"
             "Press Ctrl+C to stop.\n",
             flush=True,
@@ -219,3 +272,5 @@ async def _run(
         await calendar_runner.cleanup()
         await calendar.close()
         await novu_runner.cleanup()
+        if report_runner is not None:
+            await report_runner.cleanup()

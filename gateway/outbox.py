@@ -138,7 +138,8 @@ class OutboxSender:
                 count=self.batch,
             )
             entries = reply[0][1] if reply else []
-            if cursor == "0":
+            if cursor != ">":
+                # The pending history, in pages by id; then what is new.
                 await self._take(entries, recovered=True)
                 cursor = entries[-1][0].decode() if entries else ">"
                 continue

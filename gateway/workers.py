@@ -193,23 +193,24 @@ class InboundConsumer:
                 # lease had expired (and never handled) is pending under this shard's name
                 # but came after our first read of that list.
                 cursor, scanned = "0", started
+            history = cursor != ">"
             reply = await self.redis.xreadgroup(
                 INBOUND_GROUP,
                 consumer_name(self.lease.shard),
                 {self.stream: cursor},
                 count=self.batch,
-                block=None if cursor == "0" else 1000,
+                block=None if history else 1000,
             )
             entries = reply[0][1] if reply else []
-            if cursor == "0" and not entries:
-                cursor = ">"
+            if history and not entries:
+                cursor = ">"  # the pending history is read: now what is new
                 continue
             for entry_id, fields in entries:
                 if entry_id.decode() in self._held:
                     continue
                 entry = Entry.from_fields(entry_id.decode(), fields)
                 self._enqueue(entry)
-            if cursor == "0":
+            if history:
                 # Pending history is read in pages by id.
                 cursor = entries[-1][0].decode()
             elif not entries and time.monotonic() - started < 0.5:

@@ -137,7 +137,7 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=6)
+    port = free_port(consecutive=7)
     prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     log = tmp_path / "demo.log"
@@ -177,11 +177,16 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
             # The WhatsApp pane beside it: a client writes, the gateway answers through Meta's
             # stand-in (signed webhook in, Cloud API call out).
             state = await (await http.get(f"http://127.0.0.1:{port + 1}/_sandbox/state")).json()
-            assert state["beside"] == [
+            assert state["beside"][:3] == [
                 f"http://127.0.0.1:{port + 3}/",
                 f"http://127.0.0.1:{port + 4}/",
                 f"http://127.0.0.1:{port + 5}/",
             ]
+            if len(state["beside"]) == 4:  # a local PostgreSQL: the analytics pane too
+                assert state["beside"][3] == f"http://127.0.0.1:{port + 6}/"
+                report = await http.get(f"http://127.0.0.1:{port + 6}/report.json")
+                assert report.status == 200
+                assert len((await report.json())["answers"]) == 8
             whatsapp = f"http://127.0.0.1:{port + 3}/_sandbox"
             said = await http.post(
                 f"{whatsapp}/say", json={"wa_id": "79161234567", "name": "Vera", "text": "Hi"}

@@ -143,5 +143,10 @@ async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
     await asyncio.sleep(0.5)  # read again later: not handled or sent twice
     assert handled == ["late"]
     assert len(delivery.sent) == 1
+    # And what comes next is read as usual (the pending history was left behind).
+    await redis.xadd(keys.inbound(0), {**entry, "id": "next"})
+    await redis.xadd(keys.outbound(0), {**message, "params": json.dumps({"text": "Next"})})
+    await eventually(lambda: handled == ["late", "next"], timeout=5)
+    await eventually(lambda: len(delivery.sent) == 2, timeout=5)
     lease.lost.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
