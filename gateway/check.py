@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import httpx
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from redis.exceptions import RedisError
 
+from gateway.analytics_store import migrations
 from gateway.app import connect_redis
 from gateway.calcom import CalcomClient, CalcomError
 from gateway.catalogue import services_of
@@ -58,8 +60,10 @@ async def run_check(settings: Settings) -> int:
             failed |= not await _check_chatwoot(settings)
         elif name == "novu":
             failed |= not await _check_novu(settings)
+        elif name == "analytics":
+            failed |= not await _check_analytics(settings)
         else:
-            print(_line(name, None, "configured; not used by this version of Frontdesk yet"))
+            failed |= not await _check_metabase(settings)
     return 1 if failed else 0
 
 
@@ -148,6 +152,48 @@ async def _check_novu(settings: Settings) -> bool:
         print(_line("novu", False, f"{detail}: run `frontdesk novu sync`"))
         return False
     print(_line("novu", True, f"{len(found)} workflows in place"))
+    return True
+
+
+async def _check_analytics(settings: Settings) -> bool:
+    """PostgreSQL answers, and the schema is the one this version writes."""
+    assert settings.analytics_database_url is not None
+    try:
+        connection = await asyncpg.connect(
+            settings.analytics_database_url.get_secret_value(), timeout=TIMEOUT
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        print(_line("analytics", False, f"PostgreSQL unreachable: {type(exc).__name__}"))
+        return False
+    try:
+        applied = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM schema_migrations")
+        }
+    except asyncpg.UndefinedTableError:
+        applied = set()
+    finally:
+        await connection.close()
+    missing = [f"{v:04d}_{n}" for v, n, _ in migrations() if v not in applied]
+    if missing:
+        detail = f"schema not up to date ({', '.join(missing)}): run `frontdesk analytics migrate`"
+        print(_line("analytics", False, detail))
+        return False
+    print(_line("analytics", True, "PostgreSQL reachable, schema up to date"))
+    return True
+
+
+async def _check_metabase(settings: Settings) -> bool:
+    assert settings.metabase_site_url is not None
+    status, _ = await _get(f"{settings.metabase_site_url}/api/health", {})
+    if status != 200:
+        print(_line("metabase", False, f"{settings.metabase_site_url} does not answer"))
+        return False
+    if settings.metabase_secret_key is None or settings.metabase_dashboard_id is None:
+        detail = "reachable; set METABASE_SECRET_KEY and METABASE_DASHBOARD_ID to embed"
+        print(_line("metabase", False, detail))
+        return False
+    print(_line("metabase", True, f"reachable; dashboard {settings.metabase_dashboard_id}"))
     return True
 
 

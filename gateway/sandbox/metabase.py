@@ -75,6 +75,7 @@ class MetabaseSandbox:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/session", self._session)
+        app.router.add_get("/api/health", self._health)
         routes = [
             ("GET", "/api/database", self._list(self.databases)),
             ("POST", "/api/database", self._create_database),
@@ -106,6 +107,9 @@ class MetabaseSandbox:
             return response
 
         return handle
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     async def _session(self, request: web.Request) -> web.Response:
         body = await request.json()

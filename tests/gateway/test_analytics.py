@@ -247,6 +247,8 @@ async def test_the_commands_migrate_report_and_sync(
     _, url = metabase
     monkeypatch.setenv("ANALYTICS_DATABASE_URL", analytics_db)
     monkeypatch.setenv("ANALYTICS_SALT", "salt-salt-salt-salt")
+    await run("check")
+    assert "[FAIL] analytics schema not up to date (0001_events)" in capsys.readouterr().out
     assert await run("analytics", "migrate") == 0
     assert "applied: 0001_events" in capsys.readouterr().out
     assert await run("analytics", "migrate") == 0
@@ -265,6 +267,12 @@ async def test_the_commands_migrate_report_and_sync(
     assert "set METABASE_DASHBOARD_ID=" in out
     assert await run("metabase", "sync") == 0
     assert "changed: nothing (already in place)" in capsys.readouterr().out
+    monkeypatch.setenv("METABASE_SECRET_KEY", SECRET)
+    monkeypatch.setenv("METABASE_DASHBOARD_ID", "3")
+    await run("check")
+    out = capsys.readouterr().out
+    assert "[ok  ] analytics PostgreSQL reachable, schema up to date" in out
+    assert "[ok  ] metabase  reachable; dashboard 3" in out
     monkeypatch.setenv("METABASE_API_KEY", "wrong")
     assert await run("metabase", "sync") == 1
 
