@@ -290,3 +290,23 @@ def test_every_question_speaks_metabases_parameters() -> None:
         "1    —",
         "2.5  x",
     ]
+
+
+async def test_a_conversation_goes_on_while_the_analytics_database_is_down(
+    start_gateway: GatewayFactory, sandbox: Any
+) -> None:
+    from tests.test_flow_booking import Chat
+
+    gateway = await start_gateway(
+        analytics_database_url="postgresql://postgres@127.0.0.1:1/nowhere",
+        analytics_salt="salt-salt-salt-salt",
+    )
+    chat = Chat(sandbox.telegram, 4711)
+    greeting = await chat.say("/start")
+    assert greeting[-1]["text"].startswith("Hello, Anna!")
+    # The fact waits in Redis for PostgreSQL, and the metrics say so.
+    redis = gateway.runtime.redis
+    assert await redis.xlen(gateway.runtime.keys.analytics) >= 1
+    async with ClientSession() as http:
+        text = await (await http.get(f"{gateway.url}/metrics")).text()
+    assert "frontdesk_analytics_backlog 1.0" in text

@@ -100,6 +100,7 @@ async def test_readyz_shows_services_and_breakers(gateway: Gateway) -> None:
         "chatwoot": "off",
         "novu": "off",
         "metabase": "off",
+        "analytics": "off",
     }
     assert body["shards"] == [0, 1, 2, 3]
 

@@ -43,6 +43,7 @@ def test_defaults_have_every_channel_and_service_off() -> None:
         "chatwoot": False,
         "novu": False,
         "metabase": False,
+        "analytics": False,
     }
     assert not settings.telegram_enabled
     assert settings.secrets() == []
