@@ -20,7 +20,7 @@ from gateway import analytics_store
 from gateway.analytics import Recorder
 from gateway.analytics_store import Writer, insert, migrate, questions
 from gateway.keys import Keys
-from gateway.metabase import MetabaseClient, sign_embed, sync
+from gateway.metabase import MetabaseClient, MetabaseError, sign_embed, sync
 from gateway.metrics import Metrics
 from gateway.sandbox.metabase import MetabaseSandbox, verify_embed
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
@@ -310,3 +310,19 @@ async def test_a_conversation_goes_on_while_the_analytics_database_is_down(
     async with ClientSession() as http:
         text = await (await http.get(f"{gateway.url}/metrics")).text()
     assert "frontdesk_analytics_backlog 1.0" in text
+
+
+async def test_the_metabase_stand_in_refuses_what_metabase_would(
+    metabase: tuple[MetabaseSandbox, str],
+) -> None:
+    _, url = metabase
+    async with MetabaseClient(url, api_key="mb_key") as client:
+        done = await sync(client, "postgresql://u:p@h:5432/d", questions())
+        # A dashboard update without its cards would empty it: refused.
+        with pytest.raises(MetabaseError, match="dashcards"):
+            await client.put(f"/api/dashboard/{done['dashboard']}", {"enable_embedding": True})
+        with pytest.raises(MetabaseError, match="display"):
+            await client.post("/api/card", {"name": "x", "dataset_query": {}})
+    async with MetabaseClient(url, api_key="nope") as client:
+        with pytest.raises(MetabaseError, match="401"):
+            await client.get("/api/card")
