@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from gateway.keys import Keys
 from gateway.lua import Lua
 from gateway.metrics import Metrics
+from gateway.workers import ensure_group
 
 log = logging.getLogger("frontdesk.analytics")
 
@@ -61,14 +62,17 @@ COLUMNS = (
     "answer",
     "notice",
     "seconds",
+    "previous_booking",
 )
 _MIGRATION_LOCK = 7_403_117  # pg_advisory_xact_lock key: "frontdesk analytics"
 _PARAM = re.compile(r"\{\{\s*(salon|start|end)\s*\}\}")
 
+# 1: still ours, 2 (FRESH): just taken, 0: another process holds it.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 2 or 0
 """
+FRESH = 2
 _DONE = """
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
 return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
@@ -85,27 +89,30 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 async def migrate(connection: asyncpg.Connection) -> list[str]:
-    """Apply the migrations not applied yet; their names."""
+    """Apply the migrations not applied yet, each in its own transaction; their names."""
     applied: list[str] = []
-    async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+    await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
         await connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {
-            row["version"]
-            for row in await connection.fetch("SELECT version FROM schema_migrations")
-        }
+        rows = await connection.fetch("SELECT version FROM schema_migrations")
+        done = {row["version"] for row in rows}
         for version, name, sql in migrations():
             if version in done:
                 continue
-            await connection.execute(sql)
-            await connection.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-            )
+            async with connection.transaction():
+                await connection.execute(sql)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    version,
+                    name,
+                )
             applied.append(f"{version:04d}_{name}")
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
 
 
@@ -162,34 +169,41 @@ class Writer:
         self._done = Lua(redis, _DONE)
         self._connection: asyncpg.Connection | None = None
         self._migrated = False
+        self._grouped = False
 
     async def run(self) -> None:
         failures = 0
         cursor = "0"
-        with contextlib.suppress(RedisError):
-            await self._group()
         while True:
             try:
-                if not await self._renew(keys=[self.lock], args=[self.owner, LOCK_MS]):
+                held = await self._renew(keys=[self.lock], args=[self.owner, LOCK_MS])
+                if not held:
+                    cursor = "0"
                     await asyncio.sleep(LOCK_MS / 3000)  # another process writes
                     continue
+                if held == FRESH:
+                    # Just took over: what a predecessor read but did not write comes first.
+                    cursor = "0"
                 cursor = await self._step(cursor)
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
+            except Exception as exc:  # whatever it was, the facts stay pending: try again
                 failures += 1
                 self.metrics.analytics_failures.inc()
                 log.warning("analytics not written (attempt %d): %s", failures, type(exc).__name__)
                 await self._disconnect()
+                # The database or Redis may have come back empty: make the schema and the
+                # group again.
+                self._migrated = False
+                self._grouped = False
                 cursor = "0"  # what was read stays pending: read it again
                 await asyncio.sleep(min(self.max_pause, self.pause * 2 ** (failures - 1)))
 
-    async def _group(self) -> None:
-        with contextlib.suppress(RedisError):
-            await self.redis.xgroup_create(self.keys.analytics, GROUP, id="0", mkstream=True)
-
     async def _step(self, cursor: str) -> str:
+        if not self._grouped:
+            await ensure_group(self.redis, self.keys.analytics, GROUP)
+            self._grouped = True
         reply = await self.redis.xreadgroup(
             GROUP,
             "writer",
@@ -202,10 +216,17 @@ class Writer:
             if cursor != "0":
                 await asyncio.sleep(0.2)  # an embedded Redis does not block
             return ">"
-        facts = [json.loads(fields[b"fact"]) for _, fields in entries]
-        connection = await self._connect()
-        written = await insert(connection, facts)
-        self.metrics.analytics_written.inc(written)
+        facts = []
+        for _, fields in entries:
+            try:
+                facts.append(json.loads(fields[b"fact"]))
+            except (KeyError, TypeError, ValueError):
+                # Trimmed away (the backlog reached its cap) or unreadable: counted, let go.
+                self.metrics.analytics_dropped.inc()
+        if facts:
+            connection = await self._connect()
+            written = await insert(connection, facts)
+            self.metrics.analytics_written.inc(written)
         await self._done(keys=[self.keys.analytics], args=[GROUP, *(i for i, _ in entries)])
         return cursor if cursor == "0" else ">"
 

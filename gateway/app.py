@@ -612,7 +612,7 @@ async def analytics_embed(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return web.json_response({"error": "unauthorized"}, status=401)
     days = request.query.get("days", "30")
-    if not days.isdigit() or not 1 <= int(days) <= 366:
+    if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 366:
         return web.json_response({"error": "days must be 1 to 366"}, status=400)
     today = datetime.now(settings.zone).date()
     params = {

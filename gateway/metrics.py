@@ -132,6 +132,11 @@ class Metrics:
         self.analytics_written = Counter(
             "frontdesk_analytics_written", "Analytics facts written to PostgreSQL", registry=r
         )
+        self.analytics_dropped = Counter(
+            "frontdesk_analytics_dropped",
+            "Analytics facts lost: trimmed at the backlog's cap, or unreadable",
+            registry=r,
+        )
         self.analytics_failures = Counter(
             "frontdesk_analytics_write_failures",
             "Failed attempts to write a batch of facts (PostgreSQL down or refusing)",

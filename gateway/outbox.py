@@ -115,8 +115,11 @@ class OutboxSender:
         self._chats: dict[tuple[str, str], deque[_Queued]] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        # Messages this process holds: a re-read of the pending list skips them.
+        # Messages this process holds, and those it finished since the pending list was last
+        # read again (that read may have left Redis before they were acknowledged): the
+        # re-read skips both.
         self._held: set[str] = set()
+        self._finished: set[str] = set()
         self._done = Lua(redis, _DONE)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
@@ -131,6 +134,7 @@ class OutboxSender:
                 # A message a predecessor read after its lease expired stays pending under this
                 # shard's name: read the pending list again now and then (see workers.py).
                 cursor, scanned = "0", time.monotonic()
+                self._finished.clear()
             reply = await self.redis.xreadgroup(
                 OUTBOUND_GROUP,
                 consumer_name(self.lease.shard),
@@ -160,7 +164,7 @@ class OutboxSender:
             # Attempts survive a crash, so a recovered message keeps its place in the schedule.
             attempts = await self.redis.hmget(self.attempts_key, [e[0] for e in entries])  # type: ignore[misc]
         for index, (raw_id, fields) in enumerate(entries):
-            if raw_id.decode() in self._held:
+            if raw_id.decode() in self._held or raw_id.decode() in self._finished:
                 continue
             self._held.add(raw_id.decode())
             message = Outgoing.from_fields(fields)
@@ -192,6 +196,7 @@ class OutboxSender:
                 if retry_in is None:
                     queue.popleft()
                     self._held.discard(item.entry_id)
+                    self._finished.add(item.entry_id)
                 else:
                     with contextlib.suppress(TimeoutError):
                         # Wake on a lost lease so that shutdown is not held up.

@@ -172,6 +172,8 @@ class InboundConsumer:
         # Entries this process holds (queued or being handled): a re-read of the pending list
         # skips them.
         self._held: set[str] = set()
+        # Finished since the pending list was last read again (see outbox.py): skipped too.
+        self._finished: set[str] = set()
         self._buffered = 0
         self._commit = Lua(redis, _COMMIT)
         self._bury = Lua(redis, _BURY)
@@ -193,6 +195,7 @@ class InboundConsumer:
                 # lease had expired (and never handled) is pending under this shard's name
                 # but came after our first read of that list.
                 cursor, scanned = "0", started
+                self._finished.clear()
             history = cursor != ">"
             reply = await self.redis.xreadgroup(
                 INBOUND_GROUP,
@@ -206,7 +209,7 @@ class InboundConsumer:
                 cursor = ">"  # the pending history is read: now what is new
                 continue
             for entry_id, fields in entries:
-                if entry_id.decode() in self._held:
+                if entry_id.decode() in self._held or entry_id.decode() in self._finished:
                     continue
                 entry = Entry.from_fields(entry_id.decode(), fields)
                 self._enqueue(entry)
@@ -245,6 +248,7 @@ class InboundConsumer:
                 if retry_in is None:
                     queue.popleft()
                     self._held.discard(entry.id)
+                    self._finished.add(entry.id)
                     self._buffered -= 1
                 else:
                     # Back off, then retry the same entry: the conversation's order is kept.
@@ -298,8 +302,9 @@ class InboundConsumer:
             len(facts),
         ]
         for n, fact in enumerate(facts):
-            # Named by the provider's own event id: a replayed entry records nothing twice.
-            fact_id = f"{entry.source}:{entry.event_id}:{n}"
+            # Named by the salon and the provider's own event id: a replayed entry records
+            # nothing twice, and salons sharing a database never collide.
+            fact_id = f"{self.keys.salon_id}:{entry.source}:{entry.event_id}:{n}"
             args.append(json.dumps({"id": fact_id, **fact}, separators=(",", ":"), default=str))
         for message in outcome.outgoing:
             args.extend(message.to_fields(entry.id))

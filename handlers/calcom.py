@@ -54,13 +54,12 @@ REQUESTED = "BOOKING_REQUESTED"
 REJECTED = "BOOKING_REJECTED"
 NO_SHOW = "BOOKING_NO_SHOW_UPDATED"
 TRIGGERS = frozenset({CREATED, RESCHEDULED, CANCELLED, REQUESTED, REJECTED, NO_SHOW})
-# What each change is for the salon's analytics (a request is a booking, a rejection ends it).
+# What each change is for the salon's analytics. A request becomes a booking only when the
+# salon accepts it (Cal.com then sends BOOKING_CREATED); a rejection ends nothing booked.
 FACTS = {
     CREATED: analytics.BOOKING_CREATED,
-    REQUESTED: analytics.BOOKING_CREATED,
     RESCHEDULED: analytics.BOOKING_RESCHEDULED,
     CANCELLED: analytics.BOOKING_CANCELLED,
-    REJECTED: analytics.BOOKING_CANCELLED,
 }
 NOTICE_KINDS = {
     CREATED: NoticeKind.CONFIRMED,
@@ -286,8 +285,12 @@ class CalcomEvents:
         )
         if notice is None:
             return Outcome()
-        facts = self._facts(FACTS[change.trigger], conv.key if conv else "", change, by_chat)
-        return replace(await self._tell(entry, change, notice, conv, by_chat), facts=facts)
+        kind = FACTS.get(change.trigger)
+        if change.trigger == REQUESTED and change.previous_uid:
+            kind = analytics.BOOKING_RESCHEDULED  # a move reported as a request (#21169)
+        facts = self._facts(kind, conv.key if conv else "", change, by_chat) if kind else ()
+        outcome = await self._tell(entry, change, notice, conv, by_chat)
+        return replace(outcome, facts=(*facts, *outcome.facts))
 
     def _facts(
         self, kind: str, conversation: str, change: BookingChange, by_chat: bool = False
@@ -304,6 +307,7 @@ class CalcomEvents:
             service=change.service,
             master=change.master,
             starts_at=self.recorder.local(change.start) if change.start else None,
+            previous_booking=change.previous_uid,
         )
         return (fact,)
 

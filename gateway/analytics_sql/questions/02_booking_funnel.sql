@@ -26,10 +26,15 @@ reached AS (
     ) AS s (stage)
     WHERE stage IS NOT NULL
 ),
+-- Only clients who started count at the later stages (a move enters at the day, a resumed
+-- draft at the summary): each stage is then a subset of the one before.
+started AS (
+    SELECT client FROM reached WHERE stage = 'started'
+),
 counted AS (
     SELECT s.position, s.stage, count(r.client) AS clients
     FROM stages s
-    LEFT JOIN reached r ON r.stage = s.stage
+    LEFT JOIN reached r ON r.stage = s.stage AND r.client IN (SELECT client FROM started)
     GROUP BY s.position, s.stage
 )
 SELECT stage,

@@ -1,19 +1,29 @@
 -- title: Conversion per channel
 -- display: table
--- Of the clients who started booking in the chat, how many booked, per messenger.
-SELECT channel,
-       count(DISTINCT client) FILTER (WHERE kind = 'step_reached' AND step = 'book.service')
-           AS started,
-       count(DISTINCT client) FILTER (WHERE kind = 'booking_created' AND origin = 'chat')
-           AS booked,
-       round(100.0 * count(DISTINCT client) FILTER (WHERE kind = 'booking_created'
-                                                    AND origin = 'chat')
-             / NULLIF(count(DISTINCT client) FILTER (WHERE kind = 'step_reached'
-                                                     AND step = 'book.service'), 0), 1)
-           AS conversion_percent
-FROM events
-WHERE salon = {{salon}}
-  AND channel <> ''
-  AND local_at >= CAST({{start}} AS date) AND local_at < CAST({{end}} AS date) + 1
-GROUP BY channel
-ORDER BY channel
+-- Of the clients who started booking in the chat, how many booked there, per messenger.
+WITH scoped AS (
+    SELECT channel, client, kind, step, origin
+    FROM events
+    WHERE salon = {{salon}}
+      AND channel <> ''
+      AND local_at >= CAST({{start}} AS date) AND local_at < CAST({{end}} AS date) + 1
+),
+started AS (
+    SELECT DISTINCT channel, client
+    FROM scoped
+    WHERE kind = 'step_reached' AND step = 'book.service'
+),
+booked AS (
+    SELECT DISTINCT channel, client
+    FROM scoped
+    WHERE kind = 'booking_created' AND origin = 'chat'
+)
+SELECT c.channel,
+       count(s.client) AS started,
+       count(b.client) AS booked,
+       round(100.0 * count(b.client) / NULLIF(count(s.client), 0), 1) AS conversion_percent
+FROM (SELECT DISTINCT channel FROM scoped) AS c
+LEFT JOIN started s ON s.channel = c.channel
+LEFT JOIN booked b ON b.channel = s.channel AND b.client = s.client
+GROUP BY c.channel
+ORDER BY c.channel

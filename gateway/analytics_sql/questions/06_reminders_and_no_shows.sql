@@ -6,6 +6,11 @@ WITH booked AS (
     WHERE salon = {{salon}}
       AND kind IN ('booking_created', 'booking_rescheduled')
       AND local_at >= CAST({{start}} AS date) AND local_at < CAST({{end}} AS date) + 1
+      -- A moved visit counts once, under its newest booking.
+      AND booking NOT IN (
+          SELECT previous_booking FROM events
+          WHERE salon = {{salon}} AND previous_booking IS NOT NULL
+      )
 ),
 marked AS (
     SELECT booking,
