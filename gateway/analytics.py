@@ -33,7 +33,6 @@ FIRST_REPLY = "agent_first_reply"
 RESOLVED = "handoff_resolved"
 RETURNED = "returned_to_bot"
 NOTIFIED = "notification_sent"
-NOTIFICATION_FAILED = "notification_failed"
 REMINDER_ANSWERED = "reminder_answered"
 NO_SHOW = "no_show_marked"
 
