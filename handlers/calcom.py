@@ -176,6 +176,9 @@ class BookingChange:
     previous_start: datetime | None = None
     reason: str | None = None
     no_show: bool = False
+    # When Cal.com says the change happened (its envelope's createdAt; the reconciliation's
+    # envelope carries the booking's updatedAt).
+    at: datetime | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> BookingChange:
@@ -204,6 +207,7 @@ class BookingChange:
             reason=_text(payload.get("cancellationReason"))
             or _text(payload.get("rejectionReason")),
             no_show=any(bool(a.get("noShow")) for a in attendees),
+            at=_instant(body.get("createdAt")),
         )
 
     def notice(self) -> Notice | None:
@@ -298,10 +302,12 @@ class CalcomEvents:
         """The change for the salon's analytics (nothing when analytics is off)."""
         if self.recorder is None:
             return ()
+        # Counted on the day it happened, also when found late by the reconciliation.
+        at = change.at if change.at is not None and change.at <= self.clock() else self.clock()
         fact = self.recorder.fact(
             kind,
             conversation,
-            self.clock(),
+            at,
             booking=change.uid,
             origin="chat" if by_chat else "calcom",
             service=change.service,
