@@ -30,6 +30,7 @@ from gateway.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.pages import serve
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import Settings, SettingsError, load
@@ -166,9 +167,7 @@ async def _run(
             settings.salon_id,
             settings.salon_timezone,
         )
-        report_runner = web.AppRunner(report.app(), access_log=None)
-        await report_runner.setup()
-        await web.TCPSite(report_runner, host, port + 6).start()
+        report_runner = await serve(report.app(), host, port + 6)
     # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
     novu = NovuSandbox(DEMO_NOVU_KEY)
     novu_runner = await novu.serve(host, port + 5)

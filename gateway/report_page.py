@@ -17,14 +17,11 @@ import asyncpg
 from aiohttp import web
 
 from gateway import analytics_store
+from gateway.sandbox.pages import page
 
 log = logging.getLogger("frontdesk.report")
 
 PAGE = Path(__file__).parent / "sandbox" / "static" / "analytics.html"
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def _json(value: Any) -> Any:
@@ -48,11 +45,7 @@ class ReportPage:
         return app
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=PAGE.read_text(encoding="utf-8"),
-            content_type="text/html",
-            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-        )
+        return page(PAGE.read_text(encoding="utf-8"))
 
     async def _report(self, _request: web.Request) -> web.Response:
         end = datetime.now(self.zone).date()

@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from gateway.sandbox.pages import serve
+
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
@@ -579,11 +581,7 @@ class CalcomSandbox:
         return app
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        """Serve `app()` without an access log; `runner.addresses` has the bound port."""
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve(self.app(), host, port)
 
     async def flush_webhooks(self) -> None:
         """Wait until every webhook already triggered has been delivered (or has failed)."""

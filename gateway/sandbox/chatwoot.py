@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from gateway.sandbox.pages import page, serve
 from gateway.sandbox.schema import Schema, load_schema
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 STATIC_DIR = Path(__file__).parent / "static"
 AGENT = {"id": 3, "name": "Olga (reception)", "email": "olga@salon.example", "type": "user"}
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def _now() -> str:
@@ -159,10 +156,7 @@ class ChatwootSandbox:
         return app
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve(self.app(), host, port)
 
     async def close(self) -> None:
         # Nothing more goes out: a call still arriving must not open a session nobody closes.
@@ -562,11 +556,7 @@ class ChatwootSandbox:
     # -- the agent pane -------------------------------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=self._page_html or "",
-            content_type="text/html",
-            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-        )
+        return page(self._page_html or "")
 
     async def _page_conversations(self, _request: web.Request) -> web.Response:
         listed = []

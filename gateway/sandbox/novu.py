@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from gateway.sandbox.pages import page, serve
 from handlers.novu import sign
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ STEP_TYPES = frozenset(
 )
 RETRIES = (5, 30, 120)  # seconds between tries of a failed HTTP step
 _LIQUID = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 def _iso(moment: datetime) -> str:
@@ -178,10 +175,7 @@ class NovuSandbox:
         return app
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve(self.app(), host, port)
 
     async def close(self) -> None:
         if self._running is not None:
@@ -476,11 +470,7 @@ class NovuSandbox:
     # -- the demo page --------------------------------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=self._page_html or "",
-            content_type="text/html",
-            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-        )
+        return page(self._page_html or "")
 
     async def _state(self, _request: web.Request) -> web.Response:
         runs = [

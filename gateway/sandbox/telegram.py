@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from gateway.sandbox.pages import page, serve
+
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
@@ -86,10 +88,6 @@ _PRIMITIVES: dict[str, Callable[[Any], bool]] = {
     "Boolean": lambda v: isinstance(v, bool),
     "String": lambda v: isinstance(v, str),
 }
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,11 +332,7 @@ class TelegramSandbox:
         return app
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        """Serve `app()` without an access log; `runner.addresses` has the bound port."""
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve(self.app(), host, port)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -783,12 +777,7 @@ class TelegramSandbox:
     # -- the chat page and its JSON endpoints ---------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        policy = _CSP + (f"; frame-src {' '.join(self._beside)}" if self._beside else "")
-        return web.Response(
-            text=self._page_html or "",
-            content_type="text/html",
-            headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"},
-        )
+        return page(self._page_html or "", frames=self._beside)
 
     async def _page_act(self, request: web.Request) -> web.Response:
         """POST /_sandbox/say {chat_id, text, first_name, language_code} or /_sandbox/tap

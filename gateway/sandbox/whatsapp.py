@@ -38,6 +38,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from gateway.sandbox.pages import page, serve
 from gateway.sandbox.schema import load_schema
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,6 @@ MEDIA_TYPES = frozenset(
         "video/mp4",
         "video/3gpp",
     }
-)
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
 
 
@@ -228,10 +225,7 @@ class WhatsAppSandbox:
         return app
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        runner = web.AppRunner(self.app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        return runner
+        return await serve(self.app(), host, port)
 
     async def close(self) -> None:
         # Nothing more goes out: a call still arriving must not open a session nobody closes.
@@ -624,11 +618,7 @@ class WhatsAppSandbox:
     # -- the chat page --------------------------------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            text=self._page_html or "",
-            content_type="text/html",
-            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
-        )
+        return page(self._page_html or "")
 
     async def _page_messages(self, request: web.Request) -> web.Response:
         key = request.query.get("client", "")

@@ -1,0 +1,30 @@
+"""What every stand-in's page and server share: the page's answer and serving without logs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+# The pages run their own inline script and talk to their own server only.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def page(html: str, *, frames: tuple[str, ...] = ()) -> web.Response:
+    """A stand-in's HTML page; `frames`: other pages it may show beside itself."""
+    policy = PAGE_CSP + (f"; frame-src {' '.join(frames)}" if frames else "")
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"},
+    )
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app` without an access log (requests carry keys); `runner.addresses` has the
+    bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
