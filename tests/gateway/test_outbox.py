@@ -26,6 +26,24 @@ class RecordingDelivery:
         self.sent.append(message)
 
 
+def telegram_sender(
+    redis: Redis, lease: Lease, delivery: RecordingDelivery, **options: Any
+) -> OutboxSender:
+    """A shard's sender for Telegram alone, unpaced, retrying at once."""
+    return OutboxSender(
+        redis,
+        lease,
+        {"telegram": delivery},
+        {"telegram": Pacing(1000.0, 100, 1000.0)},
+        {"telegram": TokenBucket(1000.0, 100)},
+        Metrics(),
+        schedule=(0.05,),
+        wake=asyncio.Event(),
+        slots=asyncio.Semaphore(4),
+        **options,
+    )
+
+
 async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
     redis: Redis, salon_id: str
 ) -> None:
@@ -44,17 +62,7 @@ async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
         },
     )
     delivery = RecordingDelivery()
-    sender = OutboxSender(
-        redis,
-        lease,
-        {"telegram": delivery},
-        {"telegram": Pacing(1000.0, 100, 1000.0)},
-        {"telegram": TokenBucket(1000.0, 100)},
-        Metrics(),
-        schedule=(0.05,),
-        wake=asyncio.Event(),
-        slots=asyncio.Semaphore(4),
-    )
+    sender = telegram_sender(redis, lease, delivery)
     record = sender._done
     failures = [RedisConnectionError("Redis went away")]
 
@@ -89,18 +97,7 @@ async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
     await redis.set(keys.lease(0), "me")
     lease = Lease(redis, keys, 0, "me")
     delivery = RecordingDelivery()
-    sender = OutboxSender(
-        redis,
-        lease,
-        {"telegram": delivery},
-        {"telegram": Pacing(1000.0, 100, 1000.0)},
-        {"telegram": TokenBucket(1000.0, 100)},
-        Metrics(),
-        schedule=(0.05,),
-        wake=asyncio.Event(),
-        slots=asyncio.Semaphore(4),
-        rescan=0.2,
-    )
+    sender = telegram_sender(redis, lease, delivery, rescan=0.2)
     handled: list[str] = []
 
     async def handler(entry: Entry) -> Outcome:
