@@ -5,10 +5,14 @@ sandbox and the real gateway app, talking over real HTTP on loopback.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import io
 import json
 import os
+import signal
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -182,3 +186,45 @@ def _collect_garbage() -> Iterator[None]:
     leaked it rather than in whichever test the collector happens to run in later."""
     yield
     gc.collect()
+
+
+# A test (setup and teardown included) that runs this long is stuck: CI must fail at once with
+# the stacks that show where, rather than wait out its whole time limit in silence.
+WATCHDOG_SECONDS = float(os.environ.get("FRONTDESK_TEST_WATCHDOG_SECONDS", "180"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    watchdog = threading.Timer(WATCHDOG_SECONDS, _stuck, args=(item,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+def _stuck(item: pytest.Item) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:  # the stacks must reach the terminal, not a captured buffer
+        capture.suspend_global_capture(in_=False)
+    out = sys.stderr
+    print(f"\n!!! {item.nodeid} still running after {WATCHDOG_SECONDS:.0f} s", file=out)
+    faulthandler.dump_traceback(file=out, all_threads=True)
+    for _ in range(5):  # the set can change under us: this thread is not the loop's
+        try:
+            tasks = [task for task in list(asyncio.tasks._all_tasks) if not task.done()]
+            break
+        except RuntimeError:
+            continue
+    else:
+        tasks = []
+    for task in tasks:
+        print(f"--- {task!r}", file=out)
+        task.print_stack(file=out)
+    out.flush()
+    # Interrupt the run (pytest reports and exits); if even that does not end it, end it.
+    os.kill(os.getpid(), signal.SIGINT)
+    fallback = threading.Timer(30, os._exit, args=(70,))
+    fallback.daemon = True
+    fallback.start()
