@@ -46,6 +46,7 @@ from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
 from gateway.streams import Outgoing
+from gateway.tasks import stop_task
 from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
 from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery
 from gateway.whatsapp_api import is_failure as whatsapp_failure
@@ -474,16 +475,12 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         yield
     finally:
         runtime.stopping = True
-        for task in (reconciling, bookings_sync, writing):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_task(reconciling, "Chatwoot reconciliation")
+        await stop_task(bookings_sync, "Cal.com reconciliation")
+        await stop_task(writing, "analytics writer")
         if runtime.pool is not None and pool_task is not None:
             await runtime.pool.stop(settings.shutdown_grace_seconds)
-            pool_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pool_task
+            await stop_task(pool_task, "worker pool")
         if runtime.bot is not None:
             await runtime.bot.session.close()
         for close in closing:

@@ -85,7 +85,8 @@ class Inbox:
             self._flushing = asyncio.create_task(self._flush())
         try:
             # Bounded: a webhook is never left hanging (a stopping process, a stuck Redis).
-            return await asyncio.wait_for(future, PUT_TIMEOUT)
+            async with asyncio.timeout(PUT_TIMEOUT):
+                return await future
         except TimeoutError:
             raise InboxUnavailable("Redis did not answer in time") from None
 

@@ -11,7 +11,6 @@ retrying failures on the schedule 30 s → 2 min → 5 min, then dead-lettering.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -28,6 +27,7 @@ from gateway.lua import Lua
 from gateway.metrics import Metrics
 from gateway.resilience import TokenBucket
 from gateway.streams import Outgoing
+from gateway.tasks import wait_event
 from gateway.workers import RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
@@ -154,8 +154,7 @@ class OutboxSender:
                 return
             if len(entries) < self.batch:
                 # Woken by a commit in this process; polled for anything else (a replay).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                await wait_event(self.wake, 1.0)
                 self.wake.clear()
 
     async def _take(self, entries: list[tuple[bytes, dict[bytes, bytes]]], recovered: bool) -> None:
@@ -198,9 +197,8 @@ class OutboxSender:
                     self._held.discard(item.entry_id)
                     self._finished.add(item.entry_id)
                 else:
-                    with contextlib.suppress(TimeoutError):
-                        # Wake on a lost lease so that shutdown is not held up.
-                        await asyncio.wait_for(self.lease.lost.wait(), retry_in)
+                    # Wake on a lost lease so that shutdown is not held up.
+                    await wait_event(self.lease.lost, retry_in)
         finally:
             # Whatever is left stays pending in Redis for the next lease holder.
             self._held.difference_update(item.entry_id for item in queue)

@@ -34,6 +34,7 @@ from gateway.keys import INBOUND_GROUP, Keys
 from gateway.lua import Lua
 from gateway.metrics import Metrics
 from gateway.streams import Entry, Outcome
+from gateway.tasks import wait_event
 
 log = logging.getLogger("frontdesk.workers")
 
@@ -222,8 +223,7 @@ class InboundConsumer:
                 await self._wait(0.05)
 
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+        await wait_event(self.wake, seconds)
         self.wake.clear()
 
     def _enqueue(self, entry: Entry) -> None:
@@ -437,8 +437,7 @@ class WorkerPool:
                 await self._tick()
             except (RedisError, OSError) as exc:
                 log.warning("lease upkeep failed: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), interval)
+            await wait_event(self._stop, interval)
 
     async def _tick(self) -> None:
         now = int(time.time() * 1000)
