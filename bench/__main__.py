@@ -133,6 +133,13 @@ def parser() -> argparse.ArgumentParser:
         help="keep the servers' logs (kept anyway on failure or warnings)",
     )
     ingest.add_argument(
+        "--client",
+        choices=("wrk", "aiohttp"),
+        help="the closed loop's load generator: wrk (as the baselines were measured; "
+        "`apt-get install wrk`) or this process with aiohttp (heavier: on 2 CPUs it "
+        "saturates its core first). Default: wrk when installed",
+    )
+    ingest.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when a target is missed (ratio, lost, e2e p99)",
@@ -143,7 +150,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "ingest":
+        from bench import wrk
         from bench.ingest import main as ingest
+
+        client = args.client or ("wrk" if wrk.available() else "aiohttp")
+        if client == "wrk" and not wrk.available():
+            print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+            return 2
 
         return ingest(
             Options(
@@ -162,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sandbox_spec=args.sandbox_spec,
                 keep_logs=args.keep_logs,
                 strict=args.strict,
+                client=client,
             )
         )
     return 2

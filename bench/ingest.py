@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import aiohttp
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bench import profiling
+from bench import profiling, wrk
 from bench.load import closed_loop, open_loop
 from bench.payloads import SECRET, TOKEN, Updates
 from bench.procs import (
@@ -42,6 +43,7 @@ from bench.procs import (
 from bench.replies import ReplyLog
 from bench.report import report
 from bench.results import EndToEnd, Options, Outcome, Phase
+from gateway.keys import Keys
 
 WEBHOOK = "/webhooks/telegram"
 SHARDS = 8  # the gateway's default STREAM_SHARDS
@@ -217,6 +219,8 @@ class Bench:
         return Updates(first_chat, chats, self._phases * UPDATE_STRIDE)
 
     async def _closed(self, server: Child, round_: int, at_start: Hook | None = None) -> Phase:
+        if self.options.client == "wrk":
+            return await self._closed_wrk(server, round_, at_start)
         options = self.options
         updates = self._updates(CHAT_BASE + round_ * CHAT_STRIDE, options.chats)
         start = time.monotonic()
@@ -225,6 +229,51 @@ class Bench:
         load = await closed_loop(server.url + WEBHOOK, updates, options.connections, window)
         used, self._window_start_cpu = await sampler
         return Phase(server.name, round_, load, used)
+
+    async def _closed_wrk(self, server: Child, round_: int, at_start: Hook | None) -> Phase:
+        """The closed loop with wrk: a warm-up run, then the measured run; what the gateway
+        took is read from its dedup keys (wrk does not say which update got which answer)."""
+        options = self.options
+        self._phases += 1
+        stream = wrk.Stream(
+            CHAT_BASE + round_ * CHAT_STRIDE,
+            options.chats,
+            self._phases * UPDATE_STRIDE,
+            int(time.time()),
+        )
+        url = server.url + WEBHOOK
+        serial = 0
+        if options.warmup > 0:
+            warm = await wrk.run(url, stream, 0, options.connections, options.warmup)
+            serial = warm.generated
+        start = time.monotonic()
+        window = (start, start + options.duration)
+        sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
+        measured = await wrk.run(url, stream, serial, options.connections, options.duration)
+        used, self._window_start_cpu = await sampler
+        # wrk is a process of its own: its CPU is the client's, not the rest of the machine's.
+        used["client"] = used.get("client", 0.0) + measured.cpu
+        if "other" in used:
+            used["other"] = max(0.0, used["other"] - measured.cpu)
+        load = wrk.closed_loop(measured, (start, start + measured.duration))
+        if server is self.gateway:
+            load.acked = await self._taken(stream, serial + measured.generated)
+        return Phase(server.name, round_, load, used)
+
+    async def _taken(self, stream: wrk.Stream, count: int) -> Counter[int]:
+        """Per chat, the updates of `stream` the gateway queued (their dedup key exists)."""
+        keys = Keys(self.salon_id, SHARDS)
+        taken: Counter[int] = Counter()
+        for first in range(0, count, 1000):
+            serials = range(first, min(count, first + 1000))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for serial in serials:
+                    pipe.exists(keys.dedup("telegram", str(stream.update_id(serial))))
+                found = await pipe.execute()
+            for serial, exists in zip(serials, found, strict=True):
+                if exists:
+                    taken[stream.chat(serial)] += 1
+        return taken
 
     async def bare_phase(self, round_: int) -> Phase:
         await self.quiet()
@@ -330,7 +379,7 @@ async def run(options: Options) -> Outcome:
             shutil.rmtree(log_dir, ignore_errors=True)
     gateway_phases = outcome.of("gateway")
     replies = sum(p.replies_after_start for p in gateway_phases)
-    answers = sum(len(p.load.latencies) for p in gateway_phases)
+    answers = sum(p.load.answered for p in gateway_phases)
     if bench.profile_path is not None and bench.profile_path.exists():
         # Per update: replies made while profiling when this process also handles them (the
         # workers' share dominates), else the webhooks it answered.

@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from bench.payloads import HEADERS, Updates
+from bench.stats import percentile
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
@@ -46,14 +47,28 @@ class ClosedLoop:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)  # every answer; 0 = no answer
     acked: Counter[int] = field(default_factory=Counter)  # 200 answers per chat id
+    client: str = "aiohttp"  # the load generator: this process, or wrk (bench/wrk.py)
+    # wrk counts answers and gives percentiles itself, and runs in a process of its own.
+    answered_count: int | None = None
+    quantiles: dict[int, float] = field(default_factory=dict)
+    client_cpu: float = 0.0  # CPU seconds of a load generator process other than this one
 
     @property
     def duration(self) -> float:
         return self.window_end - self.window_start
 
     @property
+    def answered(self) -> int:
+        """Answers inside the measured window."""
+        return len(self.latencies) if self.answered_count is None else self.answered_count
+
+    @property
     def rate(self) -> float:
-        return len(self.latencies) / self.duration
+        return self.answered / self.duration
+
+    def latency(self, q: int) -> float:
+        """The q-th percentile of the answer times in the window, in seconds."""
+        return self.quantiles[q] if q in self.quantiles else percentile(self.latencies, q)
 
     @property
     def not_ok(self) -> int:

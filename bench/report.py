@@ -44,7 +44,8 @@ def header(outcome: Outcome, options: Options) -> list[str]:
         "Frontdesk ingest bench (python -m bench ingest)",
         f"  layout: {_layout(options)}",
         f"  placement: {outcome.placement.describe(options.split)}",
-        f"  closed loop: {options.connections} keep-alive connections, {options.warmup:g} s "
+        f"  closed loop ({options.client}): {options.connections} keep-alive connections, "
+        f"{options.warmup:g} s "
         f"warm-up + {options.duration:g} s measured, {options.rounds} round(s) of bare then "
         f"gateway; unique ~365-byte updates from {options.chats} chats (1/3 /start)",
         "  gateway: the real app, 8 shards, log level WARNING; "
@@ -64,7 +65,7 @@ def throughput(outcome: Outcome, options: Options) -> list[str]:
         load, us = phase.load, phase.server_us_per_request
         lines.append(
             f"  {phase.round:<6}{phase.server:<9}{load.rate:7.0f}"
-            f"{_ms(percentile(load.latencies, 50)):>8}{_ms(percentile(load.latencies, 99)):>8}"
+            f"{_ms(load.latency(50)):>8}{_ms(load.latency(99)):>8}"
             f"{load.not_ok:>8}{_pct(phase.busy('server')):>9}"
             f"{'-' if us is None else f'{us:.0f}':>8}{_pct(phase.busy('worker')):>8}"
             f"{_pct(phase.busy('client')):>8}"
@@ -217,7 +218,7 @@ def report(outcome: Outcome, options: Options) -> tuple[list[str], bool]:
 
     bare, gateway = median(outcome, "bare"), median(outcome, "gateway")
     ratio = gateway.load.rate / bare.load.rate if bare.load.rate else 0.0
-    gateway_p99 = percentile(gateway.load.latencies, 99) * 1000
+    gateway_p99 = gateway.load.latency(99) * 1000
     checks = [(f"ratio >= {TARGET_RATIO}", ratio >= TARGET_RATIO, f"{ratio:.2f}")]
     e2e = outcome.e2e
     if e2e is None:

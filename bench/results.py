@@ -27,6 +27,7 @@ class Options:
     sandbox_spec: Path | None = None
     keep_logs: bool = False
     strict: bool = False
+    client: str = "aiohttp"  # the closed loop's load generator: "wrk" or "aiohttp"
 
     @property
     def split(self) -> bool:
@@ -64,7 +65,7 @@ class Phase:
     @property
     def server_us_per_request(self) -> float | None:
         seconds = self.cpu.get("server")
-        answered = len(self.load.latencies)
+        answered = self.load.answered
         return None if seconds is None or not answered else seconds / answered * 1e6
 
     @property
