@@ -33,6 +33,7 @@ FIRST_REPLY = "agent_first_reply"
 RESOLVED = "handoff_resolved"
 RETURNED = "returned_to_bot"
 NOTIFIED = "notification_sent"
+NOTIFY_FAILED = "notification_failed"  # recorded by the outbox when a notice is dead-lettered
 REMINDER_ANSWERED = "reminder_answered"
 NO_SHOW = "no_show_marked"
 

@@ -11,7 +11,16 @@ from gateway.keys import Keys
 # Fields copied back into the original stream on replay, per kind.
 _REPLAYED = {
     "inbound": ("src", "conv", "id", "at", "body"),
-    "outbound": ("channel", "chat", "method", "params", "ephemeral", "origin", "author"),
+    "outbound": (
+        "channel",
+        "chat",
+        "method",
+        "params",
+        "ephemeral",
+        "origin",
+        "author",
+        "failure",
+    ),
 }
 
 

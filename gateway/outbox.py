@@ -28,7 +28,7 @@ from gateway.metrics import Metrics
 from gateway.resilience import TokenBucket
 from gateway.streams import Outgoing
 from gateway.tasks import wait_event
-from gateway.workers import RESCAN_SECONDS, Lease, consumer_name, ensure_group
+from gateway.workers import FACTS_CAP, RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
 
@@ -307,9 +307,20 @@ class OutboxSender:
             "params": json.dumps(message.params, ensure_ascii=False),
             "ephemeral": "1" if message.ephemeral else "0",
             "author": message.author,
+            "failure": message.failure,
             "failed_at": int(time.time() * 1000),
         }
-        await self.redis.xadd(self.keys.dead_letters, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.keys.dead_letters, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
+            if message.failure:
+                # Named by the notice: buried again after a crash, it is still written once.
+                pipe.xadd(
+                    self.keys.analytics,
+                    {"fact": message.failure},
+                    maxlen=FACTS_CAP,
+                    approximate=True,
+                )
+            await pipe.execute()
         await self._finish(item)
 
     async def drain(self, deadline: float) -> None:

@@ -44,6 +44,9 @@ class Outgoing:
     # Who speaks: "bot" (held back while a person owns the conversation), "staff" (an agent's
     # reply) or "desk" (the mirror to the help desk).
     author: str = "bot"
+    # An analytics fact (JSON, with its id) to record should the message fail for good: a
+    # notice that never reached the client counts as a failed notification.
+    failure: str = ""
 
     def to_fields(self, origin: str) -> list[str]:
         return [
@@ -54,6 +57,7 @@ class Outgoing:
             "1" if self.ephemeral else "0",
             origin,
             self.author,
+            self.failure,
         ]
 
     @classmethod
@@ -65,6 +69,7 @@ class Outgoing:
             params=json.loads(fields[b"params"]),
             ephemeral=fields.get(b"ephemeral") == b"1",
             author=fields.get(b"author", b"bot").decode(),
+            failure=fields.get(b"failure", b"").decode(),
         )
 
 

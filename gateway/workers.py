@@ -41,10 +41,13 @@ log = logging.getLogger("frontdesk.workers")
 Handler = Callable[[Entry], Awaitable[Outcome]]
 # How often a shard's pending list is read again for entries nobody is working on.
 RESCAN_SECONDS = 5.0
+# The analytics stream's cap (approximate; _COMMIT has it too): facts wait there while
+# PostgreSQL is down, and only the oldest of a million go.
+FACTS_CAP = 1_000_000
 
 # KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none),
 # analytics stream, then keys to delete. ARGV: owner, group, entry id, session, session ttl,
-# the number of facts, the facts (JSON), then 7 fields per outgoing message.
+# the number of facts, the facts (JSON), then 8 fields per outgoing message.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
@@ -55,10 +58,10 @@ local facts = tonumber(ARGV[6])
 for f = 7, 6 + facts do
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000000, '*', 'fact', ARGV[f])
 end
-for a = 7 + facts, #ARGV, 7 do
+for a = 7 + facts, #ARGV, 8 do
   redis.call('XADD', KEYS[4], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
     'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5],
-    'author', ARGV[a + 6])
+    'author', ARGV[a + 6], 'failure', ARGV[a + 7])
 end
 return 1
 """

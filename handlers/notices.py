@@ -10,6 +10,7 @@ buttons (their payloads are the choices' ids), instead of waiting for the client
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,20 @@ class NoticeSender:
         event = Inbound(client, Kind.TEXT, event_id)
         turn = await self.desk.notify(session, event, notice, now)
         outgoing = self.render(conv, turn, notice)
+        if self.recorder is not None and outgoing:
+            # Should the messenger refuse the notice for good, the outbox records this.
+            failed = self.recorder.fact(
+                analytics.NOTIFY_FAILED,
+                conv.key,
+                now,
+                booking=notice.uid,
+                notice=notice.kind.value,
+            )
+            failure = json.dumps(
+                {"id": f"{self.recorder.salon_id}:notice-failed:{event_id}", **failed},
+                separators=(",", ":"),
+            )
+            outgoing = tuple(replace(message, failure=failure) for message in outgoing)
         if conv.channel in self.mirrored:
             outgoing += tuple(
                 Outgoing(

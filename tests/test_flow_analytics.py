@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from gateway import analytics_store
+from gateway.dlq import DeadLetters
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
@@ -32,6 +33,8 @@ from tests.test_flow_notifications import (
     known,
     notifying,
     post_signed,
+    runs,
+    start_notifying,
 )
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
 from tests.test_flow_whatsapp import Phone
@@ -175,3 +178,69 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
     dump = json.dumps([dict(r) for r in rows], default=str)
     for secret in ("7916000090", "Zoya", "Kim", "Vera", "How can I help", "tg:90", "wa:79"):
         assert secret not in dump, secret
+
+
+async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    novu: NovuSandbox,
+    analytics_db: str,
+) -> None:
+    gateway = await start_notifying(
+        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
+    )
+    await connect(gateway, salon, novu)
+    salon_id = gateway.runtime.settings.salon_id
+    anna = Chat(sandbox.telegram, 911)
+    uid = await book_in_chat(anna, salon, "+79160000911")
+    await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
+    # The client has blocked the bot by the time of the reminder.
+    sandbox.telegram.fail_next(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
+    )
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+    dead = await eventually(lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters))
+    assert len(dead) == 1
+    await written(gateway, analytics_db)
+    connection = await asyncpg.connect(analytics_db)
+    try:
+        rows = await connection.fetch(
+            "SELECT id, kind, notice, booking, channel FROM events "
+            "WHERE kind LIKE 'notification_%' ORDER BY kind, notice"
+        )
+    finally:
+        await connection.close()
+    kinds = [(r["kind"], r["notice"], r["booking"], r["channel"]) for r in rows]
+    # (Booked in the chat, she was told there: no confirmation notice.)
+    assert kinds == [
+        ("notification_failed", "reminder", uid, "telegram"),
+        ("notification_sent", "reminder", uid, "telegram"),
+    ]
+    assert rows[0]["id"].startswith(f"{salon_id}:notice-failed:")
+
+    # Replayed and refused again: still one failed notification.
+    sandbox.telegram.fail_next(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
+    )
+    letters = DeadLetters(gateway.runtime.redis, salon_id, gateway.runtime.keys.shards)
+    replayed, _ = await letters.replay(None)
+    assert len(replayed) == 1
+    [(_, again)] = await eventually(
+        lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters), timeout=10
+    )
+    assert again[b"failure"] == dead[0][1][b"failure"]  # recorded again, under the same id
+    await asyncio.sleep(0.3)
+    assert await written(gateway, analytics_db) == len([r for r in await _all_kinds(analytics_db)])
+    assert [k for k in await _all_kinds(analytics_db) if k == "notification_failed"] == [
+        "notification_failed"
+    ]
+
+
+async def _all_kinds(url: str) -> list[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        return [r["kind"] for r in await connection.fetch("SELECT kind FROM events")]
+    finally:
+        await connection.close()
