@@ -24,22 +24,23 @@ from gateway.lua import Lua
 log = logging.getLogger("frontdesk.inbox")
 
 # KEYS: dedup key and stream key per event. ARGV[1]: dedup TTL, ARGV[2]: approximate stream cap,
-# then five values per event. Returns 1 (queued) or 0 (duplicate) per event, in order.
+# ARGV[3]: when the batch was received, then four values per event. Returns 1 (queued) or 0
+# (duplicate) per event, in order.
 _INGEST = """
 local ttl = ARGV[1]
 local cap = ARGV[2]
+local at = ARGV[3]
 local result = {}
-local a = 3
+local a = 4
 for i = 1, #KEYS / 2 do
   if redis.call('SET', KEYS[2 * i - 1], '1', 'NX', 'EX', ttl) then
     redis.call('XADD', KEYS[2 * i], 'MAXLEN', '~', cap, '*',
-      'src', ARGV[a], 'conv', ARGV[a + 1], 'id', ARGV[a + 2], 'at', ARGV[a + 3],
-      'body', ARGV[a + 4])
+      'src', ARGV[a], 'conv', ARGV[a + 1], 'id', ARGV[a + 2], 'at', at, 'body', ARGV[a + 3])
     result[i] = 1
   else
     result[i] = 0
   end
-  a = a + 5
+  a = a + 4
 end
 return result
 """
@@ -83,32 +84,41 @@ class Inbox:
         self._pending.append((event, future))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        try:
-            # Bounded: a webhook is never left hanging (a stopping process, a stuck Redis).
-            async with asyncio.timeout(PUT_TIMEOUT):
-                return await future
-        except TimeoutError:
-            raise InboxUnavailable("Redis did not answer in time") from None
+        # Bounded: every batch's write is (a stopping process, a stuck Redis), so no webhook is
+        # left hanging; one timer per batch rather than one per request.
+        return await future
 
     async def _flush(self) -> None:
+        try:
+            await self._flush_all()
+        finally:
+            # Whatever ended the flushing (a cancelled task at shutdown), nobody waits in vain.
+            for _, future in self._pending:
+                if not future.done():
+                    future.set_exception(InboxUnavailable("not written"))
+            self._pending = []
+
+    async def _flush_all(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             keys: list[str] = []
-            args: list[str | bytes | int] = [self._dedup_ttl, STREAM_CAP]
+            args: list[str | bytes | int] = [self._dedup_ttl, STREAM_CAP, int(time.time() * 1000)]
             shards: list[int] = []
-            now = str(int(time.time() * 1000))
             for event, _ in batch:
                 shard = self._keys.shard_of(event.conversation)
                 shards.append(shard)
                 keys += [self._keys.dedup(event.source, event.event_id), self._keys.inbound(shard)]
-                args += [event.source, event.conversation, event.event_id, now, event.body]
+                args += [event.source, event.conversation, event.event_id, event.body]
             try:
-                results = await self._script(keys=keys, args=args)
-            except (RedisError, OSError) as exc:
-                log.warning("ingest failed for %d events: %s", len(batch), type(exc).__name__)
+                async with asyncio.timeout(PUT_TIMEOUT):
+                    results = await self._script(keys=keys, args=args)
+            except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(InboxUnavailable(str(exc)))
+                        future.set_exception(InboxUnavailable(str(exc) or type(exc).__name__))
+                if not isinstance(exc, RedisError | OSError | TimeoutError):
+                    raise  # cancelled (shutdown) or a bug: the waiting webhooks answer 503
+                log.warning("ingest failed for %d events: %s", len(batch), type(exc).__name__)
                 continue
             for (_, future), queued, shard in zip(batch, results, shards, strict=True):
                 if not future.done():
