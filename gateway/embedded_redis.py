@@ -7,6 +7,7 @@ tolerate by polling briefly. Not for production: it keeps nothing on disk.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from types import TracebackType
@@ -15,12 +16,19 @@ from fakeredis import TcpFakeServer
 
 
 def free_port(consecutive: int = 1) -> int:
-    """A port free on loopback (with the `consecutive - 1` ports after it free too)."""
-    while True:
+    """A port free on loopback (with the `consecutive - 1` ports after it free too).
+
+    A run of ports is looked for below Linux's ephemeral range (32768 and up), where no
+    outgoing connection can take one of them between this check and the bind.
+    """
+    if consecutive == 1:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port: int = probe.getsockname()[1]
-        if port + consecutive <= 65536 and all(_free(p) for p in range(port, port + consecutive)):
+            return port
+    while True:
+        port = random.randrange(20_000, 32_768 - consecutive)
+        if all(_free(p) for p in range(port, port + consecutive)):
             return port
 
 

@@ -136,7 +136,7 @@ async def test_demo_wires_the_chat_page_to_the_gateway(
     redis_url: str, salon_id: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
     monkeypatch.chdir(str(tmp_path))
-    port = free_port(consecutive=3)
+    port = free_port(consecutive=7)  # the demo's gateway and six stand-ins
     settings = load(
         **{**demo_overrides("127.0.0.1", port), "redis_url": redis_url, "salon_id": salon_id}
     )
