@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import resource
 import shutil
 import subprocess
@@ -128,7 +129,8 @@ class Stream:
 
 
 async def run(url: str, stream: Stream, serial: int, connections: int, seconds: float) -> Run:
-    """Run wrk for `seconds` starting at update `serial`; wrk's CPU is taken from its rusage."""
+    """Run wrk for `seconds` (rounded up to whole seconds) starting at update `serial`; wrk's
+    CPU is taken from its rusage."""
     with tempfile.TemporaryDirectory(prefix="frontdesk-wrk-") as folder:
         script = Path(folder) / "updates.lua"
         script.write_text(_SCRIPT, encoding="utf-8")
@@ -136,7 +138,7 @@ async def run(url: str, stream: Stream, serial: int, connections: int, seconds: 
             "wrk",
             "-t1",
             f"-c{connections}",
-            f"-d{seconds:g}s",
+            f"-d{math.ceil(seconds)}s",  # wrk takes whole seconds
             "--timeout",
             TIMEOUT,
             "-s",

@@ -64,13 +64,26 @@ class Event:
     body: bytes  # the raw payload, exactly as received
 
 
+@dataclass(slots=True)
+class _Waiting:
+    event: Event
+    future: asyncio.Future[bool]
+    since: float  # the loop's time when it came
+
+
+def _fail(waiting: list[_Waiting], why: str) -> None:
+    for item in waiting:
+        if not item.future.done():
+            item.future.set_exception(InboxUnavailable(why))
+
+
 class Inbox:
     def __init__(self, redis: Redis, keys: Keys, dedup_ttl: int) -> None:
         self._redis = redis
         self._keys = keys
         self._dedup_ttl = dedup_ttl
         self._script = Lua(redis, _INGEST)
-        self._pending: list[tuple[Event, asyncio.Future[bool]]] = []
+        self._pending: list[_Waiting] = []
         self._flushing: asyncio.Task[None] | None = None
         # One event per shard, set when the shard receives entries: in-process workers wake at once.
         self._listeners: list[asyncio.Event] = []
@@ -79,49 +92,64 @@ class Inbox:
         self._listeners = shard_events
 
     async def put(self, event: Event) -> bool:
-        """Queue an event. True if queued, False if it was a duplicate; InboxUnavailable if not."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, future))
+        """Queue an event. True if queued, False if it was a duplicate; InboxUnavailable if not.
+
+        Bounded without a timer per request: each batch's write has one, and an event still
+        waiting PUT_TIMEOUT after it came is answered unavailable before a batch goes out.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append(_Waiting(event, future, loop.time()))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        # Bounded: every batch's write is (a stopping process, a stuck Redis), so no webhook is
-        # left hanging; one timer per batch rather than one per request.
         return await future
 
     async def _flush(self) -> None:
-        try:
-            await self._flush_all()
-        finally:
-            # Whatever ended the flushing (a cancelled task at shutdown), nobody waits in vain.
-            for _, future in self._pending:
-                if not future.done():
-                    future.set_exception(InboxUnavailable("not written"))
-            self._pending = []
-
-    async def _flush_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            keys: list[str] = []
-            args: list[str | bytes | int] = [self._dedup_ttl, STREAM_CAP, int(time.time() * 1000)]
-            shards: list[int] = []
-            for event, _ in batch:
-                shard = self._keys.shard_of(event.conversation)
-                shards.append(shard)
-                keys += [self._keys.dedup(event.source, event.event_id), self._keys.inbound(shard)]
-                args += [event.source, event.conversation, event.event_id, event.body]
+            too_old = loop.time() - PUT_TIMEOUT
+            late = [waiting for waiting in batch if waiting.since < too_old]
+            if late:
+                _fail(late, "waited too long for Redis")
+                batch = [waiting for waiting in batch if waiting.since >= too_old]
             try:
-                async with asyncio.timeout(PUT_TIMEOUT):
-                    results = await self._script(keys=keys, args=args)
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(InboxUnavailable(str(exc) or type(exc).__name__))
-                if not isinstance(exc, RedisError | OSError | TimeoutError):
-                    raise  # cancelled (shutdown) or a bug: the waiting webhooks answer 503
+                await self._write(batch)
+            except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("ingest failed for %d events: %s", len(batch), type(exc).__name__)
-                continue
-            for (_, future), queued, shard in zip(batch, results, shards, strict=True):
-                if not future.done():
-                    future.set_result(bool(queued))
-                if queued and shard < len(self._listeners):
-                    self._listeners[shard].set()
+                # Redis is not taking writes: the others are answered now too (503, and the
+                # provider delivers again), rather than each in turn after a timeout.
+                _fail(batch, str(exc) or type(exc).__name__)
+                _fail(self._pending, "Redis is unavailable")
+                self._pending = []
+            except Exception:
+                # A bug (say, a conversation id that cannot be encoded): this batch is answered
+                # unavailable and the next ones go on.
+                log.exception("ingest failed for %d events", len(batch))
+                _fail(batch, "not written")
+            except BaseException:
+                # Cancelled (shutdown): what waits is answered now, not never.
+                _fail(batch, "stopping")
+                _fail(self._pending, "stopping")
+                self._pending = []
+                raise
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        if not batch:
+            return
+        keys: list[str] = []
+        args: list[str | bytes | int] = [self._dedup_ttl, STREAM_CAP, int(time.time() * 1000)]
+        shards: list[int] = []
+        for waiting in batch:
+            event = waiting.event
+            shard = self._keys.shard_of(event.conversation)
+            shards.append(shard)
+            keys += [self._keys.dedup(event.source, event.event_id), self._keys.inbound(shard)]
+            args += [event.source, event.conversation, event.event_id, event.body]
+        async with asyncio.timeout(PUT_TIMEOUT):
+            results = await self._script(keys=keys, args=args)
+        for waiting, queued, shard in zip(batch, results, shards, strict=True):
+            if not waiting.future.done():
+                waiting.future.set_result(bool(queued))
+            if queued and shard < len(self._listeners):
+                self._listeners[shard].set()

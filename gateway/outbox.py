@@ -28,7 +28,7 @@ from gateway.metrics import Metrics
 from gateway.resilience import TokenBucket
 from gateway.streams import Outgoing
 from gateway.tasks import wait_event
-from gateway.workers import FACTS_CAP, RESCAN_SECONDS, Lease, consumer_name, ensure_group
+from gateway.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
 
@@ -121,6 +121,7 @@ class OutboxSender:
         self._held: set[str] = set()
         self._finished: set[str] = set()
         self._done = Lua(redis, _DONE)
+        self._dead = Lua(redis, BURY)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
         self.finishing = False
@@ -296,11 +297,6 @@ class OutboxSender:
         chat = mask_chat(message.channel, message.chat)
         log.error("dead-lettered %s to chat %s: %s", message.method, chat, error)
         fields: dict[str, str | int] = {
-            "kind": "outbound",
-            "stream": self.stream,
-            "entry": item.entry_id,
-            "error": error[:1000],
-            "attempts": item.attempts,
             "channel": message.channel,
             "chat": message.chat,
             "method": message.method,
@@ -310,18 +306,29 @@ class OutboxSender:
             "failure": message.failure,
             "failed_at": int(time.time() * 1000),
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.keys.dead_letters, fields, maxlen=100_000, approximate=True)  # type: ignore[arg-type]
-            if message.failure:
-                # Named by the notice: buried again after a crash, it is still written once.
-                pipe.xadd(
-                    self.keys.analytics,
-                    {"fact": message.failure},
-                    maxlen=FACTS_CAP,
-                    approximate=True,
-                )
-            await pipe.execute()
-        await self._finish(item)
+        # Under the lease and in one step with the acknowledgement: a message is dead-lettered
+        # once. A notice's failure fact rides along (named by the notice, so a replayed one that
+        # fails again is still counted once).
+        result = await self._dead(
+            keys=[
+                self.lease.key,
+                self.stream,
+                self.attempts_key,
+                self.keys.dead_letters,
+                self.keys.analytics,
+            ],
+            args=[
+                self.lease.owner,
+                OUTBOUND_GROUP,
+                item.entry_id,
+                error[:1000],
+                item.attempts,
+                "outbound",
+                message.failure,
+                *(value for pair in fields.items() for value in pair),
+            ],
+        )
+        self.lease.fenced(result)
 
     async def drain(self, deadline: float) -> None:
         self.stopping = True

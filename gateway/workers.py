@@ -41,9 +41,8 @@ log = logging.getLogger("frontdesk.workers")
 Handler = Callable[[Entry], Awaitable[Outcome]]
 # How often a shard's pending list is read again for entries nobody is working on.
 RESCAN_SECONDS = 5.0
-# The analytics stream's cap (approximate; _COMMIT has it too): facts wait there while
-# PostgreSQL is down, and only the oldest of a million go.
-FACTS_CAP = 1_000_000
+# The analytics stream's cap (approximate; _COMMIT and BURY have it too): facts wait there
+# while PostgreSQL is down, and only the oldest of a million go.
 
 # KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none),
 # analytics stream, then keys to delete. ARGV: owner, group, entry id, session, session ttl,
@@ -66,14 +65,18 @@ end
 return 1
 """
 
-# KEYS: lease, stream, attempts hash, dead letters. ARGV: owner, group, entry id, error,
-# attempts, kind, then the entry's fields as name/value pairs.
-_BURY = """
+# Dead-letters an entry (inbound or outbound) under the lease, in one step. KEYS: lease, stream,
+# attempts hash, dead letters, analytics stream. ARGV: owner, group, entry id, error, attempts,
+# kind, an analytics fact to record ('' for none), then the entry's fields as name/value pairs.
+BURY = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local fields = {'kind', ARGV[6], 'stream', KEYS[2], 'entry', ARGV[3], 'error', ARGV[4],
   'attempts', ARGV[5]}
-for a = 7, #ARGV do fields[#fields + 1] = ARGV[a] end
+for a = 8, #ARGV do fields[#fields + 1] = ARGV[a] end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', unpack(fields))
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000000, '*', 'fact', ARGV[7])
+end
 redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[3], ARGV[3])
@@ -180,7 +183,7 @@ class InboundConsumer:
         self._finished: set[str] = set()
         self._buffered = 0
         self._commit = Lua(redis, _COMMIT)
-        self._bury = Lua(redis, _BURY)
+        self._bury = Lua(redis, BURY)
         self.stopping = False
 
     async def run(self) -> None:
@@ -345,6 +348,7 @@ class InboundConsumer:
                         self.stream,
                         self.keys.attempts(self.lease.shard),
                         self.keys.dead_letters,
+                        self.keys.analytics,
                     ],
                     args=[
                         self.lease.owner,
@@ -353,6 +357,7 @@ class InboundConsumer:
                         error,
                         attempts,
                         "inbound",
+                        "",
                         "src",
                         entry.source,
                         "conv",

@@ -189,12 +189,16 @@ def _collect_garbage() -> Iterator[None]:
 
 
 # A test (setup and teardown included) that runs this long is stuck: CI must fail at once with
-# the stacks that show where, rather than wait out its whole time limit in silence.
+# the stacks that show where, rather than wait out its whole time limit in silence. 0 turns the
+# watchdog off (so does --pdb, where a person may sit at the prompt).
 WATCHDOG_SECONDS = float(os.environ.get("FRONTDESK_TEST_WATCHDOG_SECONDS", "180"))
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not 0 < WATCHDOG_SECONDS < 86_400 or item.config.getoption("usepdb", False):
+        yield
+        return
     watchdog = threading.Timer(WATCHDOG_SECONDS, _stuck, args=(item,))
     watchdog.daemon = True
     watchdog.start()
@@ -205,26 +209,33 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _stuck(item: pytest.Item) -> None:
-    capture = item.config.pluginmanager.getplugin("capturemanager")
-    if capture is not None:  # the stacks must reach the terminal, not a captured buffer
-        capture.suspend_global_capture(in_=False)
-    out = sys.stderr
-    print(f"\n!!! {item.nodeid} still running after {WATCHDOG_SECONDS:.0f} s", file=out)
-    faulthandler.dump_traceback(file=out, all_threads=True)
+    try:
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:  # the stacks must reach the terminal, not a captured buffer
+            capture.suspend_global_capture(in_=False)
+        out = sys.__stderr__ or sys.stderr
+        print(f"\n!!! {item.nodeid} still running after {WATCHDOG_SECONDS:.0f} s", file=out)
+        faulthandler.dump_traceback(file=out, all_threads=True)
+        for task in _live_tasks():
+            print(f"--- {task!r}", file=out)
+            task.print_stack(file=out)
+        out.flush()
+    finally:
+        # Interrupt the run (pytest reports and exits); if even that does not end it, end it.
+        os.kill(os.getpid(), signal.SIGINT)
+        fallback = threading.Timer(30, os._exit, args=(70,))
+        fallback.daemon = True
+        fallback.start()
+
+
+def _live_tasks() -> list[asyncio.Task[Any]]:
+    """Every unfinished task of every loop (read from another thread: best effort)."""
+    registry = getattr(asyncio.tasks, "_all_tasks", None)  # Python 3.11
+    if registry is None:  # 3.12+
+        registry = getattr(asyncio.tasks, "_scheduled_tasks", ())
     for _ in range(5):  # the set can change under us: this thread is not the loop's
         try:
-            tasks = [task for task in list(asyncio.tasks._all_tasks) if not task.done()]
-            break
+            return [task for task in list(registry) if not task.done()]
         except RuntimeError:
             continue
-    else:
-        tasks = []
-    for task in tasks:
-        print(f"--- {task!r}", file=out)
-        task.print_stack(file=out)
-    out.flush()
-    # Interrupt the run (pytest reports and exits); if even that does not end it, end it.
-    os.kill(os.getpid(), signal.SIGINT)
-    fallback = threading.Timer(30, os._exit, args=(70,))
-    fallback.daemon = True
-    fallback.start()
+    return []
