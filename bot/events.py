@@ -50,3 +50,5 @@ class Inbound:
     phone: str = ""
     # The language the client's app reports (e.g. Telegram `language_code`), if any.
     language: str | None = None
+    # A tap: the pressed button's label as the client saw it (for staff reading along).
+    label: str = ""

@@ -370,7 +370,9 @@ class Mirror:
     def said(event: Inbound, before: Session) -> str:
         """The client's message as staff should read it: a tap shows the button's label."""
         if event.kind is Kind.CHOICE:
-            label = next((o.label for o in before.offered if o.id == event.choice), event.choice)
+            offered = (o.label for o in before.offered if o.id == event.choice)
+            # A button from an older message is no longer offered: its own label, as tapped.
+            label = next(offered, event.label or event.choice)
             return f"▶️ {label}"
         if event.kind is Kind.CONTACT:
             return f"📱 {event.phone}"

@@ -154,11 +154,25 @@ def build_router(salon_id: str) -> Router:
                 choice=query.data or "",
                 name=query.from_user.full_name,
                 language=query.from_user.language_code,
+                label=_label(query),
             ),
             callback_query_id=query.id,
         )
 
     return router
+
+
+def _label(query: CallbackQuery) -> str:
+    """The text of the button that was pressed, from the message it belongs to."""
+    message = query.message
+    markup = getattr(message, "reply_markup", None)
+    if markup is None:
+        return ""
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == query.data:
+                return str(button.text)
+    return ""
 
 
 def render(

@@ -327,11 +327,11 @@ class WhatsAppConversations:
             if choice == booking.SHARE_PHONE and phone:
                 # "Use my number" on WhatsApp: the number they write from.
                 return event(Kind.CONTACT)
-            return event(Kind.CHOICE, choice=choice)
+            return event(Kind.CHOICE, choice=choice, label=_text_of(item))
         if item.type == "button" and item.button is not None:
             payload = item.button.payload
             if ":" in payload:
-                return event(Kind.CHOICE, choice=payload)
+                return event(Kind.CHOICE, choice=payload, label=item.button.text)
             return event(Kind.CHOICE, choice=menu.HOME)
         if item.type == "contacts" and session.step == booking.CONTACT_STEP:
             # A contact card sent at the contact step: its number, as if typed.

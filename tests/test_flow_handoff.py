@@ -175,6 +175,11 @@ async def test_a_telegram_client_is_handed_to_staff_and_back_at_the_same_step(
     assert "Choose a time" in resumed[-1]["text"]
     assert (f"b:t:202606020700:{anna}", "10:00") in chat.buttons()
     assert not any("VIP" in t for t in texts(chat))  # a private note never reaches the client
+    # Staff read a tap as the button said, also a button of an older message.
+    assert any(m["content"] == "▶️ 📅 Book" for m in thread.messages)
+    menu = next(m for m in chat.messages if m["text"].startswith("Hello, Anna!"))
+    await sandbox.telegram.client_taps(701, menu["message_id"], "m:info")
+    await eventually(lambda: any(m["content"] == "▶️ 📍 Address & hours" for m in thread.messages))
     assert texts(chat).count("14:30 works! Shall I book it?") == 1
     assert desk.chatwoot.errors == []
     metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()

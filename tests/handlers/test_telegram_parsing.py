@@ -294,3 +294,18 @@ async def test_groups_are_ignored(dispatch: Any, update: dict[str, Any]) -> None
 async def test_edits_are_ignored(dispatch: Any) -> None:
     edited = {"update_id": 3, "edited_message": message("hi!")["message"] | {"edit_date": 1}}
     assert await dispatch(edited) is UNHANDLED
+
+
+async def test_a_tap_carries_the_pressed_buttons_label(dispatch: Any) -> None:
+    update = callback("m:info")
+    update["callback_query"]["message"]["reply_markup"] = {
+        "inline_keyboard": [
+            [{"text": "📅 Book", "callback_data": "m:book"}],
+            [{"text": "📍 Address & hours", "callback_data": "m:info"}],
+        ]
+    }
+    assert (await dispatch(update)).inbound.label == "📍 Address & hours"
+    # No keyboard on the message (or a button no longer there): no label.
+    assert (await dispatch(callback("m:info"))).inbound.label == ""
+    update["callback_query"]["data"] = "m:gone"
+    assert (await dispatch(update)).inbound.label == ""
