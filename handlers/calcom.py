@@ -39,7 +39,7 @@ from gateway.calendar import METADATA_CHANNEL, METADATA_CHAT
 from gateway.desk import Conversation
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event, Inbox
-from gateway.streams import Entry, Outcome
+from gateway.streams import Entry, Outcome, Outgoing
 from handlers.calcom_novu import NovuPlanner
 from handlers.notices import NoticeSender
 
@@ -339,6 +339,7 @@ class CalcomEvents:
             planned = self.planner.plan(
                 change, notice, conv, locale, by_chat=by_chat, now=now, stale=stale
             )
+            planned = [self._failing(message, conv, now) for message in planned]
             reminders = self.planner.reminders_in(planned)
             if reminders:
                 await self.links.save(change.uid, reminders=" ".join(reminders))
@@ -351,6 +352,23 @@ class CalcomEvents:
         if conv is None or by_chat or ended:
             return Outcome()
         return await self.notices.send(conv, notice, f"cal:{entry.event_id}", now)
+
+    def _failing(self, message: Outgoing, conv: Conversation | None, now: datetime) -> Outgoing:
+        """A trigger Novu never takes (dead-lettered) is a notification that never went: the
+        outbox records it as failed, once per transaction."""
+        if self.recorder is None or message.method != "trigger":
+            return message
+        payload = message.params.get("payload", {})
+        transaction = str(message.params.get("transactionId", ""))
+        fact = self.recorder.fact(
+            analytics.NOTIFY_FAILED,
+            conv.key if conv is not None else "",
+            now,
+            booking=payload.get("bookingUid"),
+            notice=payload.get("kind"),
+        )
+        failure = {"id": f"{self.recorder.salon_id}:novu-failed:{transaction}", **fact}
+        return replace(message, failure=json.dumps(failure, separators=(",", ":")))
 
     async def _owner(self, change: BookingChange) -> str | None:
         """Whose booking this is: the conversation on record for it (or for the booking it

@@ -244,3 +244,34 @@ async def _all_kinds(url: str) -> list[str]:
         return [r["kind"] for r in await connection.fetch("SELECT kind FROM events")]
     finally:
         await connection.close()
+
+
+async def test_a_trigger_novu_never_takes_counts_as_a_failed_notification(
+    start_gateway: GatewayFactory, salon: Salon, novu: NovuSandbox, analytics_db: str
+) -> None:
+    gateway = await start_notifying(
+        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
+    )
+    # Cal.com's webhook is set up, but Novu knows no workflow (`novu sync` was never run).
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
+    salon.calendar.webhook_secret = CAL_SECRET
+    novu.workflows.clear()
+    uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000921")
+    dead = await eventually(
+        lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters), timeout=10
+    )
+    assert all(fields[b"method"] == b"trigger" for _, fields in dead)
+    await written(gateway, analytics_db)
+    connection = await asyncpg.connect(analytics_db)
+    try:
+        rows = await connection.fetch(
+            "SELECT kind, notice, booking, channel FROM events WHERE kind = 'notification_failed'"
+        )
+    finally:
+        await connection.close()
+    # The confirmation and both reminders: an unknown client, so no messenger channel.
+    assert sorted((r["notice"], r["booking"], r["channel"]) for r in rows) == [
+        ("confirmed", uid, ""),
+        ("reminder", uid, ""),
+        ("reminder", uid, ""),
+    ]
