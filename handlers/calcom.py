@@ -359,6 +359,8 @@ class CalcomEvents:
         if self.recorder is None or message.method != "trigger":
             return message
         payload = message.params.get("payload", {})
+        if payload.get("messenger") != "yes":
+            return message  # the client was told in the chat; this is Novu's email copy
         transaction = str(message.params.get("transactionId", ""))
         fact = self.recorder.fact(
             analytics.NOTIFY_FAILED,

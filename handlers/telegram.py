@@ -166,7 +166,7 @@ def _label(query: CallbackQuery) -> str:
     """The text of the button that was pressed, from the message it belongs to."""
     message = query.message
     markup = getattr(message, "reply_markup", None)
-    if markup is None:
+    if markup is None or query.data is None:  # (a game's tap carries no data)
         return ""
     for row in markup.inline_keyboard:
         for button in row:

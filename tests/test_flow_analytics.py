@@ -257,9 +257,12 @@ async def test_a_trigger_novu_never_takes_counts_as_a_failed_notification(
     salon.calendar.webhook_secret = CAL_SECRET
     novu.workflows.clear()
     uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000921")
-    dead = await eventually(
-        lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters), timeout=10
-    )
+
+    async def three_dead() -> list[Any]:
+        found = await gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters)
+        return found if len(found) == 3 else []
+
+    dead = await eventually(three_dead, timeout=10)
     assert all(fields[b"method"] == b"trigger" for _, fields in dead)
     await written(gateway, analytics_db)
     connection = await asyncpg.connect(analytics_db)
@@ -274,4 +277,39 @@ async def test_a_trigger_novu_never_takes_counts_as_a_failed_notification(
         ("confirmed", uid, ""),
         ("reminder", uid, ""),
         ("reminder", uid, ""),
+    ]
+
+
+async def test_novus_email_copy_of_what_the_chat_said_is_no_failed_notification(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    novu: NovuSandbox,
+    analytics_db: str,
+) -> None:
+    gateway = await start_notifying(
+        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
+    )
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
+    salon.calendar.webhook_secret = CAL_SECRET
+    novu.workflows.clear()
+    uid = await book_in_chat(Chat(sandbox.telegram, 931), salon, "+79160000931")
+
+    async def three_dead() -> list[Any]:
+        found = await gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters)
+        return found if len(found) == 3 else []
+
+    await eventually(three_dead, timeout=10)  # the confirmation's trigger and two reminders'
+    await written(gateway, analytics_db)
+    connection = await asyncpg.connect(analytics_db)
+    try:
+        rows = await connection.fetch(
+            "SELECT notice, booking, channel FROM events WHERE kind = 'notification_failed'"
+        )
+    finally:
+        await connection.close()
+    # Told "You are booked" in the chat: only the reminders never went.
+    assert sorted(tuple(r) for r in rows) == [
+        ("reminder", uid, "telegram"),
+        ("reminder", uid, "telegram"),
     ]
