@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import shutil
 import signal
 import sys
@@ -247,7 +248,7 @@ class Bench:
             warm = await wrk.run(url, stream, 0, options.connections, options.warmup)
             serial = warm.generated
         start = time.monotonic()
-        window = (start, start + options.duration)
+        window = (start, start + math.ceil(options.duration))  # wrk runs whole seconds
         sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
         measured = await wrk.run(url, stream, serial, options.connections, options.duration)
         used, self._window_start_cpu = await sampler
