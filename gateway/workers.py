@@ -41,12 +41,11 @@ log = logging.getLogger("frontdesk.workers")
 Handler = Callable[[Entry], Awaitable[Outcome]]
 # How often a shard's pending list is read again for entries nobody is working on.
 RESCAN_SECONDS = 5.0
-# The analytics stream's cap (approximate; _COMMIT and BURY have it too): facts wait there
-# while PostgreSQL is down, and only the oldest of a million go.
-
 # KEYS: lease, inbound stream, attempts hash, outbound stream, session key ('' for none),
 # analytics stream, then keys to delete. ARGV: owner, group, entry id, session, session ttl,
-# the number of facts, the facts (JSON), then 8 fields per outgoing message.
+# the number of facts, the facts (JSON), then 8 fields per outgoing message. The analytics
+# stream is capped at about a million facts (here and in BURY): facts wait there while
+# PostgreSQL is down, and only the oldest go.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end

@@ -180,6 +180,40 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
         assert secret not in dump, secret
 
 
+async def fetch(url: str, query: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(query))
+    finally:
+        await connection.close()
+
+
+async def dead_letters(gateway: Any, count: int) -> list[Any]:
+    """Wait until exactly `count` messages are dead-lettered; them."""
+
+    async def found() -> list[Any]:
+        letters = await gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters)
+        return letters if len(letters) == count else []
+
+    return await eventually(found, timeout=10)
+
+
+async def start_without_workflows(
+    start_gateway: GatewayFactory, salon: Salon, novu: NovuSandbox, analytics_db: str
+) -> Any:
+    """Cal.com's webhook is set up, but Novu knows no workflow (`novu sync` was never run)."""
+    gateway = await start_notifying(
+        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
+    )
+    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
+    salon.calendar.webhook_secret = CAL_SECRET
+    novu.workflows.clear()
+    return gateway
+
+
+FAILED = "SELECT notice, booking, channel FROM events WHERE kind = 'notification_failed'"
+
+
 async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
     start_gateway: GatewayFactory,
     sandbox: Sandbox,
@@ -201,17 +235,13 @@ async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
     )
     salon.clock.now = VISIT - timedelta(hours=24)
     await novu.run_due()
-    dead = await eventually(lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters))
-    assert len(dead) == 1
+    dead = await dead_letters(gateway, 1)
     await written(gateway, analytics_db)
-    connection = await asyncpg.connect(analytics_db)
-    try:
-        rows = await connection.fetch(
-            "SELECT id, kind, notice, booking, channel FROM events "
-            "WHERE kind LIKE 'notification_%' ORDER BY kind, notice"
-        )
-    finally:
-        await connection.close()
+    rows = await fetch(
+        analytics_db,
+        "SELECT id, kind, notice, booking, channel FROM events "
+        "WHERE kind LIKE 'notification_%' ORDER BY kind, notice",
+    )
     kinds = [(r["kind"], r["notice"], r["booking"], r["channel"]) for r in rows]
     # (Booked in the chat, she was told there: no confirmation notice.)
     assert kinds == [
@@ -227,53 +257,23 @@ async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
     letters = DeadLetters(gateway.runtime.redis, salon_id, gateway.runtime.keys.shards)
     replayed, _ = await letters.replay(None)
     assert len(replayed) == 1
-    [(_, again)] = await eventually(
-        lambda: gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters), timeout=10
-    )
+    [(_, again)] = await dead_letters(gateway, 1)
     assert again[b"failure"] == dead[0][1][b"failure"]  # recorded again, under the same id
     await asyncio.sleep(0.3)
-    assert await written(gateway, analytics_db) == len([r for r in await _all_kinds(analytics_db)])
-    assert [k for k in await _all_kinds(analytics_db) if k == "notification_failed"] == [
-        "notification_failed"
-    ]
-
-
-async def _all_kinds(url: str) -> list[str]:
-    connection = await asyncpg.connect(url)
-    try:
-        return [r["kind"] for r in await connection.fetch("SELECT kind FROM events")]
-    finally:
-        await connection.close()
+    await written(gateway, analytics_db)
+    assert len(await fetch(analytics_db, FAILED)) == 1
 
 
 async def test_a_trigger_novu_never_takes_counts_as_a_failed_notification(
     start_gateway: GatewayFactory, salon: Salon, novu: NovuSandbox, analytics_db: str
 ) -> None:
-    gateway = await start_notifying(
-        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
-    )
-    # Cal.com's webhook is set up, but Novu knows no workflow (`novu sync` was never run).
-    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
-    salon.calendar.webhook_secret = CAL_SECRET
-    novu.workflows.clear()
+    gateway = await start_without_workflows(start_gateway, salon, novu, analytics_db)
     uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000921")
-
-    async def three_dead() -> list[Any]:
-        found = await gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters)
-        return found if len(found) == 3 else []
-
-    dead = await eventually(three_dead, timeout=10)
+    dead = await dead_letters(gateway, 3)
     assert all(fields[b"method"] == b"trigger" for _, fields in dead)
     await written(gateway, analytics_db)
-    connection = await asyncpg.connect(analytics_db)
-    try:
-        rows = await connection.fetch(
-            "SELECT kind, notice, booking, channel FROM events WHERE kind = 'notification_failed'"
-        )
-    finally:
-        await connection.close()
     # The confirmation and both reminders: an unknown client, so no messenger channel.
-    assert sorted((r["notice"], r["booking"], r["channel"]) for r in rows) == [
+    assert sorted(tuple(r) for r in await fetch(analytics_db, FAILED)) == [
         ("confirmed", uid, ""),
         ("reminder", uid, ""),
         ("reminder", uid, ""),
@@ -287,29 +287,12 @@ async def test_novus_email_copy_of_what_the_chat_said_is_no_failed_notification(
     novu: NovuSandbox,
     analytics_db: str,
 ) -> None:
-    gateway = await start_notifying(
-        start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
-    )
-    salon.calendar.webhook_url = f"{gateway.url}/webhooks/calcom"
-    salon.calendar.webhook_secret = CAL_SECRET
-    novu.workflows.clear()
+    gateway = await start_without_workflows(start_gateway, salon, novu, analytics_db)
     uid = await book_in_chat(Chat(sandbox.telegram, 931), salon, "+79160000931")
-
-    async def three_dead() -> list[Any]:
-        found = await gateway.runtime.redis.xrange(gateway.runtime.keys.dead_letters)
-        return found if len(found) == 3 else []
-
-    await eventually(three_dead, timeout=10)  # the confirmation's trigger and two reminders'
+    await dead_letters(gateway, 3)  # the confirmation's trigger and two reminders'
     await written(gateway, analytics_db)
-    connection = await asyncpg.connect(analytics_db)
-    try:
-        rows = await connection.fetch(
-            "SELECT notice, booking, channel FROM events WHERE kind = 'notification_failed'"
-        )
-    finally:
-        await connection.close()
     # Told "You are booked" in the chat: only the reminders never went.
-    assert sorted(tuple(r) for r in rows) == [
+    assert sorted(tuple(r) for r in await fetch(analytics_db, FAILED)) == [
         ("reminder", uid, "telegram"),
         ("reminder", uid, "telegram"),
     ]
