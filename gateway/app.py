@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Dispatcher
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot.conversation import FrontDesk
@@ -42,6 +42,7 @@ from gateway.metrics import Metrics
 from gateway.novu import NovuClient, NovuDelivery
 from gateway.novu import is_failure as novu_failure
 from gateway.outbox import Delivery, OutboxSender, Pacing
+from gateway.redis_client import connect_redis
 from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
@@ -64,24 +65,10 @@ from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_cha
 log = logging.getLogger("frontdesk.app")
 
 SESSION_TTL = 180 * 24 * 3600
-REDIS_CONNECTIONS = 64
 HANDLING_SLOTS = 16
 SENDING_SLOTS = 16
 # How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
 EMBED_TTL = 600
-
-
-def connect_redis(url: str) -> Redis:
-    # A blocking pool waits for a free connection instead of failing under bursts
-    # (redis-py's default pool raises at once when exhausted).
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_CONNECTIONS,
-        timeout=5,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-    )
-    return Redis.from_pool(pool)  # the client owns the pool and closes it
 
 
 @dataclass

@@ -12,11 +12,11 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 from redis.exceptions import RedisError
 
 from gateway.analytics_store import migrations
-from gateway.app import connect_redis
 from gateway.calcom import CalcomClient, CalcomError
 from gateway.catalogue import services_of
 from gateway.novu import NovuClient, NovuRejected, NovuUnavailable
 from gateway.novu_workflows import definitions, differs
+from gateway.redis_client import connect_redis
 from gateway.resilience import CircuitBreaker
 from gateway.settings import Settings
 from gateway.telegram_api import make_bot

@@ -13,8 +13,9 @@ import httpx
 from aiohttp import web
 
 from gateway import dlq
-from gateway.app import connect_redis, create_app
+from gateway.app import create_app
 from gateway.logs import configure
+from gateway.redis_client import connect_redis
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
