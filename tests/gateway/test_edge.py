@@ -57,7 +57,15 @@ async def test_the_same_update_twice_gets_one_reply(gateway: Gateway, sandbox: S
 
 
 async def test_malformed_bodies_are_400(gateway: Gateway, redis: Redis) -> None:
-    for body in (b"{not json", b"[1, 2]", b'{"message": {}}', b'{"update_id": "7"}', b"\xff\xfe"):
+    for body in (
+        b"{not json",
+        b"[1, 2]",
+        b'{"message": {}}',
+        b'{"update_id": "7"}',
+        b"\xff\xfe",
+        b'{"update_id": NaN}',
+        b'{"update_id": 123456789012345678901234567890}',  # beyond 64 bits
+    ):
         status, answer = await gateway.post_update(body)
         assert status == 400, body
         assert answer["error"].startswith("malformed")
