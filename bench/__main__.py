@@ -93,8 +93,10 @@ def parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--redis-url",
         default=defaults.redis_url,
-        help="Redis for the gateway; keys fd:<run's salon>:* are deleted "
-        "afterwards (default %(default)s)",
+        help="an external Redis for the gateway, used as it is (not pinned, not "
+        "prioritized); keys fd:<run's salon>:* are deleted afterwards. Default: the bench "
+        "starts its own redis-server on the load generator's CPU (without redis-server: "
+        "redis://127.0.0.1:6379/14)",
     )
     ingest.add_argument(
         "--drain-timeout",
@@ -140,6 +142,12 @@ def parser() -> argparse.ArgumentParser:
         "saturates its core first). Default: wrk when installed",
     )
     ingest.add_argument(
+        "--no-priority",
+        action="store_true",
+        help="leave wrk and the bench's Redis in the normal scheduling class (by default "
+        "they run at SCHED_FIFO, where allowed, ahead of the worker on the shared core)",
+    )
+    ingest.add_argument(
         "--strict",
         action="store_true",
         help="exit 1 when a target is missed (ratio, lost, e2e p99)",
@@ -176,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 keep_logs=args.keep_logs,
                 strict=args.strict,
                 client=client,
+                priority=not args.no_priority,
             )
         )
     return 2

@@ -37,7 +37,9 @@ from bench.procs import (
     BenchError,
     Child,
     Placement,
+    RedisServer,
     cpu_seconds,
+    first_in_line,
     machine_busy_seconds,
     pin_self,
 )
@@ -53,6 +55,8 @@ CHAT_BASE = 7_000_000_000
 CHAT_STRIDE = 1_000_000
 E2E_CHAT_BASE = 8_000_000_000
 UPDATE_STRIDE = 10_000_000
+# Without redis-server on PATH and without --redis-url.
+EXTERNAL_REDIS = "redis://127.0.0.1:6379/14"
 START_SECONDS = 120.0  # importing aiogram alone takes several seconds of CPU
 
 Hook = Callable[[], Awaitable[None]]
@@ -65,12 +69,15 @@ def progress(message: str) -> None:
 class Bench:
     """The servers, the control connection and the reply log of one run."""
 
-    def __init__(self, options: Options, placement: Placement, log_dir: Path) -> None:
+    def __init__(
+        self, options: Options, placement: Placement, log_dir: Path, redis_url: str
+    ) -> None:
         self.options = options
         self.placement = placement
         self.log_dir = log_dir
         self.salon_id = f"bench-{uuid.uuid4().hex[:12]}"  # this run's keys: fd:<salon>:*
-        self.redis = Redis.from_url(options.redis_url)
+        self.redis_url = redis_url
+        self.redis = Redis.from_url(redis_url)
         self.children: list[Child] = []
         self.profile_path = log_dir / "gateway.prof" if options.profile else None
         self.worker_profile_path = (
@@ -78,6 +85,7 @@ class Bench:
         )
         self.worker: Child | None = None  # the split layout's worker process
         self._phases = 0
+        self.client_prioritized = False
         self._window_start_cpu: dict[str, float | None] = {}
 
     # -- servers ------------------------------------------------------------------------------
@@ -89,7 +97,7 @@ class Bench:
             sandbox_args += ["--spec", str(options.sandbox_spec)]
         self.sandbox = self._spawn("sandbox", sandbox_args)
         self.bare = self._spawn("bare", ["bare", "--cpu", str(cpus.server)])
-        common = ["--redis-url", options.redis_url, "--salon-id", self.salon_id]
+        common = ["--redis-url", self.redis_url, "--salon-id", self.salon_id]
         common += ["--api-url", self.sandbox.url]
         # The server under test: the edge (split and --no-workers) or the whole gateway.
         gateway_args = ["gateway", "--cpu", str(cpus.server), *common]
@@ -245,12 +253,17 @@ class Bench:
         url = server.url + WEBHOOK
         serial = 0
         if options.warmup > 0:
-            warm = await wrk.run(url, stream, 0, options.connections, options.warmup)
+            warm = await wrk.run(
+                url, stream, 0, options.connections, options.warmup, options.priority
+            )
             serial = warm.generated
         start = time.monotonic()
         window = (start, start + math.ceil(options.duration))  # wrk runs whole seconds
         sampler = asyncio.create_task(self._cpu_between(server, *window, at_start))
-        measured = await wrk.run(url, stream, serial, options.connections, options.duration)
+        measured = await wrk.run(
+            url, stream, serial, options.connections, options.duration, options.priority
+        )
+        self.client_prioritized = measured.prioritized
         used, self._window_start_cpu = await sampler
         # wrk is a process of its own: its CPU is the client's, not the rest of the machine's.
         used["client"] = used.get("client", 0.0) + measured.cpu
@@ -347,13 +360,28 @@ async def run(options: Options) -> Outcome:
 
     outcome = Outcome(Placement.choose())
     log_dir = Path(tempfile.mkdtemp(prefix="frontdesk-bench-"))
-    bench = Bench(options, outcome.placement, log_dir)
+    own_redis: RedisServer | None = None
+    redis_url = options.redis_url
+    if redis_url is None and shutil.which("redis-server"):
+        own_redis = RedisServer(outcome.placement.client, log_dir)
+        redis_url = own_redis.url
+        try:
+            await own_redis.wait_ready()
+        except BenchError:
+            await own_redis.stop()
+            raise
+        own_redis.prioritized = options.priority and first_in_line(own_redis.process.pid)
+    redis_url = redis_url or EXTERNAL_REDIS
+    outcome.redis = _where_redis_runs(own_redis, outcome.placement, redis_url)
+    bench = Bench(options, outcome.placement, log_dir, redis_url)
     try:
         await bench.redis.ping()  # type: ignore[misc]
     except (RedisError, OSError) as exc:
         await bench.redis.aclose()
+        if own_redis is not None:
+            await own_redis.stop()
         shutil.rmtree(log_dir, ignore_errors=True)
-        raise BenchError(f"Redis at {options.redis_url} is unreachable: {exc}") from None
+        raise BenchError(f"Redis at {redis_url} is unreachable: {exc}") from None
     failed = True
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as control:
@@ -371,6 +399,9 @@ async def run(options: Options) -> Outcome:
         failed = False
     finally:
         await bench.stop()
+        if own_redis is not None:
+            await own_redis.stop()
+        outcome.client_prioritized = bench.client_prioritized
         outcome.warnings = _problems(log_dir / "gateway.log") + _problems(log_dir / "worker.log")
         if failed or options.keep_logs or options.profile or outcome.warnings:
             outcome.log_dir = log_dir
@@ -392,6 +423,17 @@ async def run(options: Options) -> Outcome:
     if bench.worker_profile_path is not None and bench.worker_profile_path.exists():
         outcome.profile += ["", *profiling.summary(bench.worker_profile_path, replies, "worker")]
     return outcome
+
+
+def _where_redis_runs(own: RedisServer | None, placement: Placement, url: str) -> str:
+    if own is None:
+        return f"external ({url}), not pinned"
+    where = (
+        f"the bench's own redis-server, CPU {placement.client}"
+        if placement.client >= 0
+        else ("the bench's own redis-server")
+    )
+    return where + (", SCHED_FIFO" if own.prioritized else "")
 
 
 def _problems(log_path: Path) -> list[str]:

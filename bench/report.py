@@ -43,8 +43,9 @@ def header(outcome: Outcome, options: Options) -> list[str]:
     return [
         "Frontdesk ingest bench (python -m bench ingest)",
         f"  layout: {_layout(options)}",
-        f"  placement: {outcome.placement.describe(options.split)}",
-        f"  closed loop ({options.client}): {options.connections} keep-alive connections, "
+        f"  placement: {outcome.placement.describe(options.split)}; Redis: {outcome.redis}",
+        f"  closed loop ({options.client}{', SCHED_FIFO' if outcome.client_prioritized else ''}):"
+        f" {options.connections} keep-alive connections, "
         f"{options.warmup:g} s "
         f"warm-up + {options.duration:g} s measured, {options.rounds} round(s) of bare then "
         f"gateway; unique ~365-byte updates from {options.chats} chats (1/3 /start)",

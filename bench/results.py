@@ -19,7 +19,7 @@ class Options:
     chats: int = 1000
     rate: float = 200.0
     e2e_duration: float = 10.0
-    redis_url: str = "redis://127.0.0.1:6379/14"
+    redis_url: str | None = None  # None: the bench's own redis-server (else 6379/14)
     drain_timeout: float = 60.0
     workers: bool = True  # False: --no-workers, the webhook edge alone
     in_process_workers: bool = False  # True: one process takes webhooks and handles them
@@ -28,6 +28,8 @@ class Options:
     keep_logs: bool = False
     strict: bool = False
     client: str = "aiohttp"  # the closed loop's load generator: "wrk" or "aiohttp"
+    # wrk and the bench's own Redis at SCHED_FIFO, ahead of the worker on the shared core.
+    priority: bool = True
 
     @property
     def split(self) -> bool:
@@ -101,6 +103,8 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)  # gateway log lines
     profile: list[str] = field(default_factory=list)
     log_dir: Path | None = None
+    redis: str = ""  # where Redis runs
+    client_prioritized: bool = False  # wrk ran at SCHED_FIFO
 
     def of(self, server: str) -> list[Phase]:
         return [p for p in self.phases if p.server == server]

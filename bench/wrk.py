@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench.load import ClosedLoop
 from bench.payloads import SECRET, SECRET_HEADER
+from bench.procs import first_in_line
 
 MARK = "FRONTDESK-WRK "
 TIMEOUT = "5s"
@@ -109,6 +110,7 @@ class Run:
     p50: float
     p99: float
     cpu: float
+    prioritized: bool  # ran at SCHED_FIFO (bench.procs.first_in_line)
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,11 @@ class Stream:
         return self.first_update_id + serial
 
 
-async def run(url: str, stream: Stream, serial: int, connections: int, seconds: float) -> Run:
+async def run(
+    url: str, stream: Stream, serial: int, connections: int, seconds: float, prioritize: bool
+) -> Run:
     """Run wrk for `seconds` (rounded up to whole seconds) starting at update `serial`; wrk's
-    CPU is taken from its rusage."""
+    CPU is taken from its rusage. `prioritize`: at SCHED_FIFO, where allowed."""
     with tempfile.TemporaryDirectory(prefix="frontdesk-wrk-") as folder:
         script = Path(folder) / "updates.lua"
         script.write_text(_SCRIPT, encoding="utf-8")
@@ -153,7 +157,7 @@ async def run(url: str, stream: Stream, serial: int, connections: int, seconds: 
             SECRET_HEADER,
             SECRET,
         ]
-        code, output, cpu = await asyncio.to_thread(_run, argv)
+        code, output, cpu, prioritized = await asyncio.to_thread(_run, argv, prioritize)
     if code != 0:
         raise RuntimeError(f"wrk failed ({code}): {output[-500:]}")
     line = next((ln for ln in output.splitlines() if ln.startswith(MARK)), None)
@@ -170,17 +174,24 @@ async def run(url: str, stream: Stream, serial: int, connections: int, seconds: 
         p50=found["p50_us"] / 1e6,
         p99=found["p99_us"] / 1e6,
         cpu=cpu,
+        prioritized=prioritized,
     )
 
 
-def _run(argv: list[str]) -> tuple[int, str, float]:
-    """Run wrk to its end: exit code, output, and its CPU seconds (the bench's other children,
-    the servers, are not reaped meanwhile, so the children's rusage grows by wrk's alone)."""
+def _run(argv: list[str], prioritize: bool) -> tuple[int, str, float, bool]:
+    """Run wrk to its end: exit code, output, its CPU seconds (the bench's other children,
+    the servers, are not reaped meanwhile, so the children's rusage grows by wrk's alone) and
+    whether it ran at SCHED_FIFO."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        # Set before wrk has connected (its Lua script and threads start first).
+        prioritized = prioritize and first_in_line(process.pid)
+        output, _ = process.communicate()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return done.returncode, done.stdout + done.stderr, cpu
+    return process.returncode, output, cpu, prioritized
 
 
 def closed_loop(measured: Run, window: tuple[float, float]) -> ClosedLoop:
