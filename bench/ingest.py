@@ -428,11 +428,9 @@ async def run(options: Options) -> Outcome:
 def _where_redis_runs(own: RedisServer | None, placement: Placement, url: str) -> str:
     if own is None:
         return f"external ({url}), not pinned"
-    where = (
-        f"the bench's own redis-server, CPU {placement.client}"
-        if placement.client >= 0
-        else ("the bench's own redis-server")
-    )
+    where = "the bench's own redis-server"
+    if placement.client >= 0:
+        where += f", CPU {placement.client}"
     return where + (", SCHED_FIFO" if own.prioritized else "")
 
 
