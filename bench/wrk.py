@@ -186,7 +186,8 @@ def _run(argv: list[str], prioritize: bool) -> tuple[int, str, float, bool]:
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
     ) as process:
-        # Set before wrk has connected (its Lua script and threads start first).
+        # Right after the start: wrk loads its Lua script before it connects, so the load
+        # runs at SCHED_FIFO from its first request.
         prioritized = prioritize and first_in_line(process.pid)
         output, _ = process.communicate()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

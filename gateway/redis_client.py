@@ -22,7 +22,7 @@ class HiredisPacking:
     """Mixed into a connection class: `pack_command` (pipelines included) done by hiredis.
 
     Refuses what redis-py refuses (None, bools: DataError), and encodes str as UTF-8, as
-    redis-py's default encoder does.
+    redis-py's default encoder does (the gateway never asks for another encoding).
     """
 
     _serializer = HiredisRespSerializer()
