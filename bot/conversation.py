@@ -59,7 +59,9 @@ class FrontDesk:
             self.mine = MyBookings(calendar, self.booking)
 
     async def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
-        locale = self.catalogs.resolve(session.locale, event.language)
+        if event.language and event.language != session.app_language:
+            session = session.model_copy(update={"app_language": event.language})
+        locale = self.catalogs.resolve(session.locale, event.language or session.app_language)
         _ = self.catalogs.get(locale)
         returning = session.last_seen is not None and now - session.last_seen <= self.idle
         left_step = session.step
@@ -88,7 +90,7 @@ class FrontDesk:
     async def notify(self, session: Session, event: Inbound, notice: Notice, now: datetime) -> Turn:
         """Tell the client what their calendar says (a confirmation, a reminder, the salon's
         change). Not a turn of the client's: their place in the conversation stays as it is."""
-        locale = self.catalogs.resolve(session.locale, event.language)
+        locale = self.catalogs.resolve(session.locale, event.language or session.app_language)
         ctx = Context(session, self.catalogs.get(locale), now, event)
         # What the client was offered stays as it was: a number typed next still picks from
         # their list, and the notice's own buttons are tapped, not typed.

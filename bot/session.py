@@ -45,6 +45,9 @@ class Session(BaseModel):
 
     # The language the client chose with "Language"; None means "follow their app".
     locale: str | None = None
+    # What their app last reported (Telegram's language_code): what "follow their app" means
+    # for what they are told between their own messages (staff handing back, notices).
+    app_language: str | None = None
     step: str = "menu"
     # Misunderstandings in a row; after two the bot offers a person.
     misunderstood: int = 0

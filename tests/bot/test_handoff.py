@@ -145,6 +145,20 @@ async def test_back_without_a_draft_is_the_menu_and_the_note_lists_bookings(
     assert "m:book" in client.choices()
 
 
+async def test_back_in_the_language_of_the_clients_app() -> None:
+    # Staff's hand-back carries no language; the client's app said Russian (the salon's
+    # default is English): the bot comes back in Russian, and stays there.
+    client = StaffClient(FakeCalendar((cut(),)))
+    greeting = await client._send(Inbound(CLIENT, Kind.START, "e", name="Ivan", language="ru"))
+    assert greeting[-1].startswith("Здравствуйте, Ivan!")
+    await client._send(Inbound(CLIENT, Kind.CHOICE, "e", choice="m:person", language="ru"))
+    assert await client.staff(Kind.TAKEOVER) == []
+    back = await client.staff(Kind.RETURNED)
+    assert back[-1].startswith("Спасибо, что подождали!")
+    assert client.session.app_language == "ru"
+    assert client.session.locale is None  # not a choice: a new app language would follow
+
+
 async def test_without_a_desk_the_person_entry_gives_the_salons_contacts() -> None:
     client = Client(FakeCalendar((cut(),)))
     await client.says("/start")
