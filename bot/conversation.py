@@ -18,7 +18,7 @@ from bot.flows.services import catalogue_text
 from bot.flows.turn import Context, Turn
 from bot.i18n import Catalogs
 from bot.ports import Calendar, CalendarUnavailable
-from bot.replies import Reply
+from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Offered, Session
 from bot.typed import plain
@@ -184,12 +184,14 @@ class FrontDesk:
 
     def _choice_named(self, text: str) -> str | None:
         """A client may type a menu entry instead of tapping it, in any language we speak, with
-        or without the button's emoji ("Услуги и цены", "address & hours")."""
+        or without the button's emoji ("Услуги и цены", "address & hours"), or ask for the
+        menu itself ("меню")."""
         wanted = plain(text)
         if not wanted:
             return None
         for locale in self.catalogs.locales:
-            for choice in menu.menu_choices(self.catalogs.get(locale)):
+            _ = self.catalogs.get(locale)
+            for choice in (*menu.menu_choices(_), Choice(menu.HOME, _("menu.home"))):
                 if plain(choice.label) == wanted:
                     return choice.id
         for code, name in menu.LANGUAGE_NAMES.items():

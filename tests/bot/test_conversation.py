@@ -362,3 +362,12 @@ async def test_menu_entries_are_understood_without_their_emoji(typed: str) -> No
     turn = await desk().handle(seen(), text(typed), NOW)
     assert turn.session.misunderstood == 0
     assert only(turn).text.startswith("We will gladly tell you about our services")
+
+
+@pytest.mark.parametrize("typed", ["меню", "Menu", "🏠 Меню"])
+async def test_asking_for_the_menu_by_name_shows_it(typed: str) -> None:
+    turn = await desk().handle(seen(), text(typed), NOW)
+    assert turn.session.misunderstood == 0
+    reply = only(turn)
+    assert "understand" not in reply.text
+    assert [choice.id for choice in reply.choices] == MENU_IDS
