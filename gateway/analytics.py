@@ -13,6 +13,7 @@ Never in a fact: message text, names, phone numbers, emails. Clients appear as
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -73,6 +74,15 @@ class Recorder:
             "client": self.client(conversation) if conversation else "",
             **{name: value for name, value in fields.items() if value not in (None, "")},
         }
+
+    def failed_notice(
+        self, name: str, conversation: str, at: datetime, *, booking: Any, notice: Any
+    ) -> str:
+        """The notification_failed fact an outgoing notice carries (`Outgoing.failure`), for the
+        outbox to record should the notice die. Its id `<salon>:<name>` names the notice, so a
+        dead letter replayed and failing again is still counted once."""
+        fact = self.fact(NOTIFY_FAILED, conversation, at, booking=booking, notice=notice)
+        return json.dumps({"id": f"{self.salon_id}:{name}", **fact}, separators=(",", ":"))
 
     def of_turn(
         self, conversation: str, before: Session, turn: Turn, event: Inbound, now: datetime

@@ -42,12 +42,12 @@ def with_hiredis_packing(
     return type(name, (HiredisPacking, connection_class), {})
 
 
-def connect_redis(url: str, max_connections: int = MAX_CONNECTIONS) -> Redis:
+def connect_redis(url: str) -> Redis:
     # A blocking pool waits for a free connection instead of failing under bursts
     # (redis-py's default pool raises at once when exhausted).
     pool = BlockingConnectionPool.from_url(
         url,
-        max_connections=max_connections,
+        max_connections=MAX_CONNECTIONS,
         timeout=5,
         socket_connect_timeout=2,
         socket_timeout=5,

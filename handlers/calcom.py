@@ -362,15 +362,14 @@ class CalcomEvents:
         if payload.get("messenger") != "yes":
             return message  # the client was told in the chat; this is Novu's email copy
         transaction = str(message.params.get("transactionId", ""))
-        fact = self.recorder.fact(
-            analytics.NOTIFY_FAILED,
+        failure = self.recorder.failed_notice(
+            f"novu-failed:{transaction}",
             conv.key if conv is not None else "",
             now,
             booking=payload.get("bookingUid"),
             notice=payload.get("kind"),
         )
-        failure = {"id": f"{self.recorder.salon_id}:novu-failed:{transaction}", **fact}
-        return replace(message, failure=json.dumps(failure, separators=(",", ":")))
+        return replace(message, failure=failure)
 
     async def _owner(self, change: BookingChange) -> str | None:
         """Whose booking this is: the conversation on record for it (or for the booking it

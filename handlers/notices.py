@@ -10,7 +10,6 @@ buttons (their payloads are the choices' ids), instead of waiting for the client
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -73,16 +72,12 @@ class NoticeSender:
         outgoing = self.render(conv, turn, notice)
         if self.recorder is not None and outgoing:
             # Should the messenger refuse the notice for good, the outbox records this.
-            failed = self.recorder.fact(
-                analytics.NOTIFY_FAILED,
+            failure = self.recorder.failed_notice(
+                f"notice-failed:{event_id}",
                 conv.key,
                 now,
                 booking=notice.uid,
                 notice=notice.kind.value,
-            )
-            failure = json.dumps(
-                {"id": f"{self.recorder.salon_id}:notice-failed:{event_id}", **failed},
-                separators=(",", ":"),
             )
             outgoing = tuple(replace(message, failure=failure) for message in outgoing)
         if conv.channel in self.mirrored:

@@ -212,6 +212,11 @@ async def start_without_workflows(
 
 
 FAILED = "SELECT notice, booking, channel FROM events WHERE kind = 'notification_failed'"
+# Telegram's answer once the client has blocked the bot.
+BLOCKED: dict[str, Any] = {
+    "error_code": 403,
+    "description": "Forbidden: bot was blocked by the user",
+}
 
 
 async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
@@ -230,9 +235,7 @@ async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
     uid = await book_in_chat(anna, salon, "+79160000911")
     await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
     # The client has blocked the bot by the time of the reminder.
-    sandbox.telegram.fail_next(
-        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
-    )
+    sandbox.telegram.fail_next("sendMessage", **BLOCKED)
     salon.clock.now = VISIT - timedelta(hours=24)
     await novu.run_due()
     dead = await dead_letters(gateway, 1)
@@ -251,9 +254,7 @@ async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
     assert rows[0]["id"].startswith(f"{salon_id}:notice-failed:")
 
     # Replayed and refused again: still one failed notification.
-    sandbox.telegram.fail_next(
-        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
-    )
+    sandbox.telegram.fail_next("sendMessage", **BLOCKED)
     letters = DeadLetters(gateway.runtime.redis, salon_id, gateway.runtime.keys.shards)
     replayed, _ = await letters.replay(None)
     assert len(replayed) == 1
