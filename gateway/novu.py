@@ -41,6 +41,16 @@ class NovuBusy(NovuUnavailable):
     """The same Idempotency-Key is still being processed (409): not Novu failing."""
 
 
+def _idempotency_busy(response: httpx.Response) -> bool:
+    """Which 409 this is. Novu's idempotency interceptor answers a key still in progress with
+    the key echoed in `Idempotency-Key` and `Retry-After: 1`
+    (apps/api/src/app/shared/framework/idempotency.interceptor.ts, `handlerDuplicateRequest`);
+    any other 409 is the request's own conflict, e.g. the create-subscriber use case's
+    "Subscriber: <id> already exists" (apps/api/src/app/subscribers-v2/usecases/
+    create-subscriber/create-subscriber.usecase.ts, 031c5f3), which no retry mends."""
+    return "Idempotency-Key" in response.headers
+
+
 class NovuRejected(Exception):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"HTTP {status}: {text[:300]}")
@@ -94,7 +104,7 @@ class NovuClient:
                 raise NovuUnavailable(
                     f"HTTP {response.status_code} on {method} {path}", _retry_after(response)
                 )
-            if response.status_code == 409:
+            if response.status_code == 409 and _idempotency_busy(response):
                 # The same Idempotency-Key is still being processed: ask again in a moment.
                 raise NovuBusy("idempotent request in progress", _retry_after(response))
             return response
@@ -118,8 +128,17 @@ class NovuClient:
         return data is True
 
     async def upsert_subscriber(self, subscriber: dict[str, Any]) -> None:
-        # v2 creates or updates (unless `failIfExists`), and takes the time zone.
-        await self._call("POST", "/v2/subscribers", json=subscriber)
+        # v2 creates or updates (unless `failIfExists`), and takes the time zone; some versions
+        # answer 409 for a subscriber that exists (see `_idempotency_busy`): then it is updated.
+        try:
+            await self._call("POST", "/v2/subscribers", json=subscriber)
+        except NovuRejected as exc:
+            if exc.status != 409:
+                raise
+            subscriber_id = quote(str(subscriber["subscriberId"]), safe="")
+            # PatchSubscriberRequestDto: the same fields, without the id (it is in the path).
+            changes = {k: v for k, v in subscriber.items() if k != "subscriberId"}
+            await self._call("PATCH", f"/v2/subscribers/{subscriber_id}", json=changes)
 
     async def workflow(self, workflow_id: str) -> dict[str, Any] | None:
         try:

@@ -5,24 +5,28 @@ Towards the gateway it answers the calls Frontdesk makes (contract §2): `Author
 `{"data": {acknowledged, status, transactionId}}` 201), the `Idempotency-Key` rules (24 h
 replay with `Idempotency-Replay: true`, 422 for the same key with another body, 400 over 255
 characters), `DELETE /v1/events/trigger/{transactionId}` cancelling what is still pending,
-`POST /v2/subscribers` (create or update) and the v2 workflows (`GET`, `POST`, and a `PUT` that
-must carry the steps). By default a repeated `transactionId` starts a second run, as Novu did
-until 2025 (`transaction_dedup=True` ignores it, as newer versions say they do), and
-`idempotency=False` ignores the header as self-hosted Novu does by default: Frontdesk must not
-rely on either.
+`POST /v2/subscribers` (create or update; with `subscriber_conflict=True`, 409 for one that
+exists, as some versions answer), `PATCH /v2/subscribers/{id}`, and the v2 workflows (`GET`
+answering as Novu reads them back, `POST`, and a `PUT` that must be a whole `UpdateWorkflowDto`).
+By default a repeated `transactionId` starts a second run, as Novu did until 2025
+(`transaction_dedup=True` ignores it, as newer versions say they do), and `idempotency=False`
+ignores the header as self-hosted Novu does by default: Frontdesk must not rely on either.
 
-Its worker runs each accepted trigger's steps in order: a delay step waits until the time its
-`dynamicKey` names in the payload (an ISO 8601 UTC instant), an HTTP request step posts its
-rendered body to the URL, signed `Novu-Signature: t=..,v1=..` and retried on failure, email and
-SMS steps "send" into `sent` (when the subscriber has an address), and a step whose `skip`
-condition holds is skipped. Time is `clock()` plus whatever `advance()` (or the demo page's
-fast-forward) added; `run_due()` runs what is due.
+Its worker runs each accepted trigger's steps in order, as Novu's does (each rule cites its
+source where it is enforced): a step runs only when its condition holds; a delay step waits until
+the time its `dynamicKey` names in the payload (an ISO 8601 UTC instant), and fails the run when
+that is longer than the plan allows (`max_delay`); an HTTP request step posts its rendered body,
+signed, once (a failure is not retried and halts the run unless the step continues on failure;
+`outage` makes the next posts meet a connection refused, as during a deploy); email and SMS steps
+"send" into `sent` (when the subscriber has an address). Time is `clock()` plus whatever
+`advance()` (or the demo page's fast-forward) added; `run_due()` runs what is due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -34,10 +38,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import ClientConnectionError, ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import page, serve
-from handlers.novu import sign
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,20 @@ STATIC_DIR = Path(__file__).parent / "static"
 STEP_TYPES = frozenset(
     {"delay", "email", "sms", "http_request", "chat", "in_app", "push", "digest", "throttle"}
 )
-RETRIES = (5, 30, 120)  # seconds between tries of a failed HTTP step
+# ResourceOriginEnum (@novu/shared): what an update's `origin` must be.
+ORIGINS = frozenset({"novu-cloud", "novu-cloud-v1", "external"})
+# A new workflow's preferences as Novu reads them back ({user, default}: every channel on).
+DEFAULT_PREFERENCES: JSON = {
+    "user": None,
+    "default": {
+        "all": {"enabled": True, "readOnly": False},
+        "channels": {
+            channel: {"enabled": True} for channel in ("email", "sms", "in_app", "chat", "push")
+        },
+    },
+}
+# The HTTP request step's default timeout, in milliseconds (`timeout` control).
+HTTP_STEP_TIMEOUT_MS = 5000
 _LIQUID = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
 
@@ -57,6 +73,37 @@ def _iso(moment: datetime) -> str:
 def _error(status: int, message: str, path: str) -> web.Response:
     body = {"statusCode": status, "timestamp": _iso(datetime.now(UTC)), "path": path}
     return web.json_response(body | {"message": message}, status=status)
+
+
+def _invalid(path: str, errors: dict[str, tuple[str, Any]]) -> web.Response:
+    """A 422 in Novu's shape for a body that fails its DTO's validation: `errors` by field, each
+    with its `messages` and the `value` given (docs/api-reference/errors.mdx)."""
+    body = {
+        "statusCode": 422,
+        "timestamp": _iso(datetime.now(UTC)),
+        "path": path,
+        "message": "Validation Error",
+        "errors": {
+            field: {"messages": [message], "value": value}
+            for field, (message, value) in errors.items()
+        },
+    }
+    return web.json_response(body, status=422)
+
+
+def novu_signature(secret: str, body: JSON, at_ms: int) -> str:
+    """`Novu-Signature` as Novu's worker writes it: `t=<ms>,v1=<hex HMAC-SHA256 of
+    "<t>.<JSON.stringify(body)>" with the environment's secret key>` (novuhq/novu
+    libs/application-generic/src/utils/hmac.ts, `buildNovuSignatureHeader`). Written here and
+    not taken from the gateway, so that a bug in either side's signing shows."""
+    text = f"{at_ms}.{_stringify(body)}"
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return f"t={at_ms},v1={digest}"
+
+
+def _stringify(value: Any) -> str:
+    """JSON.stringify: no spaces, characters as they are."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _lookup(context: JSON, path: str) -> Any:
@@ -74,6 +121,30 @@ def render(template: str, context: JSON) -> str:
         return "" if found is None else str(found)
 
     return _LIQUID.sub(value, template)
+
+
+def runs(condition: Any, context: JSON) -> bool:
+    """Whether a step runs: a step condition (`controlValues.skip`) says when it RUNS, true
+    runs it and false skips it; no condition runs it. novuhq/novu apps/worker/src/app/workflow/
+    usecases/send-message/execute-http-request-step.usecase.ts (57973eb):
+    `evaluateSkipCondition` returns `!result`; construct-framework-workflow.usecase.ts
+    (4fae506): "The Step Conditions in the Dashboard control the step execution, that's why we
+    need to invert the result"."""
+    if not condition:
+        return True
+    return holds(condition, context)
+
+
+def compile_controls(controls: JSON, context: JSON) -> JSON:
+    """The HTTP request step's controls as Novu's worker renders them: Liquid over their JSON
+    text, parsed back; when that is no longer JSON (a quote in a value) the controls go out
+    unrendered (execute-http-request-step.usecase.ts, `compileControlValues`)."""
+    rendered = render(_stringify(controls), context)
+    try:
+        compiled = json.loads(rendered)
+    except json.JSONDecodeError:
+        return controls
+    return compiled if isinstance(compiled, dict) else controls
 
 
 def holds(condition: Any, context: JSON) -> bool:
@@ -99,7 +170,6 @@ class Run:
     next_step: int = 0
     due: datetime | None = None  # when the next step may run
     status: str = "pending"  # pending | completed | cancelled | failed
-    tries: int = 0
     log: list[str] = field(default_factory=list)
 
 
@@ -115,6 +185,8 @@ class NovuSandbox:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transaction_dedup: bool = False,
         idempotency: bool = True,
+        subscriber_conflict: bool = False,
+        max_delay: timedelta | None = None,
     ) -> None:
         self.api_key = api_key
         # Novu signs its requests with the environment's secret key (the API key).
@@ -124,6 +196,12 @@ class NovuSandbox:
         self.transaction_dedup = transaction_dedup
         # Self-hosted Novu ships with IS_API_IDEMPOTENCY_ENABLED=false: the header is ignored.
         self.idempotency = idempotency
+        # Some Novu versions' `POST /v2/subscribers` refuses a subscriber that exists (409).
+        self.subscriber_conflict = subscriber_conflict
+        # The longest delay the organisation's plan allows (None: no limit).
+        self.max_delay = max_delay
+        # How many of the next HTTP step requests meet a connection refused.
+        self.outage = 0
         self.subscribers: dict[str, JSON] = {}
         self.workflows: dict[str, JSON] = {}
         self.runs: list[Run] = []
@@ -159,6 +237,7 @@ class NovuSandbox:
             ("POST", "/v1/events/trigger", self._trigger),
             ("DELETE", "/v1/events/trigger/{transaction}", self._cancel),
             ("POST", "/v2/subscribers", self._upsert_subscriber),
+            ("PATCH", "/v2/subscribers/{id}", self._patch_subscriber),
             ("GET", "/v2/subscribers/{id}", self._get_subscriber),
             ("GET", "/v2/workflows/{id}", self._get_workflow),
             ("POST", "/v2/workflows", self._create_workflow),
@@ -289,8 +368,22 @@ class NovuSandbox:
         return stored
 
     async def _upsert_subscriber(self, request: web.Request) -> web.Response:
-        stored = self._store_subscriber(await self._body(request))
+        given = await self._body(request)
+        if self.subscriber_conflict and given.get("subscriberId") in self.subscribers:
+            # apps/api/src/app/subscribers-v2/usecases/create-subscriber/
+            # create-subscriber.usecase.ts (031c5f3): ConflictException for an existing id.
+            message = f"Subscriber: {given['subscriberId']} already exists"
+            return _error(409, message, request.path)
+        stored = self._store_subscriber(given)
         return web.json_response({"data": stored}, status=201)
+
+    async def _patch_subscriber(self, request: web.Request) -> web.Response:
+        subscriber_id = request.match_info["id"]
+        if subscriber_id not in self.subscribers:
+            return _error(404, f"Subscriber: {subscriber_id} was not found", request.path)
+        given = await self._body(request)
+        stored = self._store_subscriber(given | {"subscriberId": subscriber_id})
+        return web.json_response({"data": stored})
 
     async def _get_subscriber(self, request: web.Request) -> web.Response:
         found = self.subscribers.get(request.match_info["id"])
@@ -321,7 +414,18 @@ class NovuSandbox:
         found = self.workflows.get(request.match_info["id"])
         if found is None:
             return _error(404, "Workflow not found", request.path)
-        return web.json_response({"data": found})
+        return web.json_response({"data": self._read_back(found)})
+
+    def _read_back(self, workflow: JSON) -> JSON:
+        """A workflow as `GET /v2/workflows/{id}` answers (WorkflowResponseDto): each step's
+        values under `controls.values` (StepResponseDto; `controlValues` is optional there),
+        its `origin`, and `preferences` as {user, default}."""
+        steps = [
+            {key: value for key, value in step.items() if key != "controlValues"}
+            | {"controls": {"values": step.get("controlValues") or {}}}
+            for step in workflow.get("steps", [])
+        ]
+        return workflow | {"steps": steps}
 
     async def _create_workflow(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -331,17 +435,57 @@ class NovuSandbox:
             raise ValueError("workflowId should not be empty")
         if workflow_id in self.workflows:
             return _error(409, f"Workflow with id {workflow_id} already exists", request.path)
-        self.workflows[workflow_id] = body | {"active": body.get("active", True)}
-        return web.json_response({"data": self.workflows[workflow_id]}, status=201)
+        # Made through the API: Novu's own (dashboard) workflow, with the default preferences.
+        self.workflows[workflow_id] = body | {
+            "active": body.get("active", True),
+            "origin": "novu-cloud",
+            "preferences": json.loads(json.dumps(DEFAULT_PREFERENCES)),
+        }
+        stored = self._read_back(self.workflows[workflow_id])
+        return web.json_response({"data": stored}, status=201)
 
     async def _update_workflow(self, request: web.Request) -> web.Response:
         workflow_id = request.match_info["id"]
         if workflow_id not in self.workflows:
             return _error(404, "Workflow not found", request.path)
         body = await self._body(request)
+        refused = self._update_errors(body)
+        if refused:
+            return _invalid(request.path, refused)
         self._check_workflow(body)
-        self.workflows[workflow_id] = body | {"workflowId": workflow_id}
-        return web.json_response({"data": self.workflows[workflow_id]})
+        current = self.workflows[workflow_id]
+        preferences = {
+            "user": body["preferences"].get("user"),
+            "default": body["preferences"].get("workflow") or current["preferences"]["default"],
+        }
+        self.workflows[workflow_id] = body | {
+            "workflowId": workflow_id,
+            "origin": body["origin"],
+            "preferences": preferences,
+        }
+        return web.json_response({"data": self._read_back(self.workflows[workflow_id])})
+
+    @staticmethod
+    def _update_errors(body: JSON) -> dict[str, tuple[str, Any]]:
+        """What `UpdateWorkflowDto` (apps/api/src/app/workflows-v2/dtos/update-workflow.dto.ts,
+        151a942) refuses: `origin` must be a ResourceOriginEnum (`@IsEnum`, not optional),
+        `steps` an array (`@IsArray`), `preferences` a nested PreferencesRequestDto
+        (`@ValidateNested`, not optional), `name` a string (WorkflowCommonsFields)."""
+        errors: dict[str, tuple[str, Any]] = {}
+        if body.get("origin") not in ORIGINS:
+            message = f"origin must be one of the following values: {', '.join(sorted(ORIGINS))}"
+            errors["origin"] = (message, body.get("origin"))
+        if not isinstance(body.get("steps"), list):
+            errors["steps"] = ("steps must be an array", body.get("steps"))
+        preferences = body.get("preferences")
+        if not isinstance(preferences, dict):
+            message = "nested property preferences must be either object or array"
+            errors["preferences"] = (message, preferences)
+        elif preferences.get("user") is not None and not isinstance(preferences["user"], dict):
+            errors["preferences.user"] = ("user must be an object", preferences["user"])
+        if not isinstance(body.get("name"), str):
+            errors["name"] = ("name must be a string", body.get("name"))
+        return errors
 
     # -- the worker -----------------------------------------------------------------------
 
@@ -373,8 +517,8 @@ class NovuSandbox:
         context = {"payload": run.payload, "subscriber": self.subscribers[run.subscriber]}
         kind = step["type"]
         name = step.get("stepId") or kind
-        if holds(controls.get("skip"), context):
-            run.log.append(f"{name}: skipped")
+        if not runs(controls.get("skip"), context):
+            run.log.append(f"{name}: skipped (its condition is false)")
         elif kind == "delay":
             until = self._delay_until(controls, context)
             if until is None:
@@ -383,13 +527,27 @@ class NovuSandbox:
                     f"{name}: no valid ISO 8601 UTC time at {controls.get('dynamicKey')}"
                 )
                 return True
+            if self.max_delay is not None and until - self.now() > self.max_delay:
+                # The plan's longest delay: the job fails and the workflow goes no further
+                # (apps/worker/src/app/workflow/usecases/add-job/add-job.usecase.ts, 4fae506:
+                # DetailEnum.DEFER_DURATION_LIMIT_EXCEEDED, the job is not queued).
+                run.status = "failed"
+                run.log.append(f"{name}: DEFER_DURATION_LIMIT_EXCEEDED")
+                return True
             run.next_step += 1
             run.due = until
             run.log.append(f"{name}: until {_iso(until)}")
             return True
         elif kind == "http_request":
-            if not await self._post(run, controls, context):
-                return False
+            if not await self._post(run, controls, context) and not controls.get(
+                "continueOnFailure"
+            ):
+                # Not retried, and an action step that failed halts the workflow
+                # (execute-http-request-step.usecase.ts, 57973eb:
+                # `shouldHalt: !controlValues.continueOnFailure`; the worker's
+                # shouldHaltOnStepFailure: "Action steps always stop on failure").
+                run.status = "failed"
+                return True
         elif kind in ("email", "sms"):
             self._send(run, kind, controls, context)
         run.next_step += 1
@@ -429,25 +587,33 @@ class NovuSandbox:
         run.log.append(f"{kind}: sent")
 
     async def _post(self, run: Run, controls: JSON, context: JSON) -> bool:
-        """The HTTP request step; False when it failed and will be tried again later."""
-        body = {
-            str(item["key"]): render(str(item.get("value", "")), context)
-            for item in controls.get("body") or []
-        }
+        """The HTTP request step, once; whether the gateway took it (a 2xx)."""
+        compiled = compile_controls(
+            {key: value for key, value in controls.items() if key != "skip"}, context
+        )
+        # toBodyRecord / toHeadersRecord: the key-value lists as objects.
+        body = {str(item["key"]): item.get("value", "") for item in compiled.get("body") or []}
         headers = {
-            str(item["key"]): render(str(item.get("value", "")), context)
-            for item in controls.get("headers") or []
+            str(item["key"]): str(item.get("value", "")) for item in compiled.get("headers") or []
         }
-        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        # Signed at the wall-clock time it is sent, in milliseconds as Novu stamps it.
-        headers["Novu-Signature"] = sign(self.webhook_secret, raw, time.time(), millis=True)
-        url = render(str(controls["url"]), context)
+        # Signed at the wall-clock time it is sent (the gateway checks the age).
+        headers["Novu-Signature"] = novu_signature(
+            self.webhook_secret, body, int(time.time() * 1000)
+        )
+        timeout = float(compiled.get("timeout") or HTTP_STEP_TIMEOUT_MS) / 1000
         if self._session is None or self._session.closed:
-            self._session = ClientSession(timeout=ClientTimeout(total=5))
+            self._session = ClientSession()
         status = 0
         try:
+            if self.outage > 0:
+                self.outage -= 1
+                raise ClientConnectionError("connection refused")
             async with self._session.request(
-                str(controls.get("method", "POST")), url, data=raw, headers=headers
+                str(compiled.get("method", "POST")),
+                str(compiled["url"]),
+                data=_stringify(body).encode(),
+                headers=headers,
+                timeout=ClientTimeout(total=timeout),
             ) as answer:
                 await answer.read()
                 status = answer.status
@@ -457,14 +623,7 @@ class NovuSandbox:
         if 200 <= status < 300:
             run.log.append(f"messenger: posted to the gateway ({status})")
             return True
-        if run.tries >= len(RETRIES):
-            run.log.append(f"messenger: failed for good ({status})")
-            run.next_step += 1  # Novu moves on to the next step
-            run.due = self.now()
-            return True
-        run.due = self.now() + timedelta(seconds=RETRIES[run.tries])
-        run.tries += 1
-        run.log.append(f"messenger: failed ({status}), tried again later")
+        run.log.append(f"messenger: failed ({status or 'no answer'}), not retried")
         return False
 
     # -- the demo page --------------------------------------------------------------------

@@ -18,9 +18,9 @@ from gateway import novu_workflows
 from gateway.novu import NovuClient, NovuDelivery, NovuRejected, NovuUnavailable, is_failure
 from gateway.outbox import PermanentFailure, RetryLater
 from gateway.resilience import CircuitBreaker
-from gateway.sandbox.novu import NovuSandbox, holds, render
+from gateway.sandbox.novu import NovuSandbox, holds, render, runs
 from gateway.streams import Outgoing
-from handlers.novu import NovuWebhook, sign
+from handlers.novu import NovuWebhook
 
 KEY = "novu-key"
 NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
@@ -45,6 +45,13 @@ async def novu() -> AsyncIterator[tuple[NovuSandbox, str, Clock]]:
     await server.close()
 
 
+def sign(secret: str, body: bytes, at: float) -> str:
+    """A `Novu-Signature` stamped in seconds, as some Novu components stamp it."""
+    stamp = str(int(at))
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
 def trigger(transaction: str = "fd-s-confirmed-u1-1", **payload: Any) -> Outgoing:
     body = {
         "name": "booking-reminder",
@@ -65,13 +72,59 @@ async def test_sync_creates_then_changes_nothing_and_mends_an_edited_workflow(
         assert len(first) == 6
         second = await novu_workflows.sync(client, "https://gw.example/webhooks/novu")
         assert {what for _, what in second} == {"unchanged"}
-        # Someone edited a workflow in Novu's dashboard: the repo's version comes back.
-        sandbox.workflows["booking-reminder"]["steps"] = []
+        # Someone edited a workflow in Novu's dashboard (its steps, and a subscriber
+        # preference): the repo's steps come back through a valid update, and the workflow's
+        # origin and preferences stay as they were.
+        edited = sandbox.workflows["booking-reminder"]
+        edited["steps"] = []
+        edited["origin"] = "external"
+        edited["preferences"]["user"] = {"all": {"enabled": True, "readOnly": True}}
+        calls = len(sandbox.calls)
         third = dict(await novu_workflows.sync(client, "https://gw.example/webhooks/novu"))
         assert third["booking-reminder"] == "updated"
-    steps = sandbox.workflows["booking-reminder"]["steps"]
+        assert ("PUT", "/v2/workflows/booking-reminder") in sandbox.calls[calls:]
+        fourth = await novu_workflows.sync(client, "https://gw.example/webhooks/novu")
+        assert {what for _, what in fourth} == {"unchanged"}
+    restored = sandbox.workflows["booking-reminder"]
+    steps = restored["steps"]
     assert [s["type"] for s in steps] == ["delay", "http_request", "email", "sms"]
     assert steps[0]["controlValues"]["dynamicKey"] == "payload.sendAt"
+    assert restored["origin"] == "external"
+    assert restored["preferences"]["user"] == {"all": {"enabled": True, "readOnly": True}}
+    # Conditions say when a step runs: the messenger step for a client in a messenger, email
+    # and SMS for the others; the messenger step does not stop the workflow when it fails.
+    messenger, email, sms = (s["controlValues"] for s in steps[1:])
+    in_messenger = {"!=": [{"var": "payload.conversation"}, ""]}
+    assert messenger["skip"] == in_messenger
+    assert messenger["continueOnFailure"] is True
+    assert email["skip"] == sms["skip"] == {"==": [{"var": "payload.conversation"}, ""]}
+    # Ids and keys only in the post: no names or notes through Liquid into JSON.
+    posted = {item["key"] for item in messenger["body"]}
+    assert not posted & {"service", "master", "reason", "text", "subject"}
+
+
+def test_sync_reads_control_values_either_way_novu_answers() -> None:
+    """StepResponseDto (apps/api/src/app/workflows-v2/dtos/step.response.dto.ts) carries the
+    values in `controls.values`, and `controlValues` is optional: both reads compare alike."""
+    [wanted, *_] = novu_workflows.definitions("https://gw.example/webhooks/novu")
+    flat = {"name": wanted["name"], "active": True, "steps": wanted["steps"]}
+    nested = flat | {
+        "steps": [
+            {"stepId": s["stepId"], "type": s["type"], "controls": {"values": s["controlValues"]}}
+            for s in wanted["steps"]
+        ]
+    }
+    assert not novu_workflows.differs(flat, wanted)
+    assert not novu_workflows.differs(nested, wanted)
+    bare = flat | {"steps": [{"stepId": s["stepId"], "type": s["type"]} for s in wanted["steps"]]}
+    assert novu_workflows.differs(bare, wanted)
+    # An update of a workflow read without origin or preferences is still a whole DTO.
+    update = novu_workflows.update_of({"name": "x"}, wanted)
+    assert update["origin"] == novu_workflows.ORIGIN
+    assert update["preferences"] == {}
+    assert "workflowId" not in update
+    kept = novu_workflows.update_of({"preferences": {"user": None, "workflow": {"a": 1}}}, wanted)
+    assert kept["preferences"] == {"user": None, "workflow": {"a": 1}}
 
 
 async def test_a_trigger_sent_twice_runs_once_and_a_reminder_can_be_cancelled(
@@ -115,9 +168,15 @@ async def test_novus_refusals_and_failures_map_to_the_outbox(
             await client.upsert_subscriber({"subscriberId": "x"})
         assert refused.value.status == 401
 
+    answers = {"/v1/events/trigger": 429}
+
     def answer(request: httpx.Request) -> httpx.Response:
-        status = {"/v1/events/trigger": 429, "/v2/subscribers": 409}.get(request.url.path, 503)
-        return httpx.Response(status, headers={"Retry-After": "7"}, json={"message": "x"})
+        status = answers.get(request.url.path, 503)
+        headers = {"Retry-After": "7"}
+        if status == 409:
+            # The idempotency interceptor echoes the key of a request still in progress.
+            headers["Idempotency-Key"] = request.headers["Idempotency-Key"]
+        return httpx.Response(status, headers=headers, json={"message": "x"})
 
     breaker = CircuitBreaker("novu")
     mocked = NovuClient("https://novu.test", KEY, breaker, transport=httpx.MockTransport(answer))
@@ -126,8 +185,9 @@ async def test_novus_refusals_and_failures_map_to_the_outbox(
         await delivery.deliver(trigger())
     assert later.value.seconds == 7
     assert is_failure(later.value.__cause__ or later.value)  # throttling counts against Novu
+    answers["/v1/events/trigger"] = 409
     with pytest.raises(RetryLater) as busy:
-        await delivery.deliver(Outgoing("novu", "x", "subscriber", {"subscriberId": "x"}))
+        await delivery.deliver(trigger())
     # 409: the same Idempotency-Key still in progress; Novu is not failing.
     assert not is_failure(busy.value.__cause__ or busy.value)
     with pytest.raises(NovuUnavailable) as down:
@@ -147,10 +207,45 @@ async def test_a_trigger_novu_took_but_did_not_run_is_a_dead_letter(
             await NovuDelivery(client).deliver(trigger())
 
 
-async def test_the_sandbox_posts_the_messenger_step_signed_and_retries_it(
+async def test_an_existing_subscriber_is_updated_where_novu_refuses_to_create_it_again(
     novu: tuple[NovuSandbox, str, Clock],
 ) -> None:
-    sandbox, url, clock = novu
+    sandbox, url, _ = novu
+    sandbox.subscriber_conflict = True
+    async with NovuClient(url, KEY, CircuitBreaker("novu")) as client:
+        await novu_workflows.sync(client, "http://127.0.0.1:9/")
+        delivery = NovuDelivery(client)
+        first = {"subscriberId": "s:tg:1", "locale": "ru", "phone": "+79160000001"}
+        await delivery.deliver(Outgoing("novu", "s:tg:1", "subscriber", first))
+        # The client is known already: Novu answers 409, the gateway updates instead.
+        again = {"subscriberId": "s:tg:1", "locale": "en", "email": "a@example.com"}
+        await delivery.deliver(Outgoing("novu", "s:tg:1", "subscriber", again))
+        # Nor is the client's next trigger held up behind it.
+        await delivery.deliver(trigger())
+    assert ("PATCH", "/v2/subscribers/s:tg:1") in sandbox.calls
+    stored = sandbox.subscribers["s:tg:1"]
+    assert (stored["locale"], stored["email"], stored["phone"]) == (
+        "en",
+        "a@example.com",
+        "+79160000001",
+    )
+    assert len(sandbox.runs) == 1
+
+
+async def test_a_patch_of_a_subscriber_novu_does_not_know_is_refused(
+    novu: tuple[NovuSandbox, str, Clock],
+) -> None:
+    _sandbox, url, _ = novu
+    async with NovuClient(url, KEY, CircuitBreaker("novu")) as client:
+        with pytest.raises(NovuRejected) as refused:
+            await client._call("PATCH", "/v2/subscribers/nobody", json={"locale": "en"})
+    assert refused.value.status == 404
+
+
+async def test_the_sandbox_posts_the_messenger_step_once_signed_as_novu_signs(
+    novu: tuple[NovuSandbox, str, Clock],
+) -> None:
+    sandbox, url, _ = novu
     received: list[tuple[bytes, str]] = []
     answers = [500, 200]
 
@@ -165,28 +260,30 @@ async def test_the_sandbox_posts_the_messenger_step_signed_and_retries_it(
     try:
         async with NovuClient(url, KEY, CircuitBreaker("novu")) as client:
             await novu_workflows.sync(client, str(server.make_url("/webhooks/novu")))
-            body = trigger(conversation="tg:1", kind="reminder").params
+            body = trigger(conversation="tg:1", kind="confirmed").params
             body["name"] = "booking-confirmed"
             await client.trigger(body)
+            await sandbox.settle()
+            # The gateway failed: Novu does not try again, and the workflow goes on.
+            assert len(received) == 1
+            assert sandbox.runs[0].status == "completed"
+            body["transactionId"] = "fd-s-confirmed-u1-2"
+            await client.trigger(body)
         await sandbox.settle()
-        assert sandbox.runs[0].status == "pending"  # the gateway failed: tried again later
-        clock.now += timedelta(seconds=6)
-        await sandbox.run_due()
-        assert sandbox.runs[0].status == "completed"
     finally:
         await server.close()
+    assert len(received) == 2
     raw, signature = received[-1]
     assert json.loads(raw)["conversation"] == "tg:1"
     assert json.loads(raw)["subscriber"] == "s:tg:1"
+    # The sandbox's own signing, checked by the gateway's own verifier.
     edge = NovuWebhook("s")
     assert edge.verify({"Novu-Signature": signature}, raw)
     assert not edge.verify({"Novu-Signature": signature}, raw + b" ")
     stale = sign("s", raw, edge.clock() - 600)
     assert not edge.verify({"Novu-Signature": stale}, raw)
-    # Some Novu components stamp milliseconds.
-    at_ms = str(int(edge.clock() * 1000))
-    digest = hmac.new(b"s", at_ms.encode() + b"." + raw, hashlib.sha256).hexdigest()
-    assert edge.verify({"Novu-Signature": f"t={at_ms},v1={digest}"}, raw)
+    # Some Novu components stamp seconds.
+    assert edge.verify({"Novu-Signature": sign("s", raw, edge.clock())}, raw)
     assert not edge.authenticate({"Novu-Signature": "v1=abc"})
 
 
@@ -197,3 +294,5 @@ def test_the_liquid_and_json_logic_the_workflows_use() -> None:
     assert holds({"==": [{"var": "payload.conversation"}, "tg:1"]}, context)
     assert holds({"!=": [{"var": "payload.missing"}, "x"]}, context)
     assert not holds(None, context)
+    assert runs(None, context)
+    assert not runs({"==": [{"var": "payload.conversation"}, ""]}, context)
