@@ -41,6 +41,7 @@ from gateway.metabase import embed_url, sign_embed
 from gateway.metrics import Metrics
 from gateway.novu import NovuClient, NovuDelivery
 from gateway.novu import is_failure as novu_failure
+from gateway.novu_ledger import NoticeLedger
 from gateway.outbox import Delivery, OutboxSender, Pacing
 from gateway.redis_client import connect_redis
 from gateway.resilience import CircuitBreaker, TokenBucket
@@ -58,7 +59,7 @@ from handlers.calcom import CalcomEvents, CalcomWebhook
 from handlers.calcom_novu import NovuPlanner
 from handlers.chatwoot import ChatwootEvents, ChatwootWebhook, reconcile
 from handlers.notices import NoticeSender, Templates
-from handlers.novu import NovuEvents, NovuWebhook
+from handlers.novu import NovuEvents, NovuWebhook, send_overdue
 from handlers.telegram import TelegramConversations, TelegramWebhook, build_router
 from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_challenge
 
@@ -269,6 +270,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         recorder=recorder,
     )
     planner: NovuPlanner | None = None
+    ledger: NoticeLedger | None = None
     if settings.novu_enabled:
         assert settings.novu_api_key is not None
         assert settings.novu_api_url is not None
@@ -291,10 +293,11 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             catalogs,
             settings.reminder_hours,
         )
-        handlers["novu"] = NovuEvents(notices, clock)
+        ledger = NoticeLedger(runtime.redis, runtime.keys)
+        handlers["novu"] = NovuEvents(notices, clock, ledger)
     if calcom is not None:
         handlers["calcom"] = CalcomEvents(
-            links, runtime.inbox, notices, planner, clock, recorder=recorder
+            links, runtime.inbox, notices, planner, clock, recorder=recorder, ledger=ledger
         )
 
     if settings.telegram_bot_token is not None:
@@ -458,10 +461,16 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
     else:
         bookings_sync = None
+    overdue_notices = (
+        asyncio.create_task(_send_overdue_forever(ledger, runtime.inbox, settings, clock))
+        if settings.run_workers and ledger is not None
+        else None
+    )
     try:
         yield
     finally:
         runtime.stopping = True
+        await stop_task(overdue_notices, "Novu notice ledger")
         await stop_task(reconciling, "Chatwoot reconciliation")
         await stop_task(bookings_sync, "Cal.com reconciliation")
         await stop_task(writing, "analytics writer")
@@ -536,6 +545,22 @@ async def _reconcile_bookings_forever(
             raise
         except Exception as exc:
             log.warning("Cal.com reconciliation failed: %s", type(exc).__name__)
+
+
+async def _send_overdue_forever(
+    ledger: NoticeLedger, inbox: Inbox, settings: Settings, clock: Callable[[], datetime]
+) -> None:
+    """Messenger notices Novu did not post back, sent every NOVU_LEDGER_SECONDS once they are
+    NOVU_GRACE_SECONDS past due."""
+    grace = timedelta(seconds=settings.novu_grace_seconds)
+    while True:
+        await asyncio.sleep(settings.novu_ledger_seconds)
+        try:
+            await send_overdue(ledger, inbox, clock(), grace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("the Novu notice ledger failed: %s", type(exc).__name__)
 
 
 async def work_shard(

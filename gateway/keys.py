@@ -54,5 +54,14 @@ class Keys:
         """Facts waiting for the analytics writer (gateway/analytics.py)."""
         return f"{self.prefix}:analytics"
 
+    @property
+    def notices_due(self) -> str:
+        """Planned messenger notices not yet posted back, by due time (gateway/novu_ledger.py)."""
+        return f"{self.prefix}:novu:due"
+
+    def notice(self, transaction: str) -> str:
+        """One planned messenger notice: what it says, and whether it went."""
+        return f"{self.prefix}:novu:notice:{transaction}"
+
     def session(self, channel: str, user_id: str) -> str:
         return f"{self.prefix}:session:{channel}:{user_id}"

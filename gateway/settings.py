@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     novu_api_key: SecretStr | None = None
     novu_api_url: str | None = Field(default=None, validate_default=True)
     novu_webhook_secret: SecretStr | None = None
+    # How long after a messenger notice is due the gateway waits for Novu to post it back
+    # before sending it itself (Novu does not retry a failed post), and how often it looks.
+    novu_grace_seconds: float = Field(default=300.0, gt=0)
+    novu_ledger_seconds: float = Field(default=30.0, gt=0)
     # Reminders before each visit, in hours (JSON list in the environment: [24, 2]).
     reminder_hours: tuple[float, ...] = (24.0, 2.0)
 

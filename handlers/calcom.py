@@ -39,6 +39,7 @@ from gateway.calendar import METADATA_CHANNEL, METADATA_CHAT
 from gateway.desk import Conversation
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event, Inbox
+from gateway.novu_ledger import NoticeLedger
 from gateway.streams import Entry, Outcome, Outgoing
 from handlers.calcom_novu import NovuPlanner
 from handlers.notices import NoticeSender
@@ -237,8 +238,11 @@ class CalcomEvents:
         planner: NovuPlanner | None,
         clock: Callable[[], datetime],
         recorder: Recorder | None = None,
+        ledger: NoticeLedger | None = None,
     ) -> None:
         self.recorder = recorder
+        # Where the messenger notices Novu should post back are awaited (with Novu on).
+        self.ledger = ledger
         self.links = links
         self.inbox = inbox
         self.notices = notices
@@ -340,6 +344,8 @@ class CalcomEvents:
                 change, notice, conv, locale, by_chat=by_chat, now=now, stale=stale
             )
             planned = [self._failing(message, conv, now) for message in planned]
+            if self.ledger is not None:
+                await self.planner.await_posts(self.ledger, planned, now)
             reminders = self.planner.reminders_in(planned)
             if reminders:
                 await self.links.save(change.uid, reminders=" ".join(reminders))

@@ -12,6 +12,10 @@ Every `transactionId` is deterministic, `fd-<salon>-<kind>-<uid>-<start epoch>`,
 `Idempotency-Key`: a redelivered webhook queues the same calls, which Novu takes once (and the
 inbox's de-duplication already stops most of them). The start time in it keeps a moved booking's
 new reminders apart from the cancelled ones.
+
+Every trigger whose messenger step will post back is also recorded in the gateway's ledger
+(gateway/novu_ledger.py), due now or at its `sendAt`, and a cancelled reminder is taken off it:
+what Novu does not post back in time, the gateway sends itself.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from bot.i18n import Catalogs
 from gateway import novu_workflows as workflows
 from gateway.desk import Conversation
 from gateway.novu import CHANNEL
+from gateway.novu_ledger import NoticeLedger
 from gateway.streams import Outgoing
+from handlers.novu import ledger_content
 
 if TYPE_CHECKING:
     from handlers.calcom import BookingChange
@@ -152,6 +158,24 @@ class NovuPlanner:
                     )
                 )
         return planned
+
+    @staticmethod
+    async def await_posts(ledger: NoticeLedger, planned: Sequence[Outgoing], now: datetime) -> None:
+        """Record in the ledger the messenger notices a plan asks Novu to post back, and take
+        off it the reminders the plan cancels."""
+        for message in planned:
+            transaction = str(message.params.get("transactionId", ""))
+            if message.method == "cancel":
+                await ledger.done(transaction)
+                continue
+            if message.method != "trigger":
+                continue
+            payload = message.params.get("payload", {})
+            if payload.get("messenger") != "yes" or not payload.get("conversation"):
+                continue  # no post back: told in the chat already, or no messenger
+            send_at = payload.get("sendAt")
+            due = datetime.fromisoformat(send_at.replace("Z", "+00:00")) if send_at else now
+            await ledger.record(transaction, due, ledger_content(payload), now)
 
     def _reminders(self, uid: str, start: datetime) -> list[str]:
         return [self.transaction(self.reminder_kind(h), uid, start) for h in self.reminder_hours]

@@ -4,8 +4,11 @@ The edge verifies `Novu-Signature: t=<timestamp>,v1=<hex>` (HMAC-SHA256 of `<tim
 body>` with the environment's secret key, NOVU_API_KEY unless NOVU_WEBHOOK_SECRET is set:
 Novu's scheme for the requests its workflows make), refuses timestamps more than five minutes
 off, and queues the notice under the client's conversation, de-duplicated by its
-`transactionId` (Novu retries a step that failed). The worker words the notice in the client's
-language and sends it through the outbox (see handlers/notices.py).
+`transactionId`. The post carries ids and keys only; the worker takes what the notice says from
+the gateway's ledger (gateway/novu_ledger.py), words it in the client's language and sends it
+through the outbox (see handlers/notices.py). Novu does not retry a failed post: the ledger's
+loop (`send_overdue`) queues a notice Novu did not post in time under the same event id, so
+that the notice is handled once, whichever comes first.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
 from gateway.desk import Conversation
 from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event
+from gateway.inbox import Event, Inbox
+from gateway.novu_ledger import NoticeLedger
+from gateway.novu_workflows import WEBHOOK_FIELDS
 from gateway.streams import Entry, Outcome
 from handlers.notices import NoticeSender
 
@@ -44,11 +49,9 @@ def _parts(header: str) -> tuple[str, list[str]]:
     return stamp, signatures
 
 
-def sign(secret: str, body: bytes, at: float, *, millis: bool = False) -> str:
-    """The header value for `body` signed at `at` (what Novu sends; the sandbox uses it)."""
-    stamp = str(int(at * 1000) if millis else int(at))
-    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
+def event_id(transaction: str) -> str:
+    """The inbox's id of a notice, from Novu's post or from the ledger alike."""
+    return f"n:{transaction}"
 
 
 class NovuWebhook:
@@ -89,7 +92,7 @@ class NovuWebhook:
         conversation = str(body.get("conversation") or "")
         if Conversation.from_key(conversation) is None or body.get("messenger") == "no":
             return []  # not for a messenger client, or already answered in the chat
-        return [Event(SOURCE, f"n:{transaction}", conversation, raw)]
+        return [Event(SOURCE, event_id(transaction), conversation, raw)]
 
 
 def _instant(value: Any) -> datetime | None:
@@ -124,17 +127,51 @@ def notice_of(body: dict[str, Any]) -> Notice | None:
 
 
 class NovuEvents:
-    """The worker's handler: a notice Novu's workflow delivers to a messenger client."""
+    """The worker's handler: a notice for a messenger client, posted by Novu's workflow or
+    queued by the ledger."""
 
-    def __init__(self, notices: NoticeSender, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, notices: NoticeSender, clock: Callable[[], datetime], ledger: NoticeLedger
+    ) -> None:
         self.notices = notices
         self.clock = clock
+        self.ledger = ledger
 
     async def __call__(self, entry: Entry) -> Outcome:
         body = json.loads(entry.body)
+        transaction = str(body.get("transaction") or "")
+        # What the notice says comes from our own record of it; a post from a workflow synced
+        # before the ledger existed carried the words itself.
+        recorded = await self.ledger.content(transaction) if transaction else None
         conv = Conversation.from_key(entry.conversation)
-        notice = notice_of(body)
+        notice = notice_of(body | (recorded or {}))
         if conv is None or notice is None:
             log.warning("a Novu notice Frontdesk cannot read was dropped: %s", entry.event_id)
             return Outcome()
-        return await self.notices.send(conv, notice, entry.event_id, self.clock())
+        outcome = await self.notices.send(conv, notice, entry.event_id, self.clock())
+        if transaction:
+            await self.ledger.done(transaction)
+        return outcome
+
+
+def ledger_content(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps of a trigger's payload: the messenger step's fields, and the words
+    the message needs (which the step's body does not carry)."""
+    names = (*WEBHOOK_FIELDS, "service", "master", "reason")
+    return {name: str(payload.get(name) or "") for name in names}
+
+
+async def send_overdue(ledger: NoticeLedger, inbox: Inbox, now: datetime, grace: timedelta) -> int:
+    """Queue every notice Novu has not posted back within `grace` after its due time, as Novu
+    would have; how many were new to the inbox (the others had come from Novu meanwhile)."""
+    queued = 0
+    for transaction in await ledger.overdue(now - grace):
+        content = await ledger.content(transaction)
+        conversation = str((content or {}).get("conversation") or "")
+        if content is not None and Conversation.from_key(conversation) is not None:
+            raw = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+            if await inbox.put(Event(SOURCE, event_id(transaction), conversation, raw)):
+                queued += 1
+                log.info("a notice Novu did not post back was queued by the ledger")
+        await ledger.done(transaction)
+    return queued

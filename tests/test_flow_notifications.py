@@ -7,9 +7,11 @@ its messenger step to the gateway, signed; the Telegram and WhatsApp sandboxes a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +23,10 @@ from aiohttp.test_utils import TestServer
 from gateway.bookings import BookingLinks
 from gateway.calcom import CalcomClient
 from gateway.novu import NovuClient
+from gateway.novu_ledger import NoticeLedger
 from gateway.novu_workflows import sync
 from gateway.resilience import CircuitBreaker
-from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.novu import NovuSandbox, novu_signature
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import GatewayFactory, Sandbox, eventually
@@ -39,6 +42,8 @@ CAL_SECRET = "cal-test-webhook-secret"
 JSON = dict[str, Any]
 # Wednesday 3 June 2026, 10:00 in Moscow; the salon's clock starts on Monday 1 June, 10:00.
 VISIT = datetime(2026, 6, 3, 7, 0, tzinfo=UTC)
+# The gateway's ledger looks often, and waits a minute of the salon's clock for Novu's post.
+LEDGER = {"novu_grace_seconds": 60.0, "novu_ledger_seconds": 0.05}
 
 
 @pytest.fixture
@@ -259,7 +264,7 @@ async def test_a_booking_made_elsewhere_reaches_the_known_client_and_its_buttons
 async def test_the_salon_moves_then_cancels_a_visit_and_the_client_hears_of_both(
     start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
 ) -> None:
-    await start_notifying(start_gateway, salon, novu)
+    await start_notifying(start_gateway, salon, novu, **LEDGER)
     chat = Chat(sandbox.telegram, 803)
     uid = await book_in_chat(chat, salon, "+79160000803")
     await eventually(lambda: len(runs(novu, "booking-reminder", "pending")) == 2)
@@ -307,6 +312,9 @@ async def test_the_salon_moves_then_cancels_a_visit_and_the_client_hears_of_both
     assert all(r.status != "pending" for r in runs(novu, "booking-reminder"))
     salon.clock.now = friday
     await novu.run_due()
+    # Nor does the gateway's own ledger send the reminders the move and the cancellation
+    # made wrong, their time long past.
+    await asyncio.sleep(0.3)
     assert not any("A reminder" in t for t in texts(chat))
 
 
@@ -559,3 +567,86 @@ async def test_a_refused_notice_template_leaves_the_notice_waiting_for_the_clien
     assert "You are booked: «Women's haircut» on Mon, 8 June, 11:00." in json.dumps(
         [s.body for s in answer], ensure_ascii=False
     )
+
+
+async def post_as_novu(gateway: Any, body: JSON) -> int:
+    """A messenger step's post, signed as Novu signs it."""
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    signature = novu_signature(NOVU_KEY, body, int(time.time() * 1000))
+    headers = {"Content-Type": "application/json", "Novu-Signature": signature}
+    async with (
+        ClientSession() as http,
+        http.post(f"{gateway.url}/webhooks/novu", data=raw, headers=headers) as answer,
+    ):
+        return answer.status
+
+
+async def test_a_notice_novu_failed_to_post_reaches_the_client_once_through_the_ledger(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
+) -> None:
+    gateway = await start_notifying(start_gateway, salon, novu, **LEDGER)
+    chat = Chat(sandbox.telegram, 811)
+    await book_in_chat(chat, salon, "+79160000811")
+    await known(gateway, "+79160000811")
+    before = len(chat.messages)
+
+    # The salon books the client on its page while the gateway restarts: Novu's one post of
+    # the confirmation meets a refused connection, and Novu does not try again.
+    novu.outage = 1
+    uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000811")
+
+    def confirmation() -> Any:
+        found = [r for r in runs(novu, "booking-confirmed") if r.payload["bookingUid"] == uid]
+        return found and found[0].status != "pending" and found[0]
+
+    run = await eventually(confirmation)
+    assert run.status == "completed"  # the step continues on failure; email and SMS skipped
+    assert "messenger: failed (no answer), not retried" in run.log
+    assert novu.sent == []
+    await asyncio.sleep(0.3)
+    assert chat.messages[before:] == []  # within the grace period the gateway waits for Novu
+
+    # A minute on, the gateway's ledger sends it itself.
+    salon.clock.now += timedelta(seconds=61)
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith(
+        "✅ You are booked: «Women's haircut» on Thu, 4 June, 11:00."
+    )
+    assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
+
+    # Should Novu's post come after all (a late retry by hand), it is a duplicate.
+    [failed] = [d for d in novu.deliveries if d["body"]["bookingUid"] == uid]
+    assert await post_as_novu(gateway, failed["body"]) == 200
+    await asyncio.sleep(0.3)
+    assert sum("You are booked: «Women's haircut» on Thu" in t for t in texts(chat)) == 1
+
+
+async def test_a_reminder_beyond_the_plans_longest_delay_still_comes_through_the_ledger(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, novu: NovuSandbox
+) -> None:
+    # The plan allows delays of up to 30 hours: the T-2 h reminder, 46 hours away, fails.
+    novu.max_delay = timedelta(hours=30)
+    gateway = await start_notifying(start_gateway, salon, novu, **LEDGER)
+    chat = Chat(sandbox.telegram, 812)
+    uid = await book_in_chat(chat, salon, "+79160000812")
+    await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
+    await novu.settle()
+    early, late = sorted(runs(novu, "booking-reminder"), key=lambda r: r.payload["sendAt"])
+    assert early.status == "pending"
+    assert late.status == "failed"
+    assert "wait: DEFER_DURATION_LIMIT_EXCEEDED" in late.log
+
+    # T-24 h: Novu posts the first reminder, and the ledger marks it done.
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+    await eventually(lambda: sum("A reminder" in t for t in texts(chat)) == 1)
+    # T-2 h and a minute: the gateway sends the second, which Novu never will.
+    before = len(chat.messages)
+    salon.clock.now = VISIT - timedelta(hours=2) + timedelta(seconds=61)
+    second = await eventually(lambda: chat.messages[before:])
+    assert second[-1]["text"].startswith("⏰ A reminder: «Women's haircut» on Wed, 3 June, 10:00.")
+    assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
+    await asyncio.sleep(0.3)
+    assert sum("A reminder" in t for t in texts(chat)) == 2
+    ledger = NoticeLedger(gateway.runtime.redis, gateway.runtime.keys)
+    assert await ledger.overdue(VISIT + timedelta(days=30)) == []

@@ -1,0 +1,244 @@
+"""The Novu stand-in does what Novu does where Frontdesk relies on it; each test quotes the rule."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from gateway.sandbox.novu import NovuSandbox, compile_controls, novu_signature
+
+KEY = "novu-key"
+NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+JSON = dict[str, Any]
+IN_MESSENGER = {"!=": [{"var": "payload.conversation"}, ""]}
+
+
+class Env:
+    def __init__(self, novu: NovuSandbox, url: str, http: ClientSession) -> None:
+        self.novu = novu
+        self.url = url
+        self.http = http
+        self.received: list[tuple[bytes, str]] = []
+        self.answers: list[int] = []
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"ApiKey {KEY}"}
+        async with self.http.request(
+            method, f"{self.url}{path}", json=body, headers=headers
+        ) as answer:
+            return answer.status, await answer.json()
+
+    async def workflow(self, *steps: JSON, workflow_id: str = "w") -> None:
+        body = {"name": "W", "workflowId": workflow_id, "steps": list(steps)}
+        status, answer = await self.call("POST", "/v2/workflows", body)
+        assert status == 201, answer
+
+    async def trigger(self, payload: JSON, workflow_id: str = "w", transaction: str = "t1") -> None:
+        body = {
+            "name": workflow_id,
+            "to": {"subscriberId": "s1", "email": "a@example.com"},
+            "payload": payload,
+            "transactionId": transaction,
+        }
+        status, answer = await self.call("POST", "/v1/events/trigger", body)
+        assert status == 201, answer
+        await self.novu.settle()
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    novu = NovuSandbox(KEY, webhook_secret="secret", clock=lambda: NOW)
+    hook_app = web.Application()
+    holder: list[Env] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        holder[0].received.append((await request.read(), request.headers["Novu-Signature"]))
+        answers = holder[0].answers
+        return web.json_response({}, status=answers.pop(0) if answers else 200)
+
+    hook_app.router.add_post("/hook", hook)
+    hook_server = TestServer(hook_app)
+    server = TestServer(novu.app())
+    await hook_server.start_server()
+    await server.start_server()
+    async with ClientSession() as http:
+        env = Env(novu, str(server.make_url("")).rstrip("/"), http)
+        env.hook_url = str(hook_server.make_url("/hook"))  # type: ignore[attr-defined]
+        holder.append(env)
+        yield env
+    await novu.close()
+    await server.close()
+    await hook_server.close()
+
+
+def http_step(url: str, **controls: Any) -> JSON:
+    values = {
+        "method": "POST",
+        "url": url,
+        "body": [
+            {"key": "conversation", "value": "{{payload.conversation}}"},
+            {"key": "name", "value": "{{payload.name}}"},
+        ],
+        **controls,
+    }
+    return {"name": "Post", "stepId": "post", "type": "http_request", "controlValues": values}
+
+
+def email_step(**controls: Any) -> JSON:
+    values = {"subject": "S", "body": "{{payload.name}}", **controls}
+    return {"name": "Email", "stepId": "email", "type": "email", "controlValues": values}
+
+
+async def test_a_step_condition_says_when_the_step_runs(env: Env) -> None:
+    """Novu docs, "Step conditions": "If the condition evaluates to true, the step runs";
+    novuhq/novu execute-http-request-step.usecase.ts (57973eb) `evaluateSkipCondition` returns
+    `!result`, construct-framework-workflow.usecase.ts (4fae506): "The Step Conditions in the
+    Dashboard control the step execution, that's why we need to invert the result"."""
+    url = env.hook_url  # type: ignore[attr-defined]
+    not_in_messenger = {"==": [{"var": "payload.conversation"}, ""]}
+    await env.workflow(http_step(url, skip=IN_MESSENGER), email_step(skip=not_in_messenger))
+    await env.trigger({"conversation": "tg:1", "name": "Anna"})
+    assert len(env.received) == 1
+    assert env.novu.sent == []
+    await env.trigger({"conversation": "", "name": "Vera"}, transaction="t2")
+    assert len(env.received) == 1
+    assert [m["text"] for m in env.novu.sent] == ["Vera"]
+    assert "post: skipped (its condition is false)" in env.novu.runs[1].log
+
+
+async def test_a_failed_http_step_is_not_retried_and_halts_unless_it_continues(env: Env) -> None:
+    """execute-http-request-step.usecase.ts (57973eb): a failed request returns
+    `status: FAILED, shouldHalt: !controlValues.continueOnFailure` (no retry); the worker's
+    shouldHaltOnStepFailure: "Action steps always stop on failure across all versions"."""
+    url = env.hook_url  # type: ignore[attr-defined]
+    await env.workflow(http_step(url), email_step(), workflow_id="halts")
+    await env.workflow(http_step(url, continueOnFailure=True), email_step(), workflow_id="goes")
+    env.answers = [503, 503]
+    await env.trigger({"conversation": "tg:1", "name": "A"}, workflow_id="halts")
+    halted = env.novu.runs[-1]
+    assert halted.status == "failed"
+    assert env.novu.sent == []
+    await env.trigger({"conversation": "tg:1", "name": "B"}, "goes", transaction="t2")
+    assert env.novu.runs[-1].status == "completed"
+    assert [m["text"] for m in env.novu.sent] == ["B"]
+    env.novu.clock = lambda: NOW + timedelta(hours=1)
+    await env.novu.run_due()
+    assert len(env.received) == 2  # once each, never again
+    # A connection refused (a deploy restart) fails it the same way.
+    env.novu.outage = 1
+    await env.trigger({"conversation": "tg:1", "name": "C"}, "halts", transaction="t3")
+    assert env.novu.runs[-1].status == "failed"
+    assert env.novu.deliveries[-1]["status"] == 0
+    assert len(env.received) == 2
+
+
+async def test_the_http_step_is_signed_as_buildnovusignatureheader_signs(env: Env) -> None:
+    """libs/application-generic/src/utils/hmac.ts, buildNovuSignatureHeader: `t=${Date.now()}`
+    (milliseconds), `v1=` hex HMAC-SHA256 with the environment's secret key of
+    `${timestamp}.${JSON.stringify(payload)}`, and the body sent is that payload."""
+    await env.workflow(http_step(env.hook_url))  # type: ignore[attr-defined]
+    await env.trigger({"conversation": "tg:1", "name": "Анна"})
+    [(raw, header)] = env.received
+    stamp, digest = (part.split("=", 1)[1] for part in header.split(","))
+    assert len(stamp) == 13  # milliseconds
+    expected = hmac.new(b"secret", stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    assert digest == expected
+    assert raw == '{"conversation":"tg:1","name":"Анна"}'.encode()
+    assert novu_signature("secret", json.loads(raw), int(stamp)) == header
+
+
+def test_the_http_steps_controls_are_rendered_as_json_text() -> None:
+    """execute-http-request-step.usecase.ts (57973eb), compileControlValues: Liquid renders
+    `JSON.stringify(values)` and the result is `JSON.parse`d; if that throws, the values go
+    unrendered. A quote in a payload value therefore leaves every template as it was."""
+    controls = {"body": [{"key": "name", "value": "{{payload.name}}"}]}
+    fine = compile_controls(controls, {"payload": {"name": "Anna"}})
+    assert fine["body"][0]["value"] == "Anna"
+    broken = compile_controls(controls, {"payload": {"name": 'The "Deluxe" cut'}})
+    assert broken["body"][0]["value"] == "{{payload.name}}"
+
+
+async def test_an_update_must_be_a_whole_update_workflow_dto(env: Env) -> None:
+    """apps/api/src/app/workflows-v2/dtos/update-workflow.dto.ts (151a942): `origin` is
+    `@IsEnum(ResourceOriginEnum)` with no `@IsOptional`, `preferences` a nested
+    PreferencesRequestDto, `steps` `@IsArray`; a validation failure is a 422 with `errors` by
+    field (docs/api-reference/errors.mdx)."""
+    await env.workflow(email_step())
+    status, answer = await env.call("PUT", "/v2/workflows/w", {"name": "W", "steps": []})
+    assert status == 422
+    assert set(answer["errors"]) == {"origin", "preferences"}
+    assert answer["errors"]["origin"]["value"] is None
+    assert answer["statusCode"] == 422
+    assert answer["path"] == "/v2/workflows/w"
+    status, answer = await env.call(
+        "PUT",
+        "/v2/workflows/w",
+        {"name": "W", "steps": {}, "origin": "mine", "preferences": {"user": 3}},
+    )
+    assert status == 422
+    assert set(answer["errors"]) == {"origin", "steps", "preferences.user"}
+    whole = {"name": "W2", "steps": [], "origin": "novu-cloud", "preferences": {"user": None}}
+    status, answer = await env.call("PUT", "/v2/workflows/w", whole)
+    assert status == 200
+    assert answer["data"]["name"] == "W2"
+    assert (await env.call("PUT", "/v2/workflows/nope", whole))[0] == 404
+
+
+async def test_a_workflow_reads_back_with_controls_values_origin_and_preferences(
+    env: Env,
+) -> None:
+    """StepResponseDto (step.response.dto.ts): `controls` (ControlsMetadataDto, with `values`)
+    is required and `controlValues` optional; WorkflowResponseDto carries `origin` and
+    `preferences` as {user, default} (preferences.response.dto.ts)."""
+    await env.workflow(email_step())
+    status, answer = await env.call("GET", "/v2/workflows/w")
+    assert status == 200
+    [step] = answer["data"]["steps"]
+    assert "controlValues" not in step
+    assert step["controls"]["values"]["subject"] == "S"
+    assert answer["data"]["origin"] == "novu-cloud"
+    assert set(answer["data"]["preferences"]) == {"user", "default"}
+
+
+async def test_some_versions_refuse_to_create_a_subscriber_that_exists(env: Env) -> None:
+    """apps/api/src/app/subscribers-v2/usecases/create-subscriber/create-subscriber.usecase.ts
+    (031c5f3): `throw new ConflictException(`Subscriber: ${subscriberId} already exists`)`;
+    `PATCH /v2/subscribers/{subscriberId}` updates one."""
+    body = {"subscriberId": "s1", "locale": "ru"}
+    assert (await env.call("POST", "/v2/subscribers", body))[0] == 201
+    assert (await env.call("POST", "/v2/subscribers", body))[0] == 201  # create or update
+    env.novu.subscriber_conflict = True
+    status, answer = await env.call("POST", "/v2/subscribers", body)
+    assert status == 409
+    assert answer["message"] == "Subscriber: s1 already exists"
+    status, answer = await env.call("PATCH", "/v2/subscribers/s1", {"locale": "en"})
+    assert status == 200
+    assert answer["data"]["locale"] == "en"
+    assert (await env.call("PATCH", "/v2/subscribers/s2", {"locale": "en"}))[0] == 404
+
+
+async def test_a_delay_longer_than_the_plan_allows_fails_the_run(env: Env) -> None:
+    """apps/worker/src/app/workflow/usecases/add-job/add-job.usecase.ts (4fae506): when the
+    tier restrictions refuse the defer duration, the execution detail is
+    DEFER_DURATION_LIMIT_EXCEEDED and the job is not queued (the workflow goes no further)."""
+    env.novu.max_delay = timedelta(hours=30)
+    wait = {
+        "name": "Wait",
+        "stepId": "wait",
+        "type": "delay",
+        "controlValues": {"type": "dynamic", "dynamicKey": "payload.sendAt"},
+    }
+    await env.workflow(wait, email_step())
+    await env.trigger({"sendAt": "2026-06-02T07:00:00Z", "name": "ok"})
+    assert env.novu.runs[-1].status == "pending"
+    await env.trigger({"sendAt": "2026-06-03T07:00:00Z", "name": "late"}, transaction="t2")
+    assert env.novu.runs[-1].status == "failed"
+    assert env.novu.runs[-1].log == ["wait: DEFER_DURATION_LIMIT_EXCEEDED"]
