@@ -139,18 +139,17 @@ class NovuEvents:
 
     async def __call__(self, entry: Entry) -> Outcome:
         body = json.loads(entry.body)
-        transaction = str(body.get("transaction") or "")
+        transaction = str(body.get("transaction"))  # the edge queues none without it
         # What the notice says comes from our own record of it; a post from a workflow synced
         # before the ledger existed carried the words itself.
-        recorded = await self.ledger.content(transaction) if transaction else None
+        recorded = await self.ledger.content(transaction)
         conv = Conversation.from_key(entry.conversation)
         notice = notice_of(body | (recorded or {}))
         if conv is None or notice is None:
             log.warning("a Novu notice Frontdesk cannot read was dropped: %s", entry.event_id)
             return Outcome()
         outcome = await self.notices.send(conv, notice, entry.event_id, self.clock())
-        if transaction:
-            await self.ledger.done(transaction)
+        await self.ledger.done(transaction)
         return outcome
 
 
