@@ -367,6 +367,8 @@ class CalcomEvents:
         payload = message.params.get("payload", {})
         if payload.get("messenger") != "yes":
             return message  # the client was told in the chat; this is Novu's email copy
+        if self.ledger is not None and payload.get("conversation"):
+            return message  # the gateway's ledger sends it to the messenger all the same
         transaction = str(message.params.get("transactionId", ""))
         failure = self.recorder.failed_notice(
             f"novu-failed:{transaction}",
