@@ -304,15 +304,20 @@ class CalcomEvents:
             return ()
         # Counted on the day it happened, also when found late by the reconciliation.
         at = change.at if change.at is not None and change.at <= self.clock() else self.clock()
-        fact = self.recorder.fact(
+        if kind == analytics.NO_SHOW or change.start is None:  # one per change of marks
+            fact = self.recorder.fact(kind, conversation, at, booking=change.uid)
+            return (fact,)
+        # Under the change's own name: a booking the chat made, already counted as it was
+        # made, is not counted again.
+        fact = self.recorder.booking_fact(
             kind,
             conversation,
             at,
             booking=change.uid,
+            start=change.start,
             origin="chat" if by_chat else "calcom",
             service=change.service,
             master=change.master,
-            starts_at=self.recorder.local(change.start) if change.start else None,
             previous_booking=change.previous_uid,
         )
         return (fact,)
@@ -471,17 +476,24 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-async def reconcile(client: CalcomClient, links: BookingLinks, inbox: Inbox, now: datetime) -> int:
+async def reconcile(
+    client: CalcomClient,
+    links: BookingLinks,
+    inbox: Inbox,
+    now: datetime,
+    lookback: timedelta = timedelta(hours=24),
+) -> int:
     """Queue the changes of recently updated bookings whose webhook never came. The change ids
     are the webhook's own, so the inbox's de-duplication makes this exactly once with the
     webhook path. Returns how many were missing.
 
-    The first run only starts the feed: a new installation does not confirm the salon's past
-    bookings to everyone at once."""
+    The first run reads back `lookback` (CALCOM_RECONCILE_LOOKBACK_HOURS): changes made before
+    it, while no webhook was set up or the gateway was starting, are found too; older ones,
+    the salon's bookings from before then, are left alone."""
     since = await links.cursor()
     if since is None:
-        await links.move_cursor(now)
-        return 0
+        since = now - lookback
+        await links.move_cursor(since)
     # New bookings by creation time too: `updatedAt` may stay empty until a first update.
     changed = await client.bookings(after_updated_at=since, max_items=1000)
     created = await client.bookings(after_created_at=since, max_items=1000)

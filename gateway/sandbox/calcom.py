@@ -784,7 +784,9 @@ class CalcomSandbox:
             start = datetime.combine(day, _clock_time(at), ZoneInfo(zone)).astimezone(UTC)
             attendee = {"name": client, "phoneNumber": phone, "timeZone": zone, "language": "ru"}
             event_type = self._event_types[ids[slug, host]]
-            self._store_booking(event_type, start, [host], attendee, {}, {})
+            booking = self._store_booking(event_type, start, [host], attendee, {}, {})
+            # Made over the past week, before Frontdesk was installed.
+            booking.created = booking.updated = self._now() - timedelta(days=7 - days)
         return team_id
 
     # -- failure injection ----------------------------------------------------------------
