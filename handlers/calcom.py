@@ -6,7 +6,10 @@ on and de-duplicates each change by (trigger, uid, start): a redelivery, or the 
 again by the reconciliation, is handled once. A change is queued under the client's own
 conversation when the booking says whose it is (bookings made in the chat carry it in their
 metadata), so that it is handled in order with the client's messages; otherwise under the
-booking, and the worker looks the client up by phone, then email.
+booking, and the worker looks the client up: by our own record of the booking (or of the one
+it replaces), then by phone, then by email. A cancellation always goes that way:
+handleCancelBooking sends no `metadata` and, in some versions, no attendee `phoneNumber`
+(calcom/cal.com packages/features/bookings/lib/handleCancelBooking.ts @ 2446b58b).
 
 The worker then:
 - remembers whose booking it is, and the client's contact details for next time;

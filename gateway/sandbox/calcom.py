@@ -1554,6 +1554,9 @@ class CalcomSandbox:
         }
         attendee["email"] = old.responses.get("email")
         responses = {k: v for k, v in old.responses.items() if k not in ("name", "email", "guests")}
+        # The new booking keeps the old one's metadata (apps/api/v2 ee/bookings/2024-08-13
+        # services/input.service.ts transformInputRescheduleBooking: `metadata: booking.metadata
+        # || {}`), so its BOOKING_RESCHEDULED webhook carries it.
         new = self._store_booking(
             et, start, hosts, attendee, old.metadata, responses, location=old.location
         )
