@@ -80,6 +80,10 @@ async def test_webhooks_set_registers_the_calcom_webhook_once(
 
     from gateway.sandbox.calcom import CalcomSandbox
 
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    assert await run("webhooks", "set") == 0
+    assert "Neither Telegram nor Cal.com is configured" in capsys.readouterr().out
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     calendar = CalcomSandbox("cal_cli_key", CONTRACTS / "calcom-v2.openapi.json")
     server = TestServer(calendar.app())
     await server.start_server()
@@ -88,6 +92,10 @@ async def test_webhooks_set_registers_the_calcom_webhook_once(
     monkeypatch.delenv("CALCOM_WEBHOOK_SECRET", raising=False)
     triggers = sorted(CALCOM_TRIGGERS)
     try:
+        monkeypatch.delenv("PUBLIC_URL")
+        assert await run("webhooks", "set") == 2
+        assert "PUBLIC_URL is required" in capsys.readouterr().out
+        monkeypatch.setenv("PUBLIC_URL", "https://salon.example")
         assert await run("webhooks", "set") == 2
         assert "CALCOM_WEBHOOK_SECRET is required" in capsys.readouterr().out
         assert calendar.webhooks == []

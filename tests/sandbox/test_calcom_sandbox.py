@@ -554,6 +554,14 @@ async def test_webhooks_are_managed_like_the_v2_api(
     assert (await response.json())["data"]["secret"] == "sb"
     response = await client.patch(f"/v2/webhooks/{b_id}", json={"active": "yes"}, headers=AUTH)
     assert response.status == 400
+    moved = {"subscriberUrl": url_b, "payloadTemplate": None, "active": None}
+    response = await client.patch(f"/v2/webhooks/{b_id}", json=moved, headers=AUTH)
+    hook_b = (await response.json())["data"]
+    assert (hook_b["subscriberUrl"], hook_b["payloadTemplate"], hook_b["active"]) == (
+        url_b,
+        None,
+        True,
+    )
 
     await book(salon, booking_body(salon.haircut, berlin(MONDAY, 10)))
     await salon.sandbox.flush_webhooks()
