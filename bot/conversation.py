@@ -7,6 +7,7 @@ salon's calendar through the `Calendar` port.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.events import Channel, Inbound, Kind
@@ -249,4 +250,4 @@ class FrontDesk:
         session = turn.session.model_copy(
             update={"offered": [Offered(id=c.id, label=c.label) for c in offered]}
         )
-        return Turn(replies, session, turn.handoff, turn.attending)
+        return replace(turn, replies=replies, session=session)

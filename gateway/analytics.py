@@ -75,6 +75,36 @@ class Recorder:
             **{name: value for name, value in fields.items() if value not in (None, "")},
         }
 
+    def booking_fact(
+        self,
+        kind: str,
+        conversation: str,
+        at: datetime,
+        *,
+        booking: str,
+        start: datetime,
+        origin: str,
+        service: str | None,
+        master: str | None,
+        previous_booking: str | None,
+    ) -> dict[str, Any]:
+        """A booking made, moved or cancelled. Its id `<salon>:<kind>:<uid>:<start>` names the
+        change itself: the chat records it as it books, Cal.com's webhook or the
+        reconciliation when they tell of it, and whichever comes first is the one counted."""
+        name = f"{self.salon_id}:{kind}:{booking}:{int(start.timestamp())}"
+        fact = self.fact(
+            kind,
+            conversation,
+            at,
+            booking=booking,
+            origin=origin,
+            service=service,
+            master=master,
+            starts_at=self.local(start),
+            previous_booking=previous_booking,
+        )
+        return {"id": name, **fact}
+
     def failed_notice(
         self, name: str, conversation: str, at: datetime, *, booking: Any, notice: Any
     ) -> str:
@@ -98,6 +128,21 @@ class Recorder:
             facts.append(self.fact(STEP, conversation, now, step=step))
         if turn.handoff is not None:
             facts.append(self.fact(HANDOFF, conversation, now, reason=turn.handoff.reason))
+        if turn.booked is not None:
+            visit = turn.booked
+            facts.append(
+                self.booking_fact(
+                    BOOKING_RESCHEDULED if turn.replaced else BOOKING_CREATED,
+                    conversation,
+                    now,
+                    booking=visit.uid,
+                    start=visit.start,
+                    origin="chat",
+                    service=visit.service,
+                    master=visit.master,
+                    previous_booking=turn.replaced,
+                )
+            )
         if event.kind is Kind.CHOICE:
             for prefix, answer in ANSWERS.items():
                 uid = event.choice.removeprefix(prefix)

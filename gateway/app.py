@@ -540,7 +540,8 @@ async def _reconcile_bookings_forever(
     while True:
         await asyncio.sleep(settings.calcom_reconcile_seconds)
         try:
-            await calcom_events.reconcile(calcom, links, inbox, clock())
+            lookback = timedelta(hours=settings.calcom_reconcile_lookback_hours)
+            await calcom_events.reconcile(calcom, links, inbox, clock(), lookback)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -55,6 +55,8 @@ log = logging.getLogger("gateway.calcom")
 VERSION_EVENT_TYPES: Final = "2024-06-14"
 VERSION_SLOTS: Final = "2024-09-04"  # also /v2/slots/reservations
 VERSION_BOOKINGS: Final = "2024-08-13"
+# `/v2/webhooks` takes any known version (webhooks.controller.ts: `version: API_VERSIONS_VALUES`).
+VERSION_WEBHOOKS: Final = VERSION_BOOKINGS
 
 # Where the caller's idempotency key travels: the booking's own metadata, which Cal.com returns
 # on every read and in every webhook payload (§1.6, §1.10).
@@ -85,6 +87,9 @@ ACCEPTED: Final = "accepted"
 PENDING: Final = "pending"
 CANCELLED: Final = "cancelled"
 REJECTED: Final = "rejected"
+
+# `GET /v2/webhooks` pages: SkipTakePagination, at most 250 (webhooks.controller.ts, §1.10).
+WEBHOOKS_PAGE: Final = 250
 
 # Reservations are held for this long unless the caller asks otherwise (Cal.com's default).
 DEFAULT_HOLD_MINUTES: Final = 5
@@ -361,6 +366,19 @@ class Booking(CalcomModel):
         return value if isinstance(value, str) else None
 
 
+class Webhook(CalcomModel):
+    """A webhook of the API key's user (`UserWebhookOutputDto`, §1.10). Its id is opaque: the
+    controller takes it as a string path parameter (webhooks.controller.ts)."""
+
+    id: Annotated[str, BeforeValidator(str)]
+    subscriber_url: str
+    triggers: list[str] = Field(default_factory=list)
+    active: bool = True
+    # An exposed output field (outputs/webhook.output.ts); None when unset or not shown.
+    secret: str | None = None
+    payload_template: str | None = None
+
+
 @dataclass(frozen=True)
 class RateBudget:
     """What Cal.com last said about one named rate limit (`X-RateLimit-*-<name>`)."""
@@ -375,11 +393,12 @@ class RateBudget:
 # --- the client -------------------------------------------------------------------------------
 
 Sleep = Callable[[float], Awaitable[None]]
-_Family = Literal["event-types", "slots", "bookings"]
+_Family = Literal["event-types", "slots", "bookings", "webhooks"]
 _VERSIONS: Final[dict[_Family, str]] = {
     "event-types": VERSION_EVENT_TYPES,
     "slots": VERSION_SLOTS,
     "bookings": VERSION_BOOKINGS,
+    "webhooks": VERSION_WEBHOOKS,
 }
 
 
@@ -659,6 +678,62 @@ class CalcomClient:
         mine = [b for b in candidates if b.idempotency_key == idempotency_key]
         mine.sort(key=lambda b: (not b.active, b.start))
         return mine[0] if mine else None
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    async def webhooks(self) -> list[Webhook]:
+        """Every webhook of the key's user (`GET /v2/webhooks`, pages of at most 250)."""
+        found: list[Webhook] = []
+        while True:
+            page = {"take": str(WEBHOOKS_PAGE), "skip": str(len(found))}
+            data = await self._call("GET", "/webhooks", family="webhooks", params=page)
+            batch = _parse_list(Webhook, data, "webhook")
+            found.extend(batch)
+            if len(data) < WEBHOOKS_PAGE:
+                return found
+
+    async def ensure_webhook(
+        self, subscriber_url: str, triggers: Sequence[str], secret: str
+    ) -> tuple[str, Webhook]:
+        """The webhook to `subscriber_url` exists, active, with exactly these triggers and this
+        secret: created when missing, PATCHed with only what differs, else left alone. Returns
+        what was done ("created", "updated: <fields>", "unchanged") and the webhook.
+
+        Cal.com keeps one webhook per user and subscriber URL (user-webhooks.service.ts answers
+        409 to a second), so the URL finds it. The secret is compared with the one the API
+        shows (an exposed output field); a Cal.com that does not show it gets it again."""
+        wanted: dict[str, Any] = {
+            "subscriberUrl": subscriber_url,
+            "triggers": sorted(triggers),
+            "active": True,
+            "secret": secret,
+        }
+        existing = next(
+            (w for w in await self.webhooks() if w.subscriber_url == subscriber_url), None
+        )
+        if existing is None:
+            data = await self._call("POST", "/webhooks", family="webhooks", json_body=wanted)
+            return "created", _parse_one(Webhook, data)
+        changes: dict[str, Any] = {}
+        if sorted(existing.triggers) != wanted["triggers"]:
+            changes["triggers"] = wanted["triggers"]
+        if not existing.active:
+            changes["active"] = True
+        if existing.secret != secret:
+            changes["secret"] = secret
+        if existing.payload_template:
+            # A template replaces the body the handler reads (sendPayload.ts).
+            changes["payloadTemplate"] = None
+        if not changes:
+            return "unchanged", existing
+        data = await self._call(
+            "PATCH",
+            f"/webhooks/{_segment(existing.id)}",
+            family="webhooks",
+            json_body=changes,
+            idempotent=True,
+        )
+        return f"updated: {', '.join(changes)}", _parse_one(Webhook, data)
 
     # --- bookings: writes ---------------------------------------------------------------------
 

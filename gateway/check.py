@@ -20,6 +20,7 @@ from gateway.redis_client import connect_redis
 from gateway.resilience import CircuitBreaker
 from gateway.settings import Settings
 from gateway.telegram_api import make_bot
+from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from handlers.telegram import ALLOWED_UPDATES
 
 TIMEOUT = 10.0
@@ -245,12 +246,54 @@ async def _check_chatwoot(settings: Settings) -> bool:
 
 
 async def set_webhooks(settings: Settings, drop_pending: bool) -> int:
-    if not settings.telegram_enabled:
-        print("Telegram is not configured (TELEGRAM_BOT_TOKEN); nothing to register.")
+    """Register the gateway's URLs with Telegram and Cal.com (each when configured)."""
+    calcom = settings.services()["calcom"]
+    if not settings.telegram_enabled and not calcom:
+        print("Neither Telegram nor Cal.com is configured; nothing to register.")
         return 0
     if settings.public_url is None:
         print("PUBLIC_URL is required to register webhooks.")
         return 2
+    codes = []
+    if settings.telegram_enabled:
+        codes.append(await _set_telegram_webhook(settings, drop_pending))
+    if calcom:
+        codes.append(await _set_calcom_webhook(settings))
+    return max(codes)
+
+
+async def _set_calcom_webhook(settings: Settings) -> int:
+    """Cal.com's webhook to PUBLIC_URL/webhooks/calcom for the triggers Frontdesk handles,
+    signed with CALCOM_WEBHOOK_SECRET; running it again changes nothing (`ensure_webhook`)."""
+    if settings.calcom_webhook_secret is None:
+        print(
+            "CALCOM_WEBHOOK_SECRET is required to register Cal.com's webhook "
+            "(unsigned deliveries are refused)."
+        )
+        return 2
+    assert settings.calcom_api_url is not None
+    assert settings.calcom_api_key is not None
+    url = f"{settings.public_url}/webhooks/calcom"
+    client = CalcomClient(
+        settings.calcom_api_url,
+        settings.calcom_api_key.get_secret_value(),
+        breaker=CircuitBreaker("calcom"),
+        timeout=TIMEOUT,
+    )
+    try:
+        done, _ = await client.ensure_webhook(
+            url, sorted(CALCOM_TRIGGERS), settings.calcom_webhook_secret.get_secret_value()
+        )
+    except CalcomError as exc:
+        print(f"Cal.com refused the webhook: {exc}")
+        return 1
+    finally:
+        await client.aclose()
+    print(f"Cal.com webhook to {url}: {done} (triggers: {', '.join(sorted(CALCOM_TRIGGERS))})")
+    return 0
+
+
+async def _set_telegram_webhook(settings: Settings, drop_pending: bool) -> int:
     assert settings.telegram_webhook_secret is not None
     url = f"{settings.public_url}/webhooks/telegram"
     bot = _bot(settings)

@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     webhooks = commands.add_parser("webhooks", help="register the gateway's webhook URLs")
     webhook_commands = webhooks.add_subparsers(dest="action", required=True)
-    setter = webhook_commands.add_parser("set", help="register with Telegram (needs PUBLIC_URL)")
+    setter = webhook_commands.add_parser(
+        "set", help="register with Telegram and Cal.com (needs PUBLIC_URL)"
+    )
     setter.add_argument("--drop-pending-updates", action="store_true")
     webhook_commands.add_parser("info", help="show what Telegram has registered")
 

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     # How often Cal.com's recently updated bookings are read for changes whose webhook never
     # came (Cal.com's retries depend on the deployment).
     calcom_reconcile_seconds: float = Field(default=300.0, gt=0)
+    # How far back the very first reconciliation reads (0: from its own start).
+    calcom_reconcile_lookback_hours: float = Field(default=24.0, ge=0)
 
     # Novu: on when the URL and the API key are set. Novu signs its requests to the gateway
     # with the environment's secret key, the API key, unless NOVU_WEBHOOK_SECRET says otherwise.

@@ -308,9 +308,10 @@ class InboundConsumer:
         ]
         for n, fact in enumerate(facts):
             # Named by the salon and the provider's own event id: a replayed entry records
-            # nothing twice, and salons sharing a database never collide.
-            fact_id = f"{self.keys.salon_id}:{entry.source}:{entry.event_id}:{n}"
-            args.append(json.dumps({"id": fact_id, **fact}, separators=(",", ":"), default=str))
+            # nothing twice, and salons sharing a database never collide. A fact that names
+            # itself (a booking change, which more than one path may see) keeps its name.
+            fact_id = fact.get("id") or f"{self.keys.salon_id}:{entry.source}:{entry.event_id}:{n}"
+            args.append(json.dumps({**fact, "id": fact_id}, separators=(",", ":"), default=str))
         for message in outcome.outgoing:
             args.extend(message.to_fields(entry.id))
         keys = [

@@ -6,7 +6,10 @@ on and de-duplicates each change by (trigger, uid, start): a redelivery, or the 
 again by the reconciliation, is handled once. A change is queued under the client's own
 conversation when the booking says whose it is (bookings made in the chat carry it in their
 metadata), so that it is handled in order with the client's messages; otherwise under the
-booking, and the worker looks the client up by phone, then email.
+booking, and the worker looks the client up: by our own record of the booking (or of the one
+it replaces), then by phone, then by email. A cancellation always goes that way:
+handleCancelBooking sends no `metadata` and, in some versions, no attendee `phoneNumber`
+(calcom/cal.com packages/features/bookings/lib/handleCancelBooking.ts @ 2446b58b).
 
 The worker then:
 - remembers whose booking it is, and the client's contact details for next time;
@@ -308,15 +311,20 @@ class CalcomEvents:
             return ()
         # Counted on the day it happened, also when found late by the reconciliation.
         at = change.at if change.at is not None and change.at <= self.clock() else self.clock()
-        fact = self.recorder.fact(
+        if kind == analytics.NO_SHOW or change.start is None:  # one per change of marks
+            fact = self.recorder.fact(kind, conversation, at, booking=change.uid)
+            return (fact,)
+        # Under the change's own name: a booking the chat made, already counted as it was
+        # made, is not counted again.
+        fact = self.recorder.booking_fact(
             kind,
             conversation,
             at,
             booking=change.uid,
+            start=change.start,
             origin="chat" if by_chat else "calcom",
             service=change.service,
             master=change.master,
-            starts_at=self.recorder.local(change.start) if change.start else None,
             previous_booking=change.previous_uid,
         )
         return (fact,)
@@ -479,17 +487,24 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-async def reconcile(client: CalcomClient, links: BookingLinks, inbox: Inbox, now: datetime) -> int:
+async def reconcile(
+    client: CalcomClient,
+    links: BookingLinks,
+    inbox: Inbox,
+    now: datetime,
+    lookback: timedelta = timedelta(hours=24),
+) -> int:
     """Queue the changes of recently updated bookings whose webhook never came. The change ids
     are the webhook's own, so the inbox's de-duplication makes this exactly once with the
     webhook path. Returns how many were missing.
 
-    The first run only starts the feed: a new installation does not confirm the salon's past
-    bookings to everyone at once."""
+    The first run reads back `lookback` (CALCOM_RECONCILE_LOOKBACK_HOURS): changes made before
+    it, while no webhook was set up or the gateway was starting, are found too; older ones,
+    the salon's bookings from before then, are left alone."""
     since = await links.cursor()
     if since is None:
-        await links.move_cursor(now)
-        return 0
+        since = now - lookback
+        await links.move_cursor(since)
     # New bookings by creation time too: `updatedAt` may stay empty until a first update.
     changed = await client.bookings(after_updated_at=since, max_items=1000)
     created = await client.bookings(after_created_at=since, max_items=1000)

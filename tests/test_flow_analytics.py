@@ -15,13 +15,17 @@ from typing import Any
 import asyncpg
 
 from gateway import analytics_store
+from gateway.bookings import BookingLinks
+from gateway.calcom import CalcomClient
 from gateway.dlq import DeadLetters
 from gateway.novu_ledger import NoticeLedger
+from gateway.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
+from handlers import calcom as calcom_handler
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import KEY, Chat, Salon, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import Desk, start_desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
@@ -298,3 +302,92 @@ async def test_novus_email_copy_of_what_the_chat_said_is_no_failed_notification(
     assert await fetch(analytics_db, FAILED) == []
     ledger = NoticeLedger(gateway.runtime.redis, gateway.runtime.keys)
     assert len(await ledger.overdue(datetime(2026, 6, 3, 7, 0, tzinfo=UTC))) == 2
+
+
+BOOKED = (
+    "SELECT kind, booking, origin, channel, service, master, previous_booking FROM events"
+    " WHERE kind IN ('booking_created', 'booking_rescheduled') ORDER BY at, kind"
+)
+
+
+async def handled(gateway: Any, uid: str, trigger: str) -> bool:
+    """Whether the gateway has handled Cal.com's news of this booking change."""
+    links = BookingLinks(gateway.runtime.redis, gateway.runtime.keys)
+    return (await links.record(uid)).get("status") == trigger
+
+
+async def tell_late(gateway: Any, salon: Salon, trigger: str, uid: str, previous: Any) -> None:
+    """Cal.com's webhook about this booking, as it would have sent it, arriving only now."""
+    calendar = salon.calendar
+    payload = calendar._webhook_payload(trigger, calendar._bookings[uid], previous)
+    raw = json.dumps({"triggerEvent": trigger, "createdAt": "x", "payload": payload}).encode()
+    signature = hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert await post_signed(f"{gateway.url}/webhooks/calcom", raw, signature) == 200
+    await eventually(lambda: handled(gateway, uid, trigger))
+
+
+async def test_a_booking_made_in_the_chat_is_counted_without_cal_coms_webhook_and_once_with_it(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, analytics_db: str
+) -> None:
+    """No webhook set up in Cal.com: the chat's own booking and move are counted as they are
+    made; the webhooks that then turn up (and the reconciliation) count nothing again."""
+    gateway = await start(
+        start_gateway,
+        salon,
+        calcom_webhook_secret=CAL_SECRET,
+        analytics_database_url=analytics_db,
+        analytics_salt=SALT,
+    )
+    chat = Chat(sandbox.telegram, 941)
+    uid = await book_in_chat(chat, salon, "+79160000941")
+    assert salon.calendar.webhooks_sent == []  # Cal.com told no one
+    await written(gateway, analytics_db)
+    made = ("booking_created", uid, "chat", "telegram", "Women's haircut", "Anna Petrova", None)
+    assert [tuple(r) for r in await fetch(analytics_db, BOOKED)] == [made]
+
+    # She moves it in the chat: counted as a move of that booking.
+    await chat.tap("m:mine")
+    await chat.tap(f"k:v:{uid}")
+    await chat.tap(f"k:r:{uid}")
+    await chat.tap("b:d:20260604")
+    await chat.tap("b:t:202606040700", prefix=True)
+    await chat.tap("b:ok:", prefix=True)
+    [moved] = salon.made_in_chat()
+    await written(gateway, analytics_db)
+    move = ("booking_rescheduled", moved["uid"], "chat", "telegram", "Women's haircut")
+    assert [tuple(r)[:5] for r in await fetch(analytics_db, BOOKED)] == [made[:5], move]
+    assert (await fetch(analytics_db, BOOKED))[1]["previous_booking"] == uid
+
+    # Cal.com's webhooks arrive after all, and the reconciliation reads the same changes.
+    old = salon.calendar._bookings[uid]
+    await tell_late(gateway, salon, "BOOKING_CREATED", uid, None)
+    await tell_late(gateway, salon, "BOOKING_RESCHEDULED", moved["uid"], old)
+    runtime = gateway.runtime
+    links = BookingLinks(runtime.redis, runtime.keys)
+    async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
+        await calcom_handler.reconcile(calcom, links, runtime.inbox, salon.clock())
+    await asyncio.sleep(0.3)
+    await written(gateway, analytics_db)
+    assert [tuple(r)[:5] for r in await fetch(analytics_db, BOOKED)] == [made[:5], move]
+
+
+async def test_the_first_reconciliation_counts_a_booking_made_before_it_started(
+    start_gateway: GatewayFactory, salon: Salon, analytics_db: str
+) -> None:
+    """A booking made on the salon's page an hour before the gateway's first look, with no
+    webhook set up, is found by the first reconciliation (it reads back
+    CALCOM_RECONCILE_LOOKBACK_HOURS); the salon's older bookings are not."""
+    uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000951")
+    salon.clock.now += timedelta(hours=1)
+    gateway = await start(
+        start_gateway,
+        salon,
+        calcom_reconcile_seconds=0.2,
+        analytics_database_url=analytics_db,
+        analytics_salt=SALT,
+    )
+    await eventually(lambda: handled(gateway, uid, "BOOKING_CREATED"), timeout=10)
+    await written(gateway, analytics_db)
+    rows = await fetch(analytics_db, BOOKED)
+    assert [tuple(r)[:3] for r in rows] == [("booking_created", uid, "calcom")]
+    assert len(salon.bookings()) == 5  # the four seeded a week ago stay unreported

@@ -15,10 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 
+from gateway.bookings import BookingLinks
+from gateway.calcom import CalcomClient
+from gateway.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
+from handlers import calcom as calcom_handler
 from tests.conftest import CONTRACTS, GatewayFactory, Sandbox, eventually
 
 KEY = "cal_test_key"
@@ -258,6 +262,81 @@ async def test_a_client_books_in_the_chat(
     assert "already confirmed" in again[-1]["text"]
     assert len(salon.made_in_chat()) == 1
     assert not sandbox.telegram.errors
+
+
+CAL_SECRET = "cal-flow-secret"
+
+
+async def salon_api(salon: Salon, method: str, path: str, body: JSON) -> JSON:
+    """Cal.com's API as the salon's staff use it, not through Frontdesk."""
+    headers = {"Authorization": f"Bearer {KEY}", "cal-api-version": "2024-08-13"}
+    async with (
+        ClientSession() as http,
+        http.request(method, f"{salon.url}/v2{path}", json=body, headers=headers) as answer,
+    ):
+        found = await answer.json()
+        assert answer.status in (200, 201), found
+        data: JSON = found["data"]
+        return data
+
+
+async def test_the_salon_cancels_in_cal_com_and_the_right_client_hears_it(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    """handleCancelBooking's webhook carries no booking metadata and no attendee phone: the
+    client is found from the gateway's own record of the booking, or else by email."""
+    gateway = await start(start_gateway, salon, calcom_webhook_secret=CAL_SECRET)
+    # Cal.com's webhook, registered as `frontdesk webhooks set` does.
+    async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
+        triggers = sorted(calcom_handler.TRIGGERS)
+        await calcom.ensure_webhook(f"{gateway.url}/webhooks/calcom", triggers, CAL_SECRET)
+    links = BookingLinks(gateway.runtime.redis, gateway.runtime.keys)
+
+    # Booked in the chat; Cal.com's BOOKING_CREATED (with the chat in its metadata) is handled.
+    chat = Chat(sandbox.telegram, 511)
+    anna = master_id(salon, "Anna")
+    await book_until_summary(chat, "womens-haircut", str(anna))
+    await chat.share_phone("+79165550511")
+    await chat.tap("b:ok:", prefix=True)
+    [booked] = salon.made_in_chat()
+    await salon.calendar.flush_webhooks()
+    await eventually(lambda: _status(links, booked["uid"], "BOOKING_CREATED"))
+
+    # Only the booking's record leads to her now: her contact details are forgotten.
+    redis = gateway.runtime.redis
+    async for key in redis.scan_iter(match=f"{gateway.runtime.keys.prefix}:client:*"):
+        await redis.delete(key)
+    before = len(chat.messages)
+    uid = booked["uid"]
+    await salon_api(salon, "POST", f"/bookings/{uid}/cancel", {"cancellationReason": "Ill"})
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith("❌ The salon cancelled your visit «Women's haircut»")
+    await salon.calendar.flush_webhooks()
+    sent = salon.calendar.webhooks_sent[-1]
+    assert (sent.trigger, sent.status) == ("BOOKING_CANCELLED", 200)
+    assert "metadata" not in sent.envelope["payload"]
+    assert "phoneNumber" not in sent.envelope["payload"]["attendees"][0]
+
+    # A client the gateway knows only by email; the salon books her by hand while no webhook
+    # reaches the gateway, then cancels once it does: found by the email alone.
+    await links.link("tg:512", phone=None, email="vera@example.com")
+    hooks = salon.calendar._webhooks
+    saved = dict(hooks)
+    hooks.clear()
+    attendee = {"name": "Vera", "email": "vera@example.com", "timeZone": "Europe/Moscow"}
+    event_type = next(et.id for et in salon.calendar._event_types.values() if et.host_ids == [anna])
+    body = {"start": "2026-06-04T08:00:00Z", "eventTypeId": event_type, "attendee": attendee}
+    made = await salon_api(salon, "POST", "/bookings", body)
+    hooks.update(saved)
+    vera = Chat(sandbox.telegram, 512)
+    await salon_api(salon, "POST", f"/bookings/{made['uid']}/cancel", {"cancellationReason": "x"})
+    told = await eventually(lambda: vera.messages)
+    assert told[-1]["text"].startswith("❌ The salon cancelled your visit")
+    assert not any("cancelled" in (m.get("text") or "") for m in chat.messages[before + 1 :])
+
+
+async def _status(links: BookingLinks, uid: str, trigger: str) -> bool:
+    return (await links.record(uid)).get("status") == trigger
 
 
 async def test_any_master_books_one_who_is_free(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 import zlib
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -536,7 +537,8 @@ class BookingFlow:
             Choice(menu.BOOKINGS, _("menu.bookings")),
             Choice(menu.HOME, _("menu.home")),
         )
-        return ctx.reply(Reply(text, choices), menu.STEP)
+        turn = ctx.reply(Reply(text, choices), menu.STEP)
+        return replace(turn, booked=visit, replaced=draft.reschedule)
 
     async def _calendar_file(self, ctx: Context, uid: str) -> Turn:
         _ = ctx._

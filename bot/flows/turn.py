@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.events import Inbound
 from bot.i18n import Translator
+from bot.ports import Visit
 from bot.replies import Reply
 from bot.session import Session
 
@@ -23,6 +24,10 @@ class Turn:
     handoff: Handoff | None = None
     # Set when the client said they will come to this visit (a booking uid): staff see it.
     attending: str | None = None
+    # Set when this turn booked a visit in the calendar, or moved one (`replaced`: the uid of
+    # the booking it replaces): the salon's analytics count it at once.
+    booked: Visit | None = None
+    replaced: str | None = None
 
 
 @dataclass(slots=True)

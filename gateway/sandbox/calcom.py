@@ -458,6 +458,19 @@ class _Reservation:
     until: datetime
 
 
+@dataclass(slots=True)
+class _Webhook:
+    """A user webhook as `/v2/webhooks` keeps it (prisma `Webhook`: `eventTriggers`, `secret`)."""
+
+    id: str
+    user_id: int
+    subscriber_url: str
+    triggers: list[str]
+    active: bool
+    secret: str | None
+    payload_template: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class SentWebhook:
     """A webhook POST: the envelope, the exact bytes signed, and the answer (0: unreachable)."""
@@ -504,6 +517,13 @@ _ROUTES = (
         "POST", "/v2/bookings/{bookingUid}/reschedule", "rescheduleBooking", "bookings", "optional"
     ),
     _Route("GET", "/v2/me", "getMe", None, "required"),
+    # webhooks.controller.ts: `version: API_VERSIONS_VALUES` (any known version) and
+    # ApiAuthGuard on every route.
+    _Route("POST", "/v2/webhooks", "createWebhook", None, "required"),
+    _Route("GET", "/v2/webhooks", "getWebhooks", None, "required"),
+    _Route("GET", "/v2/webhooks/{webhookId}", "getWebhook", None, "required"),
+    _Route("PATCH", "/v2/webhooks/{webhookId}", "updateWebhook", None, "required"),
+    _Route("DELETE", "/v2/webhooks/{webhookId}", "deleteWebhook", None, "required"),
 )
 
 
@@ -515,7 +535,10 @@ class CalcomSandbox:
     timestamps. Attributes for tests: `calls` (every answered request), `webhooks_sent` (after
     `await flush_webhooks()`), `owner_id` (the key's user), `salon_address`, `delay` (seconds
     before each answer), `rate_limit` per `RATE_WINDOW` seconds, `webhook_url`,
-    `webhook_secret`, `webhook_timeout`, `validating` (the spec file was found).
+    `webhook_secret` (a webhook made on Cal.com's settings page, for every trigger),
+    `webhook_timeout`, `validating` (the spec file was found), `webhooks` (those registered
+    through `/v2/webhooks`, which get the triggers they subscribed to, signed with their own
+    secret).
     A reservation's holder books it by sending its uid as the `uid` cookie or `reservedSlotUid`.
     """
 
@@ -547,6 +570,7 @@ class CalcomSandbox:
         self._event_types: dict[int, _EventType] = {}
         self._bookings: dict[str, _Booking] = {}
         self._reservations: dict[str, _Reservation] = {}
+        self._webhooks: dict[str, _Webhook] = {}
         self._failures: defaultdict[str, deque[tuple[int, Any, int]]] = defaultdict(deque)
         self._windows: dict[str, tuple[float, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -567,6 +591,11 @@ class CalcomSandbox:
             "cancelBooking": self._cancel_booking,
             "rescheduleBooking": self._reschedule_booking,
             "getMe": self._get_me,
+            "createWebhook": self._create_webhook,
+            "getWebhooks": self._get_webhooks,
+            "getWebhook": self._get_webhook,
+            "updateWebhook": self._update_webhook,
+            "deleteWebhook": self._delete_webhook,
         }
 
     # -- the application ------------------------------------------------------------------
@@ -755,7 +784,9 @@ class CalcomSandbox:
             start = datetime.combine(day, _clock_time(at), ZoneInfo(zone)).astimezone(UTC)
             attendee = {"name": client, "phoneNumber": phone, "timeZone": zone, "language": "ru"}
             event_type = self._event_types[ids[slug, host]]
-            self._store_booking(event_type, start, [host], attendee, {}, {})
+            booking = self._store_booking(event_type, start, [host], attendee, {}, {})
+            # Made over the past week, before Frontdesk was installed.
+            booking.created = booking.updated = self._now() - timedelta(days=7 - days)
         return team_id
 
     # -- failure injection ----------------------------------------------------------------
@@ -1523,6 +1554,9 @@ class CalcomSandbox:
         }
         attendee["email"] = old.responses.get("email")
         responses = {k: v for k, v in old.responses.items() if k not in ("name", "email", "guests")}
+        # The new booking keeps the old one's metadata (apps/api/v2 ee/bookings/2024-08-13
+        # services/input.service.ts transformInputRescheduleBooking: `metadata: booking.metadata
+        # || {}`), so its BOOKING_RESCHEDULED webhook carries it.
         new = self._store_booking(
             et, start, hosts, attendee, old.metadata, responses, location=old.location
         )
@@ -1599,23 +1633,98 @@ class CalcomSandbox:
             }
         )
 
+    # -- webhook subscriptions (§1.10, /v2/webhooks) --------------------------------------
+
+    @property
+    def webhooks(self) -> list[JSON]:
+        """The registered webhooks as `GET /v2/webhooks` shows them."""
+        return [_webhook_json(hook) for hook in self._webhooks.values()]
+
+    async def _create_webhook(self, request: web.Request, _authed: bool) -> web.Response:
+        body = await self._json_body(request)
+        self._validate(request, "/v2/webhooks", body, pipe=False)
+        _check_webhook(body, partial=False)
+        url = body["subscriberUrl"]
+        # user-webhooks.service.ts createUserWebhook: one webhook per user and subscriber URL.
+        if any(h.subscriber_url == url for h in self._webhooks.values()):
+            raise CalcomError(409, "Webhook with this subscriber url already exists for this user")
+        hook = _Webhook(
+            id=str(uuid.uuid4()),
+            user_id=self.owner_id,
+            subscriber_url=url,
+            triggers=list(body["triggers"]),
+            active=body["active"],
+            secret=body.get("secret"),
+            payload_template=body.get("payloadTemplate"),
+        )
+        self._webhooks[hook.id] = hook
+        return _ok(_webhook_json(hook), status=201)
+
+    async def _get_webhooks(self, request: web.Request, _authed: bool) -> web.Response:
+        self._validate_query(request, "/v2/webhooks")
+        # webhooks.controller.ts getWebhooks: SkipTakePagination, take defaulting to 250.
+        skip, take = _int_query(request, "skip", 0), _int_query(request, "take", 250)
+        hooks = list(self._webhooks.values())[skip : skip + take]
+        return _ok([_webhook_json(hook) for hook in hooks])
+
+    def _find_webhook(self, request: web.Request) -> _Webhook:
+        hook = self._webhooks.get(request.match_info["webhookId"])
+        if hook is None:  # IsUserWebhookGuard
+            raise CalcomError(404, f"Webhook ({request.match_info['webhookId']}) not found")
+        return hook
+
+    async def _get_webhook(self, request: web.Request, _authed: bool) -> web.Response:
+        return _ok(_webhook_json(self._find_webhook(request)))
+
+    async def _update_webhook(self, request: web.Request, _authed: bool) -> web.Response:
+        hook = self._find_webhook(request)
+        body = await self._json_body(request)
+        self._validate(request, "/v2/webhooks/{webhookId}", body, pipe=False)
+        _check_webhook(body, partial=True)
+        # UpdateWebhookInputDto is PartialType(CreateWebhookInputDto): what is sent changes.
+        if body.get("subscriberUrl") is not None:
+            hook.subscriber_url = body["subscriberUrl"]
+        if body.get("triggers") is not None:
+            hook.triggers = list(body["triggers"])
+        if body.get("active") is not None:
+            hook.active = body["active"]
+        if "secret" in body:
+            hook.secret = body["secret"]
+        if "payloadTemplate" in body:
+            hook.payload_template = body["payloadTemplate"]
+        return _ok(_webhook_json(hook))
+
+    async def _delete_webhook(self, request: web.Request, _authed: bool) -> web.Response:
+        hook = self._find_webhook(request)
+        del self._webhooks[hook.id]
+        return _ok(_webhook_json(hook))
+
     # -- webhooks (§1.10) -----------------------------------------------------------------
 
     def _emit(self, trigger: str, booking: _Booking, previous: _Booking | None = None) -> None:
         """Build the envelope now (the state as of this change) and deliver it in the background,
         as Cal.com does: the API answer does not wait for the webhook."""
-        if not self.webhook_url:
+        subscribers = [(self.webhook_url, self.webhook_secret)] if self.webhook_url else []
+        # getWebhooks: the active webhooks whose eventTriggers hold this trigger.
+        subscribers += [
+            (hook.subscriber_url, hook.secret)
+            for hook in self._webhooks.values()
+            if hook.active and trigger in hook.triggers
+        ]
+        if not subscribers:
             return
         payload = self._webhook_payload(trigger, booking, previous)
         envelope = {"triggerEvent": trigger, "createdAt": _iso(self._now()), "payload": payload}
-        task = asyncio.get_running_loop().create_task(self._deliver(trigger, envelope))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for url, secret in subscribers:
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(trigger, envelope, url, secret)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, trigger: str, envelope: JSON) -> None:
+    async def _deliver(self, trigger: str, envelope: JSON, url: str, secret: str | None) -> None:
         # Compact like JSON.stringify; the signature covers exactly these bytes.
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
-        secret = self.webhook_secret
         signature = (
             hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             if secret
@@ -1630,9 +1739,7 @@ class CalcomSandbox:
             self._session = ClientSession(timeout=ClientTimeout(total=self.webhook_timeout))
         status = 0
         try:
-            async with self._session.post(
-                str(self.webhook_url), data=body, headers=headers
-            ) as answer:
+            async with self._session.post(url, data=body, headers=headers) as answer:
                 await answer.read()
                 status = answer.status
         except (ClientError, TimeoutError) as exc:
@@ -1664,7 +1771,11 @@ class CalcomSandbox:
             "language": {"locale": attendee["language"]},
             "utcOffset": offset(attendee["timeZone"]),
         }
-        if "phoneNumber" in attendee:
+        if "phoneNumber" in attendee and not cancelled:
+            # handleCancelBooking builds its attendees from name, email, timeZone and language
+            # only (calcom/cal.com packages/features/bookings/lib/handleCancelBooking.ts @
+            # 2446b58b7f257ba3b40ba3e0aacaca9a18fd188e; later versions add `phoneNumber`): the
+            # client's phone cannot be relied on in a cancellation.
             person["phoneNumber"] = attendee["phoneNumber"]
         responses: JSON = {
             "name": {"label": "your_name", "value": attendee["name"], "isHidden": False},
@@ -1721,10 +1832,18 @@ class CalcomSandbox:
             "status": booking.status.upper(),
         }
         if cancelled:
+            # handleCancelBooking's payload is its CalendarEvent plus the event type's info,
+            # `status`, `smsReminderNumber` and `cancelledBy`: no `metadata` (same file, at
+            # 2446b58b7f257ba3b40ba3e0aacaca9a18fd188e and at
+            # 001f8e29cefd26287042709228e41c0566b350ce).
+            # Whose booking it is must come from the gateway's own records or the email.
+            del payload["metadata"]
             payload |= {
                 "cancellationReason": booking.cancellation_reason,
                 "requestReschedule": False,
             }
+            if booking.cancelled_by:  # undefined, so left out by JSON.stringify, otherwise
+                payload["cancelledBy"] = booking.cancelled_by
         if previous is not None:
             payload |= {
                 "rescheduleId": previous.id,
@@ -1844,6 +1963,78 @@ def _limit_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
         "X-RateLimit-Remaining-Default": str(remaining),
         "X-RateLimit-Reset-Default": str(reset),
     }
+
+
+# The booking triggers of prisma's WebhookTriggerEvents enum (packages/prisma/schema.prisma; the
+# docs' list, contract §1.10), and the others Cal.com accepts too.
+WEBHOOK_TRIGGERS = (
+    "BOOKING_CANCELLED",
+    "BOOKING_CREATED",
+    "BOOKING_RESCHEDULED",
+    "BOOKING_REQUESTED",
+    "BOOKING_REJECTED",
+    "BOOKING_PAYMENT_INITIATED",
+    "BOOKING_PAID",
+    "BOOKING_NO_SHOW_UPDATED",
+    "MEETING_STARTED",
+    "MEETING_ENDED",
+    "RECORDING_READY",
+    "RECORDING_TRANSCRIPTION_GENERATED",
+    "FORM_SUBMITTED",
+    "FORM_SUBMITTED_NO_EVENT",
+    "INSTANT_MEETING",
+    "OOO_CREATED",
+    "AFTER_HOSTS_CAL_VIDEO_NO_SHOW",
+    "AFTER_GUESTS_CAL_VIDEO_NO_SHOW",
+)
+
+
+def _check_webhook(body: JSON, *, partial: bool) -> None:
+    """CreateWebhookInputDto (apps/api/v2/src/modules/webhooks/inputs/webhook.input.ts @
+    03670679c00d600615e8df2bc64545bd51c61646): `active` boolean, `subscriberUrl` string and
+    `triggers` an array of WebhookTriggerEvents are required; `payloadTemplate` and `secret`
+    optional strings. UpdateWebhookInputDto is its PartialType: every field optional."""
+    rules: tuple[tuple[str, str, bool], ...] = (
+        ("active", "boolean", True),
+        ("subscriberUrl", "string", True),
+        ("triggers", "array", True),
+        ("payloadTemplate", "string", False),
+        ("secret", "string", False),
+    )
+    problems: list[_Violation] = []
+    for name, kind, required in rules:
+        # @IsOptional (PartialType makes every field so) lets null and undefined through.
+        if body.get(name) is None and (partial or not required):
+            continue
+        check, constraint, message = _TYPES[kind]
+        value: Any = body.get(name)
+        if not check(value):
+            problems.append(_Violation(name, value, {constraint: f"{name} {message}"}))
+        elif name == "triggers" and any(t not in WEBHOOK_TRIGGERS for t in value):
+            listed = ", ".join(WEBHOOK_TRIGGERS)
+            message = f"each value in triggers must be one of the following values: {listed}"
+            problems.append(_Violation(name, value, {"isEnum": message}))
+    if problems:
+        raise _invalid(problems, body, pipe=False)
+
+
+def _webhook_json(hook: _Webhook) -> JSON:
+    """UserWebhookOutputDto through WebhookOutputPipe (`eventTriggers` → `triggers`); the
+    `secret` is an exposed output field (outputs/webhook.output.ts @ 03670679)."""
+    return {
+        "id": hook.id,
+        "userId": hook.user_id,
+        "payloadTemplate": hook.payload_template,
+        "triggers": list(hook.triggers),
+        "subscriberUrl": hook.subscriber_url,
+        "active": hook.active,
+        "secret": hook.secret,
+    }
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name, "")
+    return int(raw) if raw.isdigit() else default
 
 
 def _ok(data: Any, *, status: int = 200, **extra: Any) -> web.Response:

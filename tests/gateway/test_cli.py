@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 
 from gateway.cli import main
 from gateway.embedded_redis import free_port
-from tests.conftest import ROOT, SECRET, TOKEN, Sandbox, eventually
+from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
+from tests.conftest import CONTRACTS, ROOT, SECRET, TOKEN, Sandbox, eventually
 
 
 @pytest.fixture
@@ -66,6 +67,69 @@ async def test_check_then_webhooks_set(
     assert "[ok  ] telegram  @frontdesk_sandbox_bot; webhook https://salon.example" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_webhooks_set_registers_the_calcom_webhook_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cal.com keeps one webhook per user and subscriber URL (user-webhooks.service.ts answers
+    409 to a second) and shows its secret when read (outputs/webhook.output.ts): a second run
+    finds it by the URL and changes nothing; a new secret is PATCHed alone."""
+    from aiohttp.test_utils import TestServer
+
+    from gateway.sandbox.calcom import CalcomSandbox
+
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+    assert await run("webhooks", "set") == 0
+    assert "Neither Telegram nor Cal.com is configured" in capsys.readouterr().out
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    calendar = CalcomSandbox("cal_cli_key", CONTRACTS / "calcom-v2.openapi.json")
+    server = TestServer(calendar.app())
+    await server.start_server()
+    monkeypatch.setenv("CALCOM_API_URL", str(server.make_url("")).rstrip("/"))
+    monkeypatch.setenv("CALCOM_API_KEY", "cal_cli_key")
+    monkeypatch.delenv("CALCOM_WEBHOOK_SECRET", raising=False)
+    triggers = sorted(CALCOM_TRIGGERS)
+    try:
+        monkeypatch.delenv("PUBLIC_URL")
+        assert await run("webhooks", "set") == 2
+        assert "PUBLIC_URL is required" in capsys.readouterr().out
+        monkeypatch.setenv("PUBLIC_URL", "https://salon.example")
+        assert await run("webhooks", "set") == 2
+        assert "CALCOM_WEBHOOK_SECRET is required" in capsys.readouterr().out
+        assert calendar.webhooks == []
+
+        monkeypatch.setenv("CALCOM_WEBHOOK_SECRET", "cal-secret-1")
+        assert await run("webhooks", "set") == 0
+        out = capsys.readouterr().out
+        assert "Telegram webhook set to https://salon.example/webhooks/telegram" in out
+        assert "Cal.com webhook to https://salon.example/webhooks/calcom: created" in out
+        [hook] = calendar.webhooks
+        assert hook["subscriberUrl"] == "https://salon.example/webhooks/calcom"
+        assert sorted(hook["triggers"]) == triggers
+        assert (hook["active"], hook["secret"]) == (True, "cal-secret-1")
+
+        writes = len([c for c in calendar.calls if c.method != "GET"])
+        assert await run("webhooks", "set") == 0
+        assert "webhooks/calcom: unchanged" in capsys.readouterr().out
+        assert len([c for c in calendar.calls if c.method != "GET"]) == writes
+        assert len(calendar.webhooks) == 1
+
+        monkeypatch.setenv("CALCOM_WEBHOOK_SECRET", "cal-secret-2")
+        assert await run("webhooks", "set") == 0
+        out = capsys.readouterr().out
+        assert "webhooks/calcom: updated: secret" in out
+        assert "cal-secret-2" not in out
+        [hook] = calendar.webhooks
+        assert (hook["secret"], sorted(hook["triggers"])) == ("cal-secret-2", triggers)
+
+        monkeypatch.setenv("CALCOM_API_KEY", "cal_wrong_key")
+        assert await run("webhooks", "set") == 1
+        assert "Cal.com refused the webhook" in capsys.readouterr().out
+    finally:
+        await server.close()
+        await calendar.close()
 
 
 @pytest.mark.usefixtures("operator_env")

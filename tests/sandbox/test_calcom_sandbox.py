@@ -470,6 +470,116 @@ async def test_webhooks_are_signed_over_the_raw_body(
     assert received[-1][1][SIGNATURE_HEADER] == "no-secret-provided"
 
 
+async def test_a_cancellation_carries_no_metadata_and_no_attendee_phone(
+    salon: Salon, aiohttp_server: ServerFactory
+) -> None:
+    """handleCancelBooking (calcom/cal.com packages/features/bookings/lib/handleCancelBooking.ts)
+    sends its CalendarEvent with the event type's info, `status: "CANCELLED"`,
+    `smsReminderNumber` and `cancelledBy`: no `metadata`, and attendees built from name, email,
+    timeZone and language only (@ 2446b58b7f257ba3b40ba3e0aacaca9a18fd188e)."""
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(json.loads(await request.read()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hooks/calcom", hook)
+    server = await aiohttp_server(app)
+    salon.sandbox.webhook_url = str(server.make_url("/hooks/calcom"))
+    salon.sandbox.webhook_secret = "s"
+    body = booking_body(salon.haircut, berlin(MONDAY, 10), email="clara@example.com")
+    _, created = await book(salon, body | {"metadata": {"frontdesk_chat": "42"}})
+    uid = created["data"]["uid"]
+    await salon.client.post(
+        f"/v2/bookings/{uid}/cancel", json={"cancellationReason": "ill"}, headers=BOOKINGS
+    )
+    await salon.sandbox.flush_webhooks()
+
+    made, cancelled = (envelope["payload"] for envelope in received)
+    assert made["metadata"] == {"frontdesk_chat": "42"}
+    assert made["attendees"][0]["phoneNumber"] == "+4915112345678"
+    assert "metadata" not in cancelled
+    [attendee] = cancelled["attendees"]
+    assert "phoneNumber" not in attendee
+    assert (attendee["email"], cancelled["uid"]) == ("clara@example.com", uid)
+    assert (cancelled["status"], cancelled["cancellationReason"]) == ("CANCELLED", "ill")
+    assert cancelled["cancelledBy"] == "owner@salon.example"
+    assert cancelled["iCalSequence"] == made["iCalSequence"] + 1
+
+
+async def test_webhooks_are_managed_like_the_v2_api(
+    salon: Salon, aiohttp_server: ServerFactory
+) -> None:
+    """apps/api/v2/src/modules/webhooks: CreateWebhookInputDto requires `active` (boolean),
+    `subscriberUrl` (string) and `triggers` (WebhookTriggerEvents[]), `secret` and
+    `payloadTemplate` are optional strings; UpdateWebhookInputDto is its PartialType; one
+    webhook per user and subscriber URL (409); the output shows `triggers` and `secret`; the
+    active webhooks holding a trigger get it, each signed with its own secret (sendPayload.ts)."""
+    received: list[tuple[str, bytes, str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((request.path, await request.read(), request.headers[SIGNATURE_HEADER]))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/a", hook)
+    app.router.add_post("/b", hook)
+    server = await aiohttp_server(app)
+    url_a, url_b = str(server.make_url("/a")), str(server.make_url("/b"))
+    client = salon.client
+
+    response = await client.post("/v2/webhooks", json={"subscriberUrl": url_a}, headers=AUTH)
+    assert response.status == 400
+    errors = (await response.json())["error"]["details"]["errors"]
+    assert [e["property"] for e in errors] == ["active", "triggers"]
+    wrong = {"subscriberUrl": url_a, "active": True, "triggers": ["BOOKING_CONFIRMED"]}
+    response = await client.post("/v2/webhooks", json=wrong, headers=AUTH)
+    assert response.status == 400
+    assert (await client.get("/v2/webhooks")).status == 401
+
+    a = {"subscriberUrl": url_a, "active": True, "triggers": ["BOOKING_CREATED"], "secret": "sa"}
+    response = await client.post("/v2/webhooks", json=a, headers=AUTH)
+    assert response.status == 201
+    made = (await response.json())["data"]
+    assert (made["triggers"], made["secret"], made["active"]) == (["BOOKING_CREATED"], "sa", True)
+    assert (await client.post("/v2/webhooks", json=a, headers=AUTH)).status == 409
+    b = {"subscriberUrl": url_b, "active": True, "triggers": ["BOOKING_CANCELLED"]}
+    b_id = (await (await client.post("/v2/webhooks", json=b, headers=AUTH)).json())["data"]["id"]
+    listed = (await (await client.get("/v2/webhooks", headers=AUTH)).json())["data"]
+    assert [w["subscriberUrl"] for w in listed] == [url_a, url_b]
+
+    patch = {"secret": "sb", "triggers": ["BOOKING_CREATED", "BOOKING_CANCELLED"]}
+    response = await client.patch(f"/v2/webhooks/{b_id}", json=patch, headers=AUTH)
+    assert (await response.json())["data"]["secret"] == "sb"
+    response = await client.patch(f"/v2/webhooks/{b_id}", json={"active": "yes"}, headers=AUTH)
+    assert response.status == 400
+    moved = {"subscriberUrl": url_b, "payloadTemplate": None, "active": None}
+    response = await client.patch(f"/v2/webhooks/{b_id}", json=moved, headers=AUTH)
+    hook_b = (await response.json())["data"]
+    assert (hook_b["subscriberUrl"], hook_b["payloadTemplate"], hook_b["active"]) == (
+        url_b,
+        None,
+        True,
+    )
+
+    await book(salon, booking_body(salon.haircut, berlin(MONDAY, 10)))
+    await salon.sandbox.flush_webhooks()
+    assert sorted(path for path, _, _ in received) == ["/a", "/b"]
+    for path, raw, signature in received:
+        secret = {"/a": "sa", "/b": "sb"}[path]
+        assert signature == hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+    received.clear()
+    await client.patch(f"/v2/webhooks/{made['id']}", json={"active": False}, headers=AUTH)
+    assert (await client.delete(f"/v2/webhooks/{b_id}", headers=AUTH)).status == 200
+    assert (await client.get(f"/v2/webhooks/{b_id}", headers=AUTH)).status == 404
+    await book(salon, booking_body(salon.haircut, berlin(MONDAY, 11)))
+    await salon.sandbox.flush_webhooks()
+    assert received == []
+    assert [w["id"] for w in salon.sandbox.webhooks] == [made["id"]]
+
+
 async def test_the_spec_rejects_bodies_like_the_vendor(spec: Path, salon: Salon) -> None:
     assert salon.sandbox.validating
     body = booking_body(salon.haircut, berlin(MONDAY, 10))
