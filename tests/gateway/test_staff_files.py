@@ -1,0 +1,50 @@
+"""Staff files: what a Chatwoot attachment's reference holds, and the bounded download."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+from gateway.chatwoot import ChatwootUnavailable
+from gateway.resilience import CircuitBreaker
+from gateway.staff_files import ChatwootFiles, FileRefused, file_name, reference, size_text
+
+URL = "https://cw.example/rails/active_storage/blobs/redirect/abc"
+
+
+def test_a_reference_names_the_file_from_its_url() -> None:
+    """Chatwoot's `Attachment#file_metadata` carries no name: the blob URL ends with it."""
+    attachment = {"file_type": "file", "data_url": f"{URL}/%D0%BF%D1%80%D0%B0%D0%B9%D1%81.pdf"}
+    assert reference(attachment) == {
+        "url": attachment["data_url"],
+        "name": "прайс.pdf",
+        "size": None,
+        "kind": "file",
+    }
+    assert file_name(f"{URL}/", "pdf") == "file.pdf"
+    assert file_name("https://cw.example/x/noext", "") == "file"
+    assert reference({"file_type": "contact", "data_url": f"{URL}/a.vcf"}) is None
+    assert reference({"file_type": "image", "data_url": "/relative/a.jpg"}) is None
+    assert (size_text(340 * 1024), size_text(100), size_text(None)) == ("340 KB", "1 KB", "")
+
+
+@respx.mock
+async def test_a_download_is_bounded_and_sends_no_token() -> None:
+    files = ChatwootFiles(CircuitBreaker("chatwoot"))
+    route = respx.get(f"{URL}/big.pdf").mock(
+        return_value=httpx.Response(200, content=b"x" * 2048, headers={"Content-Type": "a/b"})
+    )
+    ref = {"url": f"{URL}/big.pdf", "name": "big.pdf", "size": None}
+    # An older Chatwoot sends no size: the download stops once it is over the limit.
+    with pytest.raises(FileRefused, match="over the 1 KB limit"):
+        await files.fetch(ref, 1024)
+    fetched = await files.fetch(ref, 4096)
+    assert (fetched.mime_type, len(fetched.data)) == ("a/b", 2048)
+    assert "api_access_token" not in route.calls.last.request.headers
+    route.mock(return_value=httpx.Response(429))
+    with pytest.raises(ChatwootUnavailable):
+        await files.fetch(ref, 4096)
+    route.mock(return_value=httpx.Response(200, content=b"%PDF"))
+    assert (await files.fetch(ref, 4096)).mime_type == "application/octet-stream"
+    await files.aclose()
