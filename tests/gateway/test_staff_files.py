@@ -8,7 +8,15 @@ import respx
 
 from gateway.chatwoot import ChatwootUnavailable
 from gateway.resilience import CircuitBreaker
-from gateway.staff_files import ChatwootFiles, FileRefused, file_name, reference, size_text
+from gateway.staff_files import (
+    ChatwootFiles,
+    FileRefused,
+    StaffFile,
+    file_name,
+    reference,
+    size_text,
+)
+from gateway.whatsapp_api import media_kind
 
 URL = "https://cw.example/rails/active_storage/blobs/redirect/abc"
 
@@ -48,3 +56,15 @@ async def test_a_download_is_bounded_and_sends_no_token() -> None:
     route.mock(return_value=httpx.Response(200, content=b"%PDF"))
     assert (await files.fetch(ref, 4096)).mime_type == "application/octet-stream"
     await files.aclose()
+
+
+def test_whatsapp_takes_each_kind_of_file_within_metas_limits() -> None:
+    """Meta, "Supported media types": images are JPEG or PNG of 5 MB at most; a GIF or an
+    archive is no type a message takes."""
+    assert media_kind(StaffFile("a.png", "image/png", b"x")) == "image"
+    assert media_kind(StaffFile("a.ogg", "audio/ogg", b"x")) == "audio"
+    assert media_kind(StaffFile("a.pdf", "application/pdf", b"x")) == "document"
+    with pytest.raises(FileRefused, match="does not take image/gif"):
+        media_kind(StaffFile("a.gif", "image/gif", b"x"))
+    with pytest.raises(FileRefused, match="5 MB"):
+        media_kind(StaffFile("a.jpg", "image/jpeg", b"x" * (5 * 1024 * 1024 + 1)))
