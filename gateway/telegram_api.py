@@ -136,7 +136,7 @@ class TelegramDelivery:
             except PermanentFailure as exc:
                 raise FileRefused(f"Telegram refused {file.name} ({exc})") from exc
         except FileRefused as exc:
-            log.warning("a staff file could not go to Telegram: %s", exc)
+            log.warning("a staff file could not go to Telegram; a text went instead")
             text = {"chat_id": params["chat_id"], "text": fallback_of(params)[:4096]}
             await self._send("sendMessage", text)
             raise Substituted(f"{exc}; the client got a text saying so") from exc

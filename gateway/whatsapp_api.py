@@ -243,7 +243,7 @@ class WhatsAppDelivery:
                 await self._deliver(message)
             except FileRefused as exc:
                 # A staff file that cannot go: the client is told so, in the same place.
-                log.warning("a staff file could not go to WhatsApp: %s", exc)
+                log.warning("a staff file could not go to WhatsApp; a text went instead")
                 await self._deliver(_text_instead(message))
                 raise Substituted(f"{exc}; the client got a text saying so") from exc
         except WhatsAppError as exc:
