@@ -27,6 +27,7 @@ text prepared for it (`FALLBACK`) and reports the failure to staff.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -48,6 +49,12 @@ MB = 1024 * 1024
 FILE_KINDS = ("image", "audio", "video", "file")
 # The most any channel takes (WhatsApp documents, 100 MB): nothing larger is downloaded.
 MAX_BYTES = 100 * MB
+# How long after its message a file may still be on its way to the storage: Chatwoot sends the
+# webhook when the message is committed, and Active Storage uploads the file after that commit
+# (`Message#send_reply` waits 2 s for it: "active storage attaches the file only after commit";
+# chatwoot#15540: the blob redirect signs a URL without checking the object, and the storage
+# answers 404 until the upload is done). Until then a 404 behind the redirect is retried.
+STORE_WAIT_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +68,13 @@ class FileRefused(Exception):
     """The file cannot reach the client (retrying cannot help): the text goes instead."""
 
 
-def reference(attachment: dict[str, Any]) -> dict[str, Any] | None:
-    """What the delivery needs to fetch one attachment of a `message_created` webhook; None for
-    what has no file (a location, a contact card)."""
+class FileNotStored(Exception):
+    """The storage has no file yet behind a valid blob URL: tried again later."""
+
+
+def reference(attachment: dict[str, Any], written: float | None = None) -> dict[str, Any] | None:
+    """What the delivery needs to fetch one attachment of a `message_created` webhook (written
+    at `written`, unix seconds); None for what has no file (a location, a contact card)."""
     url = str(attachment.get("data_url") or "")
     kind = str(attachment.get("file_type") or "file")
     if not url.startswith(("http://", "https://")) or kind not in FILE_KINDS:
@@ -74,6 +85,7 @@ def reference(attachment: dict[str, Any]) -> dict[str, Any] | None:
         "name": file_name(url, str(attachment.get("extension") or "")),
         "size": size if isinstance(size, int) and size >= 0 else None,
         "kind": kind,
+        "written": written,
     }
 
 
@@ -123,13 +135,20 @@ class ChatwootFiles:
         known = ref.get("size")
         if isinstance(known, int) and known > limit:
             raise FileRefused(f"{name} is {size_text(known)}, over the {size_text(limit)} limit")
-        return await self.breaker.call(lambda: self._download(str(ref["url"]), name, limit))
+        written = ref.get("written")
+        fresh = isinstance(written, int | float) and time.time() - written < STORE_WAIT_SECONDS
+        return await self.breaker.call(
+            lambda: self._download(str(ref["url"]), name, limit, fresh=fresh)
+        )
 
-    async def _download(self, url: str, name: str, limit: int) -> StaffFile:
+    async def _download(self, url: str, name: str, limit: int, *, fresh: bool) -> StaffFile:
         async with self._http.stream("GET", url) as response:
             if response.status_code >= 500 or response.status_code == 429:
                 # Down or throttling: counted by Chatwoot's breaker, and the send is retried.
                 raise ChatwootUnavailable(f"HTTP {response.status_code} downloading a staff file")
+            if response.status_code == 404 and response.history and fresh:
+                # The blob exists (it redirected) but its upload to the storage is not done.
+                raise FileNotStored(f"{name} is not in the storage yet")
             if not response.is_success:
                 # 404: deleted in Chatwoot, or a signed URL no longer valid; retrying cannot help.
                 raise FileRefused(f"{name} could not be downloaded (HTTP {response.status_code})")

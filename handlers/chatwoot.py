@@ -240,7 +240,8 @@ class ChatwootEvents:
         locale = self.catalogs.resolve(session.locale, None)
         outgoing: list[Outgoing] = []
         text = str(body.get("content") or "").strip()
-        files = [ref for a in body.get("attachments") or [] if (ref := staff_files.reference(a))]
+        attachments = body.get("attachments") or []
+        files = [ref for a in attachments if (ref := staff_files.reference(a, written))]
         # The text rides as the first file's caption where it fits; else it goes first.
         caption = text if files and fits_caption(conv, text, files[0]) else ""
         if text and not caption:

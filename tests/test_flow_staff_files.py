@@ -163,6 +163,17 @@ async def test_a_retried_file_is_sent_once(
     assert texts(chat).count(words.strip()) == 1
     statuses = [status for _path, status, _token in desk.chatwoot.downloads]
     assert 503 in statuses
+
+    # Fetched before Active Storage finished storing it (the webhook comes at the commit, the
+    # upload after it): the storage's 404 behind a valid redirect is tried again, not final.
+    before = len(calls(sandbox, "sendPhoto"))
+    message = desk.chatwoot.agent_sends_files(thread, "", [("c.jpg", "image/jpeg", JPEG)])
+    desk.chatwoot.storing[message["attachments"][0]["id"]] = 1
+    await eventually(lambda: calls(sandbox, "sendPhoto")[before:])
+    assert [c.params["photo"].filename for c in calls(sandbox, "sendPhoto")] == ["b.jpg", "c.jpg"]
+    disk = [s for path, s, _t in desk.chatwoot.downloads if "/disk/" in path]
+    assert disk[-2:] == [404, 200]
+    assert not any("could not be delivered" in t for t in texts(chat))
     metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
     assert 'frontdesk_outbox_retries_total{channel="telegram"}' in metrics
 

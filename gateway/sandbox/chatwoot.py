@@ -139,6 +139,9 @@ class ChatwootSandbox:
         self.downloads: list[tuple[str, int, bool]] = []
         # What the next file downloads answer (302: as usual; 503: an outage; 404: gone).
         self.file_failures: list[int] = []
+        # Files whose upload to the storage is still in flight, for so many more requests: the
+        # blob URL redirects, and the storage answers 404 (chatwoot#15540).
+        self.storing: dict[int, int] = {}
         self._blobs: dict[str, int] = {}  # signed id -> attachment id
         self._disk: dict[str, tuple[int, float]] = {}  # disk key -> attachment id, expiry
         self.deliveries: list[tuple[str, int]] = []  # (event, HTTP status; 0 when dropped)
@@ -309,9 +312,12 @@ class ChatwootSandbox:
         attachment_id, expires = self._disk.get(request.match_info["key"], (0, 0.0))
         found = self.files.get(attachment_id)
         status = 200 if found is not None and time.monotonic() < expires else 404
+        if status == 200 and self.storing.get(attachment_id, 0) > 0:
+            self.storing[attachment_id] -= 1
+            status = 404
         self.downloads.append((request.path, status, "api_access_token" in request.headers))
         if found is None or status != 200:
-            return web.Response(status=404)
+            return web.Response(status=404, text="NoSuchKey")
         return web.Response(body=found[2], content_type=found[1])
 
     def _check(self, method: str, template: str, body: JSON) -> None:

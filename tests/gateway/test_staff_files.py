@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import respx
@@ -10,6 +12,7 @@ from gateway.chatwoot import ChatwootUnavailable
 from gateway.resilience import CircuitBreaker
 from gateway.staff_files import (
     ChatwootFiles,
+    FileNotStored,
     FileRefused,
     StaffFile,
     file_name,
@@ -29,6 +32,7 @@ def test_a_reference_names_the_file_from_its_url() -> None:
         "name": "прайс.pdf",
         "size": None,
         "kind": "file",
+        "written": None,
     }
     assert file_name(f"{URL}/", "pdf") == "file.pdf"
     assert file_name("https://cw.example/x/noext", "") == "file"
@@ -55,6 +59,16 @@ async def test_a_download_is_bounded_and_sends_no_token() -> None:
         await files.fetch(ref, 4096)
     route.mock(return_value=httpx.Response(200, content=b"%PDF"))
     assert (await files.fetch(ref, 4096)).mime_type == "application/octet-stream"
+
+    # Behind a valid redirect the storage has no file yet: retried while the message is fresh
+    # (Active Storage uploads after the commit that sends the webhook), then final.
+    disk = "https://storage.example/key/big.pdf"
+    route.mock(return_value=httpx.Response(302, headers={"Location": disk}))
+    respx.get(disk).mock(return_value=httpx.Response(404, text="NoSuchKey"))
+    with pytest.raises(FileNotStored):
+        await files.fetch(ref | {"written": time.time() - 5}, 4096)
+    with pytest.raises(FileRefused, match="HTTP 404"):
+        await files.fetch(ref | {"written": time.time() - 600}, 4096)
     await files.aclose()
 
 

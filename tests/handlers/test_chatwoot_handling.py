@@ -103,6 +103,7 @@ async def test_agent_attachments_are_queued_as_references_to_fetch(
         "name": "nails before.jpg",
         "size": 12 * 1024 * 1024,
         "kind": "image",
+        "written": None,
     }
     assert photo.params["caption"] == "Your nails"
     assert photo.params["_fallback"] == (
@@ -130,6 +131,7 @@ async def test_agent_attachments_are_queued_as_references_to_fetch(
             "name": "hi.ogg",
             "size": None,
             "kind": "audio",
+            "written": None,
         }
     }
     body["content"] = "x" * 1025
