@@ -47,6 +47,7 @@ from gateway.redis_client import connect_redis
 from gateway.resilience import CircuitBreaker, TokenBucket
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.staff_files import ChatwootFiles
 from gateway.streams import Outgoing
 from gateway.tasks import stop_task
 from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
@@ -183,6 +184,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             calcom, catalogue, settings.salon_timezone, changing=links.changing
         )
     chatwoot: ChatwootClient | None = None
+    staff_files: ChatwootFiles | None = None
     desk_state: DeskState | None = None
     mirror: Mirror | None = None
     staff_desk: ChatwootDesk | None = None
@@ -199,6 +201,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             timeout=settings.service_timeout_seconds,
         )
         closing.append(chatwoot.aclose)
+        # Staff files are fetched when their message is delivered, behind the same breaker; a
+        # download is allowed longer than an API call (files of up to 100 MB).
+        staff_files = ChatwootFiles(chatwoot_breaker, timeout=3 * settings.service_timeout_seconds)
+        closing.append(staff_files.aclose)
         desk_state = DeskState(runtime.redis, runtime.keys)
         inboxes = {
             channel: inbox
@@ -322,7 +328,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             recorder=recorder,
         )
         telegram = TelegramDelivery(
-            settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url, breaker
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_url,
+            breaker,
+            files=staff_files,
         )
         deliveries["telegram"] = telegram
         closing.append(telegram.close)
@@ -367,6 +376,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             reply_waiting_template=settings.whatsapp_template_reply_waiting,
             salon_name=settings.salon_name,
             clock=clock,
+            files=staff_files,
         )
         pacing["whatsapp"] = Pacing(
             settings.whatsapp_rate_per_chat,

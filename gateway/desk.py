@@ -31,7 +31,7 @@ from bot.flows.turn import Turn
 from bot.session import Session
 from gateway.chatwoot import ChatwootClient, ChatwootRejected
 from gateway.keys import Keys
-from gateway.outbox import PermanentFailure
+from gateway.outbox import PermanentFailure, Substituted
 from gateway.streams import Outgoing
 
 log = logging.getLogger("frontdesk.desk")
@@ -445,6 +445,10 @@ class StaffReplies:
         plain = Outgoing(message.channel, message.chat, message.method, params, author="staff")
         try:
             await self.inner.deliver(plain)
+        except Substituted as exc:
+            # The client got a text in place of a file: done with, and staff see why.
+            await self._report(report, "failed", str(exc))
+            return
         except PermanentFailure as exc:
             await self._report(report, "failed", str(exc))
             raise

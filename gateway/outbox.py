@@ -54,6 +54,12 @@ class PermanentFailure(Exception):
     """Retrying cannot help: the message is dead-lettered at once."""
 
 
+class Substituted(PermanentFailure):
+    """The message could not go as it was (a staff file too big for the channel, or gone), and
+    a text saying so was delivered in its place. Whoever wrote it is told why; should it reach
+    the outbox, it is dead-lettered, never sent again."""
+
+
 class Delivery(Protocol):
     """A channel's sender. Raises RetryLater, PermanentFailure, or anything else (transient)."""
 

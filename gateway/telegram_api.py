@@ -9,7 +9,9 @@ most of a reply's CPU cost, for nothing the outbox uses (bench/README.md).
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 from typing import Any
 
 import aiohttp
@@ -17,9 +19,19 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from gateway.outbox import PermanentFailure, RetryLater
+from gateway.outbox import PermanentFailure, RetryLater, Substituted
 from gateway.resilience import CircuitBreaker
+from gateway.staff_files import (
+    FALLBACK,
+    FETCH_MARKER,
+    MB,
+    ChatwootFiles,
+    FileRefused,
+    fallback_of,
+)
 from gateway.streams import Outgoing
+
+log = logging.getLogger("frontdesk.telegram")
 
 # Every call is bounded; Telegram answers in well under a second when healthy.
 TIMEOUT_SECONDS = 10.0
@@ -28,6 +40,7 @@ TIMEOUT_SECONDS = 10.0
 METHODS = frozenset(
     {
         "sendMessage",
+        "sendPhoto",
         "sendDocument",
         "answerCallbackQuery",
         "editMessageText",
@@ -37,6 +50,12 @@ METHODS = frozenset(
 # Marks a file in an outbox message's params, kept as base64 in the JSON: it is uploaded as
 # multipart/form-data when the message is delivered.
 UPLOAD_MARKER = "_upload"
+# Bot API 10.1 (telegram-bot-api.json): sendPhoto "The photo must be at most 10 MB in size";
+# sendDocument "Bots can currently send files of any type of up to 50 MB in size".
+PHOTO_MAX = 10 * MB
+DOCUMENT_MAX = 50 * MB
+# What Telegram shows as a photo (it recompresses it); any other file goes as a document.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 
 def make_bot(token: str, api_url: str) -> Bot:
@@ -55,10 +74,18 @@ def is_failure(exc: BaseException) -> bool:
 
 
 class TelegramDelivery:
-    def __init__(self, token: str, api_url: str, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        token: str,
+        api_url: str,
+        breaker: CircuitBreaker,
+        files: ChatwootFiles | None = None,
+    ) -> None:
         # The URL holds the token: it is never logged (and the log scrubber would catch it).
         self._base = f"{api_url.rstrip('/')}/bot{token}/"
         self.breaker = breaker
+        # Where staff files are fetched from (Chatwoot), when there is a help desk.
+        self.files = files
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -76,7 +103,46 @@ class TelegramDelivery:
     async def deliver(self, message: Outgoing) -> None:
         if message.method not in METHODS:
             raise PermanentFailure(f"unsupported method {message.method}")
-        answer = await self.breaker.call(lambda: self._call(message.method, message.params))
+        if self.files is not None and _to_fetch(message.params) is not None:
+            await self._staff_file(message.params)
+            return
+        await self._send(message.method, message.params)
+
+    async def _staff_file(self, params: dict[str, Any]) -> None:
+        """A file staff attached: downloaded now, uploaded as a photo or a document; if it
+        cannot go, the client gets the text prepared for that instead."""
+        assert self.files is not None
+        field, ref = _to_fetch(params) or ("", {})
+        try:
+            file = await self.files.fetch(ref, DOCUMENT_MAX)
+            upload = {
+                UPLOAD_MARKER: True,
+                "filename": file.name,
+                "mime_type": file.mime_type,
+                "data": file.data,
+            }
+            call = {k: v for k, v in params.items() if k not in (field, FALLBACK)}
+            if file.mime_type in PHOTO_TYPES and len(file.data) <= PHOTO_MAX:
+                try:
+                    await self._send("sendPhoto", call | {"photo": upload})
+                    return
+                except PermanentFailure as exc:
+                    # Refused as a photo (its dimensions: "width and height must not exceed
+                    # 10000 in total", or an image Telegram cannot process): nothing was
+                    # sent, so it may go as a document instead.
+                    log.info("a staff photo went as a document: %s", exc)
+            try:
+                await self._send("sendDocument", call | {"document": upload})
+            except PermanentFailure as exc:
+                raise FileRefused(f"Telegram refused {file.name} ({exc})") from exc
+        except FileRefused as exc:
+            log.warning("a staff file could not go to Telegram; a text went instead")
+            text = {"chat_id": params["chat_id"], "text": fallback_of(params)[:4096]}
+            await self._send("sendMessage", text)
+            raise Substituted(f"{exc}; the client got a text saying so") from exc
+
+    async def _send(self, method: str, params: dict[str, Any]) -> None:
+        answer = await self.breaker.call(lambda: self._call(method, params))
         if answer.get("ok"):
             return
         code = answer.get("error_code")
@@ -103,12 +169,15 @@ class TelegramDelivery:
 
 
 def _form(params: dict[str, Any], files: dict[str, dict[str, Any]]) -> aiohttp.FormData:
-    form = aiohttp.FormData()
+    # Names as they are ("price list.pdf"), as browsers post them: aiohttp would otherwise
+    # percent-encode them, and Telegram shows the name it is given.
+    form = aiohttp.FormData(quote_fields=False)
     for name, value in params.items():
         if name in files:
+            data = value["data"] if "data" in value else base64.b64decode(value["base64"])
             form.add_field(
                 name,
-                base64.b64decode(value["base64"]),
+                io.BytesIO(data),  # aiohttp refuses large bytes values; a stream is fine
                 filename=str(value["filename"]),
                 content_type=str(value["mime_type"]),
             )
@@ -117,3 +186,11 @@ def _form(params: dict[str, Any], files: dict[str, dict[str, Any]]) -> aiohttp.F
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             form.add_field(name, text)
     return form
+
+
+def _to_fetch(params: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The field holding a staff file still to be fetched, and its reference."""
+    for name, value in params.items():
+        if isinstance(value, dict) and isinstance(value.get(FETCH_MARKER), dict):
+            return name, value[FETCH_MARKER]
+    return None

@@ -30,8 +30,17 @@ from typing import Any
 import httpx
 
 from gateway.metrics import Metrics
-from gateway.outbox import PermanentFailure, RetryLater
+from gateway.outbox import PermanentFailure, RetryLater, Substituted
 from gateway.resilience import CircuitBreaker
+from gateway.staff_files import (
+    FALLBACK,
+    FETCH_MARKER,
+    MB,
+    ChatwootFiles,
+    FileRefused,
+    StaffFile,
+    fallback_of,
+)
 from gateway.streams import Outgoing
 from gateway.whatsapp_state import WhatsAppState
 
@@ -56,6 +65,31 @@ AUTHOR = "_author"
 # Marks a file inside a queued message: uploaded (POST /media) when the message is delivered.
 UPLOAD_MARKER = "_upload"
 _PHONE = re.compile(r"^\d{6,20}$")
+# Meta, "Supported media types" (developers.facebook.com/docs/whatsapp/cloud-api/reference/
+# media#supported-media-types): per message type, the MIME types it takes and the largest file.
+MEDIA_LIMITS: dict[str, tuple[frozenset[str], int]] = {
+    "image": (frozenset({"image/jpeg", "image/png"}), 5 * MB),
+    "audio": (
+        frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+        16 * MB,
+    ),
+    "video": (frozenset({"video/mp4", "video/3gpp"}), 16 * MB),
+    "document": (
+        frozenset(
+            {
+                "text/plain",
+                "application/pdf",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            }
+        ),
+        100 * MB,
+    ),
+}
 
 
 class WhatsAppUnavailable(Exception):
@@ -190,7 +224,10 @@ class WhatsAppDelivery:
         reply_waiting_template: str,
         salon_name: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        files: ChatwootFiles | None = None,
     ) -> None:
+        # Where staff files are fetched from (Chatwoot), when there is a help desk.
+        self.files = files
         self.clock = clock
         # Rate-limit refusals in a row, per client: each doubles the next wait.
         self._refused: dict[str, int] = {}
@@ -202,7 +239,13 @@ class WhatsAppDelivery:
 
     async def deliver(self, message: Outgoing) -> None:
         try:
-            await self._deliver(message)
+            try:
+                await self._deliver(message)
+            except FileRefused as exc:
+                # A staff file that cannot go: the client is told so, in the same place.
+                log.warning("a staff file could not go to WhatsApp; a text went instead")
+                await self._deliver(_text_instead(message))
+                raise Substituted(f"{exc}; the client got a text saying so") from exc
         except WhatsAppError as exc:
             if exc.code is not None and exc.code in RATE_LIMITS:
                 raise RetryLater(self._wait(message.chat, exc.code)) from exc
@@ -305,6 +348,8 @@ class WhatsAppDelivery:
     async def _with_uploads(self, content: dict[str, Any]) -> dict[str, Any]:
         media_type = content.get("type")
         media = content.get(str(media_type)) if media_type else None
+        if isinstance(media, dict) and FETCH_MARKER in media and self.files is not None:
+            return await self._staff_file(media)
         if not isinstance(media, dict) or UPLOAD_MARKER not in media:
             return content
         upload = media[UPLOAD_MARKER]
@@ -313,3 +358,50 @@ class WhatsAppDelivery:
         )
         media = {k: v for k, v in media.items() if k != UPLOAD_MARKER} | {"id": media_id}
         return {**content, str(media_type): media}
+
+    async def _staff_file(self, media: dict[str, Any]) -> dict[str, Any]:
+        """A file staff attached, fetched only now (a message parked outside the window holds
+        the reference, not the bytes), uploaded, and sent by its media id: Chatwoot's URL need
+        not be reachable from the internet, and an upload's refusal is known at once, where a
+        link that WhatsApp fails to fetch is only reported later, in a status."""
+        assert self.files is not None
+        file = await self.files.fetch(media[FETCH_MARKER], MEDIA_LIMITS["document"][1])
+        kind = media_kind(file)
+        try:
+            media_id = await self.client.upload(file.name, file.mime_type, file.data)
+        except WhatsAppError as exc:
+            if exc.code in RATE_LIMITS:
+                raise
+            raise FileRefused(f"WhatsApp refused {file.name} ({exc})") from exc
+        sent: dict[str, Any] = {"id": media_id}
+        # Captions go with images, videos and documents; audio takes none (Meta, "Media
+        # messages"): the handler sends the text of an audio file on its own.
+        if media.get("caption") and kind != "audio":
+            sent["caption"] = media["caption"]
+        if kind == "document":
+            sent["filename"] = file.name
+        return {"type": kind, kind: sent}
+
+
+def media_kind(file: StaffFile) -> str:
+    """The message type a file goes as, or FileRefused when WhatsApp takes it as none."""
+    for kind, (types, limit) in MEDIA_LIMITS.items():
+        if file.mime_type in types:
+            if len(file.data) > limit:
+                raise FileRefused(f"{file.name} is over WhatsApp's {limit // MB} MB limit")
+            return kind
+    raise FileRefused(f"WhatsApp does not take {file.mime_type} files ({file.name})")
+
+
+def _text_instead(message: Outgoing) -> Outgoing:
+    """The text sent in place of a staff file that cannot go."""
+    body = fallback_of(message.params)[:4096]
+    params = {k: v for k, v in message.params.items() if k not in ("content", FALLBACK)}
+    content = {"type": "text", "text": {"body": body, "preview_url": False}}
+    return Outgoing(
+        message.channel,
+        message.chat,
+        message.method,
+        params | {"content": content},
+        author=message.author,
+    )

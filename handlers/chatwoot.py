@@ -23,13 +23,14 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
-from gateway import analytics
+from gateway import analytics, staff_files
 from gateway.analytics import Recorder
 from gateway.chatwoot import ChatwootClient, ChatwootRejected
 from gateway.desk import ECHO_PREFIX, Conversation, DeskState
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event, Inbox
 from gateway.sessions import SessionStore
+from gateway.staff_files import FALLBACK, FETCH_MARKER
 from gateway.streams import Entry, Outcome, Outgoing
 from handlers import telegram, whatsapp_render
 
@@ -39,6 +40,10 @@ SOURCE = "chatwoot"
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
 MAX_AGE_SECONDS = 300
+# A caption's limit: Telegram's "0-1024 characters after entities parsing" (sendPhoto,
+# sendDocument in telegram-bot-api.json); WhatsApp's media caption is as long at most (Meta,
+# "Media messages").
+CAPTION_MAX = 1024
 
 
 class ChatwootWebhook:
@@ -119,6 +124,13 @@ def _unix(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def fits_caption(conv: Conversation, text: str, ref: dict[str, Any]) -> bool:
+    """Whether staff's words can ride with the file: short enough, and not a WhatsApp audio
+    message, which takes no caption."""
+    audio = conv.channel == "whatsapp" and ref["kind"] == "audio"
+    return len(text) <= CAPTION_MAX and not audio
 
 
 def conversation_key(conversation: dict[str, Any]) -> str:
@@ -228,15 +240,25 @@ class ChatwootEvents:
         locale = self.catalogs.resolve(session.locale, None)
         outgoing: list[Outgoing] = []
         text = str(body.get("content") or "").strip()
-        if text:
+        attachments = body.get("attachments") or []
+        files = [ref for a in attachments if (ref := staff_files.reference(a, written))]
+        # The text rides as the first file's caption where it fits; else it goes first.
+        caption = text if files and fits_caption(conv, text, files[0]) else ""
+        if text and not caption:
             outgoing.append(self._message(conv, text, locale, report))
-        for attachment in body.get("attachments") or []:
-            url = attachment.get("data_url")
-            if url:
-                outgoing.append(
-                    self._file(conv, str(url), str(attachment.get("file_type")), report)
-                )
+        for n, ref in enumerate(files):
+            said = caption if n == 0 else ""
+            fallback = self._fallback(locale, ref, said)
+            outgoing.append(self._file(conv, ref, said, fallback, locale, report))
         return self._saved(client, turn, tuple(outgoing), facts)
+
+    def _fallback(self, locale: str, ref: dict[str, Any], caption: str) -> str:
+        """What the client reads should the file not reach them (too big, gone)."""
+        _ = self.catalogs.get(locale)
+        size = staff_files.size_text(ref.get("size"))
+        name = f"{ref['name']} ({size})" if size else str(ref["name"])
+        notice = _("desk.file.failed", name=name)
+        return f"{caption}\n\n{notice}" if caption else notice
 
     @staticmethod
     def _message(conv: Conversation, text: str, locale: str, report: dict[str, Any]) -> Outgoing:
@@ -250,21 +272,31 @@ class ChatwootEvents:
         return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
 
     @staticmethod
-    def _file(conv: Conversation, url: str, kind: str, report: dict[str, Any]) -> Outgoing:
-        """An agent's attachment, passed on by its link (Chatwoot's URL must be reachable).
-
-        Telegram fetches URLs only for photos and a few document types, so there the link goes
-        as text; WhatsApp fetches the media itself."""
+    def _file(
+        conv: Conversation,
+        ref: dict[str, Any],
+        caption: str,
+        fallback: str,
+        locale: str,
+        report: dict[str, Any],
+    ) -> Outgoing:
+        """An agent's attachment, one message of its own (a retry never repeats another):
+        only a reference here; the delivery fetches the file from Chatwoot and sends it as a
+        photo or a document (gateway/staff_files.py)."""
+        fetch = {FETCH_MARKER: ref}
         if conv.channel == "telegram":
-            params: dict[str, Any] = {"chat_id": int(conv.chat), "text": f"📎 {url}"}
-            return Outgoing(
-                "telegram", conv.chat, "sendMessage", params | {"_desk": report}, author="staff"
+            field, method = (
+                ("photo", "sendPhoto") if ref["kind"] == "image" else ("document", "sendDocument")
             )
-        media = "image" if kind == "image" else "document"
-        content = {"type": media, media: {"link": url}}
-        return Outgoing(
-            "whatsapp", conv.chat, "messages", {"content": content, "_desk": report}, author="staff"
-        )
+            params: dict[str, Any] = {"chat_id": int(conv.chat), field: fetch}
+            if caption:
+                params["caption"] = caption
+            params |= {FALLBACK: fallback, "_desk": report}
+            return Outgoing("telegram", conv.chat, method, params, author="staff")
+        media = "image" if ref["kind"] == "image" else "document"
+        content = {"type": media, media: fetch | ({"caption": caption} if caption else {})}
+        params = {"content": content, "locale": locale, FALLBACK: fallback, "_desk": report}
+        return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
 
     async def _status(self, conv: Conversation, conversation_id: int, status: str) -> Outcome:
         if await self.state.is_echo(conversation_id, status):

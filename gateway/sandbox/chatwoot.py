@@ -13,8 +13,16 @@ included: the gateway must filter its echoes and private notes) and
 `signing=False` sends nothing, as older versions), delivered once with no retry, and
 `drop_next()` loses the next ones as the real one can.
 
-The staff's side: `agent_replies`, `agent_note`, `resolve`, `reopen`, and a page with the
-conversation list, the transcript, reply, private note and resolve.
+Files are kept as Active Storage keeps them: an attachment's `data_url` is the blob redirect
+URL (`/rails/active_storage/blobs/redirect/<signed id>/<name>`), served without a token (Rails,
+`activestorage/app/controllers/active_storage/blobs/redirect_controller.rb`: "All Active
+Storage controllers are publicly accessible by default"), which answers 302 to the disk
+service's URL, valid for `service_urls_expire_in` (5 minutes by default). `downloads` records
+every request for a file with whether it carried the API token.
+
+The staff's side: `agent_replies` (with files: `agent_sends_files`), `agent_note`, `resolve`,
+`reopen`, and a page with the conversation list, the transcript, reply, private note and
+resolve.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
@@ -42,6 +51,20 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 STATIC_DIR = Path(__file__).parent / "static"
 AGENT = {"id": 3, "name": "Olga (reception)", "email": "olga@salon.example", "type": "user"}
+# Rails' default `config.active_storage.service_urls_expire_in`: how long a disk URL is valid.
+SERVICE_URL_SECONDS = 300
+# Chatwoot's `FileTypeHelper#file_type` (app/helpers/file_type_helper.rb): what the dashboard
+# previews as an image or a video; any other audio/* is audio, anything else a file.
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp")
+VIDEO_TYPES = ("video/ogg", "video/mp4", "video/webm", "video/quicktime")
+
+
+def file_type(content_type: str) -> str:
+    if content_type in IMAGE_TYPES:
+        return "image"
+    if content_type in VIDEO_TYPES:
+        return "video"
+    return "audio" if "audio/" in content_type else "file"
 
 
 def _now() -> str:
@@ -110,6 +133,17 @@ class ChatwootSandbox:
         self.errors: list[tuple[int, str]] = []  # refused requests
         self.updates: list[tuple[int, str]] = []  # message status updates: (message id, status)
         self.files: dict[int, tuple[str, str, bytes]] = {}  # attachments: id -> name, type, data
+        # The address Chatwoot builds its URLs with (its FRONTEND_URL): set once it is served.
+        self.url = ""
+        # Requests for files: (path, HTTP status, whether the API token came along).
+        self.downloads: list[tuple[str, int, bool]] = []
+        # What the next file downloads answer (302: as usual; 503: an outage; 404: gone).
+        self.file_failures: list[int] = []
+        # Files whose upload to the storage is still in flight, for so many more requests: the
+        # blob URL redirects, and the storage answers 404 (chatwoot#15540).
+        self.storing: dict[int, int] = {}
+        self._blobs: dict[str, int] = {}  # signed id -> attachment id
+        self._disk: dict[str, tuple[int, float]] = {}  # disk key -> attachment id, expiry
         self.deliveries: list[tuple[str, int]] = []  # (event, HTTP status; 0 when dropped)
         self._drop = 0
         self._ids = itertools.count(1)
@@ -147,6 +181,8 @@ class ChatwootSandbox:
         ]
         for method, path, handler in routes:
             app.router.add_route(method, base + path, self._api(handler, method, path))
+        app.router.add_get("/rails/active_storage/blobs/redirect/{signed}/{name}", self._blob)
+        app.router.add_get("/rails/active_storage/disk/{key}/{name}", self._disk_file)
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/conversations", self._page_conversations)
         app.router.add_post("/_sandbox/act", self._page_act)
@@ -220,24 +256,69 @@ class ChatwootSandbox:
                 if name != "attachments[]":
                     raise ChatwootError(422, f"unexpected file field {name}")
                 data = value.file.read()
-                attachment_id = next(self._ids)
-                self.files[attachment_id] = (value.filename, value.content_type, data)
-                kind = value.content_type.split("/")[0]
-                files.append(
-                    {
-                        "id": attachment_id,
-                        "file_type": kind if kind in ("image", "audio", "video") else "file",
-                        "file_size": len(data),
-                        "extension": value.filename.rsplit(".", 1)[-1],
-                        "data_url": f"/_sandbox/files/{attachment_id}",
-                    }
-                )
+                origin = f"{request.scheme}://{request.host}"
+                files.append(self._store(value.filename, value.content_type, data, origin))
             else:
                 body[name] = {"true": True, "false": False}.get(str(value), str(value))
         if len(files) > 15:
             raise ChatwootError(422, "too many attachments")
         body["_attachments"] = files
         return body
+
+    def _store(self, name: str, content_type: str, data: bytes, origin: str) -> JSON:
+        """Keep a file; its `Attachment#push_event_data` (app/models/attachment.rb,
+        `file_metadata`): no name and no type, only the extension and the URLs."""
+        attachment_id = next(self._ids)
+        self.files[attachment_id] = (name, content_type, data)
+        signed = secrets.token_urlsafe(24)
+        self._blobs[signed] = attachment_id
+        url = f"{origin}/rails/active_storage/blobs/redirect/{signed}/{quote(name)}"
+        kind = file_type(content_type)
+        return {
+            "id": attachment_id,
+            "file_type": kind,
+            "account_id": self.account_id,
+            "extension": name.rsplit(".", 1)[-1] if "." in name else None,
+            "data_url": url,
+            "thumb_url": url if kind == "image" else "",
+            "file_size": len(data),
+            "width": None,
+            "height": None,
+        }
+
+    def forget_file(self, attachment_id: int) -> None:
+        """Staff delete the message: its file is gone (404)."""
+        self.files.pop(attachment_id, None)
+
+    async def _blob(self, request: web.Request) -> web.Response:
+        """The blob redirect: no token asked for; a 302 to an expiring disk URL."""
+        attachment_id = self._blobs.get(request.match_info["signed"], 0)
+        status = self.file_failures.pop(0) if self.file_failures else 302
+        if attachment_id not in self.files:
+            status = 404
+        token = "api_access_token" in request.headers
+        self.downloads.append((request.path, status, token))
+        if status != 302:
+            return web.Response(status=status)
+        key = secrets.token_urlsafe(24)
+        self._disk[key] = (attachment_id, time.monotonic() + SERVICE_URL_SECONDS)
+        name = request.match_info["name"]
+        origin = f"{request.scheme}://{request.host}"
+        location = f"{origin}/rails/active_storage/disk/{key}/{quote(name)}"
+        raise web.HTTPFound(location, headers={"Cache-Control": "no-store"})
+
+    async def _disk_file(self, request: web.Request) -> web.Response:
+        """The disk service: the bytes, with the blob's content type, while the URL is valid."""
+        attachment_id, expires = self._disk.get(request.match_info["key"], (0, 0.0))
+        found = self.files.get(attachment_id)
+        status = 200 if found is not None and time.monotonic() < expires else 404
+        if status == 200 and self.storing.get(attachment_id, 0) > 0:
+            self.storing[attachment_id] -= 1
+            status = 404
+        self.downloads.append((request.path, status, "api_access_token" in request.headers))
+        if found is None or status != 200:
+            return web.Response(status=404, text="NoSuchKey")
+        return web.Response(body=found[2], content_type=found[1])
 
     def _check(self, method: str, template: str, body: JSON) -> None:
         if self._schema is None:
@@ -539,6 +620,17 @@ class ChatwootSandbox:
         return self._add_message(
             conversation, content, "outgoing", False, dict(AGENT), None, attachments
         )
+
+    def agent_sends_files(
+        self, conversation_id: int, content: str, files: list[tuple[str, str, bytes]]
+    ) -> JSON:
+        """Staff reply with files attached (name, content type, bytes), as from the dashboard."""
+        if not self.url:
+            raise RuntimeError("set the sandbox's url first: attachment URLs are absolute")
+        if not 1 <= len(files) <= 15:  # NUMBER_OF_PERMITTED_ATTACHMENTS
+            raise ValueError("a message takes 1 to 15 attachments")
+        attachments = [self._store(name, kind, data, self.url) for name, kind, data in files]
+        return self.agent_replies(conversation_id, content, attachments)
 
     def agent_note(self, conversation_id: int, content: str) -> JSON:
         conversation = self.conversations[conversation_id]

@@ -49,6 +49,16 @@ NOT_MODIFIED = (
     "same as a current content and reply markup of the message"
 )
 
+# Bot API 10.1 (telegram-bot-api.json): sendPhoto "The photo must be at most 10 MB in size";
+# sendDocument "Bots can currently send files of any type of up to 50 MB in size".
+PHOTO_MAX = 10 * 1024 * 1024
+UPLOAD_MAX = 50 * 1024 * 1024
+# What an uploaded photo must be for Telegram to process it (it re-encodes photos): JPEG, PNG,
+# WebP or GIF by their magic bytes; anything else fails with "Bad Request: IMAGE_PROCESS_FAILED"
+# (as reported in TelegramBot/Api#302, pengrad/java-telegram-bot-api#337). The wording for a
+# photo over 10 MB is not documented; the sandbox's is its own.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+
 _TOKEN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]+$")
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?")
@@ -300,6 +310,7 @@ class TelegramSandbox:
         self._handlers: dict[str, Callable[[JSON], Any]] = {
             "getMe": self._get_me,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
@@ -315,7 +326,8 @@ class TelegramSandbox:
     # -- the application ------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # Room for the largest upload the Bot API takes (sendDocument's 50 MB) and its form.
+        app = web.Application(client_max_size=UPLOAD_MAX + 1024 * 1024)
         app.router.add_get("/", self._page)
         app.router.add_post("/_sandbox/say", self._page_act)
         app.router.add_post("/_sandbox/tap", self._page_act)
@@ -495,10 +507,42 @@ class TelegramSandbox:
         text = _visible_text(params["text"], params.get("parse_mode"))
         return self._new_message(params, {"text": text})
 
+    def _send_photo(self, params: JSON) -> JSON:
+        photo = params.get("photo")
+        if isinstance(photo, Upload):
+            if len(photo.data) > PHOTO_MAX:
+                raise _bad("photo is too big")
+            webp = photo.data[:4] == b"RIFF" and photo.data[8:12] == b"WEBP"
+            if not (photo.data.startswith(_IMAGE_MAGIC) or webp):
+                raise _bad("IMAGE_PROCESS_FAILED")
+            file_id = "AgAC" + secrets.token_urlsafe(36)
+            self.files[file_id] = photo
+            size = len(photo.data)
+        elif isinstance(photo, str) and photo in self.files:
+            file_id, size = photo, len(self.files[photo].data)
+        else:  # URLs are not fetched: only uploads and their file_ids work
+            raise _bad("wrong file identifier/HTTP URL specified")
+        # A PhotoSize per size Telegram keeps; the sandbox keeps the one it was given.
+        sizes: list[JSON] = [
+            {
+                "file_id": file_id,
+                "file_unique_id": secrets.token_urlsafe(12),
+                "width": 1280,
+                "height": 960,
+                "file_size": size,
+            }
+        ]
+        content: JSON = {"photo": sizes}
+        if caption := params.get("caption"):
+            content["caption"] = _visible_text(caption, params.get("parse_mode"))
+        return self._new_message(params, content)
+
     def _send_document(self, params: JSON) -> JSON:
         doc = params.get("document")
         document: JSON = {"file_unique_id": secrets.token_urlsafe(12)}
         if isinstance(doc, Upload):
+            if len(doc.data) > UPLOAD_MAX:
+                raise ApiError(413, "Request Entity Too Large")
             document["file_id"] = "BQAC" + secrets.token_urlsafe(36)
             self.files[document["file_id"]] = doc
             document.update(file_name=doc.filename, mime_type=doc.content_type)

@@ -80,6 +80,17 @@ NOTICE_BUTTONS = {
     "en": ("I'll come", "Reschedule", "Cancel"),
 }
 TEMPLATE_BUTTON = {"ru": "Продолжить", "en": "Continue"}
+# Meta's "Supported media types" (cloud-api/reference/media#supported-media-types): the largest
+# file per kind (images 5 MB; audio and video 16 MB; documents 100 MB; stickers 500 KB).
+MB = 1024 * 1024
+MEDIA_LIMITS = {"image": 5 * MB, "audio": 16 * MB, "video": 16 * MB, "application": 100 * MB}
+MEDIA_LIMITS |= {"text": 100 * MB, "image/webp": 500 * 1024}
+# Which uploaded types a message of each kind takes (the same page, per message type).
+MESSAGE_MEDIA = {
+    "image": ("image/jpeg", "image/png"),
+    "audio": ("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"),
+    "video": ("video/mp4", "video/3gpp"),
+}
 # Meta's "Supported media types" for uploads.
 MEDIA_TYPES = frozenset(
     {
@@ -324,10 +335,14 @@ class WhatsAppSandbox:
         _check_limits(body)
         if kind == "template":
             self._check_template(body["template"])
-        elif kind == "document" or kind == "image":
+        elif kind in ("document", "image", "audio", "video"):
             media = body[kind]
             if "id" in media and media["id"] not in self.media:
                 raise GraphError(131053, "Media upload error", details="unknown media id")
+            uploaded = self.media.get(str(media.get("id")))
+            takes = MESSAGE_MEDIA.get(kind)
+            if uploaded is not None and takes is not None and uploaded[1] not in takes:
+                raise _invalid(f"a {kind} message does not take {uploaded[1]} media")
         if self._throttle:
             code = self._throttle.pop(0)
             raise GraphError(code, "Rate limit hit", details=f"sandbox throttle {code}")
@@ -425,14 +440,25 @@ class WhatsAppSandbox:
             file = form.get("file")
             if form.get("messaging_product") != "whatsapp" or not isinstance(file, web.FileField):
                 raise _invalid("messaging_product=whatsapp and a file are required")
+            # `type` is required: "Type of media file being uploaded" (Meta, "Upload media").
+            if not isinstance(form.get("type"), str) or not form.get("type"):
+                raise _invalid("type is required: the uploaded file's MIME type")
             if file.content_type not in MEDIA_TYPES:
                 raise GraphError(
                     131053,
                     "Media upload error",
                     details=f"Unsupported file type: {file.content_type}",
                 )
+            data = file.file.read()
+            limit = MEDIA_LIMITS.get(
+                file.content_type, MEDIA_LIMITS[file.content_type.split("/")[0]]
+            )
+            if len(data) > limit:
+                raise GraphError(
+                    131053, "Media upload error", details=f"file is over {limit // 1024} KB"
+                )
             media_id = str(next(self._ids) + 900_000_000)
-            self.media[media_id] = (file.filename, file.content_type, file.file.read())
+            self.media[media_id] = (file.filename, file.content_type, data)
             return web.json_response({"id": media_id})
         except GraphError as exc:
             self.errors.append((exc.code, exc.details))
@@ -665,6 +691,14 @@ def _accepted(address: str, wamid: str) -> JSON:
 def _check_limits(body: JSON) -> None:
     """What Meta refuses whether or not the spec file is at hand."""
     kind = body.get("type")
+    media = body.get(kind) if kind in ("image", "document", "video", "audio", "sticker") else None
+    if isinstance(media, dict) and "caption" in media:
+        # Captions: "Do not use with audio or sticker media" (Meta, "Media messages"); at most
+        # 1024 characters.
+        if kind in ("audio", "sticker"):
+            raise _invalid(f"a {kind} message takes no caption")
+        if len(str(media["caption"])) > 1024:
+            raise _invalid("caption must be at most 1024 characters")
     if kind == "text":
         text = (body.get("text") or {}).get("body", "")
         if not text or len(text) > 4096:

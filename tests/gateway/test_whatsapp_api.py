@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 
 from gateway.keys import Keys
 from gateway.metrics import Metrics
-from gateway.outbox import PermanentFailure, RetryLater
+from gateway.outbox import PermanentFailure, RetryLater, Substituted
 from gateway.resilience import CircuitBreaker, State
+from gateway.staff_files import FALLBACK, FETCH_MARKER, ChatwootFiles
 from gateway.streams import Outgoing
 from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery, WhatsAppUnavailable, is_failure
 from gateway.whatsapp_state import WhatsAppState
@@ -310,3 +311,32 @@ async def test_a_throttled_notice_is_retried_without_parking_twice(
     # Told once: the next parked message sends no second template.
     await delivery.deliver(text("More"))
     assert len(route.calls) == 2
+
+
+@respx.mock
+async def test_a_staff_file_whatsapp_refuses_is_replaced_by_its_text(
+    delivery: WhatsAppDelivery, state: WhatsAppState
+) -> None:
+    """Meta, "Upload media": an upload WhatsApp refuses (a 4xx) cannot be retried into success:
+    the client gets the text prepared for it, and the delivery says it was substituted."""
+    await open_window(state)
+    delivery.files = ChatwootFiles(CircuitBreaker("chatwoot"))
+    respx.get("https://cw.example/blob/voice.ogg").mock(
+        return_value=httpx.Response(200, content=b"OggS", headers={"Content-Type": "audio/ogg"})
+    )
+    upload = respx.post(f"{API}/{NUMBER}/media").mock(return_value=graph_error(131053))
+    send = respx.post(f"{API}/{NUMBER}/messages").mock(return_value=accepted())
+    ref = {"url": "https://cw.example/blob/voice.ogg", "name": "voice.ogg", "size": 4}
+    content = {"type": "document", "document": {FETCH_MARKER: ref | {"kind": "audio"}}}
+    params = {"content": content, "locale": "en", FALLBACK: "The file could not be delivered"}
+    with pytest.raises(Substituted, match=r"WhatsApp refused voice\.ogg"):
+        await delivery.deliver(Outgoing("whatsapp", CHAT, "messages", params, author="staff"))
+    assert json.loads(send.calls.last.request.content)["text"]["body"] == (
+        "The file could not be delivered"
+    )
+    # Throttled instead: the file is tried again later, and nothing is sent meanwhile.
+    upload.mock(return_value=graph_error(130429))
+    with pytest.raises(RetryLater):
+        await delivery.deliver(Outgoing("whatsapp", CHAT, "messages", params, author="staff"))
+    assert send.call_count == 1
+    await delivery.files.aclose()

@@ -81,22 +81,64 @@ async def test_a_word_in_a_resolved_conversation_takes_nothing_over(
     assert await state.seen(42) == 77
 
 
-async def test_agent_attachments_are_passed_on_by_link(
+async def test_agent_attachments_are_queued_as_references_to_fetch(
     parts: tuple[ChatwootEvents, DeskState, SessionStore],
 ) -> None:
+    """Only a reference is queued (the file is fetched when the message is delivered), one
+    message per file; staff's words ride as the first file's caption where they fit."""
     events, _state, _sessions = parts
     body = json.loads(reply("open").body)
-    body["content"] = ""
-    body["attachments"] = [{"file_type": "image", "data_url": "https://cw.example/a.jpg"}]
+    url = "https://cw.example/rails/active_storage/blobs/redirect/abc/nails%20before.jpg"
+    body["content"] = "Your nails"
+    body["attachments"] = [
+        {"file_type": "image", "data_url": url, "file_size": 12 * 1024 * 1024},
+        {"file_type": "file", "data_url": "https://cw.example/x/y/price.pdf", "extension": "pdf"},
+        {"file_type": "location", "data_url": None, "coordinates_lat": 55.7},
+    ]
     entry = Entry("1-0", "chatwoot", "tg:501", "m:78", 0, json.dumps(body).encode())
-    [sent] = (await events(entry)).outgoing
-    assert (sent.method, sent.params["text"]) == ("sendMessage", "📎 https://cw.example/a.jpg")
-    whatsapp = Entry("1-0", "chatwoot", "wa:79161234567", "m:79", 0, json.dumps(body).encode())
-    [media] = (await events(whatsapp)).outgoing
-    assert media.params["content"] == {
-        "type": "image",
-        "image": {"link": "https://cw.example/a.jpg"},
+    photo, document = (await events(entry)).outgoing
+    assert photo.method == "sendPhoto"
+    assert photo.params["photo"]["_fetch"] == {
+        "url": url,
+        "name": "nails before.jpg",
+        "size": 12 * 1024 * 1024,
+        "kind": "image",
+        "written": None,
     }
+    assert photo.params["caption"] == "Your nails"
+    assert photo.params["_fallback"] == (
+        "Your nails\n\n📎 The salon sent a file that could not be delivered here: "
+        "nails before.jpg (12 MB). The salon has been notified."
+    )
+    assert (document.method, document.params["document"]["_fetch"]["size"]) == (
+        "sendDocument",
+        None,  # older Chatwoot versions send no size
+    )
+    assert "caption" not in document.params
+    assert document.params["_fallback"].endswith(
+        "delivered here: price.pdf. The salon has been notified."
+    )
+
+    # WhatsApp: an audio file takes no caption, so the words go first, on their own; a text
+    # too long for a caption does the same.
+    body["attachments"] = [{"file_type": "audio", "data_url": "https://cw.example/a/b/hi.ogg"}]
+    whatsapp = Entry("1-0", "chatwoot", "wa:79161234567", "m:79", 0, json.dumps(body).encode())
+    text, audio = (await events(whatsapp)).outgoing
+    assert text.params["content"]["text"]["body"] == "Your nails"
+    assert audio.params["content"]["document"] == {
+        "_fetch": {
+            "url": "https://cw.example/a/b/hi.ogg",
+            "name": "hi.ogg",
+            "size": None,
+            "kind": "audio",
+            "written": None,
+        }
+    }
+    body["content"] = "x" * 1025
+    body["attachments"][0]["file_type"] = "image"
+    long = Entry("1-0", "chatwoot", "tg:501", "m:80", 0, json.dumps(body).encode())
+    text, photo = (await events(long)).outgoing
+    assert (text.method, "caption" in photo.params) == ("sendMessage", False)
 
 
 async def test_an_event_for_an_unknown_conversation_is_ignored(

@@ -161,3 +161,45 @@ async def test_the_agent_pane_lists_and_acts(env: Env) -> None:
     ]
     async with env.http.get(env.url + "/") as answer:
         assert "salon staff" in await answer.text()
+
+
+async def test_files_are_served_as_active_storage_serves_them(env: Env) -> None:
+    """Rails' blob redirect controller: "All Active Storage controllers are publicly accessible
+    by default" (no token), and it answers with a redirect to the storage service's expiring
+    URL. The webhook's attachment carries Chatwoot's `file_metadata`: no name, no type."""
+    conversation = await make_conversation(env)
+    with pytest.raises(RuntimeError):
+        env.cw.agent_sends_files(conversation, "", [("a.jpg", "image/jpeg", b"x")])
+    env.cw.url = env.url
+    with pytest.raises(ValueError, match="1 to 15"):
+        env.cw.agent_sends_files(conversation, "", [])
+    message = env.cw.agent_sends_files(
+        conversation,
+        "Look",
+        [
+            ("nails.jpg", "image/jpeg", b"\xff\xd8\xff"),
+            ("clip.mov", "video/quicktime", b"mov"),
+            ("hello.ogg", "audio/ogg", b"OggS"),
+            ("logo.svg", "image/svg+xml", b"<svg/>"),  # not previewed: a file (FileTypeHelper)
+        ],
+    )
+    image, video, audio, svg = message["attachments"]
+    assert [a["file_type"] for a in message["attachments"]] == ["image", "video", "audio", "file"]
+    assert (image["extension"], image["file_size"]) == ("jpg", 3)
+    assert "name" not in image
+    assert "content_type" not in image
+    async with env.http.get(image["data_url"], allow_redirects=False) as answer:
+        assert answer.status == 302
+        assert "/rails/active_storage/disk/" in answer.headers["Location"]
+    async with env.http.get(svg["data_url"]) as answer:
+        assert (answer.status, await answer.read()) == (200, b"<svg/>")
+        assert answer.content_type == "image/svg+xml"
+    env.cw.file_failures = [503]
+    async with env.http.get(video["data_url"]) as answer:
+        assert answer.status == 503
+    env.cw.forget_file(audio["id"])
+    async with env.http.get(audio["data_url"]) as answer:
+        assert answer.status == 404
+    async with env.http.get(f"{env.url}/rails/active_storage/disk/nope/a.jpg") as answer:
+        assert answer.status == 404
+    assert all(not token for _path, _status, token in env.cw.downloads)

@@ -272,6 +272,30 @@ async def test_send_document_accepts_an_upload(bot: Bot, sandbox: TelegramSandbo
     assert again.document.file_name == "visit.ics"
 
 
+async def test_send_photo_takes_an_image_of_10_mb_at_most(
+    bot: Bot, sandbox: TelegramSandbox
+) -> None:
+    """sendPhoto: "The photo must be at most 10 MB in size" (Bot API 10.1); Telegram processes
+    a photo, so bytes that are no image are refused (IMAGE_PROCESS_FAILED)."""
+    jpeg = b"\xff\xd8\xff\xe0" + b"0" * 100
+    sent = await bot.send_photo(CHAT, BufferedInputFile(jpeg, "a.jpg"), caption="Nails")
+    assert sent.photo is not None
+    assert sent.caption == "Nails"
+    assert sandbox.files[sent.photo[-1].file_id].data == jpeg
+    again = await bot.send_photo(CHAT, sent.photo[-1].file_id)
+    assert again.photo is not None
+    webp = b"RIFF\x00\x00\x00\x00WEBPVP8 "
+    assert (await bot.send_photo(CHAT, BufferedInputFile(webp, "a.webp"))).photo is not None
+    with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):
+        await bot.send_photo(CHAT, BufferedInputFile(b"%PDF-1.7", "a.jpg"))
+    with pytest.raises(TelegramBadRequest, match="too big"):
+        await bot.send_photo(CHAT, BufferedInputFile(jpeg + b"0" * 10 * 1024 * 1024, "b.jpg"))
+    with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
+        await bot.send_photo(CHAT, "https://example.com/a.jpg")
+    with pytest.raises(TelegramBadRequest, match="caption is too long"):
+        await bot.send_photo(CHAT, sent.photo[-1].file_id, caption="x" * 1025)
+
+
 async def test_chat_page_is_self_contained(client: TestClient[Any, Any]) -> None:
     response = await client.get("/")
     assert (response.status, response.content_type) == (200, "text/html")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -234,21 +235,41 @@ async def test_uploads_and_unknown_media(env: Any) -> None:
     key = sandbox.client("79161234567")
     await sandbox.client_says(key, "hi")
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    form = FormData()
-    form.add_field("messaging_product", "whatsapp")
-    form.add_field("file", b"BEGIN:VCALENDAR", filename="a.ics", content_type="text/calendar")
-    async with http.post(f"{url}/media", data=form, headers=headers) as answer:
-        assert (await answer.json())["error"]["code"] == 131053  # not a type WhatsApp takes
-    form = FormData()
-    form.add_field("messaging_product", "whatsapp")
-    form.add_field("file", b"BEGIN:VCALENDAR", filename="a.ics", content_type="text/plain")
-    async with http.post(f"{url}/media", data=form, headers=headers) as answer:
-        media_id = (await answer.json())["id"]
+
+    async def upload(data: bytes, name: str, mime_type: str, typed: bool = True) -> Any:
+        form = FormData()
+        form.add_field("messaging_product", "whatsapp")
+        if typed:
+            form.add_field("type", mime_type)
+        form.add_field("file", io.BytesIO(data), filename=name, content_type=mime_type)
+        async with http.post(f"{url}/media", data=form, headers=headers) as answer:
+            return await answer.json()
+
+    assert (await upload(b"BEGIN:VCALENDAR", "a.ics", "text/calendar"))["error"]["code"] == 131053
+    untyped = await upload(b"BEGIN:VCALENDAR", "a.ics", "text/plain", typed=False)
+    assert untyped["error"]["code"] == 100  # `type` is required
+    media_id = (await upload(b"BEGIN:VCALENDAR", "a.ics", "text/plain"))["id"]
     document = {"to": key, "type": "document", "document": {"id": media_id, "filename": "a.ics"}}
     assert (await send(http, url, document))[0] == 200
     document["document"] = {"id": "404"}
     _, missing = await send(http, url, document)
     assert missing["error"]["code"] == 131053
+    # Images: 5 MB at most, JPEG or PNG only in an image message; captions of 1024 at most.
+    big = await upload(b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024), "big.jpg", "image/jpeg")
+    assert big["error"]["code"] == 131053
+    photo_id = (await upload(b"\xff\xd8\xff", "nails.jpg", "image/jpeg"))["id"]
+    image = {"to": key, "type": "image", "image": {"id": photo_id, "caption": "x" * 1025}}
+    assert (await send(http, url, image))[1]["error"]["code"] == 100
+    image["image"] = {"id": media_id}
+    assert (await send(http, url, image))[1]["error"]["code"] == 100  # a text file as an image
+    image["image"] = {"id": photo_id, "caption": "Your nails"}
+    assert (await send(http, url, image))[0] == 200
+    # Audio takes no caption.
+    voice_id = (await upload(b"OggS", "hello.ogg", "audio/ogg"))["id"]
+    audio = {"to": key, "type": "audio", "audio": {"id": voice_id, "caption": "hi"}}
+    assert (await send(http, url, audio))[1]["error"]["code"] == 100
+    audio["audio"] = {"id": voice_id}
+    assert (await send(http, url, audio))[0] == 200
 
 
 async def test_the_chat_page_says_taps_and_lists_the_conversation(env: Any) -> None:
