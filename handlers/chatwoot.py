@@ -164,7 +164,8 @@ class ChatwootEvents:
             return Outcome()
         if body.get("event") == "message_created":
             return await self._reply(conv, conversation_id, body)
-        return await self._status(conv, conversation_id, str(body.get("status") or ""))
+        status = str(body.get("status") or "")
+        return await self._status(conv, conversation_id, status, entry.event_id)
 
     def _client(self, conv: Conversation) -> ClientRef:
         channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
@@ -266,7 +267,9 @@ class ChatwootEvents:
             "whatsapp", conv.chat, "messages", {"content": content, "_desk": report}, author="staff"
         )
 
-    async def _status(self, conv: Conversation, conversation_id: int, status: str) -> Outcome:
+    async def _status(
+        self, conv: Conversation, conversation_id: int, status: str, event_id: str
+    ) -> Outcome:
         if await self.state.is_echo(conversation_id, status):
             return Outcome()  # our own change (the handoff, back to pending), come back
         if status == "open":
@@ -302,16 +305,17 @@ class ChatwootEvents:
         else:
             outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
         if self.mirror_all:
-            # Staff see the bot take over again, as they see its other words.
+            # Staff see the bot take over again, as they see its other words (each line named
+            # by this hand-back, so that a retried post goes in once).
             outgoing += tuple(
                 Outgoing(
                     "chatwoot",
                     conv.key,
                     "outgoing",
-                    {"client": {}, "text": reply.text, "source_id": f"back:{conversation_id}"},
+                    {"client": {}, "text": reply.text, "source_id": f"back:{event_id}:{n}"},
                     author="desk",
                 )
-                for reply in turn.replies
+                for n, reply in enumerate(turn.replies)
             )
         return self._saved(client, turn, outgoing, facts)
 
