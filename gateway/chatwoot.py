@@ -130,6 +130,11 @@ class ChatwootClient:
         )
         return int(answer["id"])
 
+    async def conversation(self, conversation_id: int) -> dict[str, Any]:
+        """The conversation as Chatwoot has it now (its `status` among the rest)."""
+        answer = await self._call("GET", f"conversations/{conversation_id}")
+        return answer if isinstance(answer, dict) else {}
+
     async def profile(self) -> dict[str, Any]:
         """The token's user: `id`, and `accounts` with the `role` in each
         (app/views/api/v1/models/_user.json.jbuilder). Bots are refused here."""

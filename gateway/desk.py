@@ -211,7 +211,7 @@ class ChatwootDesk:
             return
         handoff = method == "handoff"
         mapping = await self.state.mapping(conv)
-        if method == "incoming" and mapping is not None and _before_resolve(mapping, params):
+        if method == "incoming" and mapping is not None and await self._late(conv, mapping, params):
             await self._late_line(int(mapping["conversation"]), params)
             return
         conversation = await self._conversation(conv, params.get("client") or {})
@@ -409,6 +409,20 @@ class ChatwootDesk:
                 return int(message.get("id") or 0)
         return await post()
 
+    async def _late(
+        self, conv: Conversation, mapping: dict[str, Any], params: dict[str, Any]
+    ) -> bool:
+        """Whether a client's line comes after staff resolved the conversation it was written
+        in: by Frontdesk's record of the resolve, or, while a person owns the conversation as
+        far as Frontdesk knows, by Chatwoot's own status (the resolve's webhook may still be on
+        its way, or lost). Lines of the bot's own conversation are never late."""
+        if mapping.get("status") == "resolved":
+            return _before_resolve(mapping, params)
+        if not await self.state.human_owns(conv.channel, conv.chat):
+            return False
+        shown = await self.client.conversation(int(mapping["conversation"]))
+        return shown.get("status") == "resolved"
+
     async def _late_line(self, conversation: int, params: dict[str, Any]) -> None:
         """A client's line written before staff resolved the conversation, delivered after:
         kept as a private note. As `incoming` it would reopen the conversation: Chatwoot's
@@ -435,7 +449,7 @@ def _before_resolve(mapping: dict[str, Any], params: dict[str, Any]) -> bool:
     """Whether a client's line was written before staff's resolve that Frontdesk has since
     handled (lines queued before this rule carry no time, and go in as they always did)."""
     written = params.get("written")
-    if mapping.get("status") != "resolved" or written is None:
+    if written is None:
         return False
     return float(written) < float(mapping.get("resolved_at") or 0)
 

@@ -284,9 +284,11 @@ class ChatwootEvents:
         # Still watched for a day: a reply whose webhook was lost may come to light yet.
         await self.state.set_bot(conv.channel, conv.chat)
         mapping = await self.state.mapping(conv)
-        if mapping is not None:
+        if mapping is not None and mapping.get("status") != status:
             mapping["status"] = status
-            # What staff wrote before this moment was a last word, not a takeover.
+            # What staff wrote before this moment was a last word, not a takeover; what the
+            # client wrote before it belongs to the resolved conversation. (The same change
+            # found again by the reconciliation does not move it.)
             mapping["resolved_at"] = time.time()
             await self.state.save_mapping(conv, mapping)
         turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
@@ -353,4 +355,38 @@ async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> i
                 log.warning("an agent reply whose webhook never came was recovered")
         if messages:
             await state.mark_seen(conversation_id, max(int(m.get("id") or 0) for m in messages))
+        found += await _missed_resolve(client, state, inbox, conversation_id, conv)
     return found
+
+
+async def _missed_resolve(
+    client: ChatwootClient, state: DeskState, inbox: Inbox, conversation_id: int, conv: Conversation
+) -> int:
+    """Queue the resolve of a handed-off conversation whose webhook never came, as the webhook
+    would have been: else the client would wait for a person who has finished, and their lines
+    would go in as notes (they must not reopen it). Only for a conversation Frontdesk opened
+    and a person still owns: one that is pending or resolved in Chatwoot for another reason
+    (a handoff still on its way) is left alone."""
+    mapping = await state.mapping(conv)
+    if mapping is None or mapping.get("status") != "open":
+        return 0
+    if not await state.human_owns(conv.channel, conv.chat):
+        return 0
+    # Its messages were just read, so the conversation is there to be read too.
+    shown = await client.conversation(conversation_id)
+    if shown.get("status") != "resolved":
+        return 0
+    body = {
+        "event": "conversation_status_changed",
+        "id": conversation_id,
+        "status": "resolved",
+        "contact_inbox": {"source_id": conv.key},
+    }
+    # Named by the last message seen: a later handoff and resolve of the same conversation
+    # is another event.
+    event_id = f"s:{conversation_id}:resolved:after:{await state.seen(conversation_id)}"
+    raw = json.dumps(body).encode()
+    if not await inbox.put(Event(SOURCE, event_id, conv.key, raw)):
+        return 0
+    log.warning("a resolve whose webhook never came was recovered")
+    return 1

@@ -139,6 +139,8 @@ class ChatwootSandbox:
         self.teams: dict[int, set[int]] = {2: {AGENT["id"]}}
         self.bot_handoffs: list[int] = []  # conversations Chatwoot's bot handoff opened
         self._lose_answers = 0
+        # While set, posting a message answers 503 and stores nothing (Chatwoot struggling).
+        self.refuse_messages = False
         self.status_updates = True
         self.validating = spec_path is not None and spec_path.is_file()
         self._schema: Schema | None = (
@@ -239,6 +241,9 @@ class ChatwootSandbox:
                     raise ChatwootError(401, "Access to this endpoint is not authorized for bots")
                 if request.match_info.get("account", str(self.account_id)) != str(self.account_id):
                     raise ChatwootError(404, "Resource could not be found")
+                posting = path == "/conversations/{id}/messages" and method == "POST"
+                if posting and self.refuse_messages:
+                    raise ChatwootError(503, "Service Unavailable")
                 body: JSON = {}
                 if request.content_type == "multipart/form-data":
                     body = await self._form(request)
@@ -249,8 +254,7 @@ class ChatwootSandbox:
                         raise ChatwootError(400, "body is not JSON") from None
                     self._check(method, template, body)
                 answer = await handler(request, body)
-                posted = path == "/conversations/{id}/messages" and method == "POST"
-                if posted and self._lose_answers:
+                if posting and self._lose_answers:
                     self._lose_answers -= 1
                     return web.json_response({"message": "Bad Gateway"}, status=502)
                 return web.json_response(answer)
