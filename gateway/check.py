@@ -198,9 +198,16 @@ async def _check_metabase(settings: Settings) -> bool:
 
 
 async def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    return await _request("GET", url, headers)
+
+
+async def _request(
+    method: str, url: str, headers: dict[str, str], body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The answer's status (0 when unreachable) and JSON object."""
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         try:
-            response = await http.get(url, headers=headers)
+            response = await http.request(method, url, headers=headers, json=body)
         except httpx.HTTPError as exc:
             return 0, {"error": type(exc).__name__}
     try:
@@ -265,14 +272,9 @@ async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str 
     if settings.chatwoot_bot_token is not None:
         bot = {"api_access_token": settings.chatwoot_bot_token.get_secret_value()}
         base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
-        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-            try:
-                answer = await http.post(
-                    f"{base}/conversations/0/toggle_status", json={"status": "open"}, headers=bot
-                )
-                probe = answer.status_code
-            except httpx.HTTPError:
-                probe = 0
+        probe, _ = await _request(
+            "POST", f"{base}/conversations/0/toggle_status", bot, {"status": "open"}
+        )
         if probe != 404:
             detail = f"CHATWOOT_BOT_TOKEN refused for the account: HTTP {probe or 'down'}"
             print(_line("chatwoot", False, detail))
