@@ -199,6 +199,11 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             settings.chatwoot_api_token.get_secret_value(),
             chatwoot_breaker,
             timeout=settings.service_timeout_seconds,
+            bot_token=(
+                settings.chatwoot_bot_token.get_secret_value()
+                if settings.chatwoot_bot_token
+                else None
+            ),
         )
         closing.append(chatwoot.aclose)
         # Staff files are fetched when their message is delivered, behind the same breaker; a

@@ -1,8 +1,11 @@
 """Chatwoot's Application API, the calls Frontdesk makes: a typed httpx client.
 
-Auth is an agent user's `api_access_token` (contacts refuse agent-bot tokens). Every call is
-bounded by a timeout and Chatwoot's circuit breaker; 5xx, 429 and timeouts count against it,
-other 4xx are our mistakes and are raised as `ChatwootRejected`.
+Auth is a user's `api_access_token` (contacts refuse agent-bot tokens: only the endpoints of
+`BOT_ACCESSIBLE_ENDPOINTS`, app/controllers/concerns/access_token_auth_helper.rb, take one). An
+optional agent bot's token is used for one call, the handoff's `pending → open`, so that
+Chatwoot runs its own bot handoff. Every call is bounded by a timeout and Chatwoot's circuit
+breaker; 5xx, 429 and timeouts count against it, other 4xx are our mistakes and are raised as
+`ChatwootRejected`.
 """
 
 from __future__ import annotations
@@ -41,14 +44,22 @@ class ChatwootClient:
         *,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        bot_token: str | None = None,
     ) -> None:
         self.breaker = breaker
+        self.account_id = account_id
+        self._root = url.rstrip("/")
+        self._bot_token = bot_token or None
         self._http = httpx.AsyncClient(
-            base_url=f"{url.rstrip('/')}/api/v1/accounts/{account_id}/",
+            base_url=f"{self._root}/api/v1/accounts/{account_id}/",
             headers={"api_access_token": token},
             timeout=timeout,
             transport=transport,
         )
+
+    @property
+    def has_bot_token(self) -> bool:
+        return self._bot_token is not None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -119,9 +130,27 @@ class ChatwootClient:
         )
         return int(answer["id"])
 
-    async def toggle_status(self, conversation_id: int, status: str) -> None:
+    async def conversation(self, conversation_id: int) -> dict[str, Any]:
+        """The conversation as Chatwoot has it now (its `status` among the rest)."""
+        answer = await self._call("GET", f"conversations/{conversation_id}")
+        return answer if isinstance(answer, dict) else {}
+
+    async def profile(self) -> dict[str, Any]:
+        """The token's user: `id`, and `accounts` with the `role` in each
+        (app/views/api/v1/models/_user.json.jbuilder). Bots are refused here."""
+        answer = await self._call("GET", f"{self._root}/api/v1/profile")
+        return answer if isinstance(answer, dict) else {}
+
+    async def toggle_status(
+        self, conversation_id: int, status: str, *, as_bot: bool = False
+    ) -> None:
+        """Set the status; `as_bot` with the agent bot's token (when one is configured)."""
+        headers = {"api_access_token": self._bot_token} if as_bot and self._bot_token else None
         await self._call(
-            "POST", f"conversations/{conversation_id}/toggle_status", json={"status": status}
+            "POST",
+            f"conversations/{conversation_id}/toggle_status",
+            json={"status": status},
+            headers=headers,
         )
 
     async def assign(
@@ -129,6 +158,13 @@ class ChatwootClient:
     ) -> None:
         body = {"assignee_id": assignee_id} if assignee_id is not None else {"team_id": team_id}
         await self._call("POST", f"conversations/{conversation_id}/assignments", json=body)
+
+    async def unassign(self, conversation_id: int) -> None:
+        """No agent: Chatwoot looks the assignee up by id (`account.users.find_by(id:)`,
+        app/services/conversations/assignment_service.rb), and no user has id 0."""
+        await self._call(
+            "POST", f"conversations/{conversation_id}/assignments", json={"assignee_id": 0}
+        )
 
     async def labels(self, conversation_id: int) -> list[str]:
         answer = await self._call("GET", f"conversations/{conversation_id}/labels")
@@ -180,6 +216,10 @@ class ChatwootClient:
         return int(answer.get("id") or 0)
 
     async def messages(self, conversation_id: int, after: int = 0) -> list[dict[str, Any]]:
+        """Up to 100 messages after the id `after`, else the latest 20 (app/finders/
+        message_finder.rb), each with an integer `message_type` (0 incoming, 1 outgoing,
+        2 activity, 3 template) and `created_at` in unix seconds
+        (app/views/api/v1/models/_message.json.jbuilder)."""
         params = {"after": after} if after else {}
         answer = await self._call("GET", f"conversations/{conversation_id}/messages", params=params)
         payload = answer.get("payload") if isinstance(answer, dict) else answer

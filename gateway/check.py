@@ -199,9 +199,16 @@ async def _check_metabase(settings: Settings) -> bool:
 
 
 async def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    return await _request("GET", url, headers)
+
+
+async def _request(
+    method: str, url: str, headers: dict[str, str], body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The answer's status (0 when unreachable) and JSON object."""
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         try:
-            response = await http.get(url, headers=headers)
+            response = await http.request(method, url, headers=headers, json=body)
         except httpx.HTTPError as exc:
             return 0, {"error": type(exc).__name__}
     try:
@@ -241,8 +248,46 @@ async def _check_chatwoot(settings: Settings) -> bool:
             print(_line("chatwoot", False, f"inbox {inbox} ({channel}): HTTP {status or 'down'}"))
             return False
         found.append(f"{channel} → {body.get('name', inbox)}")
-    print(_line("chatwoot", True, "; ".join(found)))
+    handoff = await _chatwoot_handoff(settings, headers)
+    if handoff is None:
+        return False
+    print(_line("chatwoot", True, "; ".join([*found, handoff])))
     return True
+
+
+async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str | None:
+    """How a handoff lands in staff's queue with these tokens (None: it cannot, said why).
+
+    Chatwoot assigns a conversation to the user who opens it when they have the agent role
+    (conversations_controller#toggle_status); the token's role in the account comes from its
+    profile (GET /api/v1/profile, `accounts[].role`). An agent bot's token is refused there,
+    so it is tried on a conversation that cannot exist: 404 means the token reaches the
+    account, 401 that it does not."""
+    status, profile = await _get(f"{settings.chatwoot_url}/api/v1/profile", headers)
+    roles = {int(a.get("id") or 0): a.get("role") for a in profile.get("accounts") or []}
+    role = roles.get(settings.chatwoot_account_id or 0)
+    if status != 200 or role is None:
+        why = f"HTTP {status or 'down'}" if status != 200 else "not a member of the account"
+        print(_line("chatwoot", False, f"the API token's profile: {why}"))
+        return None
+    if settings.chatwoot_bot_token is not None:
+        bot = {"api_access_token": settings.chatwoot_bot_token.get_secret_value()}
+        base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
+        probe, _ = await _request(
+            "POST", f"{base}/conversations/0/toggle_status", bot, {"status": "open"}
+        )
+        if probe != 404:
+            detail = f"CHATWOOT_BOT_TOKEN refused for the account: HTTP {probe or 'down'}"
+            print(_line("chatwoot", False, detail))
+            return None
+        return f"token role {role}; handoffs by the agent bot (Chatwoot's bot handoff)"
+    if role == "agent":
+        return (
+            "token role agent: Chatwoot assigns what it opens to that user, so Frontdesk "
+            "puts each handoff back in staff's queue (set CHATWOOT_BOT_TOKEN to use "
+            "Chatwoot's bot handoff instead)"
+        )
+    return f"token role {role}: handoffs are not assigned to it"
 
 
 async def set_webhooks(settings: Settings, drop_pending: bool) -> int:

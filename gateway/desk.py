@@ -11,7 +11,16 @@ outbox like any message.
   edge queues an agent's reply with the client's own messages, in order.
 - **Mirror**: the client's messages go in as `incoming`, the bot's as `outgoing` with a `gw:`
   source id (the echo filter) and a 🤖 mark, so staff tell them from a colleague's. The
-  conversation is `pending` while the bot owns it, `open` from the handoff.
+  conversation is `pending` while the bot owns it, `open` from the handoff. Each line carries
+  its own source id, which Chatwoot keeps and lists with the message: a post tried again (the
+  first try may have reached Chatwoot, its answer not us) first looks for it, so a line goes
+  in once. A client's line written before staff resolved the conversation but delivered after
+  goes in as a private note: as `incoming` it would reopen the conversation.
+- **Handoff**: Chatwoot assigns a conversation to the user who opens it when that user has the
+  agent role. So the `pending → open` goes with an agent bot's token when one is configured
+  (Chatwoot's own bot handoff, then the inbox's auto-assignment); otherwise, when the gateway's
+  user is an agent, the assignment is put back right after: the configured assignee, or no one
+  (then the configured team).
 """
 
 from __future__ import annotations
@@ -43,6 +52,10 @@ TRANSCRIPT_LINES = 20
 MAPPING_TTL = 400 * 24 * 3600
 # How long after its last activity a conversation is checked for missed agent replies.
 WATCH_SECONDS = 24 * 3600
+# How long a line's first try is remembered: a retry (or a replayed dead letter) within it
+# looks for the line in Chatwoot before posting it again.
+POSTING_TTL = 7 * 24 * 3600
+LATE_MARK = "👤 (written before the conversation was resolved) "
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +144,11 @@ class DeskState:
     async def is_echo(self, conversation_id: int, status: str) -> bool:
         return bool(await self.redis.delete(self._key("cw", "echo", str(conversation_id), status)))
 
+    async def first_try(self, conversation_id: int, source_id: str) -> bool:
+        """Whether this line is posted to this conversation for the first time."""
+        key = self._key("cw", "posting", str(conversation_id), source_id)
+        return bool(await self.redis.set(key, "1", nx=True, ex=POSTING_TTL))
+
     async def seen(self, conversation_id: int) -> int:
         """The last message id reconciliation looked at in this conversation."""
         value = await self.redis.hget(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
@@ -172,6 +190,8 @@ class ChatwootDesk:
         self.settings = settings
         # Whether Chatwoot takes message status updates (newer versions); learnt on first try.
         self.status_updates = True
+        # Whether the API token's user is an agent in the account; read once, when needed.
+        self.agent_role: bool | None = None
         # Per channel, how to fetch a file the client sent (by its id): relayed as a file.
         self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
 
@@ -190,7 +210,12 @@ class ChatwootDesk:
             await self.report(int(params["conversation"]), int(params["message"]), params)
             return
         handoff = method == "handoff"
-        conversation = await self._conversation(conv, params.get("client") or {}, handoff)
+        mapping = await self.state.mapping(conv)
+        if method == "incoming" and mapping is not None and await self._late(conv, mapping, params):
+            await self._late_line(int(mapping["conversation"]), params)
+            return
+        conversation = await self._conversation(conv, params.get("client") or {})
+        source = str(params.get("source_id") or "") or None
         media = params.get("media")
         if method == "incoming" and isinstance(media, dict) and conv.channel in self.media:
             try:
@@ -199,41 +224,50 @@ class ChatwootDesk:
                 log.warning("a client's file could not be fetched: %s", type(exc).__name__)
             else:
                 name = str(media.get("filename") or f"{media.get('kind', 'file')}")
-                await self.client.post_file(
+                file = (name, data, mime_type)
+                await self._once(
                     conversation,
-                    str(params["text"]),
-                    (name, data, mime_type),
-                    source_id=str(params.get("source_id") or "") or None,
+                    source,
+                    lambda: self.client.post_file(
+                        conversation, str(params["text"]), file, source_id=source
+                    ),
                 )
                 return
         if method == "incoming":
-            await self.client.post_message(
+            await self._once(
                 conversation,
-                str(params["text"]),
-                message_type="incoming",
-                source_id=str(params.get("source_id") or "") or None,
+                source,
+                lambda: self.client.post_message(
+                    conversation, str(params["text"]), message_type="incoming", source_id=source
+                ),
             )
         elif method == "outgoing":
-            await self.client.post_message(
+            bot_source = f"{ECHO_PREFIX}bot:{params.get('source_id', '')}"
+            await self._once(
                 conversation,
-                BOT_MARK + str(params["text"]),
-                message_type="outgoing",
-                source_id=f"{ECHO_PREFIX}bot:{params.get('source_id', '')}",
+                bot_source if params.get("source_id") else None,
+                lambda: self.client.post_message(
+                    conversation,
+                    BOT_MARK + str(params["text"]),
+                    message_type="outgoing",
+                    source_id=bot_source,
+                ),
             )
         elif method == "note":
-            await self._note(conversation, str(params["text"]))
+            await self._note(conversation, str(params["text"]), source)
         elif handoff:
             await self._hand_off(conversation, conv, params)
         else:
             raise PermanentFailure(f"unsupported desk call {method!r}")
 
-    async def _conversation(self, conv: Conversation, client: dict[str, Any], handoff: bool) -> int:
+    async def _conversation(self, conv: Conversation, client: dict[str, Any]) -> int:
         """The client's conversation, made on first use (contact, contact inbox, conversation)."""
         mapping = await self.state.mapping(conv)
         if mapping is not None:
-            if mapping.get("status") == "resolved" and not handoff:
+            if mapping.get("status") == "resolved":
                 # Chatwoot reopens a resolved conversation as "open" on the client's next
-                # message; while the bot answers it belongs in "pending".
+                # message; while the bot answers it belongs in "pending" (and a handoff opens
+                # it from there, as from any bot conversation).
                 await self.state.expect(int(mapping["conversation"]), "pending")
                 await self.client.toggle_status(int(mapping["conversation"]), "pending")
                 mapping["status"] = "pending"
@@ -268,7 +302,8 @@ class ChatwootDesk:
             inbox,
             contact,
             source,
-            status="open" if handoff else "pending",
+            # Pending even for a handoff: the handoff then opens it like any other.
+            status="pending",
             custom_attributes={"channel": conv.channel, "chat_id": conv.chat},
         )
         await self.state.save_mapping(
@@ -279,19 +314,15 @@ class ChatwootDesk:
     async def _hand_off(
         self, conversation: int, conv: Conversation, params: dict[str, Any]
     ) -> None:
+        source = str(params.get("source_id") or "") or None
         if self.settings.mirror == "handoff":
             lines = await self.state.transcript(conv)
             if lines:
-                await self._note(conversation, "\n".join(["📜", *lines]))
-        note = await self._note(conversation, str(params.get("note") or ""))
+                transcript = f"{source}:transcript" if source else None
+                await self._note(conversation, "\n".join(["📜", *lines]), transcript)
+        note = await self._note(conversation, str(params.get("note") or ""), source)
         await self.state.expect(conversation, "open")
-        await self.client.toggle_status(conversation, "open")
-        if self.settings.assignee_id is not None or self.settings.team_id is not None:
-            await self.client.assign(
-                conversation,
-                assignee_id=self.settings.assignee_id,
-                team_id=self.settings.team_id,
-            )
+        await self._open(conversation)
         if self.settings.labels:
             # The call replaces the whole list: keep the labels staff have given it.
             present = await self.client.labels(conversation)
@@ -303,14 +334,102 @@ class ChatwootDesk:
         await self.state.save_mapping(conv, mapping)
         await self.state.watch(conversation, seen=note)
 
-    async def _note(self, conversation: int, text: str) -> int:
-        return await self.client.post_message(
+    async def _open(self, conversation: int) -> None:
+        """Open the conversation for staff, leaving it in their queue.
+
+        Chatwoot's `toggle_status` (app/controllers/api/v1/accounts/conversations_controller.rb):
+        called by an AgentBot on a `pending` conversation with `open`, it runs `bot_handoff!`
+        (`open!`, whose save runs the inbox's auto-assignment, AutoAssignmentHandler); called
+        by a User, once the conversation is open it is assigned to that user if they have the
+        agent role (`should_assign_conversation?` → `assign_conversation`, named
+        `handle_human_open` in newer versions). An administrator's toggle assigns no one.
+        """
+        if self.client.has_bot_token:
+            await self.client.toggle_status(conversation, "open", as_bot=True)
+        else:
+            await self.client.toggle_status(conversation, "open")
+        self_assigned = not self.client.has_bot_token and await self._agent_role()
+        if self.settings.assignee_id is not None:
+            await self.client.assign(
+                conversation, assignee_id=self.settings.assignee_id, team_id=None
+            )
+            return
+        if self_assigned:
+            # Given back to no one first: a team keeps an assignee who is one of its members
+            # (AssignmentHandler#ensure_assignee_is_from_team), and the team's own
+            # auto-assignment only picks someone for an unassigned conversation.
+            await self.client.unassign(conversation)
+        if self.settings.team_id is not None:
+            await self.client.assign(conversation, assignee_id=None, team_id=self.settings.team_id)
+
+    async def _agent_role(self) -> bool:
+        """Whether the API token's user is an agent (not an administrator) in this account,
+        read once from their profile. Unknown counts as an agent: putting the assignment back
+        is harmless where Chatwoot assigned no one."""
+        if self.agent_role is None:
+            try:
+                profile = await self.client.profile()
+            except ChatwootRejected as exc:
+                log.warning("the Chatwoot token's profile could not be read: %s", exc)
+                return True
+            roles = {
+                int(account.get("id") or 0): account.get("role")
+                for account in profile.get("accounts") or []
+            }
+            self.agent_role = roles.get(self.client.account_id) != "administrator"
+        return self.agent_role
+
+    async def _note(self, conversation: int, text: str, source: str | None = None) -> int:
+        """A private note; `source` names it (`gw:…`) so that a retry posts it once."""
+        return await self._once(
             conversation,
-            text,
-            message_type="outgoing",
-            private=True,
-            source_id=f"{ECHO_PREFIX}note",
+            source,
+            lambda: self.client.post_message(
+                conversation,
+                text,
+                message_type="outgoing",
+                private=True,
+                source_id=source or f"{ECHO_PREFIX}note",
+            ),
         )
+
+    async def _once(
+        self, conversation: int, source: str | None, post: Callable[[], Awaitable[int]]
+    ) -> int:
+        """Post a line named by its source id once: a try after the first (whose answer may
+        have been lost after Chatwoot stored the message) looks for the source id among the
+        conversation's latest messages first. Chatwoot stores a message's `source_id`
+        (Messages::MessageBuilder#message_params) and lists it (_message.json.jbuilder); the
+        latest 20 reach back past anything posted while this line waited, as the outbox keeps
+        a conversation's lines in order. Returns the message id."""
+        if source is None or await self.state.first_try(conversation, source):
+            return await post()
+        for message in reversed(await self.client.messages(conversation)):
+            if message.get("source_id") == source:
+                return int(message.get("id") or 0)
+        return await post()
+
+    async def _late(
+        self, conv: Conversation, mapping: dict[str, Any], params: dict[str, Any]
+    ) -> bool:
+        """Whether a client's line comes after staff resolved the conversation it was written
+        in: by Frontdesk's record of the resolve, or, while a person owns the conversation as
+        far as Frontdesk knows, by Chatwoot's own status (the resolve's webhook may still be on
+        its way, or lost). Lines of the bot's own conversation are never late."""
+        if mapping.get("status") == "resolved":
+            return _before_resolve(mapping, params)
+        if not await self.state.human_owns(conv.channel, conv.chat):
+            return False
+        shown = await self.client.conversation(int(mapping["conversation"]))
+        return shown.get("status") == "resolved"
+
+    async def _late_line(self, conversation: int, params: dict[str, Any]) -> None:
+        """A client's line written before staff resolved the conversation, delivered after:
+        kept as a private note. As `incoming` it would reopen the conversation: Chatwoot's
+        Message#reopen_conversation opens a resolved conversation of an API inbox on any
+        incoming message (app/models/message.rb)."""
+        source = str(params.get("source_id") or "") or None
+        await self._note(conversation, LATE_MARK + str(params["text"]), source)
 
     async def report(self, conversation: int, message: int, params: dict[str, Any]) -> None:
         """What became of an agent's message: its status where Chatwoot takes one, else a
@@ -322,7 +441,17 @@ class ChatwootDesk:
                 return
             self.status_updates = False
         if status == "failed":
-            await self._note(conversation, f"⚠️ {params.get('failed_text') or error}")
+            text = f"⚠️ {params.get('failed_text') or error}"
+            await self._note(conversation, text, f"{ECHO_PREFIX}failed:{message}")
+
+
+def _before_resolve(mapping: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether a client's line was written before staff's resolve that Frontdesk has since
+    handled (lines queued before this rule carry no time, and go in as they always did)."""
+    written = params.get("written")
+    if written is None:
+        return False
+    return float(written) < float(mapping.get("resolved_at") or 0)
 
 
 class Mirror:
@@ -363,7 +492,8 @@ class Mirror:
         # "I'll come" from a reminder: staff see it in the client's conversation.
         answer = turn.replies[-1].text if turn.replies else ""
         note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
-        params = {"client": client, "text": note.strip()}
+        source = f"{ECHO_PREFIX}attending:{event.event_id}"
+        params = {"client": client, "text": note.strip(), "source_id": source}
         return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author="desk"))
 
     @staticmethod
@@ -395,15 +525,18 @@ class Mirror:
         def call(method: str, **params: Any) -> Outgoing:
             return Outgoing(CHANNEL, conv.key, method, {"client": client, **params}, author="desk")
 
-        incoming = call("incoming", text=said or "…", source_id=f"{ECHO_PREFIX}in:{event_id}")
+        # When the client wrote it: a line delivered after staff resolved the conversation is
+        # told from one written after (wall clock, as the resolve's time in the mapping).
+        line = {"source_id": f"{ECHO_PREFIX}in:{event_id}", "written": time.time()}
+        incoming = call("incoming", text=said or "…", **line)
         if media:
-            incoming = call(
-                "incoming", text=said, source_id=f"{ECHO_PREFIX}in:{event_id}", media=media
-            )
+            incoming = call("incoming", text=said, media=media, **line)
         if handoff_note is not None:
             # From now on a person owns it: set before the commit, read again by the outbox.
             await self.state.set_human(conv.channel, conv.chat)
-            handoff = call("handoff", note=handoff_note)
+            handoff = call(
+                "handoff", note=handoff_note, source_id=f"{ECHO_PREFIX}handoff:{event_id}"
+            )
             if self.mode == "handoff":
                 await self.state.remember(conv, self._lines(said, replies))
                 return (handoff,)

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # "all": every bot conversation appears in Chatwoot as it happens; "handoff": only from
     # the handoff on, with the recent transcript first.
     chatwoot_mirror: str = Field(default="all", pattern="^(all|handoff)$")
+    # An agent bot's access token (optional): the handoff's pending → open is then Chatwoot's
+    # own bot handoff, and the inbox's auto-assignment applies, instead of Chatwoot assigning
+    # the conversation to the API token's user when that user is an agent.
+    chatwoot_bot_token: SecretStr | None = None
     chatwoot_team_id: int | None = None
     chatwoot_assignee_id: int | None = None
     chatwoot_labels: tuple[str, ...] = ("handoff",)

@@ -176,7 +176,8 @@ class ChatwootEvents:
             return Outcome()
         if body.get("event") == "message_created":
             return await self._reply(conv, conversation_id, body)
-        return await self._status(conv, conversation_id, str(body.get("status") or ""))
+        status = str(body.get("status") or "")
+        return await self._status(conv, conversation_id, status, entry.event_id)
 
     def _client(self, conv: Conversation) -> ClientRef:
         channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
@@ -298,7 +299,9 @@ class ChatwootEvents:
         params = {"content": content, "locale": locale, FALLBACK: fallback, "_desk": report}
         return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
 
-    async def _status(self, conv: Conversation, conversation_id: int, status: str) -> Outcome:
+    async def _status(
+        self, conv: Conversation, conversation_id: int, status: str, event_id: str
+    ) -> Outcome:
         if await self.state.is_echo(conversation_id, status):
             return Outcome()  # our own change (the handoff, back to pending), come back
         if status == "open":
@@ -313,9 +316,11 @@ class ChatwootEvents:
         # Still watched for a day: a reply whose webhook was lost may come to light yet.
         await self.state.set_bot(conv.channel, conv.chat)
         mapping = await self.state.mapping(conv)
-        if mapping is not None:
+        if mapping is not None and mapping.get("status") != status:
             mapping["status"] = status
-            # What staff wrote before this moment was a last word, not a takeover.
+            # What staff wrote before this moment was a last word, not a takeover; what the
+            # client wrote before it belongs to the resolved conversation. (The same change
+            # found again by the reconciliation does not move it.)
             mapping["resolved_at"] = time.time()
             await self.state.save_mapping(conv, mapping)
         turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
@@ -334,16 +339,17 @@ class ChatwootEvents:
         else:
             outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
         if self.mirror_all:
-            # Staff see the bot take over again, as they see its other words.
+            # Staff see the bot take over again, as they see its other words (each line named
+            # by this hand-back, so that a retried post goes in once).
             outgoing += tuple(
                 Outgoing(
                     "chatwoot",
                     conv.key,
                     "outgoing",
-                    {"client": {}, "text": reply.text, "source_id": f"back:{conversation_id}"},
+                    {"client": {}, "text": reply.text, "source_id": f"back:{event_id}:{n}"},
                     author="desk",
                 )
-                for reply in turn.replies
+                for n, reply in enumerate(turn.replies)
             )
         return self._saved(client, turn, outgoing, facts)
 
@@ -381,4 +387,38 @@ async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> i
                 log.warning("an agent reply whose webhook never came was recovered")
         if messages:
             await state.mark_seen(conversation_id, max(int(m.get("id") or 0) for m in messages))
+        found += await _missed_resolve(client, state, inbox, conversation_id, conv)
     return found
+
+
+async def _missed_resolve(
+    client: ChatwootClient, state: DeskState, inbox: Inbox, conversation_id: int, conv: Conversation
+) -> int:
+    """Queue the resolve of a handed-off conversation whose webhook never came, as the webhook
+    would have been: else the client would wait for a person who has finished, and their lines
+    would go in as notes (they must not reopen it). Only for a conversation Frontdesk opened
+    and a person still owns: one that is pending or resolved in Chatwoot for another reason
+    (a handoff still on its way) is left alone."""
+    mapping = await state.mapping(conv)
+    if mapping is None or mapping.get("status") != "open":
+        return 0
+    if not await state.human_owns(conv.channel, conv.chat):
+        return 0
+    # Its messages were just read, so the conversation is there to be read too.
+    shown = await client.conversation(conversation_id)
+    if shown.get("status") != "resolved":
+        return 0
+    body = {
+        "event": "conversation_status_changed",
+        "id": conversation_id,
+        "status": "resolved",
+        "contact_inbox": {"source_id": conv.key},
+    }
+    # Named by the last message seen: a later handoff and resolve of the same conversation
+    # is another event.
+    event_id = f"s:{conversation_id}:resolved:after:{await state.seen(conversation_id)}"
+    raw = json.dumps(body).encode()
+    if not await inbox.put(Event(SOURCE, event_id, conv.key, raw)):
+        return 0
+    log.warning("a resolve whose webhook never came was recovered")
+    return 1

@@ -349,3 +349,108 @@ async def test_whatsapp_handoff_and_a_late_reply_waits_for_the_client(
     await eventually(lambda: any("Friday at 12:00" in text_of(s) for s in phone.received))
     assert wa.errors == []
     assert desk.chatwoot.errors == []
+
+
+async def test_an_agent_role_gateway_user_never_keeps_a_handoff(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    """The gateway's token belongs to an agent: Chatwoot assigns the conversation to it when it
+    opens it (toggle_status), and the gateway gives it back to no one at once."""
+    assert desk.chatwoot.role == "agent"
+    desk.chatwoot.inboxes[desk.telegram_inbox].auto_assignee = 3
+    await start_desk(start_gateway, salon, desk, chatwoot_team_id=None)
+    chat = Chat(sandbox.telegram, 705)
+    await chat.say("/start")
+    before = len(chat.messages)
+    await sandbox.telegram.client_says(705, "I want to talk to a person")
+    await eventually(lambda: chat.messages[before:])
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:705"))
+    await eventually(lambda: thread.status == "open" and thread.labels == ["handoff"])
+    assert thread.assignee_id is None  # in staff's "Unassigned", not the gateway's "Mine"
+    assert desk.chatwoot.bot_handoffs == []
+    # Staff pick it up and answer: the client hears them.
+    thread.assignee_id = 3
+    desk.chatwoot.agent_replies(thread.id, "Olga here, how can I help?")
+    await eventually(lambda: "Olga here, how can I help?" in texts(chat))
+    assert thread.assignee_id == 3
+    assert desk.chatwoot.errors == []
+
+
+async def test_with_an_agent_bot_token_the_handoff_is_chatwoots_bot_handoff(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    desk.chatwoot.bot_token = "cw-bot-token"
+    desk.chatwoot.inboxes[desk.telegram_inbox].auto_assignee = 3
+    await start_desk(
+        start_gateway, salon, desk, chatwoot_team_id=None, chatwoot_bot_token="cw-bot-token"
+    )
+    chat = Chat(sandbox.telegram, 706)
+    await chat.say("/start")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:706"))
+    assert thread.status == "pending"
+    await sandbox.telegram.client_says(706, "Can I talk to a real person please?")
+    await eventually(lambda: thread.status == "open" and thread.labels == ["handoff"])
+    assert desk.chatwoot.bot_handoffs == [thread.id]
+    assert thread.assignee_id == 3  # the inbox's auto-assignment chose
+    # The client's next words reach staff; the bot stays quiet.
+    before = len(chat.messages)
+    await sandbox.telegram.client_says(706, "Hello?")
+    await eventually(lambda: any(m["content"] == "Hello?" for m in thread.messages))
+    assert chat.messages[before:] == []
+    assert desk.chatwoot.errors == []
+
+
+async def test_a_mirror_post_whose_answer_was_lost_is_not_duplicated(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 707)
+    await chat.say("/start")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:707"))
+    await eventually(lambda: len(thread.messages) >= 2)
+    # Chatwoot stores the next two lines, but their answers are lost: the outbox retries.
+    desk.chatwoot.lose_answers(2)
+    await chat.tap("m:info")
+    await eventually(lambda: any(m["content"] == "▶️ 📍 Address & hours" for m in thread.messages))
+    await eventually(lambda: sum("1 Example Street" in m["content"] for m in thread.messages))
+    await asyncio.sleep(0.5)  # past every retry
+    contents = [m["content"] for m in thread.messages]
+    assert contents.count("▶️ 📍 Address & hours") == 1
+    assert sum("1 Example Street" in c for c in contents) == 1
+    sources = [m["source_id"] for m in thread.messages]
+    assert len(sources) == len(set(sources))
+
+
+async def test_a_line_late_for_the_resolve_does_not_reopen_the_conversation(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    """Staff resolve and the webhook is lost; the client writes: Frontdesk still thinks a
+    person has them, but Chatwoot says resolved, so the line goes in as a private note (as an
+    incoming message it would reopen the conversation, Message#reopen_conversation). The
+    reconciliation then finds the resolve and hands the client back to the bot."""
+    await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 708)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(708, "Can I talk to a real person please?")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:708"))
+    await eventually(lambda: thread.status == "open")
+    desk.chatwoot.agent_replies(thread.id, "Hello, Olga here")
+    await eventually(lambda: "Hello, Olga here" in texts(chat))
+    desk.chatwoot.drop_next(1)
+    desk.chatwoot.resolve(thread.id)
+    before = len(chat.messages)
+    await sandbox.telegram.client_says(708, "Thanks, bye!")
+    late = await eventually(
+        lambda: next((m for m in thread.messages if "Thanks, bye!" in m["content"]), None)
+    )
+    assert late["private"] is True
+    assert late["content"] == "👤 (written before the conversation was resolved) Thanks, bye!"
+    # Recovered by the reconciliation: the client is the bot's again, told once.
+    back = await eventually(lambda: [t for t in texts(chat)[before:] if "Thank you" in t])
+    assert back[0].startswith("Thank you for waiting! I am back with you.")
+    await eventually(lambda: thread.messages[-1]["content"].startswith("🤖 Thank you for waiting"))
+    assert thread.status == "pending"  # the bot's again, never reopened for staff
+    menu = await chat.say("/start")
+    assert "Welcome" in menu[-1]["text"]
+    assert sum("Thank you for waiting" in t for t in texts(chat)) == 1
+    assert [m["content"] for m in thread.messages].count(late["content"]) == 1

@@ -23,6 +23,14 @@ every request for a file with whether it carried the API token.
 The staff's side: `agent_replies` (with files: `agent_sends_files`), `agent_note`, `resolve`,
 `reopen`, and a page with the conversation list, the transcript, reply, private note and
 resolve.
+
+Who calls matters, as in Chatwoot: the API token is a user's (`role` "agent" or
+"administrator" in the account), and an optional agent bot's token (`bot_token`) passes only
+the endpoints Chatwoot opens to bots. `toggle_status` to `open` by an agent assigns the
+conversation to them; by the bot, `pending → open` is Chatwoot's bot handoff (recorded in
+`bot_handoffs`). Opening runs the inbox's auto-assignment (`Inbox.auto_assignee`: the agent it
+would pick; None when it is off). The messages list answers in the list's own shape (integer
+`message_type`, unix `created_at`), webhooks in theirs (names, ISO times).
 """
 
 from __future__ import annotations
@@ -50,7 +58,28 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 STATIC_DIR = Path(__file__).parent / "static"
-AGENT = {"id": 3, "name": "Olga (reception)", "email": "olga@salon.example", "type": "user"}
+AGENT: JSON = {"id": 3, "name": "Olga (reception)", "email": "olga@salon.example", "type": "user"}
+# The user whose token the gateway holds.
+GATEWAY_USER: JSON = {
+    "id": 2,
+    "name": "Frontdesk",
+    "email": "frontdesk@salon.example",
+    "type": "user",
+}
+BOT: JSON = {"id": 1, "name": "Frontdesk handoff", "type": "agent_bot"}
+# The endpoints an agent bot's token may call (BOT_ACCESSIBLE_ENDPOINTS,
+# app/controllers/concerns/access_token_auth_helper.rb); anything else answers 401.
+BOT_ENDPOINTS = {
+    ("POST", "/conversations"),
+    ("POST", "/conversations/{id}/toggle_status"),
+    ("POST", "/conversations/{id}/custom_attributes"),
+    ("POST", "/conversations/{id}/messages"),
+    ("POST", "/conversations/{id}/assignments"),
+}
+# Who made the request being answered: GATEWAY_USER or BOT.
+CALLER = web.RequestKey("caller", dict)
+# Message#message_type's enum (app/models/message.rb), as the messages list gives it.
+MESSAGE_TYPES = {"incoming": 0, "outgoing": 1, "activity": 2, "template": 3}
 # Rails' default `config.active_storage.service_urls_expire_in`: how long a disk URL is valid.
 SERVICE_URL_SECONDS = 300
 # Chatwoot's `FileTypeHelper#file_type` (app/helpers/file_type_helper.rb): what the dashboard
@@ -77,6 +106,8 @@ class Inbox:
     name: str
     webhook_url: str
     secret: str
+    # The agent the inbox's auto-assignment would pick when a conversation opens unassigned.
+    auto_assignee: int | None = None
 
 
 @dataclass
@@ -118,10 +149,21 @@ class ChatwootSandbox:
         spec_path: Path | None = None,
         *,
         signing: bool = True,
+        role: str = "agent",
+        bot_token: str | None = None,
     ) -> None:
         self.token = token
         self.account_id = account_id
         self.signing = signing
+        self.role = role  # the gateway user's role in the account: "agent" or "administrator"
+        self.bot_token = bot_token
+        # Users of the account (assignable), and teams with their members.
+        self.users: dict[int, JSON] = {GATEWAY_USER["id"]: GATEWAY_USER, AGENT["id"]: AGENT}
+        self.teams: dict[int, set[int]] = {2: {AGENT["id"]}}
+        self.bot_handoffs: list[int] = []  # conversations Chatwoot's bot handoff opened
+        self._lose_answers = 0
+        # While set, posting a message answers 503 and stores nothing (Chatwoot struggling).
+        self.refuse_messages = False
         self.status_updates = True
         self.validating = spec_path is not None and spec_path.is_file()
         self._schema: Schema | None = (
@@ -183,6 +225,7 @@ class ChatwootSandbox:
             app.router.add_route(method, base + path, self._api(handler, method, path))
         app.router.add_get("/rails/active_storage/blobs/redirect/{signed}/{name}", self._blob)
         app.router.add_get("/rails/active_storage/disk/{key}/{name}", self._disk_file)
+        app.router.add_get("/api/v1/profile", self._api(self._profile, "GET", "/profile"))
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/conversations", self._page_conversations)
         app.router.add_post("/_sandbox/act", self._page_act)
@@ -214,6 +257,11 @@ class ChatwootSandbox:
         """Lose the next `count` webhooks, as Chatwoot can (delivered at most once)."""
         self._drop += count
 
+    def lose_answers(self, count: int = 1) -> None:
+        """Store the next `count` messages but answer 502, as a proxy that gave up waiting
+        after Chatwoot had committed: the caller cannot tell it went in."""
+        self._lose_answers += count
+
     # -- the API --------------------------------------------------------------------------
 
     def _api(self, handler: Any, method: str, path: str) -> Any:
@@ -224,11 +272,14 @@ class ChatwootSandbox:
 
         async def handle(request: web.Request) -> web.Response:
             try:
-                given = request.headers.get("api_access_token", "")
-                if not hmac.compare_digest(given.encode(), self.token.encode()):
-                    raise ChatwootError(401, "You are not authorized to access this page")
-                if request.match_info["account"] != str(self.account_id):
+                request[CALLER] = self._caller(request.headers.get("api_access_token", ""))
+                if request[CALLER] is BOT and (method, path) not in BOT_ENDPOINTS:
+                    raise ChatwootError(401, "Access to this endpoint is not authorized for bots")
+                if request.match_info.get("account", str(self.account_id)) != str(self.account_id):
                     raise ChatwootError(404, "Resource could not be found")
+                posting = path == "/conversations/{id}/messages" and method == "POST"
+                if posting and self.refuse_messages:
+                    raise ChatwootError(503, "Service Unavailable")
                 body: JSON = {}
                 if request.content_type == "multipart/form-data":
                     body = await self._form(request)
@@ -239,12 +290,34 @@ class ChatwootSandbox:
                         raise ChatwootError(400, "body is not JSON") from None
                     self._check(method, template, body)
                 answer = await handler(request, body)
+                if posting and self._lose_answers:
+                    self._lose_answers -= 1
+                    return web.json_response({"message": "Bad Gateway"}, status=502)
                 return web.json_response(answer)
             except ChatwootError as exc:
                 self.errors.append((exc.status, exc.message))
                 return web.json_response({"message": exc.message}, status=exc.status)
 
         return handle
+
+    def _caller(self, token: str) -> JSON:
+        """Who the token belongs to: the gateway's user, or the agent bot."""
+        if hmac.compare_digest(token.encode(), self.token.encode()):
+            return GATEWAY_USER
+        if self.bot_token and hmac.compare_digest(token.encode(), self.bot_token.encode()):
+            return BOT
+        raise ChatwootError(401, "Invalid Access Token")
+
+    async def _profile(self, _request: web.Request, _body: JSON) -> JSON:
+        """GET /api/v1/profile (app/views/api/v1/models/_user.json.jbuilder): the user, and
+        their role in each account."""
+        account = {"id": self.account_id, "name": "Salon", "role": self.role, "status": "active"}
+        return {
+            **GATEWAY_USER,
+            "access_token": self.token,
+            "role": self.role,
+            "accounts": [account],
+        }
 
     async def _form(self, request: web.Request) -> JSON:
         """A message with files: form fields, and `attachments[]` as the files."""
@@ -404,8 +477,19 @@ class ChatwootSandbox:
         return self._conversation_json(self._conversation(request))
 
     async def _toggle_status(self, request: web.Request, body: JSON) -> JSON:
+        """Chatwoot's toggle_status (app/controllers/api/v1/accounts/conversations_controller.rb):
+        an AgentBot turning a `pending` conversation `open` runs `bot_handoff!`; then, if the
+        conversation is open and the caller a User with the agent role, it is assigned to the
+        caller (`should_assign_conversation?` → `assign_conversation`; `handle_human_open` in
+        newer versions), whatever its status was before. Administrators are not assigned."""
         conversation = self._conversation(request)
-        self._set_status(conversation, str(body["status"]))
+        caller = request[CALLER]
+        status = str(body["status"])
+        if caller is BOT and conversation.status == "pending" and status == "open":
+            self.bot_handoffs.append(conversation.id)
+        self._set_status(conversation, status)
+        if conversation.status == "open" and caller is GATEWAY_USER and self.role == "agent":
+            conversation.assignee_id = GATEWAY_USER["id"]
         return {
             "payload": {
                 "success": True,
@@ -414,13 +498,26 @@ class ChatwootSandbox:
             }
         }
 
-    async def _assign(self, request: web.Request, body: JSON) -> JSON:
+    async def _assign(self, request: web.Request, body: JSON) -> JSON | None:
+        """AssignmentsController#create: `assignee_id` (present, even null) sets the agent,
+        looked up among the account's users, so an unknown id (0) unassigns
+        (Conversations::AssignmentService); else `team_id` sets the team, which drops an
+        assignee who is not its member (AssignmentHandler#ensure_assignee_is_from_team)."""
         conversation = self._conversation(request)
-        if body.get("assignee_id") is not None:
-            conversation.assignee_id = int(body["assignee_id"])
-            return dict(AGENT) | {"id": conversation.assignee_id}
-        conversation.team_id = int(body.get("team_id") or 0) or None
-        return {"id": conversation.team_id}
+        if "assignee_id" in body:
+            user = self.users.get(int(body["assignee_id"] or 0))
+            conversation.assignee_id = int(user["id"]) if user else None
+            return user
+        if "team_id" not in body:
+            return None
+        team = int(body["team_id"] or 0)
+        if team not in self.teams:
+            conversation.team_id = None
+            return None
+        if conversation.team_id != team and conversation.assignee_id not in self.teams[team]:
+            conversation.assignee_id = None
+        conversation.team_id = team
+        return {"id": team}
 
     async def _labels(self, request: web.Request, body: JSON) -> JSON:
         conversation = self._conversation(request)
@@ -441,8 +538,10 @@ class ChatwootSandbox:
         private = bool(body.get("private"))
         if kind == "incoming" and private:
             raise ChatwootError(422, "Incoming messages cannot be private")
-        # The gateway posts with an agent user's token: its outgoing messages come from "user".
-        sender = self._contact_sender(conversation) if kind == "incoming" else dict(AGENT)
+        # Outgoing messages come from the caller (a user, or the agent bot); incoming ones from
+        # the conversation's contact (Messages::MessageBuilder#sender).
+        caller = request[CALLER]
+        sender = self._contact_sender(conversation) if kind == "incoming" else dict(caller)
         files = body.get("_attachments") or None
         message = self._add_message(
             conversation,
@@ -453,15 +552,23 @@ class ChatwootSandbox:
             body.get("source_id"),
             files,
         )
-        if kind == "incoming" and conversation.status == "resolved":
-            self._set_status(conversation, "open")  # an API inbox reopens as open
-        return message
+        # Message#reopen_conversation (app/models/message.rb): an incoming message opens a
+        # snoozed conversation, and a resolved one (`open` in an API inbox without a bot);
+        # a pending one stays pending.
+        if kind == "incoming" and conversation.status in ("resolved", "snoozed"):
+            self._set_status(conversation, "open")
+        return self._listed(message)
 
     async def _list_messages(self, request: web.Request, _body: JSON) -> JSON:
         conversation = self._conversation(request)
-        after = int(request.query.get("after") or 0)
-        found = [m for m in conversation.messages if m["id"] > after][:100]
-        return {"meta": {}, "payload": found}
+        # MessageFinder (app/finders/message_finder.rb): `after` gives up to 100 after that id,
+        # none gives the latest 20; in ascending order either way.
+        after = request.query.get("after")
+        if after:
+            found = [m for m in conversation.messages if m["id"] > int(after)][:100]
+        else:
+            found = conversation.messages[-20:]
+        return {"meta": {}, "payload": [self._listed(m) for m in found]}
 
     async def _update_message(self, request: web.Request, body: JSON) -> JSON:
         if not self.status_updates:
@@ -478,7 +585,20 @@ class ChatwootSandbox:
         self.updates.append((message_id, status))
         if body.get("external_error"):
             message["content_attributes"] = {"external_error": body["external_error"]}
-        return message
+        return self._listed(message)
+
+    @staticmethod
+    def _listed(message: JSON) -> JSON:
+        """A message as the API answers with it (app/views/api/v1/models/_message.json.jbuilder):
+        `message_type` is the enum's integer (`message_type_before_type_cast`) and `created_at`
+        unix seconds (`created_at.to_i`); webhooks give the name and the ISO time instead
+        (Message#webhook_data)."""
+        created = datetime.fromisoformat(str(message["created_at"]).replace("Z", "+00:00"))
+        return {
+            **message,
+            "message_type": MESSAGE_TYPES[str(message["message_type"])],
+            "created_at": int(created.timestamp()),
+        }
 
     # -- state changes and webhooks -------------------------------------------------------
 
@@ -527,6 +647,11 @@ class ChatwootSandbox:
         previous, conversation.status = conversation.status, status
         if previous == status:
             return
+        inbox = self.inboxes[conversation.inbox_id]
+        if status == "open" and conversation.assignee_id is None and inbox.auto_assignee:
+            # AutoAssignmentHandler#run_auto_assignment: on the change to open, an unassigned
+            # conversation goes to an agent of the inbox with capacity.
+            conversation.assignee_id = inbox.auto_assignee
         payload = {
             **self._conversation_json(conversation),
             "event": "conversation_status_changed",
@@ -588,9 +713,7 @@ class ChatwootSandbox:
 
     def _conversation_json(self, conversation: Conversation) -> JSON:
         contact = self.contacts[conversation.contact_id]
-        assignee = (
-            dict(AGENT) | {"id": conversation.assignee_id} if conversation.assignee_id else None
-        )
+        assignee = self.users.get(conversation.assignee_id or 0)
         return {
             "id": conversation.id,
             "inbox_id": conversation.inbox_id,

@@ -340,6 +340,64 @@ async def test_check_reaches_whatsapp_and_chatwoot(
         await chatwoot.close()
 
 
+@pytest.mark.usefixtures("operator_env")
+async def test_check_says_whether_the_chatwoot_token_would_keep_handoffs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Chatwoot assigns what an agent-role user opens to that user (toggle_status): `check`
+    reads the token's role from its profile and says what Frontdesk does about it; an agent
+    bot's token must reach the account."""
+    from aiohttp.test_utils import TestServer
+
+    from gateway.check import _chatwoot_handoff
+    from gateway.sandbox.chatwoot import ChatwootSandbox
+    from gateway.settings import load
+
+    chatwoot = ChatwootSandbox("cw-token", 1, bot_token="cw-bot")
+    inbox = chatwoot.add_inbox("Telegram (gateway)")
+    server = TestServer(chatwoot.app())
+    await server.start_server()
+    env = {
+        "CHATWOOT_API_TOKEN": "cw-token",
+        "CHATWOOT_URL": str(server.make_url("")).rstrip("/"),
+        "CHATWOOT_ACCOUNT_ID": "1",
+        "CHATWOOT_TELEGRAM_INBOX_ID": str(inbox.id),
+        "CHATWOOT_WEBHOOK_SECRET": inbox.secret,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        await run("check")
+        out = capsys.readouterr().out
+        assert "[ok  ] chatwoot  telegram → Telegram (gateway); token role agent: " in out
+        assert "Frontdesk puts each handoff back in staff's queue" in out
+        chatwoot.role = "administrator"
+        await run("check")
+        assert (
+            "token role administrator: handoffs are not assigned to it" in capsys.readouterr().out
+        )
+        monkeypatch.setenv("CHATWOOT_BOT_TOKEN", "cw-bot")
+        await run("check")
+        out = capsys.readouterr().out
+        assert "handoffs by the agent bot (Chatwoot's bot handoff)" in out
+        monkeypatch.setenv("CHATWOOT_BOT_TOKEN", "cw-bot-revoked")
+        assert await run("check") == 1
+        out = capsys.readouterr().out
+        assert "[FAIL] chatwoot  CHATWOOT_BOT_TOKEN refused for the account: HTTP 401" in out
+        assert "cw-bot-revoked" not in out
+        # A token whose user is not in the account, or that the profile refuses.
+        monkeypatch.delenv("CHATWOOT_BOT_TOKEN")
+        settings = load(chatwoot_account_id=7)
+        headers = {"api_access_token": "cw-token"}
+        assert await _chatwoot_handoff(settings, headers) is None
+        assert "the API token's profile: not a member of the account" in capsys.readouterr().out
+        assert await _chatwoot_handoff(settings, {"api_access_token": "nope"}) is None
+        assert "the API token's profile: HTTP 401" in capsys.readouterr().out
+    finally:
+        await server.close()
+        await chatwoot.close()
+
+
 async def test_novu_sync_puts_the_workflows_in_place_and_check_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.chatwoot import ChatwootClient, is_failure
+from gateway.chatwoot import ChatwootClient, ChatwootUnavailable, is_failure
 from gateway.desk import ChatwootDesk, Conversation, DeskSettings, DeskState
 from gateway.keys import Keys
 from gateway.outbox import PermanentFailure
@@ -145,3 +146,144 @@ async def test_a_clients_file_is_attached_or_at_least_named(setup: Setup) -> Non
     assert setup.chatwoot.files[attachment["id"]] == ("price.pdf", "application/pdf", b"%PDF-1.7")
     assert "attachments" not in second
     assert second["content"] == "📎 image"
+
+
+def desk_with(
+    setup: Setup, client: ChatwootClient, *, team: int | None = None, assignee: int | None = None
+) -> ChatwootDesk:
+    inbox = next(iter(setup.chatwoot.inboxes))
+    settings = DeskSettings({"telegram": inbox}, "all", team, assignee, ())
+    return ChatwootDesk(client, setup.state, settings)
+
+
+@pytest.fixture
+async def clients(setup: Setup) -> AsyncIterator[Callable[..., ChatwootClient]]:
+    """More clients of the same sandbox (another token set-up), closed at the end."""
+    made: list[ChatwootClient] = []
+
+    def client(bot_token: str | None = None) -> ChatwootClient:
+        made.append(
+            ChatwootClient(
+                setup.desk.client._root,
+                1,
+                "token",
+                CircuitBreaker("cw", is_failure=is_failure),
+                bot_token=bot_token,
+            )
+        )
+        return made[-1]
+
+    yield client
+    for each in made:
+        await each.aclose()
+
+
+async def handoff(desk: ChatwootDesk, chat: str = "tg:501") -> None:
+    params = {"client": CLIENT, "note": "🙋", "source_id": "gw:handoff:e1"}
+    await desk.deliver(Outgoing("chatwoot", chat, "handoff", params, author="desk"))
+
+
+@pytest.mark.parametrize("team", [None, 2])
+async def test_an_agent_token_puts_the_handoff_back_in_staffs_queue(
+    setup: Setup, clients: Callable[..., ChatwootClient], team: int | None
+) -> None:
+    """Chatwoot assigns a conversation an agent opens to that agent: the desk gives it back to
+    no one (then the team), so it never waits in the gateway user's "Mine"."""
+    setup.chatwoot.inboxes[1].auto_assignee = 3  # overruled by the self-assignment, as in Chatwoot
+    desk = desk_with(setup, clients(), team=team)
+    await handoff(desk)
+    [thread] = setup.chatwoot.conversations.values()
+    assert thread.status == "open"
+    assert (thread.assignee_id, thread.team_id) == (None, team)
+    assert desk.agent_role is True
+    await handoff(desk)  # the same handoff again: still nobody's
+    assert thread.assignee_id is None
+    assert [m["content"] for m in thread.messages] == ["🙋"]  # its note went in once
+
+
+async def test_an_administrator_token_leaves_chatwoots_auto_assignment_alone(
+    setup: Setup, clients: Callable[..., ChatwootClient]
+) -> None:
+    setup.chatwoot.role = "administrator"
+    setup.chatwoot.inboxes[1].auto_assignee = 3
+    desk = desk_with(setup, clients())
+    await handoff(desk)
+    [thread] = setup.chatwoot.conversations.values()
+    assert (thread.status, thread.assignee_id) == ("open", 3)
+    assert desk.agent_role is False
+
+
+async def test_an_agent_bot_token_hands_off_through_chatwoots_bot_handoff(
+    setup: Setup, clients: Callable[..., ChatwootClient]
+) -> None:
+    setup.chatwoot.bot_token = "bot-token"
+    setup.chatwoot.inboxes[1].auto_assignee = 3
+    desk = desk_with(setup, clients("bot-token"))
+    await handoff(desk)
+    [thread] = setup.chatwoot.conversations.values()
+    assert setup.chatwoot.bot_handoffs == [thread.id]
+    assert (thread.status, thread.assignee_id) == ("open", 3)
+    assert desk.agent_role is None  # the role did not matter: nothing to put back
+
+
+async def test_an_unreadable_profile_counts_as_an_agent(
+    setup: Setup, clients: Callable[..., ChatwootClient]
+) -> None:
+    client = clients()
+    desk = desk_with(setup, client)
+    client._http.headers["api_access_token"] = "revoked"
+    assert await desk._agent_role() is True
+    assert desk.agent_role is None  # asked again next time
+
+
+async def test_a_post_whose_answer_was_lost_goes_in_once(setup: Setup) -> None:
+    """Chatwoot may store a message and its answer never reach us (a proxy's 502): the retry
+    finds our source id among the conversation's messages and does not post it again."""
+    await setup.send("incoming", text="Hello", source_id="gw:in:1", written=time.time())
+    [thread] = setup.chatwoot.conversations.values()
+    for method, params in (
+        ("incoming", {"text": "Is 14:30 free?", "source_id": "gw:in:2"}),
+        ("outgoing", {"text": "Let me see", "source_id": "m:2:0"}),
+        ("note", {"text": "✅ coming", "source_id": "gw:attending:m:3"}),
+    ):
+        setup.chatwoot.lose_answers()
+        with pytest.raises(ChatwootUnavailable):
+            await setup.send(method, **params)
+        await setup.send(method, **params)  # the outbox's retry
+    assert [m["content"] for m in thread.messages] == [
+        "Hello",
+        "Is 14:30 free?",
+        "🤖 Let me see",
+        "✅ coming",
+    ]
+    # A first try that never reached Chatwoot: the retry finds nothing and posts.
+    assert await setup.state.first_try(thread.id, "gw:in:4")
+    await setup.send("incoming", text="And 15:00?", source_id="gw:in:4")
+    assert thread.messages[-1]["content"] == "And 15:00?"
+
+
+async def test_a_late_line_never_reopens_a_resolved_conversation(setup: Setup) -> None:
+    """A line the client wrote before staff resolved (delivered after) goes in as a private
+    note: as incoming, Chatwoot would reopen the conversation (Message#reopen_conversation).
+    A line written after the resolve is the bot's: pending first, then incoming."""
+    await setup.send("handoff", note="🙋", source_id="gw:handoff:1")
+    [thread] = setup.chatwoot.conversations.values()
+    written = time.time()
+    setup.chatwoot.resolve(thread.id)
+    conv = Conversation("telegram", "501")
+    mapping = await setup.state.mapping(conv)
+    assert mapping is not None
+    await setup.state.save_mapping(
+        conv, mapping | {"status": "resolved", "resolved_at": written + 1}
+    )
+    await setup.send("incoming", text="One more thing", source_id="gw:in:7", written=written)
+    assert thread.status == "resolved"
+    late = thread.messages[-1]
+    assert (late["private"], late["message_type"]) == (True, "outgoing")
+    assert late["content"] == "👤 (written before the conversation was resolved) One more thing"
+    await setup.send("incoming", text="Hi again", source_id="gw:in:8", written=written + 2)
+    assert thread.status == "pending"
+    assert (thread.messages[-1]["content"], thread.messages[-1]["message_type"]) == (
+        "Hi again",
+        "incoming",
+    )

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from bot.conversation import FrontDesk
@@ -13,11 +14,15 @@ from bot.events import Channel, ClientRef
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Session
-from gateway.desk import DeskState
+from gateway.chatwoot import ChatwootClient, is_failure
+from gateway.desk import ChatwootDesk, DeskSettings, DeskState
+from gateway.inbox import Inbox
 from gateway.keys import Keys
+from gateway.resilience import CircuitBreaker
+from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sessions import SessionStore
-from gateway.streams import Entry
-from handlers.chatwoot import ChatwootEvents
+from gateway.streams import Entry, Outgoing
+from handlers.chatwoot import ChatwootEvents, reconcile
 
 NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 
@@ -148,3 +153,53 @@ async def test_an_event_for_an_unknown_conversation_is_ignored(
     body = {"event": "conversation_status_changed", "id": 9, "status": "resolved"}
     entry = Entry("1-0", "chatwoot", "cw:9", "s", 0, json.dumps(body).encode())
     assert (await events(entry)).outgoing == ()
+
+
+async def test_reconciliation_reads_the_real_list_and_recovers_a_lost_resolve_once(
+    redis: Redis, salon_id: str
+) -> None:
+    """Chatwoot's messages list gives `message_type` 1 and `created_at` in unix seconds
+    (_message.json.jbuilder): an agent reply found there is queued as its webhook would be.
+    A handed-off conversation Chatwoot has resolved, while Frontdesk still thinks it open, is
+    queued as the lost resolve; a conversation Frontdesk did not open, or no longer a person's,
+    is left alone."""
+    chatwoot = ChatwootSandbox("token", 1)
+    inbox_id = chatwoot.add_inbox("Telegram (gateway)").id
+    server = TestServer(chatwoot.app())
+    await server.start_server()
+    client = ChatwootClient(
+        str(server.make_url("")).rstrip("/"),
+        1,
+        "token",
+        CircuitBreaker("cw", is_failure=is_failure),
+    )
+    keys = Keys(salon_id, 4)
+    state = DeskState(redis, keys)
+    desk = ChatwootDesk(client, state, DeskSettings({"telegram": inbox_id}, "all", None, None, ()))
+    inbox = Inbox(redis, keys, 3600)
+    try:
+        params = {"client": {"name": "Maria"}, "note": "🙋", "source_id": "gw:handoff:1"}
+        await desk.deliver(Outgoing("chatwoot", "tg:501", "handoff", params, author="desk"))
+        await state.set_human("telegram", "501")
+        [thread] = chatwoot.conversations.values()
+        reply = chatwoot.agent_replies(thread.id, "Hello from Olga")
+        assert await reconcile(client, state, inbox) == 1
+        entries = await redis.xrange(keys.inbound(keys.shard_of("tg:501")))
+        queued = json.loads(entries[-1][1][b"body"])
+        assert (queued["id"], queued["message_type"]) == (reply["id"], 1)
+        assert isinstance(queued["created_at"], int)
+        assert await reconcile(client, state, inbox) == 0  # open in Chatwoot: nothing missed
+        chatwoot.resolve(thread.id)  # and the webhook never came
+        assert await reconcile(client, state, inbox) == 1
+        assert await reconcile(client, state, inbox) == 0  # queued once
+        await state.set_bot("telegram", "501")  # handed back meanwhile
+        chatwoot.agent_note(thread.id, "moves the last message seen on")
+        assert await reconcile(client, state, inbox) == 0
+        await state.set_human("telegram", "501")
+        del chatwoot.conversations[thread.id]  # deleted by staff
+        assert await reconcile(client, state, inbox) == 0
+        assert await state.watched() == []
+    finally:
+        await client.aclose()
+        await chatwoot.close()
+        await server.close()

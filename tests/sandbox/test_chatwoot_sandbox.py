@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from gateway.sandbox.chatwoot import ChatwootSandbox
+from gateway.sandbox.schema import load_schema
 from tests.conftest import CONTRACTS
 
 SPEC = CONTRACTS / "chatwoot.openapi.json"
@@ -27,9 +29,11 @@ class Env:
         self.received: list[tuple[bytes, dict[str, str]]] = []
 
     async def call(self, method: str, path: str, body: JSON | None = None, token: str = "t") -> Any:
+        """A call of the account's API; a path starting with "/" is under /api/v1 itself."""
+        url = f"{self.url}/api/v1{path}" if path.startswith("/") else None
         async with self.http.request(
             method,
-            f"{self.url}/api/v1/accounts/1/{path}",
+            url or f"{self.url}/api/v1/accounts/1/{path}",
             json=body,
             headers={"api_access_token": token},
         ) as answer:
@@ -203,3 +207,143 @@ async def test_files_are_served_as_active_storage_serves_them(env: Env) -> None:
     async with env.http.get(f"{env.url}/rails/active_storage/disk/nope/a.jpg") as answer:
         assert answer.status == 404
     assert all(not token for _path, _status, token in env.cw.downloads)
+
+
+async def test_an_agent_who_opens_a_conversation_is_assigned_it_an_administrator_is_not(
+    env: Env,
+) -> None:
+    """conversations_controller#toggle_status: "assign_conversation if
+    should_assign_conversation?", where should_assign_conversation? is "@conversation.status ==
+    'open' && Current.user.is_a?(User) && Current.user&.agent?" (handle_human_open in newer
+    versions: "@conversation.assignee = Current.user if Current.user.agent?"), whatever the
+    conversation's assignee was."""
+    conversation = await make_conversation(env)
+    thread = env.cw.conversations[conversation]
+    thread.assignee_id = 3
+    status, _ = await env.call(
+        "POST", f"conversations/{conversation}/toggle_status", {"status": "open"}
+    )
+    assert (status, thread.status, thread.assignee_id) == (200, "open", 2)  # the caller
+    env.cw.role = "administrator"
+    thread.status, thread.assignee_id = "pending", None
+    await env.call("POST", f"conversations/{conversation}/toggle_status", {"status": "open"})
+    assert (thread.status, thread.assignee_id) == ("open", None)
+    _, profile = await env.call("GET", "/profile")
+    assert [(a["id"], a["role"]) for a in profile["accounts"]] == [(1, "administrator")]
+
+
+async def test_an_agent_bot_opening_a_pending_conversation_is_chatwoots_bot_handoff(
+    env: Env,
+) -> None:
+    """toggle_status: "if pending_to_open_by_bot? then @conversation.bot_handoff!" where the
+    caller "is_a?(AgentBot)" and "@conversation.status == 'pending' && params[:status] ==
+    'open'"; bot_handoff! is "open!", whose save runs AutoAssignmentHandler#run_auto_assignment
+    ("run only if assignee is blank"). A bot token passes only BOT_ACCESSIBLE_ENDPOINTS
+    (access_token_auth_helper.rb): "Access to this endpoint is not authorized for bots"."""
+    env.cw.bot_token = "bot"
+    env.cw.inboxes[1].auto_assignee = 3
+    conversation = await make_conversation(env)
+    thread = env.cw.conversations[conversation]
+    status, _ = await env.call(
+        "POST", f"conversations/{conversation}/toggle_status", {"status": "open"}, token="bot"
+    )
+    assert status == 200
+    assert env.cw.bot_handoffs == [conversation]
+    assert (thread.status, thread.assignee_id) == ("open", 3)  # the inbox's auto-assignment
+    status, answer = await env.call("POST", "contacts", {"inbox_id": 1}, token="bot")
+    assert (status, answer["message"]) == (
+        401,
+        "Access to this endpoint is not authorized for bots",
+    )
+    assert (await env.call("GET", "/profile", token="bot"))[0] == 401
+    assert (await env.call("GET", f"conversations/{conversation}/messages", token="bot"))[0] == 401
+
+
+async def test_the_messages_list_gives_integer_types_and_unix_times_webhooks_names(
+    env: Env,
+) -> None:
+    """_message.json.jbuilder: "json.message_type message.message_type_before_type_cast" (enum
+    incoming: 0, outgoing: 1, activity: 2, template: 3) and "json.created_at
+    message.created_at.to_i"; Message#webhook_data gives "message_type: message_type" (the
+    name) and "created_at: created_at". MessageFinder: after an id "limit(100)", else the
+    latest "limit(20)", ascending."""
+    conversation = await make_conversation(env)
+    _, posted = await env.call(
+        "POST",
+        f"conversations/{conversation}/messages",
+        {"content": "hi", "message_type": "incoming", "source_id": "gw:in:1"},
+    )
+    assert (posted["message_type"], posted["source_id"]) == (0, "gw:in:1")
+    env.cw.agent_replies(conversation, "hello")
+    _, listed = await env.call("GET", f"conversations/{conversation}/messages")
+    first, second = listed["payload"]
+    assert (first["message_type"], second["message_type"]) == (0, 1)
+    assert isinstance(first["created_at"], int)
+    assert abs(first["created_at"] - time.time()) < 5
+    if env.cw.validating:
+        schema = load_schema(SPEC)
+        spec = schema.schemas["message"]["properties"]
+        for field in ("message_type", "created_at"):
+            assert schema.problems(first[field], spec[field], field) == []
+    await env.cw.settle()
+    hooked = json.loads(env.received[0][0])
+    assert hooked["message_type"] == "incoming"
+    assert hooked["created_at"].endswith("Z")
+    for n in range(25):
+        env.cw.agent_note(conversation, f"note {n}")
+    _, latest = await env.call("GET", f"conversations/{conversation}/messages")
+    assert [m["content"] for m in latest["payload"]] == [f"note {n}" for n in range(5, 25)]
+    _, after = await env.call("GET", f"conversations/{conversation}/messages?after={posted['id']}")
+    assert len(after["payload"]) == 26
+
+
+async def test_an_incoming_message_reopens_a_resolved_or_snoozed_conversation_not_a_pending(
+    env: Env,
+) -> None:
+    """Message#reopen_conversation: "conversation.open! if conversation.snoozed?" and
+    "reopen_resolved_conversation if conversation.resolved?", which for an API inbox without
+    an active bot is "conversation.open!"; nothing for a pending one."""
+    conversation = await make_conversation(env)
+    thread = env.cw.conversations[conversation]
+    for before, after in (("pending", "pending"), ("resolved", "open"), ("snoozed", "open")):
+        thread.status = before
+        await env.call(
+            "POST",
+            f"conversations/{conversation}/messages",
+            {"content": "again", "message_type": "incoming"},
+        )
+        assert thread.status == after
+    thread.status = "resolved"
+    env.cw.agent_note(conversation, "a note is outgoing")
+    assert thread.status == "resolved"
+
+
+async def test_assignments_unassign_by_an_unknown_id_and_teams_keep_their_members(
+    env: Env,
+) -> None:
+    """AssignmentsController#create: "if params.key?(:assignee_id)" the AssignmentService sets
+    "conversation.account.users.find_by(id: assignee_id)" (nil for 0); a team change runs
+    ensure_assignee_is_from_team: "self.assignee_id = nil if team&.members&.exclude?(assignee)"."""
+    conversation = await make_conversation(env)
+    thread = env.cw.conversations[conversation]
+    await env.call("POST", f"conversations/{conversation}/assignments", {"assignee_id": 3})
+    assert thread.assignee_id == 3
+    await env.call("POST", f"conversations/{conversation}/assignments", {"team_id": 2})
+    assert (thread.assignee_id, thread.team_id) == (3, 2)  # Olga is in team 2
+    await env.call("POST", f"conversations/{conversation}/assignments", {"assignee_id": 0})
+    assert thread.assignee_id is None
+    thread.assignee_id, thread.team_id = 2, None
+    await env.call("POST", f"conversations/{conversation}/assignments", {"team_id": 2})
+    assert (thread.assignee_id, thread.team_id) == (None, 2)  # the gateway is not
+
+
+async def test_a_lost_answer_still_stores_the_message(env: Env) -> None:
+    conversation = await make_conversation(env)
+    env.cw.lose_answers()
+    status, _ = await env.call(
+        "POST",
+        f"conversations/{conversation}/messages",
+        {"content": "hi", "message_type": "incoming", "source_id": "gw:in:9"},
+    )
+    assert status == 502
+    assert [m["source_id"] for m in env.cw.conversations[conversation].messages] == ["gw:in:9"]
