@@ -17,7 +17,7 @@ the key, so serve it without an access log (`serve` does).
 from __future__ import annotations
 
 import asyncio
-import functools
+import dataclasses
 import hashlib
 import hmac
 import itertools
@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import serve
+from gateway.sandbox.spec import Reading, Violation, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -231,18 +232,14 @@ def _pipe_message(violations: Sequence[_Violation]) -> str:
     )
 
 
-# class-validator's type checks and their messages, by OpenAPI type.
-_TYPES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
-    "string": (lambda v: isinstance(v, str), "isString", "must be a string"),
-    "number": (
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "isNumber",
-        "must be a number conforming to the specified constraints",
-    ),
-    "integer": (_is_int, "isInt", "must be an integer number"),
-    "boolean": (lambda v: isinstance(v, bool), "isBoolean", "must be a boolean value"),
-    "array": (lambda v: isinstance(v, list), "isArray", "must be an array"),
-    "object": (lambda v: isinstance(v, dict), "isObject", "must be an object"),
+# class-validator's type checks' names and messages, by OpenAPI type.
+_TYPES: dict[str, tuple[str, str]] = {
+    "string": ("isString", "must be a string"),
+    "number": ("isNumber", "must be a number conforming to the specified constraints"),
+    "integer": ("isInt", "must be an integer number"),
+    "boolean": ("isBoolean", "must be a boolean value"),
+    "array": ("isArray", "must be an array"),
+    "object": ("isObject", "must be an object"),
 }
 
 
@@ -271,106 +268,58 @@ def _missing(name: str, schema: JSON) -> dict[str, str]:
     return {"isString": f"{name} must be a string"}
 
 
-class _Spec:
-    """The vendor's OpenAPI description, or an empty one (then only the hard rules apply)."""
-
-    def __init__(self, data: JSON) -> None:
-        self.paths: JSON = data.get("paths", {})
-        self.schemas: JSON = data.get("components", {}).get("schemas", {})
-
-    def operation(self, method: str, template: str) -> JSON | None:
-        operation: JSON | None = self.paths.get(template, {}).get(method.lower())
-        return operation
-
-    def resolve(self, schema: JSON) -> JSON:
-        while True:
-            if "$ref" in schema:
-                schema = self.schemas.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
-            elif len(schema.get("allOf", [])) == 1 and "properties" not in schema:
-                schema = schema["allOf"][0]
-            else:
-                return schema
-
-    def check_object(self, value: JSON, schema: JSON, strict: bool) -> list[_Violation]:
-        schema = self.resolve(schema)
-        if "oneOf" in schema:  # the body may be any one variant: report the closest miss
-            best: list[_Violation] | None = None
-            for option in schema["oneOf"]:
-                problems = self.check_object(value, option, strict)
-                if not problems:
-                    return []
-                if best is None or len(problems) < len(best):
-                    best = problems
-            return best or []
-        properties: JSON = schema.get("properties", {})
-        required = set(schema.get("required", []))
-        problems = [
-            _Violation(key, value[key], {"whitelistValidation": f"property {key} should not exist"})
-            for key in value
-            if strict and key not in properties
-        ]
-        for name, prop in properties.items():
-            if value.get(name) is None:
-                if name in required:
-                    problems.append(_Violation(name, None, _missing(name, self.resolve(prop))))
-                continue
-            if problem := self.check(name, value[name], prop, strict):
-                problems.append(problem)
-        return problems
-
-    def check(self, name: str, value: Any, schema: JSON, strict: bool) -> _Violation | None:
-        schema = self.resolve(schema)
-        if "oneOf" in schema:  # booking locations: an object of a listed type, or a plain string
-            ok = isinstance(value, str | dict)
-            return None if ok else _Violation(name, value, {"isObject": f"{name} is not valid"})
-        kind = schema.get("type") or ("object" if "properties" in schema else None)
-        if kind in _TYPES:
-            fits, key, text = _TYPES[kind]
-            if not fits(value):
-                return _Violation(name, value, {key: f"{name} {text}"})
-        if kind == "array":
-            for item in value:
-                if problem := self.check(name, item, schema.get("items", {}), strict):
-                    return problem
-        nested = kind == "object" and "properties" in schema  # `metadata` is free-form
-        if nested and (children := self.check_object(value, schema, strict)):
-            return _Violation(name, value, {}, children)
-        enum = schema.get("enum")
-        if enum is not None and value not in enum:
-            return _enum_violation(name, value, enum)
-        return None
-
-    def check_query(self, operation: JSON, query: Mapping[str, str]) -> list[_Violation]:
-        problems: list[_Violation] = []
-        for param in operation.get("parameters", []):
-            if param.get("in") != "query":
-                continue
-            name = param["name"]
-            schema = {
-                **self.resolve(param.get("schema", {})),
-                "description": param.get("description", ""),
-            }
-            raw = query.get(name)
-            if raw is None:
-                if param.get("required"):
-                    problems.append(_Violation(name, None, _missing(name, schema)))
-                continue
-            value: Any = raw
-            if schema.get("type") == "array":
-                value = [part for part in raw.split(",") if part]
-            elif schema.get("type") == "number":
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = raw
-            if problem := self.check(name, value, schema, strict=False):
-                problems.append(problem)
-        return problems
+# How Cal.com reads its spec. Nest's ValidationPipe runs class-validator, whose `@IsOptional()`
+# skips null; a property typed as a union (a booking's `location`, an event type's `locations`)
+# is checked by Cal.com's own validators, which take an object or a string; the spec's
+# `pattern`s on schedule times name class-validator constants (`TIME_FORMAT_HH_MM`), not
+# regular expressions. CreateBookingInputPipe also refuses unknown properties
+# (`forbidNonWhitelisted`, create-booking.input.pipe.ts); the global pipe drops them.
+_GLOBAL_PIPE = Reading(
+    null_is_absent=True,
+    loose_nested_unions=True,
+    unchecked_patterns=frozenset({"TIME_FORMAT_HH_MM"}),
+)
+_BOOKING_PIPE = dataclasses.replace(_GLOBAL_PIPE, forbid_unknown=True)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_spec(path: Path) -> _Spec:
-    return _Spec(json.loads(path.read_text(encoding="utf-8")))
+def _class_validator(problems: Sequence[Violation], target: Any) -> list[_Violation]:
+    """The spec's violations as class-validator's ValidationError tree: a nested object's
+    errors are its property's children; an array's items' errors are the array's own. (Bodies
+    and query strings are objects, so every violation names a property.)"""
+    found: list[_Violation] = []
+    for problem in problems:
+        level, value, path = found, target, problem.path
+        last = max(index for index, part in enumerate(path) if isinstance(part, str))
+        for part in path[:last]:
+            value = value[part]
+            if isinstance(part, str):
+                level = _node(level, part, value).children
+        _node(level, problem.name, problem.value).constraints.setdefault(*_constraint(problem))
+    return found
+
+
+def _node(level: list[_Violation], name: str, value: Any) -> _Violation:
+    """The error of property `name` at this level, added if it is not there yet."""
+    node = next((error for error in level if error.property == name), None)
+    if node is None:
+        node = _Violation(name, value)
+        level.append(node)
+    return node
+
+
+def _constraint(problem: Violation) -> tuple[str, str]:
+    """class-validator's constraint name and message for one violation."""
+    name, schema = problem.name, problem.schema
+    if problem.keyword == "required":
+        return next(iter(_missing(name, schema).items()))
+    if problem.keyword == "additionalProperties":
+        return "whitelistValidation", f"property {name} should not exist"
+    if problem.keyword == "type":
+        key, text = _TYPES[schema["type"]]
+        return key, f"{name} {text}"
+    if problem.keyword == "enum":
+        return next(iter(_enum_violation(name, problem.value, schema["enum"]).constraints.items()))
+    return "isObject", f"{name} is not valid"  # a union that is neither object nor string
 
 
 @dataclass(slots=True)
@@ -553,7 +502,7 @@ class CalcomSandbox:
     ) -> None:
         self._api_key = api_key
         self.validating = spec_path is not None and spec_path.is_file()
-        self._spec = _load_spec(spec_path) if spec_path is not None and self.validating else None
+        self._spec = load_spec(spec_path) if spec_path is not None and self.validating else None
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.webhook_timeout = 5.0
@@ -932,21 +881,20 @@ class CalcomSandbox:
     def _validate(self, request: web.Request, template: str, body: JSON, *, pipe: bool) -> None:
         """Spec check of a body. Bookings use CreateBookingInputPipe (unknown fields rejected,
         one message string); other bodies the global ValidationPipe (unknown fields dropped)."""
-        operation = self._spec.operation(request.method, template) if self._spec else None
-        if self._spec is None or operation is None or "requestBody" not in operation:
+        if self._spec is None:
             return
-        schema = operation["requestBody"]["content"]["application/json"]["schema"]
-        problems = self._spec.check_object(body, schema, strict=pipe)
+        reading = _BOOKING_PIPE if pipe else _GLOBAL_PIPE
+        problems = self._spec.check_body(request.method, template, body, reading)
         if problems:
-            raise _invalid(problems, body, pipe=pipe)
+            raise _invalid(_class_validator(problems, body), body, pipe=pipe)
 
     def _validate_query(self, request: web.Request, template: str) -> None:
         if self._spec is None:
             return
-        operation = self._spec.operation(request.method, template)
-        problems = self._spec.check_query(operation, request.query) if operation else []
+        problems = self._spec.check_query(request.method, template, request.query, _GLOBAL_PIPE)
         if problems:
-            raise _invalid(problems, dict(request.query), pipe=False)
+            query = dict(request.query)
+            raise _invalid(_class_validator(problems, query), query, pipe=False)
 
     # -- event types (§1.4) ---------------------------------------------------------------
 

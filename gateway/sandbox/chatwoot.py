@@ -52,7 +52,7 @@ from urllib.parse import quote
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import page, serve
-from gateway.sandbox.schema import Schema, load_schema
+from gateway.sandbox.spec import Spec, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,8 @@ class ChatwootSandbox:
         self.refuse_messages = False
         self.status_updates = True
         self.validating = spec_path is not None and spec_path.is_file()
-        self._schema: Schema | None = (
-            load_schema(spec_path) if spec_path is not None and self.validating else None
+        self._spec: Spec | None = (
+            load_spec(spec_path) if spec_path is not None and self.validating else None
         )
         self.inboxes: dict[int, Inbox] = {}
         self.contacts: dict[int, Contact] = {}
@@ -394,13 +394,11 @@ class ChatwootSandbox:
         return web.Response(body=found[2], content_type=found[1])
 
     def _check(self, method: str, template: str, body: JSON) -> None:
-        if self._schema is None:
+        if self._spec is None:
             return
-        schema = self._schema.request_schema(method, template)
-        if schema is not None:
-            problems = self._schema.problems(body, schema, "body")
-            if problems:
-                raise ChatwootError(422, "; ".join(problems[:5]))
+        problems = self._spec.check_body(method, template, body)
+        if problems:
+            raise ChatwootError(422, "; ".join(p.describe("body") for p in problems[:5]))
 
     def _conversation(self, request: web.Request) -> Conversation:
         found = self.conversations.get(int(request.match_info["id"]))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import functools
 import html
 import itertools
 import json
@@ -36,6 +35,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import page, serve
+from gateway.sandbox.spec import BOT_API_PATH, Reading, Spec, bot_api_schema, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,6 @@ _FALLBACK_TYPES: dict[str, list[str]] = {
 }
 # Settings calls a bot makes at startup: accepted, recorded and answered `true`.
 _ACCEPTED = ("setMyCommands", "deleteMyCommands", "setMyDescription", "setMyShortDescription")
-_PRIMITIVES: dict[str, Callable[[Any], bool]] = {
-    "Integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "Float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "Boolean": lambda v: isinstance(v, bool),
-    "String": lambda v: isinstance(v, str),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,53 +132,8 @@ def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
 
 
-class _Spec:
-    """The vendor's Bot API description, or an empty one (then only the hard limits apply)."""
-
-    def __init__(self, data: JSON) -> None:
-        self.methods: dict[str, dict[str, JSON]] = {
-            name: {f["name"]: f for f in method.get("fields", [])}
-            for name, method in data.get("methods", {}).items()
-        }
-        self.types: dict[str, JSON] = data.get("types", {})
-
-    def field_types(self, method: str, name: str) -> list[str]:
-        fields = self.methods.get(method)
-        if fields is None:
-            return _FALLBACK_TYPES.get(name, [])
-        return list(fields[name]["types"]) if name in fields else []
-
-    def problem(self, value: Any, expr: str) -> str | None:
-        """Why `value` is not a valid `expr` ("Integer", "Array of X", a type name), or None."""
-        if expr.startswith("Array of "):
-            if not isinstance(value, list):
-                return f"expected {expr}"
-            return next((p for item in value if (p := self.problem(item, expr[9:]))), None)
-        if expr in _PRIMITIVES:
-            return None if _PRIMITIVES[expr](value) else f"expected {expr}"
-        if expr == "InputFile":
-            return None if isinstance(value, Upload) else "expected an uploaded file"
-        if not isinstance(value, dict):
-            return f"expected {expr}"
-        spec = self.types.get(expr, {})
-        if subtypes := spec.get("subtypes"):
-            problems = [self.problem(value, sub) for sub in subtypes]
-            return None if None in problems else problems[0]
-        for field in spec.get("fields", []):
-            name = field["name"]
-            if name not in value:
-                if field["required"]:
-                    return f'field "{name}" of {expr} is required'
-                continue
-            problems = [self.problem(value[name], t) for t in field["types"]]
-            if None not in problems:
-                return f"{expr}.{name}: {problems[0]}"
-        return None
-
-
-@functools.lru_cache(maxsize=4)
-def _load_spec(path: Path) -> _Spec:
-    return _Spec(json.loads(path.read_text(encoding="utf-8")))
+# An InputFile field takes a file posted as multipart/form-data (Bot API "Sending files").
+_BOT_API_READING = Reading(is_file=lambda value: isinstance(value, Upload))
 
 
 def _visible_text(text: str, parse_mode: Any) -> str:
@@ -274,7 +223,7 @@ class TelegramSandbox:
             "username": BOT_USERNAME,
         }
         use_spec = spec_path is not None and spec_path.is_file()
-        self._spec = _load_spec(spec_path) if spec_path is not None and use_spec else _Spec({})
+        self._spec = load_spec(spec_path) if spec_path is not None and use_spec else Spec({})
         self.validating = use_spec
         self.redelivery_attempts = redelivery_attempts
         self.redelivery_backoff = redelivery_backoff
@@ -321,7 +270,8 @@ class TelegramSandbox:
             "getWebhookInfo": self._get_webhook_info,
             **dict.fromkeys(_ACCEPTED, lambda _params: True),
         }
-        self._names = {name.lower(): name for name in (*self._spec.methods, *self._handlers)}
+        described = (template.removeprefix(BOT_API_PATH) for template in self._spec.paths)
+        self._names = {name.lower(): name for name in (*described, *self._handlers)}
 
     # -- the application ------------------------------------------------------------------
 
@@ -436,32 +386,37 @@ class TelegramSandbox:
 
     def _decode(self, method: str, name: str, value: str) -> Any:
         """Form values are strings; a non-String field holds JSON (numbers, booleans, objects)."""
-        types = self._spec.field_types(method, name)
-        if not types or types == ["String"]:
+        parsed = [kind for kind in self._field_types(method, name) if kind != {"type": "string"}]
+        if not parsed:
             return value
         try:
             decoded = json.loads(value)
         except ValueError:
             return value
-        fits = any(self._spec.problem(decoded, t) is None for t in types if t != "String")
+        fits = any(not self._spec.problems(decoded, kind, _BOT_API_READING) for kind in parsed)
         return decoded if fits else value
 
+    def _field_types(self, method: str, name: str) -> list[JSON]:
+        """The schemas a parameter may take, one per Bot API type (without the spec file, the
+        fallback's)."""
+        params = self._spec.body_schema("POST", BOT_API_PATH + method)
+        if params is not None:
+            field: JSON | None = params["properties"].get(name)
+        else:
+            field = bot_api_schema(_FALLBACK_TYPES[name]) if name in _FALLBACK_TYPES else None
+        return [] if field is None else list(field.get("anyOf", [field]))
+
     def _validate(self, method: str, params: JSON) -> None:
-        fields = self._spec.methods.get(method)
-        if fields is None:
+        problems = self._spec.check_body("POST", BOT_API_PATH + method, params, _BOT_API_READING)
+        if not problems:
             return
-        for name in params:
-            if name not in fields:
-                raise _bad(f"unknown parameter {name}")
-        for name, field in fields.items():
-            if name not in params:
-                if field["required"]:
-                    text = method == "sendMessage" and name == "text"
-                    raise _bad("message text is empty" if text else f"{name} is required")
-                continue
-            problems = [self._spec.problem(params[name], t) for t in field["types"]]
-            if None not in problems:
-                raise _bad(f"can't parse {name}: {problems[0]}")
+        first, name = problems[0], problems[0].path[0]
+        if first.path == (name,) and first.keyword == "additionalProperties":
+            raise _bad(f"unknown parameter {name}")
+        if first.path == (name,) and first.keyword == "required":
+            text = method == "sendMessage" and name == "text"
+            raise _bad("message text is empty" if text else f"{name} is required")
+        raise _bad(f"can't parse {name}: {first.describe('')}")
 
     def _check_limits(self, method: str, params: JSON) -> None:
         """The real limits, enforced with or without the spec file."""

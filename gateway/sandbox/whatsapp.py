@@ -8,7 +8,7 @@ most 10 rows (titles 24, descriptions 72, button label 20), bodies of 1024, text
 message's `failed` status by default, as Meta mostly reports it, or at once), and templates that
 must exist in the requested language with the right number of parameters (132001, 132000).
 Given the vendor spec (`whatsapp-cloud.openapi.json`) every message is also checked against
-its schema (see `gateway/sandbox/schema.py` for how the spec's loose spots are read).
+its schema (see `gateway/sandbox/spec.py` for how the spec's loose spots are read).
 
 Towards the webhook it acts as Meta: a client's message, tap or reaction becomes a real-shaped
 notification signed with `X-Hub-Signature-256`, redelivered on a non-200 answer; each accepted
@@ -39,7 +39,7 @@ from typing import Any
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import page, serve
-from gateway.sandbox.schema import load_schema
+from gateway.sandbox.spec import Reading, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,11 @@ class GraphError(Exception):
         return web.json_response({"error": error}, status=self.status)
 
 
+# The spec's template button `index` pattern refuses Meta's own example ("0") and its own
+# description ("Position index of the button (0-9)"): Meta does not apply it.
+_META_READING = Reading(unchecked_patterns=frozenset({"^[2-6, 11-14]$"}))
+
+
 def _invalid(details: str) -> GraphError:
     return GraphError(100, "(#100) Invalid parameter", details=details)
 
@@ -188,7 +193,7 @@ class WhatsAppSandbox:
         self.phone_number_id = phone_number_id
         self.app_secret = app_secret
         self.validating = spec_path is not None and spec_path.is_file()
-        self._schema = load_schema(spec_path) if spec_path is not None and self.validating else None
+        self._spec = load_spec(spec_path) if spec_path is not None and self.validating else None
         self.redelivery_attempts = redelivery_attempts
         self.redelivery_backoff = redelivery_backoff
         self.templates: dict[tuple[str, str], int] = dict(DEFAULT_TEMPLATES)
@@ -324,11 +329,11 @@ class WhatsAppSandbox:
         address = body.get("to") or body.get("recipient")
         if not isinstance(address, str) or not address:
             raise _invalid("to (or recipient, for a business-scoped id) is required")
-        if self._schema is not None:
+        if self._spec is not None:
             checked = {k: v for k, v in body.items() if k != "recipient"} | {"to": address}
-            problems = self._schema.problems(checked, {"$ref": "Message"}, "message")
+            problems = self._spec.problems(checked, {"$ref": "Message"}, _META_READING)
             if problems:
-                raise _invalid("; ".join(problems[:5]))
+                raise _invalid("; ".join(p.describe("message") for p in problems[:5]))
         if body.get("messaging_product") != "whatsapp":
             raise _invalid("messaging_product must be whatsapp")
         kind = body.get("type")

@@ -1,0 +1,368 @@
+"""One request validator for every sandbox: a vendor's spec, and what a request breaks in it.
+
+A `Spec` holds a vendor's OpenAPI description (the Telegram Bot API file is turned into the
+same form by `openapi_from_bot_api`). It checks a request body or query string against the
+operation at a path template and returns `Violation`s (where, which schema keyword, the value);
+each stand-in words them the way its vendor does. It reads the keywords the vendor specs in
+`shared/contracts/` use in requests: `$ref` (to `components/schemas`), `type` (a list too, as
+OpenAPI 3.1 writes it), `nullable`, `enum`, `required`, `properties`, `additionalProperties`,
+`items`, `minItems`, `maxItems`, `maxLength`, `pattern`, `allOf`, `oneOf`, `anyOf`,
+`discriminator` and `format: binary`.
+
+Where the specs leave room, they are read as the vendors' services read them:
+
+- `allOf` branches are merged before `additionalProperties: false` is applied. Meta's message
+  schemas are `allOf: [BaseMessageProperties, {type, text, additionalProperties: false}]`;
+  read branch by branch that would refuse every message's `to`, which Meta accepts (its own
+  request examples in the same spec carry it). Cal.com and Chatwoot wrap single schemas in
+  `allOf`, where both readings agree.
+- `oneOf` and `anyOf` pass when at least one branch fits, and a failure reports the closest
+  branch. A `discriminator` naming a mapped value picks that branch alone. NestJS writes
+  overlapping alternatives: a plain Cal.com booking fits both `CreateBookingInput_2024_08_13`
+  and `CreateRecurringBookingInput_2024_08_13` (its `recurrenceCount` is optional), so "exactly
+  one" would refuse every valid booking.
+- The rest is each vendor's own `Reading` (unknown properties, null, patterns, uploads).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+Where = tuple[str | int, ...]
+
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How one vendor's service reads its spec where the spec leaves room.
+
+    `forbid_unknown`: every object that declares properties refuses any other, whatever its
+    `additionalProperties` says (class-validator's `forbidNonWhitelisted`).
+    `null_is_absent`: a property sent as null counts as not sent (class-validator's
+    `@IsOptional()` skips null and undefined).
+    `loose_nested_unions`: a `oneOf` below the checked body only needs an object or a string.
+    `unchecked_patterns`: `pattern`s the vendor's service does not apply.
+    `is_file`: what an uploaded file looks like, for `format: binary` (None: not checked).
+    """
+
+    forbid_unknown: bool = False
+    null_is_absent: bool = False
+    loose_nested_unions: bool = False
+    unchecked_patterns: frozenset[str] = frozenset()
+    is_file: Callable[[Any], bool] | None = None
+
+
+PLAIN = Reading()  # the spec read as written
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One way a value breaks its schema: the path to it below the checked value (property
+    names and item indexes), the schema keyword it breaks, the value, and the schema broken.
+    For `required` and `additionalProperties` the path ends with the property's name, and for
+    `required` the schema is the missing property's own."""
+
+    path: Where
+    keyword: str
+    value: Any
+    schema: JSON
+
+    @property
+    def name(self) -> str:
+        """The property it concerns (an array's name for its items), '' for the value itself."""
+        return next((part for part in reversed(self.path) if isinstance(part, str)), "")
+
+    def describe(self, root: str) -> str:
+        """The problem in plain words, the checked value being called `root`."""
+        schema, value = self.schema, self.value
+        texts: dict[str, Callable[[], str]] = {
+            "required": lambda: f"{self.name} is required",
+            "additionalProperties": lambda: f"unknown property {self.name}",
+            "type": lambda: f"must be {_expected(schema)}",
+            "format": lambda: "must be an uploaded file",
+            "enum": lambda: f"{value!r} is not one of {schema.get('enum')}",
+            "maxLength": lambda: f"longer than {schema.get('maxLength')} characters",
+            "maxItems": lambda: f"more than {schema.get('maxItems')} items",
+            "minItems": lambda: f"fewer than {schema.get('minItems')} items",
+            "pattern": lambda: f"does not match {schema.get('pattern')!r}",
+            "oneOf": lambda: "is neither an object nor a string",
+        }
+        named = self.keyword in ("required", "additionalProperties")
+        return f"{_where(root, self.path[:-1] if named else self.path)}: {texts[self.keyword]()}"
+
+
+def _expected(schema: JSON) -> str:
+    kind = schema.get("type")
+    return " or ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _where(root: str, path: Where) -> str:
+    text = root
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
+
+
+class Spec:
+    """A vendor's OpenAPI description (or an empty one), and the checks of requests against it."""
+
+    def __init__(self, data: JSON) -> None:
+        self.paths: JSON = data.get("paths", {})
+        self.schemas: JSON = data.get("components", {}).get("schemas", {})
+
+    def operation(self, method: str, template: str) -> JSON | None:
+        operation: JSON | None = self.paths.get(template, {}).get(method.lower())
+        return operation
+
+    def body_schema(self, method: str, template: str) -> JSON | None:
+        """The operation's JSON request body schema, if the spec has one."""
+        operation = self.operation(method, template) or {}
+        content = (operation.get("requestBody") or {}).get("content") or {}
+        schema: JSON | None = (content.get("application/json") or {}).get("schema")
+        return schema
+
+    def check_body(
+        self, method: str, template: str, body: Any, reading: Reading = PLAIN
+    ) -> list[Violation]:
+        """What `body` breaks in the operation's JSON body schema (nothing when it has none)."""
+        schema = self.body_schema(method, template)
+        return [] if schema is None else self.problems(body, schema, reading)
+
+    def check_query(
+        self, method: str, template: str, query: Mapping[str, str], reading: Reading = PLAIN
+    ) -> list[Violation]:
+        """What a query string breaks in the operation's query parameters. A value is read as
+        its schema's type; an array is a comma-separated list (Cal.com's list filters, §1.7 of
+        calcom-novu-metabase.md). Unknown parameters are ignored, as query strings are."""
+        problems: list[Violation] = []
+        operation = self.operation(method, template) or {}
+        for param in operation.get("parameters", []):
+            if param.get("in") != "query":
+                continue
+            name = param["name"]
+            # The parameter's description says what the value is (e.g. "ISO 8601").
+            schema = self.resolve(param.get("schema", {})) | {
+                "description": param.get("description", "")
+            }
+            raw = query.get(name)
+            if raw is None:
+                if param.get("required"):
+                    problems.append(Violation((name,), "required", None, schema))
+                continue
+            problems += self._check(_from_query(raw, schema), schema, (name,), reading)
+        return problems
+
+    def problems(self, value: Any, schema: JSON, reading: Reading = PLAIN) -> list[Violation]:
+        """What `value` breaks in `schema` (empty when it fits)."""
+        return self._check(value, schema, (), reading)
+
+    def resolve(self, schema: JSON) -> JSON:
+        """The schema with its `$ref` followed and its `allOf` branches merged (see above)."""
+        while "$ref" in schema:
+            schema = self.schemas.get(str(schema["$ref"]).rsplit("/", 1)[-1], {})
+        if "allOf" not in schema:
+            return schema
+        merged: JSON = {key: value for key, value in schema.items() if key != "allOf"}
+        for part in map(self.resolve, schema["allOf"]):
+            for key, value in part.items():
+                if key == "properties":
+                    merged["properties"] = merged.get("properties", {}) | value
+                elif key == "required":
+                    merged["required"] = [*merged.get("required", []), *value]
+                elif key == "additionalProperties" and value is False:
+                    merged[key] = False
+                else:
+                    merged.setdefault(key, value)
+        return merged
+
+    # -- the checks -----------------------------------------------------------------------
+
+    def _check(self, value: Any, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
+        schema = self.resolve(schema)
+        if value is None and (schema.get("nullable") or not schema):
+            return []
+        union = "oneOf" in schema or "anyOf" in schema
+        if union and (missed := self._union(value, schema, path, reading)):
+            return missed
+        if schema.get("format") == "binary" and reading.is_file is not None:
+            return [] if reading.is_file(value) else [Violation(path, "format", value, schema)]
+        kind = schema.get("type") or ("object" if "properties" in schema else None)
+        kinds: list[str] = kind if isinstance(kind, list) else [kind] if kind else []
+        if kinds and not any(_TYPES.get(k, _anything)(value) for k in kinds):
+            return [Violation(path, "type", value, schema)]
+        found: list[Violation] = []
+        if "enum" in schema and value not in schema["enum"]:
+            found.append(Violation(path, "enum", value, schema))
+        if isinstance(value, str):
+            found += self._string(value, schema, path, reading)
+        if isinstance(value, list):
+            found += self._array(value, schema, path, reading)
+        if isinstance(value, dict):
+            found += self._object(value, schema, path, reading)
+        return found
+
+    def _union(self, value: Any, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
+        """The branch that fits, or the closest miss (see above)."""
+        if path and reading.loose_nested_unions:
+            fits = isinstance(value, str | dict)
+            return [] if fits else [Violation(path, "oneOf", value, schema)]
+        branches: list[JSON] = schema.get("oneOf") or schema.get("anyOf") or []
+        discriminator: JSON = schema.get("discriminator", {})
+        named = value.get(discriminator.get("propertyName", "")) if isinstance(value, dict) else 0
+        mapping: JSON = discriminator.get("mapping", {})
+        if isinstance(named, str) and named in mapping:
+            branches = [{"$ref": mapping[named]}]
+        best: list[Violation] = []
+        for branch in branches:
+            missed = self._check(value, branch, path, reading)
+            if not missed:
+                return []
+            if not best or len(missed) < len(best):
+                best = missed
+        return best
+
+    def _string(self, value: str, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
+        found: list[Violation] = []
+        if len(value) > schema.get("maxLength", len(value)):
+            found.append(Violation(path, "maxLength", value, schema))
+        pattern = schema.get("pattern")
+        if pattern and pattern not in reading.unchecked_patterns and not re.search(pattern, value):
+            found.append(Violation(path, "pattern", value, schema))
+        return found
+
+    def _array(
+        self, value: list[Any], schema: JSON, path: Where, reading: Reading
+    ) -> list[Violation]:
+        found: list[Violation] = []
+        if len(value) > schema.get("maxItems", len(value)):
+            found.append(Violation(path, "maxItems", value, schema))
+        if len(value) < schema.get("minItems", 0):
+            found.append(Violation(path, "minItems", value, schema))
+        for index, item in enumerate(value):
+            found += self._check(item, schema.get("items", {}), (*path, index), reading)
+        return found
+
+    def _object(self, value: JSON, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
+        """Unknown properties first (in the body's order), then the declared ones in the
+        spec's order: a missing required one, or what its value breaks."""
+        properties: JSON = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        closed = extra is False or (reading.forbid_unknown and bool(properties))
+        found: list[Violation] = []
+        for name, item in value.items():
+            if name in properties:
+                continue
+            if closed:
+                found.append(Violation((*path, name), "additionalProperties", item, schema))
+            elif isinstance(extra, dict):
+                found += self._check(item, extra, (*path, name), reading)
+        required = set(schema.get("required", []))
+        for name, declared in properties.items():
+            given = value.get(name) is not None if reading.null_is_absent else name in value
+            if given:
+                found += self._check(value[name], declared, (*path, name), reading)
+            elif name in required:
+                missing = self.resolve(declared)
+                found.append(Violation((*path, name), "required", None, missing))
+        return found
+
+
+def _anything(_value: Any) -> bool:
+    return True
+
+
+def _from_query(raw: str, schema: JSON) -> Any:
+    """A query string value as the type its schema declares (left a string when it is not)."""
+    kind = schema.get("type")
+    if kind == "array":
+        return [part for part in raw.split(",") if part]
+    if kind in ("number", "integer"):
+        try:
+            return float(raw) if kind == "number" else int(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+# -- the Telegram Bot API file ----------------------------------------------------------------
+
+BOT_API_PATH = "/bot{token}/"  # + the method's name: where the Bot API serves it
+_BOT_API_SCALARS: dict[str, JSON] = {
+    "Integer": {"type": "integer"},
+    "Float": {"type": "number"},
+    "Boolean": {"type": "boolean"},
+    "String": {"type": "string"},
+    # OpenAPI describes an uploaded file as a binary string.
+    "InputFile": {"type": "string", "format": "binary"},
+}
+
+
+def bot_api_schema(types: Iterable[str], known: Iterable[str] = ()) -> JSON:
+    """A field's schema from its Bot API types ("Integer", "Array of X", a type's name); any
+    of them fits. A type the file does not describe is any object."""
+    known = set(known)
+    branches: list[JSON] = []
+    for expr in types:
+        depth = 0
+        while expr.startswith("Array of "):
+            expr, depth = expr[len("Array of ") :], depth + 1
+        item = _BOT_API_SCALARS.get(expr) or (
+            {"$ref": f"#/components/schemas/{expr}"} if expr in known else {"type": "object"}
+        )
+        for _ in range(depth):
+            item = {"type": "array", "items": item}
+        branches.append(item)
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+def openapi_from_bot_api(data: JSON) -> JSON:
+    """The Bot API file (methods and types, each with fields of Bot API types; not OpenAPI) in
+    OpenAPI form: a POST operation per method whose body is the method's parameters, no other
+    parameter allowed; a component schema per type (a type with subtypes is any of them)."""
+    types: dict[str, JSON] = data.get("types", {})
+
+    def fields(entry: JSON, closed: bool) -> JSON:
+        listed = entry.get("fields", [])
+        return {
+            "type": "object",
+            "properties": {f["name"]: bot_api_schema(f["types"], types) for f in listed},
+            "required": [f["name"] for f in listed if f["required"]],
+            **({"additionalProperties": False} if closed else {}),
+        }
+
+    schemas = {
+        name: {"anyOf": [bot_api_schema([sub], types) for sub in entry["subtypes"]]}
+        if entry.get("subtypes")
+        else fields(entry, closed=False)
+        for name, entry in types.items()
+    }
+    paths = {
+        BOT_API_PATH + name: {
+            "post": {"requestBody": {"content": {"application/json": {"schema": fields(m, True)}}}}
+        }
+        for name, m in data.get("methods", {}).items()
+    }
+    return {"paths": paths, "components": {"schemas": schemas}}
+
+
+@functools.lru_cache(maxsize=8)
+def load_spec(path: Path) -> Spec:
+    """A vendor's spec file: OpenAPI, or the Telegram Bot API file (which has `methods`)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Spec(openapi_from_bot_api(data) if "methods" in data else data)
