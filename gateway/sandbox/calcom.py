@@ -268,16 +268,30 @@ def _missing(name: str, schema: JSON) -> dict[str, str]:
     return {"isString": f"{name} must be a string"}
 
 
-# How Cal.com reads its spec. Nest's ValidationPipe runs class-validator, whose `@IsOptional()`
-# skips null; a property typed as a union (a booking's `location`, an event type's `locations`)
-# is checked by Cal.com's own validators, which take an object or a string; the spec's
-# `pattern`s on schedule times name class-validator constants (`TIME_FORMAT_HH_MM`), not
-# regular expressions. CreateBookingInputPipe also refuses unknown properties
-# (`forbidNonWhitelisted`, create-booking.input.pipe.ts); the global pipe drops them.
+# Patterns Cal.com's spec names by their constant (`@Matches(TIME_FORMAT_HH_MM, {message})` in
+# packages/platform/types/schedules/schedules-2024-06-11/inputs/create-schedule.input.ts; the
+# regex in ../constants.ts), with the message each carries.
+_NAMED_PATTERNS = {
+    "TIME_FORMAT_HH_MM": (r"^([01]\d|2[0-3]):([0-5]\d)$", "must be a valid time format HH:MM")
+}
+# How Cal.com reads its spec (class-validator behind Nest's pipes):
+# - the global ValidationPipe has `whitelist: true` without `forbidNonWhitelisted`: unknown
+#   properties are dropped (apps/api/v2/src/app.ts @ 03670679c00d600615e8df2bc64545bd51c61646);
+#   CreateBookingInputPipe validates with `forbidNonWhitelisted: true`: they are refused
+#   (packages/platform/types/bookings/2024-08-13/inputs/create-booking-input.pipe.ts);
+# - `@IsOptional()` skips a property that is null or undefined (class-validator
+#   src/decorator/common/IsOptional.ts @ 0853341cc36f53d54e5afb50800c3a4b169abd73);
+# - a booking's `location` is checked by BookingInputLocationValidator_2024_08_13, which
+#   takes any string "for backwards compatibility" and an object by its `type`
+#   (bookings/2024-08-13/inputs/location.input.ts); the sandbox takes an object or a string
+#   wherever the spec puts a union below the body;
+# - an `enum` beside `type: array` is what NestJS's swagger writes for `@IsIn(values, { each:
+#   true })` (e.g. ScheduleAvailabilityInput_2024_06_11.days): each item must be one of them.
 _GLOBAL_PIPE = Reading(
     null_is_absent=True,
     loose_nested_unions=True,
-    unchecked_patterns=frozenset({"TIME_FORMAT_HH_MM"}),
+    enum_per_item=True,
+    named_patterns={name: regex for name, (regex, _) in _NAMED_PATTERNS.items()},
 )
 _BOOKING_PIPE = dataclasses.replace(_GLOBAL_PIPE, forbid_unknown=True)
 
@@ -319,6 +333,8 @@ def _constraint(problem: Violation) -> tuple[str, str]:
         return key, f"{name} {text}"
     if problem.keyword == "enum":
         return next(iter(_enum_violation(name, problem.value, schema["enum"]).constraints.items()))
+    if problem.keyword == "pattern":
+        return "matches", f"{name} {_NAMED_PATTERNS[schema['pattern']][1]}"
     return "isObject", f"{name} is not valid"  # a union that is neither object nor string
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,18 @@ class Reading:
     `null_is_absent`: a property sent as null counts as not sent (class-validator's
     `@IsOptional()` skips null and undefined).
     `loose_nested_unions`: a `oneOf` below the checked body only needs an object or a string.
+    `enum_per_item`: an `enum` beside `type: array` lists what each item may be.
     `unchecked_patterns`: `pattern`s the vendor's service does not apply.
+    `named_patterns`: `pattern`s that name a constant of the vendor's code, and its regex.
     `is_file`: what an uploaded file looks like, for `format: binary` (None: not checked).
     """
 
     forbid_unknown: bool = False
     null_is_absent: bool = False
     loose_nested_unions: bool = False
+    enum_per_item: bool = False
     unchecked_patterns: frozenset[str] = frozenset()
+    named_patterns: Mapping[str, str] = field(default_factory=dict)
     is_file: Callable[[Any], bool] | None = None
 
 
@@ -108,7 +112,7 @@ class Violation:
 
 
 def _expected(schema: JSON) -> str:
-    kind = schema.get("type")
+    kind = schema.get("type") or "object"  # no `type` but `properties`: an object
     return " or ".join(kind) if isinstance(kind, list) else str(kind)
 
 
@@ -206,9 +210,7 @@ class Spec:
         kinds: list[str] = kind if isinstance(kind, list) else [kind] if kind else []
         if kinds and not any(_TYPES.get(k, _anything)(value) for k in kinds):
             return [Violation(path, "type", value, schema)]
-        found: list[Violation] = []
-        if "enum" in schema and value not in schema["enum"]:
-            found.append(Violation(path, "enum", value, schema))
+        found = self._enum(value, schema, path, reading) if "enum" in schema else []
         if isinstance(value, str):
             found += self._string(value, schema, path, reading)
         if isinstance(value, list):
@@ -237,12 +239,23 @@ class Spec:
                 best = missed
         return best
 
+    def _enum(self, value: Any, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
+        allowed = schema["enum"]
+        if reading.enum_per_item and isinstance(value, list):
+            return [
+                Violation((*path, index), "enum", item, schema)
+                for index, item in enumerate(value)
+                if item not in allowed
+            ]
+        return [] if value in allowed else [Violation(path, "enum", value, schema)]
+
     def _string(self, value: str, schema: JSON, path: Where, reading: Reading) -> list[Violation]:
         found: list[Violation] = []
         if len(value) > schema.get("maxLength", len(value)):
             found.append(Violation(path, "maxLength", value, schema))
-        pattern = schema.get("pattern")
-        if pattern and pattern not in reading.unchecked_patterns and not re.search(pattern, value):
+        pattern: str = schema.get("pattern", "")
+        regex = reading.named_patterns.get(pattern, pattern)
+        if pattern and pattern not in reading.unchecked_patterns and not re.search(regex, value):
             found.append(Violation(path, "pattern", value, schema))
         return found
 
@@ -313,10 +326,9 @@ _BOT_API_SCALARS: dict[str, JSON] = {
 }
 
 
-def bot_api_schema(types: Iterable[str], known: Iterable[str] = ()) -> JSON:
+def bot_api_schema(types: Iterable[str], known: Collection[str] = ()) -> JSON:
     """A field's schema from its Bot API types ("Integer", "Array of X", a type's name); any
-    of them fits. A type the file does not describe is any object."""
-    known = set(known)
+    of them fits. A type the file does not describe (not in `known`) is any object."""
     branches: list[JSON] = []
     for expr in types:
         depth = 0
