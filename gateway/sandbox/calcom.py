@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from gateway.sandbox.pages import serve
-from gateway.sandbox.spec import Reading, Violation, load_spec
+from gateway.sandbox.spec import Reading, Spec, Violation, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,10 @@ def _constraint(problem: Violation) -> tuple[str, str]:
         key, text = _TYPES[schema["type"]]
         return key, f"{name} {text}"
     if problem.keyword == "enum":
-        return next(iter(_enum_violation(name, problem.value, schema["enum"]).constraints.items()))
+        # An item's check (`{ each: true }`) says so, as class-validator prefixes it.
+        each = "each value in " if isinstance(problem.path[-1], int) else ""
+        [(key, text)] = _enum_violation(name, problem.value, schema["enum"]).constraints.items()
+        return key, each + text
     if problem.keyword == "pattern":
         return "matches", f"{name} {_NAMED_PATTERNS[schema['pattern']][1]}"
     return "isObject", f"{name} is not valid"  # a union that is neither object nor string
@@ -1953,33 +1956,31 @@ WEBHOOK_TRIGGERS = (
 )
 
 
+# CreateWebhookInputDto (apps/api/v2/src/modules/webhooks/inputs/webhook.input.ts @
+# 03670679c00d600615e8df2bc64545bd51c61646) as NestJS's swagger renders it (the trimmed spec has
+# no /v2/webhooks): `active` boolean, `subscriberUrl` string and `triggers` an array of
+# WebhookTriggerEvents (`@IsEnum(..., { each: true })`) are required; `payloadTemplate` and
+# `secret` optional strings.
+_WEBHOOK_INPUT: JSON = {
+    "type": "object",
+    "required": ["active", "subscriberUrl", "triggers"],
+    "properties": {
+        "active": {"type": "boolean"},
+        "subscriberUrl": {"type": "string"},
+        "triggers": {"type": "array", "enum": list(WEBHOOK_TRIGGERS), "items": {"type": "string"}},
+        "payloadTemplate": {"type": "string"},
+        "secret": {"type": "string"},
+    },
+}
+
+
 def _check_webhook(body: JSON, *, partial: bool) -> None:
-    """CreateWebhookInputDto (apps/api/v2/src/modules/webhooks/inputs/webhook.input.ts @
-    03670679c00d600615e8df2bc64545bd51c61646): `active` boolean, `subscriberUrl` string and
-    `triggers` an array of WebhookTriggerEvents are required; `payloadTemplate` and `secret`
-    optional strings. UpdateWebhookInputDto is its PartialType: every field optional."""
-    rules: tuple[tuple[str, str, bool], ...] = (
-        ("active", "boolean", True),
-        ("subscriberUrl", "string", True),
-        ("triggers", "array", True),
-        ("payloadTemplate", "string", False),
-        ("secret", "string", False),
-    )
-    problems: list[_Violation] = []
-    for name, kind, required in rules:
-        # @IsOptional (PartialType makes every field so) lets null and undefined through.
-        if body.get(name) is None and (partial or not required):
-            continue
-        check, constraint, message = _TYPES[kind]
-        value: Any = body.get(name)
-        if not check(value):
-            problems.append(_Violation(name, value, {constraint: f"{name} {message}"}))
-        elif name == "triggers" and any(t not in WEBHOOK_TRIGGERS for t in value):
-            listed = ", ".join(WEBHOOK_TRIGGERS)
-            message = f"each value in triggers must be one of the following values: {listed}"
-            problems.append(_Violation(name, value, {"isEnum": message}))
+    """The global ValidationPipe on CreateWebhookInputDto, or on UpdateWebhookInputDto (its
+    PartialType: every field optional)."""
+    schema = _WEBHOOK_INPUT | {"required": []} if partial else _WEBHOOK_INPUT
+    problems = Spec({}).problems(body, schema, _GLOBAL_PIPE)
     if problems:
-        raise _invalid(problems, body, pipe=False)
+        raise _invalid(_class_validator(problems, body), body, pipe=False)
 
 
 def _webhook_json(hook: _Webhook) -> JSON:
