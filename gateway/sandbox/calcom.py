@@ -332,7 +332,8 @@ def _constraint(problem: Violation) -> tuple[str, str]:
         key, text = _TYPES[schema["type"]]
         return key, f"{name} {text}"
     if problem.keyword == "enum":
-        # An item's check (`{ each: true }`) says so, as class-validator prefixes it.
+        # An item's check (`{ each: true }`) says so: class-validator prefixes "each value in "
+        # (src/decorator/common/ValidateBy.ts @ 0853341cc36f53d54e5afb50800c3a4b169abd73).
         each = "each value in " if isinstance(problem.path[-1], int) else ""
         [(key, text)] = _enum_violation(name, problem.value, schema["enum"]).constraints.items()
         return key, each + text

@@ -405,6 +405,30 @@ async def test_calcom_refuses_a_reservation_the_spec_refuses(
     )
 
 
+async def test_calcom_checks_webhook_inputs_with_the_same_validator(
+    aiohttp_client: ClientFactory,
+) -> None:
+    """CreateWebhookInputDto: `triggers` is `@IsEnum(WebhookTriggerEvents, { each: true })`;
+    class-validator words an item's failure "each value in triggers must be one of the following
+    values: ..."; UpdateWebhookInputDto (PartialType) requires nothing."""
+    sandbox = CalcomSandbox(CAL_KEY)
+    client = await aiohttp_client(sandbox.app(), server_kwargs={"access_log": None})
+    auth = {"Authorization": f"Bearer {CAL_KEY}"}
+    body = {"subscriberUrl": "http://hook", "active": True, "triggers": ["BOOKING_CONFIRMED"]}
+    response = await client.post("/v2/webhooks", json=body, headers=auth)
+    [refused] = (await response.json())["error"]["details"]["errors"]
+    assert response.status == 400
+    assert refused["property"] == "triggers"
+    assert refused["constraints"]["isEnum"].startswith(
+        "each value in triggers must be one of the following values: BOOKING_CANCELLED, "
+    )
+    made = body | {"triggers": ["BOOKING_CREATED"]}
+    response = await client.post("/v2/webhooks", json=made, headers=auth)
+    hook = (await response.json())["data"]["id"]
+    response = await client.patch(f"/v2/webhooks/{hook}", json={"secret": "s"}, headers=auth)
+    assert response.status == 200
+
+
 async def test_telegram_refuses_a_call_the_spec_refuses(
     bot_api: Spec, aiohttp_client: ClientFactory
 ) -> None:
