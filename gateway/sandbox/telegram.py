@@ -132,7 +132,8 @@ def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
 
 
-# An InputFile field takes a file posted as multipart/form-data (Bot API "Sending files").
+# An InputFile field takes a file posted as multipart/form-data
+# (core.telegram.org/bots/api#sending-files).
 _BOT_API_READING = Reading(is_file=lambda value: isinstance(value, Upload))
 
 
@@ -407,6 +408,8 @@ class TelegramSandbox:
         return [] if field is None else list(field.get("anyOf", [field]))
 
     def _validate(self, method: str, params: JSON) -> None:
+        # A method takes its parameters from the query string or the body alike
+        # (core.telegram.org/bots/api#making-requests): all of them are the operation's body.
         problems = self._spec.check_body("POST", BOT_API_PATH + method, params, _BOT_API_READING)
         if not problems:
             return
