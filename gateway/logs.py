@@ -11,6 +11,7 @@ What is masked, the same way everywhere (README, "Personal data"):
 - client identifiers where they are labelled as such: a conversation (`tg:…`, `wa:…`), a chat or
   user id (`chat_id=…`, `"chat": {"id": …}`, `"from": {"id": …}`): a Telegram chat id names one
   person on every bot, so it is masked like a WhatsApp number;
+- WhatsApp message ids (`wamid.…`, which encode the client's number): only their tail stays;
 - names, texts and contact details in raw payloads (`"first_name": "…"`, `'text': '…'`,
   `phone_number='…'`), as aiogram prints an update it does not know.
 Plain ids stay readable for operators: queue entry ids, update and message ids, timestamps.
@@ -57,6 +58,10 @@ _LABELLED_ID = re.compile(
     r"|[\"'](?:chat|from|user|sender_chat)[\"']\s*:\s*\{\s*[\"']id[\"']\s*:\s*)"
     r"(?P<sign>-?)(?P<id>\d{5,20})\b"
 )
+# A WhatsApp message id carries the client's number, base64-encoded near its start (as seen in
+# Meta's webhooks: "wamid.HBgLNjAxNzM1MjYyMzMV…" is "\x1c\x18\x0b60173526233\x15…" for wa_id
+# 60173526233): only its tail, which tells messages apart, stays.
+_WAMID = re.compile(r"\bwamid\.[A-Za-z0-9_=+/-]*?([A-Za-z0-9_=+/-]{12})(?![A-Za-z0-9_=+/-])")
 # Personal fields of a payload printed raw (JSON, a dict's repr, a model's repr): the value goes.
 _PERSONAL_FIELD = re.compile(
     r"(?P<key>[\"']?\b(?:first_name|last_name|username|full_name|display_name|formatted_name"
@@ -108,6 +113,7 @@ class Scrubber:
         text = _CREDENTIAL.sub(r"\1***", text)
         text = _PERSONAL_FIELD.sub(r"\g<key>\g<quote>***\g<quote>", text)
         text = _LABELLED_ID.sub(_mask_labelled, text)
+        text = _WAMID.sub(r"wamid.***\1", text)
         return _PHONE.sub(mask_phone, text)
 
 
