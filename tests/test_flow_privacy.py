@@ -1,4 +1,5 @@
-"""No log record, warning or printed line carries a secret, a client's phone number or name.
+"""No log record, warning or printed line carries a secret, a client's phone number or name;
+what is kept of a client in Redis goes when its time is up.
 
 A realistic run through the real gateway with every library logging at DEBUG and warnings on:
 a Telegram client books with a shared contact, a WhatsApp client writes and a message to them
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 
 from gateway.logs import configure
 from gateway.sandbox.whatsapp import WhatsAppSandbox
+from gateway.settings import SettingsError, load
 from tests.conftest import SECRET, TOKEN, GatewayFactory, Sandbox, eventually
 from tests.test_flow_booking import KEY, Chat, Salon
 from tests.test_flow_booking import salon as salon  # the fixture, shared
@@ -151,3 +153,23 @@ async def test_no_output_carries_a_secret_a_phone_or_a_name(
         str(TG_CHAT),
     ):
         assert leak not in output, leak
+
+
+async def test_a_clients_session_is_kept_for_session_retention_days(
+    start_gateway: GatewayFactory, sandbox: Sandbox, redis: Redis
+) -> None:
+    gateway = await start_gateway(session_retention_days=3)
+    chat = Chat(sandbox.telegram, TG_CHAT)
+    await sandbox.telegram.client_says(TG_CHAT, "/start", first_name=TG_NAME)
+    await eventually(lambda: chat.messages, timeout=10)
+    key = gateway.runtime.keys.session("telegram", str(TG_CHAT))
+    ttl = await redis.ttl(key)
+    assert 3 * 24 * 3600 - 60 < ttl <= 3 * 24 * 3600
+
+
+def test_session_retention_days_is_at_least_one() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SESSION_RETENTION_DAYS", "0")
+        with pytest.raises(SettingsError) as error:
+            load()
+    assert any(p.startswith("SESSION_RETENTION_DAYS") for p in error.value.problems)
