@@ -71,8 +71,7 @@ _PERSONAL_FIELD = re.compile(
 
 
 def _mask_digits(digits: str) -> str:
-    if len(digits) < 4:
-        return "*" * len(digits)
+    # Only ever given five digits or more: two shown at the end, one at the start.
     return f"{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
 
 
