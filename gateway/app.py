@@ -66,7 +66,6 @@ from handlers.whatsapp import WhatsAppConversations, WhatsAppWebhook, verify_cha
 
 log = logging.getLogger("frontdesk.app")
 
-SESSION_TTL = 180 * 24 * 3600
 HANDLING_SLOTS = 16
 SENDING_SLOTS = 16
 # How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
@@ -251,7 +250,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             Channel(channel) for channel in ("telegram", "whatsapp") if _inbox(settings, channel)
         ),
     )
-    sessions = SessionStore(runtime.redis, runtime.keys, SESSION_TTL)
+    sessions = SessionStore(
+        runtime.redis, runtime.keys, settings.session_retention_days * 24 * 3600
+    )
     recorder: Recorder | None = None
     writer: Writer | None = None
     if settings.analytics_database_url is not None:

@@ -7,20 +7,27 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from aiohttp import web
 
 from gateway import dlq
 from gateway.app import create_app
-from gateway.logs import configure
+from gateway.logs import Scrubber, configure, scrubbed_output
 from gateway.redis_client import connect_redis
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
 
 EXIT_CONFIG = 2
+
+
+def _days(value: str) -> float:
+    days = float(value)
+    if not 0 <= days <= 36_500:  # also refuses "nan" and "inf"
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}")
+    return days
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument("--limit", type=int, default=50)
     replay = letter_commands.add_parser("replay", help="queue a dead letter again")
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead letter id, or 'all'")
+    purge = letter_commands.add_parser("purge", help="delete old dead letters (they hold bodies)")
+    purge.add_argument(
+        "--older-than",
+        type=_days,
+        required=True,
+        metavar="DAYS",
+        help="delete those that failed more than DAYS days ago (0: all)",
+    )
 
     novu = commands.add_parser("novu", help="Novu's workflows for Frontdesk")
     novu_commands = novu.add_subparsers(dest="action", required=True)
@@ -70,18 +85,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     metabase_commands.add_parser("sync", help="create or update them in Metabase (idempotent)")
 
     args = parser.parse_args(argv)
+    # Every line any command prints (its own, a library's, a traceback) goes through the
+    # scrubber: without the settings, phone numbers and bot tokens; with them, every secret too.
     if args.command == "demo":
         from gateway.demo import run_demo
 
-        code: int = run_demo(args.host, args.port)
+        with scrubbed_output(Scrubber()):
+            code: int = run_demo(args.host, args.port)
         return code
     try:
         settings = load()
     except SettingsError as exc:
-        print("frontdesk: the configuration has problems:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        with scrubbed_output(Scrubber()):
+            print("frontdesk: the configuration has problems:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    with scrubbed_output(Scrubber(settings.secrets())):
+        return _command(args, settings)
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     configure("text", settings.log_level, settings.secrets())
@@ -175,6 +199,11 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 print(f"{letter.id}  {when}  {letter.kind:<8} {letter.describe()}")
                 print(f"    error: {letter.error} (attempts: {letter.attempts})")
+            return 0
+        if args.action == "purge":
+            cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
+            removed = await store.purge(int(cutoff.timestamp() * 1000))
+            print(f"purged {removed} dead letters older than {args.older_than:g} days")
             return 0
         ids = None if args.ids == ["all"] else list(args.ids)
         replayed, missing = await store.replay(ids)

@@ -1,4 +1,6 @@
-"""The dead-letter stream: what failed for good, with its error; listed and replayed by the CLI."""
+"""The dead-letter stream: what failed for good, with its error; listed, replayed and purged by
+the CLI. A dead letter keeps the whole entry (a client's message, a reply's text) so that it can
+be replayed: `purge` is how long that lasts (README, "Personal data")."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from gateway.keys import Keys
+from gateway.logs import mask_chat
 
 # Fields copied back into the original stream on replay, per kind.
 _REPLAYED = {
@@ -38,7 +41,8 @@ class DeadLetter:
         f = self.fields
         if self.kind == "inbound":
             return f"{_s(f, 'src')} event {_s(f, 'id')} of {_s(f, 'conv')}"
-        return f"{_s(f, 'channel')} {_s(f, 'method')} to chat {_s(f, 'chat')}"
+        chat = mask_chat(_s(f, "channel"), _s(f, "chat"))
+        return f"{_s(f, 'channel')} {_s(f, 'method')} to chat {chat}"
 
 
 def _s(fields: dict[str, bytes], name: str) -> str:
@@ -75,6 +79,19 @@ class DeadLetters:
             replayed.append(letter.id)
         missing = [letter_id for letter_id in ids or [] if letter_id not in found]
         return replayed, missing
+
+    async def purge(self, older_than_ms: int) -> int:
+        """Delete the dead letters that failed before `older_than_ms` (epoch milliseconds);
+        returns how many went.
+
+        A dead letter's id is the time it was written (XADD `*`), so XTRIM MINID drops exactly
+        the older ones: "Evicts entries with IDs lower than threshold"
+        (https://redis.io/docs/latest/commands/xtrim/); exact, not `~` (redis-py asks for `~` by
+        default, and an approximate trim keeps whole nodes, so small streams lose nothing)."""
+        removed: int = await self.redis.xtrim(
+            self.key, minid=f"{older_than_ms}-0", approximate=False
+        )
+        return removed
 
     @staticmethod
     def _letter(entry_id: bytes, raw: dict[bytes, bytes]) -> DeadLetter:

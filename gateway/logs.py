@@ -1,40 +1,99 @@
-"""Structured logs: JSON under `serve`, readable text under `demo`; secrets never, phones masked.
+"""Structured logs: JSON under `serve`, readable text under `demo`; secrets never, clients masked.
 
 Scrubbing happens on the final formatted line, so it also covers third-party loggers (aiohttp's
-access log, aiogram, redis-py) and exception tracebacks. The Telegram bot token is the classic
-leak: it sits inside every Bot API URL.
+access log, aiogram, redis-py, httpx, asyncpg), Python warnings (captured into logging) and
+exception tracebacks. The Telegram bot token is the classic leak: it sits inside every Bot API
+URL. The CLI's own printing goes through the same scrubber (`scrubbed_output`).
+
+What is masked, the same way everywhere (README, "Personal data"):
+- configured secrets, bot tokens in URLs, `Authorization` and `api_access_token` header values;
+- phone numbers in any common form, with or without "+": first digit and last two kept;
+- client identifiers where they are labelled as such: a conversation (`tg:…`, `wa:…`), a chat or
+  user id (`chat_id=…`, `"chat": {"id": …}`, `"from": {"id": …}`): a Telegram chat id names one
+  person on every bot, so it is masked like a WhatsApp number;
+- WhatsApp message ids (`wamid.…`, which encode the client's number): only their tail stays;
+- names, texts and contact details in raw payloads (`"first_name": "…"`, `'text': '…'`,
+  `phone_number='…'`), as aiogram prints an update it does not know.
+Plain ids stay readable for operators: queue entry ids, update and message ids, timestamps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TextIO
 
-# A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage.
-_BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
-# Phone numbers written for humans (+7 912 345-67-89, +447700900123): keep the first digit and
-# the last two. Plain ids (chat ids, update ids) have no leading '+' and stay.
-_PHONE = re.compile(r"\+\d[\d\s().-]{7,18}\d")
+# A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage. The id part is
+# up to 20 digits; the secret part is what BotFather issues (settings accepts 20+ characters).
+_BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{20,}")
+# The value of a credential header, however it is printed (a header line, a dict's repr, JSON).
+_CREDENTIAL = re.compile(
+    r"(?i)((?:authorization|api_access_token|x-api-key|x-hub-signature-256|"
+    r"x-telegram-bot-api-secret-token)[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+|apikey\s+)?[^\s\"',}]+"
+)
+# What must stay readable, tried before a phone at each position: queue entry ids
+# (<ms>-<seq>), dates and times, epoch seconds and milliseconds (10 and 13 digits starting
+# with 1: no phone number has that shape, +1 numbers have 11 digits).
+_KEEP = (
+    r"(?P<keep>\b\d{13}-\d+\b"
+    r"|\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?(?:Z|[+-]\d\d:?\d\d)?"
+    r"|(?<![\w.+-])1(?:\d{9}|\d{12})(?![\w-]))"
+)
+# A phone number: 7-15 digits after a '+', 10-15 without, in groups separated by spaces,
+# dashes, dots or parentheses ("+7 912 345-67-89", "447700900777", "(555) 010-9999 1").
+_PHONE_FORM = (
+    r"(?P<phone>(?<![\w.+-])(?:\+[ (]{0,2}\d(?:[ ().-]{0,2}\d){6,14}"
+    r"|\(?\d(?:[ ().-]{0,2}\d){9,14})(?!\w))"
+)
+_PHONE = re.compile(f"{_KEEP}|{_PHONE_FORM}")
+# A client identifier where it is labelled as one: a conversation id, or a chat / user id.
+_LABELLED_ID = re.compile(
+    r"(?P<label>\b(?:tg|wa):|\b(?:chat_id|user_id|wa_id|from_id)[\"']?\s*[:=]\s*[\"']?"
+    r"|[\"'](?:chat|from|user|sender_chat)[\"']\s*:\s*\{\s*[\"']id[\"']\s*:\s*)"
+    r"(?P<sign>-?)(?P<id>\d{5,20})\b"
+)
+# A WhatsApp message id carries the client's number, base64-encoded near its start (as seen in
+# Meta's webhooks: "wamid.HBgLNjAxNzM1MjYyMzMV…" is "\x1c\x18\x0b60173526233\x15…" for wa_id
+# 60173526233): only its tail, which tells messages apart, stays.
+_WAMID = re.compile(r"\bwamid\.[A-Za-z0-9_=+/-]*?([A-Za-z0-9_=+/-]{12})(?![A-Za-z0-9_=+/-])")
+# Personal fields of a payload printed raw (JSON, a dict's repr, a model's repr): the value goes.
+_PERSONAL_FIELD = re.compile(
+    r"(?P<key>[\"']?\b(?:first_name|last_name|username|full_name|display_name|formatted_name"
+    r"|name|email|phone_number|phone|vcard|text|caption|body|address)[\"']?\s*[:=]\s*)"
+    r"(?P<quote>[\"'])(?:\\.|(?!(?P=quote)).)*(?P=quote)"
+)
 
 
-# A WhatsApp client's id is their number without '+': masked where it names a conversation.
-_WHATSAPP_CHAT = re.compile(r"\bwa:(\d)(\d{4,13})(\d\d)\b")
+def _mask_digits(digits: str) -> str:
+    # Only ever given five digits or more: two shown at the end, one at the start.
+    return f"{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
 
 
 def mask_phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return f"+{digits[:1]}{'*' * (len(digits) - 3)}{digits[-2:]}"
+    if match.group("keep"):
+        return match.group("keep")
+    text = match.group("phone")
+    digits = re.sub(r"\D", "", text)
+    return f"{'+' if text.startswith('+') else ''}{_mask_digits(digits)}"
+
+
+def _mask_labelled(match: re.Match[str]) -> str:
+    return f"{match['label']}{match['sign']}{_mask_digits(match['id'])}"
 
 
 def mask_chat(channel: str, chat: str) -> str:
-    """A chat id for the logs: WhatsApp's is the client's number and keeps only its first and
-    last two digits; Telegram's chat ids are not phone numbers and stay."""
-    if channel == "whatsapp" and chat.isdigit() and len(chat) >= 7:
-        return f"{chat[:1]}{'*' * (len(chat) - 3)}{chat[-2:]}"
+    """A chat id for the logs: a WhatsApp id is the client's number, a Telegram chat id names
+    one person on every bot; both keep only their first and last two digits. Ids that are not
+    numbers (WhatsApp's business-scoped user ids) stay."""
+    digits = chat.removeprefix("-")
+    if digits.isdigit() and len(digits) >= 5:
+        return f"{chat[: len(chat) - len(digits)]}{_mask_digits(digits)}"
     return chat
 
 
@@ -50,7 +109,10 @@ class Scrubber:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         text = _BOT_TOKEN.sub("***", text)
-        text = _WHATSAPP_CHAT.sub(lambda m: f"wa:{m[1]}{'*' * len(m[2])}{m[3]}", text)
+        text = _CREDENTIAL.sub(r"\1***", text)
+        text = _PERSONAL_FIELD.sub(r"\g<key>\g<quote>***\g<quote>", text)
+        text = _LABELLED_ID.sub(_mask_labelled, text)
+        text = _WAMID.sub(r"wamid.***\1", text)
         return _PHONE.sub(mask_phone, text)
 
 
@@ -87,17 +149,74 @@ class TextFormatter(logging.Formatter):
         return self.scrub(f"{line} [{' '.join(context)}]" if context else line)
 
 
+class ScrubbedStream(io.TextIOBase):
+    """A text stream that scrubs what it passes on, a line at a time (a secret or a number
+    printed in pieces is whole by the end of its line)."""
+
+    def __init__(self, raw: TextIO, scrub: Scrubber) -> None:
+        super().__init__()
+        self.raw = raw
+        self.scrub = scrub
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        complete, newline, self._pending = self._pending.rpartition("\n")
+        if newline:
+            self.raw.write(self.scrub(complete + newline))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.raw.write(self.scrub(self._pending))
+            self._pending = ""
+        self.raw.flush()
+
+
+@contextlib.contextmanager
+def scrubbed_output(scrub: Scrubber) -> Iterator[None]:
+    """Everything printed to stdout and stderr meanwhile goes through `scrub`: the CLI's one
+    writer, whichever command (or library) prints."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ScrubbedStream(stdout, scrub), ScrubbedStream(stderr, scrub)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
 def configure(
-    fmt: str, level: str, secrets: Iterable[str] = (), stream: object = None
+    fmt: str, level: str, secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> logging.Handler:
     scrub = Scrubber(secrets)
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    target = stream or sys.stderr
+    if isinstance(target, ScrubbedStream):
+        # The formatter scrubs each line already: once is enough.
+        target = target.raw
+    handler = logging.StreamHandler(target)
     handler.setFormatter(JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # A library logger with a handler of its own would write past the scrubber: its records go
+    # to the root's handler instead.
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and logger.handlers:
+            for own in list(logger.handlers):
+                logger.removeHandler(own)
+            logger.propagate = True
+    # Python warnings (aiogram's "Detected unknown update type" carries the raw update) are
+    # log records of "py.warnings" from now on, scrubbed like any other. Off then on: on alone
+    # does nothing if an earlier `configure` captured them and the display was changed since.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     # aiohttp's access log, aiogram's "Update is handled" and httpx's "HTTP Request" are a line
     # per webhook or call each: kept for debugging, quiet otherwise (the metrics count them).
     for noisy in ("aiohttp.access", "aiogram.event", "httpx"):

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     outbox_retry_schedule: tuple[float, ...] = (30.0, 120.0, 300.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     session_idle_minutes: int = Field(default=60 * 24, ge=1)
+    # A client's session (language, where they are, the name and phone they gave) is deleted
+    # this long after their last message.
+    session_retention_days: int = Field(default=180, ge=1, le=3650)
     # Calls to an external service (Cal.com) give up after this long; that many failures in a
     # row open its circuit breaker, which lets a trial call through after the reset time.
     service_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -45,10 +45,15 @@ RESCAN_SECONDS = 5.0
 # analytics stream, then keys to delete. ARGV: owner, group, entry id, session, session ttl,
 # the number of facts, the facts (JSON), then 8 fields per outgoing message. The analytics
 # stream is capped at about a million facts (here and in BURY): facts wait there while
-# PostgreSQL is down, and only the oldest go.
+# PostgreSQL is down, and only the oldest go. The handled entry is deleted in the same step as
+# its acknowledgement: its body (the client's message, a shared phone number) is kept no longer
+# than its effects take to commit, and until then it stays pending for whoever reclaims it.
+# XDEL "Removes the specified entries from a stream" whatever consumer groups there are
+# (https://redis.io/docs/latest/commands/xdel/); XACK first takes it off the pending list.
 _COMMIT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('XACK', KEYS[2], ARGV[2], ARGV[3]) == 0 then return -1 end
+redis.call('XDEL', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[3], ARGV[3])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5]) end
 for k = 7, #KEYS do redis.call('DEL', KEYS[k]) end

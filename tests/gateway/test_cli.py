@@ -146,6 +146,86 @@ async def test_check_reports_an_unreachable_bot_api(
 
 
 @pytest.mark.usefixtures("operator_env")
+async def test_check_never_prints_the_token_of_an_unusable_bot_api_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiohttp's InvalidUrlClientError names the whole request URL, /bot<token>/getMe."""
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:99999")
+    assert await run("check") == 1
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "[FAIL] telegram  Bot API refused or unreachable" in out
+    assert "http://127.0.0.1:99999/bot***/getMe" in out
+    assert TOKEN not in out
+    assert TOKEN.split(":", 1)[1] not in out
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_dlq_list_masks_clients_and_purge_deletes_old_letters(
+    redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Dead letters keep whole bodies (a client's name, number, what they wrote) for replay:
+    the listing shows none of it, and `purge --older-than` ends them."""
+    key = f"fd:{salon_id}:dlq"
+    body = json.dumps({"message": {"chat": {"id": 5550001234}, "text": "+44 7700 900777"}})
+    old = await redis.xadd(
+        key,
+        {
+            "kind": "inbound",
+            "stream": f"fd:{salon_id}:in:1",
+            "entry": "1-0",
+            "error": "ValueError: Recipient 447700900777 is not a WhatsApp user",
+            "attempts": 5,
+            "src": "whatsapp",
+            "conv": "wa:447700900777",
+            "id": "m:wamid.X",
+            "body": body,
+        },
+        id="1000000000000-0",
+    )
+    recent = await redis.xadd(
+        key,
+        {
+            "kind": "outbound",
+            "stream": f"fd:{salon_id}:out:1",
+            "entry": "2-0",
+            "error": f"rejected: chat {TOKEN}",
+            "attempts": 3,
+            "channel": "telegram",
+            "chat": "5550001234",
+            "method": "sendMessage",
+            "params": json.dumps({"chat_id": 5550001234, "text": "Hi Zinaida"}),
+        },
+    )
+    assert await run("dlq", "list") == 0
+    out = capsys.readouterr().out
+    assert "whatsapp event m:wamid.X of wa:4*********77" in out
+    assert "Recipient 4*********77 is not a WhatsApp user" in out
+    assert "telegram sendMessage to chat 5*******34" in out
+    for leak in ("447700900777", "5550001234", TOKEN):
+        assert leak not in out
+
+    assert await run("dlq", "purge", "--older-than", "30") == 0
+    assert "purged 1 dead letters older than 30 days" in capsys.readouterr().out
+    assert [entry_id for entry_id, _ in await redis.xrange(key)] == [recent]
+    assert old != recent
+    assert await run("dlq", "purge", "--older-than", "0") == 0
+    assert "purged 1 dead letters" in capsys.readouterr().out
+    assert await redis.xlen(key) == 0
+
+
+@pytest.mark.usefixtures("operator_env")
+@pytest.mark.parametrize("days", ["-1", "nan", "inf", "soon"])
+def test_dlq_purge_refuses_a_number_of_days_that_is_not_one(
+    days: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["dlq", "purge", "--older-than", days])
+    assert exit_.value.code == 2
+    assert "--older-than" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("operator_env")
 async def test_dlq_list_and_replay(
     redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -324,7 +404,8 @@ async def test_check_reaches_whatsapp_and_chatwoot(
     try:
         await run("check")
         out = capsys.readouterr().out
-        assert "[ok  ] whatsapp  +15550100200 (Frontdesk Demo Salon)" in out
+        # Every printed phone number is masked, the business's own included (one rule).
+        assert "[ok  ] whatsapp  +1********00 (Frontdesk Demo Salon)" in out
         assert "[ok  ] chatwoot  telegram → Telegram (gateway)" in out
         monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "EAAG-wrong")
         monkeypatch.setenv("CHATWOOT_TELEGRAM_INBOX_ID", "99")

@@ -1,15 +1,28 @@
-"""Logs never carry secrets or whole phone numbers, whichever logger wrote them."""
+"""Logs and printed lines never carry secrets, whole phone numbers, client ids or names,
+whichever logger (or warning, or command) wrote them."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import sys
+import warnings
 from collections.abc import Iterator
 
 import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 
-from gateway.logs import JsonFormatter, Scrubber, TextFormatter, configure, mask_chat
+from gateway.logs import (
+    JsonFormatter,
+    ScrubbedStream,
+    Scrubber,
+    TextFormatter,
+    configure,
+    mask_chat,
+    scrubbed_output,
+)
 
 TOKEN = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 SECRET = "test-webhook-secret_1"
@@ -22,6 +35,7 @@ def root_logger() -> Iterator[logging.Logger]:
     noisy = [logging.getLogger(name) for name in ("aiohttp.access", "aiogram.event")]
     handlers, levels = root.handlers[:], [logger.level for logger in [root, *noisy]]
     yield root
+    logging.captureWarnings(False)
     root.handlers[:] = handlers
     for logger, level in zip([root, *noisy], levels, strict=True):
         logger.setLevel(level)
@@ -62,6 +76,13 @@ def test_a_bot_token_in_a_url_is_removed_even_if_not_configured() -> None:
         ("+79123456789", "+7********89"),
         ("+44 7700 900123", "+4*********23"),
         ("+1 (555) 010-9999", "+1********99"),
+        # Without '+': as WhatsApp's errors name a recipient, or as a client types it.
+        ("447700900777", "4*********77"),
+        ("79161234567", "7********67"),
+        ("8 (912) 345-67-89", "8********89"),
+        ("7-912-345-67-89", "7********89"),
+        ("(555) 010-9999", "5*******99"),
+        ("+354 412 3456", "+3*******56"),
     ],
 )
 def test_phones_keep_only_the_country_code_and_last_two_digits(phone: str, masked: str) -> None:
@@ -69,12 +90,22 @@ def test_phones_keep_only_the_country_code_and_last_two_digits(phone: str, maske
     assert line == f"client {masked} asked for a person"
 
 
+def test_a_recipient_named_by_whatsapp_is_masked() -> None:
+    line = Scrubber()("(#131026) Message undeliverable: Recipient 447700900777 is not a user")
+    assert "447700900777" not in line
+    assert "Recipient 4*********77 is not a user" in line
+
+
 @pytest.mark.parametrize(
     "line",
     [
         "chat id 123456789 update 987654321",
-        "chat_id=-1001234567890",
         "at 2025-03-01T12:00:00.000+00:00 took 12.5 ms",
+        "due 2026-06-02 07:00:00+00:00 slot b:t:0700",
+        # Queue entry ids and epoch seconds / milliseconds: an operator matches them up.
+        "entry 1733570000000-0 received 1733570000123 at 1733570000",
+        "from 127.0.0.1:8080 in 12.25 ms, 2,500 RUB, 9 attempts",
+        "request 550e8400-e29b-41d4-a716-446655440000",
     ],
 )
 def test_plain_ids_and_timestamps_are_left_alone(line: str) -> None:
@@ -154,11 +185,147 @@ def test_per_webhook_lines_only_show_when_debugging() -> None:
     assert "POST /webhooks/telegram 200" in debugging.getvalue()
 
 
-def test_whatsapp_numbers_are_masked_in_conversations_and_chats() -> None:
+def test_client_ids_are_masked_alike_in_conversations_and_chats() -> None:
+    """A Telegram chat id names one person on every bot, as a WhatsApp id (their number)
+    does: both keep their first digit and last two wherever they are labelled as a client's."""
     line = Scrubber()("handling failed conversation=wa:79161234567 chat tg:123456789")
-    assert "79161234567" not in line
-    assert "wa:7********67" in line
-    assert "tg:123456789" in line
+    assert line == "handling failed conversation=wa:7********67 chat tg:1******89"
+    assert Scrubber()("chat_id=-1001234567890") == "chat_id=-1**********90"
+    assert Scrubber()("'chat_id': 123456789") == "'chat_id': 1******89"
     assert mask_chat("whatsapp", "79161234567") == "7********67"
     assert mask_chat("whatsapp", "US.13491208655302741918") == "US.13491208655302741918"
-    assert mask_chat("telegram", "123456789") == "123456789"
+    assert mask_chat("telegram", "123456789") == "1******89"
+    assert mask_chat("telegram", "-1001234567890") == "-1**********90"
+    assert mask_chat("telegram", "77") == "77"
+
+
+RAW_UPDATE = (
+    '{"update_id":90001,"future_kind_of_update":{"message_id":5,"date":1733570000,'
+    '"from":{"id":123456789,"is_bot":false,"first_name":"Anna","last_name":"Ivanova",'
+    '"username":"anna_iv"},"chat":{"id":123456789,"type":"private"},'
+    '"contact":{"phone_number":"79161234567","first_name":"Anna"},"text":"call me"}}'
+)
+
+
+def test_a_raw_payload_loses_names_texts_and_ids_but_keeps_its_shape() -> None:
+    line = Scrubber()(f"Update: {RAW_UPDATE}")
+    for leak in ("Anna", "Ivanova", "anna_iv", "79161234567", "123456789", "call me"):
+        assert leak not in line
+    assert '"first_name":"***"' in line
+    assert '"chat":{"id":1******89' in line
+    assert '"update_id":90001' in line
+    assert '"date":1733570000' in line
+    # A dict's repr and a model's repr alike.
+    assert (
+        Scrubber()("{'name': 'Maria', 'wa_id': '79161234567'}")
+        == "{'name': '***', 'wa_id': '7********67'}"
+    )
+    assert Scrubber()("User(id=5, first_name='Anna')") == "User(id=5, first_name='***')"
+
+
+def test_a_whatsapp_message_id_keeps_only_its_tail() -> None:
+    """A wamid is base64 with the client's number near its start: in Meta's own webhook
+    samples, wamid.HBgLNjAxNzM1MjYyMzMV... belongs to wa_id 60173526233."""
+    line = Scrubber()("status for wamid.HBgLNjAxNzM1MjYyMzMVAgARGBJCNkY5NTBENEU3ODYxQTM3RUQA ok")
+    assert line == "status for wamid.***ODYxQTM3RUQA ok"
+    assert "NjAxNzM1MjYyMzM" not in line
+    assert Scrubber()("wamid.short") == "wamid.short"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "headers={'Authorization': 'Bearer EAAG1234abcd', 'api_access_token': 'cw-9f8e7d'}",
+        'Authorization: Bearer EAAG1234abcd; api_access_token: "cw-9f8e7d"',
+        "X-Telegram-Bot-Api-Secret-Token=tg-hook-abc sent",
+    ],
+)
+def test_credential_headers_are_removed_even_if_not_configured(line: str) -> None:
+    scrubbed = Scrubber()(line)
+    for leak in ("EAAG1234abcd", "cw-9f8e7d", "tg-hook-abc"):
+        assert leak not in scrubbed
+    assert "***" in scrubbed
+
+
+@pytest.mark.usefixtures("root_logger")
+def test_python_warnings_go_through_the_scrubber() -> None:
+    stream = io.StringIO()
+    configure("json", "INFO", [SECRET], stream=stream)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logging.captureWarnings(True)  # catch_warnings put the default display back
+        warnings.warn(f"token {SECRET} for +7 912 345-67-89 {RAW_UPDATE}", UserWarning, 1)
+    [line] = stream.getvalue().splitlines()
+    data = json.loads(line)
+    assert data["logger"] == "py.warnings"
+    assert "UserWarning" in data["msg"]
+    for leak in (SECRET, "912 345", "Anna", "79161234567", "123456789"):
+        assert leak not in line
+
+
+@pytest.mark.usefixtures("root_logger")
+async def test_aiograms_unknown_update_warning_is_scrubbed() -> None:
+    """aiogram warns "Detected unknown update type" with the whole update dumped
+    (aiogram/dispatcher/dispatcher.py, Dispatcher._listen_update, 3.x): names and numbers."""
+    stream = io.StringIO()
+    configure("text", "DEBUG", [TOKEN], stream=stream)
+    bot = Bot(TOKEN)
+    update = Update.model_validate(json.loads(RAW_UPDATE), context={"bot": bot})
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logging.captureWarnings(True)
+        await Dispatcher().feed_update(bot, update)
+    await bot.session.close()
+    output = stream.getvalue()
+    assert "Detected unknown update type" in output
+    for leak in ("Anna", "Ivanova", "anna_iv", "79161234567", "123456789", "call me", TOKEN):
+        assert leak not in output
+
+
+@pytest.mark.usefixtures("root_logger")
+def test_a_library_logger_with_its_own_handler_is_routed_through_the_scrubber() -> None:
+    own = io.StringIO()
+    library = logging.getLogger("some.library")
+    library.addHandler(logging.StreamHandler(own))
+    library.propagate = False
+    stream = io.StringIO()
+    configure("text", "INFO", [SECRET], stream=stream)
+    library.warning("secret %s", SECRET)
+    assert own.getvalue() == ""
+    assert "secret ***" in stream.getvalue()
+    assert library.propagate
+
+
+def test_printed_lines_are_scrubbed_whole_even_when_written_in_pieces() -> None:
+    raw = io.StringIO()
+    stream = ScrubbedStream(raw, Scrubber([SECRET]))
+    assert stream.writable()
+    stream.write("secret test-webhook")
+    stream.write("-secret_1 phone +7 912 ")
+    assert raw.getvalue() == ""  # nothing before the line is complete
+    stream.write("345-67-89\nnext ")
+    assert raw.getvalue() == "secret *** phone +7********89\n"
+    stream.write(f"{TOKEN}")
+    stream.flush()
+    assert raw.getvalue().endswith("next ***")
+
+
+def test_scrubbed_output_covers_print_and_puts_the_streams_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+    with scrubbed_output(Scrubber([SECRET])):
+        print(f"https://api.telegram.org/bot{TOKEN}/getMe")
+        print(f"secret {SECRET}, +44 7700 900123", file=sys.stderr)
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    captured = capsys.readouterr()
+    assert captured.out == "https://api.telegram.org/bot***/getMe\n"
+    assert captured.err == "secret ***, +4*********23\n"
+
+
+@pytest.mark.usefixtures("root_logger")
+def test_configure_under_scrubbed_output_writes_to_the_real_stream() -> None:
+    raw = io.StringIO()
+    handler = configure("text", "INFO", [SECRET], stream=ScrubbedStream(raw, Scrubber()))
+    assert isinstance(handler, logging.StreamHandler)
+    assert handler.stream is raw

@@ -1,5 +1,6 @@
 """Process-level guarantees: a worker killed with SIGKILL loses nothing and duplicates nothing;
-two replicas on one Redis share the work; the bot token never reaches the logs."""
+two replicas on one Redis share the work; the bot token never reaches the logs; a handled entry
+leaves the queue, an unhandled one stays pending for whoever takes over."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientError, ClientSession
+from redis.asyncio import Redis
 
 from gateway.embedded_redis import free_port
+from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
 from tests.conftest import ROOT, SECRET, TOKEN, Sandbox, eventually
 from tests.gateway.test_edge import update
 
@@ -126,28 +129,48 @@ async def spawn(
         logged = process.log.read_text()
         assert TOKEN not in logged
         assert TOKEN.split(":", 1)[1] not in logged
+        # Nor the client's name or chat id (DEBUG logs, raw updates and all).
+        assert "Anna" not in logged
+        assert "424242424" not in logged
+
+
+async def queued(redis: Redis, salon_id: str, group: str, stream: str) -> tuple[int, int]:
+    """(entries in the shards' streams, entries pending in the group) over all four shards."""
+    keys = Keys(salon_id, 4)
+    streams = [getattr(keys, stream)(shard) for shard in range(4)]
+    lengths = [await redis.xlen(name) for name in streams]
+    pending = [
+        (await redis.xpending(name, group))["pending"] if length else 0
+        for name, length in zip(streams, lengths, strict=True)
+    ]
+    return sum(lengths), sum(pending)
 
 
 async def test_sigkill_mid_handling_then_restart_gives_exactly_one_reply(
-    spawn: Spawn, sandbox: Sandbox, tmp_path: Path
+    spawn: Spawn, sandbox: Sandbox, tmp_path: Path, redis: Redis, salon_id: str
 ) -> None:
     marker = tmp_path / "handling"
     first = spawn(FRONTDESK_TEST_SLOW_SECONDS="60", FRONTDESK_TEST_MARKER=str(marker))
     async with ClientSession() as http:
         await first.ready(http)
-        assert await first.post(http, update(1, chat_id=4242)) == 200
+        assert await first.post(http, update(1, chat_id=424242424)) == 200
         await eventually(marker.exists, timeout=20)
         first.popen.kill()  # SIGKILL: no cleanup, the lease and the entry stay as they were
         first.popen.wait(10)
-        assert sandbox.telegram.messages_for(4242) == []
+        assert sandbox.telegram.messages_for(424242424) == []
+        # Read, not committed: the entry stays, pending, for the next holder to reclaim.
+        assert await queued(redis, salon_id, INBOUND_GROUP, "inbound") == (1, 1)
 
         second = spawn()
         await second.ready(http)
-        await eventually(lambda: sandbox.telegram.messages_for(4242), timeout=20)
+        await eventually(lambda: sandbox.telegram.messages_for(424242424), timeout=20)
         await asyncio.sleep(1.0)
-        replies = sandbox.telegram.messages_for(4242)
+        replies = sandbox.telegram.messages_for(424242424)
         assert len(replies) == 1
         assert replies[0]["text"].startswith("Hello, Anna!")
+        # Handled and sent: the client's message and the reply are gone from Redis's queues.
+        assert await queued(redis, salon_id, INBOUND_GROUP, "inbound") == (0, 0)
+        assert await queued(redis, salon_id, OUTBOUND_GROUP, "outbound") == (0, 0)
 
 
 async def test_two_replicas_share_the_work_and_handle_nothing_twice(
