@@ -152,11 +152,39 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when a target is missed (ratio, lost, e2e p99)",
     )
+    hostile = commands.add_parser(
+        "hostile",
+        help="forged 2.9 MB floods and slow clients: the edge's memory and disconnects",
+        description=(
+            "Starts the gateway with all five webhook routes (RUN_WORKERS off) and its own "
+            "Redis, fires concurrent forged POSTs at the WhatsApp, Chatwoot, Cal.com and Novu "
+            "routes while sampling the gateway's RSS, then opens slow connections and counts "
+            "how many were closed within KEEPALIVE_SECONDS. The last line is the summary."
+        ),
+    )
+    hostile.add_argument("--requests", type=_count, default=300, help="default %(default)s")
+    hostile.add_argument(
+        "--size", type=_count, default=2_900_000, help="bytes per body (default %(default)s)"
+    )
+    hostile.add_argument(
+        "--slow", type=_count, default=200, help="slow connections (default %(default)s)"
+    )
+    hostile.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
+    hostile.add_argument(
+        "--routes",
+        default="whatsapp,chatwoot,calcom,novu",
+        help="comma-separated routes the forged POSTs go to, in turn (default %(default)s)",
+    )
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "hostile":
+        from bench.hostile import main as hostile
+
+        routes = [route for route in args.routes.split(",") if route]
+        return hostile(args.requests, args.size, args.slow, args.redis_url, routes)
     if args.command == "ingest":
         from bench import wrk
         from bench.ingest import main as ingest

@@ -95,9 +95,20 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
 
 
 def serve_gateway(
-    port: int, redis_url: str, salon_id: str, api_url: str, workers: bool, profile: Path | None
+    port: int,
+    redis_url: str,
+    salon_id: str,
+    api_url: str,
+    workers: bool,
+    profile: Path | None,
+    every_route: bool = False,
 ) -> None:
-    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing."""
+    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing.
+
+    `every_route`: WhatsApp, Chatwoot, Cal.com and Novu are on too (their webhook routes with
+    the bench's secrets; their APIs point at `api_url` and are never called with workers off).
+    """
+    from bench.hostile import EVERY_ROUTE
     from gateway.app import create_app
     from gateway.logs import configure
     from gateway.settings import Settings
@@ -122,6 +133,7 @@ def serve_gateway(
         log_level="WARNING",
         log_format="text",
         shutdown_grace_seconds=2.0,
+        **(EVERY_ROUTE if every_route else {}),
     )
     configure(settings.log_format, settings.log_level, settings.secrets())
     app = create_app(settings)
@@ -168,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--api-url")
     parser.add_argument("--no-workers", action="store_true", help="gateway: RUN_WORKERS off")
     parser.add_argument("--profile", type=Path, help="gateway: write a cProfile here")
+    parser.add_argument(
+        "--every-route", action="store_true", help="gateway: all five webhook routes on"
+    )
     parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
     args = parser.parse_args(argv)
     _die_with_parent()
@@ -184,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.api_url,
             not args.no_workers,
             args.profile,
+            args.every_route,
         )
 
 

@@ -34,7 +34,13 @@ from gateway.catalogue import CalcomCatalogue
 from gateway.chatwoot import ChatwootClient
 from gateway.chatwoot import is_failure as chatwoot_failure
 from gateway.desk import ChatwootDesk, DeskSettings, DeskState, Mirror, StaffReplies
-from gateway.edge import LARGEST_BODY, webhook_route
+from gateway.edge import (
+    LARGEST_BODY,
+    EdgeLimits,
+    WebhookSource,
+    server_options,
+    webhook_route,
+)
 from gateway.inbox import Inbox
 from gateway.keys import Keys
 from gateway.metabase import embed_url, sign_embed
@@ -103,14 +109,24 @@ def create_app(
     runtime = Runtime(
         settings, redis, keys, metrics, Inbox(redis, keys, settings.dedup_ttl_seconds)
     )
-    # Each source enforces its own limit; this is the largest (WhatsApp's 3 MB).
-    app = web.Application(client_max_size=LARGEST_BODY)
+    # Each webhook route enforces its own limit while reading; this one bounds the other routes.
+    app = web.Application(
+        client_max_size=LARGEST_BODY,
+        handler_args=server_options(settings.keepalive_seconds),
+    )
     app[RUNTIME] = runtime
+    limits = EdgeLimits(settings.edge_max_pending_reads, settings.edge_read_timeout_seconds)
+    # One bound for the whole process: forged traffic on one route takes no more slots than
+    # forged traffic spread over all of them.
+    slots = asyncio.Semaphore(settings.edge_max_pending_reads)
+
+    def webhook(source: WebhookSource) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        return webhook_route(source, runtime.inbox, metrics, limits, slots)
 
     if settings.telegram_enabled:
         assert settings.telegram_webhook_secret is not None  # validated by Settings
         source = TelegramWebhook(settings.telegram_webhook_secret.get_secret_value())
-        app.router.add_post("/webhooks/telegram", webhook_route(source, runtime.inbox, metrics))
+        app.router.add_post("/webhooks/telegram", webhook(source))
     if settings.whatsapp_enabled:
         assert settings.whatsapp_app_secret is not None  # validated by Settings
         assert settings.whatsapp_phone_number_id is not None
@@ -118,16 +134,16 @@ def create_app(
             settings.whatsapp_app_secret.get_secret_value(), settings.whatsapp_phone_number_id
         )
         app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
-        app.router.add_post("/webhooks/whatsapp", webhook_route(whatsapp, runtime.inbox, metrics))
+        app.router.add_post("/webhooks/whatsapp", webhook(whatsapp))
     if settings.chatwoot_enabled:
         secret = settings.chatwoot_webhook_secret
         if secret is not None:
             secrets = [s.strip() for s in secret.get_secret_value().split(",")]
             signed = ChatwootWebhook(secrets)
-            app.router.add_post("/webhooks/chatwoot", webhook_route(signed, runtime.inbox, metrics))
+            app.router.add_post("/webhooks/chatwoot", webhook(signed))
         if settings.chatwoot_webhook_token is not None:
             token = settings.chatwoot_webhook_token.get_secret_value()
-            unsigned = webhook_route(ChatwootWebhook([], signed=False), runtime.inbox, metrics)
+            unsigned = webhook(ChatwootWebhook([], signed=False))
 
             async def by_token(request: web.Request) -> web.StreamResponse:
                 # Chatwoot before 4.13 signs nothing: the secret is the URL's last part.
@@ -140,13 +156,11 @@ def create_app(
             app.router.add_post("/webhooks/chatwoot/{token}", by_token)
     if settings.calcom_webhook_secret is not None and settings.services()["calcom"]:
         calcom_webhook = CalcomWebhook(settings.calcom_webhook_secret.get_secret_value())
-        app.router.add_post(
-            "/webhooks/calcom", webhook_route(calcom_webhook, runtime.inbox, metrics)
-        )
+        app.router.add_post("/webhooks/calcom", webhook(calcom_webhook))
     if settings.novu_enabled:
         assert settings.novu_signing_key is not None  # the API key at least
         novu_webhook = NovuWebhook(settings.novu_signing_key)
-        app.router.add_post("/webhooks/novu", webhook_route(novu_webhook, runtime.inbox, metrics))
+        app.router.add_post("/webhooks/novu", webhook(novu_webhook))
     if settings.embedding_enabled:
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/healthz", healthz)

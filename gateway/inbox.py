@@ -52,8 +52,47 @@ MAX_BATCH = 256
 PUT_TIMEOUT = 10.0
 
 
+# Ids end up in Redis keys and stream fields; none a provider sends comes near this.
+MAX_ID_LENGTH = 256
+
+
 class InboxUnavailable(Exception):
     """Redis could not take the write: the caller answers 503 so that the provider retries."""
+
+
+class Unqueueable(ValueError):
+    """This event cannot be written (say, an id that is not valid UTF-8): it fails alone, 400."""
+
+
+def id_problem(value: str) -> str | None:
+    """Why an id cannot go into a Redis key or field, or None if it can.
+
+    Printable, encodable as UTF-8 (a lone surrogate, as a JavaScript client produces when it
+    cuts an emoji in half, is not) and at most MAX_ID_LENGTH characters.
+    """
+    if not value:
+        return "empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"longer than {MAX_ID_LENGTH} characters"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if not value.isprintable():
+        return "not printable"
+    return None
+
+
+def event_problem(event: Event) -> str | None:
+    """Why an event cannot be queued (its ids are invalid), or None if it can."""
+    for what, value in (
+        ("source", event.source),
+        ("event id", event.event_id),
+        ("conversation id", event.conversation),
+    ):
+        if (problem := id_problem(value)) is not None:
+            return f"{what} {problem}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +135,8 @@ class Inbox:
 
         Bounded without a timer per request: each batch's write has one, and an event still
         waiting PUT_TIMEOUT after it came is answered unavailable before a batch goes out.
+        An event whose ids cannot be written raises Unqueueable, and fails alone: the other
+        events of its batch are written as usual.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -123,8 +164,8 @@ class Inbox:
                 _fail(self._pending, "Redis is unavailable")
                 self._pending = []
             except Exception:
-                # A bug (say, a conversation id that cannot be encoded): this batch is answered
-                # unavailable and the next ones go on.
+                # A bug: this batch is answered unavailable and the next ones go on. (An event
+                # that cannot be written is refused alone, in `_write`.)
                 log.exception("ingest failed for %d events", len(batch))
                 _fail(batch, "not written")
             except BaseException:
@@ -140,16 +181,33 @@ class Inbox:
         keys: list[str] = []
         args: list[str | bytes | int] = [self._dedup_ttl, STREAM_CAP, int(time.time() * 1000)]
         shards: list[int] = []
+        written: list[_Waiting] = []
         for waiting in batch:
-            event = waiting.event
-            shard = self._keys.shard_of(event.conversation)
+            try:
+                shard, event_keys, event_args = self._command(waiting.event)
+            except Unqueueable as exc:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+                continue
+            written.append(waiting)
             shards.append(shard)
-            keys += [self._keys.dedup(event.source, event.event_id), self._keys.inbound(shard)]
-            args += [event.source, event.conversation, event.event_id, event.body]
+            keys += event_keys
+            args += event_args
+        if not written:
+            return
         async with asyncio.timeout(PUT_TIMEOUT):
             results = await self._script(keys=keys, args=args)
-        for waiting, queued, shard in zip(batch, results, shards, strict=True):
+        for waiting, queued, shard in zip(written, results, shards, strict=True):
             if not waiting.future.done():
                 waiting.future.set_result(bool(queued))
             if queued and shard < len(self._listeners):
                 self._listeners[shard].set()
+
+    def _command(self, event: Event) -> tuple[int, list[str], list[str | bytes | int]]:
+        """One event's shard, keys and arguments of the ingest call; Unqueueable if its ids
+        could not be written (the Redis client would fail the whole call on them)."""
+        if (problem := event_problem(event)) is not None:
+            raise Unqueueable(problem)
+        shard = self._keys.shard_of(event.conversation)
+        keys = [self._keys.dedup(event.source, event.event_id), self._keys.inbound(shard)]
+        return shard, keys, [event.source, event.conversation, event.event_id, event.body]

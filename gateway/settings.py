@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # Outbox retries: 30 s -> 2 min -> 5 min, then the dead-letter stream.
     outbox_retry_schedule: tuple[float, ...] = (30.0, 120.0, 300.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # The edge's bounds on hostile traffic (README, "Hostile traffic"): bodies read at once
+    # before their signature could be checked, seconds for a body to arrive, and seconds a
+    # connection may wait for a complete request head (idle keep-alive or a dribbled head).
+    edge_max_pending_reads: int = Field(default=32, ge=1, le=10_000)
+    edge_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    keepalive_seconds: float = Field(default=15.0, gt=0)
     session_idle_minutes: int = Field(default=60 * 24, ge=1)
     # A client's session (language, where they are, the name and phone they gave) is deleted
     # this long after their last message.

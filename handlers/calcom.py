@@ -79,6 +79,7 @@ class CalcomWebhook:
     """Edge rules for `POST /webhooks/calcom`."""
 
     name = SOURCE
+    signed_body = True  # only an HMAC over the body authenticates it
     max_body = MAX_BODY
 
     def __init__(self, secret: str) -> None:

@@ -57,6 +57,9 @@ class ChatwootWebhook:
     ) -> None:
         self._secrets = [s.encode() for s in secrets if s]
         self.signed = signed
+        # Signed: only an HMAC over the body authenticates it. Unsigned: the route checked the
+        # token in its path before the body is read.
+        self.signed_body = signed
         self.clock = clock
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:

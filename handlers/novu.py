@@ -58,6 +58,7 @@ class NovuWebhook:
     """Edge rules for `POST /webhooks/novu`."""
 
     name = SOURCE
+    signed_body = True  # only an HMAC over the body authenticates it
     max_body = MAX_BODY
 
     def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:

@@ -38,6 +38,7 @@ class TelegramWebhook:
     """Edge rules for `POST /webhooks/telegram`."""
 
     name = SOURCE
+    signed_body = False  # the secret-token header authenticates before the body is read
     max_body = MAX_BODY
 
     def __init__(self, secret: str) -> None:

@@ -68,6 +68,7 @@ class WhatsAppWebhook:
     """Edge rules for `POST /webhooks/whatsapp`."""
 
     name = SOURCE
+    signed_body = True  # only an HMAC over the body authenticates it
     max_body = LARGEST_BODY
 
     def __init__(self, app_secret: str, phone_number_id: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway import inbox as inbox_module
-from gateway.inbox import Event, Inbox, InboxUnavailable
+from gateway.inbox import Event, Inbox, InboxUnavailable, Unqueueable, id_problem
 from gateway.keys import Keys
 
 
@@ -19,13 +19,44 @@ def event(n: int, conversation: str | None = None) -> Event:
 
 async def test_an_event_that_cannot_be_written_fails_alone(redis: Redis, salon_id: str) -> None:
     inbox = Inbox(redis, Keys(salon_id, 4), 3600)
-    # A conversation id with a lone surrogate cannot be encoded: its batch is refused (503),
-    # and what comes next is written as usual.
-    bad = asyncio.ensure_future(inbox.put(event(1, "cal:\ud800")))
-    with pytest.raises(InboxUnavailable):
-        await bad
-    assert await inbox.put(event(2)) is True
-    assert await inbox.put(event(2)) is False  # and de-duplicated as ever
+    # A conversation id with a lone surrogate cannot be encoded. It goes out in one batch with
+    # the others (all put in the same turn of the loop) and fails alone: they are queued.
+    results = await asyncio.gather(
+        inbox.put(event(1)),
+        inbox.put(event(2, "cal:\ud800")),
+        inbox.put(event(3)),
+        return_exceptions=True,
+    )
+    assert results[0] is True
+    assert results[2] is True
+    assert isinstance(results[1], Unqueueable)
+    assert str(results[1]) == "conversation id not valid UTF-8"
+    assert await redis.exists(f"fd:{salon_id}:dedup:telegram:u2") == 0
+    assert await inbox.put(event(3)) is False  # and de-duplicated as ever
+
+
+async def test_a_batch_of_nothing_but_bad_events_sends_nothing(redis: Redis, salon_id: str) -> None:
+    inbox = Inbox(redis, Keys(salon_id, 4), 3600)
+    with pytest.raises(Unqueueable, match="event id empty"):
+        await inbox.put(Event("telegram", "", "tg:1", b"{}"))
+    assert [key async for key in redis.scan_iter(match=f"fd:{salon_id}:*")] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("tg:42", None),
+        ("wa:+447700900777", None),
+        ("cw:Ünïcödé", None),
+        ("", "empty"),
+        ("x" * 257, "longer than 256 characters"),
+        ("tg:1\n2", "not printable"),
+        ("tg:\x00", "not printable"),
+        ("cal:\udc80", "not valid UTF-8"),
+    ],
+)
+def test_ids_that_reach_redis_keys_are_checked(value: str, problem: str | None) -> None:
+    assert id_problem(value) == problem
 
 
 async def test_an_event_waiting_too_long_for_redis_is_answered_unavailable(
