@@ -20,6 +20,7 @@ import asyncpg
 from aiohttp import ClientSession, web
 from pydantic import SecretStr
 
+from gateway import analytics_store
 from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.logs import configure
@@ -92,8 +93,9 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
     return overrides
 
 
-async def _with_analytics(settings: Settings) -> Settings:
-    """Analytics on a local PostgreSQL when the operator gave none and one answers."""
+async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> Settings:
+    """Analytics on a local PostgreSQL when the operator gave none and one answers, in the
+    demo's own `database`, emptied of the demo salon's rows: each run starts from nothing."""
     if settings.analytics_database_url is not None:
         return settings
     try:
@@ -102,21 +104,34 @@ async def _with_analytics(settings: Settings) -> Settings:
         log.info("no local PostgreSQL for the demo's analytics: %s", type(exc).__name__)
         return settings
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE)
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            await admin.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
+            await admin.execute(f'CREATE DATABASE "{database}"')
     except asyncpg.PostgresError as exc:
         log.info("the demo's analytics database cannot be made: %s", exc)
         return settings
     finally:
         await admin.close()
-    url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}"
+    url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    await _fresh_analytics(url, settings.salon_id)
     return settings.model_copy(
         update={
             "analytics_database_url": SecretStr(url),
             "analytics_salt": SecretStr(DEMO_SALT),
         }
     )
+
+
+async def _fresh_analytics(url: str, salon_id: str) -> None:
+    """Forget what earlier demo runs recorded for this salon, so the analytics pane shows this
+    run alone. Only the demo's own database: one the operator gave is never emptied."""
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await analytics_store.migrate(connection)
+        deleted = await connection.execute("DELETE FROM events WHERE salon = $1", salon_id)
+    finally:
+        await connection.close()
+    log.info("the demo's analytics start afresh (%s earlier rows)", deleted.split()[-1])
 
 
 def run_demo(host: str, port: int) -> int:
@@ -190,14 +205,20 @@ async def _run(
         }
     )
     desk_runner = await desk.serve(host, port + 4)
-    panes: tuple[str, ...] = (
-        f"http://{host}:{port + 3}/",
-        f"http://{host}:{port + 4}/",
-        f"http://{host}:{port + 5}/",
-    )
+    # The panes beside the Telegram chat, as the page's switches name them.
+    panes = [
+        ("WhatsApp", f"http://{host}:{port + 3}/"),
+        ("Staff (Chatwoot)", f"http://{host}:{port + 4}/"),
+        ("Notifications (Novu)", f"http://{host}:{port + 5}/"),
+    ]
     if report_runner is not None:
-        panes += (f"http://{host}:{port + 6}/",)
-    sandbox = TelegramSandbox(DEMO_TOKEN, bookings=calendar.bookings_json, beside=panes)
+        panes.append(("Analytics", f"http://{host}:{port + 6}/"))
+    sandbox = TelegramSandbox(
+        DEMO_TOKEN,
+        bookings=calendar.bookings_json,
+        beside=panes,
+        calendar_zone=settings.salon_timezone,
+    )
     sandbox_runner = await sandbox.serve(host, port + 1)
     team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
     settings = settings.model_copy(update={"calcom_team_id": team_id})
@@ -243,11 +264,12 @@ async def _run(
         )
         print(
             "\nFrontdesk demo is running.\n"
-            "  The demo page: a client in Telegram and in WhatsApp, and salon staff (Chatwoot)\n"
-            f"  side by side:  http://{host}:{port + 1}/\n"
+            "  The demo page: a client in Telegram and in WhatsApp, salon staff (Chatwoot),\n"
+            "  notifications and analytics, each pane switched on or off at the top:\n"
+            f"    http://{host}:{port + 1}/\n"
             f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
             f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
-            f"  Notifications (Novu stand-in, with fast-forward):  http://{host}:{port + 5}/\n"
+            f"  Notifications (Novu stand-in, fast-forward and reset):  http://{host}:{port + 5}/\n"
             f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
             f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
             f"  Analytics:  {analytics}\n"

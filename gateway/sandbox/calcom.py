@@ -706,9 +706,11 @@ class CalcomSandbox:
         anna = self.add_master("Anna Petrova", "anna@salon.example", zone, weekdays, lunch)
         tue_sat = {day: [("10:00", "20:00")] for day in range(1, 6)}
         maria = self.add_master("Maria Ivanova", "maria@salon.example", zone, tue_sat, lunch)
-        wed_sun = {day: [("11:00", "21:00")] for day in range(2, 7)}
+        # Every master works within the salon's opening hours, which `frontdesk demo` tells its
+        # clients ("Mon–Sat 10:00–20:00"): no slot on a Sunday, none ending after 20:00.
+        wed_sat = {day: [("11:00", "20:00")] for day in range(2, 6)}
         olga = self.add_master(
-            "Olga Smirnova", "olga@salon.example", zone, wed_sun, [("15:00", "16:00")]
+            "Olga Smirnova", "olga@salon.example", zone, wed_sat, [("15:00", "16:00")]
         )
         # Both ways a salon sets up Cal.com: a round-robin team event type (Cal.com gives the
         # booking to a free host: "any master"), and one event type per master for a service

@@ -224,6 +224,11 @@ class NovuSandbox:
         self.skew += delta
         await self.run_due()
 
+    def reset_clock(self) -> None:
+        """Back to the real time (the demo page's reset): what fast-forward added is undone.
+        Runs already done stay done; a pending step waits for its time again."""
+        self.skew = timedelta()
+
     def pending(self, transaction: str | None = None) -> list[Run]:
         return [
             r for r in self.runs if r.status == "pending" and transaction in (None, r.transaction)
@@ -248,6 +253,7 @@ class NovuSandbox:
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/state", self._state)
         app.router.add_post("/_sandbox/advance", self._advance)
+        app.router.add_post("/_sandbox/reset-clock", self._reset_clock)
         app.on_cleanup.append(lambda _app: self.close())
         if self._page_html is None:
             self._page_html = (STATIC_DIR / "novu.html").read_text(encoding="utf-8")
@@ -647,6 +653,8 @@ class NovuSandbox:
         return web.json_response(
             {
                 "now": _iso(self.now()),
+                # How far the page's fast-forward moved this Novu's time past the real one.
+                "ahead_hours": round(self.skew / timedelta(hours=1), 2),
                 "workflows": sorted(self.workflows),
                 "runs": runs,
                 "sent": list(reversed(self.sent)),
@@ -661,4 +669,8 @@ class NovuSandbox:
         if not 0 < hours <= 24 * 30:
             return web.json_response({"error": "between 0 and 720 hours"}, status=400)
         await self.advance(timedelta(hours=hours))
+        return web.json_response({"now": _iso(self.now())})
+
+    async def _reset_clock(self, _request: web.Request) -> web.Response:
+        self.reset_clock()
         return web.json_response({"now": _iso(self.now())})

@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,13 +207,17 @@ class TelegramSandbox:
         redelivery_backoff: float = 0.2,
         webhook_timeout: float = 60.0,
         bookings: Callable[[], list[JSON]] | None = None,
-        beside: tuple[str, ...] = (),
+        beside: Sequence[tuple[str, str]] = (),
+        calendar_zone: str | None = None,
     ) -> None:
         match = _TOKEN.match(token)
-        # Other sandboxes' pages, shown beside this one (the demo's WhatsApp and staff panes).
-        self._beside = beside
-        # The demo's salon calendar, listed beside the chat (the Cal.com stand-in's bookings).
+        # Other sandboxes' pages, (title, URL), shown beside this one: the demo's WhatsApp,
+        # staff, notifications and analytics panes, each one the page can show or hide.
+        self._beside = tuple(beside)
+        # The demo's salon calendar, listed beside the chat (the Cal.com stand-in's bookings),
+        # on the salon's clock (`calendar_zone`, an IANA zone) whatever the browser's zone is.
         self._bookings = bookings
+        self._calendar_zone = calendar_zone
         if match is None:
             raise ValueError("not a bot token: expected <digits>:<secret>")
         self._token = token
@@ -779,7 +783,7 @@ class TelegramSandbox:
     # -- the chat page and its JSON endpoints ---------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return page(self._page_html or "", frames=self._beside)
+        return page(self._page_html or "", frames=tuple(url for _title, url in self._beside))
 
     async def _page_act(self, request: web.Request) -> web.Response:
         """POST /_sandbox/say {chat_id, text, first_name, language_code} or /_sandbox/tap
@@ -840,7 +844,9 @@ class TelegramSandbox:
         return web.json_response(
             {
                 "webhook_set": bool(self._webhook_url),
-                "beside": list(self._beside),
+                "beside": [url for _title, url in self._beside],
+                "panes": [{"title": title, "url": url} for title, url in self._beside],
+                "calendar_zone": self._calendar_zone,
                 "pending_update_count": self._pending,
                 "last_error_message": self._last_error[1] if self._last_error else None,
                 "counts": {"sent": len(self.sent), "errors": len(self.errors)}

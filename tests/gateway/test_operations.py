@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 
-from gateway.demo import DEMO_SALON, DEMO_TOKEN, _run, demo_overrides
+from gateway import analytics_store
+from gateway.demo import (
+    DEMO_DATABASE,
+    DEMO_POSTGRES,
+    DEMO_SALON,
+    DEMO_TOKEN,
+    _run,
+    _with_analytics,
+    demo_overrides,
+)
 from gateway.embedded_redis import free_port
 from gateway.settings import load
 from tests.conftest import Gateway, GatewayFactory, Sandbox, eventually
@@ -166,5 +177,59 @@ async def test_demo_wires_the_chat_page_to_the_gateway(
 
         messages = await eventually(greeted, timeout=10)
         assert messages[0]["text"].startswith("Hello, Vera! Welcome to")
+
+        # The page names the panes it can switch, and lists the calendar on the salon's clock.
+        async with http.get(f"{page}/_sandbox/state") as response:
+            state = await response.json()
+        titles = [pane["title"] for pane in state["panes"]]
+        assert titles[:3] == ["WhatsApp", "Staff (Chatwoot)", "Notifications (Novu)"]
+        assert [pane["url"] for pane in state["panes"]] == state["beside"]
+        assert state["calendar_zone"] == "Europe/Moscow"
+        async with http.get(page) as response:
+            policy = response.headers["Content-Security-Policy"]
+        assert f"frame-src {' '.join(state['beside'])}" in policy
     stop.set()
     await asyncio.wait_for(demo, 15)
+
+
+async def test_each_demo_run_starts_with_fresh_analytics(
+    salon_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's own analytics database forgets the demo salon's earlier rows when it starts
+    (the analytics pane shows this run alone); another salon's rows are left as they are."""
+    try:
+        admin = await asyncpg.connect(DEMO_POSTGRES, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"no PostgreSQL at {DEMO_POSTGRES} ({type(exc).__name__})")
+    await admin.close()
+    monkeypatch.delenv("ANALYTICS_DATABASE_URL", raising=False)  # the demo's own database
+    settings = load(**{**demo_overrides("127.0.0.1", 9000), "salon_id": salon_id})
+    other = f"{salon_id}x"
+    ready = await _with_analytics(settings)
+    assert ready.analytics_database_url is not None
+    url = ready.analytics_database_url.get_secret_value()
+    assert url.endswith(f"/{DEMO_DATABASE}")
+    now = datetime.now(UTC)
+    facts = [
+        {
+            "id": f"test:{salon}:1",
+            "salon": salon,
+            "at": now.isoformat(),
+            "local_at": now.replace(tzinfo=None).isoformat(),
+            "kind": "booking_created",
+            "channel": "telegram",
+            "client": "c1",
+        }
+        for salon in (salon_id, other)
+    ]
+    connection = await asyncpg.connect(url)
+    try:
+        assert await analytics_store.insert(connection, facts) == 2
+        await _with_analytics(settings)  # the next run
+        salons = await connection.fetch(
+            "SELECT salon FROM events WHERE salon = ANY($1)", [salon_id, other]
+        )
+        assert [row["salon"] for row in salons] == [other]
+    finally:
+        await connection.execute("DELETE FROM events WHERE salon = ANY($1)", [salon_id, other])
+        await connection.close()

@@ -731,3 +731,41 @@ async def test_the_demo_salon_can_be_booked_over_serve() -> None:
             assert answer.json()["data"]["uid"] in {b["uid"] for b in listed}
     finally:
         await runner.cleanup()
+
+
+async def test_the_demo_salons_masters_work_within_its_opening_hours() -> None:
+    """The demo tells clients the salon is open "Mon–Sat 10:00–20:00" (gateway/demo.py): no
+    service of the demo salon may offer a Sunday slot, or one that starts before 10:00 or ends
+    after 20:00, in the salon's zone."""
+    moscow = ZoneInfo("Europe/Moscow")
+    clock = Clock(datetime(2026, 6, 1, 6, 0, tzinfo=UTC))  # Monday 09:00 in Moscow
+    sandbox = CalcomSandbox(API_KEY, SPEC if SPEC.is_file() else None, clock=clock)
+    team_id = sandbox.seed_demo_salon(zone="Europe/Moscow")
+    runner = await sandbox.serve("127.0.0.1", 0)
+    host, port = runner.addresses[0][:2]
+    seen_days: set[int] = set()
+    latest_end = time(0, 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            answer = await client.get(f"/v2/teams/{team_id}/event-types", headers=AUTH)
+            for service in answer.json()["data"]:
+                window = {"start": "2026-06-01", "end": "2026-06-14", "timeZone": "Europe/Moscow"}
+                params = {"eventTypeId": service["id"], **window}
+                answer = await client.get("/v2/slots", params=params, headers=SLOTS)
+                length = timedelta(minutes=service["lengthInMinutes"])
+                for slots in answer.json()["data"].values():
+                    for slot in slots:
+                        start = datetime.fromisoformat(slot["start"]).astimezone(moscow)
+                        end = start + length
+                        assert start.weekday() != 6, (service["slug"], slot)
+                        assert start.time() >= time(10, 0), (service["slug"], slot)
+                        assert end.date() == start.date(), (service["slug"], slot)
+                        assert end.time() <= time(20, 0), (service["slug"], slot)
+                        seen_days.add(start.weekday())
+                        latest_end = max(latest_end, end.time())
+    finally:
+        await runner.cleanup()
+        await sandbox.close()
+    # The rule is met by working hours that reach it, not by an empty calendar.
+    assert seen_days == {0, 1, 2, 3, 4, 5}
+    assert latest_end == time(20, 0)

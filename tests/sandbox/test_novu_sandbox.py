@@ -242,3 +242,40 @@ async def test_a_delay_longer_than_the_plan_allows_fails_the_run(env: Env) -> No
     await env.trigger({"sendAt": "2026-06-03T07:00:00Z", "name": "late"}, transaction="t2")
     assert env.novu.runs[-1].status == "failed"
     assert env.novu.runs[-1].log == ["wait: DEFER_DURATION_LIMIT_EXCEEDED"]
+
+
+async def test_the_demo_pages_clock_moves_on_and_resets_to_the_real_time(env: Env) -> None:
+    """The page's fast-forward and its reset (no Novu API: the stand-in's own clock). After a
+    reset a pending delay waits for its own time again; what already ran stays done."""
+    wait = {
+        "name": "Wait",
+        "stepId": "wait",
+        "type": "delay",
+        "controlValues": {"type": "dynamic", "dynamicKey": "payload.sendAt"},
+    }
+    await env.workflow(wait, email_step())
+    await env.trigger({"sendAt": "2026-06-01T12:00:00Z", "name": "soon"}, transaction="t1")
+    await env.trigger({"sendAt": "2026-06-02T12:00:00Z", "name": "later"}, transaction="t2")
+
+    async def page(path: str, body: Any = None) -> tuple[int, JSON]:
+        method = "GET" if body is None else "POST"
+        async with env.http.request(method, f"{env.url}/_sandbox/{path}", json=body) as answer:
+            return answer.status, await answer.json()
+
+    status, moved = await page("advance", {"hours": 6})
+    assert (status, moved["now"]) == (200, "2026-06-01T13:00:00Z")
+    _, state = await page("state")
+    assert state["ahead_hours"] == 6
+    assert [run["status"] for run in state["runs"]] == ["pending", "completed"]
+
+    status, reset = await page("reset-clock", {})
+    assert (status, reset["now"]) == (200, "2026-06-01T07:00:00Z")
+    await env.novu.run_due()
+    _, state = await page("state")
+    assert state["ahead_hours"] == 0
+    assert [run["status"] for run in state["runs"]] == ["pending", "completed"]
+    assert [sent["text"] for sent in env.novu.sent] == ["soon"]
+
+    assert (await page("advance", {"hours": 0}))[0] == 400
+    await page("advance", {"hours": 30})
+    assert [sent["text"] for sent in env.novu.sent] == ["soon", "later"]
