@@ -89,7 +89,7 @@ def test_changes_are_queued_by_whose_booking_it_is() -> None:
     ("raw", "problem"),
     [
         (b"{nope", "not JSON"),
-        (b"[]", "no triggerEvent"),
+        (b"[]", "not a JSON object"),
         (b'{"triggerEvent": "BOOKING_CREATED"}', "no payload"),
         (b'{"triggerEvent": "BOOKING_CREATED", "payload": {}}', "no booking uid"),
     ],

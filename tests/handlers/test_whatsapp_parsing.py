@@ -143,9 +143,19 @@ def test_another_business_numbers_messages_are_not_ours() -> None:
     [
         (b"{not json", "not JSON"),
         (b"\xff\xfe", "not JSON"),
-        (b'{"object": "page", "entry": []}', "unexpected object"),
-        (b'{"object": "whatsapp_business_account", "entry": {"a": 1}}', "not a webhook"),
-        (b"[1, 2]", "not a webhook"),
+        (b'{"object": "page", "entry": []}', "not a WhatsApp Business Account notification"),
+        (b'{"object": "whatsapp_business_account", "entry": {"a": 1}}', "no entry list"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"object": "whatsapp_business_account", "entry": [], "n": NaN}', "not JSON"),
+        (b'{"object": "whatsapp_business_account", "entry": [], "n": "\\udc00"}', "not JSON"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [], "n": 1' + b"0" * 5000 + b"}",
+            "not JSON",
+        ),
+        (
+            b'{"object": "whatsapp_business_account", "entry": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "not JSON",
+        ),
     ],
 )
 def test_malformed_deliveries_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
