@@ -276,6 +276,7 @@ class InboundConsumer:
         try:
             if handler is None:
                 raise LookupError(f"no handler for source {entry.source!r}")
+            result = "ok"
             try:
                 outcome = await handler(entry)
             except Unreadable as exc:
@@ -284,7 +285,7 @@ class InboundConsumer:
                     "an entry that cannot be handled is dropped: %s", exc, extra=_context(entry)
                 )
                 self.metrics.events_dropped.labels(entry.source, "unreadable").inc()
-                outcome = Outcome()
+                outcome, result = Outcome(), "dropped"
             if not await self._commit_outcome(entry, outcome):
                 self.metrics.handled.labels(entry.source, "duplicate").inc()
                 return None
@@ -296,7 +297,7 @@ class InboundConsumer:
         except Exception as exc:
             self.metrics.handled.labels(entry.source, "failed").inc()
             return await self._failed(entry, exc)
-        self.metrics.handled.labels(entry.source, "ok").inc()
+        self.metrics.handled.labels(entry.source, result).inc()
         self.metrics.handling_seconds.labels(entry.source).observe(time.perf_counter() - started)
         self.metrics.queue_latency_seconds.labels(entry.source).observe(
             max(0.0, time.time() - entry.received_ms / 1000)
