@@ -45,7 +45,9 @@ class TelegramWebhook:
         self._secret = secret.encode()
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
-        given = headers.get(SECRET_HEADER, "").encode()
+        # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: encoded back as
+        # they came, they simply do not match.
+        given = headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
         return hmac.compare_digest(given, self._secret)
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:

@@ -8,6 +8,7 @@ the parsing and not the signature check.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -189,3 +190,27 @@ async def test_fuzzed_signed_bodies_are_never_5xx(
     body = raw.draw(bodies(route))
     status = await edge.post(route, body)
     assert 200 <= status < 500, (route, status, body[:200])
+
+
+async def test_header_bytes_that_are_not_utf8_are_refused_on_every_route(edge: Edge) -> None:
+    """aiohttp keeps such bytes as surrogate escapes (`surrogateescape`); encoding them again
+    strictly would raise."""
+    host, port = edge.url.removeprefix("http://").split(":")
+    forged = b"\xff\xfe\xc3"
+    headers = {
+        "telegram": [b"X-Telegram-Bot-Api-Secret-Token: " + forged],
+        "whatsapp": [b"X-Hub-Signature-256: sha256=" + forged],
+        "chatwoot": [b"X-Chatwoot-Signature: sha256=" + forged, b"X-Chatwoot-Timestamp: 1"],
+        "calcom": [b"X-Cal-Signature-256: " + forged],
+        "novu": [b"Novu-Signature: t=" + forged + b",v1=" + forged],
+    }
+    for route, lines in headers.items():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        request = [f"POST /webhooks/{route} HTTP/1.1".encode(), b"Host: x", *lines]
+        request += [b"Content-Type: application/json", b"Content-Length: 2", b"", b"{}"]
+        writer.write(b"\r\n".join(request))
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        assert status_line.split()[1] == b"401", (route, status_line)
