@@ -131,7 +131,9 @@ def create_app(
         assert settings.whatsapp_app_secret is not None  # validated by Settings
         assert settings.whatsapp_phone_number_id is not None
         whatsapp = WhatsAppWebhook(
-            settings.whatsapp_app_secret.get_secret_value(), settings.whatsapp_phone_number_id
+            settings.whatsapp_app_secret.get_secret_value(),
+            settings.whatsapp_phone_number_id,
+            metrics,
         )
         app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
         app.router.add_post("/webhooks/whatsapp", webhook(whatsapp))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,6 +59,15 @@ POSTING_TTL = 7 * 24 * 3600
 LATE_MARK = "👤 (written before the conversation was resolved) "
 
 
+# A Telegram chat id is an Integer (Bot API, "Chat"); a WhatsApp client is their WhatsApp id
+# (digits) or their business-scoped id, `CC.<up to 128 alphanumerics>` or `CC.ENT.<...>` (Meta,
+# "Business-scoped user IDs"; contracts/chatwoot-whatsapp-telegram.md §2.10).
+_CHAT = {
+    "telegram": re.compile(r"-?[0-9]{1,20}"),
+    "whatsapp": re.compile(r"[A-Za-z0-9._-]{1,140}"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     channel: str  # "telegram" | "whatsapp"
@@ -70,9 +80,13 @@ class Conversation:
 
     @classmethod
     def from_key(cls, key: str) -> Conversation | None:
+        """The conversation a key names; None for anything that is not one of ours (a key
+        from a webhook is checked here before it is trusted)."""
         prefix, _, chat = key.partition(":")
         channel = {"tg": "telegram", "wa": "whatsapp"}.get(prefix)
-        return cls(channel, chat) if channel and chat else None
+        if channel is None or _CHAT[channel].fullmatch(chat) is None:
+            return None
+        return cls(channel, chat)
 
 
 class DeskState:

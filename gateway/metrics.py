@@ -77,6 +77,13 @@ class Metrics:
             ["source", "result"],
             registry=r,
         )
+        self.events_dropped = Counter(
+            "frontdesk_events_dropped",
+            "Authenticated events acknowledged but never handled: one bad event of a batch, "
+            "or an entry that can never be read (by source and reason)",
+            ["source", "reason"],
+            registry=r,
+        )
         self.handling_seconds = Histogram(
             "frontdesk_handling_seconds",
             "Time to handle one queued event",

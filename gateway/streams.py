@@ -73,6 +73,13 @@ class Outgoing:
         )
 
 
+class Unreadable(Exception):
+    """A queued entry that can never be handled, however often it is tried (its payload does
+    not have the provider's shape): the worker acknowledges it and counts it as dropped instead
+    of retrying it into the dead letters. A bug or a transient failure is any other exception.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What handling one entry produced; committed atomically with the entry's acknowledgement."""

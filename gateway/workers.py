@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from gateway.keys import INBOUND_GROUP, Keys
 from gateway.lua import Lua
 from gateway.metrics import Metrics
-from gateway.streams import Entry, Outcome
+from gateway.streams import Entry, Outcome, Unreadable
 from gateway.tasks import wait_event
 
 log = logging.getLogger("frontdesk.workers")
@@ -281,7 +281,16 @@ class InboundConsumer:
         try:
             if handler is None:
                 raise LookupError(f"no handler for source {entry.source!r}")
-            outcome = await handler(entry)
+            result = "ok"
+            try:
+                outcome = await handler(entry)
+            except Unreadable as exc:
+                # Acknowledged with nothing done: another try would fail the same way.
+                log.warning(
+                    "an entry that cannot be handled is dropped: %s", exc, extra=_context(entry)
+                )
+                self.metrics.events_dropped.labels(entry.source, "unreadable").inc()
+                outcome, result = Outcome(), "dropped"
             if not await self._commit_outcome(entry, outcome):
                 self.metrics.handled.labels(entry.source, "duplicate").inc()
                 return None
@@ -293,7 +302,7 @@ class InboundConsumer:
         except Exception as exc:
             self.metrics.handled.labels(entry.source, "failed").inc()
             return await self._failed(entry, exc)
-        self.metrics.handled.labels(entry.source, "ok").inc()
+        self.metrics.handled.labels(entry.source, result).inc()
         self.metrics.handling_seconds.labels(entry.source).observe(time.perf_counter() - started)
         self.metrics.queue_latency_seconds.labels(entry.source).observe(
             max(0.0, time.time() - entry.received_ms / 1000)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
-from gateway import analytics
+from gateway import analytics, webhook_json
 from gateway.analytics import Recorder
 from gateway.bookings import BookingLinks
 from gateway.calcom import Booking, CalcomClient
@@ -94,11 +94,8 @@ class CalcomWebhook:
         return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "").lower())
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
-        if not isinstance(body, dict) or not isinstance(body.get("triggerEvent"), str):
+        body = webhook_json.load_object(raw)
+        if not isinstance(body.get("triggerEvent"), str):
             raise Malformed("no triggerEvent")
         trigger = body["triggerEvent"]
         if trigger not in TRIGGERS:
@@ -135,6 +132,10 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
     """Names one change of one booking, the same from the webhook and the reconciliation."""
     uid = payload.get("uid") or payload.get("bookingUid")
@@ -143,7 +144,7 @@ def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
     if trigger == NO_SHOW:
         marks = sorted(
             f"{a.get('email')}={bool(a.get('noShow'))}"
-            for a in payload.get("attendees") or []
+            for a in _items(payload.get("attendees"))
             if isinstance(a, dict)
         )
         digest = hashlib.sha256("|".join(marks).encode()).hexdigest()[:16]
@@ -157,8 +158,10 @@ def conversation_for(payload: dict[str, Any]) -> str:
     metadata = payload.get("metadata")
     if isinstance(metadata, dict):
         channel, chat = metadata.get(METADATA_CHANNEL), metadata.get(METADATA_CHAT)
-        if channel in ("telegram", "whatsapp") and isinstance(chat, str) and chat:
-            return Conversation(str(channel), chat).key
+        if channel in ("telegram", "whatsapp") and isinstance(chat, str):
+            conv = Conversation.from_key(Conversation(str(channel), chat).key)
+            if conv is not None:
+                return conv.key
     return f"cal:{payload.get('uid') or payload.get('bookingUid')}"
 
 
@@ -189,7 +192,7 @@ class BookingChange:
     def parse(cls, body: dict[str, Any]) -> BookingChange:
         """Tolerant of missing fields and of unexpected types (read as absent)."""
         payload = body["payload"]
-        attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
+        attendees = [a for a in _items(payload.get("attendees")) if isinstance(a, dict)]
         attendee = attendees[0] if attendees else {}
         answer = _mapping(_mapping(payload.get("responses")).get("attendeePhoneNumber"))
         phone = _text(attendee.get("phoneNumber")) or _text(answer.get("value"))
@@ -254,7 +257,7 @@ class CalcomEvents:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        change = BookingChange.parse(json.loads(entry.body))
+        change = BookingChange.parse(webhook_json.entry_object(entry.body))
         conv = Conversation.from_key(entry.conversation)
         return await self._handle(entry, change, conv)
 

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -23,7 +24,7 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
-from gateway import analytics, staff_files
+from gateway import analytics, staff_files, webhook_json
 from gateway.analytics import Recorder
 from gateway.chatwoot import ChatwootClient, ChatwootRejected
 from gateway.desk import ECHO_PREFIX, Conversation, DeskState
@@ -44,6 +45,7 @@ MAX_AGE_SECONDS = 300
 # sendDocument in telegram-bot-api.json); WhatsApp's media caption is as long at most (Meta,
 # "Media messages").
 CAPTION_MAX = 1024
+_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 
 
 class ChatwootWebhook:
@@ -65,17 +67,18 @@ class ChatwootWebhook:
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         if not self.signed:
             return True  # the route checked the token in its path
-        return headers.get(SIGNATURE_HEADER, "").startswith("sha256=") and bool(
-            headers.get(TIMESTAMP_HEADER, "").isdigit()
+        return _SIGNATURE.fullmatch(headers.get(SIGNATURE_HEADER, "")) is not None and (
+            webhook_json.stamp_of(headers.get(TIMESTAMP_HEADER, "")) is not None
         )
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
         if not self.signed:
             return True
         stamp = headers.get(TIMESTAMP_HEADER, "")
-        if abs(self.clock() - int(stamp)) > MAX_AGE_SECONDS:
+        at = webhook_json.stamp_of(stamp)
+        if at is None or abs(self.clock() - at) > MAX_AGE_SECONDS:
             return False
-        given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").encode()
+        given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").lower().encode()
         signed = stamp.encode() + b"." + raw
         return any(
             hmac.compare_digest(
@@ -85,20 +88,31 @@ class ChatwootWebhook:
         )
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
-        if not isinstance(body, dict) or not isinstance(body.get("event"), str):
+        body = webhook_json.load_object(raw)
+        if not isinstance(body.get("event"), str):
             raise Malformed("no event")
         event = body["event"]
         if event == "message_created":
             if not is_agent_reply(body):
                 return []  # our own mirror, a private note, a contact's message
-            conversation = body.get("conversation") or {}
+            conversation = body.get("conversation")
+            message_id = webhook_json.whole_number(body.get("id"))
+            # Ids are integers in Chatwoot's webhook payloads (`webhook_data` of Message and
+            # Conversation, app/models/*.rb): the worker reads them as such.
+            if not isinstance(conversation, dict) or message_id is None:
+                raise Malformed("a message without its id or conversation")
+            if webhook_json.whole_number(conversation.get("id")) is None:
+                raise Malformed("a conversation without an integer id")
+            attachments = body.get("attachments")
+            if attachments is not None and not (
+                isinstance(attachments, list) and all(isinstance(a, dict) for a in attachments)
+            ):
+                raise Malformed("attachments that are not a list of objects")
             key = conversation_key(conversation)
-            return [Event(SOURCE, f"m:{body.get('id')}", key, raw)]
+            return [Event(SOURCE, f"m:{message_id}", key, raw)]
         if event == "conversation_status_changed":
+            if webhook_json.whole_number(body.get("id")) is None:
+                raise Malformed("a conversation without an integer id")
             key = conversation_key(body)
             stamp = body.get("timestamp") or body.get("updated_at") or body.get("last_activity_at")
             event_id = f"s:{body.get('id')}:{body.get('status')}:{stamp}"
@@ -108,7 +122,7 @@ class ChatwootWebhook:
 
 def is_agent_reply(message: dict[str, Any]) -> bool:
     """An agent's answer to the client: not a note, not a client's message, not our echo."""
-    sender = message.get("sender") or {}
+    sender = _mapping(message.get("sender"))
     return (
         message.get("message_type") in ("outgoing", 1)
         and not message.get("private")
@@ -136,9 +150,15 @@ def fits_caption(conv: Conversation, text: str, ref: dict[str, Any]) -> bool:
     return len(text) <= CAPTION_MAX and not audio
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def conversation_key(conversation: dict[str, Any]) -> str:
-    source = str((conversation.get("contact_inbox") or {}).get("source_id") or "")
-    if Conversation.from_key(source) is not None:
+    source = _mapping(conversation.get("contact_inbox")).get("source_id")
+    # Our own source ids (`tg:<chat id>`, `wa:<WhatsApp id or business-scoped id>`, set by the
+    # mirror): anything else is found by the conversation's id in the worker instead.
+    if isinstance(source, str) and Conversation.from_key(source) is not None:
         return source
     return f"cw:{conversation.get('id')}"
 
@@ -166,7 +186,7 @@ class ChatwootEvents:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = json.loads(entry.body)
+        body = webhook_json.entry_object(entry.body)
         if body.get("event") == "message_created":
             conversation_id = int((body.get("conversation") or {}).get("id") or 0)
         else:

@@ -17,12 +17,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
+from gateway import webhook_json
 from gateway.desk import Conversation
 from gateway.edge import MAX_BODY, Malformed
 from gateway.inbox import Event, Inbox
@@ -36,6 +38,7 @@ log = logging.getLogger("frontdesk.novu")
 SOURCE = "novu"
 SIGNATURE_HEADER = "Novu-Signature"
 MAX_AGE_SECONDS = 300
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _parts(header: str) -> tuple[str, list[str]]:
@@ -67,32 +70,37 @@ class NovuWebhook:
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
-        return stamp.isdigit() and bool(signatures)
+        return webhook_json.stamp_of(stamp) is not None and bool(signatures)
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
         stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
+        number = webhook_json.stamp_of(stamp)
+        if number is None:
+            return False
         # Seconds, or milliseconds as some Novu components stamp them.
-        at = int(stamp) / (1000 if len(stamp) > 11 else 1)
+        at = number / (1000 if len(stamp) > 11 else 1)
         if abs(self.clock() - at) > MAX_AGE_SECONDS:
             return False
         expected = hmac.new(self._secret, stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
-        return any(hmac.compare_digest(expected, given.lower()) for given in signatures)
+        # Only hex digests are compared: `compare_digest` refuses str with non-ASCII characters.
+        return any(
+            hmac.compare_digest(expected, given.lower())
+            for given in signatures
+            if _HEX64.fullmatch(given)
+        )
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
-        if not isinstance(body, dict):
-            raise Malformed("not an object")
+        body = webhook_json.load_object(raw)
         transaction = body.get("transaction")
         if not isinstance(transaction, str) or not transaction:
             raise Malformed("no transaction")
         if notice_of(body) is None:
             raise Malformed("no notice (kind, bookingUid and start are needed)")
-        conversation = str(body.get("conversation") or "")
-        if Conversation.from_key(conversation) is None or body.get("messenger") == "no":
-            return []  # not for a messenger client, or already answered in the chat
+        conversation = body.get("conversation")
+        if not isinstance(conversation, str) or Conversation.from_key(conversation) is None:
+            return []  # not for a messenger client
+        if body.get("messenger") == "no":
+            return []  # already answered in the chat
         return [Event(SOURCE, event_id(transaction), conversation, raw)]
 
 
@@ -139,7 +147,7 @@ class NovuEvents:
         self.ledger = ledger
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = json.loads(entry.body)
+        body = webhook_json.entry_object(entry.body)
         transaction = str(body.get("transaction"))  # the edge queues none without it
         # What the notice says comes from our own record of it; a post from a workflow synced
         # before the ledger existed carried the words itself.

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+import orjson
+from pydantic import BaseModel, ValidationError
 
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
@@ -32,6 +32,7 @@ from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Session
+from gateway import webhook_json
 from gateway.analytics import Recorder
 from gateway.desk import Conversation, Mirror
 from gateway.edge import LARGEST_BODY, Malformed
@@ -41,7 +42,7 @@ from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
 from gateway.whatsapp_api import AUTHOR, OUT_OF_WINDOW
 from gateway.whatsapp_state import WINDOW_SECONDS, WhatsAppState
-from handlers.whatsapp_payloads import Contact, Message, Notification, Status
+from handlers.whatsapp_payloads import Contact, Error, Message, Metadata, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
 log = logging.getLogger("frontdesk.whatsapp")
@@ -71,9 +72,12 @@ class WhatsAppWebhook:
     signed_body = True  # only an HMAC over the body authenticates it
     max_body = LARGEST_BODY
 
-    def __init__(self, app_secret: str, phone_number_id: str) -> None:
+    def __init__(
+        self, app_secret: str, phone_number_id: str, metrics: Metrics | None = None
+    ) -> None:
         self._secret = app_secret.encode()
         self.phone_number_id = phone_number_id
+        self.metrics = metrics
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         # Only the header's shape before the body is read; the HMAC needs the bytes.
@@ -85,62 +89,111 @@ class WhatsAppWebhook:
         return hmac.compare_digest(given.encode(), expected.encode())
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        try:
-            data = json.loads(raw)
-            notification = Notification.model_validate(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Malformed(f"not JSON ({exc.__class__.__name__})") from None
-        except ValidationError as exc:
-            raise Malformed(f"not a webhook notification ({exc.error_count()} problems)") from None
-        if notification.object != "whatsapp_business_account":
-            raise Malformed(f"unexpected object {notification.object!r}")
+        """One event per message and per status. Only a body that is not a notification at all
+        is refused (400); a message, status or change in it that we cannot read is dropped
+        with a log line and `frontdesk_events_dropped`, and the rest is queued (200). Meta
+        retries a delivery that is not answered 200 (for up to 7 days, with the same batch), so
+        one bad message refused would keep its good neighbours out too."""
+        data = webhook_json.load_object(raw)
+        if data.get("object") != "whatsapp_business_account":
+            raise Malformed("not a WhatsApp Business Account notification")
+        entries = data.get("entry")
+        if not isinstance(entries, list):
+            raise Malformed("no entry list")
         events: list[Event] = []
-        for e, entry in enumerate(notification.entry):
-            for c, change in enumerate(entry.changes):
-                if change.field != "messages":
-                    continue  # account and template updates: nothing for the desk
-                value = change.value
-                number = value.metadata.phone_number_id
-                if number and number != self.phone_number_id:
-                    log.warning("WhatsApp delivery for another number ignored")
-                    continue
-                for error in value.errors:
-                    log.warning("WhatsApp reported an error: %s %s", error.code, error.details)
-                raw_value = data["entry"][e]["changes"][c]["value"]
-                events += self._messages(raw_value, value.contacts, value.messages)
-                events += self._statuses(raw_value, value.statuses)
-        return events
-
-    def _messages(
-        self, raw_value: dict[str, Any], contacts: list[Contact], messages: list[Message]
-    ) -> list[Event]:
-        events = []
-        for index, item in enumerate(messages):
-            contact = _contact_of(item, contacts)
-            chat = _chat_of(item, contact)
-            if chat is None:
-                log.warning("WhatsApp message without a sender ignored")
+        for entry in entries:
+            changes = entry.get("changes") if isinstance(entry, dict) else None
+            if not isinstance(changes, list):
+                self._dropped("entry")
                 continue
-            body = {
-                "kind": "message",
-                "message": raw_value["messages"][index],
-                "contact": contact.model_dump(exclude_none=True) if contact else None,
-            }
-            events.append(Event(SOURCE, f"m:{item.id}", f"wa:{chat}", _dump(body)))
+            for change in changes:
+                events += self._change(change)
         return events
 
-    def _statuses(self, raw_value: dict[str, Any], statuses: list[Status]) -> list[Event]:
-        events = []
-        for index, status in enumerate(statuses):
-            chat = status.recipient_id or status.recipient_user_id or "unknown"
-            body = {"kind": "status", "status": raw_value["statuses"][index]}
-            event_id = f"s:{status.id}:{status.status}"
-            events.append(Event(SOURCE, event_id, f"wa:{chat}", _dump(body)))
-        return events
+    def _change(self, change: Any) -> list[Event]:
+        if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+            self._dropped("change")
+            return []
+        if change.get("field") != "messages":
+            return []  # account and template updates: nothing for the desk
+        value: dict[str, Any] = change["value"]
+        metadata = _valid(Metadata, value.get("metadata") or {})
+        if metadata is None:
+            self._dropped("change")
+            return []
+        if metadata.phone_number_id and metadata.phone_number_id != self.phone_number_id:
+            log.warning("WhatsApp delivery for another number ignored")
+            return []
+        for error in _each(Error, value.get("errors")):
+            log.warning("WhatsApp reported an error: %s %s", error.code, error.details)
+        contacts = _each(Contact, value.get("contacts"))
+        events = [self._message(item, contacts) for item in _listed(value.get("messages"))]
+        events += [self._status(item) for item in _listed(value.get("statuses"))]
+        return [event for event in events if event is not None]
+
+    def _message(self, raw_message: Any, contacts: list[Contact]) -> Event | None:
+        item = _valid(Message, raw_message)
+        if item is None:
+            self._dropped("message")
+            return None
+        contact = _contact_of(item, contacts)
+        chat = _chat_of(item, contact)
+        if chat is None:
+            log.warning("WhatsApp message without a sender ignored")
+            return None
+        conversation = f"wa:{chat}"
+        if Conversation.from_key(conversation) is None:
+            self._dropped("message")  # a sender id that is neither a number nor a BSUID
+            return None
+        body = {
+            "kind": "message",
+            "message": raw_message,
+            "contact": contact.model_dump(exclude_none=True) if contact else None,
+        }
+        return self._event(f"m:{item.id}", conversation, body, "message")
+
+    def _status(self, raw_status: Any) -> Event | None:
+        status = _valid(Status, raw_status)
+        if status is None:
+            self._dropped("status")
+            return None
+        chat = status.recipient_id or status.recipient_user_id or "unknown"
+        body = {"kind": "status", "status": raw_status}
+        return self._event(f"s:{status.id}:{status.status}", f"wa:{chat}", body, "status")
+
+    def _event(self, event_id: str, conversation: str, body: object, kind: str) -> Event | None:
+        try:
+            # orjson, as the worker reads it back: a nesting deeper than its limit (254 levels
+            # when writing) is refused here, deterministically, rather than failing later.
+            dumped = orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            self._dropped(kind)
+            return None
+        return Event(SOURCE, event_id, conversation, dumped)
+
+    def _dropped(self, part: str) -> None:
+        log.warning("WhatsApp %s that is not what Meta sends dropped; the rest queued", part)
+        if self.metrics is not None:
+            self.metrics.events_dropped.labels(SOURCE, f"malformed_{part}").inc()
 
 
-def _dump(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+_Part = TypeVar("_Part", bound=BaseModel)
+
+
+def _valid(model: type[_Part], value: Any) -> _Part | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _each(model: type[_Part], value: Any) -> list[_Part]:
+    """The readable items of a list (contacts, errors): an unreadable one is left out."""
+    return [item for raw in _listed(value) if (item := _valid(model, raw)) is not None]
 
 
 def _contact_of(message: Message, contacts: list[Contact]) -> Contact | None:
@@ -193,7 +246,7 @@ class WhatsAppConversations:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = json.loads(entry.body)
+        body = webhook_json.entry_object(entry.body)
         if body.get("kind") == "status":
             return await self._status(Status.model_validate(body["status"]))
         item = Message.model_validate(body["message"])
@@ -228,7 +281,8 @@ class WhatsAppConversations:
         if item.type in ("reaction", "system") or (resume and parked):
             # A reaction needs no answer; a tap on "a reply is waiting" is answered by it.
             if item.type == "system":
-                kind = (body["message"].get("system") or {}).get("type")
+                system = body["message"].get("system")
+                kind = system.get("type") if isinstance(system, dict) else None
                 log.info("WhatsApp system message: %s", kind)
             return Outcome(outgoing=waiting, clear=clear)
         text = _text_of(item)

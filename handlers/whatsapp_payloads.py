@@ -7,9 +7,12 @@ cannot fully read must still be acknowledged and handled as well as we can.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 class _Model(BaseModel):
@@ -113,7 +116,9 @@ class Message(_Model):
 
     @property
     def sent_at(self) -> int:
-        return int(self.timestamp) if self.timestamp.isdigit() else 0
+        # Unix seconds as ASCII digits (Meta, "Webhooks: messages"); `str.isdigit()` would let
+        # "²" or a 5,000-digit stamp through to `int()`, which refuses them.
+        return int(self.timestamp) if _SECONDS.fullmatch(self.timestamp) else 0
 
 
 class Status(_Model):

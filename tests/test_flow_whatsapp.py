@@ -621,3 +621,36 @@ async def test_requests_fit_the_vendor_spec(wa: WhatsAppSandbox) -> None:
             error = (await answer.json())["error"]
             assert error["code"] == 100
             assert "unknown property bold" in error["error_data"]["details"]
+
+
+async def test_one_bad_message_in_a_delivery_leaves_the_others_queued(
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    wa: WhatsAppSandbox,
+) -> None:
+    """Meta redelivers a notification not answered 200 (with the same batch, for up to 7 days):
+    the unreadable message is dropped and counted, its neighbours are answered, once."""
+    gateway = await start_whatsapp(start_gateway, salon, wa)
+    phone = Phone(wa)
+    unreadable = wa._message(phone.key, "text", {"body": "?"}) | {"id": 12345}  # not a wamid
+    deep = wa._message(phone.key, "text", {"body": "?"}) | {"extra": [[[[[[[[[[]]]]]]]]]] * 1}
+    deep["extra"] = json.loads("[" * 300 + "]" * 300)  # deeper than is ever written back
+    messages = [
+        wa._message(phone.key, "text", {"body": "Hello"}),
+        unreadable,
+        deep,
+        wa._message(phone.key, "text", {"body": "Book"}),
+    ]
+    await wa.deliver(phone.key, messages)
+    answers = await eventually(lambda: len(phone.received) >= 2 and phone.received)
+    await asyncio.sleep(0.3)
+    assert len(phone.received) == 2
+    assert text_of(answers[1]).startswith("Which service would you like?")
+    # Answered 200 at once: no redelivery of the batch.
+    assert [s for what, s in wa.deliveries if what.startswith("messages:")] == [200]
+    metrics = await (await gateway.http.get(f"{gateway.url}/metrics")).text()
+    assert 'frontdesk_events_dropped_total{reason="malformed_message",source="whatsapp"} 2.0' in (
+        metrics
+    )
+    redis = gateway.runtime.redis
+    assert await redis.xlen(gateway.runtime.keys.dead_letters) == 0

@@ -14,6 +14,7 @@ from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Session
 from gateway.dlq import DeadLetters
+from gateway.inbox import Event
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.gateway.test_edge import update
 
@@ -152,12 +153,14 @@ async def test_an_entry_that_keeps_failing_is_dead_lettered_with_its_error(
     start_gateway: GatewayFactory, sandbox: Sandbox, redis: Redis, salon_id: str
 ) -> None:
     gateway = await start_gateway(max_attempts=2)
-    # An update aiogram cannot read (the message lacks its required fields) fails handling.
-    bad = {"update_id": 77, "message": {"chat": {"id": 47, "type": "private"}}}
-    assert (await gateway.post_update(bad))[0] == 200
+    # A WhatsApp message queued before WhatsApp was switched off: no handler takes it, a
+    # failure that may end (it is retried, then kept to be replayed), unlike an entry that can
+    # never be read (dropped: tests/test_flow_telegram_malformed.py).
+    body = b'{"kind":"message","message":{"id":"wamid.77","type":"text"}}'
+    assert await gateway.runtime.inbox.put(Event("whatsapp", "m:wamid.77", "wa:47", body))
     letters = DeadLetters(redis, salon_id, 4)
     dead = await eventually(letters.newest, timeout=10)
     assert dead[0].kind == "inbound"
     assert dead[0].attempts == 2
-    assert "ValidationError" in dead[0].error
-    assert dead[0].describe() == "telegram event 77 of tg:47"
+    assert "LookupError" in dead[0].error
+    assert dead[0].describe() == "whatsapp event m:wamid.77 of wa:47"

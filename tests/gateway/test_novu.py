@@ -296,3 +296,19 @@ def test_the_liquid_and_json_logic_the_workflows_use() -> None:
     assert not holds(None, context)
     assert runs(None, context)
     assert not runs({"==": [{"var": "payload.conversation"}, ""]}, context)
+
+
+def test_a_notice_for_a_conversation_that_is_not_ours_is_acknowledged_not_queued() -> None:
+    body = {
+        "transaction": "fd-x",
+        "kind": "confirmed",
+        "bookingUid": "bk",
+        "start": "2026-06-03T07:00:00Z",
+    }
+    edge = NovuWebhook("s")
+    for conversation in (["tg:1"], "tg:anna", None):
+        raw = json.dumps(body | {"conversation": conversation}).encode()
+        assert edge.parse({}, raw) == []
+    answered = body | {"conversation": "tg:1", "messenger": "no"}
+    assert edge.parse({}, json.dumps(answered).encode()) == []
+    assert len(edge.parse({}, json.dumps(body | {"conversation": "tg:1"}).encode())) == 1

@@ -89,7 +89,7 @@ def test_changes_are_queued_by_whose_booking_it_is() -> None:
     ("raw", "problem"),
     [
         (b"{nope", "not JSON"),
-        (b"[]", "no triggerEvent"),
+        (b"[]", "not a JSON object"),
         (b'{"triggerEvent": "BOOKING_CREATED"}', "no payload"),
         (b'{"triggerEvent": "BOOKING_CREATED", "payload": {}}', "no booking uid"),
     ],
@@ -185,3 +185,24 @@ def test_the_api_gives_the_same_change_as_the_webhook_would() -> None:
     requested = envelope_of(booking(status="pending"))
     assert requested is not None
     assert requested["triggerEvent"] == "BOOKING_REQUESTED"
+
+
+@pytest.mark.parametrize("attendees", [5, "anna@example.com", {"name": "Anna"}, None])
+def test_attendees_that_are_not_a_list_are_read_as_none(attendees: Any) -> None:
+    body = {
+        "triggerEvent": "BOOKING_CREATED",
+        "payload": {"uid": "bk-1", "startTime": "2026-06-03T07:00:00Z", "attendees": attendees},
+    }
+    [event] = CalcomWebhook(SECRET).parse(*signed(body))
+    assert event.event_id.startswith("BOOKING_CREATED:bk-1:")
+    noshow = body | {"triggerEvent": "BOOKING_NO_SHOW_UPDATED"}
+    [event] = CalcomWebhook(SECRET).parse(*signed(noshow))
+    assert event.event_id.startswith("BOOKING_NO_SHOW_UPDATED:bk-1:")
+
+
+def test_a_chat_in_the_metadata_that_is_not_a_chat_id_is_not_a_conversation() -> None:
+    metadata = {"frontdesk_channel": "telegram", "frontdesk_chat": "anna"}
+    payload = {"uid": "bk-2", "startTime": "2026-06-03T07:00:00Z", "metadata": metadata}
+    body = {"triggerEvent": "BOOKING_CREATED", "payload": payload}
+    [event] = CalcomWebhook(SECRET).parse(*signed(body))
+    assert event.conversation == "cal:bk-2"

@@ -128,3 +128,40 @@ def test_a_conversation_not_made_by_frontdesk_is_keyed_by_its_id() -> None:
 def test_malformed_bodies_are_refused(raw: bytes) -> None:
     with pytest.raises(Malformed):
         webhook().parse({}, raw)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": "9876"},  # Chatwoot's ids are integers (Message#webhook_data)
+        {"id": True},
+        {"conversation": None},
+        {"conversation": {"id": "42"}},
+        {"attachments": {"data_url": "https://x"}},
+        {"attachments": ["https://x"]},
+    ],
+)
+def test_an_agent_reply_the_worker_could_not_read_is_refused(fields: JSON) -> None:
+    with pytest.raises(Malformed):
+        webhook().parse({}, json.dumps(message(**fields)).encode())
+
+
+def test_a_status_change_needs_an_integer_conversation_id() -> None:
+    change = {"event": "conversation_status_changed", "id": "42", "status": "resolved"}
+    with pytest.raises(Malformed):
+        webhook().parse({}, json.dumps(change).encode())
+
+
+@pytest.mark.parametrize(
+    "source_id",
+    ["tg:abc", "tg:", "wa:+7 916", "tg:1" + "0" * 30, ["tg:1"], None],
+)
+def test_a_source_id_that_is_not_one_of_ours_is_looked_up_by_the_conversation(
+    source_id: Any,
+) -> None:
+    assert conversation_key({"id": 9, "contact_inbox": {"source_id": source_id}}) == "cw:9"
+    assert conversation_key({"id": 9, "contact_inbox": "tg:1"}) == "cw:9"
+
+
+def test_a_sender_that_is_not_an_object_is_not_an_agent() -> None:
+    assert not is_agent_reply(message(sender="user"))

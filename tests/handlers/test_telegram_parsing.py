@@ -116,6 +116,21 @@ def test_parse_rejects_what_telegram_does_not_send(raw: bytes) -> None:
         TelegramWebhook(SECRET).parse({}, raw)
 
 
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"update_id": 3, "edited_message": message("hi!")["message"]},
+        {"update_id": 4, "message_reaction": {"chat": PRIVATE, "user": ANNA}},
+        {"update_id": 5, "brand_new_type": {"chat": PRIVATE}},
+        {"update_id": 6, "message": "not an object"},
+        {"update_id": 7},
+    ],
+)
+def test_updates_of_types_the_bot_does_not_handle_are_not_queued(update: dict[str, Any]) -> None:
+    """`webhooks set` subscribes to message and callback_query only (allowed_updates)."""
+    assert TelegramWebhook(SECRET).parse({}, json.dumps(update).encode()) == []
+
+
 # Conversations
 
 
@@ -149,6 +164,9 @@ def test_parse_rejects_what_telegram_does_not_send(raw: bytes) -> None:
         ),
         ({"update_id": 6, "inline_query": {"id": "q", "from": ANNA, "query": ""}}, "tg:42"),
         ({"update_id": 7, "poll": {"id": "p", "question": "?", "options": []}}, "tg:update:7"),
+        # Chat and user ids are Integers (Bot API): a string or a float is not used as a key.
+        ({"update_id": 8, "message": {"chat": {"id": "42x"}, "from": {"id": 4.5}}}, "tg:update:8"),
+        ({"update_id": 9, "message": {"chat": {"id": True}, "from": ANNA}}, "tg:42"),
     ],
 )
 def test_conversation_of(update: dict[str, Any], conversation: str) -> None:

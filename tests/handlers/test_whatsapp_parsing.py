@@ -11,6 +11,7 @@ import pytest
 
 from gateway.edge import Malformed
 from handlers.whatsapp import WhatsAppWebhook, language_of, verify_challenge
+from handlers.whatsapp_payloads import Message
 
 SECRET = "app-secret"
 NUMBER = "106540352242922"
@@ -143,9 +144,19 @@ def test_another_business_numbers_messages_are_not_ours() -> None:
     [
         (b"{not json", "not JSON"),
         (b"\xff\xfe", "not JSON"),
-        (b'{"object": "page", "entry": []}', "unexpected object"),
-        (b'{"object": "whatsapp_business_account", "entry": {"a": 1}}', "not a webhook"),
-        (b"[1, 2]", "not a webhook"),
+        (b'{"object": "page", "entry": []}', "not a WhatsApp Business Account notification"),
+        (b'{"object": "whatsapp_business_account", "entry": {"a": 1}}', "no entry list"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"object": "whatsapp_business_account", "entry": [], "n": NaN}', "not JSON"),
+        (b'{"object": "whatsapp_business_account", "entry": [], "n": "\\udc00"}', "not JSON"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [], "n": 1' + b"0" * 5000 + b"}",
+            "not JSON",
+        ),
+        (
+            b'{"object": "whatsapp_business_account", "entry": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+            "not JSON",
+        ),
     ],
 )
 def test_malformed_deliveries_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
@@ -167,3 +178,57 @@ def test_the_verification_handshake_needs_the_mode_and_the_token() -> None:
 )
 def test_the_language_comes_from_the_clients_own_words(words: str, language: str | None) -> None:
     assert language_of(words) == language
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": 12345, "type": "text"},  # a wamid is a string
+        {"id": "wamid.b", "from": ["7916"], "type": "text"},
+        {"id": "wamid.b", "from": "+7 (916) 123", "type": "text"},  # neither a number nor a BSUID
+        {"id": "wamid.b", "from": "79161234567", "text": {"body": 5}},
+        "wamid.b",
+    ],
+)
+def test_one_unreadable_message_is_dropped_and_its_neighbours_are_queued(bad: Any) -> None:
+    raw = notification(
+        {"contacts": [contact()], "messages": [text("wamid.1"), bad, text("wamid.2")]},
+        {"statuses": [{"id": "wamid.out", "status": 7}, {"id": "wamid.o", "status": "read"}]},
+    )
+    events = webhook().parse({}, raw)
+    assert [e.event_id for e in events] == ["m:wamid.1", "m:wamid.2", "s:wamid.o:read"]
+
+
+def test_unreadable_entries_changes_and_contacts_are_dropped_not_refused() -> None:
+    good = json.loads(notification({"contacts": [contact()], "messages": [text("wamid.1")]}))
+    change = good["entry"][0]["changes"][0]
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            "not an entry",
+            {"id": "2", "changes": {"field": "messages"}},
+            {"id": "3", "changes": [5, {"field": "messages", "value": []}]},
+            {"id": "4", "changes": [change | {"value": change["value"] | {"metadata": "x"}}]},
+            {"id": "5", "changes": [change | {"value": change["value"] | {"errors": [1, {}]}}]},
+        ],
+    }
+    events = webhook().parse({}, json.dumps(body).encode())
+    assert [e.event_id for e in events] == ["m:wamid.1"]
+    # A contact that cannot be read is left out; the message still has its sender.
+    value = change["value"] | {"contacts": [{"wa_id": 7}, contact()]}
+    body["entry"] = [{"id": "6", "changes": [change | {"value": value}]}]
+    [event] = webhook().parse({}, json.dumps(body).encode())
+    assert json.loads(event.body)["contact"]["wa_id"] == "79161234567"
+
+
+def test_a_message_nested_deeper_than_is_written_back_is_dropped() -> None:
+    deep = text("wamid.d") | {"extra": json.loads("[" * 300 + "]" * 300)}
+    raw = notification({"contacts": [contact()], "messages": [deep, text("wamid.1")]})
+    assert [e.event_id for e in webhook().parse({}, raw)] == ["m:wamid.1"]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "seconds"), [("1780000000", 1780000000), ("²", 0), ("٣", 0), ("1" * 5000, 0)]
+)
+def test_only_ascii_digit_timestamps_are_read(stamp: str, seconds: int) -> None:
+    assert Message(id="wamid.t", timestamp=stamp).sent_at == seconds
