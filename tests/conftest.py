@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,15 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
+
+# Selenium brings trio, whose Hypothesis plugin (run once, when Hypothesis is first imported)
+# registers a module-level Random in a way Hypothesis 6.1xx warns about (trio/_core/_run.py,
+# `_hypothesis_plugin_setup`). Harmless for these tests, but under "warnings are errors" it
+# would end the run wherever Hypothesis happens to be imported first; import it here, once,
+# with that one warning silenced.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="It looks like `register_random`")
+    import hypothesis  # noqa: F401
 
 from gateway.app import RUNTIME, Runtime, create_app
 from gateway.embedded_redis import EmbeddedRedis
