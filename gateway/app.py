@@ -312,11 +312,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
 
     if settings.telegram_bot_token is not None:
-        breaker = CircuitBreaker(
-            "telegram", is_failure=is_failure, on_change=runtime.metrics.breaker_changed
-        )
-        runtime.breakers["telegram"] = breaker
-        runtime.metrics.breaker_changed("telegram", breaker.state)
+        breaker = _breaker(runtime, "telegram", is_failure)
         bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
         runtime.bot = bot
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
