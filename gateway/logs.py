@@ -7,12 +7,16 @@ leak: it sits inside every Bot API URL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+
+from aiohttp import ClientConnectionResetError
 
 # A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage.
 _BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
@@ -87,12 +91,105 @@ class TextFormatter(logging.Formatter):
         return self.scrub(f"{line} [{' '.join(context)}]" if context else line)
 
 
+# A client that went away mid-request: aiohttp sets ConnectionResetError("Connection lost") on the
+# request being read (aiohttp 3.14 web_protocol.py, RequestHandler.connection_lost), a write to
+# the closed transport raises ClientConnectionResetError (http_writer.py, base_protocol.py), and
+# an aborted handler is cancelled. Nothing on our side went wrong.
+_CLIENT_GONE = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ClientConnectionResetError,
+    asyncio.CancelledError,
+)
+
+
+class ClientGone(logging.Filter):
+    """aiohttp's records about a client that disconnected ("Error handling request" after an
+    aborted upload, "Unhandled exception" on a reset) become DEBUG lines: dropped unless
+    debugging, never an error with a stack trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.name.startswith("aiohttp"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, _CLIENT_GONE):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+class Repeats(logging.Filter):
+    """At most one line per source (logger and message template) per minute, from INFO up;
+    the rest are counted and summed up in one line once that minute is over, with the next line
+    logged: "… and 57 more like this in the last minute". A flood of forged requests or
+    failing calls then costs two lines a minute, not one each (the metrics count every one)."""
+
+    # Past this many sources in one minute (templates built with f-strings), start afresh.
+    MAX_SOURCES = 10_000
+
+    def __init__(
+        self,
+        emit: Callable[[logging.LogRecord], object],
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.emit = emit
+        self.window = window
+        self.clock = clock
+        # Source -> (when its minute started, the last record held back, how many were).
+        self._windows: dict[tuple[str, str], tuple[float, logging.LogRecord | None, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "repeats_summary", False):
+            return True
+        now = self.clock()
+        self.flush(now)
+        if record.levelno < logging.INFO:
+            return True
+        source = (record.name, str(record.msg))
+        if source in self._windows:
+            started, _, held = self._windows[source]
+            self._windows[source] = (started, record, held + 1)
+            return False
+        if len(self._windows) >= self.MAX_SOURCES:
+            self._windows.clear()
+        self._windows[source] = (now, None, 0)
+        return True
+
+    def flush(self, now: float | None = None) -> None:
+        """Sum up every source whose minute is over (and forget those that had no repeats)."""
+        now = self.clock() if now is None else now
+        for source, (started, last, held) in list(self._windows.items()):
+            if now - started < self.window:
+                continue
+            del self._windows[source]
+            if last is not None:
+                self.emit(self._summary(last, held))
+
+    @staticmethod
+    def _summary(last: logging.LogRecord, held: int) -> logging.LogRecord:
+        return logging.makeLogRecord(
+            {
+                "name": last.name,
+                "levelno": last.levelno,
+                "levelname": last.levelname,
+                "msg": "… and %d more like this in the last minute (the last: %s)",
+                "args": (held, last.getMessage()),
+                "created": time.time(),
+                "repeats_summary": True,
+            }
+        )
+
+
 def configure(
     fmt: str, level: str, secrets: Iterable[str] = (), stream: object = None
 ) -> logging.Handler:
     scrub = Scrubber(secrets)
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
     handler.setFormatter(JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub))
+    handler.addFilter(ClientGone())
+    handler.addFilter(Repeats(handler.handle))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
