@@ -154,7 +154,27 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
+    app.cleanup_ctx.append(_metrics_refresh)
     return app
+
+
+async def _metrics_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Reads what /metrics shows from Redis in the background: a scrape costs no Redis call,
+    however often (or by whomever) it comes."""
+    runtime = app[RUNTIME]
+    refreshing = asyncio.create_task(_refresh_metrics_forever(runtime))
+    try:
+        yield
+    finally:
+        await stop_task(refreshing, "metrics refresh")
+
+
+async def _refresh_metrics_forever(runtime: Runtime) -> None:
+    while True:
+        # Redis away: the last values stay, and /readyz says why.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+        await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 
 async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> AsyncIterator[None]:
@@ -689,8 +709,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_route(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
-        await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+    token = runtime.settings.metrics_token
+    if token is not None:
+        # RFC 6750 §2.1: "Authorization: Bearer <token>"; §3: a 401 names the scheme.
+        given = request.headers.get("Authorization", "").encode()
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"error": "unauthorized"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     return web.Response(
         body=runtime.metrics.render(),
         content_type="text/plain",
