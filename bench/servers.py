@@ -12,11 +12,13 @@ import contextlib
 import cProfile
 import ctypes
 import gc
+import json
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -67,7 +69,9 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
         return web.json_response(
             {
                 "next": after + len(sent),
-                "calls": [[c.method, c.params.get("chat_id"), c.at] for c in sent],
+                "calls": [
+                    [c.method, c.params.get("chat_id"), c.at, c.params.get("text")] for c in sent
+                ],
                 "errors": [list(e) for e in sandbox.errors[-5:]],
                 "error_count": len(sandbox.errors),
             }
@@ -87,17 +91,37 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
         yield
         task.cancel()
 
+    async def fail(request: web.Request) -> web.Response:
+        # The chaos run's storms: the next `times` calls of a method get this error.
+        order = await request.json()
+        sandbox.fail_next(
+            order["method"],
+            error_code=int(order["error_code"]),
+            description=str(order["description"]),
+            retry_after=order.get("retry_after"),
+            times=int(order["times"]),
+        )
+        return web.json_response({})
+
     app = sandbox.app()
     app.router.add_get("/_bench/calls", calls)
+    app.router.add_post("/_bench/fail", fail)
     app.cleanup_ctx.append(freeze_what_is_kept)
     # No access log: every Bot API URL carries the token (and logging would cost CPU).
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 def serve_gateway(
-    port: int, redis_url: str, salon_id: str, api_url: str, workers: bool, profile: Path | None
+    port: int,
+    redis_url: str,
+    salon_id: str,
+    api_url: str,
+    workers: bool,
+    profile: Path | None,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
-    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing."""
+    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing (and
+    the `overrides`, settings by name: the chaos run's shorter leases and retries)."""
     from gateway.app import create_app
     from gateway.logs import configure
     from gateway.settings import Settings
@@ -122,6 +146,7 @@ def serve_gateway(
         log_level="WARNING",
         log_format="text",
         shutdown_grace_seconds=2.0,
+        **(overrides or {}),
     )
     configure(settings.log_format, settings.log_level, settings.secrets())
     app = create_app(settings)
@@ -158,6 +183,11 @@ def _add_profiler_routes(app: web.Application, path: Path) -> None:
     app.router.add_post("/_bench/profile/stop", stop)
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    return name, json.loads(value)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
     parser.add_argument("kind", choices=("bare", "gateway", "sandbox"))
@@ -169,6 +199,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-workers", action="store_true", help="gateway: RUN_WORKERS off")
     parser.add_argument("--profile", type=Path, help="gateway: write a cProfile here")
     parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="gateway: a setting by its field name, its value in JSON (repeatable)",
+    )
     args = parser.parse_args(argv)
     _die_with_parent()
     pin_self(args.cpu)
@@ -184,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.api_url,
             not args.no_workers,
             args.profile,
+            dict(_setting(text) for text in args.setting),
         )
 
 
