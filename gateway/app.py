@@ -37,6 +37,7 @@ from gateway.desk import ChatwootDesk, DeskSettings, DeskState, Mirror, StaffRep
 from gateway.edge import LARGEST_BODY, webhook_route
 from gateway.inbox import Inbox
 from gateway.keys import Keys
+from gateway.logs import flush_summaries
 from gateway.metabase import embed_url, sign_embed
 from gateway.metrics import Metrics
 from gateway.novu import NovuClient, NovuDelivery
@@ -154,26 +155,27 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
-    app.cleanup_ctx.append(_metrics_refresh)
+    app.cleanup_ctx.append(_background_refresh)
     return app
 
 
-async def _metrics_refresh(app: web.Application) -> AsyncIterator[None]:
-    """Reads what /metrics shows from Redis in the background: a scrape costs no Redis call,
-    however often (or by whomever) it comes."""
+async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Reads what /metrics shows from Redis in the background, so that a scrape costs no Redis
+    call however often (or by whomever) it comes; and writes the log summaries that are due."""
     runtime = app[RUNTIME]
-    refreshing = asyncio.create_task(_refresh_metrics_forever(runtime))
+    refreshing = asyncio.create_task(_refresh_forever(runtime))
     try:
         yield
     finally:
         await stop_task(refreshing, "metrics refresh")
 
 
-async def _refresh_metrics_forever(runtime: Runtime) -> None:
+async def _refresh_forever(runtime: Runtime) -> None:
     while True:
         # Redis away: the last values stay, and /readyz says why.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+        flush_summaries()
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 

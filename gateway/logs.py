@@ -120,9 +120,10 @@ class ClientGone(logging.Filter):
 
 class Repeats(logging.Filter):
     """At most one line per source (logger and message template) per minute, from INFO up;
-    the rest are counted and summed up in one line once that minute is over, with the next line
-    logged: "… and 57 more like this in the last minute". A flood of forged requests or
-    failing calls then costs two lines a minute, not one each (the metrics count every one)."""
+    the rest are counted and summed up in one line once that minute is over (with the next line
+    logged, or by `flush_summaries`): "… and 57 more like this in the last minute". A flood of
+    forged requests or failing calls then costs two lines a minute, not one each (the metrics
+    count every one)."""
 
     # Past this many sources in one minute (templates built with f-strings), start afresh.
     MAX_SOURCES = 10_000
@@ -180,6 +181,15 @@ class Repeats(logging.Filter):
                 "repeats_summary": True,
             }
         )
+
+
+def flush_summaries() -> None:
+    """Write the summaries of minutes that are over, even if nothing was logged since (the
+    app calls this every few seconds)."""
+    for handler in logging.getLogger().handlers:
+        for repeats in handler.filters:
+            if isinstance(repeats, Repeats):
+                repeats.flush()
 
 
 def configure(

@@ -19,6 +19,7 @@ from gateway.logs import (
     Scrubber,
     TextFormatter,
     configure,
+    flush_summaries,
     mask_chat,
 )
 from tests.conftest import SECRET as WEBHOOK_SECRET
@@ -230,6 +231,24 @@ def test_repeated_warnings_are_summed_up_once_a_minute(
     outbox.warning("sendMessage to chat %s failed", 59)
     assert caplog.records[-1].getMessage() == "sendMessage to chat 59 failed"
     assert len(caplog.records) == 6
+
+
+@pytest.mark.usefixtures("repeats")
+def test_a_summary_is_written_when_its_minute_is_over_though_nothing_else_is_logged(
+    caplog: pytest.LogCaptureFixture, clock: Clock
+) -> None:
+    for _ in range(3):
+        logging.getLogger("frontdesk.edge").info("telegram webhook refused: bad signature")
+    flush_summaries()  # the minute is not over yet
+    assert len(caplog.records) == 1
+    clock.now += 60
+    flush_summaries()
+    assert caplog.records[-1].getMessage() == (
+        "… and 2 more like this in the last minute (the last: telegram webhook refused: bad "
+        "signature)"
+    )
+    flush_summaries()  # once
+    assert len(caplog.records) == 2
 
 
 @pytest.mark.usefixtures("repeats")
