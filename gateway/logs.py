@@ -164,8 +164,9 @@ class Repeats(logging.Filter):
         for source, (started, last, held) in list(self._windows.items()):
             if now - started < self.window:
                 continue
-            del self._windows[source]
-            if last is not None:
+            # pop, not del: a thread logging at the same moment may have flushed it already.
+            flushed = self._windows.pop(source, None) is None
+            if not flushed and last is not None:
                 self.emit(self._summary(last, held))
 
     @staticmethod
