@@ -96,25 +96,46 @@ def first_in_line(pid: int) -> bool:
 
 
 class RedisServer:
-    """The bench's own Redis: `redis-server` on a free port, pinned to `cpu`, nothing on disk."""
+    """The bench's own Redis: `redis-server` on a free port, pinned to `cpu`, nothing on disk.
 
-    def __init__(self, cpu: int, log_dir: Path) -> None:
+    With `data_dir` it keeps its data there in an append-only file, as the README asks of
+    production, so that `restart` brings it back with everything it had acknowledged.
+    """
+
+    def __init__(self, cpu: int, log_dir: Path, data_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_path = log_dir / "redis.log"
+        self.cpu_index = cpu
         argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--save", "", "--appendonly", "no", "--logfile", str(self.log_path)]
-        self.process = subprocess.Popen(
-            argv,
+        argv += ["--save", "", "--logfile", str(self.log_path)]
+        if data_dir is None:
+            argv += ["--appendonly", "no"]
+        else:
+            argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
+        self.argv = argv
+        self.process = self._start()
+        self.prioritized = False
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            self.argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        _LIVE.add(self.process)
-        if cpu >= 0:
-            os.sched_setaffinity(self.process.pid, {cpu})
-        self.prioritized = False
+        _LIVE.add(process)
+        if self.cpu_index >= 0:
+            os.sched_setaffinity(process.pid, {self.cpu_index})
+        return process
+
+    async def restart(self) -> None:
+        """Stop (SIGTERM: Redis writes and syncs its append-only file first) and start again
+        on the same port."""
+        await self.stop()
+        self.process = self._start()
+        await self.wait_ready()
 
     async def wait_ready(self, within: float = 10.0) -> None:
         deadline = time.monotonic() + within
@@ -180,15 +201,17 @@ def machine_busy_seconds() -> float | None:
 class Child:
     """One server subprocess; its output goes to a log file, shown when it fails."""
 
-    def __init__(self, name: str, args: Sequence[str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, args: Sequence[str], log_dir: Path, port: int | None = None
+    ) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
         # The children import the repo's packages wherever the bench was started from.
         path = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bench.servers", *args, "--port", str(self.port)],
                 cwd=REPO,
@@ -248,6 +271,12 @@ class Child:
                 process.wait()
         _LIVE.discard(process)
         return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no goodbye (a crash, an OOM kill, a pulled plug)."""
+        self.process.kill()
+        self.process.wait()
+        _LIVE.discard(self.process)
 
 
 class BenchError(Exception):

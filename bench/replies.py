@@ -42,7 +42,7 @@ class ReplyLog:
             response.raise_for_status()
             data = await response.json()
         self._next = data["next"]
-        for method, chat, at in data["calls"]:
+        for method, chat, at, *_text in data["calls"]:
             if method == "sendMessage" and chat is not None:
                 self.at[int(chat)].append(float(at))
         self.error_count = data["error_count"]

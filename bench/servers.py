@@ -12,11 +12,13 @@ import contextlib
 import cProfile
 import ctypes
 import gc
+import json
 import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -67,7 +69,9 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
         return web.json_response(
             {
                 "next": after + len(sent),
-                "calls": [[c.method, c.params.get("chat_id"), c.at] for c in sent],
+                "calls": [
+                    [c.method, c.params.get("chat_id"), c.at, c.params.get("text")] for c in sent
+                ],
                 "errors": [list(e) for e in sandbox.errors[-5:]],
                 "error_count": len(sandbox.errors),
             }
@@ -87,8 +91,21 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
         yield
         task.cancel()
 
+    async def fail(request: web.Request) -> web.Response:
+        # The chaos run's storms: the next `times` calls of a method get this error.
+        order = await request.json()
+        sandbox.fail_next(
+            order["method"],
+            error_code=int(order["error_code"]),
+            description=str(order["description"]),
+            retry_after=order.get("retry_after"),
+            times=int(order["times"]),
+        )
+        return web.json_response({})
+
     app = sandbox.app()
     app.router.add_get("/_bench/calls", calls)
+    app.router.add_post("/_bench/fail", fail)
     app.cleanup_ctx.append(freeze_what_is_kept)
     # No access log: every Bot API URL carries the token (and logging would cost CPU).
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
@@ -102,8 +119,10 @@ def serve_gateway(
     workers: bool,
     profile: Path | None,
     every_route: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
-    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing.
+    """The real gateway, configured like `frontdesk serve` except for Telegram's pacing (and
+    the `overrides`, settings by name: the chaos run's shorter leases and retries).
 
     `every_route`: WhatsApp, Chatwoot, Cal.com and Novu are on too (their webhook routes with
     the bench's secrets; their APIs point at `api_url` and are never called with workers off).
@@ -134,6 +153,7 @@ def serve_gateway(
         log_format="text",
         shutdown_grace_seconds=2.0,
         **(EVERY_ROUTE if every_route else {}),
+        **(overrides or {}),
     )
     configure(settings.log_format, settings.log_level, settings.secrets())
     app = create_app(settings)
@@ -170,6 +190,11 @@ def _add_profiler_routes(app: web.Application, path: Path) -> None:
     app.router.add_post("/_bench/profile/stop", stop)
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    return name, json.loads(value)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
     parser.add_argument("kind", choices=("bare", "gateway", "sandbox"))
@@ -184,6 +209,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--every-route", action="store_true", help="gateway: all five webhook routes on"
     )
     parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="gateway: a setting by its field name, its value in JSON (repeatable)",
+    )
     args = parser.parse_args(argv)
     _die_with_parent()
     pin_self(args.cpu)
@@ -200,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             not args.no_workers,
             args.profile,
             args.every_route,
+            dict(_setting(text) for text in args.setting),
         )
 
 

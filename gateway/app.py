@@ -43,6 +43,7 @@ from gateway.edge import (
 )
 from gateway.inbox import Inbox
 from gateway.keys import Keys
+from gateway.logs import flush_summaries
 from gateway.metabase import embed_url, sign_embed
 from gateway.metrics import Metrics
 from gateway.novu import NovuClient, NovuDelivery
@@ -169,7 +170,28 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
+    app.cleanup_ctx.append(_background_refresh)
     return app
+
+
+async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Reads what /metrics shows from Redis in the background, so that a scrape costs no Redis
+    call however often (or by whomever) it comes; and writes the log summaries that are due."""
+    runtime = app[RUNTIME]
+    refreshing = asyncio.create_task(_refresh_forever(runtime))
+    try:
+        yield
+    finally:
+        await stop_task(refreshing, "metrics refresh")
+
+
+async def _refresh_forever(runtime: Runtime) -> None:
+    while True:
+        # Redis away: the last values stay, and /readyz says why.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+        flush_summaries()
+        await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
 
 
 async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> AsyncIterator[None]:
@@ -329,11 +351,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
 
     if settings.telegram_bot_token is not None:
-        breaker = CircuitBreaker(
-            "telegram", is_failure=is_failure, on_change=runtime.metrics.breaker_changed
-        )
-        runtime.breakers["telegram"] = breaker
-        runtime.metrics.breaker_changed("telegram", breaker.state)
+        breaker = _breaker(runtime, "telegram", is_failure)
         bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
         runtime.bot = bot
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
@@ -710,8 +728,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_route(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    with contextlib.suppress(RedisError, OSError, TimeoutError):
-        await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+    token = runtime.settings.metrics_token
+    if token is not None:
+        # RFC 6750 §2.1: "Authorization: Bearer <token>"; §3: a 401 names the scheme.
+        given = request.headers.get("Authorization", "").encode()
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {"error": "unauthorized"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     return web.Response(
         body=runtime.metrics.render(),
         content_type="text/plain",

@@ -19,15 +19,19 @@ Plain ids stay readable for operators: queue entry ids, update and message ids, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
+
+from aiohttp import ClientConnectionResetError
 
 # A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage. The id part is
 # up to 20 digits; the secret part is what BotFather issues (settings accepts 20+ characters).
@@ -190,6 +194,108 @@ def scrubbed_output(scrub: Scrubber) -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+# A client that went away mid-request: aiohttp sets ConnectionResetError("Connection lost") on the
+# request being read (aiohttp 3.14 web_protocol.py, RequestHandler.connection_lost), a write to
+# the closed transport raises ClientConnectionResetError (http_writer.py, base_protocol.py), and
+# an aborted handler is cancelled. Nothing on our side went wrong.
+_CLIENT_GONE = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ClientConnectionResetError,
+    asyncio.CancelledError,
+)
+
+
+class ClientGone(logging.Filter):
+    """aiohttp's records about a client that disconnected ("Error handling request" after an
+    aborted upload, "Unhandled exception" on a reset) become DEBUG lines: dropped unless
+    debugging, never an error with a stack trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.name.startswith("aiohttp"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, _CLIENT_GONE):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+class Repeats(logging.Filter):
+    """At most one line per source (logger and message template) per minute, from INFO up;
+    the rest are counted and summed up in one line once that minute is over (with the next line
+    logged, or by `flush_summaries`): "… and 57 more like this in the last minute". A flood of
+    forged requests or failing calls then costs two lines a minute, not one each (the metrics
+    count every one)."""
+
+    # Past this many sources in one minute (templates built with f-strings), start afresh.
+    MAX_SOURCES = 10_000
+
+    def __init__(
+        self,
+        emit: Callable[[logging.LogRecord], object],
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.emit = emit
+        self.window = window
+        self.clock = clock
+        # Source -> (when its minute started, the last record held back, how many were).
+        self._windows: dict[tuple[str, str], tuple[float, logging.LogRecord | None, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "repeats_summary", False):
+            return True
+        now = self.clock()
+        self.flush(now)
+        if record.levelno < logging.INFO:
+            return True
+        source = (record.name, str(record.msg))
+        if source in self._windows:
+            started, _, held = self._windows[source]
+            self._windows[source] = (started, record, held + 1)
+            return False
+        if len(self._windows) >= self.MAX_SOURCES:
+            self._windows.clear()
+        self._windows[source] = (now, None, 0)
+        return True
+
+    def flush(self, now: float | None = None) -> None:
+        """Sum up every source whose minute is over (and forget those that had no repeats)."""
+        now = self.clock() if now is None else now
+        for source, (started, last, held) in list(self._windows.items()):
+            if now - started < self.window:
+                continue
+            # pop, not del: a thread logging at the same moment may have flushed it already.
+            flushed = self._windows.pop(source, None) is None
+            if not flushed and last is not None:
+                self.emit(self._summary(last, held))
+
+    @staticmethod
+    def _summary(last: logging.LogRecord, held: int) -> logging.LogRecord:
+        return logging.makeLogRecord(
+            {
+                "name": last.name,
+                "levelno": last.levelno,
+                "levelname": last.levelname,
+                "msg": "… and %d more like this in the last minute (the last: %s)",
+                "args": (held, last.getMessage()),
+                "created": time.time(),
+                "repeats_summary": True,
+            }
+        )
+
+
+def flush_summaries() -> None:
+    """Write the summaries of minutes that are over, even if nothing was logged since (the
+    app calls this every few seconds)."""
+    for handler in logging.getLogger().handlers:
+        for repeats in handler.filters:
+            if isinstance(repeats, Repeats):
+                repeats.flush()
+
+
 def configure(
     fmt: str, level: str, secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> logging.Handler:
@@ -200,6 +306,8 @@ def configure(
         target = target.raw
     handler = logging.StreamHandler(target)
     handler.setFormatter(JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub))
+    handler.addFilter(ClientGone())
+    handler.addFilter(Repeats(handler.handle))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -160,7 +160,7 @@ class Metrics:
         self.breaker.labels(name).set(int(state))
 
     async def refresh_queues(self, redis: Redis, keys: Keys) -> None:
-        """Queue depth and lag are read from Redis when scraped, not tracked in memory."""
+        """Queue depth and lag, read from Redis in the background (not per scrape: see app.py)."""
         now_ms = time.time() * 1000
         for queue, stream_of, group in (
             ("inbound", keys.inbound, INBOUND_GROUP),

@@ -5,7 +5,9 @@ event that caused them, so a crash never loses a reply and never makes one twice
 holder of the shard delivers them: per chat in order and paced (Telegram: about 1 message per
 second per chat with short bursts, 30 per second per bot), honouring the API's `retry_after`,
 retrying failures on the schedule 30 s → 2 min → 5 min, then dead-lettering. A permanent error
-(the client blocked the bot, a bad request) is dead-lettered at once.
+(the client blocked the bot, a bad request) is dead-lettered at once. A message its service's
+open circuit breaker refused was never tried: it waits for the breaker's next trial and keeps
+its attempts, so an outage of any length costs a message nothing but the wait.
 """
 
 from __future__ import annotations
@@ -25,12 +27,16 @@ from gateway.keys import OUTBOUND_GROUP
 from gateway.logs import mask_chat
 from gateway.lua import Lua
 from gateway.metrics import Metrics
-from gateway.resilience import TokenBucket
+from gateway.resilience import BreakerOpen, TokenBucket
 from gateway.streams import Outgoing
 from gateway.tasks import wait_event
 from gateway.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
+
+# A message refused by an open breaker asks again no sooner than this: a half-open breaker lets
+# one trial through and refuses the rest "now" (retry_in 0) until the trial has answered.
+BREAKER_RECHECK_SECONDS = 1.0
 
 # KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id.
 _DONE = """
@@ -248,6 +254,12 @@ class OutboxSender:
                 "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
             )
             return exc.seconds
+        except BreakerOpen as exc:
+            # Not an attempt: nothing was sent. Counting it would dead-letter healthy messages
+            # during a long outage and keep them waiting a whole retry step once it is over.
+            self.metrics.outbox.labels(message.channel, "deferred").inc()
+            log.debug("%s: %s", message.channel, exc)
+            return exc.retry_in if exc.retry_in > 0 else BREAKER_RECHECK_SECONDS
         except PermanentFailure as exc:
             self.metrics.outbox.labels(message.channel, "rejected").inc()
             if message.ephemeral:

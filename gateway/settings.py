@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     # Staff open the dashboard through GET /analytics/embed with this token.
     analytics_embed_token: SecretStr | None = None
 
+    # GET /metrics: with a token set, only `Authorization: Bearer <token>` is answered. Queue
+    # depths and lags are read from Redis in the background this often, never per scrape.
+    metrics_token: SecretStr | None = None
+    metrics_refresh_seconds: float = Field(default=5.0, gt=0)
+
     @field_validator("salon_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

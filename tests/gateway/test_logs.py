@@ -3,6 +3,7 @@ whichever logger (or warning, or command) wrote them."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -13,16 +14,23 @@ from collections.abc import Iterator
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
+from aiohttp import ClientConnectionResetError, ClientSession, web
 
+from gateway.app import create_app
 from gateway.logs import (
+    ClientGone,
     JsonFormatter,
+    Repeats,
     ScrubbedStream,
     Scrubber,
     TextFormatter,
     configure,
+    flush_summaries,
     mask_chat,
     scrubbed_output,
 )
+from tests.conftest import SECRET as WEBHOOK_SECRET
+from tests.conftest import make_settings
 
 TOKEN = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 SECRET = "test-webhook-secret_1"
@@ -161,6 +169,7 @@ def test_configure_installs_one_scrubbing_handler(fmt: str) -> None:
     logging.getLogger("aiohttp.client").info("token %s", SECRET)
     logging.getLogger("frontdesk").debug("not at INFO")
     output = stream.getvalue()
+    print(output)
     assert output.count("\n") == 1
     assert "token ***" in output
     assert SECRET not in output
@@ -329,3 +338,162 @@ def test_configure_under_scrubbed_output_writes_to_the_real_stream() -> None:
     handler = configure("text", "INFO", [SECRET], stream=ScrubbedStream(raw, Scrubber()))
     assert isinstance(handler, logging.StreamHandler)
     assert handler.stream is raw
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def repeats(caplog: pytest.LogCaptureFixture, clock: Clock) -> Iterator[Repeats]:
+    """The filter on pytest's capturing handler (which outlives the test: taken off after)."""
+    caplog.set_level(logging.DEBUG)
+    repeats = Repeats(caplog.handler.handle, clock=clock)
+    caplog.handler.addFilter(repeats)
+    yield repeats
+    caplog.handler.removeFilter(repeats)
+
+
+@pytest.mark.usefixtures("repeats")
+def test_repeated_warnings_are_summed_up_once_a_minute(
+    caplog: pytest.LogCaptureFixture, clock: Clock
+) -> None:
+    outbox = logging.getLogger("frontdesk.outbox")
+    for chat in range(58):
+        outbox.warning("sendMessage to chat %s failed", chat)
+    outbox.warning("another source: %s", "shown")
+    logging.getLogger("frontdesk.edge").warning("sendMessage to chat %s failed", "same text")
+    clock.now += 59
+    outbox.warning("sendMessage to chat %s failed", 58)  # still the same minute
+    assert [r.getMessage() for r in caplog.records] == [
+        "sendMessage to chat 0 failed",
+        "another source: shown",
+        "sendMessage to chat same text failed",
+    ]
+
+    clock.now += 2  # the minute is over: the next line logged brings the summary
+    logging.getLogger("frontdesk.app").info("worker started")
+    assert [r.getMessage() for r in caplog.records[3:]] == [
+        "… and 58 more like this in the last minute (the last: sendMessage to chat 58 failed)",
+        "worker started",
+    ]
+    assert (caplog.records[3].name, caplog.records[3].levelname) == ("frontdesk.outbox", "WARNING")
+    # A new minute: the source's next line shows again, and no summary for a source that
+    # had no repeats.
+    outbox.warning("sendMessage to chat %s failed", 59)
+    assert caplog.records[-1].getMessage() == "sendMessage to chat 59 failed"
+    assert len(caplog.records) == 6
+
+
+@pytest.mark.usefixtures("repeats")
+def test_a_summary_is_written_when_its_minute_is_over_though_nothing_else_is_logged(
+    caplog: pytest.LogCaptureFixture, clock: Clock
+) -> None:
+    for _ in range(3):
+        logging.getLogger("frontdesk.edge").info("telegram webhook refused: bad signature")
+    flush_summaries()  # the minute is not over yet
+    assert len(caplog.records) == 1
+    clock.now += 60
+    flush_summaries()
+    assert caplog.records[-1].getMessage() == (
+        "… and 2 more like this in the last minute (the last: telegram webhook refused: bad "
+        "signature)"
+    )
+    flush_summaries()  # once
+    assert len(caplog.records) == 2
+
+
+@pytest.mark.usefixtures("repeats")
+def test_debug_lines_are_never_held_back(caplog: pytest.LogCaptureFixture) -> None:
+    for step in range(3):
+        logging.getLogger("frontdesk.test").debug("step %d", step)
+    assert len(caplog.records) == 3
+
+
+def test_too_many_sources_in_one_minute_start_afresh(
+    caplog: pytest.LogCaptureFixture, repeats: Repeats
+) -> None:
+    repeats.MAX_SOURCES = 2
+    for text in ("a", "b", "c", "a"):
+        logging.getLogger("frontdesk.test").warning(text)
+    # "c" found the table full and emptied it, so "a" counts as new.
+    assert [r.getMessage() for r in caplog.records] == ["a", "b", "c", "a"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError("Connection lost"),
+        ClientConnectionResetError("Cannot write to closing transport"),
+        asyncio.CancelledError(),
+    ],
+)
+def test_a_client_disconnect_in_aiohttp_is_not_an_error(error: BaseException) -> None:
+    line = record("Error handling request from %s", "127.0.0.1", exc=error)
+    line.name = "aiohttp.server"
+    line.levelno, line.levelname = logging.ERROR, "ERROR"
+    gone = ClientGone()
+    assert not gone.filter(line)  # dropped below DEBUG
+    assert line.levelname == "DEBUG"
+
+
+def test_other_errors_stay_errors() -> None:
+    ours = record("Redis went away", exc=ConnectionResetError("reset"))  # not aiohttp's
+    theirs = record("Error handling request", exc=ValueError("a bug"))
+    theirs.name = "aiohttp.server"
+    quiet = record("Error handling request", exc=ConnectionResetError("reset"))
+    quiet.name, quiet.levelno = "aiohttp.server", logging.DEBUG
+    for line in (ours, theirs, quiet):
+        assert ClientGone().filter(line)
+    assert (ours.levelname, theirs.levelname) == ("WARNING", "WARNING")
+
+
+@pytest.mark.usefixtures("root_logger")
+async def test_an_aborted_upload_and_forged_requests_log_no_error_or_stack_trace(
+    redis_url: str, salon_id: str
+) -> None:
+    stream = io.StringIO()
+    configure("text", "INFO", stream=stream)
+    # Served as `frontdesk serve` serves it (web.run_app: a handler is not cancelled when its
+    # client goes, so the read fails with ConnectionResetError and aiohttp logs it).
+    runner = web.AppRunner(create_app(make_settings(redis_url, salon_id, run_workers=False)))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        # A client that announces 100 kB, sends a little and hangs up.
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /webhooks/telegram HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Telegram-Bot-Api-Secret-Token: " + WEBHOOK_SECRET.encode() + b"\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b'{"update_id": 1, ' + b" " * 4000
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the gateway is reading the body
+        writer.transport.abort()
+        async with ClientSession() as http:
+            for _ in range(30):
+                forged = {"X-Telegram-Bot-Api-Secret-Token": "forged"}
+                url = f"http://{host}:{port}/webhooks/telegram"
+                async with http.post(url, data=b"{}", headers=forged) as response:
+                    assert response.status == 401
+        await asyncio.sleep(0.3)  # the aborted request is done with
+    finally:
+        await runner.cleanup()
+    output = stream.getvalue()
+    assert "ERROR" not in output
+    assert "WARNING" not in output
+    assert "Traceback" not in output
+    # Thirty forged requests: one INFO line, the rest held back for the minute's summary.
+    assert output.count("webhook refused") == 1
+    assert "INFO    frontdesk.edge: telegram webhook refused" in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -71,13 +72,17 @@ async def test_queue_depth_and_lag_show_work_waiting(
     start_gateway: GatewayFactory, sandbox: Sandbox
 ) -> None:
     # A webhook-only replica: nothing handles what it queues.
-    gateway = await start_gateway(run_workers=False)
+    gateway = await start_gateway(run_workers=False, metrics_refresh_seconds=0.2)
     for n in range(3):
         await gateway.post_update(update(10 + n, chat_id=62 + n))
     await asyncio.sleep(1.1)
-    text = await scrape(gateway)
+
+    async def lagging() -> str | None:
+        text = await scrape(gateway)
+        return text if metric(text, 'frontdesk_queue_lag_seconds{queue="inbound"}') >= 1 else None
+
+    text = await eventually(lagging, timeout=2)  # read in the background, every 0.2 s here
     assert metric(text, 'frontdesk_queue_depth{queue="inbound"}') == 3
-    assert metric(text, 'frontdesk_queue_lag_seconds{queue="inbound"}') >= 1.0
     async with gateway.http.get(f"{gateway.url}/readyz") as response:
         body = await response.json()
     assert response.status == 200
@@ -88,7 +93,7 @@ async def test_queue_lag_counts_entries_read_but_not_finished(
     start_gateway: GatewayFactory, sandbox: Sandbox
 ) -> None:
     sandbox.telegram.delay = 1.5  # the Bot API is slow: replies wait in the outbox
-    gateway = await start_gateway()
+    gateway = await start_gateway(metrics_refresh_seconds=0.2)
     await gateway.post_update(update(20, chat_id=70))
 
     async def waiting() -> bool:
@@ -97,6 +102,54 @@ async def test_queue_lag_counts_entries_read_but_not_finished(
 
     await eventually(waiting, timeout=5)
     sandbox.telegram.delay = 0
+
+
+async def test_a_scrape_makes_no_redis_call(
+    start_gateway: GatewayFactory, sandbox: Sandbox
+) -> None:
+    gateway = await start_gateway(run_workers=False, metrics_refresh_seconds=3600)
+    await gateway.post_update(update(40, chat_id=90))
+    redis = gateway.runtime.redis
+    commands: list[object] = []
+    send = redis.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        commands.append(args[0])
+        return await send(*args, **options)
+
+    redis.execute_command = counted  # type: ignore[method-assign]
+    await asyncio.sleep(2.1)  # the reading at start is over (it gives up after 2 s)
+    commands.clear()
+    await redis.ping()  # the counting works
+    assert commands == ["PING"]
+    for _ in range(20):
+        text = await scrape(gateway)
+    assert commands == ["PING"]
+    # The values are those read at start (the next reading is an hour away).
+    assert metric(text, 'frontdesk_queue_depth{queue="inbound"}') == 0
+    assert metric(text, 'frontdesk_webhooks_total{result="queued",source="telegram"}') == 1
+
+
+async def test_metrics_with_a_token_answer_only_its_bearer(
+    start_gateway: GatewayFactory, sandbox: Sandbox
+) -> None:
+    token = "scrape-token-7f3a9c"
+    gateway = await start_gateway(metrics_token=token)
+    url = f"{gateway.url}/metrics"
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": token},  # without the scheme
+        {"Authorization": f"Basic {token}"},
+        {"Authorization": f"Bearer {token}x"},
+    ):
+        async with gateway.http.get(url, headers=headers) as response:
+            assert response.status == 401, headers
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "frontdesk_" not in await response.text()
+    async with gateway.http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200
+        assert "frontdesk_breaker_state" in await response.text()
 
 
 async def test_readyz_shows_services_and_breakers(gateway: Gateway) -> None:

@@ -15,7 +15,7 @@ from gateway.outbox import OutboxSender, Pacing
 from gateway.resilience import TokenBucket
 from gateway.streams import Outgoing
 from gateway.workers import Lease
-from tests.conftest import eventually
+from tests.conftest import GatewayFactory, Sandbox, eventually
 
 
 class RecordingDelivery:
@@ -147,3 +147,26 @@ async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
     await eventually(lambda: len(delivery.sent) == 2, timeout=5)
     lease.lost.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+async def test_an_open_breaker_costs_no_attempt_however_long_the_outage(
+    start_gateway: GatewayFactory, sandbox: Sandbox, redis: Redis, salon_id: str
+) -> None:
+    """The breaker stays open ten times longer than the whole retry schedule: messages it
+    refuses were never tried, so they wait for the trial and go out once, with no dead letter."""
+    gateway = await start_gateway(
+        breaker_failures=1, breaker_reset_seconds=2.0, outbox_retry_schedule=(0.1, 0.1)
+    )
+    # Telegram's answer to a call it failed to handle: {"ok": false, "error_code": 500, ...}.
+    sandbox.telegram.fail_next("sendMessage", error_code=500, description="Internal Server Error")
+    await sandbox.telegram.client_says(701, "/start")
+    await eventually(lambda: gateway.runtime.breakers["telegram"].state.name == "OPEN")
+    await sandbox.telegram.client_says(702, "/start")  # queued while the breaker is open
+
+    for chat in (701, 702):
+        await eventually(lambda chat=chat: sandbox.telegram.messages_for(chat), timeout=8)
+    await asyncio.sleep(0.3)  # nothing else follows
+    assert [len(sandbox.telegram.messages_for(chat)) for chat in (701, 702)] == [1, 1]
+    assert await redis.xlen(Keys(salon_id, 4).dead_letters) == 0
+    deferred = gateway.runtime.metrics.outbox.labels("telegram", "deferred")._value.get()
+    assert deferred >= 2  # both waited for the breaker at least once
