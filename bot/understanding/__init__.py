@@ -8,7 +8,7 @@ corpus test (`tests/bot/test_understanding_corpus.py`) holds its accuracy.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from bot.catalogue import Service
@@ -23,6 +23,11 @@ __all__ = ["Clock", "Intent", "Understood", "When", "understand"]
 _GREETINGS = re.compile(
     r"добр\w+\s+(?:день|утро|утра|вечер|ночи)|good\s+(?:morning|afternoon|evening|day)"
 )
+# "Any master": whoever is free.
+_ANY = re.compile(
+    r"\b(?:any(?:one|body)?|whoever|no\s+preference|doesn'?t\s+matter|любо\w+|без\s+разницы|"
+    r"вс[её]\s+равно|не\s*важно|кто\s+угодно|кто\s+свобод\w+)\b"
+)
 _LANGUAGES = (("en", re.compile(r"english|англ")), ("ru", re.compile(r"russian|русск|по-русски")))
 
 
@@ -34,6 +39,7 @@ class Understood:
     masters: tuple[int, ...] = ()
     when: When = field(default_factory=When)
     language: str | None = None
+    any_master: bool = False
 
     @property
     def about_booking(self) -> bool:
@@ -60,15 +66,14 @@ def understand(
     language = None
     if intent is Intent.LANGUAGE:
         language = next((code for code, named in _LANGUAGES if named.search(normal(text))), None)
-    understood = Understood(intent, found.services, found.category, found.masters, when, language)
+    any_master = bool(_ANY.search(normal(text)))
+    understood = Understood(
+        intent, found.services, found.category, found.masters, when, language, any_master
+    )
     wants_service = any(SALON_WORDS.lookup(token) for token in tokens if len(token) > 2)
     if intent in (None, Intent.GREETING, Intent.THANKS) and (
         understood.about_booking or wants_service
     ):
         # "маникюр завтра", "hi, a haircut with Anna please": a booking in all but the word.
-        understood = Understood(Intent.BOOK, *_rest(understood))
+        understood = replace(understood, intent=Intent.BOOK)
     return understood
-
-
-def _rest(understood: Understood) -> tuple[tuple[str, ...], str | None, tuple[int, ...], When]:
-    return understood.services, understood.category, understood.masters, understood.when

@@ -75,18 +75,31 @@ async def test_the_menu_entry_hands_off_with_a_note_in_the_salons_language(
     assert client.session.handoff_step == "book.day"
 
 
-async def test_two_misunderstandings_hand_off_and_the_bot_then_keeps_quiet(
+async def test_two_misunderstandings_offer_a_person_who_comes_only_when_chosen(
     client: StaffClient,
 ) -> None:
     await client.says("qwerty")
-    told = await client.says("asdfgh")
-    assert told[-1].startswith("🙋 I have passed")
+    offered = await client.says("👀")
+    assert offered[-1].startswith("I still did not understand, sorry.")
     assert client.turn is not None
+    assert client.turn.handoff is None  # offered, not called
+    assert client.choices() == ["m:person:mis", "m:home"]
+    assert client.session.owner == "bot"
+    told = await client.taps("m:person:mis")
+    assert told[-1].startswith("🙋 I have passed")
     assert client.turn.handoff is not None
     assert client.turn.handoff.reason == "misunderstood"
     assert await client.says("hello?") == []
     assert await client.taps("m:book") == []
     assert await client.says("/start") == []
+
+
+async def test_a_person_asked_for_in_words_hands_off(client: StaffClient) -> None:
+    told = await client.says("позовите администратора")
+    assert told[-1].startswith("🙋")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == "typed"
 
 
 async def test_calendar_down_offers_a_person_who_is_told_why(
