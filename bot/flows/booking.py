@@ -168,7 +168,7 @@ class BookingFlow:
             return self._unavailable(ctx, SERVICE_STEP)
         if turn is not None:
             return turn
-        if understood.services or understood.category or understood.masters:
+        if understood.unlisted_service:
             ctx.note(Reply(ctx._("typed.service.unknown")))
         return await self.screen(ctx, SERVICE_STEP)
 

@@ -40,6 +40,8 @@ class Understood:
     when: When = field(default_factory=When)
     language: str | None = None
     any_master: bool = False
+    # A service named that this salon does not list ("педикюр" where there is none).
+    unlisted_service: bool = False
 
     @property
     def about_booking(self) -> bool:
@@ -71,6 +73,8 @@ def understand(
         intent, found.services, found.category, found.masters, when, language, any_master
     )
     wants_service = any(SALON_WORDS.lookup(token) for token in tokens if len(token) > 2)
+    if wants_service and not (found.services or found.category):
+        understood = replace(understood, unlisted_service=True)
     if intent in (None, Intent.GREETING, Intent.THANKS) and (
         understood.about_booking or wants_service
     ):
