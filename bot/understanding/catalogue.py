@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.catalogue import Service
-from bot.understanding.words import Lexicon, latin, normal, words
+from bot.understanding.words import Lexicon, latin, words
 
 # A concept: the words clients use for it (stems, both languages), and how much it says about
 # a service. Nouns that name the service weigh 1; words that only narrow it ("women's",
@@ -152,7 +152,7 @@ class Vocabulary:
             for master in self._master_ids(token):
                 if master not in masters:
                     masters.append(master)
-        return Found(self._best(scores), self._category(named, scores), tuple(masters))
+        return Found(self._best(scores), self._category(named), tuple(masters))
 
     def _master_ids(self, token: str) -> list[int]:
         if len(token) < 3 or token.isdigit():
@@ -172,21 +172,14 @@ class Vocabulary:
         order = [s.key for s in self.services]
         return tuple(sorted((k for k, v in scores.items() if v == top), key=order.index))
 
-    def _category(self, named: set[str], scores: dict[str, float]) -> str | None:
+    def _category(self, named: set[str]) -> str | None:
         for concept_id, keys in self._categories.items():
             if concept_id in named:
                 return next(s.category for s in self.services if s.key in keys)
         return None
-
-    def in_category(self, category: str) -> tuple[str, ...]:
-        return tuple(s.key for s in self.services if s.category == category)
 
 
 @lru_cache(maxsize=8)
 def vocabulary(services: tuple[Service, ...]) -> Vocabulary:
     """Built once per catalogue (the calendar caches the catalogue, so it rarely changes)."""
     return Vocabulary(services)
-
-
-def normalised(text: str) -> str:
-    return normal(text)

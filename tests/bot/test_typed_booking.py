@@ -190,3 +190,29 @@ async def test_a_sentence_for_a_service_with_one_master_needs_no_tap() -> None:
     summary = await client.says("+7 916 123-45-67")
     assert summary[-1].startswith("Please check your booking:")
     assert "Tue, 2 June, 15:00" in summary[-1]
+
+
+async def test_a_conversation_that_opens_with_a_request_gets_it_answered() -> None:
+    client = Client(FakeCalendar((cut(), colour())))
+    answer = await client.says("хочу на окрашивание в пятницу")
+    assert not answer[0].startswith("Hello")
+    assert client.session.step == "book.time"
+    assert client.session.draft is not None
+    assert client.session.draft.day == date(2026, 6, 5)
+
+
+async def test_with_the_calendar_down_words_are_still_read() -> None:
+    client, calendar = await started()
+    calendar.down = True
+    answer = await client.says("where are you?")
+    assert "1 Main St" in answer[-1]
+
+
+async def test_the_calendar_down_at_a_booking_step_offers_to_try_again() -> None:
+    client, calendar = await started()
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    calendar.down = True
+    await client.says("Olga")
+    assert "b:retry" in client.choices()
+    assert client.session.step == "book.master"
