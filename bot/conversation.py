@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot import contact
 from bot.catalogue import Service
 from bot.events import Channel, Inbound, Kind
 from bot.flows import booking, handoff, menu, mine
@@ -34,6 +35,11 @@ __all__ = ["FrontDesk", "Turn"]
 MISUNDERSTANDINGS_BEFORE_OFFER = 2
 # "Talk to a person" offered after misunderstandings: staff see why the client asked.
 PERSON_MISUNDERSTOOD = f"{menu.PERSON}:mis"
+# Requests that leave a booking step for their own answer ("сколько стоит?", "мои записи");
+# the rest is read for the step first ("перенести на пятницу" at the day step is a day).
+_ELSEWHERE = frozenset(
+    (Intent.PRICES, Intent.INFO, Intent.MINE, Intent.CANCEL, Intent.PERSON, Intent.LANGUAGE)
+)
 
 
 class FrontDesk:
@@ -123,18 +129,25 @@ class FrontDesk:
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
             return await self._choose(ctx, choice)
+        step = ctx.session.step
+        drafting = step in booking.STEPS and ctx.session.draft is not None
+        flow = self.booking if drafting else None
+        if flow is not None and step in booking.DATA_STEPS:
+            # A phone, an email or a name: data, read as such ("admin@…" is no request).
+            details = contact.email(event.text) or contact.phone(event.text)
+            if self._staffed(ctx) and not details and handoff.asks_for_person(event.text):
+                return await self._hand_off(ctx, handoff.TYPED)
+            return await flow.text(ctx, event.text)
         understood = await self._understand(ctx, event.text)
         asks_for_person = understood.intent is Intent.PERSON
         if self._staffed(ctx) and (asks_for_person or handoff.asks_for_person(event.text)):
             return await self._hand_off(ctx, handoff.TYPED)
-        step = ctx.session.step
-        if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
-            turn = await self.booking.text(ctx, event.text, understood)
+        if flow is not None and understood.intent not in _ELSEWHERE:
+            turn = await flow.typed(ctx, understood)
             if turn is not None:
                 return turn
             if understood.intent in (None, Intent.BOOK):
-                return await self.booking.reprompt(ctx)
-            return await self._intent(ctx, understood)
+                return await flow.reprompt(ctx)
         if self.mine is not None and step == mine.CANCEL_STEP:
             # The cancel question reads its own answer (it asks for the button or a clear yes).
             return await self.mine.text(ctx, event.text)

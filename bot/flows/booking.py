@@ -66,6 +66,8 @@ RESUME = "b:resume"
 NAME_STEP = "book.name"
 CONFIRM_STEP = "book.confirm"
 STEPS = (SERVICE_STEP, MASTER_STEP, DAY_STEP, TIME_STEP, CONTACT_STEP, NAME_STEP, CONFIRM_STEP)
+# Steps whose typed text is the client's details, not a request.
+DATA_STEPS = (CONTACT_STEP, NAME_STEP)
 
 DAYS_AHEAD = 14
 SERVICES_PER_PAGE = 8
@@ -224,10 +226,8 @@ class BookingFlow:
             return await self._time_chosen(ctx, slot)
         return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
 
-    async def text(self, ctx: Context, text: str, understood: Understood) -> Turn | None:
-        """Typed text at a booking step, read in that step's context ("friday" at the day,
-        "10:30" at the time, a name at the master); None when it says nothing about the
-        booking (the front desk then reads it as a request of its own)."""
+    async def text(self, ctx: Context, text: str) -> Turn:
+        """Typed text at a booking step: what the step expects, else a helpful re-prompt."""
         step = ctx.session.step
         if step == CONTACT_STEP:
             phone, email = contact.phone(text), contact.email(text)
@@ -246,10 +246,17 @@ class BookingFlow:
                 return await self.screen(ctx, NAME_STEP)
             self._edit(ctx, name=name)
             return await self.screen(ctx, CONFIRM_STEP)
+        ctx.note(Reply(ctx._("book.reprompt")))
+        return await self.screen(ctx, step)
+
+    async def typed(self, ctx: Context, understood: Understood) -> Turn | None:
+        """Typed text at a choosing step, read in that step's context ("friday" at the day,
+        "10:30" at the time, a name at the master); None when it says nothing about the
+        booking (the front desk then reads it as a request of its own)."""
         try:
             return await self._typed(ctx, understood)
         except CalendarUnavailable:
-            return self._unavailable(ctx, step)
+            return self._unavailable(ctx, ctx.session.step)
 
     async def reprompt(self, ctx: Context) -> Turn:
         ctx.note(Reply(ctx._("book.reprompt")))

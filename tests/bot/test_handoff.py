@@ -204,3 +204,23 @@ async def test_a_channel_without_a_staff_inbox_keeps_the_contacts_answer() -> No
         Session(), Inbound(CLIENT, Kind.CHOICE, "e", choice="m:person"), NOW
     )
     assert telegram.handoff is not None
+
+
+async def test_an_email_at_the_contact_step_is_data_not_a_request_for_a_person(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.taps(next(c for c in client.choices() if c.startswith("b:t:")))
+    assert client.session.step == "book.contact"
+    await client.says("admin@salon.example")
+    assert client.turn is not None
+    assert client.turn.handoff is None
+    assert client.session.draft is not None
+    assert client.session.draft.email == "admin@salon.example"
+    # Words asking for a person at the same step still reach staff.
+    await client.taps("b:contact")
+    await client.says("позовите администратора")
+    assert client.turn.handoff is not None
