@@ -218,3 +218,27 @@ async def test_the_calendar_down_at_a_booking_step_offers_to_try_again() -> None
     assert client.session.step == "book.master"
     assert client.session.draft is not None
     assert client.session.draft.service == "cut"  # the choices wait for the calendar
+
+
+class FlakyCatalogue(FakeCalendar):
+    """Answers the catalogue a given number of times, then is down."""
+
+    def __init__(self, services: tuple[Service, ...], answers: int) -> None:
+        super().__init__(services)
+        self.answers = answers
+
+    async def services(self) -> tuple[Service, ...]:
+        self.answers -= 1
+        if self.answers < 0:
+            self.down = True
+        return await super().services()
+
+
+async def test_the_calendar_going_down_between_reading_and_booking_offers_to_try_again() -> None:
+    calendar = FlakyCatalogue((cut(), colour()), answers=2)
+    client = Client(calendar)
+    await client.says("/start")
+    await client.taps("m:book")  # the catalogue's first answer
+    await client.says("окрашивание")  # read with the second; the flow finds it down
+    assert "b:retry" in client.choices()
+    assert client.session.step == "book.service"
