@@ -202,6 +202,25 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 unless lost, dup and order_violations are all 0",
     )
+    understanding = commands.add_parser(
+        "understanding",
+        help="typed requests: the corpus score and the cost per message",
+        description=(
+            "Scores the understanding of typed requests on tests/data/understanding_corpus.json "
+            "(intents, entities, the held-out part) and times it. The last line is the summary: "
+            "'understanding: intents=<%%> entities=<%%> held_out_intents=<%%> "
+            "us_per_message=<µs>'."
+        ),
+    )
+    understanding.add_argument(
+        "--rounds",
+        type=_count,
+        default=200,
+        help="timed passes over the corpus (default %(default)s)",
+    )
+    understanding.add_argument(
+        "--misses", action="store_true", help="list the requests not fully understood"
+    )
     return top
 
 
@@ -212,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         routes = [route for route in args.routes.split(",") if route]
         return hostile(args.requests, args.size, args.slow, args.redis_url, routes)
+    if args.command == "understanding":
+        from bench.understanding import main as understanding
+
+        return understanding(args.rounds, args.misses)
     if args.command == "ingest":
         from bench import wrk
         from bench.ingest import main as ingest

@@ -2,8 +2,9 @@
 
 A body is about 365 bytes, like the private-chat text message of the baselines
 (docs: dependencies-and-baselines §4): `/start` with its `bot_command` entity, or a plain text.
-Every private text message gets exactly one `sendMessage` back from the bot (a greeting, the
-menu or a "not understood"), which is what lets the bench count lost replies per chat.
+Every private text message gets exactly one `sendMessage` back from the bot (a greeting, or
+the answer to the request: the bench's gateway has no calendar, so booking and prices answer
+with the salon's contacts), which is what lets the bench count lost replies per chat.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ _TEXTS = tuple(
         "How much is a gel manicure, and how long does it take?",
     )
 )
-# One in three messages is /start; the others are plain texts (a greeting on a chat's first
-# message, a menu or "not understood" afterwards: one reply each either way).
+# One in three messages is /start; the others are plain texts, each a request the bot
+# understands (a booking, a price question): one reply each.
 _MIX = (_START, *_TEXTS)
 
 

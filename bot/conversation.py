@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from bot import contact
+from bot.catalogue import Service
 from bot.events import Channel, Inbound, Kind
 from bot.flows import booking, handoff, menu, mine
 from bot.flows.booking import BookingFlow
@@ -23,11 +26,20 @@ from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Offered, Session
 from bot.typed import plain
+from bot.understanding import Intent, Understood, understand
 
 __all__ = ["FrontDesk", "Turn"]
 
-# After this many misunderstandings in a row the bot offers a person.
+# After this many misunderstandings in a row the bot offers a person (a button: the client
+# chooses; staff are not pulled in for a typo or a "👍").
 MISUNDERSTANDINGS_BEFORE_OFFER = 2
+# "Talk to a person" offered after misunderstandings: staff see why the client asked.
+PERSON_MISUNDERSTOOD = f"{menu.PERSON}:mis"
+# Requests that leave a booking step for their own answer ("сколько стоит?", "мои записи");
+# the rest is read for the step first ("перенести на пятницу" at the day step is a day).
+_ELSEWHERE = frozenset(
+    (Intent.PRICES, Intent.INFO, Intent.MINE, Intent.CANCEL, Intent.PERSON, Intent.LANGUAGE)
+)
 
 
 class FrontDesk:
@@ -99,9 +111,14 @@ class FrontDesk:
 
     async def _route(self, ctx: Context, returning: bool) -> Turn:
         event = ctx.event
-        if event.kind is Kind.START or (event.kind is Kind.TEXT and not returning):
-            # /start, or the first message of a new (or long idle) conversation: greet.
+        first_text = event.kind is Kind.TEXT and not returning
+        if event.kind is Kind.START or first_text:
             ctx.update(draft=None, viewing=None)
+            understood = await self._understand(ctx, event.text) if first_text else None
+            if understood is not None and understood.intent not in (None, Intent.GREETING):
+                # A new conversation that starts with a request: answer it.
+                return await self._intent(ctx, understood)
+            # /start, or a hello (or words we cannot read) opening a conversation: greet.
             return ctx.reply(menu.greeting(ctx._, self.salon, event.name), menu.STEP)
         if event.kind is Kind.CHOICE:
             return await self._choose(ctx, event.choice)
@@ -112,14 +129,71 @@ class FrontDesk:
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
             return await self._choose(ctx, choice)
-        if self._staffed(ctx) and handoff.asks_for_person(event.text):
-            return await self._hand_off(ctx, handoff.TYPED)
         step = ctx.session.step
-        if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
-            return await self.booking.text(ctx, event.text)
+        drafting = step in booking.STEPS and ctx.session.draft is not None
+        flow = self.booking if drafting else None
+        if flow is not None and step in booking.DATA_STEPS:
+            # A phone, an email or a name: data, read as such ("admin@…" is no request).
+            details = contact.email(event.text) or contact.phone(event.text)
+            if self._staffed(ctx) and not details and handoff.asks_for_person(event.text):
+                return await self._hand_off(ctx, handoff.TYPED)
+            return await flow.text(ctx, event.text)
+        understood = await self._understand(ctx, event.text)
+        asks_for_person = understood.intent is Intent.PERSON
+        if self._staffed(ctx) and (asks_for_person or handoff.asks_for_person(event.text)):
+            return await self._hand_off(ctx, handoff.TYPED)
+        if flow is not None and understood.intent not in _ELSEWHERE:
+            turn = await flow.typed(ctx, understood)
+            if turn is not None:
+                return turn
+            if understood.intent in (None, Intent.BOOK):
+                return await flow.reprompt(ctx)
         if self.mine is not None and step == mine.CANCEL_STEP:
+            # The cancel question reads its own answer (it asks for the button or a clear yes).
             return await self.mine.text(ctx, event.text)
-        return await self._misunderstood(ctx)
+        return await self._intent(ctx, understood)
+
+    async def _understand(self, ctx: Context, text: str) -> Understood:
+        services: tuple[Service, ...] = ()
+        if self.calendar is not None:
+            try:
+                services = await self.calendar.services()
+            except CalendarUnavailable:
+                services = ()  # intents, days and times are still read
+        today = ctx.now.astimezone(ZoneInfo(self.salon.timezone)).date()
+        at_time_step = ctx.session.step == booking.TIME_STEP
+        return understand(text, services, today, bare_hour=at_time_step)
+
+    async def _intent(self, ctx: Context, understood: Understood) -> Turn:
+        """A request in the client's own words, answered as its menu entry would be. Typed
+        words never cancel or move a booking by themselves: they lead to My bookings, where
+        the client picks the visit and confirms with a button."""
+        _ = ctx._
+        intent = understood.intent
+        if intent is None:
+            return await self._misunderstood(ctx)
+        if intent is Intent.BOOK and self.booking is not None:
+            ctx.update(viewing=None)
+            return await self.booking.start_from(ctx, understood)
+        if intent in (Intent.CANCEL, Intent.RESCHEDULE):
+            ctx.note(Reply(_(f"typed.{intent.value}")))
+        if intent is Intent.LANGUAGE and understood.language in self.catalogs.locales:
+            return await self._choose(ctx, f"{menu.LANGUAGE_PREFIX}{understood.language}")
+        if intent is Intent.GREETING:
+            return ctx.reply(menu.greeting(_, self.salon, ctx.event.name), menu.STEP)
+        if intent is Intent.THANKS:
+            return ctx.reply(menu.menu(_, _("typed.thanks")), menu.STEP)
+        entries = {
+            Intent.BOOK: menu.BOOK,
+            Intent.MINE: menu.BOOKINGS,
+            Intent.CANCEL: menu.BOOKINGS,
+            Intent.RESCHEDULE: menu.BOOKINGS,
+            Intent.PRICES: menu.SERVICES,
+            Intent.INFO: menu.INFO,
+            Intent.PERSON: menu.PERSON,
+            Intent.LANGUAGE: menu.LANGUAGE,
+        }
+        return await self._choose(ctx, entries[intent])
 
     async def _choose(self, ctx: Context, choice: str) -> Turn:
         _ = ctx._
@@ -136,10 +210,14 @@ class FrontDesk:
                 ctx.update(locale=locale)
                 ctx._ = _ = self.catalogs.get(locale)
                 return ctx.reply(menu.menu(_, _("language.set")), menu.STEP)
-        if self._staffed(ctx) and choice in (menu.PERSON, handoff.PERSON_CALENDAR):
-            reason = handoff.CALENDAR if choice == handoff.PERSON_CALENDAR else handoff.ASKED
-            return await self._hand_off(ctx, reason)
-        if choice == handoff.PERSON_CALENDAR:
+        reasons = {
+            menu.PERSON: handoff.ASKED,
+            handoff.PERSON_CALENDAR: handoff.CALENDAR,
+            PERSON_MISUNDERSTOOD: handoff.MISUNDERSTOOD,
+        }
+        if self._staffed(ctx) and choice in reasons:
+            return await self._hand_off(ctx, reasons[choice])
+        if choice in reasons:
             choice = menu.PERSON
         if choice == menu.BOOK and self.booking is not None:
             return await self.booking.start(ctx)
@@ -225,13 +303,17 @@ class FrontDesk:
         return Turn(turn.replies, turn.session, handoff.Handoff(reason, note))
 
     async def _misunderstood(self, ctx: Context) -> Turn:
+        """Never silent: what the bot can do and the menu; after two in a row, a person is
+        offered as a button. The client chooses: a typo or an emoji pulls no one in."""
         _ = ctx._
         count = ctx.session.misunderstood + 1
-        if count >= MISUNDERSTANDINGS_BEFORE_OFFER and self._staffed(ctx):
-            return await self._hand_off(ctx, handoff.MISUNDERSTOOD)
         if count >= MISUNDERSTANDINGS_BEFORE_OFFER:
-            return ctx.reply(menu.with_contacts(_, self.salon, "fallback.person"), menu.STEP)
-        turn = ctx.reply(menu.menu(_, _("fallback.menu")), menu.STEP)
+            offer = (
+                Choice(PERSON_MISUNDERSTOOD, _("menu.person")),
+                Choice(menu.HOME, _("menu.home")),
+            )
+            return ctx.reply(Reply(_("typed.unclear.again"), offer), menu.STEP)
+        turn = ctx.reply(menu.menu(_, _("typed.unclear")), menu.STEP)
         return Turn(turn.replies, turn.session.model_copy(update={"misunderstood": count}))
 
     @staticmethod

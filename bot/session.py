@@ -30,6 +30,14 @@ class Draft(BaseModel):
     # Set when moving an existing booking: its uid.
     reschedule: str | None = None
     page: int = 0
+    # What the client asked for in words and the steps have not used yet ("tomorrow after 3
+    # with Anna"): the steps it answers are skipped, the times shown keep to it.
+    wanted_master: int | None = None
+    wanted_day: date | None = None
+    wanted_from: date | None = None  # "next week": the days shown start there
+    wanted_at: str | None = None  # "HH:MM"
+    wanted_after: str | None = None
+    wanted_before: str | None = None
 
 
 class Offered(BaseModel):

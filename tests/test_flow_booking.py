@@ -529,3 +529,94 @@ async def test_a_slot_after_the_clocks_change_is_booked_at_the_right_instant(
     finally:
         await salon.runner.cleanup()
         await calendar.close()
+
+
+@pytest.mark.parametrize(
+    ("sentence", "language", "summary_start", "when"),
+    [
+        (
+            "запишите меня на маникюр завтра в 15:00",
+            "ru",
+            "Проверьте, пожалуйста, запись:",
+            "2 июня",
+        ),
+        (
+            "Hi! Can I book a manicure tomorrow at 3pm?",
+            "en",
+            "Please check your booking:",
+            "2 June",
+        ),
+    ],
+)
+async def test_a_single_sentence_ends_at_the_summary_in_at_most_two_taps(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    sentence: str,
+    language: str,
+    summary_start: str,
+    when: str,
+) -> None:
+    """The service, the day and the time come from the sentence; Maria is Manicure's only
+    master. The one tap left is sharing the phone, which a first-time client must give."""
+    await start(start_gateway, salon)
+    chat = Chat(sandbox.telegram, 511, language=language)
+    asked = await chat.say(sentence)
+    assert sandbox.telegram.reply_keyboard(511)["keyboard"][0][0]["request_contact"] is True
+    assert "Maria Ivanova" not in asked[-1]["text"]  # no master to choose
+    summary = await chat.share_phone("79161234567")  # tap 1
+    text = summary[-1]["text"]
+    assert text.startswith(summary_start)
+    assert when in text
+    assert "15:00" in text
+    assert "Maria Ivanova" in text
+    assert salon.made_in_chat() == []  # nothing is booked before Confirm
+    done = await chat.tap("b:ok:", prefix=True)  # tap 2: the client confirms
+    assert done[-1]["text"].startswith("✅")
+    [booking] = salon.made_in_chat()
+    # 15:00 in Moscow.
+    assert booking["start"] == "2026-06-02T12:00:00.000Z"
+    assert [h["name"] for h in booking["hosts"]] == ["Maria Ivanova"]
+    assert booking["attendees"][0]["language"] == language
+
+
+async def test_several_masters_are_asked_first_and_the_after_3_is_kept(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await start(start_gateway, salon)
+    chat = Chat(sandbox.telegram, 512)
+    masters = await chat.say("women's haircut tomorrow after 3")
+    assert "Women's haircut" in masters[-1]["text"]
+    anna = master_id(salon, "Anna")
+    times = await chat.tap(f"b:m:{anna}")
+    assert "Tue, 2 June" in times[-1]["text"]
+    shown = [label for data, label in chat.buttons() if data.startswith("b:t:")]
+    # Anna's Tuesday from 15:00: every free half hour until her last hour at 19:00.
+    assert shown[0] == "15:00"
+    assert shown[-1] == "19:00"
+    assert all(label >= "15:00" for label in shown)
+
+
+async def test_typed_text_at_the_master_day_and_time_steps(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await start(start_gateway, salon)
+    chat = Chat(sandbox.telegram, 513, language="ru")
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:womens-haircut")
+    days = await chat.say("к Ольге")  # the master step
+    olga = master_id(salon, "Olga")
+    assert "Olga Smirnova" in days[-1]["text"]
+    times = await chat.say("в пятницу")  # the day step
+    assert "5 июня" in times[-1]["text"]
+    contact = await chat.say("17:30")  # the time step
+    assert sandbox.telegram.reply_keyboard(513) is not None
+    assert contact[-1]["text"]
+    summary = await chat.share_phone("79161234567")
+    assert "5 июня" in summary[-1]["text"]
+    assert "17:30" in summary[-1]["text"]
+    await chat.tap("b:ok:", prefix=True)
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-05T14:30:00.000Z"
+    assert [h["id"] for h in booking["hosts"]] == [olga]

@@ -454,3 +454,31 @@ async def test_a_line_late_for_the_resolve_does_not_reopen_the_conversation(
     assert "Welcome" in menu[-1]["text"]
     assert sum("Thank you for waiting" in t for t in texts(chat)) == 1
     assert [m["content"] for m in thread.messages].count(late["content"]) == 1
+
+
+async def test_two_misunderstandings_offer_a_person_and_staff_are_called_only_when_chosen(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 711, language="ru")
+    await chat.say("/start")
+    first = await chat.say("ыыы")
+    assert first[-1]["text"].startswith("Извините, я не понял. Я могу записать вас")
+    offer = await chat.say("👀")
+    assert offer[-1]["text"].startswith("Простите, я снова не понял. Позвать администратора?")
+    assert [data for data, _ in chat.buttons()] == ["m:person:mis", "m:home"]
+    # Offered, not called: the conversation waits as the bot's, with no note for staff.
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:711"))
+    await eventually(lambda: any(m["content"] == "👀" for m in thread.messages))
+    await desk.chatwoot.settle()
+    assert thread.status == "pending"
+    assert desk.notes("tg:711") == []
+
+    # The client asks in words: that is a request, and it is carried out.
+    before = len(chat.messages)
+    await sandbox.telegram.client_says(711, "позовите администратора")
+    told = await eventually(lambda: chat.messages[before:])
+    assert told[-1]["text"].startswith("🙋")
+    await eventually(lambda: thread.status == "open")
+    [note] = await eventually(lambda: desk.notes("tg:711"))
+    assert "позовите администратора" in note

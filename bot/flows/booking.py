@@ -11,7 +11,6 @@ booking the first one made.
 
 from __future__ import annotations
 
-import re
 import uuid
 import zlib
 from dataclasses import replace
@@ -39,7 +38,7 @@ from bot.ports import (
 from bot.replies import Choice, Document, Reply
 from bot.salon import Salon
 from bot.session import Draft
-from bot.typed import plain
+from bot.understanding import Clock, Understood
 
 PREFIX = "b:"
 SERVICE = "b:s:"
@@ -56,6 +55,7 @@ BACK = "b:back"
 QUIT = "b:quit"
 RETRY = "b:retry"
 CALENDAR_FILE = "b:ics:"
+ALL_TIMES = "b:ta"  # the day's times without the client's "after 3"
 
 SERVICE_STEP = "book.service"
 MASTER_STEP = "book.master"
@@ -66,13 +66,14 @@ RESUME = "b:resume"
 NAME_STEP = "book.name"
 CONFIRM_STEP = "book.confirm"
 STEPS = (SERVICE_STEP, MASTER_STEP, DAY_STEP, TIME_STEP, CONTACT_STEP, NAME_STEP, CONFIRM_STEP)
+# Steps whose typed text is the client's details, not a request.
+DATA_STEPS = (CONTACT_STEP, NAME_STEP)
 
 DAYS_AHEAD = 14
 SERVICES_PER_PAGE = 8
 # Telegram's callback data holds 64 bytes; a longer service key travels as its checksum.
 _KEY_BYTES = 48
 _REMEMBERED = 10  # drafts booked lately, and bookings, kept per client
-_TYPED_TIME = re.compile(r"(\d{1,2})\s*[:.\-hч ]\s*(\d{2})")
 
 
 def service_token(key: str) -> str:
@@ -104,6 +105,30 @@ def _parse_day(value: str) -> date | None:
         return None
 
 
+def _clock(value: str | None) -> Clock | None:
+    if value is None:
+        return None
+    hour, minute = value.split(":")
+    return Clock(int(hour), int(minute))
+
+
+def wishes(understood: Understood) -> dict[str, object]:
+    """What the client said about their visit, as the draft keeps it until a step uses it."""
+    when = understood.when
+    found: dict[str, object] = {}
+    if len(understood.masters) == 1:
+        found["wanted_master"] = understood.masters[0]
+    if when.day is not None:
+        found["wanted_day"] = when.day
+    if when.from_day is not None:
+        found["wanted_from"] = when.from_day
+    if when.time_given:
+        found["wanted_at"] = str(when.at) if when.at else None
+        found["wanted_after"] = str(when.after) if when.after else None
+        found["wanted_before"] = str(when.before) if when.before else None
+    return found
+
+
 def _new_draft(ctx: Context, **fields: object) -> Draft:
     """A fresh draft with the contact details the client gave before."""
     session = ctx.session
@@ -133,6 +158,20 @@ class BookingFlow:
             ctx.note(Reply(ctx._("book.resume")))
             return await self.screen(ctx, CONFIRM_STEP)
         ctx.update(draft=_new_draft(ctx))
+        return await self.screen(ctx, SERVICE_STEP)
+
+    async def start_from(self, ctx: Context, understood: Understood) -> Turn:
+        """A booking asked for in words ("manicure tomorrow after 3"): the steps the words
+        answer are skipped; an ambiguous service is asked about with buttons."""
+        ctx.update(draft=_new_draft(ctx, **wishes(understood)))
+        try:
+            turn = await self._typed_service(ctx, understood)
+        except CalendarUnavailable:
+            return self._unavailable(ctx, SERVICE_STEP)
+        if turn is not None:
+            return turn
+        if understood.unlisted_service:
+            ctx.note(Reply(ctx._("typed.service.unknown")))
         return await self.screen(ctx, SERVICE_STEP)
 
     async def move(self, ctx: Context, visit: Visit) -> Turn:
@@ -179,7 +218,9 @@ class BookingFlow:
         if choice.startswith(MASTER) and draft.reschedule is None:
             return await self._master_chosen(ctx, choice.removeprefix(MASTER))
         if choice.startswith(DAY) and (day := _parse_day(choice.removeprefix(DAY))):
-            self._edit(ctx, day=day, start=None)
+            return await self._day_chosen(ctx, day)
+        if choice == ALL_TIMES:
+            self._edit(ctx, wanted_after=None, wanted_before=None)
             return await self.screen(ctx, TIME_STEP)
         if choice.startswith(TIME) and (slot := _parse_time_id(choice.removeprefix(TIME))):
             return await self._time_chosen(ctx, slot)
@@ -205,15 +246,88 @@ class BookingFlow:
                 return await self.screen(ctx, NAME_STEP)
             self._edit(ctx, name=name)
             return await self.screen(ctx, CONFIRM_STEP)
-        if step == SERVICE_STEP:
-            wanted = plain(text)
-            for service in await self._services_or_none(ctx):
-                if wanted and wanted in plain(service.title):
-                    return await self._service_chosen(ctx, service_token(service.key))
-        if step == TIME_STEP and (typed := _TYPED_TIME.search(text)):
-            return await self._typed_time(ctx, int(typed.group(1)), int(typed.group(2)))
         ctx.note(Reply(ctx._("book.reprompt")))
         return await self.screen(ctx, step)
+
+    async def typed(self, ctx: Context, understood: Understood) -> Turn | None:
+        """Typed text at a choosing step, read in that step's context ("friday" at the day,
+        "10:30" at the time, a name at the master); None when it says nothing about the
+        booking (the front desk then reads it as a request of its own)."""
+        try:
+            return await self._typed(ctx, understood)
+        except CalendarUnavailable:
+            return self._unavailable(ctx, ctx.session.step)
+
+    async def reprompt(self, ctx: Context) -> Turn:
+        ctx.note(Reply(ctx._("book.reprompt")))
+        return await self.screen(ctx, ctx.session.step)
+
+    async def _typed(self, ctx: Context, understood: Understood) -> Turn | None:
+        draft = ctx.session.draft
+        assert draft is not None
+        wished = wishes(understood)
+        self._edit(ctx, **wished)
+        moving = draft.reschedule is not None
+        names_service = bool(understood.services or understood.category)
+        if not moving and (names_service or (draft.service is None and understood.masters)):
+            turn = await self._typed_service(ctx, understood)
+            if turn is not None:
+                return turn
+        if draft.service is None:
+            return await self.screen(ctx, SERVICE_STEP) if wished else None
+        if not moving and (turn := await self._typed_master(ctx, draft, understood)):
+            return turn
+        when = understood.when
+        if when.day is not None:
+            return await self._day_chosen(ctx, when.day)
+        if draft.day is not None and when.at is not None:
+            self._edit(ctx, wanted_at=None)
+            return await self._typed_time(ctx, when.at.hour, when.at.minute)
+        if draft.day is not None and when.time_given:
+            self._edit(ctx, start=None)
+            return await self.screen(ctx, TIME_STEP)
+        if wished:
+            # Kept for when a day is chosen: "at 15:00" before any day.
+            return await self.screen(ctx, DAY_STEP if draft.day is None else ctx.session.step)
+        return None
+
+    async def _typed_service(self, ctx: Context, understood: Understood) -> Turn | None:
+        """The service the words name; the named ones as buttons when they name several
+        ("стрижка": women's or men's), or a master's services when only a master is named."""
+        services = await self.calendar.services()
+        keys = set(understood.services)
+        if not keys and understood.category:
+            keys = {s.key for s in services if s.category == understood.category}
+        if not keys and len(understood.masters) == 1:
+            master = understood.masters[0]
+            keys = {s.key for s in services if any(m.id == master for m in s.masters)}
+        named = [s for s in services if s.key in keys]
+        if len(named) == 1:
+            return await self._service_chosen(ctx, service_token(named[0].key))
+        if not named:
+            return None
+        _ = ctx._
+        choices = [
+            Choice(f"{SERVICE}{service_token(s.key)}", self._label(s, ctx.locale)) for s in named
+        ]
+        choices += [
+            Choice(f"{SERVICES_PAGE}0", _("typed.service.all")),
+            Choice(QUIT, _("book.quit")),
+        ]
+        return ctx.reply(Reply(_("typed.service.which"), tuple(choices)), SERVICE_STEP)
+
+    async def _typed_master(
+        self, ctx: Context, draft: Draft, understood: Understood
+    ) -> Turn | None:
+        """A master named for the chosen service, or "any" at the master step."""
+        if understood.any_master and ctx.session.step == MASTER_STEP:
+            return await self._master_chosen(ctx, "any")
+        service = await self._service_or_none(ctx, draft.service)
+        ids = {m.id for m in service.masters} if service is not None else set()
+        named = [m for m in understood.masters if m in ids]
+        if len(named) == 1 and len(ids) > 1:
+            return await self._master_chosen(ctx, str(named[0]))
+        return None
 
     async def contact_shared(self, ctx: Context, number: str) -> Turn:
         phone = contact.shared_phone(number)
@@ -302,20 +416,42 @@ class BookingFlow:
             return await self.screen(ctx, SERVICE_STEP)
         self._edit(ctx, service=service.key, master=None, day=None, start=None)
         if len(service.masters) > 1:
+            wanted = ctx.session.draft.wanted_master if ctx.session.draft else None
+            if wanted in {m.id for m in service.masters}:
+                return await self._master_chosen(ctx, str(wanted))
             return await self.screen(ctx, MASTER_STEP)
         # One master (or the calendar assigns one): nothing to choose.
         only = service.masters[0].id if service.masters else None
         self._edit(ctx, master=only)
-        return await self.screen(ctx, DAY_STEP)
+        return await self._day_or_wish(ctx)
 
     async def _master_chosen(self, ctx: Context, value: str) -> Turn:
         if value == "any":
             self._edit(ctx, master=None, day=None, start=None)
-            return await self.screen(ctx, DAY_STEP)
+            return await self._day_or_wish(ctx)
         if not value.isdigit():
             return await self.screen(ctx, MASTER_STEP)
         self._edit(ctx, master=int(value), day=None, start=None)
+        return await self._day_or_wish(ctx)
+
+    async def _day_or_wish(self, ctx: Context) -> Turn:
+        """The day step, or straight to the day the client named."""
+        draft = ctx.session.draft
+        assert draft is not None
+        if draft.wanted_day is not None:
+            return await self._day_chosen(ctx, draft.wanted_day)
         return await self.screen(ctx, DAY_STEP)
+
+    async def _day_chosen(self, ctx: Context, day: date) -> Turn:
+        """The day's times, or the time the client named on it ("завтра в 15:00")."""
+        self._edit(ctx, day=day, start=None, wanted_day=None)
+        draft = ctx.session.draft
+        assert draft is not None
+        at = _clock(draft.wanted_at)
+        if at is not None:
+            self._edit(ctx, wanted_at=None)
+            return await self._typed_time(ctx, at.hour, at.minute)
+        return await self.screen(ctx, TIME_STEP)
 
     async def _time_chosen(self, ctx: Context, slot: Slot) -> Turn:
         draft = ctx.session.draft
@@ -370,8 +506,7 @@ class BookingFlow:
             if service.category and service.category != category:
                 lines += ["", service.category]
             category = service.category
-            price = price_text(service, ctx.locale)
-            label = f"{service.title} · {price}" if price else service.title
+            label = self._label(service, ctx.locale)
             lines.append(f"• {label}")
             choices.append(Choice(f"{SERVICE}{service_token(service.key)}", label))
         if page > 0:
@@ -397,6 +532,9 @@ class BookingFlow:
         end = local_day_window(days[-1], self.zone)[1]
         slots = await self._slots(draft, start, end)
         free = sorted({slot.start.astimezone(self.zone).date() for slot in slots})
+        if draft.wanted_from is not None:
+            # "next week": its days first; all of them when it has none free.
+            free = [day for day in free if day >= draft.wanted_from] or free
         heading = await self._heading(ctx, draft)
         back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
         if not free:
@@ -416,12 +554,35 @@ class BookingFlow:
             ctx.note(Reply(_("book.time.none", day=label)))
             self._edit(ctx, day=None)
             return await self._days_screen(ctx, draft)  # the day is no part of that screen
+        wanted = self._wanted_times(ctx, draft, slots)
+        if wanted:
+            back.insert(0, Choice(ALL_TIMES, _("typed.time.all")))
         choices = [
-            Choice(_time_id(slot), format_time(slot.start, self.zone, ctx.locale)) for slot in slots
+            Choice(_time_id(slot), format_time(slot.start, self.zone, ctx.locale))
+            for slot in wanted or slots
         ]
-        count = _.plural("book.time.count", "book.time.count.plural", len(slots))
+        count = _.plural("book.time.count", "book.time.count.plural", len(wanted or slots))
         text = f"{heading}\n\n{_('book.time.prompt', day=label, count=count)}"
         return ctx.reply(Reply(text, (*choices, *back), columns=4), TIME_STEP)
+
+    def _wanted_times(self, ctx: Context, draft: Draft, slots: list[Slot]) -> list[Slot]:
+        """The slots within the client's "after 3" or "in the morning"; [] when they set no
+        such bound (or none is free within it: they are told, and see all)."""
+        after, before = _clock(draft.wanted_after), _clock(draft.wanted_before)
+        if after is None and before is None:
+            return []
+        low = (after.hour, after.minute) if after else (0, 0)
+        high = (before.hour, before.minute) if before else (24, 0)
+        wanted = []
+        for slot in slots:
+            local = slot.start.astimezone(self.zone)
+            if low <= (local.hour, local.minute) < high:
+                wanted.append(slot)
+        if not wanted:
+            bound = f"{after}" if after else f"{before}"
+            key = "typed.time.none_after" if after else "typed.time.none_before"
+            ctx.note(Reply(ctx._(key, time=bound)))
+        return wanted
 
     async def _summary_screen(self, ctx: Context, draft: Draft) -> Turn:
         _ = ctx._
@@ -570,6 +731,11 @@ class BookingFlow:
         return Turn((reply,), ctx.session)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _label(service: Service, locale: str) -> str:
+        price = price_text(service, locale)
+        return f"{service.title} · {price}" if price else service.title
 
     def visit_lines(self, ctx: Context, visit: Visit) -> list[str]:
         return self._visit_lines(ctx, None, visit.master, visit.start, title=visit.service)

@@ -277,21 +277,57 @@ async def test_unexpected_text_twice_offers_a_person_then_starts_counting_again(
     front = desk()
     first = await front.handle(seen(), text("can I bring my dog?"), NOW)
     reply = only(first)
-    assert reply.text == "Sorry, I did not understand that. Please choose from the menu:"
+    assert reply.text.startswith("Sorry, I did not understand that. I can book a visit, show,")
+    assert "«manicure tomorrow after 3»" in reply.text
     assert labels(reply) == MENU_EN
     assert first.session.misunderstood == 1
 
-    second = await front.handle(first.session, text("hello??"), NOW + timedelta(seconds=30))
+    second = await front.handle(first.session, text("qwerty 🤷"), NOW + timedelta(seconds=30))
     reply = only(second)
-    assert reply.text.startswith("It seems I cannot help with this myself. Our staff can:")
-    assert "+7 495 123-45-67" in reply.text
-    assert "Tverskaya 1, Moscow" in reply.text
-    assert labels(reply) == MENU_EN
+    assert reply.text.startswith("I still did not understand, sorry.")
+    # The person is offered, not called: the client chooses.
+    assert [c.id for c in reply.choices] == ["m:person:mis", "m:home"]
+    assert labels(reply) == ["🙋 Talk to a person", "🏠 Menu"]
+    assert second.handoff is None
     assert second.session.misunderstood == 0
 
     third = await front.handle(second.session, text("hmm"), NOW + timedelta(seconds=60))
     assert only(third).text.startswith("Sorry, I did not understand that.")
     assert third.session.misunderstood == 1
+
+
+async def test_the_offered_person_without_a_help_desk_gives_the_salons_contacts() -> None:
+    turn = await desk().handle(seen(), tap("m:person:mis"), NOW)
+    assert "+7 495 123-45-67" in only(turn).text
+    assert turn.handoff is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "language", "expected"),
+    [
+        ("привет", "ru", "Здравствуйте"),
+        ("hello there", "en", "Hello"),
+        ("thanks!", "en", "You are welcome!"),
+        ("спасибо 🙏", "ru", "Пожалуйста!"),
+        ("👍", "en", "You are welcome!"),
+        ("где вы находитесь?", "ru", "Studio Nord"),
+        ("what are your prices?", "en", "We will gladly tell you about our services"),
+    ],
+)
+async def test_greetings_thanks_and_questions_are_answered(
+    typed: str, language: str, expected: str
+) -> None:
+    turn = await desk().handle(seen(), text(typed, language), NOW)
+    reply = only(turn)
+    assert expected in reply.text
+    assert turn.session.misunderstood == 0
+    assert turn.handoff is None
+
+
+async def test_a_language_asked_for_in_words_is_set() -> None:
+    turn = await desk().handle(seen(), text("можно по-русски?"), NOW)
+    assert turn.session.locale == "ru"
+    assert only(turn).text.startswith("Готово")
 
 
 async def test_an_understood_turn_resets_the_misunderstanding_count() -> None:
@@ -305,7 +341,7 @@ async def test_an_understood_turn_resets_the_misunderstanding_count() -> None:
 
 async def test_misunderstanding_in_russian() -> None:
     reply = only(await desk().handle(seen(), text("что-то непонятное", "ru"), NOW))
-    assert reply.text == "Извините, я не понял. Пожалуйста, выберите пункт меню:"
+    assert reply.text.startswith("Извините, я не понял. Я могу записать вас")
     assert labels(reply) == MENU_RU
 
 
@@ -332,7 +368,7 @@ async def test_a_new_client_writing_text_is_greeted() -> None:
 
 async def test_a_returning_client_within_the_idle_window_is_not_greeted_again() -> None:
     within = seen(minutes_ago=IDLE.total_seconds() / 60)  # exactly at the edge still counts
-    reply = only(await desk().handle(within, text("hi"), NOW))
+    reply = only(await desk().handle(within, text("hmm"), NOW))
     assert not reply.text.startswith("Hello")
     assert reply.text.startswith("Sorry, I did not understand that.")
 

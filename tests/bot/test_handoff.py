@@ -75,18 +75,31 @@ async def test_the_menu_entry_hands_off_with_a_note_in_the_salons_language(
     assert client.session.handoff_step == "book.day"
 
 
-async def test_two_misunderstandings_hand_off_and_the_bot_then_keeps_quiet(
+async def test_two_misunderstandings_offer_a_person_who_comes_only_when_chosen(
     client: StaffClient,
 ) -> None:
     await client.says("qwerty")
-    told = await client.says("asdfgh")
-    assert told[-1].startswith("🙋 I have passed")
+    offered = await client.says("👀")
+    assert offered[-1].startswith("I still did not understand, sorry.")
     assert client.turn is not None
+    assert client.turn.handoff is None  # offered, not called
+    assert client.choices() == ["m:person:mis", "m:home"]
+    assert client.session.owner == "bot"
+    told = await client.taps("m:person:mis")
+    assert told[-1].startswith("🙋 I have passed")
     assert client.turn.handoff is not None
     assert client.turn.handoff.reason == "misunderstood"
     assert await client.says("hello?") == []
     assert await client.taps("m:book") == []
     assert await client.says("/start") == []
+
+
+async def test_a_person_asked_for_in_words_hands_off(client: StaffClient) -> None:
+    told = await client.says("позовите администратора")
+    assert told[-1].startswith("🙋")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == "typed"
 
 
 async def test_calendar_down_offers_a_person_who_is_told_why(
@@ -191,3 +204,23 @@ async def test_a_channel_without_a_staff_inbox_keeps_the_contacts_answer() -> No
         Session(), Inbound(CLIENT, Kind.CHOICE, "e", choice="m:person"), NOW
     )
     assert telegram.handoff is not None
+
+
+async def test_an_email_at_the_contact_step_is_data_not_a_request_for_a_person(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.taps(next(c for c in client.choices() if c.startswith("b:t:")))
+    assert client.session.step == "book.contact"
+    await client.says("admin@salon.example")
+    assert client.turn is not None
+    assert client.turn.handoff is None
+    assert client.session.draft is not None
+    assert client.session.draft.email == "admin@salon.example"
+    # Words asking for a person at the same step still reach staff.
+    await client.taps("b:contact")
+    await client.says("позовите администратора")
+    assert client.turn.handoff is not None
