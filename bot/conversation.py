@@ -52,7 +52,7 @@ class FrontDesk:
         self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
-        self.notices = Notices(salon.timezone, salon.address, calendar)
+        self.notices = Notices(salon, calendar)
         self.booking: BookingFlow | None = None
         self.mine: MyBookings | None = None
         if calendar is not None:
@@ -117,7 +117,7 @@ class FrontDesk:
         step = ctx.session.step
         if self.booking is not None and step in booking.STEPS and ctx.session.draft is not None:
             return await self.booking.text(ctx, event.text)
-        if self.mine is not None and step == mine.CANCEL_STEP:
+        if self.mine is not None and step in mine.TEXT_STEPS:
             return await self.mine.text(ctx, event.text)
         return await self._misunderstood(ctx)
 

@@ -63,8 +63,9 @@ def handed_off(ctx: Context, salon: Salon) -> Reply:
     """What the client is told: a person will answer here (with the salon's hours)."""
     _ = ctx._
     text = _("handoff.started")
-    if salon.hours:
-        text = f"{text}\n{_('handoff.hours', hours=salon.hours)}"
+    hours = salon.hours_in(_.locale)
+    if hours:
+        text = f"{text}\n{_('handoff.hours', hours=hours)}"
     return Reply(text)
 
 
@@ -105,7 +106,7 @@ async def staff_note(
     if session.email:
         details.append(session.email)
     lines.append(_("handoff.note.client", details=" · ".join(details)))
-    lines.append(_("handoff.note.step", step=session.step))
+    lines.append(await _where(staff, session, flow))
     draft = session.draft
     if draft is not None and draft.service is not None and flow is not None:
         lines.append(_("handoff.note.draft", draft=await flow.describe(staff, draft)))
@@ -124,3 +125,32 @@ async def staff_note(
             lines.append(_("handoff.note.upcoming"))
             lines += upcoming
     return "\n".join(lines)
+
+
+# Where the client was, in words staff read ("was choosing a day for Manicure with Olga"):
+# the booking steps name the service and master chosen so far.
+_WHERE = {
+    booking.SERVICE_STEP: "handoff.note.at.service",
+    booking.MASTER_STEP: "handoff.note.at.master",
+    booking.DAY_STEP: "handoff.note.at.day",
+    booking.TIME_STEP: "handoff.note.at.time",
+    booking.CONTACT_STEP: "handoff.note.at.contact",
+    booking.NAME_STEP: "handoff.note.at.name",
+    booking.CONFIRM_STEP: "handoff.note.at.confirm",
+    "mine.list": "handoff.note.at.bookings",
+    "mine.cancel": "handoff.note.at.cancel",
+    "mine.reason": "handoff.note.at.cancel",
+}
+
+
+async def _where(staff: Translator, session: Session, flow: booking.BookingFlow | None) -> str:
+    key = _WHERE.get(session.step, "handoff.note.at.menu")
+    draft = session.draft
+    if session.step in booking.STEPS and draft is not None and flow is not None:
+        if draft.service is None:
+            return staff("handoff.note.at.service")
+        service, master = await flow.chosen(staff, draft)
+        return staff(key, service=service, master=master)
+    if session.step in booking.STEPS:
+        key = "handoff.note.at.booking"
+    return staff(key)

@@ -178,7 +178,8 @@ async def test_typed_answers_at_each_step(client: Client, calendar: FakeCalendar
     invalid = await client.says("call me maybe")
     assert invalid[0].startswith("That does not look like a phone number or an email.")
     saved = await client.says("8 916 123-45-67")
-    assert saved[0] == "Thank you! I will use +79161234567."
+    # Written for reading, validated against the numbering plan.
+    assert saved[0] == "Thank you! I will use +7 916 123-45-67."
     assert "🙂 Ivan" in saved[-1]
     await client.taps("b:name")
     rejected = await client.says("!!!")
@@ -273,7 +274,8 @@ async def test_calendar_failures_each_have_an_answer(
     await client.taps(client.confirm())
     assert calendar.booked[-1].email == "ivan@example.com"
     again = await client.taps("b:ok:" + calendar.booked[-1].key.rsplit(":", 1)[1])
-    assert again[-1].startswith("This booking is already confirmed")
+    # A second Confirm tells where the visit stands, not just "already confirmed".
+    assert again[-1].startswith("This booking stands: «Cut» on Tuesday, 2 June, at 12:00.")
 
 
 async def test_my_bookings_when_things_change(client: Client, calendar: FakeCalendar) -> None:
@@ -295,12 +297,16 @@ async def test_my_bookings_when_things_change(client: Client, calendar: FakeCale
     kept = await client.taps("k:v:uid-1")  # "No, keep it"
     assert "💇 Cut" in kept[-1]
     await client.taps("k:c:uid-1")
-    await client.taps("k:cx:uid-1")
+    asked = await client.taps("k:cx:uid-1")
+    assert asked[-1].startswith("Not cancelled yet. Would you tell us why?")
+    assert calendar.cancelled == []  # the reason is asked first; skipping it cancels
+    await client.taps("k:cs:uid-1")
     assert calendar.cancelled == [("uid-1", None)]
     gone = await client.taps("b:ics:uid-1")
     assert gone[-1].startswith("This booking is no longer active.")
+    # An old button of the cancelled visit says what became of it.
     assert (await client.taps("k:v:uid-1"))[-1] == (
-        "That button is no longer active. Here is the menu:"
+        "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
     )
 
 
@@ -312,7 +318,10 @@ async def test_a_visit_the_salon_cancelled_drops_off(
     old = calendar.visits["uid-1"]
     calendar.visits["uid-1"] = Visit(old.uid, old.service, old.start, old.end, active=False)
     answer = await client.taps("k:r:uid-1")
-    assert answer == ["This booking is no longer active.", "You have no upcoming bookings."]
+    assert answer == [
+        "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled.",
+        "You have no upcoming bookings.",
+    ]
     assert client.session.bookings == []
 
 

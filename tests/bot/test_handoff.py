@@ -69,7 +69,9 @@ async def test_the_menu_entry_hands_off_with_a_note_in_the_salons_language(
     note = client.turn.handoff.note
     assert note.startswith("🙋 Клиент попросил администратора (меню).")
     assert "Клиент: Ivan · telegram · en" in note
-    assert "Шаг: book.day" in note
+    # Where the client was, in words (the salon's language), not a step's name.
+    assert "Выбирал(а) день для «Cut» (Anna)." in note
+    assert "book.day" not in note
     assert "Запись в процессе: Cut · Anna" in note
     assert client.session.owner == "human"
     assert client.session.handoff_step == "book.day"
