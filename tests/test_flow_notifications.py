@@ -222,7 +222,12 @@ async def test_a_booking_in_the_chat_is_confirmed_once_and_its_reminders_come_on
     salon.clock.now = VISIT - timedelta(hours=2)
     await novu.run_due()
     second = await eventually(lambda: chat.messages[before:])
-    assert second[-1]["text"].startswith("⏰ A reminder")
+    # The client answered "I'll come": the 2 h reminder remembers it and does not ask again.
+    assert second[-1]["text"].startswith(
+        "⏰ A reminder: «Women's haircut» on Wednesday, 3 June, at 10:00. See you at 10:00!"
+    )
+    assert "Will you come?" not in second[-1]["text"]
+    assert [b for b, _ in chat.buttons()] == [f"k:r:{uid}", f"k:c:{uid}"]
     assert novu.pending() == []
     assert sum("A reminder" in t for t in texts(chat)) == 2
 

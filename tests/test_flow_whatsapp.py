@@ -336,7 +336,7 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     assert text_of(mine[-1]).startswith("Ваши ближайшие записи:")
     await phone.tap(f"k:v:{booked['uid']}")
     days = await phone.tap(f"k:r:{booked['uid']}")
-    assert "Перенос записи «Hair colouring»" in text_of(days[-1])
+    assert "Перенос записи «Окрашивание волос»" in text_of(days[-1])
     await phone.tap("b:d:20260605")
     summary = await phone.tap("b:t:202606051200", prefix=True)  # 15:00
     assert text_of(summary[-1]).startswith("Перенести запись на это время?")
@@ -350,13 +350,15 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     await phone.tap("m:mine")
     await phone.tap(f"k:v:{new['uid']}")
     prompt = await phone.tap(f"k:c:{new['uid']}")
-    assert text_of(prompt[-1]).startswith("Отменить «Hair colouring» в пятницу, 5 июня, в 15:00?")
+    assert text_of(prompt[-1]).startswith(
+        "Отменить «Окрашивание волос» в пятницу, 5 июня, в 15:00?"
+    )
     asked = await phone.tap(f"k:cx:{new['uid']}")
     assert text_of(asked[-1]).startswith("Запись ещё не отменена.")
     # Once cancelling is confirmed, the words typed are the reason Cal.com keeps.
     cancelled = await phone.say("Заболела")
     assert text_of(cancelled[-1]).startswith(
-        "Запись «Hair colouring» в пятницу, 5 июня, в 15:00 отменена."
+        "Запись «Окрашивание волос» в пятницу, 5 июня, в 15:00 отменена."
     )
     gone = next(b for b in salon.bookings(None) if b["uid"] == new["uid"])
     assert (gone["status"], gone["cancellationReason"]) == ("cancelled", "Заболела")

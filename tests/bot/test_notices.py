@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -128,3 +129,14 @@ async def test_a_notice_keeps_what_the_client_was_choosing_from(client: Client) 
     offered = client.session.offered
     await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT))
     assert client.session.offered == offered
+
+
+async def test_a_russian_client_reads_the_service_in_russian(client: Client) -> None:
+    calendar = client.desk.calendar
+    assert isinstance(calendar, FakeCalendar)
+    visit = calendar.visits["v1"]
+    calendar.visits["v1"] = replace(visit, service_titles=(("ru", "Стрижка"),))
+    texts = await notify(
+        client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT), Session(locale="ru")
+    )
+    assert texts[0].startswith("⏰ Напоминаем: «Стрижка» в среду, 3 июня, в 10:00. Вы придёте?")
