@@ -63,6 +63,17 @@ def format_label(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     return sentence_case(format_datetime(moment, _LABEL, tzinfo=zone, locale=locale))
 
 
+def format_on_day(day: date, locale: str, *, capital: bool = False) -> str:
+    """A day as a sentence says it: «в субботу, 12 декабря», "on Saturday, 12 December"."""
+    noon = datetime.combine(day, time(12), UTC)
+    date_part = format_datetime(noon, _DATE, tzinfo=UTC, locale=locale)
+    if _language(locale) == "ru":
+        phrase = f"{_RU_ON_WEEKDAY[day.weekday()]}, {date_part}"
+    else:
+        phrase = f"on {format_datetime(noon, _WEEKDAY, tzinfo=UTC, locale=locale)}, {date_part}"
+    return sentence_case(phrase) if capital else phrase
+
+
 def format_day(day: date, locale: str) -> str:
     """A day on a button or at the start of a line: «Сб, 12 декабря»."""
     # Noon: a moment every calendar day has, whatever the clocks do that night.

@@ -29,6 +29,7 @@ from bot.ics import calendar_file
 from bot.local_time import (
     format_day,
     format_label,
+    format_on_day,
     format_time,
     format_when,
     local_day_window,
@@ -424,7 +425,7 @@ class BookingFlow:
         label = format_day(day, ctx.locale)
         back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
         if not slots:
-            ctx.note(Reply(_("book.time.none", day=label)))
+            ctx.note(Reply(_("book.time.none", day=format_on_day(day, ctx.locale, capital=True))))
             self._edit(ctx, day=None)
             return await self._days_screen(ctx, draft)  # the day is no part of that screen
         choices = [

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.flows import booking, menu
 from bot.flows.turn import Context
 from bot.i18n import Translator
-from bot.local_time import format_when
+from bot.local_time import format_label
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
 from bot.salon import Salon
@@ -119,8 +119,8 @@ async def staff_note(
                 upcoming = [_("handoff.note.calendar_down")]
                 break
             if visit is not None and visit.active:
-                when = format_when(visit.start, ZoneInfo(zone), staff.locale)
-                upcoming.append(f"• {when} — {visit.service}")
+                when = format_label(visit.start, ZoneInfo(zone), staff.locale)
+                upcoming.append(f"• {when} — {visit.service_in(staff.locale)}")
         if upcoming:
             lines.append(_("handoff.note.upcoming"))
             lines += upcoming

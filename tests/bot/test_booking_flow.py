@@ -495,3 +495,12 @@ async def test_typed_no_or_a_question_keeps_the_booking_and_yes_asks_the_reason(
     done = await client.says("Plans changed")
     assert done[-1].startswith("Your booking «Cut» on Tuesday, 2 June, at 10:00 is cancelled.")
     assert calendar.cancelled == [("uid-1", "Plans changed")]
+
+
+async def test_a_day_without_free_times_is_named_as_a_sentence_says_it(client: Client) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    told = await client.taps("b:d:20260606")  # a Saturday: nothing free
+    assert told[0] == "On Saturday, 6 June: no free times are left."
+    assert client.session.step == "book.day"

@@ -11,6 +11,7 @@ from bot.ics import calendar_file
 from bot.local_time import (
     format_day,
     format_label,
+    format_on_day,
     format_time,
     format_when,
     local_day_window,
@@ -118,3 +119,9 @@ def test_the_calendar_file_refuses_naive_times() -> None:
             description="",
             stamp=datetime(2026, 1, 1, tzinfo=UTC),
         )
+
+
+def test_a_day_inside_a_sentence_takes_its_preposition() -> None:
+    assert format_on_day(date(2026, 12, 8), "ru") == "во вторник, 8 декабря"
+    assert format_on_day(date(2026, 12, 12), "ru", capital=True) == "В субботу, 12 декабря"
+    assert format_on_day(date(2026, 12, 12), "en") == "on Saturday, 12 December"
