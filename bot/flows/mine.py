@@ -90,10 +90,13 @@ class MyBookings:
             return await self._ask_reason(ctx, uid)
         if step == REASON_STEP and not consent.is_no(text):
             return await self._cancel(ctx, uid, reason=" ".join(text.split())[:500] or None)
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit  # gone meanwhile: that is what the client is told
         ctx.note(Reply(ctx._("mine.cancel.kept")))
         if consent.asks_to_move(text):
-            return await self._move(ctx, uid)
-        return await self._view(ctx, uid)
+            return await self.booking.move(ctx, visit)
+        return await self._view(ctx, visit.uid)
 
     async def _view(self, ctx: Context, uid: str) -> Turn:
         _ = ctx._

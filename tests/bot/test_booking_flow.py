@@ -504,3 +504,16 @@ async def test_a_day_without_free_times_is_named_as_a_sentence_says_it(client: C
     told = await client.taps("b:d:20260606")  # a Saturday: nothing free
     assert told[0] == "On Saturday, 6 June: no free times are left."
     assert client.session.step == "book.day"
+
+
+async def test_a_no_for_a_visit_the_salon_cancelled_meanwhile_says_so(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    await client.taps("k:c:uid-1")
+    await calendar.cancel("uid-1", None)
+    told = await client.says("no")
+    # Not "your booking stays": it was cancelled by the salon in the meantime.
+    assert told[0] == "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
+    assert "Your booking stays as it is." not in told
