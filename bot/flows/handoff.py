@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from bot.flows import booking, menu
+from bot.flows import booking, menu, mine
 from bot.flows.turn import Context
 from bot.i18n import Translator
 from bot.local_time import format_label
@@ -137,20 +137,19 @@ _WHERE = {
     booking.CONTACT_STEP: "handoff.note.at.contact",
     booking.NAME_STEP: "handoff.note.at.name",
     booking.CONFIRM_STEP: "handoff.note.at.confirm",
-    "mine.list": "handoff.note.at.bookings",
-    "mine.cancel": "handoff.note.at.cancel",
-    "mine.reason": "handoff.note.at.cancel",
+    mine.LIST_STEP: "handoff.note.at.bookings",
+    mine.CANCEL_STEP: "handoff.note.at.cancel",
+    mine.REASON_STEP: "handoff.note.at.cancel",
 }
 
 
 async def _where(staff: Translator, session: Session, flow: booking.BookingFlow | None) -> str:
-    key = _WHERE.get(session.step, "handoff.note.at.menu")
     draft = session.draft
-    if session.step in booking.STEPS and draft is not None and flow is not None:
-        if draft.service is None:
-            return staff("handoff.note.at.service")
-        service, master = await flow.chosen(staff, draft)
-        return staff(key, service=service, master=master)
-    if session.step in booking.STEPS:
-        key = "handoff.note.at.booking"
-    return staff(key)
+    if session.step not in booking.STEPS:
+        return staff(_WHERE.get(session.step, "handoff.note.at.menu"))
+    if draft is None or flow is None:
+        return staff("handoff.note.at.booking")
+    if draft.service is None:
+        return staff("handoff.note.at.service")
+    service, master = await flow.chosen(staff, draft)
+    return staff(_WHERE[session.step], service=service, master=master)
