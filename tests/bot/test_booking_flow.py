@@ -369,6 +369,7 @@ def test_shared_numbers_emails_and_names() -> None:
         # The shape of a number, but no such number in its country's plan (libphonenumber).
         ("+7 000 000 00 00", None, ""),
         ("+1 555 0100", None, ""),
+        ("+0 123 456 789", None, ""),  # no country code starts with 0
     ],
 )
 def test_phone_numbers_are_validated_and_written_for_reading(
@@ -517,3 +518,20 @@ async def test_a_no_for_a_visit_the_salon_cancelled_meanwhile_says_so(
     # Not "your booking stays": it was cancelled by the salon in the meantime.
     assert told[0] == "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
     assert "Your booking stays as it is." not in told
+
+
+async def test_typed_text_at_the_cancel_question_without_a_visit_shows_the_list(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    await client.taps("k:c:uid-1")
+    client.session = client.session.model_copy(update={"viewing": None})
+    listing = await client.says("yes")
+    assert listing[-1].startswith("Your upcoming bookings:")
+    assert calendar.cancelled == []
+    await calendar.cancel("uid-1", None)
+    await client.taps("m:mine")
+    calendar.down = True
+    down = await client.taps("k:y:uid-1")  # an old button, while the calendar is down
+    assert down[-1].startswith("I cannot reach the salon's calendar right now")
