@@ -32,8 +32,10 @@ def phone(text: str) -> str | None:
 
     Numbers need their country code. Written the Russian way without it, 8 916 123-45-67 (the
     trunk prefix 8, or 7) is read as +7 916 123-45-67: the salon's clients in Russia and
-    Kazakhstan write it so. The number must exist in its country's numbering plan
-    (libphonenumber's data, which Cal.com checks attendees' numbers against too).
+    Kazakhstan write it so. The number must exist in its country's numbering plan: Cal.com
+    refuses a booking's phone field that libphonenumber does not call valid
+    (calcom/cal.com packages/features/bookings/lib/getBookingResponsesSchema.ts at 0477e9c6:
+    `isValidPhoneNumber` from libphonenumber-js, "invalid_number"), so the client hears it here.
     """
     text = text.strip()
     if not _PHONE_TYPED.fullmatch(text):
