@@ -6,7 +6,15 @@ through the `Catalogue` port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+# Words the salon gives in several languages: (language, text) pairs, e.g. (("ru", "Маникюр"),).
+Names = tuple[tuple[str, str], ...]
+
+
+def in_language(names: Names, locale: str, default: str) -> str:
+    """The text in the client's language where the salon gave one, else its default."""
+    return next((text for language, text in names if language == locale and text), default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +34,13 @@ class Service:
     description: str = ""
     category: str | None = None
     masters: tuple[Master, ...] = ()
+    # The title and category in other languages (Cal.com metadata `title_ru`, `category_ru`).
+    titles: Names = ()
+    categories: Names = ()
+
+    def in_language(self, locale: str) -> Service:
+        """The service as a client speaking `locale` reads it."""
+        category = self.category
+        if category is not None:
+            category = in_language(self.categories, locale, category)
+        return replace(self, title=in_language(self.titles, locale, self.title), category=category)

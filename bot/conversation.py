@@ -64,7 +64,7 @@ class FrontDesk:
         self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
         self.calendar = calendar
-        self.notices = Notices(salon.timezone, salon.address, calendar)
+        self.notices = Notices(salon, calendar)
         self.booking: BookingFlow | None = None
         self.mine: MyBookings | None = None
         if calendar is not None:
@@ -148,8 +148,9 @@ class FrontDesk:
                 return turn
             if understood.intent in (None, Intent.BOOK):
                 return await flow.reprompt(ctx)
-        if self.mine is not None and step == mine.CANCEL_STEP:
-            # The cancel question reads its own answer (it asks for the button or a clear yes).
+        if self.mine is not None and step in mine.TEXT_STEPS:
+            # The cancel question and its reason read their own answers (a cancellation takes
+            # the button or a clear yes).
             return await self.mine.text(ctx, event.text)
         return await self._intent(ctx, understood)
 

@@ -10,10 +10,25 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
-# «пт, 28 ноября, 14:30»: weekday, day and month in words, 24-hour time.
-_WHEN = "EEE, d MMMM, HH:mm"
+# «Пт, 28 ноября, 14:30»: weekday, day and month in words, 24-hour time; a button or list label.
+_LABEL = "EEE, d MMMM, HH:mm"
 _DAY = "EEE, d MMMM"
+_DATE = "d MMMM"
+_WEEKDAY = "EEEE"
 _TIME = "HH:mm"
+
+# A moment inside a sentence takes prepositions and, in Russian, the accusative of the weekday
+# ("в субботу", "во вторник"). Babel's CLDR data has weekday names in the nominative only, so
+# the case forms are written out here, Monday first (`date.weekday()`).
+_RU_ON_WEEKDAY = (
+    "в понедельник",
+    "во вторник",
+    "в среду",
+    "в четверг",
+    "в пятницу",
+    "в субботу",
+    "в воскресенье",
+)
 
 
 def local_day_window(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -29,14 +44,51 @@ def upcoming_days(now: datetime, zone: ZoneInfo, count: int = 14) -> list[date]:
     return [today + timedelta(days=n) for n in range(count)]
 
 
-def format_when(moment: datetime, zone: ZoneInfo, locale: str) -> str:
-    return format_datetime(moment, _WHEN, tzinfo=zone, locale=locale)
+def format_when(moment: datetime, zone: ZoneInfo, locale: str, *, capital: bool = False) -> str:
+    """The moment as a sentence says it: «в субботу, 12 декабря, в 18:00», "on Saturday,
+    12 December, at 18:00"; `capital` when it starts the sentence."""
+    weekday = moment.astimezone(zone).weekday()
+    day = format_datetime(moment, _DATE, tzinfo=zone, locale=locale)
+    clock = format_time(moment, zone, locale)
+    if _language(locale) == "ru":
+        phrase = f"{_RU_ON_WEEKDAY[weekday]}, {day}, в {clock}"
+    else:
+        name = format_datetime(moment, _WEEKDAY, tzinfo=zone, locale=locale)
+        phrase = f"on {name}, {day}, at {clock}"
+    return sentence_case(phrase) if capital else phrase
+
+
+def format_label(moment: datetime, zone: ZoneInfo, locale: str) -> str:
+    """The moment on a button or a list line: «Сб, 12 декабря, 18:00»."""
+    return sentence_case(format_datetime(moment, _LABEL, tzinfo=zone, locale=locale))
+
+
+def format_on_day(day: date, locale: str, *, capital: bool = False) -> str:
+    """A day as a sentence says it: «в субботу, 12 декабря», "on Saturday, 12 December"."""
+    noon = datetime.combine(day, time(12), UTC)
+    date_part = format_datetime(noon, _DATE, tzinfo=UTC, locale=locale)
+    if _language(locale) == "ru":
+        phrase = f"{_RU_ON_WEEKDAY[day.weekday()]}, {date_part}"
+    else:
+        phrase = f"on {format_datetime(noon, _WEEKDAY, tzinfo=UTC, locale=locale)}, {date_part}"
+    return sentence_case(phrase) if capital else phrase
 
 
 def format_day(day: date, locale: str) -> str:
+    """A day on a button or at the start of a line: «Сб, 12 декабря»."""
     # Noon: a moment every calendar day has, whatever the clocks do that night.
-    return format_datetime(datetime.combine(day, time(12), UTC), _DAY, tzinfo=UTC, locale=locale)
+    noon = datetime.combine(day, time(12), UTC)
+    return sentence_case(format_datetime(noon, _DAY, tzinfo=UTC, locale=locale))
 
 
 def format_time(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     return format_datetime(moment, _TIME, tzinfo=zone, locale=locale)
+
+
+def sentence_case(text: str) -> str:
+    """The first letter in upper case, the rest as written (month names stay as they are)."""
+    return text[:1].upper() + text[1:]
+
+
+def _language(locale: str) -> str:
+    return locale.replace("-", "_").split("_", 1)[0].lower()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.catalogue import Service
+from bot.catalogue import Names, Service, in_language
 from bot.events import ClientRef
 
 
@@ -51,6 +51,11 @@ class Visit:
     active: bool = True
     service_key: str | None = None
     master_id: int | None = None
+    # The service's title in other languages (see `Service.titles`).
+    service_titles: Names = ()
+
+    def service_in(self, locale: str) -> str:
+        return in_language(self.service_titles, locale, self.service)
 
 
 @dataclass(frozen=True, slots=True)

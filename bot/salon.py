@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.catalogue import Names, in_language
+
 
 @dataclass(frozen=True, slots=True)
 class Salon:
@@ -13,3 +15,12 @@ class Salon:
     address: str = ""
     phone: str = ""
     hours: str = ""
+    # The address and hours in other languages (SALON_ADDRESS_RU, SALON_HOURS_EN, ...).
+    addresses: Names = ()
+    opening_hours: Names = ()
+
+    def address_in(self, locale: str) -> str:
+        return in_language(self.addresses, locale, self.address)
+
+    def hours_in(self, locale: str) -> str:
+        return in_language(self.opening_hours, locale, self.hours)

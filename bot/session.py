@@ -65,6 +65,11 @@ class Session(BaseModel):
     booked: list[str] = Field(default_factory=list)
     # The client's bookings made or moved here (uids, newest last); refreshed from the calendar.
     bookings: list[str] = Field(default_factory=list)
+    # Their bookings that left that list lately (cancelled, moved, over): an old button of one
+    # is answered with what became of the visit.
+    former: list[str] = Field(default_factory=list)
+    # The booking each draft of `booked` made (draft id -> uid): a late Confirm tells its state.
+    made: dict[str, str] = Field(default_factory=dict)
     # Contact details the client gave, offered again next time.
     name: str = ""
     phone: str | None = None
@@ -85,3 +90,10 @@ class Session(BaseModel):
     owner: str = "bot"
     # Where the client was when a person took over: offered again when the bot is back.
     handoff_step: str | None = None
+
+
+def forgetting(session: Session, kept: list[str]) -> dict[str, list[str]]:
+    """The session's changes when its bookings become `kept`: the others join `former`."""
+    gone = [uid for uid in session.bookings if uid not in kept]
+    former = [uid for uid in session.former if uid not in gone and uid not in kept] + gone
+    return {"bookings": kept, "former": former[-20:]}

@@ -280,6 +280,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             address=settings.salon_address,
             phone=settings.salon_phone,
             hours=settings.salon_hours,
+            addresses=settings.salon_addresses,
+            opening_hours=settings.salon_opening_hours,
         ),
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),

@@ -214,6 +214,7 @@ class CalcomCalendar:
             service_key=key,
             # Set only where the master was chosen: a move then keeps them.
             master_id=offer.master if offer is not None else None,
+            service_titles=service.titles if service else (),
         )
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.catalogue import Master, Service
+from bot.catalogue import Master, Names, Service
+from bot.i18n import SUPPORTED
 from bot.ports import CalendarUnavailable
 from gateway.calcom import CalcomClient, CalcomError, EventType
 
@@ -23,6 +24,12 @@ log = logging.getLogger("frontdesk.catalogue")
 
 
 SERVICE_METADATA_KEY = "service"
+# The title and category in each language the bot speaks: `title_ru`, `category_en`, ...
+# Cal.com returns an event type's metadata as a free-form object (EventTypeOutput_2024_06_14
+# `metadata: {type: object}` in its v2 spec); the keys are the salon's (§1.6: at most 50 keys
+# of at most 40 characters, string values of at most 500).
+TITLE_METADATA_PREFIX = "title_"
+CATEGORY_METADATA_PREFIX = "category_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,12 @@ def _price(event_type: EventType, salon_currency: str | None) -> tuple[str | Non
     return None, None
 
 
+def _names(event_type: EventType, prefix: str) -> Names:
+    """The event type's words per language (`title_ru`: "Маникюр"), blank ones left out."""
+    found = ((locale, event_type.metadata.get(f"{prefix}{locale}")) for locale in SUPPORTED)
+    return tuple((locale, str(text).strip()) for locale, text in found if str(text or "").strip())
+
+
 def services_of(event_types: list[EventType], currency: str | None) -> tuple[Service, ...]:
     return listing_of(event_types, currency).services
 
@@ -153,6 +166,8 @@ def listing_of(event_types: list[EventType], currency: str | None) -> Listing:
                 description=first.description or "",
                 category=first.category,
                 masters=tuple(choosable.values()),
+                titles=_names(first, TITLE_METADATA_PREFIX),
+                categories=_names(first, CATEGORY_METADATA_PREFIX),
             )
         )
     return Listing(tuple(services), offers, names, service_of)

@@ -57,6 +57,9 @@ DEMO_SALON = {
     "salon_address": "1 Example Street",
     "salon_phone": "+1 555 0100",
     "salon_hours": "Mon–Sat 10:00–20:00",
+    # What a Russian-speaking client reads instead.
+    "salon_address_ru": "Примерная улица, 1",
+    "salon_hours_ru": "Пн–Сб 10:00–20:00",
 }
 
 

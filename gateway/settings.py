@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     salon_address: str = ""
     salon_phone: str = ""
     salon_hours: str = ""
+    # The address and hours in each language the bot speaks; the plain ones for the others.
+    salon_address_ru: str = ""
+    salon_address_en: str = ""
+    salon_hours_ru: str = ""
+    salon_hours_en: str = ""
     default_locale: str = "en"
     # ISO 4217 code of the prices in the catalogue (Cal.com event-type metadata `price`).
     salon_currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
@@ -324,6 +329,17 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.salon_timezone)
+
+    @property
+    def salon_addresses(self) -> tuple[tuple[str, str], ...]:
+        """(language, address) for each language the salon wrote its address in."""
+        given = (("ru", self.salon_address_ru), ("en", self.salon_address_en))
+        return tuple((locale, text) for locale, text in given if text)
+
+    @property
+    def salon_opening_hours(self) -> tuple[tuple[str, str], ...]:
+        given = (("ru", self.salon_hours_ru), ("en", self.salon_hours_en))
+        return tuple((locale, text) for locale, text in given if text)
 
     @property
     def telegram_enabled(self) -> bool:

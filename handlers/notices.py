@@ -19,7 +19,7 @@ from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.notices import Notice, NoticeKind, remembered
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
-from bot.local_time import format_when
+from bot.local_time import format_label
 from gateway import analytics
 from gateway.analytics import Recorder
 from gateway.desk import Conversation
@@ -140,7 +140,8 @@ class NoticeSender:
             name = self.templates.confirmation
         else:
             return None  # news without buttons waits for the client, as any message does
-        when = format_when(notice.start, self.desk.notices.zone, locale)
+        # A value inside the salon's approved template ("… {{2}}."): the label form.
+        when = format_label(notice.start, self.desk.notices.zone, locale)
         buttons = [f"k:y:{notice.uid}", f"k:r:{notice.uid}", f"k:c:{notice.uid}"]
         return {
             "type": "template",

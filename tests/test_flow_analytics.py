@@ -135,6 +135,7 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
     await eventually(lambda: f"k:c:{uid}" in [b for b, _ in anna.buttons()])
     await anna.tap(f"k:c:{uid}")
     await anna.tap(f"k:cx:{uid}")
+    await anna.tap(f"k:cs:{uid}")
     # Staff mark the salon-booked client as a no-show.
     raw = json.dumps(
         {

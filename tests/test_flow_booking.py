@@ -206,25 +206,25 @@ async def test_a_client_books_in_the_chat(
     assert keyboard[0][0] == {"text": "📱 Share my phone", "request_contact": True}
 
     summary = await chat.share_phone("79161234567")
-    assert summary[0]["text"] == "Thank you! I will use +79161234567."
+    assert summary[0]["text"] == "Thank you! I will use +7 916 123-45-67."
     assert sandbox.telegram.reply_keyboard(501) is None
     text = summary[-1]["text"]
     assert text.startswith("Please check your booking:")
     for line in (
         "💇 Women's haircut",
         "👤 Anna Petrova",
-        "🗓 Tue, 2 June, 10:00",
+        "🗓 On Tuesday, 2 June, at 10:00",
         "⏱ 60 min",
         "💳 RUB\u00a02,500",
         "📍 1 Example Street",
         "🙂 Anna",
-        "📱 +79161234567",
+        "📱 +7 916 123-45-67",
     ):
         assert line in text
 
     done = await chat.tap("b:ok:", prefix=True)
     assert done[-1]["text"].startswith("✅ You are booked!")
-    assert "🗓 Tue, 2 June, 10:00" in done[-1]["text"]
+    assert "🗓 On Tuesday, 2 June, at 10:00" in done[-1]["text"]
     [booking] = salon.made_in_chat()
     assert booking["start"] == "2026-06-02T07:00:00.000Z"
     assert [h["name"] for h in booking["hosts"]] == ["Anna Petrova"]
@@ -259,7 +259,7 @@ async def test_a_client_books_in_the_chat(
     )
     await sandbox.telegram.client_taps(501, confirm_message["message_id"], confirm)
     again = await chat._answer(before)
-    assert "already confirmed" in again[-1]["text"]
+    assert again[-1]["text"].startswith("This booking stands: «Women's haircut»")
     assert len(salon.made_in_chat()) == 1
     assert not sandbox.telegram.errors
 
@@ -334,6 +334,12 @@ async def test_the_salon_cancels_in_cal_com_and_the_right_client_hears_it(
     assert told[-1]["text"].startswith("❌ The salon cancelled your visit")
     assert not any("cancelled" in (m.get("text") or "") for m in chat.messages[before + 1 :])
 
+    # Her old Confirm, tapped now, tells the truth: the visit was cancelled.
+    stale = await chat.tap("b:ok:", prefix=True)
+    assert stale[-1]["text"].startswith("This visit, «Women's haircut» on ")
+    assert stale[-1]["text"].endswith(", was cancelled.")
+    assert len(salon.made_in_chat(status=None)) == 1  # and nothing was booked again
+
 
 async def _status(links: BookingLinks, uid: str, trigger: str) -> bool:
     return (await links.record(uid)).get("status") == trigger
@@ -360,7 +366,8 @@ async def test_any_master_books_one_who_is_free(
     await chat.say("maria.client@example.com")
     summary = chat.messages[-1]["text"]
     assert "👤 Maria Ivanova" in summary
-    assert "📱 maria.client@example.com" in summary
+    assert "✉️ maria.client@example.com" in summary  # an email, shown as one
+    assert "📱" not in summary
     await chat.tap("b:ok:", prefix=True)
     [booking] = salon.made_in_chat()
     assert [h["id"] for h in booking["hosts"]] == [maria]
@@ -409,16 +416,16 @@ async def test_reschedule_and_cancel_from_my_bookings(
 
     mine = await chat.tap("m:mine")
     assert mine[-1]["text"].startswith("Ваши ближайшие записи:")
-    assert "Hair colouring" in mine[-1]["text"]
+    assert "Окрашивание волос" in mine[-1]["text"]
     detail = await chat.tap(f"k:v:{booked['uid']}")
-    assert "💇 Hair colouring" in detail[-1]["text"]
+    assert "💇 Окрашивание волос" in detail[-1]["text"]
 
     days = await chat.tap(f"k:r:{booked['uid']}")
-    assert "Перенос записи «Hair colouring»" in days[-1]["text"]
+    assert "Перенос записи «Окрашивание волос»" in days[-1]["text"]
     await chat.tap("b:d:20260605")
     summary = await chat.tap("b:t:202606051200", prefix=True)  # 15:00, after lunch
     assert summary[-1]["text"].startswith("Перенести запись на это время?")
-    assert "🗓 пт, 5 июня, 15:00" in summary[-1]["text"]
+    assert "🗓 В пятницу, 5 июня, в 15:00" in summary[-1]["text"]
     moved = await chat.tap("b:ok:", prefix=True)
     assert moved[-1]["text"].startswith("✅ Готово, запись перенесена:")
     [new] = salon.made_in_chat()
@@ -427,13 +434,16 @@ async def test_reschedule_and_cancel_from_my_bookings(
     old = next(b for b in salon.bookings(None) if b["uid"] == booked["uid"])
     assert old["status"] == "cancelled"
 
-    # My bookings follows the new booking; cancelling asks first and takes a typed reason.
+    # My bookings follows the new booking; cancelling asks first, then takes a typed reason.
     await chat.tap("m:mine")
     await chat.tap(f"k:v:{new['uid']}")
     prompt = await chat.tap(f"k:c:{new['uid']}")
-    assert prompt[-1]["text"].startswith("Отменить «Hair colouring» пт, 5 июня, 15:00?")
+    assert prompt[-1]["text"].startswith("Отменить «Окрашивание волос» в пятницу, 5 июня, в 15:00?")
+    await chat.tap(f"k:cx:{new['uid']}")
     done = await chat.say("Заболела")
-    assert done[-1]["text"].startswith("Запись «Hair colouring» на пт, 5 июня, 15:00 отменена.")
+    assert done[-1]["text"].startswith(
+        "Запись «Окрашивание волос» в пятницу, 5 июня, в 15:00 отменена."
+    )
     cancelled = next(b for b in salon.bookings(None) if b["uid"] == new["uid"])
     assert cancelled["status"] == "cancelled"
     assert cancelled["cancellationReason"] == "Заболела"
@@ -512,7 +522,7 @@ async def test_a_slot_after_the_clocks_change_is_booked_at_the_right_instant(
         await chat.tap(f"b:t:202610260800:{lena}")
         await chat.share_phone("+4915112345678")
         summary = chat.messages[-1]["text"]
-        assert "🗓 Mon, 26 October, 09:00" in summary
+        assert "🗓 On Monday, 26 October, at 09:00" in summary
         # This salon's Cal.com also wants an email: the client is asked for it, then booked.
         asked = await chat.tap("b:ok:", prefix=True)
         assert [m["text"] for m in asked[-2:]] == [
@@ -620,3 +630,88 @@ async def test_typed_text_at_the_master_day_and_time_steps(
     [booking] = salon.made_in_chat()
     assert booking["start"] == "2026-06-05T14:30:00.000Z"
     assert [h["id"] for h in booking["hosts"]] == [olga]
+
+
+async def test_typed_no_or_a_question_at_the_cancel_question_keeps_the_booking(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    """Typed text at "Cancel this booking?" cancels nothing unless it is an unambiguous yes:
+    Cal.com receives no `POST /v2/bookings/{uid}/cancel` for "no", "нет" or a question."""
+    await start(start_gateway, salon)
+    chat = Chat(sandbox.telegram, 531)
+    await book_until_summary(chat, "manicure", "")
+    await chat.share_phone("+79165550531")
+    await chat.tap("b:ok:", prefix=True)
+    [booked] = salon.made_in_chat()
+    uid = booked["uid"]
+    await chat.tap("m:mine")
+    await chat.tap(f"k:v:{uid}")
+    for typed in ("no", "нет, не надо отменять", "wait, what time was it?"):
+        await chat.tap(f"k:c:{uid}")
+        kept = await chat.say(typed)
+        assert kept[0]["text"] == "Your booking stays as it is."
+        assert f"k:c:{uid}" in [b for b, _ in chat.buttons()]  # the booking's options
+    await chat.tap(f"k:c:{uid}")
+    moving = await chat.say("wait, can I move it to Friday instead?")
+    assert "Choose a day" in moving[-1]["text"]
+    cancels = [call for call in salon.calendar.calls if call.name == "cancelBooking"]
+    assert cancels == []
+    assert [b["uid"] for b in salon.made_in_chat()] == [uid]  # still accepted
+
+    # The button, then the optional reason skipped: one cancel, without a reason.
+    await chat.tap("b:quit")
+    await chat.tap("m:mine")
+    await chat.tap(f"k:v:{uid}")
+    await chat.tap(f"k:c:{uid}")
+    await chat.tap(f"k:cx:{uid}")
+    done = await chat.tap(f"k:cs:{uid}")
+    assert done[-1]["text"].startswith("Your booking «Manicure» on ")
+    cancels = [call for call in salon.calendar.calls if call.name == "cancelBooking"]
+    assert [call.status for call in cancels] == [200]
+    gone = next(b for b in salon.bookings(None) if b["uid"] == uid)
+    assert gone["status"] == "cancelled"
+    assert not gone.get("cancellationReason")
+
+
+async def test_a_russian_client_reads_services_and_the_address_in_russian(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    """Per-language words: event-type metadata `title_ru` / `category_ru` and SALON_*_RU."""
+    await start(
+        start_gateway,
+        salon,
+        salon_address_ru="Москва, Примерная ул., 1",
+        salon_hours="Mon–Sat 10:00–20:00",
+        salon_hours_ru="Пн–Сб 10:00–20:00",
+    )
+    chat = Chat(sandbox.telegram, 532, language="ru")
+    await chat.say("/start")
+    info = await chat.tap("m:info")
+    assert "📍 Москва, Примерная ул., 1" in info[-1]["text"]
+    assert "🕘 Пн–Сб 10:00–20:00" in info[-1]["text"]
+    services = await chat.tap("m:book")
+    text = services[-1]["text"]
+    assert "Волосы" in text
+    assert "Ногти" in text
+    assert "• Маникюр · " in text
+    assert "Manicure" not in text
+    assert "Hair" not in text
+    await chat.tap("b:s:manicure")
+    await chat.tap("b:d:", prefix=True)
+    await chat.tap("b:t:", prefix=True)
+    summary = await chat.share_phone("+79165550532")
+    assert "💇 Маникюр" in summary[-1]["text"]
+    assert "📍 Москва, Примерная ул., 1" in summary[-1]["text"]
+    done = await chat.tap("b:ok:", prefix=True)
+    assert "💇 Маникюр" in done[-1]["text"]
+    mine = await chat.tap("m:mine")
+    assert "— Маникюр" in mine[-1]["text"]
+
+    # An English client of the same salon reads the salon's plain words.
+    english = Chat(sandbox.telegram, 533)
+    await english.say("/start")
+    info = await english.tap("m:info")
+    assert "📍 1 Example Street" in info[-1]["text"]
+    assert "🕘 Mon–Sat 10:00–20:00" in info[-1]["text"]
+    services = await english.tap("m:book")
+    assert "• Manicure · " in services[-1]["text"]

@@ -145,7 +145,7 @@ async def test_a_telegram_client_is_handed_to_staff_and_back_at_the_same_step(
     assert "asked for a person in their own words" in note
     assert "“Can I talk to a real person please?”" in note
     assert "Client: Anna · telegram · en" in note
-    assert "Was at: book.time" in note
+    assert "Was choosing a time for Women's haircut with Anna Petrova." in note
     assert "Booking in progress: Women's haircut · Anna Petrova" in note
 
     # While a person owns it the bot is silent; the client's words reach staff.

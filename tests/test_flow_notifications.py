@@ -208,18 +208,26 @@ async def test_a_booking_in_the_chat_is_confirmed_once_and_its_reminders_come_on
     await novu.run_due()
     reminder = await eventually(lambda: chat.messages[before:])
     assert reminder[-1]["text"].startswith(
-        "⏰ A reminder: «Women's haircut» on Wed, 3 June, 10:00."
+        "⏰ A reminder: «Women's haircut» on Wednesday, 3 June, at 10:00."
     )
     assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
     thanks = await chat.tap(f"k:y:{uid}")
-    assert thanks[-1]["text"] == "Thank you! We look forward to seeing you on Wed, 3 June, 10:00."
+    assert (
+        thanks[-1]["text"]
+        == "Thank you! We look forward to seeing you on Wednesday, 3 June, at 10:00."
+    )
 
     # T-2 h: the second one; then nothing more is pending.
     before = len(chat.messages)
     salon.clock.now = VISIT - timedelta(hours=2)
     await novu.run_due()
     second = await eventually(lambda: chat.messages[before:])
-    assert second[-1]["text"].startswith("⏰ A reminder")
+    # The client answered "I'll come": the 2 h reminder remembers it and does not ask again.
+    assert second[-1]["text"].startswith(
+        "⏰ A reminder: «Women's haircut» on Wednesday, 3 June, at 10:00. See you at 10:00!"
+    )
+    assert "Will you come?" not in second[-1]["text"]
+    assert [b for b, _ in chat.buttons()] == [f"k:r:{uid}", f"k:c:{uid}"]
     assert novu.pending() == []
     assert sum("A reminder" in t for t in texts(chat)) == 2
 
@@ -238,7 +246,7 @@ async def test_a_booking_made_elsewhere_reaches_the_known_client_and_its_buttons
     uid = await book_elsewhere(salon, thursday, "+79160000802")
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"].startswith(
-        "✅ You are booked: «Women's haircut» on Thu, 4 June, 11:00."
+        "✅ You are booked: «Women's haircut» on Thursday, 4 June, at 11:00."
     )
     assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
     assert "payload" not in json.dumps(told[-1])  # plain Telegram buttons, nothing of Novu's
@@ -248,7 +256,8 @@ async def test_a_booking_made_elsewhere_reaches_the_known_client_and_its_buttons
     assert "Choose a day" in days[-1]["text"]
     # Cancel asks first, then cancels in Cal.com.
     await chat.tap(f"k:c:{uid}")
-    done = await chat.tap(f"k:cx:{uid}")
+    await chat.tap(f"k:cx:{uid}")
+    done = await chat.tap(f"k:cs:{uid}")  # no reason given
     assert "is cancelled" in done[-1]["text"]
     [booking] = [b for b in salon.bookings(None) if b["uid"] == uid]
     assert booking["status"] == "cancelled"
@@ -278,8 +287,8 @@ async def test_the_salon_moves_then_cancels_a_visit_and_the_client_hears_of_both
     new_uid = moved["uid"]
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"].startswith(
-        "📅 The salon moved your visit «Women's haircut» "
-        "from Wed, 3 June, 10:00 to Fri, 5 June, 12:00."
+        "📅 The salon moved your visit «Women's haircut»: "
+        "it is now on Friday, 5 June, at 12:00 (it was on Wednesday, 3 June, at 10:00)."
     )
     assert [b for b, _ in chat.buttons()] == [f"k:y:{new_uid}", f"k:r:{new_uid}", f"k:c:{new_uid}"]
     await novu.settle()
@@ -304,7 +313,8 @@ async def test_the_salon_moves_then_cancels_a_visit_and_the_client_hears_of_both
     )
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"] == (
-        "❌ The salon cancelled your visit «Women's haircut» on Fri, 5 June, 12:00. We are sorry. "
+        "❌ The salon cancelled your visit «Women's haircut» on Friday, 5 June, at 12:00. "
+        "We are sorry. "
         "Would you like to book another time?\nThe salon's note: Anna is ill"
     )
     assert [b for b, _ in chat.buttons()] == ["m:book", "m:home"]
@@ -338,7 +348,7 @@ async def test_a_client_known_only_by_email_gets_it_by_email_and_forgeries_are_r
     [email] = novu.sent
     assert email["channel"] == "email"
     assert email["to"] == "vera@example.com"
-    assert email["text"].startswith("✅ Вы записаны: «Women's haircut», чт, 4 июня, 11:00.")
+    assert email["text"].startswith("✅ Вы записаны: «Women's haircut» в четверг, 4 июня, в 11:00.")
     assert novu.deliveries == []  # no messenger for her
 
     # A forged signature, a missing one, a body altered after signing: refused, nothing queued.
@@ -367,7 +377,7 @@ async def test_a_webhook_that_never_came_is_caught_by_reconciliation(
     uid = await book_elsewhere(salon, datetime(2026, 6, 4, 8, 0, tzinfo=UTC), "+79160000805")
     told = await eventually(lambda: chat.messages[before:], timeout=10)
     assert told[-1]["text"].startswith(
-        "✅ You are booked: «Women's haircut» on Thu, 4 June, 11:00."
+        "✅ You are booked: «Women's haircut» on Thursday, 4 June, at 11:00."
     )
     assert len([r for r in runs(novu, "booking-confirmed") if r.payload["bookingUid"] == uid]) == 1
 
@@ -417,7 +427,7 @@ async def test_a_whatsapp_client_outside_the_window_gets_the_approved_template_w
     assert wa.errors == []
     # Her tap on "I'll come" in the template is understood.
     answer = await phone.tap(f"k:y:{uid}")
-    assert "Thank you! We look forward to seeing you on Mon, 8 June, 11:00." in json.dumps(
+    assert "Thank you! We look forward to seeing you on Monday, 8 June, at 11:00." in json.dumps(
         answer[-1].body, ensure_ascii=False
     )
 
@@ -468,7 +478,9 @@ async def test_without_novu_the_calendar_still_tells_the_client_what_the_salon_d
     raw = cal_webhook("BOOKING_REQUESTED", request, 807, status="PENDING")
     assert await post_signed(url, raw, sign_(raw)) == 200
     told = await eventually(lambda: chat.messages[before:])
-    assert told[-1]["text"].startswith("🕓 Your request for «Manicure» on Thu, 4 June, 15:00")
+    assert told[-1]["text"].startswith(
+        "🕓 Your request for «Manicure» on Thursday, 4 June, at 15:00"
+    )
     before = len(chat.messages)
     raw = cal_webhook("BOOKING_REJECTED", request, 807, rejectionReason="Fully booked")
     assert await post_signed(url, raw, sign_(raw)) == 200
@@ -515,7 +527,7 @@ async def test_staff_see_in_chatwoot_that_the_client_will_come(
     notes = await eventually(lambda: [n for n in desk.notes("tg:808") if "will come" in n])
     assert notes == [
         f"✅ The client confirmed they will come (booking {uid}). "
-        "Thank you! We look forward to seeing you on Wed, 3 June, 10:00."
+        "Thank you! We look forward to seeing you on Wednesday, 3 June, at 10:00."
     ]
     # The reminder itself is mirrored too: staff see what the client was asked.
     thread = desk.thread("tg:808")
@@ -538,8 +550,8 @@ async def test_a_move_whose_webhook_was_lost_still_cancels_the_old_reminders(
     )
     told = await eventually(lambda: chat.messages[before:], timeout=10)
     assert told[-1]["text"].startswith(
-        "📅 The salon moved your visit «Women's haircut» "
-        "from Wed, 3 June, 10:00 to Fri, 5 June, 12:00."
+        "📅 The salon moved your visit «Women's haircut»: "
+        "it is now on Friday, 5 June, at 12:00 (it was on Wednesday, 3 June, at 10:00)."
     )
     await novu.settle()
     old = [r for r in runs(novu, "booking-reminder") if r.payload["bookingUid"] == uid]
@@ -564,7 +576,7 @@ async def test_a_refused_notice_template_leaves_the_notice_waiting_for_the_clien
     )
     assert waiting[-1].body["template"]["name"] == "frontdesk_reply_waiting"
     answer = await phone.tap("Continue")
-    assert "You are booked: «Women's haircut» on Mon, 8 June, 11:00." in json.dumps(
+    assert "You are booked: «Women's haircut» on Monday, 8 June, at 11:00." in json.dumps(
         [s.body for s in answer], ensure_ascii=False
     )
 
@@ -614,7 +626,7 @@ async def test_a_notice_novu_failed_to_post_reaches_the_client_once_through_the_
     salon.clock.now += timedelta(seconds=61)
     told = await eventually(lambda: chat.messages[before:])
     assert told[-1]["text"].startswith(
-        "✅ You are booked: «Women's haircut» on Thu, 4 June, 11:00."
+        "✅ You are booked: «Women's haircut» on Thursday, 4 June, at 11:00."
     )
     assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
 
@@ -648,7 +660,9 @@ async def test_a_reminder_beyond_the_plans_longest_delay_still_comes_through_the
     before = len(chat.messages)
     salon.clock.now = VISIT - timedelta(hours=2) + timedelta(seconds=61)
     second = await eventually(lambda: chat.messages[before:])
-    assert second[-1]["text"].startswith("⏰ A reminder: «Women's haircut» on Wed, 3 June, 10:00.")
+    assert second[-1]["text"].startswith(
+        "⏰ A reminder: «Women's haircut» on Wednesday, 3 June, at 10:00."
+    )
     assert [b for b, _ in chat.buttons()] == [f"k:y:{uid}", f"k:r:{uid}", f"k:c:{uid}"]
     await asyncio.sleep(0.3)
     assert sum("A reminder" in t for t in texts(chat)) == 2

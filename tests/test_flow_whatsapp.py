@@ -255,7 +255,7 @@ async def test_a_client_books_on_whatsapp(
     summary = await phone.tap(f"b:t:202606020700:{anna}")
     text = text_of(summary[-1])
     assert text.startswith("Please check your booking:")
-    assert "📱 +79161234567" in text
+    assert "📱 +7 916 123-45-67" in text
     assert "🙂 Maria" in text
 
     done = await phone.tap("b:ok:", prefix=True)
@@ -327,7 +327,7 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     await phone.tap("b:s:hair-colouring")
     await phone.tap("b:d:20260602")
     summary = await phone.tap("b:t:202606020700", prefix=True)
-    assert "📱 +79990001122" in text_of(summary[-1])
+    assert "📱 +7 999 000-11-22" in text_of(summary[-1])
     done = await phone.tap("b:ok:", prefix=True)
     assert text_of(done[-1]).startswith("✅ Вы записаны!")
     [booked] = salon.made_in_chat()
@@ -336,7 +336,7 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     assert text_of(mine[-1]).startswith("Ваши ближайшие записи:")
     await phone.tap(f"k:v:{booked['uid']}")
     days = await phone.tap(f"k:r:{booked['uid']}")
-    assert "Перенос записи «Hair colouring»" in text_of(days[-1])
+    assert "Перенос записи «Окрашивание волос»" in text_of(days[-1])
     await phone.tap("b:d:20260605")
     summary = await phone.tap("b:t:202606051200", prefix=True)  # 15:00
     assert text_of(summary[-1]).startswith("Перенести запись на это время?")
@@ -350,12 +350,18 @@ async def test_reschedule_and_cancel_on_whatsapp_in_russian(
     await phone.tap("m:mine")
     await phone.tap(f"k:v:{new['uid']}")
     prompt = await phone.tap(f"k:c:{new['uid']}")
-    assert text_of(prompt[-1]).startswith("Отменить «Hair colouring» пт, 5 июня, 15:00?")
-    cancelled = await phone.tap(f"k:cx:{new['uid']}")
-    assert text_of(cancelled[-1]).startswith(
-        "Запись «Hair colouring» на пт, 5 июня, 15:00 отменена."
+    assert text_of(prompt[-1]).startswith(
+        "Отменить «Окрашивание волос» в пятницу, 5 июня, в 15:00?"
     )
-    assert next(b for b in salon.bookings(None) if b["uid"] == new["uid"])["status"] == "cancelled"
+    asked = await phone.tap(f"k:cx:{new['uid']}")
+    assert text_of(asked[-1]).startswith("Запись ещё не отменена.")
+    # Once cancelling is confirmed, the words typed are the reason Cal.com keeps.
+    cancelled = await phone.say("Заболела")
+    assert text_of(cancelled[-1]).startswith(
+        "Запись «Окрашивание волос» в пятницу, 5 июня, в 15:00 отменена."
+    )
+    gone = next(b for b in salon.bookings(None) if b["uid"] == new["uid"])
+    assert (gone["status"], gone["cancellationReason"]) == ("cancelled", "Заболела")
     assert wa.errors == []
 
 
@@ -529,7 +535,7 @@ async def test_a_client_known_only_by_a_business_scoped_id(
     card = {"name": {"formatted_name": "Kim"}, "phones": [{"phone": "+1 650 555 1234"}]}
     await wa.client_sends(key, "contacts", [card])  # type: ignore[arg-type]
     summary = await phone._answer(before)
-    assert "📱 +16505551234" in text_of(summary[-1])
+    assert "📱 +1 650-555-1234" in text_of(summary[-1])
 
 
 async def test_use_my_whatsapp_number_from_the_contact_step(
@@ -551,7 +557,7 @@ async def test_use_my_whatsapp_number_from_the_contact_step(
     # One bubble: the note joins the summary (WhatsApp paces messages to one client).
     [message] = [s for s in summary if s.type != "read"]
     assert text_of(message).startswith(
-        "Thank you! I will use +79161234567.\n\nPlease check your booking:"
+        "Thank you! I will use +7 916 123-45-67.\n\nPlease check your booking:"
     )
 
 

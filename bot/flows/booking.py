@@ -21,10 +21,19 @@ from bot import contact
 from bot.catalogue import Master, Service
 from bot.flows import menu
 from bot.flows.services import price_text
+from bot.flows.standing import standing
 from bot.flows.turn import Context, Turn
 from bot.i18n import Translator
 from bot.ics import calendar_file
-from bot.local_time import format_day, format_time, format_when, local_day_window, upcoming_days
+from bot.local_time import (
+    format_day,
+    format_label,
+    format_on_day,
+    format_time,
+    format_when,
+    local_day_window,
+    upcoming_days,
+)
 from bot.ports import (
     AttendeeRejected,
     BookingRequest,
@@ -237,7 +246,8 @@ class BookingFlow:
                 return await self.screen(ctx, CONTACT_STEP)
             if phone or email:
                 return await self._contact_given(ctx, phone=phone, email=email)
-            ctx.note(Reply(ctx._("book.contact.invalid")))
+            # Say what is wrong, with an example: "abc" is no phone number.
+            ctx.note(Reply(ctx._(f"book.contact.invalid.{contact.problem(text)}")))
             return await self.screen(ctx, CONTACT_STEP)
         if step == NAME_STEP:
             name = contact.name(text)
@@ -485,14 +495,15 @@ class BookingFlow:
         if email:
             changes["email"] = email
         self._edit(ctx, **changes)
-        ctx.note(Reply(ctx._("book.contact.saved", contact=phone or email), clear_keyboard=True))
+        shown = contact.readable(phone) if phone else email
+        ctx.note(Reply(ctx._("book.contact.saved", contact=shown), clear_keyboard=True))
         return await self.screen(ctx, CONFIRM_STEP)
 
     # --- screens ------------------------------------------------------------------------------
 
     async def _services_screen(self, ctx: Context, draft: Draft) -> Turn:
         _ = ctx._
-        services = await self.calendar.services()
+        services = [s.in_language(ctx.locale) for s in await self.calendar.services()]
         if not services:
             ctx.update(draft=None)
             return ctx.reply(menu.with_contacts(_, self.salon, "book.offline"), menu.STEP)
@@ -518,7 +529,7 @@ class BookingFlow:
 
     async def _masters_screen(self, ctx: Context, draft: Draft) -> Turn:
         _ = ctx._
-        service = await self._service(draft.service)
+        service = await self._service(draft.service, ctx.locale)
         choices = [Choice(f"{MASTER}{m.id}", m.name) for m in service.masters]
         choices.append(Choice(ANY_MASTER, _("book.master.any")))
         choices += [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
@@ -551,7 +562,7 @@ class BookingFlow:
         label = format_day(day, ctx.locale)
         back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
         if not slots:
-            ctx.note(Reply(_("book.time.none", day=label)))
+            ctx.note(Reply(_("book.time.none", day=format_on_day(day, ctx.locale, capital=True))))
             self._edit(ctx, day=None)
             return await self._days_screen(ctx, draft)  # the day is no part of that screen
         wanted = self._wanted_times(ctx, draft, slots)
@@ -587,14 +598,15 @@ class BookingFlow:
     async def _summary_screen(self, ctx: Context, draft: Draft) -> Turn:
         _ = ctx._
         assert draft.start is not None
-        service = await self._service(draft.service)
+        service = await self._service(draft.service, ctx.locale)
         lines = self._visit_lines(
             ctx, service, self._master(service, draft.slot_master), draft.start, priced=True
         )
         lines += ["", _("book.line.name", name=draft.name)]
-        for value in (draft.phone, draft.email):
-            if value:
-                lines.append(_("book.line.contact", contact=value))
+        if draft.phone:
+            lines.append(_("book.line.phone", phone=contact.readable(draft.phone)))
+        if draft.email:
+            lines.append(_("book.line.email", email=draft.email))
         if draft.reschedule is not None:
             title = _("book.move.summary")
             confirm = _("book.move.confirm")
@@ -633,7 +645,7 @@ class BookingFlow:
         draft = session.draft
         if draft is None or draft.id != draft_id:
             if draft_id in session.booked:
-                return ctx.reply(menu.menu(_, _("book.already")), menu.STEP)
+                return await self._already(ctx, session.made.get(draft_id))
             return ctx.reply(menu.menu(_, _("choice.stale")), menu.STEP)
         incomplete = not (draft.phone or draft.email) or (draft.needs_email and not draft.email)
         if draft.service is None or draft.start is None or incomplete:
@@ -675,23 +687,39 @@ class BookingFlow:
             return self._unavailable(ctx, CONFIRM_STEP)
         return self._booked(ctx, draft, visit)
 
+    async def _already(self, ctx: Context, uid: str | None) -> Turn:
+        """A second Confirm of a booking made before: where that visit stands now."""
+        _ = ctx._
+        visit = None
+        if uid is not None:
+            try:
+                visit = await self.calendar.visit(uid)
+            except CalendarUnavailable:
+                visit = None
+        if visit is None:
+            return ctx.reply(menu.menu(_, _("book.already")), menu.STEP)
+        return ctx.reply(standing(ctx, visit, uid or "", self.zone), menu.STEP)
+
     def _booked(self, ctx: Context, draft: Draft, visit: Visit) -> Turn:
         _ = ctx._
         session = ctx.session
         bookings = [uid for uid in session.bookings if uid != draft.reschedule]
         if visit.uid not in bookings:
             bookings.append(visit.uid)
+        made = {**session.made, draft.id: visit.uid}
         ctx.update(
             draft=None,
             viewing=None,
             booked=[*session.booked, draft.id][-_REMEMBERED:],
+            made=dict(list(made.items())[-_REMEMBERED:]),
             bookings=bookings[-_REMEMBERED:],
             name=draft.name,
             phone=draft.phone or session.phone,
             email=draft.email or session.email,
         )
         title = _("book.move.done") if draft.reschedule else _("book.done")
-        lines = self._visit_lines(ctx, None, visit.master, visit.start, title=visit.service)
+        service = visit.service_in(ctx.locale)
+        lines = self._visit_lines(ctx, None, visit.master, visit.start, title=service)
         text = "\n".join([title, "", *lines, "", _("book.see_you")])
         choices = (
             Choice(f"{CALENDAR_FILE}{visit.uid}", _("book.calendar_file")),
@@ -715,8 +743,8 @@ class BookingFlow:
             uid=visit.uid,
             start=visit.start,
             end=visit.end,
-            summary=f"{visit.service} · {self.salon.name}",
-            location=self.salon.address,
+            summary=f"{visit.service_in(ctx.locale)} · {self.salon.name}",
+            location=self.salon.address_in(ctx.locale),
             description=description,
             stamp=ctx.now,
         )
@@ -738,7 +766,8 @@ class BookingFlow:
         return f"{service.title} · {price}" if price else service.title
 
     def visit_lines(self, ctx: Context, visit: Visit) -> list[str]:
-        return self._visit_lines(ctx, None, visit.master, visit.start, title=visit.service)
+        service = visit.service_in(ctx.locale)
+        return self._visit_lines(ctx, None, visit.master, visit.start, title=service)
 
     def _visit_lines(
         self,
@@ -753,20 +782,22 @@ class BookingFlow:
         _ = ctx._
         lines = [_("book.line.service", service=service.title if service else title)]
         lines.append(_("book.line.master", master=master or _("book.master.assigned")))
-        lines.append(_("book.line.when", when=format_when(start, self.zone, ctx.locale)))
+        when = format_when(start, self.zone, ctx.locale, capital=True)
+        lines.append(_("book.line.when", when=when))
         if service is not None and priced:
             minutes = _.plural("services.minutes", "services.minutes.plural", service.minutes)
             lines.append(_("book.line.length", minutes=minutes))
             price = price_text(service, ctx.locale)
             if price:
                 lines.append(_("book.line.price", price=price))
-        if self.salon.address:
-            lines.append(_("book.line.address", address=self.salon.address))
+        address = self.salon.address_in(ctx.locale)
+        if address:
+            lines.append(_("book.line.address", address=address))
         return lines
 
     async def _heading(self, ctx: Context, draft: Draft) -> str:
         _ = ctx._
-        service = await self._service(draft.service)
+        service = await self._service(draft.service, ctx.locale)
         if draft.reschedule is not None:
             return _("book.move.heading", service=service.title)
         master = self._master(service, draft.master)
@@ -775,19 +806,28 @@ class BookingFlow:
     async def describe(self, _: Translator, draft: Draft) -> str:
         """A draft in one line, for staff: service · master · time (what is chosen so far)."""
         try:
-            service = await self._service(draft.service)
+            service = await self._service(draft.service, _.locale)
         except CalendarUnavailable:
             service = Service(key=draft.service or "", title=draft.service or "", minutes=0)
         parts = [service.title]
         master_id = draft.slot_master or draft.master
         parts.append(self._master(service, master_id) or _("book.master.any_free"))
         if draft.start is not None:
-            parts.append(format_when(draft.start, self.zone, _.locale))
+            parts.append(format_label(draft.start, self.zone, _.locale))
         elif draft.day is not None:
             parts.append(draft.day.isoformat())
         if draft.reschedule is not None:
             parts.append(_("handoff.note.moving"))
         return " · ".join(parts)
+
+    async def chosen(self, _: Translator, draft: Draft) -> tuple[str, str]:
+        """The draft's service and master in `_`'s language ("any master" until one is)."""
+        try:
+            service = await self._service(draft.service, _.locale)
+        except CalendarUnavailable:
+            service = Service(key=draft.service or "", title=draft.service or "", minutes=0)
+        master = self._master(service, draft.slot_master or draft.master)
+        return service.title, master or _("book.master.any_free")
 
     @staticmethod
     def _master(service: Service | None, master_id: int | None) -> str | None:
@@ -796,13 +836,14 @@ class BookingFlow:
         found: Master | None = next((m for m in service.masters if m.id == master_id), None)
         return found.name if found else None
 
-    async def _service(self, key: str | None) -> Service:
+    async def _service(self, key: str | None, locale: str | None = None) -> Service:
+        """The service by key; in `locale`'s words when given."""
         services = await self.calendar.services()
         found = next((s for s in services if s.key == key), None)
         if found is None:
             # The salon took the service out of its catalogue meanwhile.
             return Service(key=key or "", title=key or "", minutes=0)
-        return found
+        return found.in_language(locale) if locale else found
 
     async def _service_or_none(self, ctx: Context, key: str | None) -> Service | None:
         return next((s for s in await self._services_or_none(ctx) if s.key == key), None)

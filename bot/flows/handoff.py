@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from bot.flows import booking, menu
+from bot.flows import booking, menu, mine
 from bot.flows.turn import Context
 from bot.i18n import Translator
-from bot.local_time import format_when
+from bot.local_time import format_label
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
 from bot.salon import Salon
@@ -63,8 +63,9 @@ def handed_off(ctx: Context, salon: Salon) -> Reply:
     """What the client is told: a person will answer here (with the salon's hours)."""
     _ = ctx._
     text = _("handoff.started")
-    if salon.hours:
-        text = f"{text}\n{_('handoff.hours', hours=salon.hours)}"
+    hours = salon.hours_in(_.locale)
+    if hours:
+        text = f"{text}\n{_('handoff.hours', hours=hours)}"
     return Reply(text)
 
 
@@ -105,7 +106,7 @@ async def staff_note(
     if session.email:
         details.append(session.email)
     lines.append(_("handoff.note.client", details=" · ".join(details)))
-    lines.append(_("handoff.note.step", step=session.step))
+    lines.append(await _where(staff, session, flow))
     draft = session.draft
     if draft is not None and draft.service is not None and flow is not None:
         lines.append(_("handoff.note.draft", draft=await flow.describe(staff, draft)))
@@ -118,9 +119,37 @@ async def staff_note(
                 upcoming = [_("handoff.note.calendar_down")]
                 break
             if visit is not None and visit.active:
-                when = format_when(visit.start, ZoneInfo(zone), staff.locale)
-                upcoming.append(f"• {when} — {visit.service}")
+                when = format_label(visit.start, ZoneInfo(zone), staff.locale)
+                upcoming.append(f"• {when} — {visit.service_in(staff.locale)}")
         if upcoming:
             lines.append(_("handoff.note.upcoming"))
             lines += upcoming
     return "\n".join(lines)
+
+
+# Where the client was, in words staff read ("was choosing a day for Manicure with Olga"):
+# the booking steps name the service and master chosen so far.
+_WHERE = {
+    booking.SERVICE_STEP: "handoff.note.at.service",
+    booking.MASTER_STEP: "handoff.note.at.master",
+    booking.DAY_STEP: "handoff.note.at.day",
+    booking.TIME_STEP: "handoff.note.at.time",
+    booking.CONTACT_STEP: "handoff.note.at.contact",
+    booking.NAME_STEP: "handoff.note.at.name",
+    booking.CONFIRM_STEP: "handoff.note.at.confirm",
+    mine.LIST_STEP: "handoff.note.at.bookings",
+    mine.CANCEL_STEP: "handoff.note.at.cancel",
+    mine.REASON_STEP: "handoff.note.at.cancel",
+}
+
+
+async def _where(staff: Translator, session: Session, flow: booking.BookingFlow | None) -> str:
+    draft = session.draft
+    if session.step not in booking.STEPS:
+        return staff(_WHERE.get(session.step, "handoff.note.at.menu"))
+    if draft is None or flow is None:
+        return staff("handoff.note.at.booking")
+    if draft.service is None:
+        return staff("handoff.note.at.service")
+    service, master = await flow.chosen(staff, draft)
+    return staff(_WHERE[session.step], service=service, master=master)

@@ -51,10 +51,11 @@ def contacts(_: Translator, salon: Salon) -> str:
     lines = []
     if salon.phone:
         lines.append(_("salon.phone", phone=salon.phone))
-    if salon.address:
-        lines.append(_("salon.address", address=salon.address))
-    if salon.hours:
-        lines.append(_("salon.hours", hours=salon.hours))
+    address, hours = salon.address_in(_.locale), salon.hours_in(_.locale)
+    if address:
+        lines.append(_("salon.address", address=address))
+    if hours:
+        lines.append(_("salon.hours", hours=hours))
     return "\n".join(lines)
 
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import asyncio
 
+from bot import consent
 from bot.flows import menu
 from bot.flows.booking import CALENDAR_FILE, BookingFlow
+from bot.flows.standing import standing
 from bot.flows.turn import Context, Turn
-from bot.local_time import format_when
+from bot.local_time import format_label, format_when
 from bot.ports import Calendar, CalendarUnavailable, Visit
 from bot.replies import Choice, Reply
+from bot.session import forgetting
 
 VIEW = "k:v:"
 MOVE = "k:r:"
 CANCEL = "k:c:"
-CANCEL_YES = "k:cx:"
+CANCEL_YES = "k:cx:"  # confirmed: the reason is asked next
+CANCEL_NOW = "k:cs:"  # cancel without a reason
 ATTEND = "k:y:"  # "I'll come", under a reminder or a confirmation
 
 CANCEL_STEP = "mine.cancel"
 LIST_STEP = "mine.list"
+REASON_STEP = "mine.reason"
+# The steps at which typed text is read by My bookings.
+TEXT_STEPS = (CANCEL_STEP, REASON_STEP)
 
 
 class MyBookings:
@@ -43,9 +50,10 @@ class MyBookings:
         lines = [_("mine.title"), ""]
         choices = []
         for visit in visits:
-            when = format_when(visit.start, self.booking.zone, ctx.locale)
-            lines.append(_("mine.item", when=when, service=visit.service))
-            choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {visit.service}"))
+            when = format_label(visit.start, self.booking.zone, ctx.locale)
+            service = visit.service_in(ctx.locale)
+            lines.append(_("mine.item", when=when, service=service))
+            choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {service}"))
         choices.append(Choice(menu.HOME, _("menu.home")))
         ctx.update(viewing=None, draft=None)
         return ctx.reply(Reply("\n".join(lines), tuple(choices)), LIST_STEP)
@@ -54,12 +62,16 @@ class MyBookings:
         for prefix, action in (
             (VIEW, self._view),
             (MOVE, self._move),
-            (CANCEL_YES, self._cancel),
+            (CANCEL_YES, self._ask_reason),
+            (CANCEL_NOW, self._cancel),
             (CANCEL, self._ask_cancel),
             (ATTEND, self._attend),
         ):
             if choice.startswith(prefix):
                 uid = choice.removeprefix(prefix)
+                if uid in ctx.session.former:
+                    # A visit of theirs that changed since the button was sent.
+                    return await self._former(ctx, uid)
                 if uid not in ctx.session.bookings:
                     # Not one of this client's bookings (an old button, or a forged one).
                     return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
@@ -67,11 +79,24 @@ class MyBookings:
         return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
 
     async def text(self, ctx: Context, text: str) -> Turn:
-        """Typed text while confirming a cancellation is the reason for it."""
+        """Typed text at the cancel question cancels only when it is an unambiguous yes; "no",
+        a question or anything else keeps the booking. Once cancelling is confirmed, typed text
+        is the reason (optional), unless it takes the yes back."""
         uid = ctx.session.viewing
-        if ctx.session.step == CANCEL_STEP and uid is not None:
+        step = ctx.session.step
+        if uid is None or uid not in ctx.session.bookings:
+            return await self.show(ctx)
+        if step == CANCEL_STEP and consent.is_yes(text):
+            return await self._ask_reason(ctx, uid)
+        if step == REASON_STEP and not consent.is_no(text):
             return await self._cancel(ctx, uid, reason=" ".join(text.split())[:500] or None)
-        return await self.show(ctx)
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit  # gone meanwhile: that is what the client is told
+        ctx.note(Reply(ctx._("mine.cancel.kept")))
+        if consent.asks_to_move(text):
+            return await self.booking.move(ctx, visit)
+        return await self._view(ctx, visit.uid)
 
     async def _view(self, ctx: Context, uid: str) -> Turn:
         _ = ctx._
@@ -119,8 +144,21 @@ class MyBookings:
             Choice(f"{VIEW}{visit.uid}", _("mine.cancel.no")),
         )
         ctx.update(viewing=visit.uid)
-        text = _("mine.cancel.prompt", service=visit.service, when=when)
+        text = _("mine.cancel.prompt", service=visit.service_in(ctx.locale), when=when)
         return ctx.reply(Reply(text, choices), CANCEL_STEP)
+
+    async def _ask_reason(self, ctx: Context, uid: str) -> Turn:
+        """Cancelling is confirmed: a reason helps the salon, but the client may skip it."""
+        _ = ctx._
+        visit = await self._current(ctx, uid)
+        if isinstance(visit, Turn):
+            return visit
+        choices = (
+            Choice(f"{CANCEL_NOW}{visit.uid}", _("mine.reason.skip")),
+            Choice(f"{VIEW}{visit.uid}", _("mine.cancel.no")),
+        )
+        ctx.update(viewing=visit.uid)
+        return ctx.reply(Reply(_("mine.reason.prompt"), choices), REASON_STEP)
 
     async def _cancel(self, ctx: Context, uid: str, reason: str | None = None) -> Turn:
         _ = ctx._
@@ -129,13 +167,14 @@ class MyBookings:
         except CalendarUnavailable:
             return self._unavailable(ctx)
         when = format_when(visit.start, self.booking.zone, ctx.locale)
-        ctx.update(viewing=None, bookings=[known for known in ctx.session.bookings if known != uid])
+        kept = [known for known in ctx.session.bookings if known != uid]
+        ctx.update(viewing=None, **forgetting(ctx.session, kept))
         choices = (
             Choice(menu.BOOK, _("mine.book_again")),
             Choice(menu.BOOKINGS, _("menu.bookings")),
             Choice(menu.HOME, _("menu.home")),
         )
-        text = _("mine.cancelled", service=visit.service, when=when)
+        text = _("mine.cancelled", service=visit.service_in(ctx.locale), when=when)
         return ctx.reply(Reply(text, choices), menu.STEP)
 
     async def _current(self, ctx: Context, uid: str) -> Visit | Turn:
@@ -145,8 +184,11 @@ class MyBookings:
         except CalendarUnavailable:
             return self._unavailable(ctx)
         if visit is None or not visit.active or visit.end <= ctx.now:
-            ctx.update(bookings=[known for known in ctx.session.bookings if known != uid])
-            ctx.note(Reply(ctx._("mine.gone")))
+            kept = [known for known in ctx.session.bookings if known != uid]
+            ctx.update(**forgetting(ctx.session, kept))
+            ctx.note(
+                standing(ctx, visit, uid, self.booking.zone) if visit else Reply(ctx._("mine.gone"))
+            )
             return await self.show(ctx)
         if visit.uid != uid:
             self._follow(ctx, uid, visit.uid)
@@ -161,14 +203,24 @@ class MyBookings:
             for visit in found
             if visit is not None and visit.active and visit.end > ctx.now
         }
-        ctx.update(bookings=list(upcoming))
+        ctx.update(**forgetting(ctx.session, list(upcoming)))
         return sorted(upcoming.values(), key=lambda v: v.start)
 
     @staticmethod
     def _follow(ctx: Context, old: str, new: str) -> None:
         """The salon moved the booking: its new uid replaces the old one."""
         bookings = [new if known == old else known for known in ctx.session.bookings]
-        ctx.update(bookings=list(dict.fromkeys(bookings)))
+        ctx.update(**forgetting(ctx.session, list(dict.fromkeys(bookings))))
+
+    async def _former(self, ctx: Context, uid: str) -> Turn:
+        """An old button of a visit that left the client's list: what became of it."""
+        try:
+            visit = await self.calendar.visit(uid)
+        except CalendarUnavailable:
+            return self._unavailable(ctx)
+        if visit is None:
+            return ctx.reply(menu.menu(ctx._, ctx._("mine.gone")), menu.STEP)
+        return ctx.reply(standing(ctx, visit, uid, self.booking.zone), menu.STEP)
 
     def _unavailable(self, ctx: Context) -> Turn:
         _ = ctx._

@@ -120,9 +120,13 @@ class Vocabulary:
         self._categories: dict[str, set[str]] = {}
         self._masters = Lexicon(min_typo=6)  # names are short: "Anna" is no typo of "Anne"
         for service in self.services:
-            for word in _title_words(service.title):
+            # The title and category in every language the salon gives (Cal.com metadata):
+            # a Russian client may type the English name, and the other way round.
+            titles = (service.title, *(title for _, title in service.titles))
+            categories = (service.category or "", *(name for _, name in service.categories))
+            for word in dict.fromkeys(w for title in titles for w in _title_words(title)):
                 self._learn(word, service.key)
-            for word in _title_words(service.category or ""):
+            for word in dict.fromkeys(w for name in categories for w in _title_words(name)):
                 self._categories.setdefault(self._learn(word, None), set()).add(service.key)
             for master in service.masters:
                 self._masters.add(str(master.id), _name_stems(master.name))

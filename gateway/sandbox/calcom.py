@@ -723,6 +723,18 @@ class CalcomSandbox:
             ("gel-polish", "Gel polish", 90, 2800, "Nails", [[maria]]),
             ("brow-shaping", "Brow shaping", 30, 900, "Brows", [[olga], [maria]]),
         ]
+        # The salon's Russian words, in the event types' metadata (`title_ru`, `category_ru`).
+        russian = {
+            "womens-haircut": "Женская стрижка",
+            "mens-haircut": "Мужская стрижка",
+            "hair-colouring": "Окрашивание волос",
+            "manicure": "Маникюр",
+            "gel-polish": "Покрытие гель-лаком",
+            "brow-shaping": "Коррекция бровей",
+            "Hair": "Волосы",
+            "Nails": "Ногти",
+            "Brows": "Брови",
+        }
         ids: dict[tuple[str, int], int] = {}
         for service, title, length, price, category, offers in services:
             for hosts in offers:
@@ -736,7 +748,11 @@ class CalcomSandbox:
                     team_id=team_id,
                     price=price,
                     category=category,
-                    metadata={"service": service},
+                    metadata={
+                        "service": service,
+                        "title_ru": russian[service],
+                        "category_ru": russian[category],
+                    },
                     minimum_notice=60,
                     slot_interval=30,
                     after_buffer=15 if category == "Nails" else 0,

@@ -3,6 +3,7 @@ stopping, stale buttons, paging, and every way the calendar can fail."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -178,7 +179,8 @@ async def test_typed_answers_at_each_step(client: Client, calendar: FakeCalendar
     invalid = await client.says("call me maybe")
     assert invalid[0].startswith("That does not look like a phone number or an email.")
     saved = await client.says("8 916 123-45-67")
-    assert saved[0] == "Thank you! I will use +79161234567."
+    # Written for reading, validated against the numbering plan.
+    assert saved[0] == "Thank you! I will use +7 916 123-45-67."
     assert "🙂 Ivan" in saved[-1]
     await client.taps("b:name")
     rejected = await client.says("!!!")
@@ -273,7 +275,8 @@ async def test_calendar_failures_each_have_an_answer(
     await client.taps(client.confirm())
     assert calendar.booked[-1].email == "ivan@example.com"
     again = await client.taps("b:ok:" + calendar.booked[-1].key.rsplit(":", 1)[1])
-    assert again[-1].startswith("This booking is already confirmed")
+    # A second Confirm tells where the visit stands, not just "already confirmed".
+    assert again[-1].startswith("This booking stands: «Cut» on Tuesday, 2 June, at 12:00.")
 
 
 async def test_my_bookings_when_things_change(client: Client, calendar: FakeCalendar) -> None:
@@ -295,12 +298,16 @@ async def test_my_bookings_when_things_change(client: Client, calendar: FakeCale
     kept = await client.taps("k:v:uid-1")  # "No, keep it"
     assert "💇 Cut" in kept[-1]
     await client.taps("k:c:uid-1")
-    await client.taps("k:cx:uid-1")
+    asked = await client.taps("k:cx:uid-1")
+    assert asked[-1].startswith("Not cancelled yet. Would you tell us why?")
+    assert calendar.cancelled == []  # the reason is asked first; skipping it cancels
+    await client.taps("k:cs:uid-1")
     assert calendar.cancelled == [("uid-1", None)]
     gone = await client.taps("b:ics:uid-1")
     assert gone[-1].startswith("This booking is no longer active.")
+    # An old button of the cancelled visit says what became of it.
     assert (await client.taps("k:v:uid-1"))[-1] == (
-        "That button is no longer active. Here is the menu:"
+        "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
     )
 
 
@@ -312,7 +319,10 @@ async def test_a_visit_the_salon_cancelled_drops_off(
     old = calendar.visits["uid-1"]
     calendar.visits["uid-1"] = Visit(old.uid, old.service, old.start, old.end, active=False)
     answer = await client.taps("k:r:uid-1")
-    assert answer == ["This booking is no longer active.", "You have no upcoming bookings."]
+    assert answer == [
+        "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled.",
+        "You have no upcoming bookings.",
+    ]
     assert client.session.bookings == []
 
 
@@ -348,3 +358,180 @@ def test_shared_numbers_emails_and_names() -> None:
     assert contact.email("anna@example") is None
     assert contact.name("  Anna   Petrova ") == "Anna Petrova"
     assert contact.name("x" * 101) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "phone", "readable"),
+    [
+        ("+7 916 123-45-67", "+79161234567", "+7 916 123-45-67"),
+        ("+44 20 7946 0958", "+442079460958", "+44 20 7946 0958"),
+        ("+1 202 555 0123", "+12025550123", "+1 202-555-0123"),
+        # The shape of a number, but no such number in its country's plan (libphonenumber).
+        ("+7 000 000 00 00", None, ""),
+        ("+1 555 0100", None, ""),
+        ("+0 123 456 789", None, ""),  # no country code starts with 0
+    ],
+)
+def test_phone_numbers_are_validated_and_written_for_reading(
+    typed: str, phone: str | None, readable: str
+) -> None:
+    assert contact.phone(typed) == phone
+    if phone is not None:
+        assert contact.readable(phone) == readable
+    assert contact.readable("not a number") == "not a number"
+
+
+@pytest.mark.parametrize(
+    ("typed", "problem"),
+    [
+        ("abc", contact.Problem.NEITHER),
+        ("🙂", contact.Problem.NEITHER),
+        ("+7 000 000", contact.Problem.PHONE),
+        ("anna@", contact.Problem.EMAIL),
+    ],
+)
+def test_an_invalid_contact_says_what_is_wrong(typed: str, problem: contact.Problem) -> None:
+    assert contact.problem(typed) is problem
+
+
+async def test_a_typed_contact_that_is_wrong_gets_a_clear_error_with_an_example(
+    client: Client,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.taps("b:t:202606020700:1")
+    letters = await client.says("abc")
+    assert letters[0].startswith("That does not look like a phone number or an email.")
+    assert "e.g. +7 916 123-45-67" in letters[0]
+    digits = await client.says("+7 000 000 00 00")
+    assert digits[0].startswith("That number does not look complete or real.")
+    assert "+7 916 123-45-67" in digits[0]
+    mail = await client.says("anna@example")
+    assert mail[0] == "That email does not look complete. Please type it as anna@example.com."
+    # An email is shown as an email, a phone as a phone, both for reading.
+    await client.says("anna@example.com")
+    summary = await client.taps("b:contact")
+    summary = await client.says("+7 916 123 45 67")
+    assert "✉️ anna@example.com" in summary[-1]
+    assert "📱 +7 916 123-45-67" in summary[-1]
+    assert "📱 anna@example.com" not in summary[-1]
+
+
+async def test_a_late_confirm_tells_where_the_visit_stands(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    confirm = client.confirm()
+    await client.taps(confirm)
+    on = await client.taps(confirm)
+    assert (
+        on[-1] == "This booking stands: «Cut» on Tuesday, 2 June, at 10:00. It is in My bookings."
+    )
+    await calendar.cancel("uid-1", None)
+    cancelled = await client.taps(confirm)
+    # Not "already confirmed": the truth about the visit now.
+    assert cancelled[-1] == "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
+    assert client.choices() == ["m:book", "m:mine", "m:home"]
+
+
+async def test_a_late_confirm_of_a_visit_moved_or_over(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    confirm = client.confirm()
+    await client.taps(confirm)
+    moved = await calendar.reschedule("uid-1", datetime(2026, 6, 3, 8, 0, tzinfo=UTC))
+    calendar.visits["uid-1"] = moved  # Cal.com answers the old uid with the new booking
+    told = await client.taps(confirm)
+    assert told[-1] == "This visit was moved: «Cut» is now on Wednesday, 3 June, at 11:00."
+    client.now = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
+    over = await client.taps(confirm)
+    assert over[-1] == "This visit, «Cut» on Wednesday, 3 June, at 11:00, is already over."
+
+
+async def test_a_stale_i_will_come_of_a_cancelled_visit_says_it_was_cancelled(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    await client.taps("m:mine")  # the calendar and the list agree
+    await calendar.cancel("uid-1", None)
+    await client.taps("m:mine")  # the list learns it is gone
+    assert client.session.former == ["uid-1"]
+    told = await client.taps("k:y:uid-1")
+    assert told[-1] == "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
+    calendar.visits.pop("uid-1")
+    unknown = await client.taps("k:y:uid-1")
+    assert unknown[-1] == "This booking is no longer active."
+
+
+async def test_typed_no_or_a_question_keeps_the_booking_and_yes_asks_the_reason(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    calendar.visits["uid-1"] = replace(calendar.visits["uid-1"], service_key="cut")
+    for typed in ("no", "нет, не надо отменять", "what time was it again?", "hmm"):
+        await client.taps("k:c:uid-1")
+        kept = await client.says(typed)
+        assert kept[0] == "Your booking stays as it is."
+        assert "k:c:uid-1" in client.choices()  # the booking's options again
+    await client.taps("k:c:uid-1")
+    moving = await client.says("wait, can I move it to Friday instead?")
+    assert moving[0] == "Your booking stays as it is."
+    assert "Choose a day" in moving[-1]
+    assert calendar.cancelled == []
+    await client.taps("b:back")  # leaves the move
+    await client.taps("k:c:uid-1")
+    reason = await client.says("Yes, cancel, please")
+    assert reason[-1].startswith("Not cancelled yet. Would you tell us why?")
+    assert client.choices() == ["k:cs:uid-1", "k:v:uid-1"]
+    taken_back = await client.says("no wait, I will come after all")
+    assert taken_back[0] == "Your booking stays as it is."
+    assert calendar.cancelled == []
+    await client.taps("k:c:uid-1")
+    await client.says("да")
+    done = await client.says("Plans changed")
+    assert done[-1].startswith("Your booking «Cut» on Tuesday, 2 June, at 10:00 is cancelled.")
+    assert calendar.cancelled == [("uid-1", "Plans changed")]
+
+
+async def test_a_day_without_free_times_is_named_as_a_sentence_says_it(client: Client) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    told = await client.taps("b:d:20260606")  # a Saturday: nothing free
+    assert told[0] == "On Saturday, 6 June: no free times are left."
+    assert client.session.step == "book.day"
+
+
+async def test_a_no_for_a_visit_the_salon_cancelled_meanwhile_says_so(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    await client.taps("k:c:uid-1")
+    await calendar.cancel("uid-1", None)
+    told = await client.says("no")
+    # Not "your booking stays": it was cancelled by the salon in the meantime.
+    assert told[0] == "This visit, «Cut» on Tuesday, 2 June, at 10:00, was cancelled."
+    assert "Your booking stays as it is." not in told
+
+
+async def test_typed_text_at_the_cancel_question_without_a_visit_shows_the_list(
+    client: Client, calendar: FakeCalendar
+) -> None:
+    await to_summary(client)
+    await client.taps(client.confirm())
+    await client.taps("k:c:uid-1")
+    client.session = client.session.model_copy(update={"viewing": None})
+    listing = await client.says("yes")
+    assert listing[-1].startswith("Your upcoming bookings:")
+    assert calendar.cancelled == []
+    await calendar.cancel("uid-1", None)
+    await client.taps("m:mine")
+    calendar.down = True
+    down = await client.taps("k:y:uid-1")  # an old button, while the calendar is down
+    assert down[-1].startswith("I cannot reach the salon's calendar right now")

@@ -8,10 +8,11 @@ import pytest
 
 from bot.conversation import FrontDesk
 from bot.events import Inbound, Kind
-from bot.flows.handoff import asks_for_person
+from bot.flows.booking import BookingFlow
+from bot.flows.handoff import ASKED, asks_for_person, staff_note
 from bot.i18n import Catalogs
 from bot.salon import Salon
-from bot.session import Session
+from bot.session import Draft, Session
 from tests.bot.test_booking_flow import CLIENT, LOCALES, NOW, Client, FakeCalendar, cut
 
 
@@ -69,7 +70,9 @@ async def test_the_menu_entry_hands_off_with_a_note_in_the_salons_language(
     note = client.turn.handoff.note
     assert note.startswith("🙋 Клиент попросил администратора (меню).")
     assert "Клиент: Ivan · telegram · en" in note
-    assert "Шаг: book.day" in note
+    # Where the client was, in words (the salon's language), not a step's name.
+    assert "Выбирал(а) день для «Cut» (Anna)." in note
+    assert "book.day" not in note
     assert "Запись в процессе: Cut · Anna" in note
     assert client.session.owner == "human"
     assert client.session.handoff_step == "book.day"
@@ -224,3 +227,71 @@ async def test_an_email_at_the_contact_step_is_data_not_a_request_for_a_person(
     await client.taps("b:contact")
     await client.says("позовите администратора")
     assert client.turn.handoff is not None
+
+
+async def _note(step: str, locale: str, draft: Draft | None, flow: bool = True) -> str:
+    calendar = FakeCalendar((cut(titles=(("ru", "Стрижка"),)),))
+    salon = Salon("main", "Studio", "Europe/Moscow")
+    booking = BookingFlow(salon, calendar) if flow else None
+    session = Session(step=step, draft=draft)
+    staff = Catalogs(LOCALES).get(locale)
+    note = await staff_note(
+        staff,
+        session,
+        ASKED,
+        client="Ivan",
+        channel="telegram",
+        phone="",
+        said="",
+        zone="Europe/Moscow",
+        calendar=calendar,
+        flow=booking,
+    )
+    return note.splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    ("step", "locale", "draft", "words"),
+    [
+        (
+            "book.day",
+            "en",
+            {"service": "cut", "master": 1},
+            "Was choosing a day for Cut with Anna.",
+        ),
+        (
+            "book.day",
+            "ru",
+            {"service": "cut", "master": 1},
+            "Выбирал(а) день для «Стрижка» (Anna).",
+        ),
+        (
+            "book.time",
+            "en",
+            {"service": "cut"},
+            "Was choosing a time for Cut with any free master.",
+        ),
+        ("book.master", "en", {"service": "cut"}, "Was choosing a master for Cut."),
+        (
+            "book.confirm",
+            "en",
+            {"service": "cut", "master": 2},
+            "Was about to confirm Cut with Olga.",
+        ),
+        ("book.service", "en", {}, "Was choosing a service."),
+        ("book.contact", "en", None, "Was booking a visit."),
+        ("mine.cancel", "en", None, "Was cancelling a booking."),
+        ("mine.list", "ru", None, "Смотрел(а) свои записи."),
+        ("menu", "en", None, "Was at the main menu."),
+    ],
+)
+async def test_the_staff_note_says_where_the_client_was_in_words(
+    step: str, locale: str, draft: dict[str, object] | None, words: str
+) -> None:
+    made = Draft.model_validate({"id": "d1", **draft}) if draft is not None else None
+    assert await _note(step, locale, made) == words
+
+
+async def test_the_staff_note_without_a_calendar_still_speaks_in_words() -> None:
+    draft = Draft(id="d1", service="cut")
+    assert await _note("book.day", "en", draft, flow=False) == "Was booking a visit."

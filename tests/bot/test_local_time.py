@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.ics import calendar_file
-from bot.local_time import format_day, format_time, format_when, local_day_window, upcoming_days
+from bot.local_time import (
+    format_day,
+    format_label,
+    format_on_day,
+    format_time,
+    format_when,
+    local_day_window,
+    upcoming_days,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -31,15 +39,42 @@ def test_a_local_day_is_its_exact_utc_window(day: date, start: datetime, hours: 
 def test_a_slot_the_day_after_the_change_is_shown_at_its_local_time() -> None:
     # 10:00 in Berlin on the Monday after spring forward is 08:00 UTC (it was 09:00 before).
     slot = datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
-    assert format_when(slot, BERLIN, "en") == "Mon, 30 March, 10:00"
+    assert format_when(slot, BERLIN, "en") == "on Monday, 30 March, at 10:00"
     assert format_time(datetime(2026, 3, 27, 9, 0, tzinfo=UTC), BERLIN, "en") == "10:00"
 
 
 def test_times_read_naturally_in_russian_and_english() -> None:
     slot = datetime(2026, 11, 27, 11, 30, tzinfo=UTC)
-    assert format_when(slot, MOSCOW, "ru") == "пт, 27 ноября, 14:30"
-    assert format_when(slot, MOSCOW, "en") == "Fri, 27 November, 14:30"
-    assert format_day(date(2026, 11, 28), "ru") == "сб, 28 ноября"
+    assert format_when(slot, MOSCOW, "ru") == "в пятницу, 27 ноября, в 14:30"
+    assert format_when(slot, MOSCOW, "en") == "on Friday, 27 November, at 14:30"
+    assert format_label(slot, MOSCOW, "ru") == "Пт, 27 ноября, 14:30"
+    assert format_day(date(2026, 11, 28), "ru") == "Сб, 28 ноября"
+
+
+@pytest.mark.parametrize(
+    ("day", "phrase"),
+    [
+        (date(2026, 12, 7), "в понедельник, 7 декабря, в 18:00"),
+        (date(2026, 12, 8), "во вторник, 8 декабря, в 18:00"),
+        (date(2026, 12, 9), "в среду, 9 декабря, в 18:00"),
+        (date(2026, 12, 10), "в четверг, 10 декабря, в 18:00"),
+        (date(2026, 12, 11), "в пятницу, 11 декабря, в 18:00"),
+        (date(2026, 12, 12), "в субботу, 12 декабря, в 18:00"),
+        (date(2026, 12, 13), "в воскресенье, 13 декабря, в 18:00"),
+    ],
+)
+def test_russian_dates_take_prepositions_and_the_weekdays_case(day: date, phrase: str) -> None:
+    moment = datetime.combine(day, time(18), MOSCOW)
+    assert format_when(moment, MOSCOW, "ru") == phrase
+    # At the start of a sentence: sentence case, the rest as written.
+    assert format_when(moment, MOSCOW, "ru", capital=True) == phrase[0].upper() + phrase[1:]
+
+
+def test_english_dates_take_on_and_at_and_capitalise_at_a_sentences_start() -> None:
+    moment = datetime(2026, 12, 12, 18, 0, tzinfo=MOSCOW)
+    assert format_when(moment, MOSCOW, "en") == "on Saturday, 12 December, at 18:00"
+    assert format_when(moment, MOSCOW, "en", capital=True) == "On Saturday, 12 December, at 18:00"
+    assert format_label(moment, MOSCOW, "en") == "Sat, 12 December, 18:00"
 
 
 def test_upcoming_days_start_with_the_salons_today() -> None:
@@ -84,3 +119,9 @@ def test_the_calendar_file_refuses_naive_times() -> None:
             description="",
             stamp=datetime(2026, 1, 1, tzinfo=UTC),
         )
+
+
+def test_a_day_inside_a_sentence_takes_its_preposition() -> None:
+    assert format_on_day(date(2026, 12, 8), "ru") == "во вторник, 8 декабря"
+    assert format_on_day(date(2026, 12, 12), "ru", capital=True) == "В субботу, 12 декабря"
+    assert format_on_day(date(2026, 12, 12), "en") == "on Saturday, 12 December"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -37,16 +38,23 @@ async def test_a_reminder_offers_the_three_answers_and_i_will_come_is_remembered
     step = client.session.step
     texts = await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT, master="Anna"))
     assert texts == [
-        "⏰ A reminder: «Cut» on Wed, 3 June, 10:00. Will you come?\n👤 Anna\n📍 1 Main St"
+        "⏰ A reminder: «Cut» on Wednesday, 3 June, at 10:00. Will you come?\n👤 Anna\n📍 1 Main St"
     ]
     assert client.choices() == ["k:y:v1", "k:r:v1", "k:c:v1"]
     assert client.session.bookings == ["v1"]
     assert client.session.step == step  # the client's place is kept
     thanks = await client.taps("k:y:v1")
-    assert thanks == ["Thank you! We look forward to seeing you on Wed, 3 June, 10:00."]
+    assert thanks == ["Thank you! We look forward to seeing you on Wednesday, 3 June, at 10:00."]
     assert client.turn is not None
     assert client.turn.attending == "v1"
     assert client.session.attending == ["v1"]
+    # The 2 h reminder remembers the answer: "see you at 10:00", no second "Will you come?".
+    again = await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT, master="Anna"))
+    assert again[0].startswith(
+        "⏰ A reminder: «Cut» on Wednesday, 3 June, at 10:00. See you at 10:00!"
+    )
+    assert "Will you come?" not in again[0]
+    assert client.choices() == ["k:r:v1", "k:c:v1"]
 
 
 async def test_no_reminder_for_a_visit_cancelled_moved_or_over(client: Client) -> None:
@@ -84,7 +92,8 @@ async def test_the_salons_changes_are_told_with_the_next_step(client: Client) ->
     session = Session(bookings=["v1", "v9"], locale="ru")
     texts = await notify(client, moved, session)
     assert texts[0].startswith(
-        "📅 Салон перенёс ваш визит «Cut» с ср, 3 июня, 10:00 на чт, 4 июня, 10:00."
+        "📅 Салон перенёс ваш визит «Cut»: теперь он в четверг, 4 июня, в 10:00 "
+        "(был в среду, 3 июня, в 10:00)."
     )
     assert client.session.bookings == ["v9", "v2"]
     assert client.choices() == ["k:y:v2", "k:r:v2", "k:c:v2"]
@@ -96,7 +105,9 @@ async def test_the_salons_changes_are_told_with_the_next_step(client: Client) ->
     assert client.choices() == ["m:book", "m:home"]
 
     requested = await notify(client, Notice(NoticeKind.REQUESTED, "v3", "Cut", VISIT))
-    assert requested[0].startswith("🕓 Ваша заявка «Cut», ср, 3 июня, 10:00, передана в салон.")
+    assert requested[0].startswith(
+        "🕓 Ваша заявка «Cut» в среду, 3 июня, в 10:00 передана в салон."
+    )
     assert client.choices() == ["m:mine", "m:home"]
     rejected = await notify(client, Notice(NoticeKind.REJECTED, "v3", "Cut", VISIT))
     assert rejected[0].startswith("Салон не смог принять вашу заявку")
@@ -118,3 +129,14 @@ async def test_a_notice_keeps_what_the_client_was_choosing_from(client: Client) 
     offered = client.session.offered
     await notify(client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT))
     assert client.session.offered == offered
+
+
+async def test_a_russian_client_reads_the_service_in_russian(client: Client) -> None:
+    calendar = client.desk.calendar
+    assert isinstance(calendar, FakeCalendar)
+    visit = calendar.visits["v1"]
+    calendar.visits["v1"] = replace(visit, service_titles=(("ru", "Стрижка"),))
+    texts = await notify(
+        client, Notice(NoticeKind.REMINDER, "v1", "Cut", VISIT), Session(locale="ru")
+    )
+    assert texts[0].startswith("⏰ Напоминаем: «Стрижка» в среду, 3 июня, в 10:00. Вы придёте?")

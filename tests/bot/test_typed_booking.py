@@ -189,7 +189,7 @@ async def test_a_sentence_for_a_service_with_one_master_needs_no_tap() -> None:
     assert answer[-1].startswith("How can the salon reach you?")
     summary = await client.says("+7 916 123-45-67")
     assert summary[-1].startswith("Please check your booking:")
-    assert "Tue, 2 June, 15:00" in summary[-1]
+    assert "On Tuesday, 2 June, at 15:00" in summary[-1]
 
 
 async def test_a_conversation_that_opens_with_a_request_gets_it_answered() -> None:

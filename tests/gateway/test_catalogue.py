@@ -150,3 +150,30 @@ async def test_services_when_cal_com_is_down(
     assert reply["text"].startswith("I cannot reach our price list right now.")
     assert "📞 +7 495 123-45-67" in reply["text"]
     assert reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "m:book"
+
+
+def test_titles_and_categories_per_language_come_from_the_metadata() -> None:
+    """Cal.com returns an event type's `metadata` as a free-form object
+    (EventTypeOutput_2024_06_14 `metadata: {type: object}`): the salon's `title_ru`,
+    `category_ru`, ... keys travel as they are; blank ones and other languages are ignored."""
+    metadata = {
+        "category": "Hair",
+        "title_ru": "Стрижка",
+        "category_ru": "Волосы",
+        "title_en": "  ",
+        "title_de": "Haarschnitt",
+    }
+    [service, plain] = services_of(
+        [
+            event_type(users=[{"id": 7, "name": "Anna"}], metadata=metadata),
+            event_type(id=2, slug="brows", title="Brows"),
+        ],
+        None,
+    )
+    assert service.titles == (("ru", "Стрижка"),)
+    assert service.categories == (("ru", "Волосы"),)
+    russian = service.in_language("ru")
+    assert (russian.title, russian.category) == ("Стрижка", "Волосы")
+    english = service.in_language("en")
+    assert (english.title, english.category) == ("Cut", "Hair")
+    assert plain.in_language("ru") == plain  # nothing given: the salon's own words

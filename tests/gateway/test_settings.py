@@ -51,6 +51,16 @@ def test_defaults_have_every_channel_and_service_off() -> None:
     assert settings.zone.key == "UTC"
 
 
+def test_the_address_and_hours_per_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALON_ADDRESS", "1 Example Street")
+    monkeypatch.setenv("SALON_ADDRESS_RU", "Москва, Примерная ул., 1")
+    monkeypatch.setenv("SALON_HOURS_EN", "Mon–Sat 10–20")
+    settings = load()
+    assert settings.salon_addresses == (("ru", "Москва, Примерная ул., 1"),)
+    assert settings.salon_opening_hours == (("en", "Mon–Sat 10–20"),)
+    assert load().salon_address == "1 Example Street"
+
+
 def test_a_complete_telegram_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", SECRET)
