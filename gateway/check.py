@@ -96,15 +96,20 @@ async def _check_telegram(settings: Settings) -> bool:
     return ok
 
 
-async def _check_calcom(settings: Settings) -> bool:
+def _calcom_client(settings: Settings) -> CalcomClient:
+    """A client for one command: its own breaker, the commands' short timeout."""
     assert settings.calcom_api_url is not None
     assert settings.calcom_api_key is not None
-    client = CalcomClient(
+    return CalcomClient(
         settings.calcom_api_url,
         settings.calcom_api_key.get_secret_value(),
         breaker=CircuitBreaker("calcom"),
         timeout=TIMEOUT,
     )
+
+
+async def _check_calcom(settings: Settings) -> bool:
+    client = _calcom_client(settings)
     try:
         services = services_of(
             await client.event_types(team_id=settings.calcom_team_id), settings.salon_currency
@@ -316,15 +321,8 @@ async def _set_calcom_webhook(settings: Settings) -> int:
             "(unsigned deliveries are refused)."
         )
         return 2
-    assert settings.calcom_api_url is not None
-    assert settings.calcom_api_key is not None
     url = f"{settings.public_url}/webhooks/calcom"
-    client = CalcomClient(
-        settings.calcom_api_url,
-        settings.calcom_api_key.get_secret_value(),
-        breaker=CircuitBreaker("calcom"),
-        timeout=TIMEOUT,
-    )
+    client = _calcom_client(settings)
     try:
         done, _ = await client.ensure_webhook(
             url, sorted(CALCOM_TRIGGERS), settings.calcom_webhook_secret.get_secret_value()

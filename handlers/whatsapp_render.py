@@ -25,7 +25,7 @@ from typing import Any
 from bot.i18n import Translator
 from bot.replies import Choice, Reply
 from gateway.streams import Outgoing
-from gateway.whatsapp_api import UPLOAD_MARKER
+from gateway.whatsapp_api import MEDIA_LIMITS, UPLOAD_MARKER
 
 SOURCE = "whatsapp"
 BUTTONS_MAX = 3
@@ -37,18 +37,7 @@ LIST_BUTTON_MAX = 20
 INTERACTIVE_BODY_MAX = 1024
 TEXT_MAX = 4096
 # What WhatsApp accepts as a document (Meta's "Supported media types").
-DOCUMENT_TYPES = frozenset(
-    {
-        "text/plain",
-        "application/pdf",
-        "application/msword",
-        "application/vnd.ms-excel",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    }
-)
+DOCUMENT_TYPES = MEDIA_LIMITS["document"][0]
 # A list row that shows the next page of choices: `wa:more:<index of the first one>`.
 MORE = "wa:more:"
 

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis import Redis
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -66,10 +67,14 @@ pytestmark = [
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll until `check()` is truthy; fail with its last value."""
+    """Poll until `check()` is truthy; fail with its last value. An element the page redrew
+    while `check()` read it (its polls replace rows and bubbles) counts as not yet."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
+        try:
+            value = check()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
