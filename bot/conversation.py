@@ -40,6 +40,9 @@ PERSON_MISUNDERSTOOD = f"{menu.PERSON}:mis"
 _ELSEWHERE = frozenset(
     (Intent.PRICES, Intent.INFO, Intent.MINE, Intent.CANCEL, Intent.PERSON, Intent.LANGUAGE)
 )
+# What keeps a client at their booking step: words that say nothing of it, and a "hi", "thanks"
+# or "👍" in passing (at the summary a thumbs-up must not leave the visit unbooked and unseen).
+_STAY = frozenset((None, Intent.BOOK, Intent.GREETING, Intent.THANKS))
 
 
 class FrontDesk:
@@ -146,7 +149,7 @@ class FrontDesk:
             turn = await flow.typed(ctx, understood)
             if turn is not None:
                 return turn
-            if understood.intent in (None, Intent.BOOK):
+            if understood.intent in _STAY:
                 return await flow.reprompt(ctx)
         if self.mine is not None and step in mine.TEXT_STEPS:
             # The cancel question and its reason read their own answers (a cancellation takes

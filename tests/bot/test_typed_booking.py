@@ -153,6 +153,19 @@ async def test_words_at_a_step_that_say_nothing_of_it_reprompt() -> None:
     assert client.session.step == "book.day"
 
 
+async def test_thanks_or_a_thumbs_up_at_the_summary_keeps_the_booking_in_view() -> None:
+    client, calendar = await started()
+    await client.says("cut with Anna tomorrow at 11")
+    await client.says("+7 916 123-45-67")
+    assert client.session.step == "book.confirm"
+    for said in ("👍", "thanks!", "привет"):
+        answer = await client.says(said)
+        assert answer[0] == "Please choose one of the options below."
+        assert answer[-1].startswith("Please check your booking:")
+        assert client.session.step == "book.confirm"
+    assert not calendar.booked  # nothing is booked without the Confirm button
+
+
 async def test_a_typed_cancel_leads_to_my_bookings_and_cancels_nothing() -> None:
     client, calendar = await started()
     await client.taps("m:book")
