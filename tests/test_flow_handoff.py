@@ -324,7 +324,7 @@ async def test_whatsapp_handoff_and_a_late_reply_waits_for_the_client(
     assert notes[0].startswith("📜\n👤 Hello")  # the recent transcript first
     assert "asked for a person (menu)" in notes[1]
     assert "whatsapp" in notes[1]
-    assert "+79161234567" in notes[1]
+    assert "+7 916 123-45-67" in notes[1]
     await eventually(lambda: thread.status == "open")
 
     # A photo while a person owns it: relayed as the file itself, no bot answer.

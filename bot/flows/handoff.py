@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from bot import contact
 from bot.flows import booking, menu, mine
 from bot.flows.turn import Context
 from bot.i18n import Translator
@@ -102,7 +103,7 @@ async def staff_note(
         lines.append(_("handoff.note.said", text=said[:300]))
     details = [client or _("handoff.note.no_name"), channel, session.locale or "—"]
     if phone or session.phone:
-        details.append(phone or session.phone or "")
+        details.append(contact.readable(phone or session.phone or ""))
     if session.email:
         details.append(session.email)
     lines.append(_("handoff.note.client", details=" · ".join(details)))

@@ -155,7 +155,7 @@ async def test_back_without_a_draft_is_the_menu_and_the_note_lists_bookings(
     assert client.turn is not None
     assert client.turn.handoff is not None
     assert "Ближайшие записи:" in client.turn.handoff.note
-    assert "+79161234567" in client.turn.handoff.note
+    assert "+7 916 123-45-67" in client.turn.handoff.note
     back = await client.staff(Kind.RETURNED)
     assert back[-1].startswith("Thank you for waiting! I am back with you. How else can I help?")
     assert "m:book" in client.choices()
