@@ -220,9 +220,10 @@ def read_when(text: str, today: date, *, bare_hour: bool = False) -> When:
 
 
 def _without_dates(text: str) -> str:
-    """The text without its dates, so that "12.12" or "12 декабря" is not read as a time."""
+    """The text without its dates, so that "12.12", "12 декабря" or "на 12-е" is not read as
+    a time."""
     text = normal(text)
-    for pattern in (_DAY_MONTH, _MONTH_DAY):
+    for pattern in (_DAY_MONTH, _MONTH_DAY, _DAY_OF_MONTH):
         text = pattern.sub(" ", text)
     return _NUMERIC_DATE.sub(_keep_times, text)
 

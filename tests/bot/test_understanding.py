@@ -62,6 +62,19 @@ def test_days(text: str, day: date | None, from_day: date | None) -> None:
     assert read_day(text, TODAY) == (day, from_day)
 
 
+@pytest.mark.parametrize(
+    ("text", "day", "at"),
+    [
+        ("на 12-е", date(2026, 6, 12), None),  # a day of the month, no time
+        ("на 12-е в 15:00", date(2026, 6, 12), Clock(15)),
+        ("the 12th at 3pm", date(2026, 6, 12), Clock(15)),
+    ],
+)
+def test_a_day_of_the_month_is_no_time(text: str, day: date, at: Clock | None) -> None:
+    when = understand(text, (), TODAY).when
+    assert (when.day, when.at) == (day, at)
+
+
 def test_a_category_names_its_services_and_narrowing_words_alone_name_none() -> None:
     nails = understand("что-нибудь для ногтей", DEMO_SERVICES, TODAY)
     assert nails.category == "Nails"
