@@ -255,6 +255,11 @@ class OutboxSender:
             )
             return exc.seconds
         except BreakerOpen as exc:
+            if exc.name != message.channel:
+                # Another service's breaker on the way (a staff file fetched from Chatwoot for
+                # Telegram): an ordinary failed attempt, so that one service's outage cannot
+                # hold this chat's queue for as long as it lasts.
+                return await self._retry(item, exc)
             # Not an attempt: nothing was sent. Counting it would dead-letter healthy messages
             # during a long outage and keep them waiting a whole retry step once it is over.
             self.metrics.outbox.labels(message.channel, "deferred").inc()

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gateway.keys import Keys
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxSender, Pacing
-from gateway.resilience import TokenBucket
+from gateway.resilience import BreakerOpen, TokenBucket
 from gateway.streams import Outgoing
 from gateway.workers import Lease
 from tests.conftest import GatewayFactory, Sandbox, eventually
@@ -170,3 +170,40 @@ async def test_an_open_breaker_costs_no_attempt_however_long_the_outage(
     assert await redis.xlen(Keys(salon_id, 4).dead_letters) == 0
     deferred = gateway.runtime.metrics.outbox.labels("telegram", "deferred")._value.get()
     assert deferred >= 2  # both waited for the breaker at least once
+
+
+async def test_another_services_open_breaker_is_an_attempt_and_the_chat_moves_on(
+    redis: Redis, salon_id: str
+) -> None:
+    """A staff file fetched from Chatwoot on its way to Telegram: Chatwoot's open breaker is no
+    reason to hold this chat for the whole outage. It costs attempts like any failure, the
+    message ends as a dead letter, and the chat's next message goes out."""
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+
+    class ChatwootDown(RecordingDelivery):
+        async def deliver(self, message: Outgoing) -> None:
+            if message.params.get("text") == "file":
+                raise BreakerOpen("chatwoot", 60.0)
+            await super().deliver(message)
+
+    delivery = ChatwootDown()
+    sender = telegram_sender(redis, lease, delivery)
+    for text in ("file", "menu"):
+        await redis.xadd(
+            keys.outbound(0),
+            {
+                "channel": "telegram",
+                "chat": "5",
+                "method": "sendMessage",
+                "params": json.dumps({"chat_id": 5, "text": text}),
+                "ephemeral": "0",
+                "origin": "1-0",
+            },
+        )
+    running = asyncio.create_task(sender.run())
+    await eventually(lambda: [m.params["text"] for m in delivery.sent] == ["menu"], timeout=5)
+    assert await redis.xlen(keys.dead_letters) == 1
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)
