@@ -81,14 +81,15 @@ class MyBookings:
     async def text(self, ctx: Context, text: str) -> Turn:
         """Typed text at the cancel question cancels only when it is an unambiguous yes; "no",
         a question or anything else keeps the booking. Once cancelling is confirmed, typed text
-        is the reason (optional), unless it takes the yes back."""
+        is the reason (optional), unless it takes the yes back, asks to move the visit or asks
+        a question: then the booking stays and the client's words are answered."""
         uid = ctx.session.viewing
         step = ctx.session.step
         if uid is None or uid not in ctx.session.bookings:
             return await self.show(ctx)
         if step == CANCEL_STEP and consent.is_yes(text):
             return await self._ask_reason(ctx, uid)
-        if step == REASON_STEP and not consent.is_no(text):
+        if step == REASON_STEP and _is_reason(text):
             return await self._cancel(ctx, uid, reason=" ".join(text.split())[:500] or None)
         visit = await self._current(ctx, uid)
         if isinstance(visit, Turn):
@@ -230,3 +231,9 @@ class MyBookings:
             text = f"{text}\n\n{details}"
         choices = (Choice(menu.BOOKINGS, _("book.retry")), Choice(menu.HOME, _("menu.home")))
         return ctx.reply(Reply(text, choices), menu.STEP)
+
+
+def _is_reason(text: str) -> bool:
+    """Words after the yes that give a reason: not a no, not a wish to move the visit instead,
+    not a question (a client who asks something has not finished deciding)."""
+    return not (consent.is_no(text) or consent.asks_to_move(text) or "?" in text)

@@ -490,6 +490,11 @@ async def test_typed_no_or_a_question_keeps_the_booking_and_yes_asks_the_reason(
     assert client.choices() == ["k:cs:uid-1", "k:v:uid-1"]
     taken_back = await client.says("no wait, I will come after all")
     assert taken_back[0] == "Your booking stays as it is."
+    for second_thought in ("а можно перенести на пятницу?", "will I get my deposit back?"):
+        await client.taps("k:c:uid-1")
+        await client.says("да")
+        kept = await client.says(second_thought)
+        assert kept[0] == "Your booking stays as it is."
     assert calendar.cancelled == []
     await client.taps("k:c:uid-1")
     await client.says("да")
