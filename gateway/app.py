@@ -733,7 +733,8 @@ async def metrics_route(request: web.Request) -> web.Response:
     token = runtime.settings.metrics_token
     if token is not None:
         # RFC 6750 §2.1: "Authorization: Bearer <token>"; §3: a 401 names the scheme.
-        given = request.headers.get("Authorization", "").encode()
+        # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: encode them back.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         expected = f"Bearer {token.get_secret_value()}".encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response(

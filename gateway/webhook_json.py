@@ -13,6 +13,7 @@ levels. What the edge accepted, the worker reads again the same way.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -65,3 +66,15 @@ _STAMP = re.compile(r"[0-9]{1,13}")
 def stamp_of(value: str) -> int | None:
     """A signature header's timestamp as a number, or None when it is not one."""
     return int(value) if _STAMP.fullmatch(value) else None
+
+
+def instant(value: Any) -> datetime | None:
+    """An ISO time a provider sent (`...Z` or `...+00:00`), in UTC; None for anything else,
+    a naive time or one that cannot be moved to UTC ("0001-01-01T00:00:00+01:00" overflows)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment.astimezone(UTC) if moment.tzinfo else None
+    except (ValueError, OverflowError):
+        return None

@@ -111,17 +111,6 @@ class CalcomWebhook:
         return [Event(SOURCE, event_id, conversation_for(payload), raw)]
 
 
-def _instant(value: Any) -> datetime | None:
-    """Cal.com's times: `...Z` in some triggers, `...+00:00` in others (§1.10)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else None
-
-
 def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -149,7 +138,7 @@ def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
         )
         digest = hashlib.sha256("|".join(marks).encode()).hexdigest()[:16]
         return f"{trigger}:{uid}:{digest}"
-    start = _instant(payload.get("startTime"))
+    start = webhook_json.instant(payload.get("startTime"))
     stamp = str(int(start.timestamp())) if start else str(payload.get("iCalSequence", ""))
     return f"{trigger}:{uid}:{stamp}"
 
@@ -201,8 +190,8 @@ class BookingChange:
         return cls(
             trigger=str(body["triggerEvent"]),
             uid=str(payload.get("uid") or payload.get("bookingUid")),
-            start=_instant(payload.get("startTime")),
-            end=_instant(payload.get("endTime")),
+            start=webhook_json.instant(payload.get("startTime")),
+            end=webhook_json.instant(payload.get("endTime")),
             service=_text(payload.get("eventTitle")) or _text(payload.get("type")) or "",
             master=_text(_mapping(payload.get("organizer")).get("name")),
             name=_text(attendee.get("name")) or "",
@@ -211,11 +200,11 @@ class BookingChange:
             language=language,
             metadata=metadata if isinstance(metadata, dict) else {},
             previous_uid=_text(payload.get("rescheduleUid")),
-            previous_start=_instant(payload.get("rescheduleStartTime")),
+            previous_start=webhook_json.instant(payload.get("rescheduleStartTime")),
             reason=_text(payload.get("cancellationReason"))
             or _text(payload.get("rejectionReason")),
             no_show=any(bool(a.get("noShow")) for a in attendees),
-            at=_instant(body.get("createdAt")),
+            at=webhook_json.instant(body.get("createdAt")),
         )
 
     def notice(self) -> Notice | None:

@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
@@ -104,22 +104,12 @@ class NovuWebhook:
         return [Event(SOURCE, event_id(transaction), conversation, raw)]
 
 
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else None
-
-
 def notice_of(body: dict[str, Any]) -> Notice | None:
     try:
         kind = NoticeKind(str(body.get("kind")))
     except ValueError:
         return None
-    start = _instant(body.get("start"))
+    start = webhook_json.instant(body.get("start"))
     uid = str(body.get("bookingUid") or "")
     if start is None or not uid:
         return None
@@ -130,7 +120,7 @@ def notice_of(body: dict[str, Any]) -> Notice | None:
         start,
         master=str(body.get("master") or "") or None,
         previous_uid=str(body.get("previousUid") or "") or None,
-        previous_start=_instant(body.get("previousStart")),
+        previous_start=webhook_json.instant(body.get("previousStart")),
         reason=str(body.get("reason") or "") or None,
     )
 

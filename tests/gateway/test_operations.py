@@ -150,6 +150,14 @@ async def test_metrics_with_a_token_answer_only_its_bearer(
     async with gateway.http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200
         assert "frontdesk_breaker_state" in await response.text()
+    # A scanner's header bytes that are not UTF-8: refused, not a 500.
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.server.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
 
 
 async def test_readyz_shows_services_and_breakers(gateway: Gateway) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from gateway import webhook_json
@@ -91,3 +93,19 @@ def test_a_conversation_key_from_a_webhook_is_checked(
     key: str, conversation: Conversation | None
 ) -> None:
     assert Conversation.from_key(key) == conversation
+
+
+@pytest.mark.parametrize(
+    ("value", "moment"),
+    [
+        ("2026-06-02T07:00:00Z", datetime(2026, 6, 2, 7, 0, tzinfo=UTC)),
+        ("2026-06-02T10:00:00+03:00", datetime(2026, 6, 2, 7, 0, tzinfo=UTC)),
+        ("2026-06-02T07:00:00", None),  # naive: no instant
+        ("0001-01-01T00:00:00+01:00", None),  # before year 1 in UTC: OverflowError
+        ("9999-12-31T23:59:59-01:00", None),
+        ("soon", None),
+        (20260602, None),
+    ],
+)
+def test_instants_are_utc_or_none(value: object, moment: datetime | None) -> None:
+    assert webhook_json.instant(value) == moment
