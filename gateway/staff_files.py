@@ -134,7 +134,7 @@ class ChatwootFiles:
         name = str(ref.get("name") or "file")
         known = ref.get("size")
         if isinstance(known, int) and known > limit:
-            raise FileRefused(f"{name} is {size_text(known)}, over the {size_text(limit)} limit")
+            raise FileRefused(f"the file is {size_text(known)}, over the {size_text(limit)} limit")
         written = ref.get("written")
         fresh = isinstance(written, int | float) and time.time() - written < STORE_WAIT_SECONDS
         return await self.breaker.call(
@@ -148,16 +148,16 @@ class ChatwootFiles:
                 raise ChatwootUnavailable(f"HTTP {response.status_code} downloading a staff file")
             if response.status_code == 404 and response.history and fresh:
                 # The blob exists (it redirected) but its upload to the storage is not done.
-                raise FileNotStored(f"{name} is not in the storage yet")
+                raise FileNotStored("the file is not in the storage yet")
             if not response.is_success:
                 # 404: deleted in Chatwoot, or a signed URL no longer valid; retrying cannot help.
-                raise FileRefused(f"{name} could not be downloaded (HTTP {response.status_code})")
+                raise FileRefused(f"the file could not be downloaded (HTTP {response.status_code})")
             chunks: list[bytes] = []
             received = 0
             async for chunk in response.aiter_bytes():
                 received += len(chunk)
                 if received > limit:
-                    raise FileRefused(f"{name} is over the {size_text(limit)} limit")
+                    raise FileRefused(f"the file is over the {size_text(limit)} limit")
                 chunks.append(chunk)
             mime_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         return StaffFile(name, mime_type or "application/octet-stream", b"".join(chunks))

@@ -134,7 +134,7 @@ class TelegramDelivery:
             try:
                 await self._send("sendDocument", call | {"document": upload})
             except PermanentFailure as exc:
-                raise FileRefused(f"Telegram refused {file.name} ({exc})") from exc
+                raise FileRefused(f"Telegram refused the file ({exc})") from exc
         except FileRefused as exc:
             log.warning("a staff file could not go to Telegram; a text went instead")
             text = {"chat_id": params["chat_id"], "text": fallback_of(params)[:4096]}
