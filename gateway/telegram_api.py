@@ -35,6 +35,8 @@ log = logging.getLogger("frontdesk.telegram")
 
 # Every call is bounded; Telegram answers in well under a second when healthy.
 TIMEOUT_SECONDS = 10.0
+# The slowest uplink an upload is given time for: 256 KiB/s (about 2 Mbit/s).
+UPLOAD_BYTES_PER_SECOND = 256 * 1024
 
 # The calls the outbox makes; anything else is a bug, not something to retry.
 METHODS = frozenset(
@@ -156,6 +158,8 @@ class TelegramDelivery:
     async def _call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         files = {k: v for k, v in params.items() if isinstance(v, dict) and v.get(UPLOAD_MARKER)}
         body: dict[str, Any] = {"data": _form(params, files)} if files else {"json": params}
+        if files:
+            body["timeout"] = upload_timeout(sum(len(f.get("data") or b"") for f in files.values()))
         async with self._http().post(self._base + method, **body) as response:
             try:
                 answer: dict[str, Any] = await response.json(content_type=None)
@@ -166,6 +170,15 @@ class TelegramDelivery:
                 # operator fixes it, so it opens the breaker like an outage does.
                 raise TelegramUnavailable(f"{response.status}: {answer.get('description')}")
             return answer
+
+
+def upload_timeout(size: int) -> aiohttp.ClientTimeout:
+    """An upload's time: the call's usual bound plus the file at a slow uplink's pace (a 50 MB
+    document may take minutes; cut at the usual bound, it would be sent again and again, and
+    each timeout would count against Telegram's breaker)."""
+    return aiohttp.ClientTimeout(
+        total=TIMEOUT_SECONDS + size / UPLOAD_BYTES_PER_SECOND, sock_connect=TIMEOUT_SECONDS
+    )
 
 
 def _form(params: dict[str, Any], files: dict[str, dict[str, Any]]) -> aiohttp.FormData:

@@ -19,6 +19,7 @@ from gateway.staff_files import (
     reference,
     size_text,
 )
+from gateway.telegram_api import TIMEOUT_SECONDS, upload_timeout
 from gateway.whatsapp_api import media_kind
 
 URL = "https://cw.example/rails/active_storage/blobs/redirect/abc"
@@ -82,3 +83,12 @@ def test_whatsapp_takes_each_kind_of_file_within_metas_limits() -> None:
         media_kind(StaffFile("a.gif", "image/gif", b"x"))
     with pytest.raises(FileRefused, match="5 MB"):
         media_kind(StaffFile("a.jpg", "image/jpeg", b"x" * (5 * 1024 * 1024 + 1)))
+
+
+def test_an_upload_is_given_time_for_its_size() -> None:
+    """A 50 MB document at about 2 Mbit/s takes over three minutes: cut at the usual 10 s it
+    would be uploaded again and again."""
+    small, large = upload_timeout(0), upload_timeout(50 * 1024 * 1024)
+    assert small.total == TIMEOUT_SECONDS
+    assert large.total is not None and large.total >= 200
+    assert large.sock_connect == TIMEOUT_SECONDS
