@@ -90,5 +90,6 @@ def test_an_upload_is_given_time_for_its_size() -> None:
     would be uploaded again and again."""
     small, large = upload_timeout(0), upload_timeout(50 * 1024 * 1024)
     assert small.total == TIMEOUT_SECONDS
-    assert large.total is not None and large.total >= 200
+    assert large.total is not None
+    assert large.total >= 200
     assert large.sock_connect == TIMEOUT_SECONDS
