@@ -36,7 +36,7 @@ from gateway import webhook_json
 from gateway.analytics import Recorder
 from gateway.desk import Conversation, Mirror
 from gateway.edge import LARGEST_BODY, Malformed
-from gateway.inbox import Event
+from gateway.inbox import Event, event_problem
 from gateway.metrics import Metrics
 from gateway.sessions import SessionStore
 from gateway.streams import Entry, Outcome, Outgoing
@@ -169,7 +169,13 @@ class WhatsAppWebhook:
         except orjson.JSONEncodeError:
             self._dropped(kind)
             return None
-        return Event(SOURCE, event_id, conversation, dumped)
+        event = Event(SOURCE, event_id, conversation, dumped)
+        if event_problem(event) is not None:
+            # An id no Redis key can carry (empty, over-long, not printable): this message or
+            # status alone is dropped, as the edge would refuse the whole delivery for it.
+            self._dropped(kind)
+            return None
+        return event
 
     def _dropped(self, part: str) -> None:
         log.warning("WhatsApp %s that is not what Meta sends dropped; the rest queued", part)

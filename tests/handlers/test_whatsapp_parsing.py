@@ -221,6 +221,22 @@ def test_unreadable_entries_changes_and_contacts_are_dropped_not_refused() -> No
     assert json.loads(event.body)["contact"]["wa_id"] == "79161234567"
 
 
+def test_a_message_or_status_whose_id_no_key_can_carry_is_dropped_alone() -> None:
+    """The edge refuses a whole delivery for one event id it cannot queue (Meta would send it
+    again for 7 days, good messages and all): the parser leaves that one event out first."""
+    raw = notification(
+        {"contacts": [contact()], "messages": [text("x" * 300), text("wamid.1")]},
+        {
+            "statuses": [
+                {"id": "wamid.\u0007", "status": "read"},
+                {"id": "wamid.o", "status": "read"},
+            ]
+        },
+    )
+    events = webhook().parse({}, raw)
+    assert [e.event_id for e in events] == ["m:wamid.1", "s:wamid.o:read"]
+
+
 def test_a_message_nested_deeper_than_is_written_back_is_dropped() -> None:
     deep = text("wamid.d") | {"extra": json.loads("[" * 300 + "]" * 300)}
     raw = notification({"contacts": [contact()], "messages": [deep, text("wamid.1")]})
