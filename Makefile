@@ -11,5 +11,5 @@ bench:
 	scripts/bootstrap >/dev/null && .venv/bin/python -m bench ingest
 
 clean:
-	rm -rf .venv .coverage coverage.xml .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .coverage coverage.xml .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
 	find locales -name '*.mo' -delete

@@ -46,7 +46,7 @@ from bench.procs import (
 from bench.replies import ReplyLog
 from bench.report import report
 from bench.results import EndToEnd, Options, Outcome, Phase
-from gateway.keys import Keys
+from gateway.pipeline.keys import Keys
 
 WEBHOOK = "/webhooks/telegram"
 SHARDS = 8  # the gateway's default STREAM_SHARDS

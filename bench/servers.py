@@ -129,7 +129,7 @@ def serve_gateway(
     """
     from bench.hostile import EVERY_ROUTE
     from gateway.app import create_app
-    from gateway.logs import configure
+    from gateway.pipeline.logs import configure
     from gateway.settings import Settings
 
     settings = Settings(

@@ -24,44 +24,50 @@ from bot.conversation import FrontDesk
 from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
-from gateway.analytics import Recorder
-from gateway.analytics_store import Writer
-from gateway.bookings import BookingLinks
-from gateway.calcom import CalcomClient
-from gateway.calcom import is_failure as calcom_failure
-from gateway.calendar import CalcomCalendar
-from gateway.catalogue import CalcomCatalogue
-from gateway.chatwoot import ChatwootClient
-from gateway.chatwoot import is_failure as chatwoot_failure
-from gateway.desk import ChatwootDesk, DeskSettings, DeskState, Mirror, StaffReplies
-from gateway.edge import (
+from gateway.analytics.facts import Recorder
+from gateway.analytics.store import Writer
+from gateway.integrations.calcom.api import CalcomClient
+from gateway.integrations.calcom.api import is_failure as calcom_failure
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.calcom.calendar import CalcomCalendar
+from gateway.integrations.calcom.catalogue import CalcomCatalogue
+from gateway.integrations.chatwoot.api import ChatwootClient
+from gateway.integrations.chatwoot.api import is_failure as chatwoot_failure
+from gateway.integrations.chatwoot.desk import (
+    ChatwootDesk,
+    DeskSettings,
+    DeskState,
+    Mirror,
+    StaffReplies,
+)
+from gateway.integrations.chatwoot.files import ChatwootFiles
+from gateway.integrations.metabase.api import embed_url, sign_embed
+from gateway.integrations.novu.api import NovuClient, NovuDelivery
+from gateway.integrations.novu.api import is_failure as novu_failure
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.telegram.api import TelegramDelivery, is_failure, make_bot
+from gateway.integrations.whatsapp.api import WhatsAppClient, WhatsAppDelivery
+from gateway.integrations.whatsapp.api import is_failure as whatsapp_failure
+from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.pipeline.edge import (
     LARGEST_BODY,
     EdgeLimits,
     WebhookSource,
     server_options,
     webhook_route,
 )
-from gateway.inbox import Inbox
-from gateway.keys import Keys
-from gateway.logs import flush_summaries
-from gateway.metabase import embed_url, sign_embed
-from gateway.metrics import Metrics
-from gateway.novu import NovuClient, NovuDelivery
-from gateway.novu import is_failure as novu_failure
-from gateway.novu_ledger import NoticeLedger
-from gateway.outbox import Delivery, OutboxSender, Pacing
-from gateway.redis_client import connect_redis
-from gateway.resilience import CircuitBreaker, TokenBucket
-from gateway.sessions import SessionStore
+from gateway.pipeline.inbox import Inbox
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.logs import flush_summaries
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.outbox import Delivery, OutboxSender, Pacing
+from gateway.pipeline.redis_client import connect_redis
+from gateway.pipeline.resilience import CircuitBreaker, TokenBucket
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.tasks import stop_task
+from gateway.pipeline.workers import Handler, InboundConsumer, Lease, WorkerPool
 from gateway.settings import Settings
-from gateway.staff_files import ChatwootFiles
-from gateway.streams import Outgoing
-from gateway.tasks import stop_task
-from gateway.telegram_api import TelegramDelivery, is_failure, make_bot
-from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery
-from gateway.whatsapp_api import is_failure as whatsapp_failure
-from gateway.whatsapp_state import WhatsAppState
-from gateway.workers import Handler, InboundConsumer, Lease, WorkerPool
 from handlers import calcom as calcom_events
 from handlers.calcom import CalcomEvents, CalcomWebhook
 from handlers.calcom_novu import NovuPlanner

@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 from aiohttp import web
 
-from gateway import dlq
 from gateway.app import create_app
-from gateway.logs import Scrubber, configure, scrubbed_output
-from gateway.redis_client import connect_redis
+from gateway.pipeline import dlq
+from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
+from gateway.pipeline.redis_client import connect_redis
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every line any command prints (its own, a library's, a traceback) goes through the
     # scrubber: without the settings, phone numbers and bot tokens; with them, every secret too.
     if args.command == "demo":
-        from gateway.demo import run_demo
+        from gateway.ops.demo import run_demo
 
         with scrubbed_output(Scrubber()):
             code: int = run_demo(args.host, args.port)
@@ -110,11 +110,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _serve(settings, args.host, args.port)
     configure("text", settings.log_level, settings.secrets())
     if args.command == "check":
-        from gateway.check import run_check
+        from gateway.ops.check import run_check
 
         return asyncio.run(run_check(settings))
     if args.command == "webhooks":
-        from gateway.check import set_webhooks, show_webhooks
+        from gateway.ops.check import set_webhooks, show_webhooks
 
         if args.action == "set":
             return asyncio.run(set_webhooks(settings, drop_pending=args.drop_pending_updates))
@@ -122,16 +122,16 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "novu":
         return asyncio.run(_novu_sync(settings))
     if args.command in ("analytics", "metabase"):
-        from gateway.analytics_cli import run_analytics
+        from gateway.analytics.cli import run_analytics
 
         return asyncio.run(run_analytics(settings, args))
     return asyncio.run(_dead_letters(settings, args))
 
 
 async def _novu_sync(settings: Settings) -> int:
-    from gateway.novu import NovuClient, NovuRejected, NovuUnavailable
-    from gateway.novu_workflows import sync
-    from gateway.resilience import CircuitBreaker
+    from gateway.integrations.novu.api import NovuClient, NovuRejected, NovuUnavailable
+    from gateway.integrations.novu.workflows import sync
+    from gateway.pipeline.resilience import CircuitBreaker
 
     if not settings.novu_enabled or settings.public_url is None:
         print(

@@ -34,16 +34,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
-from gateway import analytics, webhook_json
-from gateway.analytics import Recorder
-from gateway.bookings import BookingLinks
-from gateway.calcom import Booking, CalcomClient
-from gateway.calendar import METADATA_CHANNEL, METADATA_CHAT
-from gateway.desk import Conversation
-from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event, Inbox
-from gateway.novu_ledger import NoticeLedger
-from gateway.streams import Entry, Outcome, Outgoing
+from gateway.analytics import facts as analytics
+from gateway.analytics.facts import Recorder
+from gateway.integrations.calcom.api import Booking, CalcomClient
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.calcom.calendar import METADATA_CHANNEL, METADATA_CHAT
+from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import MAX_BODY, Malformed
+from gateway.pipeline.inbox import Event, Inbox
+from gateway.pipeline.streams import Entry, Outcome, Outgoing
 from handlers.calcom_novu import NovuPlanner
 from handlers.notices import NoticeSender
 

@@ -14,8 +14,8 @@ inbox's de-duplication already stops most of them). The start time in it keeps a
 new reminders apart from the cancelled ones.
 
 Every trigger whose messenger step will post back is also recorded in the gateway's ledger
-(gateway/novu_ledger.py), due now or at its `sendAt`, and a cancelled reminder is taken off it:
-what Novu does not post back in time, the gateway sends itself.
+(`gateway/integrations/novu/ledger.py`), due now or at its `sendAt`, and a cancelled reminder is
+taken off it: what Novu does not post back in time, the gateway sends itself.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.flows.notices import Notice, NoticeKind, Notices
 from bot.i18n import Catalogs
-from gateway import novu_workflows as workflows
-from gateway.desk import Conversation
-from gateway.novu import CHANNEL
-from gateway.novu_ledger import NoticeLedger
-from gateway.streams import Outgoing
+from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.novu import workflows
+from gateway.integrations.novu.api import CHANNEL
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.pipeline.streams import Outgoing
 from handlers.novu import ledger_content
 
 if TYPE_CHECKING:

@@ -24,15 +24,17 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
-from gateway import analytics, staff_files, webhook_json
-from gateway.analytics import Recorder
-from gateway.chatwoot import ChatwootClient, ChatwootRejected
-from gateway.desk import ECHO_PREFIX, Conversation, DeskState
-from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event, Inbox
-from gateway.sessions import SessionStore
-from gateway.staff_files import FALLBACK, FETCH_MARKER
-from gateway.streams import Entry, Outcome, Outgoing
+from gateway.analytics import facts as analytics
+from gateway.analytics.facts import Recorder
+from gateway.integrations.chatwoot import files as staff_files
+from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
+from gateway.integrations.chatwoot.desk import ECHO_PREFIX, Conversation, DeskState
+from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import MAX_BODY, Malformed
+from gateway.pipeline.inbox import Event, Inbox
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Entry, Outcome, Outgoing
 from handlers import telegram, whatsapp_render
 
 log = logging.getLogger("frontdesk.chatwoot")
@@ -306,7 +308,7 @@ class ChatwootEvents:
     ) -> Outgoing:
         """An agent's attachment, one message of its own (a retry never repeats another):
         only a reference here; the delivery fetches the file from Chatwoot and sends it as a
-        photo or a document (gateway/staff_files.py)."""
+        photo or a document (gateway/integrations/chatwoot/files.py)."""
         fetch = {FETCH_MARKER: ref}
         if conv.channel == "telegram":
             field, method = (

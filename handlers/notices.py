@@ -20,11 +20,11 @@ from bot.flows.notices import Notice, NoticeKind, remembered
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.local_time import format_label
-from gateway import analytics
-from gateway.analytics import Recorder
-from gateway.desk import Conversation
-from gateway.sessions import SessionStore
-from gateway.streams import Outcome, Outgoing
+from gateway.analytics import facts as analytics
+from gateway.analytics.facts import Recorder
+from gateway.integrations.chatwoot.desk import Conversation
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Outcome, Outgoing
 from handlers import telegram, whatsapp_render
 
 AUTHOR = "notice"

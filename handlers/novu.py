@@ -5,10 +5,10 @@ body>` with the environment's secret key, NOVU_API_KEY unless NOVU_WEBHOOK_SECRE
 Novu's scheme for the requests its workflows make), refuses timestamps more than five minutes
 off, and queues the notice under the client's conversation, de-duplicated by its
 `transactionId`. The post carries ids and keys only; the worker takes what the notice says from
-the gateway's ledger (gateway/novu_ledger.py), words it in the client's language and sends it
-through the outbox (see handlers/notices.py). Novu does not retry a failed post: the ledger's
-loop (`send_overdue`) queues a notice Novu did not post in time under the same event id, so
-that the notice is handled once, whichever comes first.
+the gateway's ledger (`gateway/integrations/novu/ledger.py`), words it in the client's language
+and sends it through the outbox (see handlers/notices.py). Novu does not retry a failed post:
+the ledger's loop (`send_overdue`) queues a notice Novu did not post in time under the same
+event id, so that the notice is handled once, whichever comes first.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
-from gateway import webhook_json
-from gateway.desk import Conversation
-from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event, Inbox
-from gateway.novu_ledger import NoticeLedger
-from gateway.novu_workflows import WEBHOOK_FIELDS
-from gateway.streams import Entry, Outcome
+from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.workflows import WEBHOOK_FIELDS
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import MAX_BODY, Malformed
+from gateway.pipeline.inbox import Event, Inbox
+from gateway.pipeline.streams import Entry, Outcome
 from handlers.notices import NoticeSender
 
 log = logging.getLogger("frontdesk.novu")

@@ -20,14 +20,14 @@ from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
 from bot.replies import Reply
-from gateway import webhook_json
-from gateway.analytics import Recorder
-from gateway.desk import Conversation, Mirror
-from gateway.edge import MAX_BODY, Malformed
-from gateway.inbox import Event
-from gateway.sessions import SessionStore
-from gateway.streams import Entry, Outcome, Outgoing, Unreadable
-from gateway.telegram_api import UPLOAD_MARKER
+from gateway.analytics.facts import Recorder
+from gateway.integrations.chatwoot.desk import Conversation, Mirror
+from gateway.integrations.telegram.api import UPLOAD_MARKER
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import MAX_BODY, Malformed
+from gateway.pipeline.inbox import Event
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Entry, Outcome, Outgoing, Unreadable
 
 SOURCE = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name

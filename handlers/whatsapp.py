@@ -32,16 +32,16 @@ from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Session
-from gateway import webhook_json
-from gateway.analytics import Recorder
-from gateway.desk import Conversation, Mirror
-from gateway.edge import LARGEST_BODY, Malformed
-from gateway.inbox import Event, event_problem
-from gateway.metrics import Metrics
-from gateway.sessions import SessionStore
-from gateway.streams import Entry, Outcome, Outgoing
-from gateway.whatsapp_api import AUTHOR, OUT_OF_WINDOW
-from gateway.whatsapp_state import WINDOW_SECONDS, WhatsAppState
+from gateway.analytics.facts import Recorder
+from gateway.integrations.chatwoot.desk import Conversation, Mirror
+from gateway.integrations.whatsapp.api import AUTHOR, OUT_OF_WINDOW
+from gateway.integrations.whatsapp.state import WINDOW_SECONDS, WhatsAppState
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import LARGEST_BODY, Malformed
+from gateway.pipeline.inbox import Event, event_problem
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Entry, Outcome, Outgoing
 from handlers.whatsapp_payloads import Contact, Error, Message, Metadata, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
@@ -262,7 +262,7 @@ class WhatsAppConversations:
         now = self.clock()
         # Any message from the client, a reaction included, opens the 24-hour window (from when
         # they wrote it, never from the future). The window opens before the parked messages
-        # are read: none can be parked after this (see gateway/whatsapp_state.py).
+        # are read: none can be parked after this (see gateway/integrations/whatsapp/state.py).
         stamp = int(now.timestamp())
         at = min(item.sent_at or stamp, stamp)
         await self.state.touch(chat, at)

@@ -24,8 +24,8 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.replies import Choice, Reply
-from gateway.streams import Outgoing
-from gateway.whatsapp_api import MEDIA_LIMITS, UPLOAD_MARKER
+from gateway.integrations.whatsapp.api import MEDIA_LIMITS, UPLOAD_MARKER
+from gateway.pipeline.streams import Outgoing
 
 SOURCE = "whatsapp"
 BUTTONS_MAX = 3

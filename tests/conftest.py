@@ -36,7 +36,7 @@ with warnings.catch_warnings():
     import hypothesis  # noqa: F401
 
 from gateway.app import RUNTIME, Runtime, create_app
-from gateway.embedded_redis import EmbeddedRedis
+from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.settings import Settings
 

@@ -31,8 +31,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from gateway.demo import _run, demo_overrides
-from gateway.embedded_redis import free_port
+from gateway.ops.demo import _run, demo_overrides
+from gateway.pipeline.embedded_redis import free_port
 from gateway.settings import Settings, load
 
 CHROMIUM = Path("/usr/bin/chromium")

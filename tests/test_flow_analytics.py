@@ -14,12 +14,12 @@ from typing import Any
 
 import asyncpg
 
-from gateway import analytics_store
-from gateway.bookings import BookingLinks
-from gateway.calcom import CalcomClient
-from gateway.dlq import DeadLetters
-from gateway.novu_ledger import NoticeLedger
-from gateway.resilience import CircuitBreaker
+from gateway.analytics import store as analytics_store
+from gateway.integrations.calcom.api import CalcomClient
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.pipeline.dlq import DeadLetters
+from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.bookings import BookingLinks
-from gateway.calcom import CalcomClient
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.calcom.api import CalcomClient
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
 from handlers import calcom as calcom_handler

@@ -20,12 +20,12 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from gateway.bookings import BookingLinks
-from gateway.calcom import CalcomClient
-from gateway.novu import NovuClient
-from gateway.novu_ledger import NoticeLedger
-from gateway.novu_workflows import sync
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.calcom.api import CalcomClient
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.workflows import sync
+from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox, novu_signature
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway.logs import configure
+from gateway.pipeline.logs import configure
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import SettingsError, load
 from tests.conftest import SECRET, TOKEN, GatewayFactory, Sandbox, eventually

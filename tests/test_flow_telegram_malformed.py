@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway.inbox import Event
+from gateway.pipeline.inbox import Event
 from tests.conftest import Gateway, Sandbox, eventually
 
 ANNA = {"id": 700, "is_bot": False, "first_name": "Anna", "last_name": "Petrova"}

@@ -449,7 +449,7 @@ async def test_rate_limits_back_off_and_deliver(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        "gateway.whatsapp_api.RATE_LIMITS",
+        "gateway.integrations.whatsapp.api.RATE_LIMITS",
         {130429: (0.1, 0.2), 131057: (0.1, 0.2), 131056: (0.1, 0.3), 131049: (0.1, 1.0)},
     )
     gateway = await start_whatsapp(start_gateway, salon, wa)

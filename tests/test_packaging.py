@@ -12,6 +12,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,3 +367,47 @@ def test_the_sandbox_page_is_package_data(project: dict[str, Any]) -> None:
     # `frontdesk demo` serves it from the installed package, not from the source tree.
     assert "sandbox/static/*" in project["tool"]["setuptools"]["package-data"]["gateway"]
     assert (ROOT / "gateway" / "sandbox" / "static" / "chat.html").is_file()
+
+
+def test_the_analytics_sql_is_package_data(project: dict[str, Any]) -> None:
+    # The writer applies the migrations and the reports read the questions from the installed
+    # package (gateway/analytics/store.py, SQL_DIR): the glob must name the files where they are.
+    patterns = project["tool"]["setuptools"]["package-data"]["gateway"]
+    found = {path.name for pattern in patterns for path in (ROOT / "gateway").glob(pattern)}
+    assert "0001_events.sql" in found
+    assert "01_bookings_per_day.sql" in found
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """`lint-imports` with the repo's contracts over the packages under `root`."""
+    environment = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--config", str(PYPROJECT)],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_new_import_circle_breaks_the_import_contracts(tmp_path: Path) -> None:
+    """The contracts of [tool.importlinter] hold for the tree as it is, and an import that closes
+    a circle (here the pipeline's keys importing its workers, which import the keys) breaks them,
+    so CI fails on it."""
+    for package in ("bot", "gateway", "handlers"):
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    as_is = _lint_imports(tmp_path)
+    assert as_is.returncode == 0, as_is.stdout + as_is.stderr
+    assert "0 broken" in as_is.stdout
+
+    keys = tmp_path / "gateway" / "pipeline" / "keys.py"
+    keys.write_text(keys.read_text() + "\nfrom gateway.pipeline import workers  # noqa: F401\n")
+    circled = _lint_imports(tmp_path)
+    assert circled.returncode == 1, circled.stdout + circled.stderr
+    assert "No circle of imports between the modules of any package BROKEN" in circled.stdout
+    assert ".keys -> .workers" in circled.stdout

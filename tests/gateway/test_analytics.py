@@ -16,12 +16,12 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway import analytics_store
-from gateway.analytics import Recorder
-from gateway.analytics_store import Writer, insert, migrate, questions
-from gateway.keys import Keys
-from gateway.metabase import MetabaseClient, MetabaseError, sign_embed, sync
-from gateway.metrics import Metrics
+from gateway.analytics import store as analytics_store
+from gateway.analytics.facts import Recorder
+from gateway.analytics.store import Writer, insert, migrate, questions
+from gateway.integrations.metabase.api import MetabaseClient, MetabaseError, sign_embed, sync
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.metrics import Metrics
 from gateway.sandbox.metabase import MetabaseSandbox, verify_embed
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import GatewayFactory, eventually

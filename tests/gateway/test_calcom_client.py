@@ -21,7 +21,7 @@ import httpx
 import pytest
 import respx
 
-from gateway.calcom import (
+from gateway.integrations.calcom.api import (
     IDEMPOTENCY_METADATA_KEY,
     VERSION_BOOKINGS,
     VERSION_EVENT_TYPES,
@@ -36,7 +36,7 @@ from gateway.calcom import (
     api_root,
     is_failure,
 )
-from gateway.resilience import CircuitBreaker, State
+from gateway.pipeline.resilience import CircuitBreaker, State
 from tests.support.openapi import OpenAPISpec
 
 SPEC_PATH = (
@@ -1071,7 +1071,7 @@ async def test_a_low_budget_is_logged(
             headers={"X-RateLimit-Limit-Default": "120", "X-RateLimit-Remaining-Default": "3"},
         )
     )
-    with caplog.at_level(logging.WARNING, logger="gateway.calcom"):
+    with caplog.at_level(logging.WARNING, logger="gateway.integrations.calcom.api"):
         await client.event_types()
     assert "3 of 120 left" in caplog.text
 

@@ -11,9 +11,9 @@ from aiohttp import web
 from bot.catalogue import Master, Service
 from bot.flows.services import price_text
 from bot.ports import CalendarUnavailable
-from gateway.calcom import CalcomClient, EventType
-from gateway.catalogue import CalcomCatalogue, services_of
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.calcom.api import CalcomClient, EventType
+from gateway.integrations.calcom.catalogue import CalcomCatalogue, services_of
+from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.calcom import CalcomSandbox
 from tests.conftest import CONTRACTS, GatewayFactory, Sandbox, eventually
 

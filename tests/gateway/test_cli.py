@@ -15,7 +15,7 @@ from aiohttp import ClientSession
 from redis.asyncio import Redis
 
 from gateway.cli import main
-from gateway.embedded_redis import free_port
+from gateway.pipeline.embedded_redis import free_port
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from tests.conftest import CONTRACTS, ROOT, SECRET, TOKEN, Sandbox, eventually
 
@@ -430,7 +430,7 @@ async def test_check_says_whether_the_chatwoot_token_would_keep_handoffs(
     bot's token must reach the account."""
     from aiohttp.test_utils import TestServer
 
-    from gateway.check import _chatwoot_handoff
+    from gateway.ops.check import _chatwoot_handoff
     from gateway.sandbox.chatwoot import ChatwootSandbox
     from gateway.settings import load
 

@@ -13,8 +13,8 @@ from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Session
-from gateway.dlq import DeadLetters
-from gateway.inbox import Event
+from gateway.pipeline.dlq import DeadLetters
+from gateway.pipeline.inbox import Event
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.gateway.test_edge import update
 

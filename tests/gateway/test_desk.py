@@ -10,13 +10,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.chatwoot import ChatwootClient, ChatwootUnavailable, is_failure
-from gateway.desk import ChatwootDesk, Conversation, DeskSettings, DeskState
-from gateway.keys import Keys
-from gateway.outbox import PermanentFailure
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootUnavailable, is_failure
+from gateway.integrations.chatwoot.desk import ChatwootDesk, Conversation, DeskSettings, DeskState
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.outbox import PermanentFailure
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.pipeline.streams import Outgoing
 from gateway.sandbox.chatwoot import ChatwootSandbox
-from gateway.streams import Outgoing
 from tests.conftest import CONTRACTS
 
 SPEC = CONTRACTS / "chatwoot.openapi.json"

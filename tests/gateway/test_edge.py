@@ -16,10 +16,10 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway import edge
 from gateway.app import create_app
-from gateway.edge import read_body
-from gateway.embedded_redis import free_port
+from gateway.pipeline import edge
+from gateway.pipeline.edge import read_body
+from gateway.pipeline.embedded_redis import free_port
 from tests.conftest import (
     SECRET,
     Gateway,

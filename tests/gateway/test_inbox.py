@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from gateway import inbox as inbox_module
-from gateway.inbox import Event, Inbox, InboxUnavailable, Unqueueable, id_problem
-from gateway.keys import Keys
+from gateway.pipeline import inbox as inbox_module
+from gateway.pipeline.inbox import Event, Inbox, InboxUnavailable, Unqueueable, id_problem
+from gateway.pipeline.keys import Keys
 
 
 def event(n: int, conversation: str | None = None) -> Event:

@@ -17,7 +17,7 @@ from aiogram.types import Update
 from aiohttp import ClientConnectionResetError, ClientSession, web
 
 from gateway.app import create_app
-from gateway.logs import (
+from gateway.pipeline.logs import (
     ClientGone,
     JsonFormatter,
     Repeats,

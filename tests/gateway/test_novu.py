@@ -14,12 +14,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway import novu_workflows
-from gateway.novu import NovuClient, NovuDelivery, NovuRejected, NovuUnavailable, is_failure
-from gateway.outbox import PermanentFailure, RetryLater
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.novu import workflows as novu_workflows
+from gateway.integrations.novu.api import (
+    NovuClient,
+    NovuDelivery,
+    NovuRejected,
+    NovuUnavailable,
+    is_failure,
+)
+from gateway.pipeline.outbox import PermanentFailure, RetryLater
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.pipeline.streams import Outgoing
 from gateway.sandbox.novu import NovuSandbox, holds, render, runs
-from gateway.streams import Outgoing
 from handlers.novu import NovuWebhook
 
 KEY = "novu-key"

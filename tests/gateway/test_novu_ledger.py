@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from gateway.inbox import Inbox
-from gateway.keys import Keys
-from gateway.novu_ledger import NoticeLedger
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.pipeline.inbox import Inbox
+from gateway.pipeline.keys import Keys
 from handlers.novu import event_id, ledger_content, send_overdue
 
 NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

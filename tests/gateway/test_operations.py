@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession
 
-from gateway import analytics_store
-from gateway.demo import (
+from gateway.analytics import store as analytics_store
+from gateway.ops.demo import (
     DEMO_DATABASE,
     DEMO_POSTGRES,
     DEMO_SALON,
@@ -21,7 +21,7 @@ from gateway.demo import (
     _with_analytics,
     demo_overrides,
 )
-from gateway.embedded_redis import free_port
+from gateway.pipeline.embedded_redis import free_port
 from gateway.settings import load
 from tests.conftest import Gateway, GatewayFactory, Sandbox, eventually
 from tests.gateway.test_edge import update

@@ -9,12 +9,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.keys import Keys
-from gateway.metrics import Metrics
-from gateway.outbox import OutboxSender, Pacing
-from gateway.resilience import BreakerOpen, TokenBucket
-from gateway.streams import Outgoing
-from gateway.workers import Lease
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.outbox import OutboxSender, Pacing
+from gateway.pipeline.resilience import BreakerOpen, TokenBucket
+from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.workers import Lease
 from tests.conftest import GatewayFactory, Sandbox, eventually
 
 
@@ -89,9 +89,9 @@ async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
 ) -> None:
     """A process whose lease expired may still read entries (its blocking read was under way):
     they sit pending under the shard's consumer name, after the new holder's first look."""
-    from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP
-    from gateway.streams import Entry, Outcome
-    from gateway.workers import InboundConsumer, consumer_name, ensure_group
+    from gateway.pipeline.keys import INBOUND_GROUP, OUTBOUND_GROUP
+    from gateway.pipeline.streams import Entry, Outcome
+    from gateway.pipeline.workers import InboundConsumer, consumer_name, ensure_group
 
     keys = Keys(salon_id, 1)
     await redis.set(keys.lease(0), "me")

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import ClientError, ClientSession
 from redis.asyncio import Redis
 
-from gateway.embedded_redis import free_port
-from gateway.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
+from gateway.pipeline.embedded_redis import free_port
+from gateway.pipeline.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
 from tests.conftest import ROOT, SECRET, TOKEN, Sandbox, eventually
 from tests.gateway.test_edge import update
 

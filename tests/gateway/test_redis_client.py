@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from gateway.redis_client import HiredisPacking, connect_redis, with_hiredis_packing
+from gateway.pipeline.redis_client import HiredisPacking, connect_redis, with_hiredis_packing
 
 # What the gateway sends: command names with spaces, keys, ints, floats, UTF-8 text, raw bodies
 # (one larger than redis-py's 6000-byte chunking cutoff) and memoryviews.

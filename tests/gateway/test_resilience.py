@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gateway.resilience import BreakerOpen, CircuitBreaker, State, TokenBucket
+from gateway.pipeline.resilience import BreakerOpen, CircuitBreaker, State, TokenBucket
 
 
 class Clock:

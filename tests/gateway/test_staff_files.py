@@ -8,9 +8,8 @@ import httpx
 import pytest
 import respx
 
-from gateway.chatwoot import ChatwootUnavailable
-from gateway.resilience import CircuitBreaker
-from gateway.staff_files import (
+from gateway.integrations.chatwoot.api import ChatwootUnavailable
+from gateway.integrations.chatwoot.files import (
     ChatwootFiles,
     FileNotStored,
     FileRefused,
@@ -19,8 +18,9 @@ from gateway.staff_files import (
     reference,
     size_text,
 )
-from gateway.telegram_api import TIMEOUT_SECONDS, upload_timeout
-from gateway.whatsapp_api import media_kind
+from gateway.integrations.telegram.api import TIMEOUT_SECONDS, upload_timeout
+from gateway.integrations.whatsapp.api import media_kind
+from gateway.pipeline.resilience import CircuitBreaker
 
 URL = "https://cw.example/rails/active_storage/blobs/redirect/abc"
 

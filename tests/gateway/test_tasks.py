@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.tasks import stop_task, wait_event
+from gateway.pipeline.tasks import stop_task, wait_event
 
 
 async def test_a_loop_that_swallows_a_cancellation_is_cancelled_again() -> None:
@@ -46,7 +46,7 @@ async def test_a_task_that_never_stops_is_left_behind_within_the_bound(
     task = asyncio.create_task(deaf())
     await asyncio.sleep(0)
     started = asyncio.get_running_loop().time()
-    with caplog.at_level(logging.WARNING, logger="gateway.tasks"):
+    with caplog.at_level(logging.WARNING, logger="gateway.pipeline.tasks"):
         await stop_task(task, "deaf loop", seconds=0.3)
     assert asyncio.get_running_loop().time() - started < 1.0
     assert "deaf loop did not stop" in caplog.text
@@ -63,7 +63,7 @@ async def test_a_task_that_failed_is_reported_and_none_is_a_no_op(
 
     task = asyncio.create_task(broken())
     await asyncio.wait({task})
-    with caplog.at_level(logging.WARNING, logger="gateway.tasks"):
+    with caplog.at_level(logging.WARNING, logger="gateway.pipeline.tasks"):
         await stop_task(task, "broken loop")
         await stop_task(None, "nothing")
     assert "broken loop ended with ValueError" in caplog.text

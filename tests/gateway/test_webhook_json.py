@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway import webhook_json
-from gateway.desk import Conversation
-from gateway.edge import Malformed
-from gateway.streams import Unreadable
+from gateway.integrations.chatwoot.desk import Conversation
+from gateway.pipeline import webhook_json
+from gateway.pipeline.edge import Malformed
+from gateway.pipeline.streams import Unreadable
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,19 @@ import pytest
 import respx
 from redis.asyncio import Redis
 
-from gateway.keys import Keys
-from gateway.metrics import Metrics
-from gateway.outbox import PermanentFailure, RetryLater, Substituted
-from gateway.resilience import CircuitBreaker, State
-from gateway.staff_files import FALLBACK, FETCH_MARKER, ChatwootFiles
-from gateway.streams import Outgoing
-from gateway.whatsapp_api import WhatsAppClient, WhatsAppDelivery, WhatsAppUnavailable, is_failure
-from gateway.whatsapp_state import WhatsAppState
+from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER, ChatwootFiles
+from gateway.integrations.whatsapp.api import (
+    WhatsAppClient,
+    WhatsAppDelivery,
+    WhatsAppUnavailable,
+    is_failure,
+)
+from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.outbox import PermanentFailure, RetryLater, Substituted
+from gateway.pipeline.resilience import CircuitBreaker, State
+from gateway.pipeline.streams import Outgoing
 
 API = "https://graph.example/v23.0"
 NUMBER = "106540352242922"
@@ -239,7 +244,7 @@ async def test_read_receipts_show_typing_and_unknown_calls_are_refused(
 
 
 async def test_a_client_known_only_by_a_business_scoped_id_is_addressed_as_recipient() -> None:
-    from gateway.whatsapp_api import address
+    from gateway.integrations.whatsapp.api import address
 
     assert address("79161234567") == {"to": "79161234567"}
     assert address("US.13491208655302741918") == {"recipient": "US.13491208655302741918"}

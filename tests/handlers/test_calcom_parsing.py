@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.calcom import Booking
-from gateway.edge import Malformed
+from gateway.integrations.calcom.api import Booking
+from gateway.pipeline.edge import Malformed
 from handlers.calcom import (
     BookingChange,
     CalcomWebhook,

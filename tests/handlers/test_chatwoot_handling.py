@@ -14,14 +14,14 @@ from bot.events import Channel, ClientRef
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Session
-from gateway.chatwoot import ChatwootClient, is_failure
-from gateway.desk import ChatwootDesk, DeskSettings, DeskState
-from gateway.inbox import Inbox
-from gateway.keys import Keys
-from gateway.resilience import CircuitBreaker
+from gateway.integrations.chatwoot.api import ChatwootClient, is_failure
+from gateway.integrations.chatwoot.desk import ChatwootDesk, DeskSettings, DeskState
+from gateway.pipeline.inbox import Inbox
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Entry, Outgoing
 from gateway.sandbox.chatwoot import ChatwootSandbox
-from gateway.sessions import SessionStore
-from gateway.streams import Entry, Outgoing
 from handlers.chatwoot import ChatwootEvents, reconcile
 
 NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.edge import Malformed
+from gateway.pipeline.edge import Malformed
 from handlers.chatwoot import ChatwootWebhook, conversation_key, is_agent_reply
 
 NOW = 1_780_000_000

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.edge import Malformed
+from gateway.pipeline.edge import Malformed
 from handlers.calcom import CalcomWebhook
 from handlers.chatwoot import ChatwootWebhook
 from handlers.novu import NovuWebhook

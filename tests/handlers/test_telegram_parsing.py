@@ -21,8 +21,8 @@ from bot.i18n import Catalogs
 from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Session
-from gateway.edge import Malformed
-from gateway.inbox import Event
+from gateway.pipeline.edge import Malformed
+from gateway.pipeline.inbox import Event
 from handlers.telegram import (
     SECRET_HEADER,
     TelegramEvent,

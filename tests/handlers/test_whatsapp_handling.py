@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from bot.conversation import FrontDesk
 from bot.i18n import Catalogs
 from bot.salon import Salon
-from gateway.keys import Keys
-from gateway.metrics import Metrics
-from gateway.sessions import SessionStore
-from gateway.streams import Entry, Outcome
-from gateway.whatsapp_state import WhatsAppState
+from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.streams import Entry, Outcome
 from handlers.whatsapp import WhatsAppConversations
 
 CHAT = "79161234567"

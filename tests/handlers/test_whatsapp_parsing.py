@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.edge import Malformed
+from gateway.pipeline.edge import Malformed
 from handlers.whatsapp import WhatsAppWebhook, language_of, verify_challenge
 from handlers.whatsapp_payloads import Message
 

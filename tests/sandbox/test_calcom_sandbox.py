@@ -734,7 +734,7 @@ async def test_the_demo_salon_can_be_booked_over_serve() -> None:
 
 
 async def test_the_demo_salons_masters_work_within_its_opening_hours() -> None:
-    """The demo tells clients the salon is open "Mon–Sat 10:00–20:00" (gateway/demo.py): no
+    """The demo tells clients the salon is open "Mon–Sat 10:00–20:00" (gateway/ops/demo.py): no
     service of the demo salon may offer a Sunday slot, or one that starts before 10:00 or ends
     after 20:00, in the salon's zone."""
     moscow = ZoneInfo("Europe/Moscow")

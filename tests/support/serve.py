@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gateway.cli import main
-from gateway.streams import Entry, Outcome
+from gateway.pipeline.streams import Entry, Outcome
 from handlers.telegram import TelegramConversations
 
 

@@ -1,0 +1,1 @@
+"""The clients of the vendors Frontdesk talks to, one package per vendor."""

@@ -1,0 +1,615 @@
+"""The salon's help desk (Chatwoot): who owns each conversation, the client ↔ contact ↔
+conversation mapping, the mirror of conversations, and the handoff, carried out through the
+outbox like any message.
+
+- **Ownership** lives in Redis (`owner:<channel>:<chat>` = "human" while a person owns it). The
+  worker reads it with the session; the outbox reads it again right before it sends a bot
+  message, so a reply queued just before a takeover is held back.
+- **Mapping** is Frontdesk's own, not a Chatwoot search: `cw:client:<channel>:<chat>` holds the
+  contact and conversation ids, `cw:conv:<id>` the way back. A conversation's `source_id` is the
+  client's conversation key (`tg:<chat>`, `wa:<chat>`): Chatwoot's webhooks carry it, so the
+  edge queues an agent's reply with the client's own messages, in order.
+- **Mirror**: the client's messages go in as `incoming`, the bot's as `outgoing` with a `gw:`
+  source id (the echo filter) and a 🤖 mark, so staff tell them from a colleague's. The
+  conversation is `pending` while the bot owns it, `open` from the handoff. Each line carries
+  its own source id, which Chatwoot keeps and lists with the message: a post tried again (the
+  first try may have reached Chatwoot, its answer not us) first looks for it, so a line goes
+  in once. A client's line written before staff resolved the conversation but delivered after
+  goes in as a private note: as `incoming` it would reopen the conversation.
+- **Handoff**: Chatwoot assigns a conversation to the user who opens it when that user has the
+  agent role. So the `pending → open` goes with an agent bot's token when one is configured
+  (Chatwoot's own bot handoff, then the inbox's auto-assignment); otherwise, when the gateway's
+  user is an agent, the assignment is put back right after: the configured assignee, or no one
+  (then the configured team).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.events import Inbound, Kind
+from bot.flows.handoff import HUMAN
+from bot.flows.turn import Turn
+from bot.session import Session
+from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.outbox import PermanentFailure, Substituted
+from gateway.pipeline.streams import Outgoing
+
+log = logging.getLogger("frontdesk.desk")
+
+CHANNEL = "chatwoot"
+BOT_MARK = "🤖 "
+ECHO_PREFIX = "gw:"
+TRANSCRIPT_LINES = 20
+MAPPING_TTL = 400 * 24 * 3600
+# How long after its last activity a conversation is checked for missed agent replies.
+WATCH_SECONDS = 24 * 3600
+# How long a line's first try is remembered: a retry (or a replayed dead letter) within it
+# looks for the line in Chatwoot before posting it again.
+POSTING_TTL = 7 * 24 * 3600
+LATE_MARK = "👤 (written before the conversation was resolved) "
+
+
+# A Telegram chat id is an Integer (Bot API, "Chat"); a WhatsApp client is their WhatsApp id
+# (digits) or their business-scoped id, `CC.<up to 128 alphanumerics>` or `CC.ENT.<...>` (Meta,
+# "Business-scoped user IDs"; contracts/chatwoot-whatsapp-telegram.md §2.10).
+_CHAT = {
+    "telegram": re.compile(r"-?[0-9]{1,20}"),
+    "whatsapp": re.compile(r"[A-Za-z0-9._-]{1,140}"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    channel: str  # "telegram" | "whatsapp"
+    chat: str
+
+    @property
+    def key(self) -> str:
+        """The client's conversation key: also the Chatwoot `source_id`."""
+        return f"{'tg' if self.channel == 'telegram' else 'wa'}:{self.chat}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Conversation | None:
+        """The conversation a key names; None for anything that is not one of ours (a key
+        from a webhook is checked here before it is trusted)."""
+        prefix, _, chat = key.partition(":")
+        channel = {"tg": "telegram", "wa": "whatsapp"}.get(prefix)
+        if channel is None or _CHAT[channel].fullmatch(chat) is None:
+            return None
+        return cls(channel, chat)
+
+
+class DeskState:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.keys.prefix, *parts))
+
+    # --- ownership -------------------------------------------------------------------------
+
+    async def human_owns(self, channel: str, chat: str) -> bool:
+        return bool(await self.redis.exists(self._key("owner", channel, chat)))
+
+    async def set_human(self, channel: str, chat: str) -> None:
+        await self.redis.set(self._key("owner", channel, chat), "human", ex=MAPPING_TTL)
+
+    async def set_bot(self, channel: str, chat: str) -> None:
+        await self.redis.delete(self._key("owner", channel, chat))
+
+    # --- mapping ---------------------------------------------------------------------------
+
+    async def mapping(self, conv: Conversation) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._key("cw", "client", conv.channel, conv.chat))
+        return json.loads(raw) if raw else None
+
+    async def save_mapping(self, conv: Conversation, mapping: dict[str, Any]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                self._key("cw", "client", conv.channel, conv.chat),
+                json.dumps(mapping),
+                ex=MAPPING_TTL,
+            )
+            pipe.set(
+                self._key("cw", "conv", str(mapping["conversation"])), conv.key, ex=MAPPING_TTL
+            )
+            await pipe.execute()
+
+    async def conversation_of(self, conversation_id: int) -> Conversation | None:
+        raw = await self.redis.get(self._key("cw", "conv", str(conversation_id)))
+        return Conversation.from_key(raw.decode()) if raw else None
+
+    # --- conversations a person owns: watched for missed webhooks --------------------------
+
+    async def watch(self, conversation_id: int, seen: int = 0) -> None:
+        """Look for missed agent replies in this conversation (for a day after its last
+        activity: a reply may come in after a resolve too). `seen`: the newest message id
+        known to be handled, so that older ones are not looked at again."""
+        await self.redis.zadd(self._key("cw", "human"), {str(conversation_id): time.time()})
+        if seen and seen > await self.seen(conversation_id):
+            await self.mark_seen(conversation_id, seen)
+
+    async def unwatch(self, conversation_id: int) -> None:
+        await self.redis.zrem(self._key("cw", "human"), str(conversation_id))
+
+    async def watched(self) -> list[int]:
+        key = self._key("cw", "human")
+        await self.redis.zremrangebyscore(key, 0, time.time() - WATCH_SECONDS)
+        found = await self.redis.zrange(key, 0, -1)
+        return [int(x) for x in found]
+
+    # --- our own status changes, which come back as webhooks ------------------------------
+
+    async def expect(self, conversation_id: int, status: str) -> None:
+        """We are about to set this status: its webhook is an echo, not staff's doing."""
+        await self.redis.set(self._key("cw", "echo", str(conversation_id), status), "1", ex=120)
+
+    async def is_echo(self, conversation_id: int, status: str) -> bool:
+        return bool(await self.redis.delete(self._key("cw", "echo", str(conversation_id), status)))
+
+    async def first_try(self, conversation_id: int, source_id: str) -> bool:
+        """Whether this line is posted to this conversation for the first time."""
+        key = self._key("cw", "posting", str(conversation_id), source_id)
+        return bool(await self.redis.set(key, "1", nx=True, ex=POSTING_TTL))
+
+    async def seen(self, conversation_id: int) -> int:
+        """The last message id reconciliation looked at in this conversation."""
+        value = await self.redis.hget(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
+        return int(value) if value else 0
+
+    async def mark_seen(self, conversation_id: int, message_id: int) -> None:
+        await self.redis.hset(self._key("cw", "seen"), str(conversation_id), str(message_id))  # type: ignore[misc]
+
+    # --- the recent transcript (mirror "handoff") ------------------------------------------
+
+    async def remember(self, conv: Conversation, lines: list[str]) -> None:
+        key = self._key("cw", "transcript", conv.channel, conv.chat)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, *lines)
+            pipe.ltrim(key, -TRANSCRIPT_LINES, -1)
+            pipe.expire(key, 7 * 24 * 3600)
+            await pipe.execute()
+
+    async def transcript(self, conv: Conversation) -> list[str]:
+        raw = await self.redis.lrange(self._key("cw", "transcript", conv.channel, conv.chat), 0, -1)  # type: ignore[misc]
+        return [line.decode() for line in raw]
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSettings:
+    inboxes: dict[str, int]  # channel -> API inbox id
+    mirror: str  # "all" | "handoff"
+    team_id: int | None
+    assignee_id: int | None
+    labels: tuple[str, ...]
+
+
+class ChatwootDesk:
+    """The outbox's delivery for channel "chatwoot": each call keeps its client's order."""
+
+    def __init__(self, client: ChatwootClient, state: DeskState, settings: DeskSettings) -> None:
+        self.client = client
+        self.state = state
+        self.settings = settings
+        # Whether Chatwoot takes message status updates (newer versions); learnt on first try.
+        self.status_updates = True
+        # Whether the API token's user is an agent in the account; read once, when needed.
+        self.agent_role: bool | None = None
+        # Per channel, how to fetch a file the client sent (by its id): relayed as a file.
+        self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
+
+    async def deliver(self, message: Outgoing) -> None:
+        params = message.params
+        conv = Conversation.from_key(message.chat)
+        if conv is None or conv.channel not in self.settings.inboxes:
+            raise PermanentFailure(f"no Chatwoot inbox for {message.chat!r}")
+        try:
+            await self._deliver(message.method, conv, params)
+        except ChatwootRejected as exc:
+            raise PermanentFailure(str(exc)) from exc
+
+    async def _deliver(self, method: str, conv: Conversation, params: dict[str, Any]) -> None:
+        if method == "status":
+            await self.report(int(params["conversation"]), int(params["message"]), params)
+            return
+        handoff = method == "handoff"
+        mapping = await self.state.mapping(conv)
+        if method == "incoming" and mapping is not None and await self._late(conv, mapping, params):
+            await self._late_line(int(mapping["conversation"]), params)
+            return
+        conversation = await self._conversation(conv, params.get("client") or {})
+        source = str(params.get("source_id") or "") or None
+        media = params.get("media")
+        if method == "incoming" and isinstance(media, dict) and conv.channel in self.media:
+            try:
+                data, mime_type = await self.media[conv.channel](str(media["id"]))
+            except Exception as exc:  # the file is gone or refused: the line alone goes in
+                log.warning("a client's file could not be fetched: %s", type(exc).__name__)
+            else:
+                name = str(media.get("filename") or f"{media.get('kind', 'file')}")
+                file = (name, data, mime_type)
+                await self._once(
+                    conversation,
+                    source,
+                    lambda: self.client.post_file(
+                        conversation, str(params["text"]), file, source_id=source
+                    ),
+                )
+                return
+        if method == "incoming":
+            await self._once(
+                conversation,
+                source,
+                lambda: self.client.post_message(
+                    conversation, str(params["text"]), message_type="incoming", source_id=source
+                ),
+            )
+        elif method == "outgoing":
+            bot_source = f"{ECHO_PREFIX}bot:{params.get('source_id', '')}"
+            await self._once(
+                conversation,
+                bot_source if params.get("source_id") else None,
+                lambda: self.client.post_message(
+                    conversation,
+                    BOT_MARK + str(params["text"]),
+                    message_type="outgoing",
+                    source_id=bot_source,
+                ),
+            )
+        elif method == "note":
+            await self._note(conversation, str(params["text"]), source)
+        elif handoff:
+            await self._hand_off(conversation, conv, params)
+        else:
+            raise PermanentFailure(f"unsupported desk call {method!r}")
+
+    async def _conversation(self, conv: Conversation, client: dict[str, Any]) -> int:
+        """The client's conversation, made on first use (contact, contact inbox, conversation)."""
+        mapping = await self.state.mapping(conv)
+        if mapping is not None:
+            if mapping.get("status") == "resolved":
+                # Chatwoot reopens a resolved conversation as "open" on the client's next
+                # message; while the bot answers it belongs in "pending" (and a handoff opens
+                # it from there, as from any bot conversation).
+                await self.state.expect(int(mapping["conversation"]), "pending")
+                await self.client.toggle_status(int(mapping["conversation"]), "pending")
+                mapping["status"] = "pending"
+                await self.state.save_mapping(conv, mapping)
+            return int(mapping["conversation"])
+        inbox = self.settings.inboxes[conv.channel]
+        try:
+            contact = await self.client.create_contact(
+                inbox,
+                name=str(client.get("name") or ""),
+                identifier=conv.key,
+                phone=client.get("phone") or None,
+                email=client.get("email") or None,
+            )
+        except ChatwootRejected as exc:
+            # The contact is there already (our mapping was lost, or another inbox made it),
+            # or its phone or email belongs to another contact: never block the client on it.
+            if exc.status != 422:
+                raise
+            found = await self.client.find_contact(conv.key)
+            if found is None:
+                found = await self.client.create_contact(
+                    inbox,
+                    name=str(client.get("name") or ""),
+                    identifier=conv.key,
+                    phone=None,
+                    email=None,
+                )
+            contact = found
+        source = await self.client.add_contact_inbox(contact, inbox, conv.key)
+        conversation = await self.client.create_conversation(
+            inbox,
+            contact,
+            source,
+            # Pending even for a handoff: the handoff then opens it like any other.
+            status="pending",
+            custom_attributes={"channel": conv.channel, "chat_id": conv.chat},
+        )
+        await self.state.save_mapping(
+            conv, {"contact": contact, "conversation": conversation, "status": "pending"}
+        )
+        return conversation
+
+    async def _hand_off(
+        self, conversation: int, conv: Conversation, params: dict[str, Any]
+    ) -> None:
+        source = str(params.get("source_id") or "") or None
+        if self.settings.mirror == "handoff":
+            lines = await self.state.transcript(conv)
+            if lines:
+                transcript = f"{source}:transcript" if source else None
+                await self._note(conversation, "\n".join(["📜", *lines]), transcript)
+        note = await self._note(conversation, str(params.get("note") or ""), source)
+        await self.state.expect(conversation, "open")
+        await self._open(conversation)
+        if self.settings.labels:
+            # The call replaces the whole list: keep the labels staff have given it.
+            present = await self.client.labels(conversation)
+            wanted = [*present, *(label for label in self.settings.labels if label not in present)]
+            if wanted != present:
+                await self.client.set_labels(conversation, wanted)
+        mapping = await self.state.mapping(conv) or {}
+        mapping.update(conversation=conversation, status="open")
+        await self.state.save_mapping(conv, mapping)
+        await self.state.watch(conversation, seen=note)
+
+    async def _open(self, conversation: int) -> None:
+        """Open the conversation for staff, leaving it in their queue.
+
+        Chatwoot's `toggle_status` (app/controllers/api/v1/accounts/conversations_controller.rb):
+        called by an AgentBot on a `pending` conversation with `open`, it runs `bot_handoff!`
+        (`open!`, whose save runs the inbox's auto-assignment, AutoAssignmentHandler); called
+        by a User, once the conversation is open it is assigned to that user if they have the
+        agent role (`should_assign_conversation?` → `assign_conversation`, named
+        `handle_human_open` in newer versions). An administrator's toggle assigns no one.
+        """
+        if self.client.has_bot_token:
+            await self.client.toggle_status(conversation, "open", as_bot=True)
+        else:
+            await self.client.toggle_status(conversation, "open")
+        self_assigned = not self.client.has_bot_token and await self._agent_role()
+        if self.settings.assignee_id is not None:
+            await self.client.assign(
+                conversation, assignee_id=self.settings.assignee_id, team_id=None
+            )
+            return
+        if self_assigned:
+            # Given back to no one first: a team keeps an assignee who is one of its members
+            # (AssignmentHandler#ensure_assignee_is_from_team), and the team's own
+            # auto-assignment only picks someone for an unassigned conversation.
+            await self.client.unassign(conversation)
+        if self.settings.team_id is not None:
+            await self.client.assign(conversation, assignee_id=None, team_id=self.settings.team_id)
+
+    async def _agent_role(self) -> bool:
+        """Whether the API token's user is an agent (not an administrator) in this account,
+        read once from their profile. Unknown counts as an agent: putting the assignment back
+        is harmless where Chatwoot assigned no one."""
+        if self.agent_role is None:
+            try:
+                profile = await self.client.profile()
+            except ChatwootRejected as exc:
+                log.warning("the Chatwoot token's profile could not be read: %s", exc)
+                return True
+            roles = {
+                int(account.get("id") or 0): account.get("role")
+                for account in profile.get("accounts") or []
+            }
+            self.agent_role = roles.get(self.client.account_id) != "administrator"
+        return self.agent_role
+
+    async def _note(self, conversation: int, text: str, source: str | None = None) -> int:
+        """A private note; `source` names it (`gw:…`) so that a retry posts it once."""
+        return await self._once(
+            conversation,
+            source,
+            lambda: self.client.post_message(
+                conversation,
+                text,
+                message_type="outgoing",
+                private=True,
+                source_id=source or f"{ECHO_PREFIX}note",
+            ),
+        )
+
+    async def _once(
+        self, conversation: int, source: str | None, post: Callable[[], Awaitable[int]]
+    ) -> int:
+        """Post a line named by its source id once: a try after the first (whose answer may
+        have been lost after Chatwoot stored the message) looks for the source id among the
+        conversation's latest messages first. Chatwoot stores a message's `source_id`
+        (Messages::MessageBuilder#message_params) and lists it (_message.json.jbuilder); the
+        latest 20 reach back past anything posted while this line waited, as the outbox keeps
+        a conversation's lines in order. Returns the message id."""
+        if source is None or await self.state.first_try(conversation, source):
+            return await post()
+        for message in reversed(await self.client.messages(conversation)):
+            if message.get("source_id") == source:
+                return int(message.get("id") or 0)
+        return await post()
+
+    async def _late(
+        self, conv: Conversation, mapping: dict[str, Any], params: dict[str, Any]
+    ) -> bool:
+        """Whether a client's line comes after staff resolved the conversation it was written
+        in: by Frontdesk's record of the resolve, or, while a person owns the conversation as
+        far as Frontdesk knows, by Chatwoot's own status (the resolve's webhook may still be on
+        its way, or lost). Lines of the bot's own conversation are never late."""
+        if mapping.get("status") == "resolved":
+            return _before_resolve(mapping, params)
+        if not await self.state.human_owns(conv.channel, conv.chat):
+            return False
+        shown = await self.client.conversation(int(mapping["conversation"]))
+        return shown.get("status") == "resolved"
+
+    async def _late_line(self, conversation: int, params: dict[str, Any]) -> None:
+        """A client's line written before staff resolved the conversation, delivered after:
+        kept as a private note. As `incoming` it would reopen the conversation: Chatwoot's
+        Message#reopen_conversation opens a resolved conversation of an API inbox on any
+        incoming message (app/models/message.rb)."""
+        source = str(params.get("source_id") or "") or None
+        await self._note(conversation, LATE_MARK + str(params["text"]), source)
+
+    async def report(self, conversation: int, message: int, params: dict[str, Any]) -> None:
+        """What became of an agent's message: its status where Chatwoot takes one, else a
+        private note when it failed."""
+        status = str(params["status"])
+        error = str(params.get("error") or "")
+        if self.status_updates:
+            if await self.client.update_message_status(conversation, message, status, error):
+                return
+            self.status_updates = False
+        if status == "failed":
+            text = f"⚠️ {params.get('failed_text') or error}"
+            await self._note(conversation, text, f"{ECHO_PREFIX}failed:{message}")
+
+
+def _before_resolve(mapping: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether a client's line was written before staff's resolve that Frontdesk has since
+    handled (lines queued before this rule carry no time, and go in as they always did)."""
+    written = params.get("written")
+    if written is None:
+        return False
+    return float(written) < float(mapping.get("resolved_at") or 0)
+
+
+class Mirror:
+    """What a client's turn adds for the help desk: their message, the bot's answers, the
+    handoff. Called by the messengers' handlers; everything goes out through the outbox."""
+
+    def __init__(self, state: DeskState, mode: str) -> None:
+        self.state = state
+        self.mode = mode
+
+    async def for_turn(
+        self,
+        conv: Conversation,
+        event: Inbound,
+        before: Session,
+        turn: Turn,
+        said: str = "",
+        media: dict[str, str] | None = None,
+    ) -> tuple[Outgoing, ...]:
+        """The desk's share of one turn of the bot (or of its silence, a person owning it)."""
+        client = {
+            "name": event.name,
+            "phone": turn.session.phone or event.phone or None,
+            "email": turn.session.email,
+        }
+        messages = await self.messages(
+            conv,
+            said or self.said(event, before),
+            client,
+            [reply.text for reply in turn.replies if not reply.keyboard_only],
+            human_before=before.owner == HUMAN,
+            handoff_note=turn.handoff.note if turn.handoff else None,
+            event_id=event.event_id,
+            media=media,
+        )
+        if turn.attending is None:
+            return messages
+        # "I'll come" from a reminder: staff see it in the client's conversation.
+        answer = turn.replies[-1].text if turn.replies else ""
+        note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
+        source = f"{ECHO_PREFIX}attending:{event.event_id}"
+        params = {"client": client, "text": note.strip(), "source_id": source}
+        return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author="desk"))
+
+    @staticmethod
+    def said(event: Inbound, before: Session) -> str:
+        """The client's message as staff should read it: a tap shows the button's label."""
+        if event.kind is Kind.CHOICE:
+            offered = (o.label for o in before.offered if o.id == event.choice)
+            # A button from an older message is no longer offered: its own label, as tapped.
+            label = next(offered, event.label or event.choice)
+            return f"▶️ {label}"
+        if event.kind is Kind.CONTACT:
+            return f"📱 {event.phone}"
+        if event.kind is Kind.START:
+            return "/start"
+        return event.text or "📎"
+
+    async def messages(
+        self,
+        conv: Conversation,
+        said: str,
+        client: dict[str, Any],
+        replies: list[str],
+        *,
+        human_before: bool,
+        handoff_note: str | None,
+        event_id: str,
+        media: dict[str, str] | None = None,
+    ) -> tuple[Outgoing, ...]:
+        def call(method: str, **params: Any) -> Outgoing:
+            return Outgoing(CHANNEL, conv.key, method, {"client": client, **params}, author="desk")
+
+        # When the client wrote it: a line delivered after staff resolved the conversation is
+        # told from one written after (wall clock, as the resolve's time in the mapping).
+        line = {"source_id": f"{ECHO_PREFIX}in:{event_id}", "written": time.time()}
+        incoming = call("incoming", text=said or "…", **line)
+        if media:
+            incoming = call("incoming", text=said, media=media, **line)
+        if handoff_note is not None:
+            # From now on a person owns it: set before the commit, read again by the outbox.
+            await self.state.set_human(conv.channel, conv.chat)
+            handoff = call(
+                "handoff", note=handoff_note, source_id=f"{ECHO_PREFIX}handoff:{event_id}"
+            )
+            if self.mode == "handoff":
+                await self.state.remember(conv, self._lines(said, replies))
+                return (handoff,)
+            return (incoming, *self._bot(call, replies, event_id), handoff)
+        if human_before:
+            return (incoming,)
+        if self.mode == "all":
+            return (incoming, *self._bot(call, replies, event_id))
+        await self.state.remember(conv, self._lines(said, replies))
+        return ()
+
+    @staticmethod
+    def _bot(call: Any, replies: list[str], event_id: str) -> list[Outgoing]:
+        return [
+            call("outgoing", text=text, source_id=f"{event_id}:{n}")
+            for n, text in enumerate(replies)
+            if text
+        ]
+
+    @staticmethod
+    def _lines(said: str, replies: list[str]) -> list[str]:
+        return [f"👤 {said}", *(f"{BOT_MARK}{text}" for text in replies if text)]
+
+
+class StaffReplies:
+    """Wraps a messenger's delivery: an agent's reply is reported back to Chatwoot once it is
+    sent (or has failed for good)."""
+
+    def __init__(self, inner: Any, desk: ChatwootDesk) -> None:
+        self.inner = inner
+        self.desk = desk
+
+    async def deliver(self, message: Outgoing) -> None:
+        report = message.params.get("_desk")
+        if message.author != "staff" or not isinstance(report, dict):
+            await self.inner.deliver(message)
+            return
+        params = {k: v for k, v in message.params.items() if k != "_desk"}
+        plain = Outgoing(message.channel, message.chat, message.method, params, author="staff")
+        try:
+            await self.inner.deliver(plain)
+        except Substituted as exc:
+            # The client got a text in place of a file: done with, and staff see why.
+            await self._report(report, "failed", str(exc))
+            return
+        except PermanentFailure as exc:
+            await self._report(report, "failed", str(exc))
+            raise
+        await self._report(report, "sent", "")
+
+    async def _report(self, report: dict[str, Any], status: str, error: str) -> None:
+        params = {
+            "conversation": report["conversation"],
+            "message": report["message"],
+            "status": status,
+            "error": error,
+            "failed_text": f"The reply could not be delivered to the client: {error}",
+        }
+        try:
+            await self.desk.report(int(report["conversation"]), int(report["message"]), params)
+        except Exception as exc:  # a report must never undo a delivery
+            log.warning("could not report a delivery to Chatwoot: %s", type(exc).__name__)

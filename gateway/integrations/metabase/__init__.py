@@ -1,0 +1,1 @@
+"""Metabase: syncing the salon's questions and dashboard, and signed embedding."""

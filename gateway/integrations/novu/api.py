@@ -1,0 +1,187 @@
+"""Novu's API, the calls Frontdesk makes, and the outbox's sender for them.
+
+Auth is `Authorization: ApiKey <key>` (contract §2.1). Every trigger carries a deterministic
+`transactionId` (to cancel a reminder by) and the same value as `Idempotency-Key` (so a retried
+call never notifies twice, where the Novu in use honours the header; §2.3-2.4). 5xx, 429 and
+timeouts count against Novu's circuit breaker; other 4xx are our mistakes or the operator's (a
+workflow not synced) and are dead-lettered, to be replayed once fixed.
+
+A thin httpx client rather than the generated `novu-py` SDK: four calls, the same timeouts,
+breaker and test doubles as every other service, and no hook adding a random Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from gateway.pipeline.outbox import PermanentFailure, RetryLater
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.pipeline.streams import Outgoing
+
+log = logging.getLogger("frontdesk.novu")
+
+CHANNEL = "novu"
+# What a trigger's `data.status` says when Novu took it (it only means "queued").
+ACCEPTED = "processed"
+
+
+class NovuUnavailable(Exception):
+    """Novu is down, slow or throttling us: retried later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NovuBusy(NovuUnavailable):
+    """The same Idempotency-Key is still being processed (409): not Novu failing."""
+
+
+def _idempotency_busy(response: httpx.Response) -> bool:
+    """Which 409 this is. Novu's idempotency interceptor answers a key still in progress with
+    the key echoed in `Idempotency-Key` and `Retry-After: 1`
+    (apps/api/src/app/shared/framework/idempotency.interceptor.ts, `handlerDuplicateRequest`);
+    any other 409 is the request's own conflict, e.g. the create-subscriber use case's
+    "Subscriber: <id> already exists" (apps/api/src/app/subscribers-v2/usecases/
+    create-subscriber/create-subscriber.usecase.ts, 031c5f3), which no retry mends."""
+    return "Idempotency-Key" in response.headers
+
+
+class NovuRejected(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text[:300]}")
+        self.status = status
+
+
+def is_failure(exc: BaseException) -> bool:
+    if isinstance(exc, NovuBusy):
+        return False
+    return isinstance(exc, NovuUnavailable | httpx.TransportError | TimeoutError)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
+
+
+class NovuClient:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        breaker: CircuitBreaker,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.breaker = breaker
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"ApiKey {api_key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> NovuClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, **request: Any) -> Any:
+        async def call() -> httpx.Response:
+            response = await self._http.request(method, path, **request)
+            if response.status_code >= 500 or response.status_code == 429:
+                raise NovuUnavailable(
+                    f"HTTP {response.status_code} on {method} {path}", _retry_after(response)
+                )
+            if response.status_code == 409 and _idempotency_busy(response):
+                # The same Idempotency-Key is still being processed: ask again in a moment.
+                raise NovuBusy("idempotent request in progress", _retry_after(response))
+            return response
+
+        response = await self.breaker.call(call)
+        if not response.is_success:
+            raise NovuRejected(response.status_code, response.text)
+        body = response.json() if response.content else {}
+        return body.get("data", body) if isinstance(body, dict) else body
+
+    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]:
+        key = str(body["transactionId"])
+        data = await self._call(
+            "POST", "/v1/events/trigger", json=body, headers={"Idempotency-Key": key[:255]}
+        )
+        return data if isinstance(data, dict) else {}
+
+    async def cancel(self, transaction_id: str) -> bool:
+        """Cancel the pending (delayed) steps of a transaction; False if none were pending."""
+        data = await self._call("DELETE", f"/v1/events/trigger/{quote(transaction_id, safe='')}")
+        return data is True
+
+    async def upsert_subscriber(self, subscriber: dict[str, Any]) -> None:
+        # v2 creates or updates (unless `failIfExists`), and takes the time zone; some versions
+        # answer 409 for a subscriber that exists (see `_idempotency_busy`): then it is updated.
+        try:
+            await self._call("POST", "/v2/subscribers", json=subscriber)
+        except NovuRejected as exc:
+            if exc.status != 409:
+                raise
+            subscriber_id = quote(str(subscriber["subscriberId"]), safe="")
+            # PatchSubscriberRequestDto: the same fields, without the id (it is in the path).
+            changes = {k: v for k, v in subscriber.items() if k != "subscriberId"}
+            await self._call("PATCH", f"/v2/subscribers/{subscriber_id}", json=changes)
+
+    async def workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        try:
+            data = await self._call("GET", f"/v2/workflows/{quote(workflow_id, safe='')}")
+        except NovuRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data if isinstance(data, dict) else None
+
+    async def create_workflow(self, body: dict[str, Any]) -> None:
+        await self._call("POST", "/v2/workflows", json=body)
+
+    async def update_workflow(self, workflow_id: str, body: dict[str, Any]) -> None:
+        await self._call("PUT", f"/v2/workflows/{quote(workflow_id, safe='')}", json=body)
+
+
+class NovuDelivery:
+    """The outbox's sender for Novu: subscriber upserts, triggers and cancellations, in order
+    per subscriber, retried on the outbox's schedule."""
+
+    def __init__(self, client: NovuClient) -> None:
+        self.client = client
+
+    async def deliver(self, message: Outgoing) -> None:
+        params = message.params
+        try:
+            if message.method == "subscriber":
+                await self.client.upsert_subscriber(params)
+            elif message.method == "trigger":
+                answer = await self.client.trigger(params)
+                status = answer.get("status", ACCEPTED)
+                if status != ACCEPTED:
+                    # e.g. the workflow is missing or inactive: `frontdesk novu sync`, then replay.
+                    raise PermanentFailure(f"Novu did not run {params.get('name')}: {status}")
+            elif message.method == "cancel":
+                cancelled = await self.client.cancel(str(params["transactionId"]))
+                log.info("Novu reminder cancelled" if cancelled else "no Novu reminder pending")
+            else:
+                raise PermanentFailure(f"unsupported Novu call {message.method!r}")
+        except NovuUnavailable as exc:
+            if exc.retry_after is not None:
+                raise RetryLater(max(1.0, exc.retry_after)) from exc
+            raise
+        except NovuRejected as exc:
+            raise PermanentFailure(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Operations: `frontdesk check`, `frontdesk demo` and the analytics report page."""

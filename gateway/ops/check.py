@@ -1,0 +1,363 @@
+"""`frontdesk check` and `frontdesk webhooks`: what the operator runs after configuring."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
+from redis.exceptions import RedisError
+
+from gateway.analytics.store import migrations
+from gateway.integrations.calcom.api import CalcomClient, CalcomError
+from gateway.integrations.calcom.catalogue import services_of
+from gateway.integrations.novu.api import NovuClient, NovuRejected, NovuUnavailable
+from gateway.integrations.novu.workflows import definitions, differs
+from gateway.integrations.telegram.api import make_bot
+from gateway.pipeline.redis_client import connect_redis
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.settings import Settings
+from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
+from handlers.telegram import ALLOWED_UPDATES
+
+TIMEOUT = 10.0
+
+
+def _line(name: str, ok: bool | None, detail: str) -> str:
+    mark = {True: "ok  ", False: "FAIL", None: "off "}[ok]
+    return f"[{mark}] {name:<9} {detail}"
+
+
+async def run_check(settings: Settings) -> int:
+    """Reach every configured service; exit 1 when any configured one does not work."""
+    failed = False
+    if settings.redis_url is None:
+        print(_line("redis", False, "REDIS_URL is not set"))
+        failed = True
+    else:
+        redis = connect_redis(settings.redis_url)
+        try:
+            await asyncio.wait_for(redis.ping(), TIMEOUT)  # type: ignore[arg-type]
+            print(_line("redis", True, "reachable"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            print(_line("redis", False, f"unreachable ({type(exc).__name__})"))
+            failed = True
+        finally:
+            await redis.aclose()
+
+    for name, configured in settings.services().items():
+        if not configured:
+            print(_line(name, None, "not configured"))
+        elif name == "telegram":
+            failed |= not await _check_telegram(settings)
+        elif name == "calcom":
+            failed |= not await _check_calcom(settings)
+        elif name == "whatsapp":
+            failed |= not await _check_whatsapp(settings)
+        elif name == "chatwoot":
+            failed |= not await _check_chatwoot(settings)
+        elif name == "novu":
+            failed |= not await _check_novu(settings)
+        elif name == "analytics":
+            failed |= not await _check_analytics(settings)
+        else:
+            failed |= not await _check_metabase(settings)
+    return 1 if failed else 0
+
+
+def _bot(settings: Settings) -> Bot:
+    assert settings.telegram_bot_token is not None
+    return make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
+
+
+async def _check_telegram(settings: Settings) -> bool:
+    bot = _bot(settings)
+    try:
+        me = await asyncio.wait_for(bot.get_me(), TIMEOUT)
+        info = await asyncio.wait_for(bot.get_webhook_info(), TIMEOUT)
+    except (TelegramAPIError, TelegramNetworkError, TimeoutError) as exc:
+        print(_line("telegram", False, f"Bot API refused or unreachable: {exc}"))
+        return False
+    finally:
+        await bot.session.close()
+    detail = f"@{me.username}; webhook {info.url or 'not set'}"
+    if info.pending_update_count:
+        detail += f"; {info.pending_update_count} updates waiting"
+    if info.last_error_message:
+        detail += f"; last delivery error: {info.last_error_message}"
+    expected = f"{settings.public_url}/webhooks/telegram" if settings.public_url else None
+    ok = expected is None or info.url == expected
+    if not ok:
+        detail += f" (expected {expected}: run `frontdesk webhooks set`)"
+    print(_line("telegram", ok, detail))
+    return ok
+
+
+def _calcom_client(settings: Settings) -> CalcomClient:
+    """A client for one command: its own breaker, the commands' short timeout."""
+    assert settings.calcom_api_url is not None
+    assert settings.calcom_api_key is not None
+    return CalcomClient(
+        settings.calcom_api_url,
+        settings.calcom_api_key.get_secret_value(),
+        breaker=CircuitBreaker("calcom"),
+        timeout=TIMEOUT,
+    )
+
+
+async def _check_calcom(settings: Settings) -> bool:
+    client = _calcom_client(settings)
+    try:
+        services = services_of(
+            await client.event_types(team_id=settings.calcom_team_id), settings.salon_currency
+        )
+    except CalcomError as exc:
+        print(_line("calcom", False, f"Cal.com refused or unreachable: {exc}"))
+        return False
+    finally:
+        await client.aclose()
+    where = f"team {settings.calcom_team_id}" if settings.calcom_team_id else "the key's owner"
+    if not services:
+        print(_line("calcom", False, f"no visible event types for {where}: nothing to book"))
+        return False
+    print(_line("calcom", True, f"{len(services)} services of {where}"))
+    return True
+
+
+async def _check_novu(settings: Settings) -> bool:
+    """The key works, and the workflows `frontdesk novu sync` makes are there and current."""
+    assert settings.novu_api_url is not None
+    assert settings.novu_api_key is not None
+    webhook = f"{settings.public_url or 'PUBLIC_URL'}/webhooks/novu"
+    async with NovuClient(
+        settings.novu_api_url,
+        settings.novu_api_key.get_secret_value(),
+        CircuitBreaker("novu"),
+        timeout=TIMEOUT,
+    ) as client:
+        try:
+            found = {
+                w["workflowId"]: await client.workflow(w["workflowId"])
+                for w in definitions(webhook)
+            }
+        except (NovuRejected, NovuUnavailable, httpx.HTTPError) as exc:
+            print(_line("novu", False, f"Novu refused or unreachable: {exc}"))
+            return False
+    missing = [name for name, workflow in found.items() if workflow is None]
+    wanted = {w["workflowId"]: w for w in definitions(webhook)}
+    stale = [
+        name
+        for name, workflow in found.items()
+        if workflow is not None and differs(workflow, wanted[name])
+    ]
+    if missing or stale:
+        detail = ", ".join([*(f"{n} missing" for n in missing), *(f"{n} differs" for n in stale)])
+        print(_line("novu", False, f"{detail}: run `frontdesk novu sync`"))
+        return False
+    print(_line("novu", True, f"{len(found)} workflows in place"))
+    return True
+
+
+async def _check_analytics(settings: Settings) -> bool:
+    """PostgreSQL answers, and the schema is the one this version writes."""
+    assert settings.analytics_database_url is not None
+    try:
+        connection = await asyncpg.connect(
+            settings.analytics_database_url.get_secret_value(), timeout=TIMEOUT
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        print(_line("analytics", False, f"PostgreSQL unreachable: {type(exc).__name__}"))
+        return False
+    try:
+        applied = {
+            row["version"]
+            for row in await connection.fetch("SELECT version FROM schema_migrations")
+        }
+    except asyncpg.UndefinedTableError:
+        applied = set()
+    finally:
+        await connection.close()
+    missing = [f"{v:04d}_{n}" for v, n, _ in migrations() if v not in applied]
+    if missing:
+        detail = f"schema not up to date ({', '.join(missing)}): run `frontdesk analytics migrate`"
+        print(_line("analytics", False, detail))
+        return False
+    print(_line("analytics", True, "PostgreSQL reachable, schema up to date"))
+    return True
+
+
+async def _check_metabase(settings: Settings) -> bool:
+    assert settings.metabase_site_url is not None
+    status, _ = await _get(f"{settings.metabase_site_url}/api/health", {})
+    if status != 200:
+        print(_line("metabase", False, f"{settings.metabase_site_url} does not answer"))
+        return False
+    if settings.metabase_secret_key is None or settings.metabase_dashboard_id is None:
+        detail = "reachable; set METABASE_SECRET_KEY and METABASE_DASHBOARD_ID to embed"
+        print(_line("metabase", False, detail))
+        return False
+    print(_line("metabase", True, f"reachable; dashboard {settings.metabase_dashboard_id}"))
+    return True
+
+
+async def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    return await _request("GET", url, headers)
+
+
+async def _request(
+    method: str, url: str, headers: dict[str, str], body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The answer's status (0 when unreachable) and JSON object."""
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        try:
+            response = await http.request(method, url, headers=headers, json=body)
+        except httpx.HTTPError as exc:
+            return 0, {"error": type(exc).__name__}
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return response.status_code, body if isinstance(body, dict) else {}
+
+
+async def _check_whatsapp(settings: Settings) -> bool:
+    assert settings.whatsapp_access_token is not None
+    token = settings.whatsapp_access_token.get_secret_value()
+    url = f"{settings.whatsapp_api_url}/{settings.whatsapp_phone_number_id}"
+    status, body = await _get(url, {"Authorization": f"Bearer {token}"})
+    if status != 200:
+        error = (body.get("error") or {}).get("message") or body.get("error") or f"HTTP {status}"
+        print(_line("whatsapp", False, f"Cloud API refused or unreachable: {error}"))
+        return False
+    name = body.get("verified_name") or "?"
+    print(_line("whatsapp", True, f"{body.get('display_phone_number', '?')} ({name})"))
+    return True
+
+
+async def _check_chatwoot(settings: Settings) -> bool:
+    assert settings.chatwoot_api_token is not None
+    base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
+    headers = {"api_access_token": settings.chatwoot_api_token.get_secret_value()}
+    found = []
+    for channel, inbox in (
+        ("telegram", settings.chatwoot_telegram_inbox_id),
+        ("whatsapp", settings.chatwoot_whatsapp_inbox_id),
+    ):
+        if inbox is None:
+            continue
+        status, body = await _get(f"{base}/inboxes/{inbox}", headers)
+        if status != 200:
+            print(_line("chatwoot", False, f"inbox {inbox} ({channel}): HTTP {status or 'down'}"))
+            return False
+        found.append(f"{channel} → {body.get('name', inbox)}")
+    handoff = await _chatwoot_handoff(settings, headers)
+    if handoff is None:
+        return False
+    print(_line("chatwoot", True, "; ".join([*found, handoff])))
+    return True
+
+
+async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str | None:
+    """How a handoff lands in staff's queue with these tokens (None: it cannot, said why).
+
+    Chatwoot assigns a conversation to the user who opens it when they have the agent role
+    (conversations_controller#toggle_status); the token's role in the account comes from its
+    profile (GET /api/v1/profile, `accounts[].role`). An agent bot's token is refused there,
+    so it is tried on a conversation that cannot exist: 404 means the token reaches the
+    account, 401 that it does not."""
+    status, profile = await _get(f"{settings.chatwoot_url}/api/v1/profile", headers)
+    roles = {int(a.get("id") or 0): a.get("role") for a in profile.get("accounts") or []}
+    role = roles.get(settings.chatwoot_account_id or 0)
+    if status != 200 or role is None:
+        why = f"HTTP {status or 'down'}" if status != 200 else "not a member of the account"
+        print(_line("chatwoot", False, f"the API token's profile: {why}"))
+        return None
+    if settings.chatwoot_bot_token is not None:
+        bot = {"api_access_token": settings.chatwoot_bot_token.get_secret_value()}
+        base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
+        probe, _ = await _request(
+            "POST", f"{base}/conversations/0/toggle_status", bot, {"status": "open"}
+        )
+        if probe != 404:
+            detail = f"CHATWOOT_BOT_TOKEN refused for the account: HTTP {probe or 'down'}"
+            print(_line("chatwoot", False, detail))
+            return None
+        return f"token role {role}; handoffs by the agent bot (Chatwoot's bot handoff)"
+    if role == "agent":
+        return (
+            "token role agent: Chatwoot assigns what it opens to that user, so Frontdesk "
+            "puts each handoff back in staff's queue (set CHATWOOT_BOT_TOKEN to use "
+            "Chatwoot's bot handoff instead)"
+        )
+    return f"token role {role}: handoffs are not assigned to it"
+
+
+async def set_webhooks(settings: Settings, drop_pending: bool) -> int:
+    """Register the gateway's URLs with Telegram and Cal.com (each when configured)."""
+    calcom = settings.services()["calcom"]
+    if not settings.telegram_enabled and not calcom:
+        print("Neither Telegram nor Cal.com is configured; nothing to register.")
+        return 0
+    if settings.public_url is None:
+        print("PUBLIC_URL is required to register webhooks.")
+        return 2
+    codes = []
+    if settings.telegram_enabled:
+        codes.append(await _set_telegram_webhook(settings, drop_pending))
+    if calcom:
+        codes.append(await _set_calcom_webhook(settings))
+    return max(codes)
+
+
+async def _set_calcom_webhook(settings: Settings) -> int:
+    """Cal.com's webhook to PUBLIC_URL/webhooks/calcom for the triggers Frontdesk handles,
+    signed with CALCOM_WEBHOOK_SECRET; running it again changes nothing (`ensure_webhook`)."""
+    if settings.calcom_webhook_secret is None:
+        print(
+            "CALCOM_WEBHOOK_SECRET is required to register Cal.com's webhook "
+            "(unsigned deliveries are refused)."
+        )
+        return 2
+    url = f"{settings.public_url}/webhooks/calcom"
+    client = _calcom_client(settings)
+    try:
+        done, _ = await client.ensure_webhook(
+            url, sorted(CALCOM_TRIGGERS), settings.calcom_webhook_secret.get_secret_value()
+        )
+    except CalcomError as exc:
+        print(f"Cal.com refused the webhook: {exc}")
+        return 1
+    finally:
+        await client.aclose()
+    print(f"Cal.com webhook to {url}: {done} (triggers: {', '.join(sorted(CALCOM_TRIGGERS))})")
+    return 0
+
+
+async def _set_telegram_webhook(settings: Settings, drop_pending: bool) -> int:
+    assert settings.telegram_webhook_secret is not None
+    url = f"{settings.public_url}/webhooks/telegram"
+    bot = _bot(settings)
+    try:
+        await bot.set_webhook(
+            url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            allowed_updates=list(ALLOWED_UPDATES),
+            drop_pending_updates=drop_pending,
+        )
+    except (TelegramAPIError, TelegramNetworkError) as exc:
+        print(f"Telegram refused the webhook: {exc}")
+        return 1
+    finally:
+        await bot.session.close()
+    print(f"Telegram webhook set to {url} (updates: {', '.join(ALLOWED_UPDATES)})")
+    return 0
+
+
+async def show_webhooks(settings: Settings) -> int:
+    if not settings.telegram_enabled:
+        print("Telegram is not configured.")
+        return 0
+    return 0 if await _check_telegram(settings) else 1

@@ -1,0 +1,300 @@
+"""`frontdesk demo`: the real gateway wired to the local sandbox; no accounts, no tokens.
+
+The sandboxes play Telegram and WhatsApp: the page is a Telegram chat with the bot and, beside
+it, a WhatsApp chat; each delivers the client's messages to the gateway's webhooks the way the
+real service does (Telegram's secret header, Meta's signature). Cal.com is a stand-in with a
+believable salon. Redis is the one at `REDIS_URL`, or an embedded in-process one when unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+
+import asyncpg
+from aiohttp import ClientSession, web
+from pydantic import SecretStr
+
+from gateway.analytics import store as analytics_store
+from gateway.app import create_app
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.workflows import sync as sync_workflows
+from gateway.ops.report_page import ReportPage
+from gateway.pipeline.embedded_redis import EmbeddedRedis
+from gateway.pipeline.logs import configure
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.sandbox.calcom import CalcomSandbox
+from gateway.sandbox.chatwoot import ChatwootSandbox
+from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.pages import serve
+from gateway.sandbox.telegram import TelegramSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
+from gateway.settings import Settings, SettingsError, load
+
+log = logging.getLogger("frontdesk.demo")
+
+# Not a secret: the sandbox accepts it and nothing else does.
+DEMO_TOKEN = "123456:frontdesk-demo-sandbox-token"  # noqa: S105 - known to the sandbox only
+DEMO_CALCOM_KEY = "cal_demo_sandbox_key"
+DEMO_WHATSAPP_TOKEN = "EAAG-frontdesk-demo-sandbox"  # noqa: S105 - known to the sandbox only
+DEMO_WHATSAPP_NUMBER = "106540352242922"
+DEMO_CHATWOOT_TOKEN = "chatwoot-demo-agent-token"  # noqa: S105 - known to the sandbox only
+DEMO_NOVU_KEY = "novu-demo-sandbox-key"
+# Where the demo keeps its analytics when ANALYTICS_DATABASE_URL is not set: a local
+# PostgreSQL, if there is one (trust auth), in a database of its own.
+DEMO_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEMO_DATABASE = "frontdesk_demo"
+DEMO_SALT = "frontdesk-demo-salt-not-a-secret"
+DEMO_SALON = {
+    "salon_name": "Frontdesk Demo Salon",
+    "salon_timezone": "Europe/Moscow",
+    "salon_currency": "RUB",
+    "salon_address": "1 Example Street",
+    "salon_phone": "+1 555 0100",
+    "salon_hours": "Mon–Sat 10:00–20:00",
+    # What a Russian-speaking client reads instead.
+    "salon_address_ru": "Примерная улица, 1",
+    "salon_hours_ru": "Пн–Сб 10:00–20:00",
+}
+
+
+def demo_overrides(host: str, port: int) -> dict[str, object]:
+    """The settings the demo imposes; the salon's own details win when they are set."""
+    overrides: dict[str, object] = {
+        "telegram_bot_token": DEMO_TOKEN,
+        "telegram_webhook_secret": secrets.token_urlsafe(24),
+        "telegram_api_url": f"http://{host}:{port + 1}",
+        "calcom_api_url": f"http://{host}:{port + 2}",
+        "calcom_api_key": DEMO_CALCOM_KEY,
+        "whatsapp_access_token": DEMO_WHATSAPP_TOKEN,
+        "whatsapp_phone_number_id": DEMO_WHATSAPP_NUMBER,
+        "whatsapp_app_secret": secrets.token_urlsafe(24),
+        "whatsapp_verify_token": secrets.token_urlsafe(16),
+        "whatsapp_api_url": f"http://{host}:{port + 3}/v23.0",
+        "chatwoot_api_token": DEMO_CHATWOOT_TOKEN,
+        "chatwoot_url": f"http://{host}:{port + 4}",
+        "chatwoot_account_id": 1,
+        "chatwoot_telegram_inbox_id": 1,
+        "chatwoot_whatsapp_inbox_id": 2,
+        # Replaced by the sandbox inboxes' own secrets when the demo starts.
+        "chatwoot_webhook_secret": "pending",
+        "chatwoot_reconcile_seconds": 5.0,
+        "calcom_webhook_secret": secrets.token_urlsafe(24),
+        "novu_api_url": f"http://{host}:{port + 5}",
+        "novu_api_key": DEMO_NOVU_KEY,
+        "public_url": f"http://{host}:{port}",
+        "log_format": "text",
+    }
+    for name, value in DEMO_SALON.items():
+        if not os.environ.get(name.upper()):
+            overrides[name] = value
+    return overrides
+
+
+async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> Settings:
+    """Analytics on a local PostgreSQL when the operator gave none and one answers, in the
+    demo's own `database`, emptied of the demo salon's rows: each run starts from nothing."""
+    if settings.analytics_database_url is not None:
+        return settings
+    try:
+        admin = await asyncpg.connect(DEMO_POSTGRES, timeout=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.info("no local PostgreSQL for the demo's analytics: %s", type(exc).__name__)
+        return settings
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+    except asyncpg.PostgresError as exc:
+        log.info("the demo's analytics database cannot be made: %s", exc)
+        return settings
+    finally:
+        await admin.close()
+    url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    await _fresh_analytics(url, settings.salon_id)
+    return settings.model_copy(
+        update={
+            "analytics_database_url": SecretStr(url),
+            "analytics_salt": SecretStr(DEMO_SALT),
+        }
+    )
+
+
+async def _fresh_analytics(url: str, salon_id: str) -> None:
+    """Forget what earlier demo runs recorded for this salon, so the analytics pane shows this
+    run alone. Only the demo's own database: one the operator gave is never emptied."""
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await analytics_store.migrate(connection)
+        deleted = await connection.execute("DELETE FROM events WHERE salon = $1", salon_id)
+    finally:
+        await connection.close()
+    log.info("the demo's analytics start afresh (%s earlier rows)", deleted.split()[-1])
+
+
+def run_demo(host: str, port: int) -> int:
+    embedded = None
+    overrides = demo_overrides(host, port)
+    if not os.environ.get("REDIS_URL"):
+        embedded = EmbeddedRedis().start()
+        overrides["redis_url"] = embedded.url
+    try:
+        settings = load(**overrides)
+    except SettingsError as exc:
+        print("frontdesk: the configuration has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    configure("text", settings.log_level, settings.secrets())
+    try:
+        asyncio.run(_run(settings, host, port, embedded is not None))
+    except OSError as exc:
+        print(
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 6}: {exc}", file=sys.stderr
+        )
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _run(
+    settings: Settings, host: str, port: int, embedded: bool, stop: asyncio.Event | None = None
+) -> None:
+    """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
+    assert settings.telegram_webhook_secret is not None
+    # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
+    # It tells the gateway of every booking change, signed, as Cal.com does.
+    assert settings.calcom_webhook_secret is not None
+    calendar = CalcomSandbox(
+        DEMO_CALCOM_KEY,
+        webhook_url=f"http://{host}:{port}/webhooks/calcom",
+        webhook_secret=settings.calcom_webhook_secret.get_secret_value(),
+    )
+    settings = await _with_analytics(settings)
+    report_runner = None
+    if settings.analytics_database_url is not None:
+        report = ReportPage(
+            settings.analytics_database_url.get_secret_value(),
+            settings.salon_id,
+            settings.salon_timezone,
+        )
+        report_runner = await serve(report.app(), host, port + 6)
+    # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
+    novu = NovuSandbox(DEMO_NOVU_KEY)
+    novu_runner = await novu.serve(host, port + 5)
+    assert settings.whatsapp_app_secret is not None
+    assert settings.whatsapp_verify_token is not None
+    whatsapp = WhatsAppSandbox(
+        DEMO_WHATSAPP_TOKEN,
+        DEMO_WHATSAPP_NUMBER,
+        settings.whatsapp_app_secret.get_secret_value(),
+        bookings=calendar.bookings_json,
+    )
+    whatsapp_runner = await whatsapp.serve(host, port + 3)
+    desk = ChatwootSandbox(DEMO_CHATWOOT_TOKEN, 1)
+    inboxes = [desk.add_inbox(name) for name in ("Telegram (gateway)", "WhatsApp (gateway)")]
+    settings = settings.model_copy(
+        update={
+            "chatwoot_telegram_inbox_id": inboxes[0].id,
+            "chatwoot_whatsapp_inbox_id": inboxes[1].id,
+            "chatwoot_webhook_secret": SecretStr(",".join(i.secret for i in inboxes)),
+        }
+    )
+    desk_runner = await desk.serve(host, port + 4)
+    # The panes beside the Telegram chat, as the page's switches name them.
+    panes = [
+        ("WhatsApp", f"http://{host}:{port + 3}/"),
+        ("Staff (Chatwoot)", f"http://{host}:{port + 4}/"),
+        ("Notifications (Novu)", f"http://{host}:{port + 5}/"),
+    ]
+    if report_runner is not None:
+        panes.append(("Analytics", f"http://{host}:{port + 6}/"))
+    sandbox = TelegramSandbox(
+        DEMO_TOKEN,
+        bookings=calendar.bookings_json,
+        beside=panes,
+        calendar_zone=settings.salon_timezone,
+    )
+    sandbox_runner = await sandbox.serve(host, port + 1)
+    team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
+    settings = settings.model_copy(update={"calcom_team_id": team_id})
+    assert settings.telegram_webhook_secret is not None
+    calendar_runner = await calendar.serve(host, port + 2)
+    gateway = web.AppRunner(create_app(settings), access_log=None)
+    await gateway.setup()
+    try:
+        await web.TCPSite(gateway, host, port).start()
+        # Register the webhook with the sandbox exactly as `frontdesk webhooks set` does with
+        # Telegram: URL and secret.
+        async with (
+            ClientSession() as http,
+            http.post(
+                f"{settings.telegram_api_url}/bot{DEMO_TOKEN}/setWebhook",
+                json={
+                    "url": f"http://{host}:{port}/webhooks/telegram",
+                    "secret_token": settings.telegram_webhook_secret.get_secret_value(),
+                },
+            ) as response,
+        ):
+            response.raise_for_status()
+        for inbox in inboxes:
+            inbox.webhook_url = f"http://{host}:{port}/webhooks/chatwoot"
+        # Novu's workflows, as `frontdesk novu sync` creates them.
+        async with NovuClient(
+            f"http://{host}:{port + 5}",
+            DEMO_NOVU_KEY,
+            CircuitBreaker("novu"),
+        ) as novu_client:
+            await sync_workflows(novu_client, f"http://{host}:{port}/webhooks/novu")
+        # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
+        assert settings.whatsapp_verify_token is not None
+        await whatsapp.subscribe(
+            f"http://{host}:{port}/webhooks/whatsapp",
+            settings.whatsapp_verify_token.get_secret_value(),
+        )
+        redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
+        analytics = (
+            f"http://{host}:{port + 6}/  (PostgreSQL)"
+            if report_runner is not None
+            else "off: no PostgreSQL (set ANALYTICS_DATABASE_URL to see it)"
+        )
+        print(
+            "\nFrontdesk demo is running.\n"
+            "  The demo page: a client in Telegram and in WhatsApp, salon staff (Chatwoot),\n"
+            "  notifications and analytics, each pane switched on or off at the top:\n"
+            f"    http://{host}:{port + 1}/\n"
+            f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
+            f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
+            f"  Notifications (Novu stand-in, fast-forward and reset):  http://{host}:{port + 5}/\n"
+            f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
+            f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
+            f"  Analytics:  {analytics}\n"
+            f"  Redis:    {redis}\n"
+            "Press Ctrl+C to stop.\n",
+            flush=True,
+        )
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        with contextlib.suppress(Exception):
+            await gateway.cleanup()
+        await sandbox_runner.cleanup()
+        await whatsapp_runner.cleanup()
+        await desk_runner.cleanup()
+        await calendar_runner.cleanup()
+        await calendar.close()
+        await novu_runner.cleanup()
+        if report_runner is not None:
+            await report_runner.cleanup()

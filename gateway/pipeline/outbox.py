@@ -1,0 +1,363 @@
+"""The outbox: every message to a client leaves through here, in order per chat.
+
+Messages arrive in the shard's outbound stream in the same atomic step that acknowledged the
+event that caused them, so a crash never loses a reply and never makes one twice. The lease
+holder of the shard delivers them: per chat in order and paced (Telegram: about 1 message per
+second per chat with short bursts, 30 per second per bot), honouring the API's `retry_after`,
+retrying failures on the schedule 30 s → 2 min → 5 min, then dead-lettering. A permanent error
+(the client blocked the bot, a bad request) is dead-lettered at once. A message its service's
+open circuit breaker refused was never tried: it waits for the breaker's next trial and keeps
+its attempts, so an outage of any length costs a message nothing but the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from gateway.pipeline.keys import OUTBOUND_GROUP
+from gateway.pipeline.logs import mask_chat
+from gateway.pipeline.lua import Lua
+from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.resilience import BreakerOpen, TokenBucket
+from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.tasks import wait_event
+from gateway.pipeline.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
+
+log = logging.getLogger("frontdesk.outbox")
+
+# A message refused by an open breaker asks again no sooner than this: a half-open breaker lets
+# one trial through and refuses the rest "now" (retry_in 0) until the trial has answered.
+BREAKER_RECHECK_SECONDS = 1.0
+
+# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id.
+_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+class RetryLater(Exception):
+    """The API asked us to slow down (HTTP 429 with retry_after)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds}s")
+        self.seconds = seconds
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help: the message is dead-lettered at once."""
+
+
+class Substituted(PermanentFailure):
+    """The message could not go as it was (a staff file too big for the channel, or gone), and
+    a text saying so was delivered in its place. Whoever wrote it is told why; should it reach
+    the outbox, it is dead-lettered, never sent again."""
+
+
+class Delivery(Protocol):
+    """A channel's sender. Raises RetryLater, PermanentFailure, or anything else (transient)."""
+
+    async def deliver(self, message: Outgoing) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    rate_per_chat: float
+    burst_per_chat: int
+    rate_global: float
+
+
+@dataclass
+class _Queued:
+    entry_id: str
+    message: Outgoing
+    attempts: int = 0
+    # Delivered but not yet recorded (Redis failed in between): record it, never send it again.
+    delivered: bool = False
+
+
+class OutboxSender:
+    """Delivers one shard's outbound stream while this process holds the shard's lease."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        lease: Lease,
+        deliveries: dict[str, Delivery],
+        pacing: dict[str, Pacing],
+        global_buckets: dict[str, TokenBucket],
+        metrics: Metrics,
+        *,
+        schedule: Sequence[float],
+        wake: asyncio.Event,
+        slots: asyncio.Semaphore,
+        batch: int = 100,
+        held: Callable[[Outgoing], Awaitable[bool]] | None = None,
+        rescan: float = RESCAN_SECONDS,
+    ) -> None:
+        self.rescan = rescan
+        # Whether a bot message must not go out now (a person owns the conversation): asked
+        # right before sending, so a reply queued just before a takeover stays unsaid.
+        self.held = held
+        self.slots = slots
+        self.redis = redis
+        self.lease = lease
+        self.keys = lease.keys
+        self.stream = lease.keys.outbound(lease.shard)
+        self.attempts_key = lease.keys.send_attempts(lease.shard)
+        self.deliveries = deliveries
+        self.pacing = pacing
+        self.global_buckets = global_buckets
+        self.metrics = metrics
+        self.schedule = tuple(schedule)
+        self.wake = wake
+        self.batch = batch
+        self._chats: dict[tuple[str, str], deque[_Queued]] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Messages this process holds, and those it finished since the pending list was last
+        # read again (that read may have left Redis before they were acknowledged): the
+        # re-read skips both.
+        self._held: set[str] = set()
+        self._finished: set[str] = set()
+        self._done = Lua(redis, _DONE)
+        self._dead = Lua(redis, BURY)
+        self.stopping = False
+        # Set on a graceful stop: deliver what is already committed, then return.
+        self.finishing = False
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, self.stream, OUTBOUND_GROUP)
+        cursor = "0"
+        scanned = time.monotonic()
+        while not self.stopping and not self.lease.lost.is_set():
+            if cursor == ">" and time.monotonic() - scanned > self.rescan:
+                # A message a predecessor read after its lease expired stays pending under this
+                # shard's name: read the pending list again now and then (see workers.py).
+                cursor, scanned = "0", time.monotonic()
+                self._finished.clear()
+            reply = await self.redis.xreadgroup(
+                OUTBOUND_GROUP,
+                consumer_name(self.lease.shard),
+                {self.stream: cursor},
+                count=self.batch,
+            )
+            entries = reply[0][1] if reply else []
+            if cursor != ">":
+                # The pending history, in pages by id; then what is new.
+                await self._take(entries, recovered=True)
+                cursor = entries[-1][0].decode() if entries else ">"
+                continue
+            await self._take(entries, recovered=False)
+            if self.finishing and not entries:
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks.values()))
+                return
+            if len(entries) < self.batch:
+                # Woken by a commit in this process; polled for anything else (a replay).
+                await wait_event(self.wake, 1.0)
+                self.wake.clear()
+
+    async def _take(self, entries: list[tuple[bytes, dict[bytes, bytes]]], recovered: bool) -> None:
+        attempts: list[object] = []
+        if recovered and entries:
+            # Attempts survive a crash, so a recovered message keeps its place in the schedule.
+            attempts = await self.redis.hmget(self.attempts_key, [e[0] for e in entries])  # type: ignore[misc]
+        for index, (raw_id, fields) in enumerate(entries):
+            if raw_id.decode() in self._held or raw_id.decode() in self._finished:
+                continue
+            self._held.add(raw_id.decode())
+            message = Outgoing.from_fields(fields)
+            done = int(attempts[index] or 0) if attempts else 0  # type: ignore[call-overload]
+            key = (message.channel, message.chat)
+            self._chats.setdefault(key, deque()).append(_Queued(raw_id.decode(), message, done))
+            if key not in self._tasks:
+                self._tasks[key] = asyncio.create_task(self._chat(key))
+
+    async def _chat(self, key: tuple[str, str]) -> None:
+        queue = self._chats[key]
+        try:
+            while queue and not self.lease.lost.is_set():
+                item = queue[0]
+                if not item.message.ephemeral:
+                    await self._pace(key, item.message)
+                try:
+                    # Bounded like handling: a backlog must not exhaust the Redis connections.
+                    async with self.slots:
+                        retry_in = await self._send(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Redis hiccups while recording the outcome: try the same message again
+                    # rather than lose the chat's place in the queue.
+                    chat = mask_chat(item.message.channel, item.message.chat)
+                    log.exception("outbox step failed for chat %s; retrying", chat)
+                    retry_in = 1.0
+                if retry_in is None:
+                    queue.popleft()
+                    self._held.discard(item.entry_id)
+                    self._finished.add(item.entry_id)
+                else:
+                    # Wake on a lost lease so that shutdown is not held up.
+                    await wait_event(self.lease.lost, retry_in)
+        finally:
+            # Whatever is left stays pending in Redis for the next lease holder.
+            self._held.difference_update(item.entry_id for item in queue)
+            del self._tasks[key]
+            del self._chats[key]
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+
+    async def _pace(self, key: tuple[str, str], message: Outgoing) -> None:
+        pacing = self.pacing[message.channel]
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(pacing.rate_per_chat, pacing.burst_per_chat)
+            self._buckets[key] = bucket
+        await bucket.take()
+        await self.global_buckets[message.channel].take()
+
+    async def _send(self, item: _Queued) -> float | None:
+        """Deliver one message: None when it is done with, else seconds until the next try."""
+        message = item.message
+        delivery = self.deliveries.get(message.channel)
+        if delivery is None:
+            await self._bury(item, f"no delivery for channel {message.channel!r}")
+            return None
+        if item.delivered:
+            await self._finish(item)
+            return None
+        # A tap's acknowledgement always goes: the client's spinner must stop.
+        bot_message = message.author == "bot" and not message.ephemeral
+        if self.held is not None and bot_message and await self.held(message):
+            self.metrics.outbox.labels(message.channel, "held").inc()
+            log.info("a bot message was held back: a person owns the conversation")
+            await self._finish(item)
+            return None
+        try:
+            await delivery.deliver(message)
+        except RetryLater as exc:
+            self.metrics.outbox.labels(message.channel, "throttled").inc()
+            log.info(
+                "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
+            )
+            return exc.seconds
+        except BreakerOpen as exc:
+            if exc.name != message.channel:
+                # Another service's breaker on the way (a staff file fetched from Chatwoot for
+                # Telegram): an ordinary failed attempt, so that one service's outage cannot
+                # hold this chat's queue for as long as it lasts.
+                return await self._retry(item, exc)
+            # Not an attempt: nothing was sent. Counting it would dead-letter healthy messages
+            # during a long outage and keep them waiting a whole retry step once it is over.
+            self.metrics.outbox.labels(message.channel, "deferred").inc()
+            log.debug("%s: %s", message.channel, exc)
+            return exc.retry_in if exc.retry_in > 0 else BREAKER_RECHECK_SECONDS
+        except PermanentFailure as exc:
+            self.metrics.outbox.labels(message.channel, "rejected").inc()
+            if message.ephemeral:
+                # An expired tap acknowledgement is of no use to anyone later.
+                log.info("dropped %s: %s", message.method, exc)
+                await self._finish(item)
+            else:
+                await self._bury(item, f"rejected: {exc}")
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return await self._retry(item, exc)
+        item.delivered = True
+        self.metrics.outbox.labels(message.channel, "sent").inc()
+        await self._finish(item)
+        return None
+
+    async def _retry(self, item: _Queued, exc: Exception) -> float | None:
+        message = item.message
+        error = f"{type(exc).__name__}: {exc}"
+        item.attempts += 1
+        if message.ephemeral or item.attempts > len(self.schedule):
+            self.metrics.outbox.labels(message.channel, "failed").inc()
+            if message.ephemeral:
+                await self._finish(item)
+            else:
+                await self._bury(item, error)
+            return None
+        delay = self.schedule[item.attempts - 1]
+        self.metrics.outbox_retries.labels(message.channel).inc()
+        log.warning(
+            "%s %s to chat %s failed (attempt %d), retrying in %.0fs: %s",
+            message.channel,
+            message.method,
+            mask_chat(message.channel, message.chat),
+            item.attempts,
+            delay,
+            error,
+        )
+        await self.redis.hset(self.attempts_key, item.entry_id, str(item.attempts))  # type: ignore[misc]
+        return delay
+
+    async def _finish(self, item: _Queued) -> None:
+        result = await self._done(
+            keys=[self.lease.key, self.stream, self.attempts_key],
+            args=[self.lease.owner, OUTBOUND_GROUP, item.entry_id],
+        )
+        self.lease.fenced(result)
+
+    async def _bury(self, item: _Queued, error: str) -> None:
+        message = item.message
+        chat = mask_chat(message.channel, message.chat)
+        log.error("dead-lettered %s to chat %s: %s", message.method, chat, error)
+        fields: dict[str, str | int] = {
+            "channel": message.channel,
+            "chat": message.chat,
+            "method": message.method,
+            "params": json.dumps(message.params, ensure_ascii=False),
+            "ephemeral": "1" if message.ephemeral else "0",
+            "author": message.author,
+            "failure": message.failure,
+            "failed_at": int(time.time() * 1000),
+        }
+        # Under the lease and in one step with the acknowledgement: a message is dead-lettered
+        # once. A notice's failure fact rides along (named by the notice, so a replayed one that
+        # fails again is still counted once).
+        result = await self._dead(
+            keys=[
+                self.lease.key,
+                self.stream,
+                self.attempts_key,
+                self.keys.dead_letters,
+                self.keys.analytics,
+            ],
+            args=[
+                self.lease.owner,
+                OUTBOUND_GROUP,
+                item.entry_id,
+                error[:1000],
+                item.attempts,
+                "outbound",
+                message.failure,
+                *(value for pair in fields.items() for value in pair),
+            ],
+        )
+        self.lease.fenced(result)
+
+    async def drain(self, deadline: float) -> None:
+        self.stopping = True
+        self.wake.set()
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        for task in list(self._tasks.values()):
+            task.cancel()
