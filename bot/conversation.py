@@ -24,7 +24,7 @@ from bot.i18n import Catalogs
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
 from bot.salon import Salon
-from bot.session import Offered, Session
+from bot.session import Offered, Owner, Session
 from bot.typed import plain
 from bot.understanding import Intent, Understood, understand
 
@@ -53,7 +53,7 @@ class FrontDesk:
         idle: timedelta,
         calendar: Calendar | None = None,
         *,
-        staff_desk: bool | frozenset[Channel] = False,
+        help_desk_channels: bool | frozenset[Channel] = False,
         staff_locale: str | None = None,
     ) -> None:
         self.salon = salon
@@ -62,7 +62,9 @@ class FrontDesk:
         # The channels whose clients staff answer in a help desk (Chatwoot): there "Talk to a
         # person" hands over.
         self.staff_channels = (
-            frozenset(Channel) if staff_desk is True else frozenset(staff_desk or ())
+            frozenset(Channel)
+            if help_desk_channels is True
+            else frozenset(help_desk_channels or ())
         )
         self.staff_locale = staff_locale or catalogs.default_locale
         # None: the salon keeps no online calendar; clients get its contacts instead.
@@ -89,15 +91,15 @@ class FrontDesk:
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
         ctx = Context(session, _, now, event)
         if event.kind is Kind.TAKEOVER:
-            if session.owner != handoff.HUMAN:  # a fresh takeover: remember where they are
-                ctx.update(owner=handoff.HUMAN, handoff_step=left_step)
+            if session.owner != Owner.HUMAN:  # a fresh takeover: remember where they are
+                ctx.update(owner=Owner.HUMAN, handoff_step=left_step)
             return Turn((), ctx.session)
         if event.kind is Kind.RETURNED:
-            if session.owner != handoff.HUMAN:
+            if session.owner != Owner.HUMAN:
                 return Turn((), ctx.session)  # already the bot's: nothing to say
-            ctx.update(owner=handoff.BOT, misunderstood=0, handoff_at=None)
+            ctx.update(owner=Owner.BOT, misunderstood=0, handoff_at=None)
             return self._finish(ctx.reply(handoff.returned(ctx), left_step), left_step, ctx)
-        if session.owner == handoff.HUMAN:
+        if session.owner == Owner.HUMAN:
             # A person answers this client now: the bot keeps quiet (the gateway relays).
             return Turn((), ctx.session)
         turn = await self._route(ctx, returning)
@@ -302,7 +304,7 @@ class FrontDesk:
             flow=self.booking,
         )
         step = session.step
-        ctx.update(owner=handoff.HUMAN, handoff_step=step, handoff_at=ctx.now)
+        ctx.update(owner=Owner.HUMAN, handoff_step=step, handoff_at=ctx.now)
         turn = ctx.reply(handoff.handed_off(ctx, self.salon), step)
         return Turn(turn.replies, turn.session, handoff.Handoff(reason, note))
 

@@ -3,8 +3,32 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Owner(StrEnum):
+    """Who answers the client: the bot, or a person (after a handoff, until staff hand back).
+
+    Kept in two places, each for its reader (the values are the strings both always held):
+    - `Session.owner` is authoritative for the conversation. It changes with the turn that
+      hands over or takes back, in the same commit as that turn's messages, and the bot reads
+      it to answer or keep quiet.
+    - The gateway's `owner:<channel>:<chat>` key (`Keys.owner`, written by the help desk
+      state) is a gate for what is already queued. The outbox reads it right before it sends a
+      bot message, by the message's chat, without loading and parsing a session; the help
+      desk reads it for a client's late line and for a missed resolve. It is written *before*
+      the commit that changes the session (set before a handoff's or takeover's commit,
+      deleted before a hand-back's), so it is never behind the session: a bot reply queued
+      just before a takeover is held back, and the bot's welcome-back goes. A retried turn
+      writes it again. It also outlives the session (400 days against the session's
+      retention, and a session that cannot be read starts afresh): merging the two would
+      change what is held back in those cases, so both stay.
+    """
+
+    BOT = "bot"
+    HUMAN = "human"
 
 
 class Draft(BaseModel):
@@ -86,8 +110,8 @@ class Session(BaseModel):
     # The channel showed the offered choices as a numbered list (WhatsApp's fallback when
     # buttons and lists cannot hold them): a typed number picks one.
     numbered: bool = False
-    # Who answers the client: the bot, or a person (after a handoff, until staff hand back).
-    owner: str = "bot"
+    # Who answers the client (see `Owner` for the gateway's copy of it).
+    owner: Owner = Owner.BOT
     # Where the client was when a person took over: offered again when the bot is back.
     handoff_step: str | None = None
 

@@ -33,14 +33,14 @@ from gateway.integrations.calcom.calendar import CalcomCalendar
 from gateway.integrations.calcom.catalogue import CalcomCatalogue
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.api import is_failure as chatwoot_failure
-from gateway.integrations.chatwoot.desk import (
-    ChatwootDesk,
-    DeskSettings,
-    DeskState,
+from gateway.integrations.chatwoot.files import ChatwootFiles
+from gateway.integrations.chatwoot.helpdesk import (
+    HelpDesk,
+    HelpDeskSettings,
+    HelpDeskState,
     Mirror,
     StaffReplies,
 )
-from gateway.integrations.chatwoot.files import ChatwootFiles
 from gateway.integrations.metabase.api import embed_url, sign_embed
 from gateway.integrations.novu.api import NovuClient, NovuDelivery
 from gateway.integrations.novu.api import is_failure as novu_failure
@@ -228,9 +228,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
     chatwoot: ChatwootClient | None = None
     staff_files: ChatwootFiles | None = None
-    desk_state: DeskState | None = None
+    helpdesk_state: HelpDeskState | None = None
     mirror: Mirror | None = None
-    staff_desk: ChatwootDesk | None = None
+    helpdesk: HelpDesk | None = None
     if settings.chatwoot_enabled:
         assert settings.chatwoot_api_token is not None  # validated by Settings
         assert settings.chatwoot_url is not None
@@ -253,7 +253,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         # download is allowed longer than an API call (files of up to 100 MB).
         staff_files = ChatwootFiles(chatwoot_breaker, timeout=3 * settings.service_timeout_seconds)
         closing.append(staff_files.aclose)
-        desk_state = DeskState(runtime.redis, runtime.keys)
+        helpdesk_state = HelpDeskState(runtime.redis, runtime.keys)
         inboxes = {
             channel: inbox
             for channel, inbox in (
@@ -262,10 +262,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             )
             if inbox is not None
         }
-        staff_desk = ChatwootDesk(
+        helpdesk = HelpDesk(
             chatwoot,
-            desk_state,
-            DeskSettings(
+            helpdesk_state,
+            HelpDeskSettings(
                 inboxes,
                 settings.chatwoot_mirror,
                 settings.chatwoot_team_id,
@@ -273,8 +273,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
                 settings.chatwoot_labels,
             ),
         )
-        mirror = Mirror(desk_state, settings.chatwoot_mirror)
-        deliveries["chatwoot"] = staff_desk
+        mirror = Mirror(helpdesk_state, settings.chatwoot_mirror)
+        deliveries["chatwoot"] = helpdesk
         # Chatwoot's own limit is 3000 requests a minute per IP, for every call we make.
         pacing["chatwoot"] = Pacing(1000.0, 1000, 40.0)
         buckets["chatwoot"] = TokenBucket(40.0, 40)
@@ -292,7 +292,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         catalogs,
         idle=timedelta(minutes=settings.session_idle_minutes),
         calendar=calendar,
-        staff_desk=frozenset(
+        help_desk_channels=frozenset(
             Channel(channel) for channel in ("telegram", "whatsapp") if _inbox(settings, channel)
         ),
     )
@@ -415,8 +415,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             mirror if _inbox(settings, "whatsapp") else None,
             recorder=recorder,
         )
-        if staff_desk is not None:
-            staff_desk.media["whatsapp"] = whatsapp_client.download
+        if helpdesk is not None:
+            helpdesk.media["whatsapp"] = whatsapp_client.download
         deliveries["whatsapp"] = WhatsAppDelivery(
             whatsapp_client,
             state,
@@ -436,25 +436,25 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
 
     held = None
-    if staff_desk is not None and desk_state is not None:
+    if helpdesk is not None and helpdesk_state is not None:
         handlers["chatwoot"] = ChatwootEvents(
             desk,
             catalogs,
             sessions,
-            desk_state,
+            helpdesk_state,
             clock,
             settings.chatwoot_mirror == "all",
             recorder=recorder,
         )
         for channel in ("telegram", "whatsapp"):
             if channel in deliveries:
-                deliveries[channel] = StaffReplies(deliveries[channel], staff_desk)
-        state_of_desk = desk_state
+                deliveries[channel] = StaffReplies(deliveries[channel], helpdesk)
+        state_of_helpdesk = helpdesk_state
 
         async def held_back(message: Outgoing) -> bool:
             if message.channel not in ("telegram", "whatsapp"):
                 return False
-            return await state_of_desk.human_owns(message.channel, message.chat)
+            return await state_of_helpdesk.human_owns(message.channel, message.chat)
 
         held = held_back
 
@@ -506,9 +506,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         )
         pool_task = asyncio.create_task(runtime.pool.run())
     reconciling: asyncio.Task[None] | None = None
-    if settings.run_workers and chatwoot is not None and desk_state is not None:
+    if settings.run_workers and chatwoot is not None and helpdesk_state is not None:
         reconciling = asyncio.create_task(
-            _reconcile_forever(chatwoot, desk_state, runtime.inbox, settings)
+            _reconcile_forever(chatwoot, helpdesk_state, runtime.inbox, settings)
         )
     writing = (
         asyncio.create_task(writer.run()) if settings.run_workers and writer is not None else None
@@ -574,7 +574,7 @@ def _inbox(settings: Settings, channel: str) -> bool:
 
 
 async def _reconcile_forever(
-    chatwoot: ChatwootClient, state: DeskState, inbox: Inbox, settings: Settings
+    chatwoot: ChatwootClient, state: HelpDeskState, inbox: Inbox, settings: Settings
 ) -> None:
     """Agent replies whose webhook never came, looked for every CHATWOOT_RECONCILE_SECONDS."""
     while True:

@@ -39,7 +39,7 @@ from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.api import Booking, CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.calendar import METADATA_CHANNEL, METADATA_CHAT
-from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu.ledger import NoticeLedger
 from gateway.pipeline import webhook_json
 from gateway.pipeline.edge import MAX_BODY, Malformed

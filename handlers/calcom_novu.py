@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.flows.notices import Notice, NoticeKind, Notices
 from bot.i18n import Catalogs
-from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu import workflows
 from gateway.integrations.novu.api import CHANNEL
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.streams import Author, Outgoing
 from handlers.novu import ledger_content
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class NovuPlanner:
         subscriber = self.subscriber_id(conv, change)
 
         def call(method: str, params: dict[str, Any]) -> Outgoing:
-            return Outgoing(CHANNEL, subscriber, method, params, author="notice")
+            return Outgoing(CHANNEL, subscriber, method, params, author=Author.NOTICE)
 
         first, _, last = change.name.partition(" ")
         profile = {

@@ -28,13 +28,13 @@ from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
 from gateway.integrations.chatwoot import files as staff_files
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
-from gateway.integrations.chatwoot.desk import ECHO_PREFIX, Conversation, DeskState
 from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
+from gateway.integrations.chatwoot.helpdesk import ECHO_PREFIX, Conversation, HelpDeskState
 from gateway.pipeline import webhook_json
 from gateway.pipeline.edge import MAX_BODY, Malformed
 from gateway.pipeline.inbox import Event, Inbox
 from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Entry, Outcome, Outgoing
+from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
 from handlers import telegram, whatsapp_render
 
 log = logging.getLogger("frontdesk.chatwoot")
@@ -173,7 +173,7 @@ class ChatwootEvents:
         desk: FrontDesk,
         catalogs: Catalogs,
         sessions: SessionStore,
-        state: DeskState,
+        state: HelpDeskState,
         clock: Callable[[], datetime],
         mirror_all: bool = True,
         recorder: Recorder | None = None,
@@ -291,11 +291,15 @@ class ChatwootEvents:
         if conv.channel == "telegram":
             params: dict[str, Any] = {"chat_id": int(conv.chat), "text": text[:4096]}
             return Outgoing(
-                "telegram", conv.chat, "sendMessage", params | {"_desk": report}, author="staff"
+                "telegram",
+                conv.chat,
+                "sendMessage",
+                params | {"_desk": report},
+                author=Author.STAFF,
             )
         content = {"type": "text", "text": {"body": text[:4096], "preview_url": False}}
         params = {"content": content, "locale": locale, "_desk": report}
-        return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
+        return Outgoing("whatsapp", conv.chat, "messages", params, author=Author.STAFF)
 
     @staticmethod
     def _file(
@@ -318,11 +322,11 @@ class ChatwootEvents:
             if caption:
                 params["caption"] = caption
             params |= {FALLBACK: fallback, "_desk": report}
-            return Outgoing("telegram", conv.chat, method, params, author="staff")
+            return Outgoing("telegram", conv.chat, method, params, author=Author.STAFF)
         media = "image" if ref["kind"] == "image" else "document"
         content = {"type": media, media: fetch | ({"caption": caption} if caption else {})}
         params = {"content": content, "locale": locale, FALLBACK: fallback, "_desk": report}
-        return Outgoing("whatsapp", conv.chat, "messages", params, author="staff")
+        return Outgoing("whatsapp", conv.chat, "messages", params, author=Author.STAFF)
 
     async def _status(
         self, conv: Conversation, conversation_id: int, status: str, event_id: str
@@ -372,14 +376,14 @@ class ChatwootEvents:
                     conv.key,
                     "outgoing",
                     {"client": {}, "text": reply.text, "source_id": f"back:{event_id}:{n}"},
-                    author="desk",
+                    author=Author.HELP_DESK,
                 )
                 for n, reply in enumerate(turn.replies)
             )
         return self._saved(client, turn, outgoing, facts)
 
 
-async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> int:
+async def reconcile(client: ChatwootClient, state: HelpDeskState, inbox: Inbox) -> int:
     """Queue agent replies of conversations a person owns whose webhook never came (Chatwoot
     delivers webhooks at most once). The inbox's de-duplication by message id makes this
     exactly once with the webhook path. Returns how many were missing."""
@@ -417,7 +421,11 @@ async def reconcile(client: ChatwootClient, state: DeskState, inbox: Inbox) -> i
 
 
 async def _missed_resolve(
-    client: ChatwootClient, state: DeskState, inbox: Inbox, conversation_id: int, conv: Conversation
+    client: ChatwootClient,
+    state: HelpDeskState,
+    inbox: Inbox,
+    conversation_id: int,
+    conv: Conversation,
 ) -> int:
     """Queue the resolve of a handed-off conversation whose webhook never came, as the webhook
     would have been: else the client would wait for a person who has finished, and their lines

@@ -3,7 +3,7 @@
 Shared by the Novu webhook (the usual path) and the Cal.com webhook (when Novu is off). The
 bot writes the notice into the client's session and words it; this module renders it for the
 client's messenger. Notices speak for the salon, not in the conversation, so they are not held
-back while a person answers the client (author "notice"). On WhatsApp, outside the 24-hour
+back while a person answers the client (`Author.NOTICE`). On WhatsApp, outside the 24-hour
 window, a confirmation or reminder goes as the salon's approved template with the same three
 buttons (their payloads are the choices' ids), instead of waiting for the client to write.
 """
@@ -22,12 +22,10 @@ from bot.i18n import Catalogs
 from bot.local_time import format_label
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Outcome, Outgoing
+from gateway.pipeline.streams import Author, Outcome, Outgoing
 from handlers import telegram, whatsapp_render
-
-AUTHOR = "notice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +85,7 @@ class NoticeSender:
                     conv.key,
                     "outgoing",
                     {"client": {}, "text": reply.text, "source_id": f"notice:{event_id}:{n}"},
-                    author="desk",
+                    author=Author.HELP_DESK,
                 )
                 for n, reply in enumerate(turn.replies)
             )
@@ -120,7 +118,7 @@ class NoticeSender:
             return ()
         if conv.channel == "telegram":
             messages = telegram.render(conv.chat, turn.replies, None)
-            return tuple(replace(m, author=AUTHOR) for m in messages)
+            return tuple(replace(m, author=Author.NOTICE) for m in messages)
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
         rendered = whatsapp_render.render(conv.chat, turn.replies, _)
         fallback = self._template(notice, _.locale)
@@ -129,7 +127,7 @@ class NoticeSender:
             params = message.params
             if fallback is not None and n == len(rendered.outgoing) - 1:
                 params = params | {"fallback": fallback}
-            outgoing.append(replace(message, params=params, author=AUTHOR))
+            outgoing.append(replace(message, params=params, author=Author.NOTICE))
         return tuple(outgoing)
 
     def _template(self, notice: Notice, locale: str) -> dict[str, Any] | None:

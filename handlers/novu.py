@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
-from gateway.integrations.chatwoot.desk import Conversation
+from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu.ledger import NoticeLedger
 from gateway.integrations.novu.workflows import WEBHOOK_FIELDS
 from gateway.pipeline import webhook_json

@@ -21,13 +21,13 @@ from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
 from bot.replies import Reply
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.desk import Conversation, Mirror
+from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
 from gateway.integrations.telegram.api import UPLOAD_MARKER
 from gateway.pipeline import webhook_json
 from gateway.pipeline.edge import MAX_BODY, Malformed
 from gateway.pipeline.inbox import Event
 from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Entry, Outcome, Outgoing, Unreadable
+from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing, Unreadable
 
 SOURCE = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -305,7 +305,7 @@ class TelegramConversations:
         outgoing = render(client.chat_id, turn.replies, result.callback_query_id)
         if turn.handoff is not None:
             # Said as the handoff happens: not held back by the person now owning it.
-            outgoing = [replace(message, author="handoff") for message in outgoing]
+            outgoing = [replace(message, author=Author.HANDOFF) for message in outgoing]
         mirrored: tuple[Outgoing, ...] = ()
         if self.mirror is not None:
             mirrored = await self.mirror.for_turn(conv, result.inbound, session, turn)

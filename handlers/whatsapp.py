@@ -27,13 +27,12 @@ from pydantic import BaseModel, ValidationError
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows import booking, menu
-from bot.flows.handoff import HUMAN
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
-from bot.session import Session
+from bot.session import Owner, Session
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.desk import Conversation, Mirror
+from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
 from gateway.integrations.whatsapp.api import AUTHOR, OUT_OF_WINDOW
 from gateway.integrations.whatsapp.state import WINDOW_SECONDS, WhatsAppState
 from gateway.pipeline import webhook_json
@@ -41,7 +40,7 @@ from gateway.pipeline.edge import LARGEST_BODY, Malformed
 from gateway.pipeline.inbox import Event, event_problem
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Entry, Outcome, Outgoing
+from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
 from handlers.whatsapp_payloads import Contact, Error, Message, Metadata, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
@@ -269,7 +268,9 @@ class WhatsAppConversations:
         opened = stamp - at < WINDOW_SECONDS - 60  # a delivery days late opens nothing
         parked = await self.state.parked(chat) if opened else []
         waiting = tuple(
-            Outgoing(SOURCE, chat, "messages", params, author=str(params.get(AUTHOR, "bot")))
+            Outgoing(
+                SOURCE, chat, "messages", params, author=Author(params.get(AUTHOR, Author.BOT))
+            )
             for params in parked
         )
         clear = self.state.parked_keys(chat) if parked else ()
@@ -277,7 +278,7 @@ class WhatsAppConversations:
         client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
         session = await self.sessions.load(client)
         conv = Conversation("whatsapp", chat)
-        if session.owner == HUMAN and item.type not in ("reaction", "system"):
+        if session.owner == Owner.HUMAN and item.type not in ("reaction", "system"):
             # A person answers this client: the bot stays silent, the message goes to them.
             relayed = await self._relay(conv, item, client, session)
             return Outcome(outgoing=(*waiting, *relayed), clear=clear)
@@ -329,7 +330,7 @@ class WhatsAppConversations:
         replies = tuple(o for o in rendered.outgoing if o.method != "read")
         if turn.handoff is not None:
             # Said as the handoff happens: not held back by the person now owning it.
-            replies = tuple(replace(o, author="handoff") for o in replies)
+            replies = tuple(replace(o, author=Author.HANDOFF) for o in replies)
         return Outcome(
             outgoing=(*read, *waiting, *replies, *mirrored),
             session_key=self.sessions.key(client),
@@ -433,7 +434,7 @@ class WhatsAppConversations:
         # queued again, it is parked for them or, the window open again, simply sent.
         chat = str(sent["chat"])
         await self.state.close_window(chat, int(sent.get("at") or 0))
-        author = str(params.get(AUTHOR, "bot"))
+        author = Author(params.get(AUTHOR, Author.BOT))
         return Outcome(outgoing=(Outgoing(SOURCE, chat, "messages", params, author=author),))
 
 

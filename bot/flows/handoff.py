@@ -26,10 +26,6 @@ from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Session
 
-# Who owns the conversation.
-BOT = "bot"
-HUMAN = "human"
-
 ASKED = "asked"  # the menu's "Talk to a person"
 TYPED = "typed"  # a request for a person in their own words
 MISUNDERSTOOD = "misunderstood"  # two misunderstandings in a row

@@ -164,7 +164,7 @@ class Writer:
         self.pause = pause
         self.max_pause = max_pause
         self.owner = uuid.uuid4().hex[:12]
-        self.lock = f"{keys.analytics}:writer"
+        self.lock = keys.analytics_writer
         self._renew = Lua(redis, _RENEW)
         self._done = Lua(redis, _DONE)
         self._connection: asyncpg.Connection | None = None

@@ -65,3 +65,91 @@ class Keys:
 
     def session(self, channel: str, user_id: str) -> str:
         return f"{self.prefix}:session:{channel}:{user_id}"
+
+    @property
+    def analytics_writer(self) -> str:
+        """The lock one analytics writer holds at a time (gateway/analytics/store.py)."""
+        return f"{self.analytics}:writer"
+
+    # --- who owns a conversation, and the help desk (gateway/integrations/chatwoot) ---------
+
+    def owner(self, channel: str, chat: str) -> str:
+        """Set while a person owns the conversation (see `Owner` in bot/session.py)."""
+        return f"{self.prefix}:owner:{channel}:{chat}"
+
+    def helpdesk_client(self, channel: str, chat: str) -> str:
+        """A client's help desk contact and conversation ids."""
+        return f"{self.prefix}:cw:client:{channel}:{chat}"
+
+    def helpdesk_conversation(self, conversation_id: int) -> str:
+        """The way back: a help desk conversation's client conversation key."""
+        return f"{self.prefix}:cw:conv:{conversation_id}"
+
+    @property
+    def helpdesk_watched(self) -> str:
+        """Conversations a person owns, by last activity: checked for missed webhooks."""
+        return f"{self.prefix}:cw:human"
+
+    def helpdesk_echo(self, conversation_id: int, status: str) -> str:
+        """A status Frontdesk itself is setting: its webhook is an echo."""
+        return f"{self.prefix}:cw:echo:{conversation_id}:{status}"
+
+    def helpdesk_posting(self, conversation_id: int, source_id: str) -> str:
+        """A line's first try at being posted to a help desk conversation."""
+        return f"{self.prefix}:cw:posting:{conversation_id}:{source_id}"
+
+    @property
+    def helpdesk_seen(self) -> str:
+        """The last message id reconciliation looked at, per help desk conversation."""
+        return f"{self.prefix}:cw:seen"
+
+    def helpdesk_transcript(self, channel: str, chat: str) -> str:
+        """The client's recent lines, put into the help desk at a handoff."""
+        return f"{self.prefix}:cw:transcript:{channel}:{chat}"
+
+    # --- WhatsApp (gateway/integrations/whatsapp/state.py) ----------------------------------
+
+    def whatsapp_window(self, chat: str) -> str:
+        """When the client last wrote: the 24-hour window."""
+        return f"{self.prefix}:wa:window:{chat}"
+
+    def whatsapp_parked(self, chat: str) -> str:
+        """Messages waiting for the window to open again."""
+        return f"{self.prefix}:wa:parked:{chat}"
+
+    def whatsapp_parked_ids(self, chat: str) -> str:
+        """The parked messages' digests: a message is parked once."""
+        return f"{self.prefix}:wa:parked-ids:{chat}"
+
+    def whatsapp_notice(self, chat: str) -> str:
+        """Set once the client has had the "a reply is waiting" template."""
+        return f"{self.prefix}:wa:notice:{chat}"
+
+    def whatsapp_sent(self, wamid: str) -> str:
+        """A message WhatsApp accepted, by its id: what it was and when it went."""
+        return f"{self.prefix}:wa:sent:{wamid}"
+
+    def whatsapp_status(self, wamid: str) -> str:
+        """The best status a sent message reached."""
+        return f"{self.prefix}:wa:status:{wamid}"
+
+    # --- bookings beyond Cal.com (gateway/integrations/calcom/bookings.py) ------------------
+
+    def client_by_phone(self, number: str) -> str:
+        return f"{self.prefix}:client:phone:{number}"
+
+    def client_by_email(self, email: str) -> str:
+        return f"{self.prefix}:client:email:{email}"
+
+    def booking(self, uid: str) -> str:
+        """A booking's record: its conversation, time, where it was made."""
+        return f"{self.prefix}:booking:{uid}"
+
+    def booking_changing(self, uid: str) -> str:
+        """Set while the chat itself moves or cancels the booking."""
+        return f"{self.prefix}:booking:{uid}:by-chat"
+
+    @property
+    def calcom_cursor(self) -> str:
+        """The last `updatedAt` seen in Cal.com's booking feed."""
+        return f"{self.prefix}:calcom:cursor"

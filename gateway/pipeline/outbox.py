@@ -28,7 +28,7 @@ from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.resilience import BreakerOpen, TokenBucket
-from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
 from gateway.pipeline.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
@@ -240,7 +240,7 @@ class OutboxSender:
             await self._finish(item)
             return None
         # A tap's acknowledgement always goes: the client's spinner must stop.
-        bot_message = message.author == "bot" and not message.ephemeral
+        bot_message = message.author == Author.BOT and not message.ephemeral
         if self.held is not None and bot_message and await self.held(message):
             self.metrics.outbox.labels(message.channel, "held").inc()
             log.info("a bot message was held back: a person owns the conversation")

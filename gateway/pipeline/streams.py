@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -30,6 +31,17 @@ class Entry:
         )
 
 
+class Author(StrEnum):
+    """Who speaks in an outgoing message. The value is what the outbox stream's `author` field
+    holds (and WhatsApp's parked messages): entries queued before this enum read the same."""
+
+    BOT = "bot"  # the bot's answer: held back while a person owns the conversation
+    HANDOFF = "handoff"  # the bot's words as it hands over: they go, though a person owns it
+    STAFF = "staff"  # an agent's reply, relayed from the help desk
+    HELP_DESK = "desk"  # the mirror of the conversation to the help desk (Chatwoot)
+    NOTICE = "notice"  # the salon's notice (a confirmation, a reminder): not in the conversation
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One call to a messenger's API, queued in the outbox and delivered in order per chat."""
@@ -41,9 +53,8 @@ class Outgoing:
     # Bound to the tap being answered (Telegram's answerCallbackQuery): pointless to retry late,
     # and it does not count against the chat's message rate.
     ephemeral: bool = False
-    # Who speaks: "bot" (held back while a person owns the conversation), "staff" (an agent's
-    # reply) or "desk" (the mirror to the help desk).
-    author: str = "bot"
+    # Who speaks: only the bot's own answers are held back while a person owns the conversation.
+    author: Author = Author.BOT
     # An analytics fact (JSON, with its id) to record should the message fail for good: a
     # notice that never reached the client counts as a failed notification.
     failure: str = ""
@@ -68,7 +79,7 @@ class Outgoing:
             method=fields[b"method"].decode(),
             params=json.loads(fields[b"params"]),
             ephemeral=fields.get(b"ephemeral") == b"1",
-            author=fields.get(b"author", b"bot").decode(),
+            author=Author(fields.get(b"author", b"bot").decode()),
             failure=fields.get(b"failure", b"").decode(),
         )
 

@@ -25,7 +25,7 @@ class StaffClient(Client):
             Catalogs(LOCALES),
             timedelta(hours=1),
             calendar,
-            staff_desk=True,
+            help_desk_channels=True,
             staff_locale="ru",
         )
 
@@ -197,7 +197,7 @@ async def test_a_channel_without_a_staff_inbox_keeps_the_contacts_answer() -> No
         Catalogs(LOCALES),
         timedelta(hours=1),
         calendar,
-        staff_desk=frozenset({Channel.TELEGRAM}),
+        help_desk_channels=frozenset({Channel.TELEGRAM}),
     )
     whatsapp = ClientRef("main", Channel.WHATSAPP, "7916", "7916")
     turn = await desk.handle(Session(), Inbound(whatsapp, Kind.CHOICE, "e", choice="m:person"), NOW)

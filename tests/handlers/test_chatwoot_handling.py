@@ -15,7 +15,7 @@ from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Session
 from gateway.integrations.chatwoot.api import ChatwootClient, is_failure
-from gateway.integrations.chatwoot.desk import ChatwootDesk, DeskSettings, DeskState
+from gateway.integrations.chatwoot.helpdesk import HelpDesk, HelpDeskSettings, HelpDeskState
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.resilience import CircuitBreaker
@@ -28,12 +28,14 @@ NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def parts(redis: Redis, salon_id: str) -> tuple[ChatwootEvents, DeskState, SessionStore]:
+def parts(redis: Redis, salon_id: str) -> tuple[ChatwootEvents, HelpDeskState, SessionStore]:
     keys = Keys(salon_id, 4)
     catalogs = Catalogs()
-    desk = FrontDesk(Salon(salon_id, "Studio", "UTC"), catalogs, timedelta(days=1), staff_desk=True)
+    desk = FrontDesk(
+        Salon(salon_id, "Studio", "UTC"), catalogs, timedelta(days=1), help_desk_channels=True
+    )
     sessions = SessionStore(redis, keys, 3600)
-    state = DeskState(redis, keys)
+    state = HelpDeskState(redis, keys)
     return ChatwootEvents(desk, catalogs, sessions, state, lambda: NOW), state, sessions
 
 
@@ -58,7 +60,7 @@ CLIENT = ClientRef("x", Channel.TELEGRAM, "501", "501")
 
 
 async def test_our_own_pending_coming_back_late_does_not_hand_back(
-    parts: tuple[ChatwootEvents, DeskState, SessionStore], redis: Redis
+    parts: tuple[ChatwootEvents, HelpDeskState, SessionStore], redis: Redis
 ) -> None:
     events, state, sessions = parts
     await state.set_human("telegram", "501")
@@ -74,7 +76,7 @@ async def test_our_own_pending_coming_back_late_does_not_hand_back(
 
 
 async def test_a_word_in_a_resolved_conversation_takes_nothing_over(
-    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+    parts: tuple[ChatwootEvents, HelpDeskState, SessionStore],
 ) -> None:
     events, state, _sessions = parts
     outcome = await events(reply("resolved"))
@@ -87,7 +89,7 @@ async def test_a_word_in_a_resolved_conversation_takes_nothing_over(
 
 
 async def test_agent_attachments_are_queued_as_references_to_fetch(
-    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+    parts: tuple[ChatwootEvents, HelpDeskState, SessionStore],
 ) -> None:
     """Only a reference is queued (the file is fetched when the message is delivered), one
     message per file; staff's words ride as the first file's caption where they fit."""
@@ -147,7 +149,7 @@ async def test_agent_attachments_are_queued_as_references_to_fetch(
 
 
 async def test_an_event_for_an_unknown_conversation_is_ignored(
-    parts: tuple[ChatwootEvents, DeskState, SessionStore],
+    parts: tuple[ChatwootEvents, HelpDeskState, SessionStore],
 ) -> None:
     events, _state, _sessions = parts
     body = {"event": "conversation_status_changed", "id": 9, "status": "resolved"}
@@ -174,8 +176,8 @@ async def test_reconciliation_reads_the_real_list_and_recovers_a_lost_resolve_on
         CircuitBreaker("cw", is_failure=is_failure),
     )
     keys = Keys(salon_id, 4)
-    state = DeskState(redis, keys)
-    desk = ChatwootDesk(client, state, DeskSettings({"telegram": inbox_id}, "all", None, None, ()))
+    state = HelpDeskState(redis, keys)
+    desk = HelpDesk(client, state, HelpDeskSettings({"telegram": inbox_id}, "all", None, None, ()))
     inbox = Inbox(redis, keys, 3600)
     try:
         params = {"client": {"name": "Maria"}, "note": "🙋", "source_id": "gw:handoff:1"}

@@ -38,31 +38,28 @@ class BookingLinks:
         self.redis = redis
         self.keys = keys
 
-    def _key(self, *parts: str) -> str:
-        return ":".join((self.keys.prefix, *parts))
-
     # --- clients by contact details ------------------------------------------------------
 
     async def link(self, conversation: str, *, phone: str | None, email: str | None) -> None:
         """This client's phone and email lead to `conversation` from now on."""
         pipe = self.redis.pipeline(transaction=False)
         if phone and (number := normal_phone(phone)):
-            pipe.set(self._key("client", "phone", number), conversation, ex=LINK_TTL)
+            pipe.set(self.keys.client_by_phone(number), conversation, ex=LINK_TTL)
         if email and "@" in email:
-            pipe.set(self._key("client", "email", normal_email(email)), conversation, ex=LINK_TTL)
+            pipe.set(self.keys.client_by_email(normal_email(email)), conversation, ex=LINK_TTL)
         await pipe.execute()
 
     async def find(self, *, phone: str | None, email: str | None) -> str | None:
         """The conversation of the client with this phone (first) or email, if known. A
         WhatsApp client is known by the number they write from."""
         if phone and (number := normal_phone(phone)):
-            found = await self.redis.get(self._key("client", "phone", number))
+            found = await self.redis.get(self.keys.client_by_phone(number))
             if found:
                 return str(found.decode())
             if await self.redis.exists(self.keys.session("whatsapp", number[1:])):
                 return f"wa:{number[1:]}"
         if email and "@" in email:
-            found = await self.redis.get(self._key("client", "email", normal_email(email)))
+            found = await self.redis.get(self.keys.client_by_email(normal_email(email)))
             if found:
                 return str(found.decode())
         return None
@@ -70,28 +67,28 @@ class BookingLinks:
     # --- bookings ------------------------------------------------------------------------
 
     async def save(self, uid: str, **fields: str) -> None:
-        key = self._key("booking", uid)
+        key = self.keys.booking(uid)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, RECORD_TTL)
         await pipe.execute()
 
     async def record(self, uid: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(self._key("booking", uid))  # type: ignore[misc]
+        raw = await self.redis.hgetall(self.keys.booking(uid))  # type: ignore[misc]
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     async def changing(self, uid: str) -> None:
         """The chat is about to move or cancel this booking (called before asking Cal.com)."""
-        await self.redis.set(self._key("booking", uid, "by-chat"), "1", ex=CHANGING_TTL)
+        await self.redis.set(self.keys.booking_changing(uid), "1", ex=CHANGING_TTL)
 
     async def changed_in_chat(self, uid: str) -> bool:
-        return bool(await self.redis.exists(self._key("booking", uid, "by-chat")))
+        return bool(await self.redis.exists(self.keys.booking_changing(uid)))
 
     # --- reconciliation ------------------------------------------------------------------
 
     async def cursor(self) -> datetime | None:
-        raw = await self.redis.get(self._key("calcom", "cursor"))
+        raw = await self.redis.get(self.keys.calcom_cursor)
         return datetime.fromisoformat(raw.decode()) if raw else None
 
     async def move_cursor(self, moment: datetime) -> None:
-        await self.redis.set(self._key("calcom", "cursor"), moment.isoformat())
+        await self.redis.set(self.keys.calcom_cursor, moment.isoformat())

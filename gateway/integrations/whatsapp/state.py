@@ -87,33 +87,30 @@ class WhatsAppState:
         self._close = Lua(redis, _CLOSE)
         self._status = Lua(redis, _STATUS)
 
-    def _key(self, kind: str, name: str) -> str:
-        return f"{self.keys.prefix}:wa:{kind}:{name}"
-
     def parked_keys(self, chat: str) -> tuple[str, ...]:
         """The list of parked messages, their digests and the notice flag: deleted together
         when the parked messages are delivered."""
         return (
-            self._key("parked", chat),
-            self._key("parked-ids", chat),
-            self._key("notice", chat),
+            self.keys.whatsapp_parked(chat),
+            self.keys.whatsapp_parked_ids(chat),
+            self.keys.whatsapp_notice(chat),
         )
 
     # --- the 24-hour window ----------------------------------------------------------------
 
     async def touch(self, chat: str, at: int) -> None:
         """The client wrote at `at` (unix seconds): the window is open until `at` + 24 h."""
-        await self._touch(keys=[self._key("window", chat)], args=[at, 2 * WINDOW_SECONDS])
+        await self._touch(keys=[self.keys.whatsapp_window(chat)], args=[at, 2 * WINDOW_SECONDS])
 
     async def window_open(self, chat: str, now: int) -> bool:
         """Open with a minute to spare: a message must not reach WhatsApp a moment too late."""
-        last = await self.redis.get(self._key("window", chat))
+        last = await self.redis.get(self.keys.whatsapp_window(chat))
         return last is not None and now - int(last) < WINDOW_SECONDS - 60
 
     async def close_window(self, chat: str, sent_at: int) -> bool:
         """WhatsApp refused a message sent at `sent_at` as outside the window: the window is
         closed, unless the client has written since."""
-        return bool(await self._close(keys=[self._key("window", chat)], args=[sent_at]))
+        return bool(await self._close(keys=[self.keys.whatsapp_window(chat)], args=[sent_at]))
 
     # --- parked messages -------------------------------------------------------------------
 
@@ -122,7 +119,7 @@ class WhatsAppState:
         the client is still to be told a reply waits) or "told" (parked, they know)."""
         body = json.dumps(message, ensure_ascii=False, sort_keys=True)
         digest = hashlib.sha256(body.encode()).hexdigest()[:32]
-        window, *parked = (self._key("window", chat), *self.parked_keys(chat))
+        window, *parked = (self.keys.whatsapp_window(chat), *self.parked_keys(chat))
         result = await self._park(
             keys=[window, *parked], args=[now, WINDOW_SECONDS - 60, body, digest, PARKED_TTL]
         )
@@ -130,10 +127,10 @@ class WhatsAppState:
 
     async def told(self, chat: str) -> None:
         """The "reply waiting" notice went out (or cannot): not owed again until delivered."""
-        await self.redis.set(self._key("notice", chat), "1", ex=PARKED_TTL)
+        await self.redis.set(self.keys.whatsapp_notice(chat), "1", ex=PARKED_TTL)
 
     async def parked(self, chat: str) -> list[dict[str, Any]]:
-        raw = await self.redis.lrange(self._key("parked", chat), 0, -1)  # type: ignore[misc]
+        raw = await self.redis.lrange(self.keys.whatsapp_parked(chat), 0, -1)  # type: ignore[misc]
         return [json.loads(item) for item in raw]
 
     # --- sent messages and their statuses --------------------------------------------------
@@ -141,11 +138,11 @@ class WhatsAppState:
     async def remember(self, wamid: str, chat: str, message: dict[str, Any], at: int) -> None:
         record = {"chat": chat, "message": message, "at": at}
         await self.redis.set(
-            self._key("sent", wamid), json.dumps(record, ensure_ascii=False), ex=SENT_TTL
+            self.keys.whatsapp_sent(wamid), json.dumps(record, ensure_ascii=False), ex=SENT_TTL
         )
 
     async def sent(self, wamid: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._key("sent", wamid))
+        raw = await self.redis.get(self.keys.whatsapp_sent(wamid))
         return json.loads(raw) if raw else None
 
     async def record_status(self, wamid: str, status: str) -> bool:
@@ -154,10 +151,10 @@ class WhatsAppState:
         if rank == 0:
             return False
         result = await self._status(
-            keys=[self._key("status", wamid)], args=[status, rank, SENT_TTL * 7]
+            keys=[self.keys.whatsapp_status(wamid)], args=[status, rank, SENT_TTL * 7]
         )
         return bool(result)
 
     async def status(self, wamid: str) -> str | None:
-        value = await self.redis.hget(self._key("status", wamid), "status")  # type: ignore[misc]
+        value = await self.redis.hget(self.keys.whatsapp_status(wamid), "status")  # type: ignore[misc]
         return value.decode() if value else None

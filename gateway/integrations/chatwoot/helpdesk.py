@@ -2,9 +2,10 @@
 conversation mapping, the mirror of conversations, and the handoff, carried out through the
 outbox like any message.
 
-- **Ownership** lives in Redis (`owner:<channel>:<chat>` = "human" while a person owns it). The
-  worker reads it with the session; the outbox reads it again right before it sends a bot
-  message, so a reply queued just before a takeover is held back.
+- **Ownership**: the session's `owner` is authoritative; this state keeps the gateway's copy in
+  Redis (`owner:<channel>:<chat>` = "human" while a person owns it), written before the commit
+  that changes the session. The outbox reads it right before it sends a bot message, so a
+  reply queued just before a takeover is held back (why two: `Owner` in bot/session.py).
 - **Mapping** is Frontdesk's own, not a Chatwoot search: `cw:client:<channel>:<chat>` holds the
   contact and conversation ids, `cw:conv:<id>` the way back. A conversation's `source_id` is the
   client's conversation key (`tg:<chat>`, `wa:<chat>`): Chatwoot's webhooks carry it, so the
@@ -36,13 +37,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.events import Inbound, Kind
-from bot.flows.handoff import HUMAN
 from bot.flows.turn import Turn
-from bot.session import Session
+from bot.session import Owner, Session
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.outbox import PermanentFailure, Substituted
-from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.streams import Author, Outgoing
 
 log = logging.getLogger("frontdesk.desk")
 
@@ -89,45 +89,44 @@ class Conversation:
         return cls(channel, chat)
 
 
-class DeskState:
+class HelpDeskState:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 
-    def _key(self, *parts: str) -> str:
-        return ":".join((self.keys.prefix, *parts))
-
     # --- ownership -------------------------------------------------------------------------
 
     async def human_owns(self, channel: str, chat: str) -> bool:
-        return bool(await self.redis.exists(self._key("owner", channel, chat)))
+        return bool(await self.redis.exists(self.keys.owner(channel, chat)))
 
     async def set_human(self, channel: str, chat: str) -> None:
-        await self.redis.set(self._key("owner", channel, chat), "human", ex=MAPPING_TTL)
+        await self.redis.set(self.keys.owner(channel, chat), Owner.HUMAN.value, ex=MAPPING_TTL)
 
     async def set_bot(self, channel: str, chat: str) -> None:
-        await self.redis.delete(self._key("owner", channel, chat))
+        await self.redis.delete(self.keys.owner(channel, chat))
 
     # --- mapping ---------------------------------------------------------------------------
 
     async def mapping(self, conv: Conversation) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._key("cw", "client", conv.channel, conv.chat))
+        raw = await self.redis.get(self.keys.helpdesk_client(conv.channel, conv.chat))
         return json.loads(raw) if raw else None
 
     async def save_mapping(self, conv: Conversation, mapping: dict[str, Any]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(
-                self._key("cw", "client", conv.channel, conv.chat),
+                self.keys.helpdesk_client(conv.channel, conv.chat),
                 json.dumps(mapping),
                 ex=MAPPING_TTL,
             )
             pipe.set(
-                self._key("cw", "conv", str(mapping["conversation"])), conv.key, ex=MAPPING_TTL
+                self.keys.helpdesk_conversation(int(mapping["conversation"])),
+                conv.key,
+                ex=MAPPING_TTL,
             )
             await pipe.execute()
 
     async def conversation_of(self, conversation_id: int) -> Conversation | None:
-        raw = await self.redis.get(self._key("cw", "conv", str(conversation_id)))
+        raw = await self.redis.get(self.keys.helpdesk_conversation(conversation_id))
         return Conversation.from_key(raw.decode()) if raw else None
 
     # --- conversations a person owns: watched for missed webhooks --------------------------
@@ -136,15 +135,15 @@ class DeskState:
         """Look for missed agent replies in this conversation (for a day after its last
         activity: a reply may come in after a resolve too). `seen`: the newest message id
         known to be handled, so that older ones are not looked at again."""
-        await self.redis.zadd(self._key("cw", "human"), {str(conversation_id): time.time()})
+        await self.redis.zadd(self.keys.helpdesk_watched, {str(conversation_id): time.time()})
         if seen and seen > await self.seen(conversation_id):
             await self.mark_seen(conversation_id, seen)
 
     async def unwatch(self, conversation_id: int) -> None:
-        await self.redis.zrem(self._key("cw", "human"), str(conversation_id))
+        await self.redis.zrem(self.keys.helpdesk_watched, str(conversation_id))
 
     async def watched(self) -> list[int]:
-        key = self._key("cw", "human")
+        key = self.keys.helpdesk_watched
         await self.redis.zremrangebyscore(key, 0, time.time() - WATCH_SECONDS)
         found = await self.redis.zrange(key, 0, -1)
         return [int(x) for x in found]
@@ -153,28 +152,28 @@ class DeskState:
 
     async def expect(self, conversation_id: int, status: str) -> None:
         """We are about to set this status: its webhook is an echo, not staff's doing."""
-        await self.redis.set(self._key("cw", "echo", str(conversation_id), status), "1", ex=120)
+        await self.redis.set(self.keys.helpdesk_echo(conversation_id, status), "1", ex=120)
 
     async def is_echo(self, conversation_id: int, status: str) -> bool:
-        return bool(await self.redis.delete(self._key("cw", "echo", str(conversation_id), status)))
+        return bool(await self.redis.delete(self.keys.helpdesk_echo(conversation_id, status)))
 
     async def first_try(self, conversation_id: int, source_id: str) -> bool:
         """Whether this line is posted to this conversation for the first time."""
-        key = self._key("cw", "posting", str(conversation_id), source_id)
+        key = self.keys.helpdesk_posting(conversation_id, source_id)
         return bool(await self.redis.set(key, "1", nx=True, ex=POSTING_TTL))
 
     async def seen(self, conversation_id: int) -> int:
         """The last message id reconciliation looked at in this conversation."""
-        value = await self.redis.hget(self._key("cw", "seen"), str(conversation_id))  # type: ignore[misc]
+        value = await self.redis.hget(self.keys.helpdesk_seen, str(conversation_id))  # type: ignore[misc]
         return int(value) if value else 0
 
     async def mark_seen(self, conversation_id: int, message_id: int) -> None:
-        await self.redis.hset(self._key("cw", "seen"), str(conversation_id), str(message_id))  # type: ignore[misc]
+        await self.redis.hset(self.keys.helpdesk_seen, str(conversation_id), str(message_id))  # type: ignore[misc]
 
     # --- the recent transcript (mirror "handoff") ------------------------------------------
 
     async def remember(self, conv: Conversation, lines: list[str]) -> None:
-        key = self._key("cw", "transcript", conv.channel, conv.chat)
+        key = self.keys.helpdesk_transcript(conv.channel, conv.chat)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(key, *lines)
             pipe.ltrim(key, -TRANSCRIPT_LINES, -1)
@@ -182,12 +181,12 @@ class DeskState:
             await pipe.execute()
 
     async def transcript(self, conv: Conversation) -> list[str]:
-        raw = await self.redis.lrange(self._key("cw", "transcript", conv.channel, conv.chat), 0, -1)  # type: ignore[misc]
+        raw = await self.redis.lrange(self.keys.helpdesk_transcript(conv.channel, conv.chat), 0, -1)  # type: ignore[misc]
         return [line.decode() for line in raw]
 
 
 @dataclass(frozen=True, slots=True)
-class DeskSettings:
+class HelpDeskSettings:
     inboxes: dict[str, int]  # channel -> API inbox id
     mirror: str  # "all" | "handoff"
     team_id: int | None
@@ -195,10 +194,12 @@ class DeskSettings:
     labels: tuple[str, ...]
 
 
-class ChatwootDesk:
+class HelpDesk:
     """The outbox's delivery for channel "chatwoot": each call keeps its client's order."""
 
-    def __init__(self, client: ChatwootClient, state: DeskState, settings: DeskSettings) -> None:
+    def __init__(
+        self, client: ChatwootClient, state: HelpDeskState, settings: HelpDeskSettings
+    ) -> None:
         self.client = client
         self.state = state
         self.settings = settings
@@ -472,7 +473,7 @@ class Mirror:
     """What a client's turn adds for the help desk: their message, the bot's answers, the
     handoff. Called by the messengers' handlers; everything goes out through the outbox."""
 
-    def __init__(self, state: DeskState, mode: str) -> None:
+    def __init__(self, state: HelpDeskState, mode: str) -> None:
         self.state = state
         self.mode = mode
 
@@ -485,7 +486,7 @@ class Mirror:
         said: str = "",
         media: dict[str, str] | None = None,
     ) -> tuple[Outgoing, ...]:
-        """The desk's share of one turn of the bot (or of its silence, a person owning it)."""
+        """The help desk's share of one turn of the bot (or of its silence, a person owning it)."""
         client = {
             "name": event.name,
             "phone": turn.session.phone or event.phone or None,
@@ -496,7 +497,7 @@ class Mirror:
             said or self.said(event, before),
             client,
             [reply.text for reply in turn.replies if not reply.keyboard_only],
-            human_before=before.owner == HUMAN,
+            human_before=before.owner == Owner.HUMAN,
             handoff_note=turn.handoff.note if turn.handoff else None,
             event_id=event.event_id,
             media=media,
@@ -508,7 +509,7 @@ class Mirror:
         note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
         source = f"{ECHO_PREFIX}attending:{event.event_id}"
         params = {"client": client, "text": note.strip(), "source_id": source}
-        return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author="desk"))
+        return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author=Author.HELP_DESK))
 
     @staticmethod
     def said(event: Inbound, before: Session) -> str:
@@ -537,7 +538,9 @@ class Mirror:
         media: dict[str, str] | None = None,
     ) -> tuple[Outgoing, ...]:
         def call(method: str, **params: Any) -> Outgoing:
-            return Outgoing(CHANNEL, conv.key, method, {"client": client, **params}, author="desk")
+            return Outgoing(
+                CHANNEL, conv.key, method, {"client": client, **params}, author=Author.HELP_DESK
+            )
 
         # When the client wrote it: a line delivered after staff resolved the conversation is
         # told from one written after (wall clock, as the resolve's time in the mapping).
@@ -579,17 +582,17 @@ class StaffReplies:
     """Wraps a messenger's delivery: an agent's reply is reported back to Chatwoot once it is
     sent (or has failed for good)."""
 
-    def __init__(self, inner: Any, desk: ChatwootDesk) -> None:
+    def __init__(self, inner: Any, helpdesk: HelpDesk) -> None:
         self.inner = inner
-        self.desk = desk
+        self.helpdesk = helpdesk
 
     async def deliver(self, message: Outgoing) -> None:
         report = message.params.get("_desk")
-        if message.author != "staff" or not isinstance(report, dict):
+        if message.author != Author.STAFF or not isinstance(report, dict):
             await self.inner.deliver(message)
             return
         params = {k: v for k, v in message.params.items() if k != "_desk"}
-        plain = Outgoing(message.channel, message.chat, message.method, params, author="staff")
+        plain = Outgoing(message.channel, message.chat, message.method, params, author=Author.STAFF)
         try:
             await self.inner.deliver(plain)
         except Substituted as exc:
@@ -610,6 +613,6 @@ class StaffReplies:
             "failed_text": f"The reply could not be delivered to the client: {error}",
         }
         try:
-            await self.desk.report(int(report["conversation"]), int(report["message"]), params)
+            await self.helpdesk.report(int(report["conversation"]), int(report["message"]), params)
         except Exception as exc:  # a report must never undo a delivery
             log.warning("could not report a delivery to Chatwoot: %s", type(exc).__name__)

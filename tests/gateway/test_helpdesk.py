@@ -11,7 +11,12 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootUnavailable, is_failure
-from gateway.integrations.chatwoot.desk import ChatwootDesk, Conversation, DeskSettings, DeskState
+from gateway.integrations.chatwoot.helpdesk import (
+    Conversation,
+    HelpDesk,
+    HelpDeskSettings,
+    HelpDeskState,
+)
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.outbox import PermanentFailure
 from gateway.pipeline.resilience import CircuitBreaker
@@ -24,7 +29,7 @@ CLIENT = {"name": "Maria", "phone": "+79161234567", "email": None}
 
 
 class Setup:
-    def __init__(self, chatwoot: ChatwootSandbox, desk: ChatwootDesk, state: DeskState) -> None:
+    def __init__(self, chatwoot: ChatwootSandbox, desk: HelpDesk, state: HelpDeskState) -> None:
         self.chatwoot = chatwoot
         self.desk = desk
         self.state = state
@@ -46,9 +51,9 @@ async def setup(redis: Redis, salon_id: str) -> AsyncIterator[Setup]:
         "token",
         CircuitBreaker("cw", is_failure=is_failure),
     )
-    state = DeskState(redis, Keys(salon_id, 4))
-    settings = DeskSettings({"telegram": inbox.id}, "all", None, 3, ("handoff", "vip"))
-    yield Setup(chatwoot, ChatwootDesk(client, state, settings), state)
+    state = HelpDeskState(redis, Keys(salon_id, 4))
+    settings = HelpDeskSettings({"telegram": inbox.id}, "all", None, 3, ("handoff", "vip"))
+    yield Setup(chatwoot, HelpDesk(client, state, settings), state)
     await client.aclose()
     await chatwoot.close()
     await server.close()
@@ -72,7 +77,7 @@ async def test_the_conversation_is_made_once_and_kept_by_frontdesk(setup: Setup)
 
 async def test_a_lost_mapping_finds_the_existing_contact(setup: Setup, redis: Redis) -> None:
     await setup.send("incoming", text="Hello")
-    await redis.delete(setup.state._key("cw", "client", "telegram", "501"))
+    await redis.delete(setup.state.keys.helpdesk_client("telegram", "501"))
     await setup.send("incoming", text="Again")
     assert len(setup.chatwoot.contacts) == 1
     assert len(setup.chatwoot.conversations) == 2  # a fresh conversation for the same contact
@@ -150,10 +155,10 @@ async def test_a_clients_file_is_attached_or_at_least_named(setup: Setup) -> Non
 
 def desk_with(
     setup: Setup, client: ChatwootClient, *, team: int | None = None, assignee: int | None = None
-) -> ChatwootDesk:
+) -> HelpDesk:
     inbox = next(iter(setup.chatwoot.inboxes))
-    settings = DeskSettings({"telegram": inbox}, "all", team, assignee, ())
-    return ChatwootDesk(client, setup.state, settings)
+    settings = HelpDeskSettings({"telegram": inbox}, "all", team, assignee, ())
+    return HelpDesk(client, setup.state, settings)
 
 
 @pytest.fixture
@@ -178,7 +183,7 @@ async def clients(setup: Setup) -> AsyncIterator[Callable[..., ChatwootClient]]:
         await each.aclose()
 
 
-async def handoff(desk: ChatwootDesk, chat: str = "tg:501") -> None:
+async def handoff(desk: HelpDesk, chat: str = "tg:501") -> None:
     params = {"client": CLIENT, "note": "🙋", "source_id": "gw:handoff:e1"}
     await desk.deliver(Outgoing("chatwoot", chat, "handoff", params, author="desk"))
 
