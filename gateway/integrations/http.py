@@ -18,6 +18,7 @@ answer's envelope).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -84,8 +85,12 @@ class JsonApiClient:
         timeout: float | httpx.Timeout,
         transport: httpx.AsyncBaseTransport | None = None,
         http: httpx.AsyncClient | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.breaker = breaker
+        # A bound over a whole exchange, where httpx's timeouts bound each step (a read's is per
+        # chunk, so a slow trickle of an answer can outlast it).
+        self._deadline = deadline
         self._owns_http = http is None
         self._http = (
             http
@@ -118,11 +123,10 @@ class JsonApiClient:
 
         async def attempt() -> httpx.Response:
             try:
-                response = await self._http.request(method, path, **request)
-            except (httpx.TransportError, TimeoutError) as exc:
-                raise self.unavailable_error(
-                    f"no answer to {method}: {type(exc).__name__}"
-                ) from exc
+                async with asyncio.timeout(self._deadline):
+                    response = await self._http.request(method, path, **request)
+            except (httpx.RequestError, TimeoutError) as exc:
+                raise self._unreachable(exc) from exc
             failing = self._unavailable(response, f"{method} {path}")
             if failing is not None:
                 raise failing
@@ -131,6 +135,10 @@ class JsonApiClient:
         return await self.breaker.call(attempt)
 
     # --- hooks for the vendor's quirks ---------------------------------------------------------
+
+    def _unreachable(self, exc: httpx.RequestError | TimeoutError) -> ServiceUnavailable:
+        """The error for a request that got no answer (it may or may not have been acted on)."""
+        return self.unavailable_error(f"no answer: {type(exc).__name__}")
 
     def _unavailable(self, response: httpx.Response, call: str) -> ServiceUnavailable | None:
         """The error to raise when this answer says the service is failing, else None."""
