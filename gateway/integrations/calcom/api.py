@@ -45,6 +45,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from gateway.integrations.http import (
+    JsonApiClient,
+    ServiceError,
+    ServiceRejected,
+    ServiceUnavailable,
+)
+
+# What counts against Cal.com's breaker: 5xx, timeouts, connection errors; not 4xx, not 429
+# (`RateLimited.counted`; the client keeps those out of the breaker anyway).
+from gateway.integrations.http import is_failure as is_failure
 from gateway.pipeline.resilience import BreakerOpen, CircuitBreaker
 
 log = logging.getLogger("gateway.integrations.calcom.api")
@@ -123,18 +133,18 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # --- errors -----------------------------------------------------------------------------------
 
 
-class CalcomError(Exception):
+class CalcomError(ServiceError):
     """Cal.com answered with an error, or did not answer. `code` and `message` come from the
     error envelope when there is one."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}" if status else f"{code}: {message}")
-        self.status = status
+        text = f"{status} {code}: {message}" if status else f"{code}: {message}"
+        super().__init__(text, status=status)
         self.code = code
         self.message = message
 
 
-class CalcomUnavailable(CalcomError):
+class CalcomUnavailable(CalcomError, ServiceUnavailable):
     """The calendar is unreachable: a 5xx, a timeout, a connection error, an open breaker, an
     exhausted rate limit. The client tells the user the calendar is unreachable.
 
@@ -160,6 +170,9 @@ class RateLimited(CalcomUnavailable):
     """429 and the advised wait is longer than this client waits: try again after
     `retry_after` seconds. The request had no effect."""
 
+    # Cal.com is up and throttling us: not counted against its breaker.
+    counted = False
+
 
 class BookingUncertain(CalcomUnavailable):
     """A booking write may or may not have happened, and Cal.com could not be asked which.
@@ -174,19 +187,13 @@ class BookingUncertain(CalcomUnavailable):
         self.idempotency_key = idempotency_key
 
 
-class CalcomRejected(CalcomError):
+class CalcomRejected(CalcomError, ServiceRejected):
     """A 4xx: Cal.com is up and refused this request (bad input, not found, not allowed)."""
 
 
 class SlotTaken(CalcomRejected):
     """The chosen time is no longer bookable: booked or reserved by someone else, or now
     outside the event type's booking window. Offer other slots."""
-
-
-def is_failure(exc: BaseException) -> bool:
-    """What counts against Cal.com's breaker: 5xx, timeouts, connection errors. Not 4xx, not
-    429 (the client keeps those out of the breaker anyway; this is for the composition root)."""
-    return isinstance(exc, CalcomUnavailable) and not isinstance(exc, RateLimited)
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -412,13 +419,17 @@ def api_root(base_url: str) -> str:
     return url
 
 
-class CalcomClient:
+class CalcomClient(JsonApiClient):
     """Typed async client for Cal.com API v2. One per deployment; share it between workers.
 
     `breaker` counts only what says the service is down (5xx, timeouts, connection errors);
     build it with `is_failure` from this module. `timeout` bounds every call (connect at most
-    5 s). Reads are retried `retries` times with a short backoff; writes never blindly.
+    5 s). Reads are retried `retries` times with a short backoff; writes never blindly. Every
+    request carries its own auth and version headers (`_build`): `http` may be a shared client.
     """
+
+    unavailable_error = CalcomUnavailable
+    rejected_error = CalcomRejected
 
     def __init__(
         self,
@@ -427,6 +438,7 @@ class CalcomClient:
         *,
         breaker: CircuitBreaker,
         http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.3,
@@ -437,27 +449,22 @@ class CalcomClient:
             raise ValueError("a Cal.com API key is required")
         self.root = api_root(base_url)
         self._api_key = api_key
-        self.breaker = breaker
-        self._owns_http = http is None
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        # A backstop over the whole exchange: httpx's read timeout is per chunk.
-        self._deadline = timeout * 1.5
-        self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout)
+        super().__init__(
+            f"{self.root}/v2",
+            {},
+            breaker,
+            timeout=self._timeout,
+            transport=transport,
+            http=http,
+            # A backstop over the whole exchange: httpx's read timeout is per chunk.
+            deadline=timeout * 1.5,
+        )
         self._retries = max(0, retries)
         self._backoff = backoff
         self._max_rate_wait = max_rate_wait
         self._sleep = sleep
         self._budgets: dict[str, RateBudget] = {}
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> CalcomClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     @property
     def rate_budget(self) -> RateBudget | None:
@@ -472,7 +479,7 @@ class CalcomClient:
         `CALCOM_TEAM_ID` when services are team event types), else the API key owner's own
         (hidden ones included; filter on `hidden`)."""
         path = f"/teams/{team_id}/event-types" if team_id is not None else "/event-types"
-        data = await self._call("GET", path, family="event-types")
+        data = await self._data("GET", path, family="event-types")
         return _parse_list(EventType, data, "event type")
 
     async def event_type(
@@ -485,7 +492,7 @@ class CalcomClient:
             else f"/event-types/{event_type_id}"
         )
         try:
-            data = await self._call("GET", path, family="event-types")
+            data = await self._data("GET", path, family="event-types")
         except CalcomRejected as exc:
             if exc.status == 404:
                 return None
@@ -527,7 +534,7 @@ class CalcomClient:
             params["duration"] = str(duration)
         if booking_uid_to_reschedule:
             params["bookingUidToReschedule"] = booking_uid_to_reschedule
-        data = await self._call("GET", "/slots", family="slots", params=params)
+        data = await self._data("GET", "/slots", family="slots", params=params)
         if not isinstance(data, dict):
             raise CalcomUnavailable("slots: `data` is not an object", code="bad_response")
         found: dict[date, dict[datetime, SlotRange]] = {}
@@ -558,7 +565,7 @@ class CalcomClient:
         if hold_minutes is not None:
             body["reservationDuration"] = hold_minutes
         try:
-            data = await self._call(
+            data = await self._data(
                 "POST", "/slots/reservations", family="slots", json_body=body, slot_op=True
             )
         except CalcomRejected as exc:
@@ -575,7 +582,7 @@ class CalcomClient:
         """Give a held slot back (the booking it was held for did not happen). A hold that is
         gone already is no error."""
         try:
-            await self._call(
+            await self._data(
                 "DELETE",
                 f"/slots/reservations/{_segment(reservation_uid)}",
                 family="slots",
@@ -591,7 +598,7 @@ class CalcomClient:
         """One booking by uid, or None when Cal.com does not know it. A recurring series uid
         returns its first occurrence."""
         try:
-            data = await self._call("GET", f"/bookings/{_segment(uid)}", family="bookings")
+            data = await self._data("GET", f"/bookings/{_segment(uid)}", family="bookings")
         except CalcomRejected as exc:
             if exc.status == 404:
                 return None
@@ -686,7 +693,7 @@ class CalcomClient:
         found: list[Webhook] = []
         while True:
             page = {"take": str(WEBHOOKS_PAGE), "skip": str(len(found))}
-            data = await self._call("GET", "/webhooks", family="webhooks", params=page)
+            data = await self._data("GET", "/webhooks", family="webhooks", params=page)
             batch = _parse_list(Webhook, data, "webhook")
             found.extend(batch)
             if len(data) < WEBHOOKS_PAGE:
@@ -712,7 +719,7 @@ class CalcomClient:
             (w for w in await self.webhooks() if w.subscriber_url == subscriber_url), None
         )
         if existing is None:
-            data = await self._call("POST", "/webhooks", family="webhooks", json_body=wanted)
+            data = await self._data("POST", "/webhooks", family="webhooks", json_body=wanted)
             return "created", _parse_one(Webhook, data)
         changes: dict[str, Any] = {}
         if sorted(existing.triggers) != wanted["triggers"]:
@@ -726,7 +733,7 @@ class CalcomClient:
             changes["payloadTemplate"] = None
         if not changes:
             return "unchanged", existing
-        data = await self._call(
+        data = await self._data(
             "PATCH",
             f"/webhooks/{_segment(existing.id)}",
             family="webhooks",
@@ -782,7 +789,7 @@ class CalcomClient:
         cookies = _reservation_cookie(reservation_uid)
 
         async def send() -> Booking:
-            data = await self._call(
+            data = await self._data(
                 "POST",
                 "/bookings",
                 family="bookings",
@@ -824,7 +831,7 @@ class CalcomClient:
         cookies = _reservation_cookie(reservation_uid)
 
         async def send() -> Booking:
-            data = await self._call(
+            data = await self._data(
                 "POST",
                 f"/bookings/{_segment(uid)}/reschedule",
                 family="bookings",
@@ -850,7 +857,7 @@ class CalcomClient:
         earlier attempt) is returned as it is rather than reported as an error."""
         body: dict[str, Any] = {"cancellationReason": reason} if reason else {}
         try:
-            data = await self._call(
+            data = await self._data(
                 "POST",
                 f"/bookings/{_segment(uid)}/cancel",
                 family="bookings",
@@ -937,7 +944,7 @@ class CalcomClient:
 
     # --- transport ----------------------------------------------------------------------------
 
-    async def _call(
+    async def _data(
         self,
         method: str,
         path: str,
@@ -977,12 +984,12 @@ class CalcomClient:
         a 429 waited out once whatever the method (the throttler answers before the handler)."""
         if idempotent is None:
             idempotent = method == "GET"
-        request = self._build(method, path, family, params, json_body, cookies)
+        request = self._build(family, params, json_body, cookies)
         failures = 0
         waited_for_rate = False
         while True:
             try:
-                response = await self._exchange(request)
+                response = await self._exchange(method, f"{self.root}/v2{path}", **request)
                 self._note_rate(response)
                 if response.status_code == 429:
                     wait = _advised_wait(response)
@@ -1019,13 +1026,12 @@ class CalcomClient:
 
     def _build(
         self,
-        method: str,
-        path: str,
         family: _Family,
         params: Mapping[str, str] | None,
         json_body: Mapping[str, Any] | None,
         cookies: Mapping[str, str] | None,
-    ) -> httpx.Request:
+    ) -> dict[str, Any]:
+        """The request's parts besides method and URL, with its own auth: `http` may be shared."""
         headers = {
             "Authorization": f"Bearer {self._api_key}",
             "cal-api-version": _VERSIONS[family],
@@ -1033,46 +1039,39 @@ class CalcomClient:
         }
         if cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        return self._http.build_request(
-            method,
-            f"{self.root}/v2{path}",
-            params=dict(params) if params else None,
-            json=dict(json_body) if json_body is not None else None,
-            headers=headers,
-            timeout=self._timeout,
-        )
+        return {
+            "params": dict(params) if params else None,
+            "json": dict(json_body) if json_body is not None else None,
+            "headers": headers,
+            "timeout": self._timeout,
+        }
 
-    async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        """Send once through the breaker. Inside it only "the service is down" is raised (5xx,
-        timeouts, connection errors), so a 4xx never opens it whatever its predicate says."""
-
-        async def attempt() -> httpx.Response:
-            try:
-                async with asyncio.timeout(self._deadline):
-                    response = await self._http.send(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                raise CalcomUnavailable(
-                    f"cannot connect: {type(exc).__name__}", code="connect", sent=False
-                ) from exc
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                raise CalcomUnavailable(f"timed out: {type(exc).__name__}", code="timeout") from exc
-            except httpx.RequestError as exc:
-                raise CalcomUnavailable(
-                    f"connection failed: {type(exc).__name__}", code="connection"
-                ) from exc
-            if response.status_code >= 500:
-                code, message = _error(response)
-                raise CalcomUnavailable(
-                    message, status=response.status_code, code=code or "ServerError"
-                )
-            return response
-
+    async def _exchange(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """Send once through the breaker (the base's); an open breaker is the calendar being
+        unreachable, with nothing sent."""
         try:
-            return await self.breaker.call(attempt)
+            return await super()._exchange(method, path, **request)
         except BreakerOpen as exc:
             raise CalcomUnavailable(
                 str(exc), code="circuit_open", sent=False, retry_after=exc.retry_in
             ) from exc
+
+    def _unreachable(self, exc: httpx.RequestError | TimeoutError) -> ServiceUnavailable:
+        # Whether the request left decides whether a write may have happened (`sent`).
+        name = type(exc).__name__
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            return CalcomUnavailable(f"cannot connect: {name}", code="connect", sent=False)
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
+            return CalcomUnavailable(f"timed out: {name}", code="timeout")
+        return CalcomUnavailable(f"connection failed: {name}", code="connection")
+
+    def _unavailable(self, response: httpx.Response, call: str) -> ServiceUnavailable | None:
+        # Only a 5xx says Cal.com is failing. A 429 comes from a guard that runs before the
+        # handler (§1.3): waited out or raised as RateLimited outside the breaker.
+        if response.status_code < 500:
+            return None
+        code, message = _error(response)
+        return CalcomUnavailable(message, status=response.status_code, code=code or "ServerError")
 
     def _note_rate(self, response: httpx.Response) -> None:
         names: dict[str, dict[str, str]] = {}

@@ -1,4 +1,5 @@
-"""Chatwoot's Application API, the calls Frontdesk makes: a typed httpx client.
+"""Chatwoot's Application API, the calls Frontdesk makes, over the JSON API base
+(`gateway/integrations/http.py`).
 
 Auth is a user's `api_access_token` (contacts refuse agent-bot tokens: only the endpoints of
 `BOT_ACCESSIBLE_ENDPOINTS`, app/controllers/concerns/access_token_auth_helper.rb, take one). An
@@ -15,26 +16,25 @@ from typing import Any
 
 import httpx
 
+from gateway.integrations.http import JsonApiClient, ServiceRejected, ServiceUnavailable
+from gateway.integrations.http import is_failure as is_failure
 from gateway.pipeline.resilience import CircuitBreaker
 
 log = logging.getLogger("frontdesk.chatwoot")
 
 
-class ChatwootUnavailable(Exception):
+class ChatwootUnavailable(ServiceUnavailable):
     """Chatwoot is down, slow or throttling us: retried later."""
 
 
-class ChatwootRejected(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"HTTP {status}: {text[:300]}")
-        self.status = status
+class ChatwootRejected(ServiceRejected):
+    """Chatwoot refused the request (a 4xx other than 429)."""
 
 
-def is_failure(exc: BaseException) -> bool:
-    return isinstance(exc, ChatwootUnavailable | httpx.TransportError | TimeoutError)
+class ChatwootClient(JsonApiClient):
+    unavailable_error = ChatwootUnavailable
+    rejected_error = ChatwootRejected
 
-
-class ChatwootClient:
     def __init__(
         self,
         url: str,
@@ -46,13 +46,13 @@ class ChatwootClient:
         transport: httpx.AsyncBaseTransport | None = None,
         bot_token: str | None = None,
     ) -> None:
-        self.breaker = breaker
         self.account_id = account_id
         self._root = url.rstrip("/")
         self._bot_token = bot_token or None
-        self._http = httpx.AsyncClient(
-            base_url=f"{self._root}/api/v1/accounts/{account_id}/",
-            headers={"api_access_token": token},
+        super().__init__(
+            f"{self._root}/api/v1/accounts/{account_id}/",
+            {"api_access_token": token},
+            breaker,
             timeout=timeout,
             transport=transport,
         )
@@ -60,21 +60,6 @@ class ChatwootClient:
     @property
     def has_bot_token(self) -> bool:
         return self._bot_token is not None
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _call(self, method: str, path: str, **request: Any) -> Any:
-        async def call() -> httpx.Response:
-            response = await self._http.request(method, path, **request)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise ChatwootUnavailable(f"HTTP {response.status_code} on {method} {path}")
-            return response
-
-        response = await self.breaker.call(call)
-        if not response.is_success:
-            raise ChatwootRejected(response.status_code, response.text)
-        return response.json() if response.content else {}
 
     # --- contacts and conversations --------------------------------------------------------
 

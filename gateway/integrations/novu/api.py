@@ -6,8 +6,9 @@ call never notifies twice, where the Novu in use honours the header; §2.3-2.4).
 timeouts count against Novu's circuit breaker; other 4xx are our mistakes or the operator's (a
 workflow not synced) and are dead-lettered, to be replayed once fixed.
 
-A thin httpx client rather than the generated `novu-py` SDK: four calls, the same timeouts,
-breaker and test doubles as every other service, and no hook adding a random Idempotency-Key.
+A thin client rather than the generated `novu-py` SDK: four calls, the same JSON API base
+(timeouts, breaker, errors, test seam) as every other service, and no hook adding a random
+Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
+from gateway.integrations.http import JsonApiClient, ServiceRejected, ServiceUnavailable
+from gateway.integrations.http import is_failure as is_failure
 from gateway.pipeline.outbox import PermanentFailure, RetryLater
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.pipeline.streams import Outgoing
@@ -29,16 +32,14 @@ CHANNEL = "novu"
 ACCEPTED = "processed"
 
 
-class NovuUnavailable(Exception):
+class NovuUnavailable(ServiceUnavailable):
     """Novu is down, slow or throttling us: retried later."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class NovuBusy(NovuUnavailable):
     """The same Idempotency-Key is still being processed (409): not Novu failing."""
+
+    counted = False
 
 
 def _idempotency_busy(response: httpx.Response) -> bool:
@@ -51,16 +52,8 @@ def _idempotency_busy(response: httpx.Response) -> bool:
     return "Idempotency-Key" in response.headers
 
 
-class NovuRejected(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"HTTP {status}: {text[:300]}")
-        self.status = status
-
-
-def is_failure(exc: BaseException) -> bool:
-    if isinstance(exc, NovuBusy):
-        return False
-    return isinstance(exc, NovuUnavailable | httpx.TransportError | TimeoutError)
+class NovuRejected(ServiceRejected):
+    """Novu refused the request (a 4xx other than 429 and a busy idempotency key)."""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -70,7 +63,10 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-class NovuClient:
+class NovuClient(JsonApiClient):
+    unavailable_error = NovuUnavailable
+    rejected_error = NovuRejected
+
     def __init__(
         self,
         url: str,
@@ -80,38 +76,25 @@ class NovuClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.breaker = breaker
-        self._http = httpx.AsyncClient(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"ApiKey {api_key}"},
+        super().__init__(
+            url.rstrip("/"),
+            {"Authorization": f"ApiKey {api_key}"},
+            breaker,
             timeout=timeout,
             transport=transport,
         )
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def _unavailable(self, response: httpx.Response, call: str) -> ServiceUnavailable | None:
+        status = response.status_code
+        if status >= 500 or status == 429:
+            return NovuUnavailable(f"HTTP {status} on {call}", _retry_after(response))
+        if status == 409 and _idempotency_busy(response):
+            # The same Idempotency-Key is still being processed: ask again in a moment.
+            return NovuBusy("idempotent request in progress", _retry_after(response))
+        return None
 
-    async def __aenter__(self) -> NovuClient:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
-
-    async def _call(self, method: str, path: str, **request: Any) -> Any:
-        async def call() -> httpx.Response:
-            response = await self._http.request(method, path, **request)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise NovuUnavailable(
-                    f"HTTP {response.status_code} on {method} {path}", _retry_after(response)
-                )
-            if response.status_code == 409 and _idempotency_busy(response):
-                # The same Idempotency-Key is still being processed: ask again in a moment.
-                raise NovuBusy("idempotent request in progress", _retry_after(response))
-            return response
-
-        response = await self.breaker.call(call)
-        if not response.is_success:
-            raise NovuRejected(response.status_code, response.text)
+    def _decode(self, response: httpx.Response) -> Any:
+        # Novu wraps answers in `{"data": ...}`.
         body = response.json() if response.content else {}
         return body.get("data", body) if isinstance(body, dict) else body
 

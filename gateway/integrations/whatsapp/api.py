@@ -38,6 +38,13 @@ from gateway.integrations.chatwoot.files import (
     StaffFile,
     fallback_of,
 )
+from gateway.integrations.http import (
+    JsonApiClient,
+    ServiceError,
+    ServiceRejected,
+    ServiceUnavailable,
+)
+from gateway.integrations.http import is_failure as is_failure
 from gateway.integrations.whatsapp.state import WhatsAppState
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.outbox import PermanentFailure, RetryLater, Substituted
@@ -92,21 +99,17 @@ MEDIA_LIMITS: dict[str, tuple[frozenset[str], int]] = {
 }
 
 
-class WhatsAppUnavailable(Exception):
+class WhatsAppUnavailable(ServiceUnavailable):
     """WhatsApp is down or slow, or refuses our token: counted by the breaker, retried."""
 
 
-class WhatsAppError(Exception):
+class WhatsAppError(ServiceRejected):
     """A Graph API error answer."""
 
     def __init__(self, status: int, code: int | None, message: str, details: str = "") -> None:
-        super().__init__(f"{code}: {message}" + (f" ({details})" if details else ""))
-        self.status = status
+        text = f"{code}: {message}" + (f" ({details})" if details else "")
+        super().__init__(text, status=status)
         self.code = code
-
-
-def is_failure(exc: BaseException) -> bool:
-    return isinstance(exc, WhatsAppUnavailable | httpx.TransportError | TimeoutError)
 
 
 def address(chat: str) -> dict[str, str]:
@@ -117,7 +120,9 @@ def address(chat: str) -> dict[str, str]:
     return {"recipient": chat}
 
 
-class WhatsAppClient:
+class WhatsAppClient(JsonApiClient):
+    unavailable_error = WhatsAppUnavailable
+
     def __init__(
         self,
         api_url: str,
@@ -128,24 +133,21 @@ class WhatsAppClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.breaker = breaker
         self._api = api_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=f"{api_url.rstrip('/')}/{phone_number_id}/",
-            headers={"Authorization": f"Bearer {access_token}"},
+        super().__init__(
+            f"{self._api}/{phone_number_id}/",
+            {"Authorization": f"Bearer {access_token}"},
+            breaker,
             timeout=timeout,
             transport=transport,
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def send(self, chat: str, content: dict[str, Any]) -> str:
         """Send a message (text, interactive, document, template); returns its `wamid`."""
         body = {"messaging_product": "whatsapp", "recipient_type": "individual"}
         body |= address(chat)
         body |= content
-        answer = await self._call("messages", json=body)
+        answer = await self._call("POST", "messages", json=body)
         messages = answer.get("messages") or [{}]
         return str(messages[0].get("id") or "")
 
@@ -158,15 +160,15 @@ class WhatsAppClient:
         }
         if typing:
             body["typing_indicator"] = {"type": "text"}
-        await self._call("messages", json=body)
+        await self._call("POST", "messages", json=body)
 
     async def download(self, media_id: str) -> tuple[bytes, str]:
         """A file the client sent: its short-lived URL first, then the bytes (same token)."""
-        answer = await self.breaker.call(lambda: self._http.get(f"{self._api}/{media_id}"))
+        answer = await self._exchange("GET", f"{self._api}/{media_id}")
         if not answer.is_success:
             raise WhatsAppError(answer.status_code, _error_code(answer), "media not available")
         found = answer.json()
-        data = await self.breaker.call(lambda: self._http.get(str(found["url"])))
+        data = await self._exchange("GET", str(found["url"]))
         if not data.is_success:
             raise WhatsAppError(data.status_code, None, "media download failed")
         return data.content, str(found.get("mime_type") or "application/octet-stream")
@@ -174,32 +176,38 @@ class WhatsAppClient:
     async def upload(self, filename: str, mime_type: str, data: bytes) -> str:
         """Upload a file for a document message; returns the media id."""
         answer = await self._call(
+            "POST",
             "media",
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename, data, mime_type)},
         )
         return str(answer.get("id") or "")
 
-    async def _call(self, path: str, **request: Any) -> dict[str, Any]:
-        async def call() -> httpx.Response:
-            response = await self._http.post(path, **request)
-            code = _error_code(response)
-            if response.status_code >= 500 or code in TRANSIENT or response.status_code == 401:
-                raise WhatsAppUnavailable(f"HTTP {response.status_code}, code {code}")
-            return response
+    def _unavailable(self, response: httpx.Response, call: str) -> ServiceUnavailable | None:
+        # Graph errors are told apart by `code`, not by HTTP status: throttling (130429 and
+        # friends) is a refusal the delivery waits out, not WhatsApp failing (module notes).
+        code = _error_code(response)
+        if response.status_code >= 500 or code in TRANSIENT or response.status_code == 401:
+            return WhatsAppUnavailable(f"HTTP {response.status_code}, code {code}")
+        return None
 
-        response = await self.breaker.call(call)
-        try:
-            answer: dict[str, Any] = response.json()
-        except ValueError:
-            answer = {}
-        if response.is_success:
-            return answer
-        error = answer.get("error") or {}
+    def _rejected(self, response: httpx.Response) -> ServiceError:
+        error = _answer(response).get("error") or {}
         details = (error.get("error_data") or {}).get("details") or ""
-        raise WhatsAppError(
+        return WhatsAppError(
             response.status_code, error.get("code"), str(error.get("message") or ""), details
         )
+
+    def _decode(self, response: httpx.Response) -> Any:
+        return _answer(response)
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = response.json()
+    except ValueError:
+        return {}
+    return answer
 
 
 def _error_code(response: httpx.Response) -> int | None:
