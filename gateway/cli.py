@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
-import httpx
 from aiohttp import web
 
 from gateway.app import create_app
@@ -150,12 +149,13 @@ async def _novu_sync(settings: Settings) -> int:
     )
     try:
         done = await sync(client, f"{settings.public_url}/webhooks/novu")
-    except (NovuRejected, NovuUnavailable) as exc:
+    except NovuRejected as exc:
         print(f"frontdesk: Novu refused the workflows: {exc}", file=sys.stderr)
         print("  (README, Notifications: what a Novu without these steps needs)", file=sys.stderr)
         return 1
-    except httpx.HTTPError as exc:
-        print(f"frontdesk: cannot reach Novu: {type(exc).__name__}", file=sys.stderr)
+    except NovuUnavailable as exc:
+        # No answer, a 5xx or a 429: Novu is down or busy, not refusing.
+        print(f"frontdesk: cannot reach Novu: {exc}", file=sys.stderr)
         return 1
     finally:
         await client.aclose()

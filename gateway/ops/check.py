@@ -143,7 +143,7 @@ async def _check_novu(settings: Settings) -> bool:
                 w["workflowId"]: await client.workflow(w["workflowId"])
                 for w in definitions(webhook)
             }
-        except (NovuRejected, NovuUnavailable, httpx.HTTPError) as exc:
+        except (NovuRejected, NovuUnavailable) as exc:
             print(_line("novu", False, f"Novu refused or unreachable: {exc}"))
             return False
     missing = [name for name, workflow in found.items() if workflow is None]

@@ -512,6 +512,11 @@ async def test_novu_sync_puts_the_workflows_in_place_and_check_says_so(
         monkeypatch.setenv("NOVU_API_KEY", "wrong")
         assert await run("novu", "sync") == 1
         assert "Novu refused the workflows: HTTP 401" in capsys.readouterr().err
+        await server.close()  # Novu down: no answer at all
+        assert await run("novu", "sync") == 1
+        err = capsys.readouterr().err
+        assert "cannot reach Novu" in err
+        assert "refused" not in err
     finally:
         await server.close()
         await novu.close()
