@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from aiohttp import web
 
 # The pages run their own inline script and talk to their own server only.
@@ -11,8 +14,19 @@ PAGE_CSP = (
 )
 
 
+# Where a page wants the polling every page shares: the pages may run inline scripts only.
+POLL_MARK = "/* one_poll.js */"
+
+
+@functools.cache
+def _one_poll() -> str:
+    return (Path(__file__).parent / "static" / "one_poll.js").read_text(encoding="utf-8")
+
+
 def page(html: str, *, frames: tuple[str, ...] = ()) -> web.Response:
     """A stand-in's HTML page; `frames`: other pages it may show beside itself."""
+    if POLL_MARK in html:
+        html = html.replace(POLL_MARK, _one_poll())
     policy = PAGE_CSP + (f"; frame-src {' '.join(frames)}" if frames else "")
     return web.Response(
         text=html,
