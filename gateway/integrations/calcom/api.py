@@ -944,29 +944,9 @@ class CalcomClient(JsonApiClient):
 
     # --- transport ----------------------------------------------------------------------------
 
-    async def _data(
-        self,
-        method: str,
-        path: str,
-        *,
-        family: _Family,
-        params: Mapping[str, str] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        cookies: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        slot_op: bool = False,
-    ) -> Any:
-        envelope = await self._call_envelope(
-            method,
-            path,
-            family=family,
-            params=params,
-            json_body=json_body,
-            cookies=cookies,
-            idempotent=idempotent,
-            slot_op=slot_op,
-        )
-        return envelope.get("data")
+    async def _data(self, method: str, path: str, **options: Any) -> Any:
+        """The `data` of one call's envelope (options as `_call_envelope` takes them)."""
+        return (await self._call_envelope(method, path, **options)).get("data")
 
     async def _call_envelope(
         self,
