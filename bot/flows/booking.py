@@ -11,150 +11,93 @@ booking the first one made.
 
 from __future__ import annotations
 
-import uuid
-import zlib
-from dataclasses import replace
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from bot import contact
-from bot.catalogue import Master, Service
 from bot.flows import menu
-from bot.flows.services import price_text
-from bot.flows.standing import standing
+from bot.flows.booking_confirm import BookingConfirmation
+from bot.flows.booking_steps import (
+    ALL_TIMES,
+    ANY_MASTER,
+    BACK,
+    CALENDAR_FILE,
+    CONFIRM,
+    CONFIRM_STEP,
+    CONTACT_STEP,
+    DATA_STEPS,
+    DAY,
+    DAY_STEP,
+    DAYS_AHEAD,
+    EDIT_CONTACT,
+    EDIT_NAME,
+    MASTER,
+    MASTER_STEP,
+    NAME_STEP,
+    PREFIX,
+    QUIT,
+    RESUME,
+    RETRY,
+    SERVICE,
+    SERVICE_STEP,
+    SERVICES_PAGE,
+    SERVICES_PER_PAGE,
+    SHARE_PHONE,
+    STEPS,
+    TIME,
+    TIME_STEP,
+    clock,
+    new_draft,
+    parse_day,
+    parse_time_id,
+    service_token,
+    wishes,
+)
 from bot.flows.turn import Context, Turn
-from bot.i18n import Translator
-from bot.ics import calendar_file
-from bot.local_time import (
-    format_day,
-    format_label,
-    format_on_day,
-    format_time,
-    format_when,
-    local_day_window,
-    upcoming_days,
-)
-from bot.ports import (
-    AttendeeRejected,
-    BookingRequest,
-    BookingUncertain,
-    Calendar,
-    CalendarUnavailable,
-    Slot,
-    SlotTaken,
-    Visit,
-)
-from bot.replies import Choice, Document, Reply
-from bot.salon import Salon
+from bot.ports import CalendarUnavailable, Slot, Visit
+from bot.replies import Choice, Reply
 from bot.session import Draft
-from bot.understanding import Clock, Understood
+from bot.understanding import Understood
 
-PREFIX = "b:"
-SERVICE = "b:s:"
-SERVICES_PAGE = "b:sp:"
-MASTER = "b:m:"
-ANY_MASTER = "b:m:any"
-DAY = "b:d:"
-TIME = "b:t:"
-CONFIRM = "b:ok:"
-SHARE_PHONE = "b:phone"
-EDIT_NAME = "b:name"
-EDIT_CONTACT = "b:contact"
-BACK = "b:back"
-QUIT = "b:quit"
-RETRY = "b:retry"
-CALENDAR_FILE = "b:ics:"
-ALL_TIMES = "b:ta"  # the day's times without the client's "after 3"
-
-SERVICE_STEP = "book.service"
-MASTER_STEP = "book.master"
-DAY_STEP = "book.day"
-TIME_STEP = "book.time"
-CONTACT_STEP = "book.contact"
-RESUME = "b:resume"
-NAME_STEP = "book.name"
-CONFIRM_STEP = "book.confirm"
-STEPS = (SERVICE_STEP, MASTER_STEP, DAY_STEP, TIME_STEP, CONTACT_STEP, NAME_STEP, CONFIRM_STEP)
-# Steps whose typed text is the client's details, not a request.
-DATA_STEPS = (CONTACT_STEP, NAME_STEP)
-
-DAYS_AHEAD = 14
-SERVICES_PER_PAGE = 8
-# Telegram's callback data holds 64 bytes; a longer service key travels as its checksum.
-_KEY_BYTES = 48
-_REMEMBERED = 10  # drafts booked lately, and bookings, kept per client
-
-
-def service_token(key: str) -> str:
-    if len(key.encode()) <= _KEY_BYTES:
-        return key
-    return f"#{zlib.crc32(key.encode()):08x}"
+# The flow's steps and choices live in booking_steps; callers name them through this module.
+__all__ = [
+    "ALL_TIMES",
+    "ANY_MASTER",
+    "BACK",
+    "CALENDAR_FILE",
+    "CONFIRM",
+    "CONFIRM_STEP",
+    "CONTACT_STEP",
+    "DATA_STEPS",
+    "DAY",
+    "DAYS_AHEAD",
+    "DAY_STEP",
+    "EDIT_CONTACT",
+    "EDIT_NAME",
+    "MASTER",
+    "MASTER_STEP",
+    "NAME_STEP",
+    "PREFIX",
+    "QUIT",
+    "RESUME",
+    "RETRY",
+    "SERVICE",
+    "SERVICES_PAGE",
+    "SERVICES_PER_PAGE",
+    "SERVICE_STEP",
+    "SHARE_PHONE",
+    "STEPS",
+    "TIME",
+    "TIME_STEP",
+    "BookingFlow",
+    "service_token",
+    "wishes",
+]
 
 
-def _time_id(slot: Slot) -> str:
-    stamp = slot.start.astimezone(UTC).strftime("%Y%m%d%H%M")
-    return f"{TIME}{stamp}" + (f":{slot.master_id}" if slot.master_id is not None else "")
-
-
-def _parse_time_id(value: str) -> Slot | None:
-    stamp, _, master = value.partition(":")
-    try:
-        start = datetime.strptime(stamp, "%Y%m%d%H%M").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    if master and not master.isdigit():
-        return None
-    return Slot(start, int(master) if master else None)
-
-
-def _parse_day(value: str) -> date | None:
-    try:
-        return date(int(value[:4]), int(value[4:6]), int(value[6:8])) if len(value) == 8 else None
-    except ValueError:
-        return None
-
-
-def _clock(value: str | None) -> Clock | None:
-    if value is None:
-        return None
-    hour, minute = value.split(":")
-    return Clock(int(hour), int(minute))
-
-
-def wishes(understood: Understood) -> dict[str, object]:
-    """What the client said about their visit, as the draft keeps it until a step uses it."""
-    when = understood.when
-    found: dict[str, object] = {}
-    if len(understood.masters) == 1:
-        found["wanted_master"] = understood.masters[0]
-    if when.day is not None:
-        found["wanted_day"] = when.day
-    if when.from_day is not None:
-        found["wanted_from"] = when.from_day
-    if when.time_given:
-        found["wanted_at"] = str(when.at) if when.at else None
-        found["wanted_after"] = str(when.after) if when.after else None
-        found["wanted_before"] = str(when.before) if when.before else None
-    return found
-
-
-def _new_draft(ctx: Context, **fields: object) -> Draft:
-    """A fresh draft with the contact details the client gave before."""
-    session = ctx.session
-    known: dict[str, object] = {
-        "name": session.name or ctx.event.name,
-        # The number the client writes from (WhatsApp) is as good as one they typed.
-        "phone": session.phone or ctx.event.phone or None,
-        "email": session.email,
-    }
-    return Draft.model_validate({"id": uuid.uuid4().hex[:12], **known, **fields})
-
-
-class BookingFlow:
-    def __init__(self, salon: Salon, calendar: Calendar) -> None:
-        self.salon = salon
-        self.calendar = calendar
-        self.zone = ZoneInfo(salon.timezone)
+class BookingFlow(BookingConfirmation):
+    """The booking steps as one flow: its parts are layered by role, screens
+    (`BookingScreens`) under confirming (`BookingConfirmation`) under the moves between steps
+    here."""
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -166,13 +109,13 @@ class BookingFlow:
             # something else): where they left off.
             ctx.note(Reply(ctx._("book.resume")))
             return await self.screen(ctx, CONFIRM_STEP)
-        ctx.update(draft=_new_draft(ctx))
+        ctx.update(draft=new_draft(ctx))
         return await self.screen(ctx, SERVICE_STEP)
 
     async def start_from(self, ctx: Context, understood: Understood) -> Turn:
         """A booking asked for in words ("manicure tomorrow after 3"): the steps the words
         answer are skipped; an ambiguous service is asked about with buttons."""
-        ctx.update(draft=_new_draft(ctx, **wishes(understood)))
+        ctx.update(draft=new_draft(ctx, **wishes(understood)))
         try:
             turn = await self._typed_service(ctx, understood)
         except CalendarUnavailable:
@@ -185,7 +128,7 @@ class BookingFlow:
 
     async def move(self, ctx: Context, visit: Visit) -> Turn:
         """Reschedule `visit`: the same service and master, a new day and time."""
-        draft = _new_draft(
+        draft = new_draft(
             ctx,
             service=visit.service_key,
             master=visit.master_id,
@@ -226,12 +169,12 @@ class BookingFlow:
             return await self._service_chosen(ctx, choice.removeprefix(SERVICE))
         if choice.startswith(MASTER) and draft.reschedule is None:
             return await self._master_chosen(ctx, choice.removeprefix(MASTER))
-        if choice.startswith(DAY) and (day := _parse_day(choice.removeprefix(DAY))):
+        if choice.startswith(DAY) and (day := parse_day(choice.removeprefix(DAY))):
             return await self._day_chosen(ctx, day)
         if choice == ALL_TIMES:
             self._edit(ctx, wanted_after=None, wanted_before=None)
             return await self.screen(ctx, TIME_STEP)
-        if choice.startswith(TIME) and (slot := _parse_time_id(choice.removeprefix(TIME))):
+        if choice.startswith(TIME) and (slot := parse_time_id(choice.removeprefix(TIME))):
             return await self._time_chosen(ctx, slot)
         return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
 
@@ -345,52 +288,6 @@ class BookingFlow:
             return ctx.reply(menu.menu(ctx._, ctx._("fallback.menu")), menu.STEP)
         return await self._contact_given(ctx, phone=phone, email=None)
 
-    # --- moving between steps -----------------------------------------------------------------
-
-    async def screen(self, ctx: Context, step: str) -> Turn:
-        """Show `step` for the current draft. The calendar being down keeps the client at that
-        step with their choices, and offers to try again."""
-        try:
-            return await self._render(ctx, step)
-        except CalendarUnavailable:
-            return self._unavailable(ctx, step)
-
-    async def _render(self, ctx: Context, step: str) -> Turn:
-        draft = ctx.session.draft
-        assert draft is not None
-        _ = ctx._
-        if step == SERVICE_STEP:
-            return await self._services_screen(ctx, draft)
-        if draft.service is None:
-            return await self._services_screen(ctx, draft)
-        if step == MASTER_STEP:
-            return await self._masters_screen(ctx, draft)
-        if step == DAY_STEP or draft.day is None:
-            return await self._days_screen(ctx, draft)
-        if step == TIME_STEP or draft.start is None:
-            return await self._times_screen(ctx, draft, draft.day)
-        if (step == CONTACT_STEP or not draft.email) and draft.needs_email:
-            back = (Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit")))
-            return ctx.reply(Reply(_("book.contact.email_prompt"), back), CONTACT_STEP)
-        if step == CONTACT_STEP or not (draft.phone or draft.email):
-            return ctx.reply(
-                Reply(
-                    _("book.contact.prompt"),
-                    (
-                        Choice(SHARE_PHONE, _("book.contact.share")),
-                        Choice(BACK, _("menu.back")),
-                        Choice(QUIT, _("book.quit")),
-                    ),
-                    request_contact=True,
-                ),
-                CONTACT_STEP,
-            )
-        if step == NAME_STEP or not draft.name:
-            return ctx.reply(
-                Reply(_("book.name.prompt"), (Choice(BACK, _("menu.back")),)), NAME_STEP
-            )
-        return await self._summary_screen(ctx, draft)
-
     async def _back(self, ctx: Context) -> Turn:
         draft = ctx.session.draft
         assert draft is not None
@@ -457,7 +354,7 @@ class BookingFlow:
         self._edit(ctx, day=day, start=None, wanted_day=None)
         draft = ctx.session.draft
         assert draft is not None
-        at = _clock(draft.wanted_at)
+        at = clock(draft.wanted_at)
         if at is not None:
             self._edit(ctx, wanted_at=None)
             return await self._typed_time(ctx, at.hour, at.minute)
@@ -498,374 +395,3 @@ class BookingFlow:
         shown = contact.readable(phone) if phone else email
         ctx.note(Reply(ctx._("book.contact.saved", contact=shown), clear_keyboard=True))
         return await self.screen(ctx, CONFIRM_STEP)
-
-    # --- screens ------------------------------------------------------------------------------
-
-    async def _services_screen(self, ctx: Context, draft: Draft) -> Turn:
-        _ = ctx._
-        services = [s.in_language(ctx.locale) for s in await self.calendar.services()]
-        if not services:
-            ctx.update(draft=None)
-            return ctx.reply(menu.with_contacts(_, self.salon, "book.offline"), menu.STEP)
-        pages = max(1, -(-len(services) // SERVICES_PER_PAGE))
-        page = min(max(draft.page, 0), pages - 1)
-        shown = services[page * SERVICES_PER_PAGE : (page + 1) * SERVICES_PER_PAGE]
-        lines = [_("book.service.prompt")]
-        category: str | None = None
-        choices = []
-        for service in shown:
-            if service.category and service.category != category:
-                lines += ["", service.category]
-            category = service.category
-            label = self._label(service, ctx.locale)
-            lines.append(f"• {label}")
-            choices.append(Choice(f"{SERVICE}{service_token(service.key)}", label))
-        if page > 0:
-            choices.append(Choice(f"{SERVICES_PAGE}{page - 1}", _("book.page.previous")))
-        if page < pages - 1:
-            choices.append(Choice(f"{SERVICES_PAGE}{page + 1}", _("book.page.next")))
-        choices += [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
-        return ctx.reply(Reply("\n".join(lines), tuple(choices)), SERVICE_STEP)
-
-    async def _masters_screen(self, ctx: Context, draft: Draft) -> Turn:
-        _ = ctx._
-        service = await self._service(draft.service, ctx.locale)
-        choices = [Choice(f"{MASTER}{m.id}", m.name) for m in service.masters]
-        choices.append(Choice(ANY_MASTER, _("book.master.any")))
-        choices += [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
-        text = _("book.master.prompt", service=service.title)
-        return ctx.reply(Reply(text, tuple(choices)), MASTER_STEP)
-
-    async def _days_screen(self, ctx: Context, draft: Draft) -> Turn:
-        _ = ctx._
-        days = upcoming_days(ctx.now, self.zone, DAYS_AHEAD)
-        start = max(ctx.now.astimezone(UTC), local_day_window(days[0], self.zone)[0])
-        end = local_day_window(days[-1], self.zone)[1]
-        slots = await self._slots(draft, start, end)
-        free = sorted({slot.start.astimezone(self.zone).date() for slot in slots})
-        if draft.wanted_from is not None:
-            # "next week": its days first; all of them when it has none free.
-            free = [day for day in free if day >= draft.wanted_from] or free
-        heading = await self._heading(ctx, draft)
-        back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
-        if not free:
-            text = f"{heading}\n\n{_('book.day.none')}"
-            return ctx.reply(Reply(text, (*back, Choice(menu.PERSON, _("menu.person")))), DAY_STEP)
-        choices = [Choice(f"{DAY}{d:%Y%m%d}", format_day(d, ctx.locale)) for d in free]
-        text = f"{heading}\n\n{_('book.day.prompt')}"
-        return ctx.reply(Reply(text, (*choices, *back), columns=2), DAY_STEP)
-
-    async def _times_screen(self, ctx: Context, draft: Draft, day: date) -> Turn:
-        _ = ctx._
-        slots = await self._day_slots(draft, day)
-        heading = await self._heading(ctx, draft)
-        label = format_day(day, ctx.locale)
-        back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
-        if not slots:
-            ctx.note(Reply(_("book.time.none", day=format_on_day(day, ctx.locale, capital=True))))
-            self._edit(ctx, day=None)
-            return await self._days_screen(ctx, draft)  # the day is no part of that screen
-        wanted = self._wanted_times(ctx, draft, slots)
-        if wanted:
-            back.insert(0, Choice(ALL_TIMES, _("typed.time.all")))
-        choices = [
-            Choice(_time_id(slot), format_time(slot.start, self.zone, ctx.locale))
-            for slot in wanted or slots
-        ]
-        count = _.plural("book.time.count", "book.time.count.plural", len(wanted or slots))
-        text = f"{heading}\n\n{_('book.time.prompt', day=label, count=count)}"
-        return ctx.reply(Reply(text, (*choices, *back), columns=4), TIME_STEP)
-
-    def _wanted_times(self, ctx: Context, draft: Draft, slots: list[Slot]) -> list[Slot]:
-        """The slots within the client's "after 3" or "in the morning"; [] when they set no
-        such bound (or none is free within it: they are told, and see all)."""
-        after, before = _clock(draft.wanted_after), _clock(draft.wanted_before)
-        if after is None and before is None:
-            return []
-        low = (after.hour, after.minute) if after else (0, 0)
-        high = (before.hour, before.minute) if before else (24, 0)
-        wanted = []
-        for slot in slots:
-            local = slot.start.astimezone(self.zone)
-            if low <= (local.hour, local.minute) < high:
-                wanted.append(slot)
-        if not wanted:
-            bound = f"{after}" if after else f"{before}"
-            key = "typed.time.none_after" if after else "typed.time.none_before"
-            ctx.note(Reply(ctx._(key, time=bound)))
-        return wanted
-
-    async def _summary_screen(self, ctx: Context, draft: Draft) -> Turn:
-        _ = ctx._
-        assert draft.start is not None
-        service = await self._service(draft.service, ctx.locale)
-        lines = self._visit_lines(
-            ctx, service, self._master(service, draft.slot_master), draft.start, priced=True
-        )
-        lines += ["", _("book.line.name", name=draft.name)]
-        if draft.phone:
-            lines.append(_("book.line.phone", phone=contact.readable(draft.phone)))
-        if draft.email:
-            lines.append(_("book.line.email", email=draft.email))
-        if draft.reschedule is not None:
-            title = _("book.move.summary")
-            confirm = _("book.move.confirm")
-        else:
-            title = _("book.summary")
-            confirm = _("book.confirm")
-        choices = (
-            Choice(f"{CONFIRM}{draft.id}", confirm),
-            Choice(EDIT_NAME, _("book.edit.name")),
-            Choice(EDIT_CONTACT, _("book.edit.contact")),
-            Choice(BACK, _("menu.back")),
-            Choice(QUIT, _("book.quit")),
-        )
-        text = "\n".join([title, "", *lines])
-        return ctx.reply(Reply(text, choices, columns=2), CONFIRM_STEP)
-
-    def _unavailable(self, ctx: Context, step: str) -> Turn:
-        _ = ctx._
-        details = menu.contacts(_, self.salon)
-        text = _("book.unavailable")
-        if details:
-            text = f"{text}\n\n{details}"
-        choices = (
-            Choice(RETRY, _("book.retry")),
-            # Marked, so that staff see why the client asked for them.
-            Choice(f"{menu.PERSON}:cal", _("menu.person")),
-            Choice(menu.HOME, _("menu.home")),
-        )
-        return ctx.reply(Reply(text, choices), step)
-
-    # --- confirming ---------------------------------------------------------------------------
-
-    async def _confirm(self, ctx: Context, draft_id: str) -> Turn:
-        _ = ctx._
-        session = ctx.session
-        draft = session.draft
-        if draft is None or draft.id != draft_id:
-            if draft_id in session.booked:
-                return await self._already(ctx, session.made.get(draft_id))
-            return ctx.reply(menu.menu(_, _("choice.stale")), menu.STEP)
-        incomplete = not (draft.phone or draft.email) or (draft.needs_email and not draft.email)
-        if draft.service is None or draft.start is None or incomplete:
-            return await self.screen(ctx, CONFIRM_STEP)
-        try:
-            if draft.reschedule is not None:
-                visit = await self.calendar.reschedule(draft.reschedule, draft.start)
-            else:
-                visit = await self.calendar.book(
-                    BookingRequest(
-                        key=f"{ctx.event.client.key}:{draft.id}",
-                        client=ctx.event.client,
-                        service_key=draft.service,
-                        master_id=draft.slot_master,
-                        start=draft.start,
-                        name=draft.name,
-                        locale=ctx.locale,
-                        phone=draft.phone,
-                        email=draft.email,
-                    )
-                )
-        except SlotTaken:
-            when = format_time(draft.start, self.zone, ctx.locale)
-            ctx.note(Reply(_("book.taken", time=when)))
-            self._edit(ctx, start=None)
-            return await self.screen(ctx, TIME_STEP)
-        except AttendeeRejected as rejected:
-            field = "email" if rejected.field == "email" else "phone"
-            self._edit(ctx, **{field: None}, needs_email=field == "email")
-            ctx.note(Reply(_(f"book.contact.rejected.{field}")))
-            return await self.screen(ctx, CONTACT_STEP)
-        except BookingUncertain:
-            choices = (
-                Choice(f"{CONFIRM}{draft.id}", _("book.confirm")),
-                Choice(menu.PERSON, _("menu.person")),
-            )
-            return ctx.reply(Reply(_("book.uncertain"), choices), CONFIRM_STEP)
-        except CalendarUnavailable:
-            return self._unavailable(ctx, CONFIRM_STEP)
-        return self._booked(ctx, draft, visit)
-
-    async def _already(self, ctx: Context, uid: str | None) -> Turn:
-        """A second Confirm of a booking made before: where that visit stands now."""
-        _ = ctx._
-        visit = None
-        if uid is not None:
-            try:
-                visit = await self.calendar.visit(uid)
-            except CalendarUnavailable:
-                visit = None
-        if visit is None:
-            return ctx.reply(menu.menu(_, _("book.already")), menu.STEP)
-        return ctx.reply(standing(ctx, visit, uid or "", self.zone), menu.STEP)
-
-    def _booked(self, ctx: Context, draft: Draft, visit: Visit) -> Turn:
-        _ = ctx._
-        session = ctx.session
-        bookings = [uid for uid in session.bookings if uid != draft.reschedule]
-        if visit.uid not in bookings:
-            bookings.append(visit.uid)
-        made = {**session.made, draft.id: visit.uid}
-        ctx.update(
-            draft=None,
-            viewing=None,
-            booked=[*session.booked, draft.id][-_REMEMBERED:],
-            made=dict(list(made.items())[-_REMEMBERED:]),
-            bookings=bookings[-_REMEMBERED:],
-            name=draft.name,
-            phone=draft.phone or session.phone,
-            email=draft.email or session.email,
-        )
-        title = _("book.move.done") if draft.reschedule else _("book.done")
-        service = visit.service_in(ctx.locale)
-        lines = self._visit_lines(ctx, None, visit.master, visit.start, title=service)
-        text = "\n".join([title, "", *lines, "", _("book.see_you")])
-        choices = (
-            Choice(f"{CALENDAR_FILE}{visit.uid}", _("book.calendar_file")),
-            Choice(menu.BOOKINGS, _("menu.bookings")),
-            Choice(menu.HOME, _("menu.home")),
-        )
-        turn = ctx.reply(Reply(text, choices), menu.STEP)
-        return replace(turn, booked=visit, replaced=draft.reschedule)
-
-    async def _calendar_file(self, ctx: Context, uid: str) -> Turn:
-        _ = ctx._
-        try:
-            visit = await self.calendar.visit(uid)
-        except CalendarUnavailable:
-            text = _("book.unavailable")
-            return ctx.reply(Reply(text, (Choice(menu.HOME, _("menu.home")),)), ctx.session.step)
-        if visit is None or not visit.active:
-            return ctx.reply(menu.menu(_, _("mine.gone")), menu.STEP)
-        description = _("book.line.master", master=visit.master) if visit.master else ""
-        content = calendar_file(
-            uid=visit.uid,
-            start=visit.start,
-            end=visit.end,
-            summary=f"{visit.service_in(ctx.locale)} · {self.salon.name}",
-            location=self.salon.address_in(ctx.locale),
-            description=description,
-            stamp=ctx.now,
-        )
-        # A plain name: some clients show a quoted or escaped one badly.
-        filename = f"visit-{visit.start.astimezone(self.zone):%Y-%m-%d}.ics"
-        document = Document(filename, "text/calendar", content)
-        reply = Reply(
-            _("book.calendar_file.caption"),
-            (Choice(menu.HOME, _("menu.home")),),
-            document=document,
-        )
-        return Turn((reply,), ctx.session)
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _label(service: Service, locale: str) -> str:
-        price = price_text(service, locale)
-        return f"{service.title} · {price}" if price else service.title
-
-    def visit_lines(self, ctx: Context, visit: Visit) -> list[str]:
-        service = visit.service_in(ctx.locale)
-        return self._visit_lines(ctx, None, visit.master, visit.start, title=service)
-
-    def _visit_lines(
-        self,
-        ctx: Context,
-        service: Service | None,
-        master: str | None,
-        start: datetime,
-        *,
-        title: str = "",
-        priced: bool = False,
-    ) -> list[str]:
-        _ = ctx._
-        lines = [_("book.line.service", service=service.title if service else title)]
-        lines.append(_("book.line.master", master=master or _("book.master.assigned")))
-        when = format_when(start, self.zone, ctx.locale, capital=True)
-        lines.append(_("book.line.when", when=when))
-        if service is not None and priced:
-            minutes = _.plural("services.minutes", "services.minutes.plural", service.minutes)
-            lines.append(_("book.line.length", minutes=minutes))
-            price = price_text(service, ctx.locale)
-            if price:
-                lines.append(_("book.line.price", price=price))
-        address = self.salon.address_in(ctx.locale)
-        if address:
-            lines.append(_("book.line.address", address=address))
-        return lines
-
-    async def _heading(self, ctx: Context, draft: Draft) -> str:
-        _ = ctx._
-        service = await self._service(draft.service, ctx.locale)
-        if draft.reschedule is not None:
-            return _("book.move.heading", service=service.title)
-        master = self._master(service, draft.master)
-        return _("book.heading", service=service.title, master=master or _("book.master.any_free"))
-
-    async def describe(self, _: Translator, draft: Draft) -> str:
-        """A draft in one line, for staff: service · master · time (what is chosen so far)."""
-        try:
-            service = await self._service(draft.service, _.locale)
-        except CalendarUnavailable:
-            service = Service(key=draft.service or "", title=draft.service or "", minutes=0)
-        parts = [service.title]
-        master_id = draft.slot_master or draft.master
-        parts.append(self._master(service, master_id) or _("book.master.any_free"))
-        if draft.start is not None:
-            parts.append(format_label(draft.start, self.zone, _.locale))
-        elif draft.day is not None:
-            parts.append(draft.day.isoformat())
-        if draft.reschedule is not None:
-            parts.append(_("handoff.note.moving"))
-        return " · ".join(parts)
-
-    async def chosen(self, _: Translator, draft: Draft) -> tuple[str, str]:
-        """The draft's service and master in `_`'s language ("any master" until one is)."""
-        try:
-            service = await self._service(draft.service, _.locale)
-        except CalendarUnavailable:
-            service = Service(key=draft.service or "", title=draft.service or "", minutes=0)
-        master = self._master(service, draft.slot_master or draft.master)
-        return service.title, master or _("book.master.any_free")
-
-    @staticmethod
-    def _master(service: Service | None, master_id: int | None) -> str | None:
-        if service is None or master_id is None:
-            return None
-        found: Master | None = next((m for m in service.masters if m.id == master_id), None)
-        return found.name if found else None
-
-    async def _service(self, key: str | None, locale: str | None = None) -> Service:
-        """The service by key; in `locale`'s words when given."""
-        services = await self.calendar.services()
-        found = next((s for s in services if s.key == key), None)
-        if found is None:
-            # The salon took the service out of its catalogue meanwhile.
-            return Service(key=key or "", title=key or "", minutes=0)
-        return found.in_language(locale) if locale else found
-
-    async def _service_or_none(self, ctx: Context, key: str | None) -> Service | None:
-        return next((s for s in await self._services_or_none(ctx) if s.key == key), None)
-
-    async def _services_or_none(self, ctx: Context) -> tuple[Service, ...]:
-        try:
-            return await self.calendar.services()
-        except CalendarUnavailable:
-            return ()
-
-    async def _slots(self, draft: Draft, start: datetime, end: datetime) -> list[Slot]:
-        assert draft.service is not None
-        return await self.calendar.slots(
-            draft.service, draft.master, start, end, reschedule_uid=draft.reschedule
-        )
-
-    async def _day_slots(self, draft: Draft, day: date) -> list[Slot]:
-        start, end = local_day_window(day, self.zone)
-        return await self._slots(draft, start, end)
-
-    @staticmethod
-    def _edit(ctx: Context, **changes: object) -> None:
-        draft = ctx.session.draft
-        assert draft is not None
-        ctx.update(draft=draft.model_copy(update=changes))
