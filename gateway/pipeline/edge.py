@@ -127,6 +127,19 @@ def _refuse(status: int, error: str, **headers: str) -> web.Response:
     return response
 
 
+# Every answer the edge counts, per source (`frontdesk_webhooks_total{source, result}`).
+_RESULTS = (
+    "queued",
+    "duplicate",
+    "unauthorized",
+    "too_large",
+    "malformed",
+    "unavailable",
+    "busy",
+    "too_slow",
+)
+
+
 def webhook_route(
     source: WebhookSource,
     inbox: Inbox,
@@ -135,95 +148,121 @@ def webhook_route(
     slots: asyncio.Semaphore,
 ) -> Handler:
     """The handler of a webhook route. `slots` is shared by every route of the process."""
-    results = (
-        "queued",
-        "duplicate",
-        "unauthorized",
-        "too_large",
-        "malformed",
-        "unavailable",
-        "busy",
-        "too_slow",
-    )
-    # Label children made once: `labels()` per request is measurable at thousands per second.
-    count = {result: metrics.webhooks.labels(source.name, result) for result in results}
+    # aiohttp takes only coroutine functions as handlers (web_urldispatcher.py,
+    # `ResourceRoute`): the bound method, not the object.
+    return _WebhookRoute(source, inbox, metrics, limits, slots).handle
 
-    async def read(request: web.Request) -> bytes | web.Response:
-        try:
-            async with asyncio.timeout(limits.read_timeout):
-                return await read_body(request.content, source.max_body)
-        except _TooLarge:
-            count["too_large"].inc()
-            return _refuse(413, "body too large")
-        except TimeoutError:
-            count["too_slow"].inc()
-            return _refuse(408, "body not received in time")
 
-    async def read_unauthenticated(request: web.Request) -> bytes | web.Response:
-        try:
-            async with asyncio.timeout(limits.slot_wait):
-                await slots.acquire()
-        except TimeoutError:
-            count["busy"].inc()
-            # Meta, Cal.com and Novu deliver a 503 again later; Retry-After says when.
-            return _refuse(503, "busy", **{"Retry-After": "1"})
-        try:
-            return await read(request)
-        finally:
-            slots.release()
+class _WebhookRoute:
+    """One source's webhook route, in its steps: authenticate, read, verify, parse, queue.
 
-    def authentic(check: Callable[[], bool]) -> bool:
-        try:
-            return check()
-        except (ValueError, TypeError, ArithmeticError):
-            # A credential the source cannot even read (a timestamp of "²" or 400 digits, a
-            # signature in non-ASCII) is no credential: 401, never 500.
-            return False
+    Each step answers with a refusal (a `web.Response`) or hands on what the next step needs.
+    """
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if not authentic(lambda: source.authenticate(request.headers)):
-            count["unauthorized"].inc()
+    def __init__(
+        self,
+        source: WebhookSource,
+        inbox: Inbox,
+        metrics: Metrics,
+        limits: EdgeLimits,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        self.source = source
+        self.inbox = inbox
+        self.limits = limits
+        self.slots = slots
+        # Label children made once: `labels()` per request is measurable at thousands per second.
+        self.count = {result: metrics.webhooks.labels(source.name, result) for result in _RESULTS}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        source = self.source
+        if not _authentic(lambda: source.authenticate(request.headers)):
+            self.count["unauthorized"].inc()
             # Anyone can send forged requests: INFO, no stack trace (the metric counts them).
             log.info("%s webhook refused: bad or missing secret", source.name)
             return _refuse(401, "unauthorized")
         if request.content_length is not None and request.content_length > source.max_body:
-            count["too_large"].inc()
+            self.count["too_large"].inc()
             return _refuse(413, "body too large")
-        raw = await (read_unauthenticated(request) if source.signed_body else read(request))
+        raw = await (
+            self._read_unauthenticated(request) if source.signed_body else self._read(request)
+        )
         if isinstance(raw, web.Response):
             return raw
-        if not authentic(lambda: source.verify(request.headers, raw)):
-            count["unauthorized"].inc()
+        if not _authentic(lambda: source.verify(request.headers, raw)):
+            self.count["unauthorized"].inc()
             log.info("%s webhook refused: bad signature", source.name)
             return _refuse(401, "unauthorized")
+        events = self._parse(request, raw)
+        if isinstance(events, web.Response):
+            return events
+        return await self._queue(events)
+
+    async def _read(self, request: web.Request) -> bytes | web.Response:
+        try:
+            async with asyncio.timeout(self.limits.read_timeout):
+                return await read_body(request.content, self.source.max_body)
+        except _TooLarge:
+            self.count["too_large"].inc()
+            return _refuse(413, "body too large")
+        except TimeoutError:
+            self.count["too_slow"].inc()
+            return _refuse(408, "body not received in time")
+
+    async def _read_unauthenticated(self, request: web.Request) -> bytes | web.Response:
+        try:
+            async with asyncio.timeout(self.limits.slot_wait):
+                await self.slots.acquire()
+        except TimeoutError:
+            self.count["busy"].inc()
+            # Meta, Cal.com and Novu deliver a 503 again later; Retry-After says when.
+            return _refuse(503, "busy", **{"Retry-After": "1"})
+        try:
+            return await self._read(request)
+        finally:
+            self.slots.release()
+
+    def _parse(self, request: web.Request, raw: bytes) -> list[Event] | web.Response:
+        source = self.source
         try:
             events = source.parse(request.headers, raw)
         except Malformed as exc:
-            count["malformed"].inc()
+            self.count["malformed"].inc()
             log.warning("%s webhook malformed: %s", source.name, exc)
             return web.json_response({"error": f"malformed: {exc}"}, status=400)
         # Every id that reaches a Redis key is checked before any event of the request is
         # queued: one that cannot be written is the sender's mistake (400), and none is queued.
         for event in events:
             if (problem := event_problem(event)) is not None:
-                count["malformed"].inc()
+                self.count["malformed"].inc()
                 log.warning("%s webhook malformed: %s", source.name, problem)
                 return web.json_response({"error": f"malformed: {problem}"}, status=400)
+        return events
+
+    async def _queue(self, events: list[Event]) -> web.Response:
+        inbox = self.inbox
         try:
             if len(events) == 1:
                 queued = [await inbox.put(events[0])]
             else:
                 queued = await asyncio.gather(*(inbox.put(event) for event in events))
         except InboxUnavailable:
-            count["unavailable"].inc()
+            self.count["unavailable"].inc()
             return web.json_response({"error": "temporarily unavailable"}, status=503)
         for event, fresh in zip(events, queued, strict=True):
-            count["queued" if fresh else "duplicate"].inc()
+            self.count["queued" if fresh else "duplicate"].inc()
             if not fresh:
                 log.info(
                     "duplicate delivery acknowledged",
-                    extra={"source": source.name, "event_id": event.event_id},
+                    extra={"source": self.source.name, "event_id": event.event_id},
                 )
         return web.Response(body=b"{}", content_type="application/json")
 
-    return handle
+
+def _authentic(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except (ValueError, TypeError, ArithmeticError):
+        # A credential the source cannot even read (a timestamp of "²" or 400 digits, a
+        # signature in non-ASCII) is no credential: 401, never 500.
+        return False
