@@ -120,7 +120,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(show_webhooks(settings))
     if args.command == "novu":
         return asyncio.run(_novu_sync(settings))
-    if args.command in ("analytics", "metabase"):
+    if args.command == "metabase":
+        from gateway.ops.metabase import run_metabase
+
+        return asyncio.run(run_metabase(settings))
+    if args.command == "analytics":
         from gateway.analytics.cli import run_analytics
 
         return asyncio.run(run_analytics(settings, args))

@@ -1,4 +1,4 @@
-"""`frontdesk analytics migrate|report` and `frontdesk metabase sync`."""
+"""`frontdesk analytics migrate|report`: the analytics schema and its questions' answers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import sys
 from datetime import datetime, timedelta
 
 import asyncpg
-import httpx
 
 from gateway.analytics import store as analytics_store
-from gateway.integrations.metabase.api import MetabaseClient, MetabaseError, sync
 from gateway.settings import Settings
 
 EXIT_CONFIG = 2
@@ -21,8 +19,6 @@ async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
         print("frontdesk: ANALYTICS_DATABASE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
     url = settings.analytics_database_url.get_secret_value()
-    if args.command == "metabase":
-        return await _metabase_sync(settings, url)
     try:
         connection = await asyncpg.connect(url, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
@@ -47,36 +43,3 @@ async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await connection.close()
-
-
-async def _metabase_sync(settings: Settings, database_url: str) -> int:
-    if settings.metabase_site_url is None:
-        print("frontdesk: METABASE_SITE_URL is not set", file=sys.stderr)
-        return EXIT_CONFIG
-    api_key = settings.metabase_api_key.get_secret_value() if settings.metabase_api_key else None
-    password = settings.metabase_password.get_secret_value() if settings.metabase_password else None
-    if api_key is None and (settings.metabase_user is None or password is None):
-        print(
-            "frontdesk: metabase sync needs METABASE_API_KEY, or METABASE_USER and "
-            "METABASE_PASSWORD",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    try:
-        async with MetabaseClient(
-            settings.metabase_site_url,
-            api_key=api_key,
-            user=settings.metabase_user,
-            password=password,
-        ) as client:
-            done = await sync(client, database_url, analytics_store.questions())
-            changes = client.writes
-    except (MetabaseError, httpx.HTTPError) as exc:
-        print(f"frontdesk: Metabase refused or is unreachable: {exc}", file=sys.stderr)
-        return 1
-    found = f"database {done['database']}, {len(done['cards'])} questions"
-    print(f"{found}, dashboard {done['dashboard']}")
-    print("changed: " + ("; ".join(changes) if changes else "nothing (already in place)"))
-    if settings.metabase_dashboard_id != done["dashboard"]:
-        print(f"set METABASE_DASHBOARD_ID={done['dashboard']} for GET /analytics/embed")
-    return 0

@@ -1,1 +1,2 @@
-"""Operations: `frontdesk check`, `frontdesk demo` and the analytics report page."""
+"""Operations: `frontdesk check`, `frontdesk demo`, `frontdesk metabase sync` and the analytics
+report page."""
