@@ -59,6 +59,8 @@ from bot.session import Draft
 
 
 class BookingScreens:
+    """The screens of the booking steps, over the salon's calendar."""
+
     def __init__(self, salon: Salon, calendar: Calendar) -> None:
         self.salon = salon
         self.calendar = calendar

@@ -26,6 +26,7 @@ the package's public face: every name callers need is importable from here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -46,7 +47,6 @@ from gateway.integrations.calcom.models import (
     Reservation,
     SlotRange,
     Webhook,
-    log,
     one_booking,
     parse_list,
     parse_one,
@@ -74,6 +74,9 @@ from gateway.integrations.calcom.writes import write_once
 # What counts against Cal.com's breaker: 5xx, timeouts, connection errors; not 4xx, not 429
 # (`RateLimited.counted`; the client keeps those out of the breaker anyway).
 from gateway.integrations.http import is_failure
+
+# One logger for the whole Cal.com client, whichever of its modules speaks.
+log = logging.getLogger("gateway.integrations.calcom.api")
 
 # The names callers import from here, wherever in the package they live.
 __all__ = [

@@ -7,6 +7,7 @@ outcome unknown the client looks for that key before it tries again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from gateway.integrations.calcom.errors import (
@@ -16,7 +17,10 @@ from gateway.integrations.calcom.errors import (
     CalcomUnavailable,
     RateLimited,
 )
-from gateway.integrations.calcom.models import Booking, log
+from gateway.integrations.calcom.models import Booking
+
+# One logger for the whole Cal.com client, whichever of its modules speaks.
+log = logging.getLogger("gateway.integrations.calcom.api")
 
 Send = Callable[[], Awaitable[Booking]]
 Find = Callable[[], Awaitable[Booking | None]]
