@@ -237,3 +237,12 @@ async def test_a_write_with_redis_down_is_written_all_the_same(analytics_db: str
     finally:
         await registry.close()
         await redis.aclose()
+
+
+def test_a_schemas_record_table_is_a_plain_name() -> None:
+    from pathlib import Path
+
+    from gateway.sql_migrations import Schema
+
+    with pytest.raises(ValueError, match="not a plain table name"):
+        Schema(Path("."), "salons; DROP TABLE events", 1)
