@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -21,6 +22,7 @@ from gateway.salons import (
     SecretsKeyError,
 )
 from gateway.settings import SettingsError
+from gateway.sql_migrations import Schema
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvw"
@@ -240,9 +242,5 @@ async def test_a_write_with_redis_down_is_written_all_the_same(analytics_db: str
 
 
 def test_a_schemas_record_table_is_a_plain_name() -> None:
-    from pathlib import Path
-
-    from gateway.sql_migrations import Schema
-
     with pytest.raises(ValueError, match="not a plain table name"):
         Schema(Path("."), "salons; DROP TABLE events", 1)
