@@ -138,7 +138,10 @@ def _given(args: argparse.Namespace) -> dict[str, str]:
             known = "a salon's setting: give it with --set" if name in SALON_NAMES else "unknown"
             problems.append(f"--secret {name}: not a secret ({known})")
             continue
-        values[name] = _read_secret(name)
+        if not (secret := _read_secret(name)):
+            problems.append(f"--secret {name}: no value was given")
+            continue
+        values[name] = secret
     if problems:
         raise SettingsError(tuple(problems))
     return values
@@ -160,7 +163,8 @@ async def _run(
     assert settings.database_url is not None
     try:
         registry = await SalonRegistry.open(settings.database_url.get_secret_value(), cipher, redis)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Refused, unreachable, or a URL asyncpg cannot read (ValueError).
         if redis is not None:
             await redis.aclose()
         print(f"frontdesk: cannot reach the registry's database: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -46,12 +47,12 @@ def operator_env(
 async def run(*argv: str, stdin: str = "") -> int:
     # The commands run their own event loop, so they run in a thread; secrets come on stdin.
     def command() -> int:
-        saved = os.sys.stdin  # type: ignore[attr-defined]
-        os.sys.stdin = io.StringIO(stdin)  # type: ignore[attr-defined]
+        saved = sys.stdin
+        sys.stdin = io.StringIO(stdin)
         try:
             return main(["salons", *argv])
         finally:
-            os.sys.stdin = saved  # type: ignore[attr-defined]
+            sys.stdin = saved
 
     return await asyncio.to_thread(command)
 
@@ -170,6 +171,10 @@ async def test_values_with_problems_write_nothing_and_exit_2(
         "  --set: write it as NAME=VALUE",
         "  --secret SALON_NAME: not a secret (a salon's setting: give it with --set)",
     ]
+    assert await run("add", "nord", "--secret", "CALCOM_API_KEY", stdin="\n") == 2
+    assert capsys.readouterr().err.splitlines()[1:] == [
+        "  --secret CALCOM_API_KEY: no value was given",
+    ]
     assert await run("add", "nord", "--file", "missing.toml", "--secret", "PORT") == 2
     assert capsys.readouterr().err.splitlines()[1:] == [
         "  missing.toml: cannot be read (No such file or directory)",
@@ -229,6 +234,9 @@ async def test_what_the_commands_need_from_the_environment(
     assert await run("list") == 2
     assert "salons need DATABASE_URL" in capsys.readouterr().err
     monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
+    assert await run("list") == 1
+    assert "cannot reach the registry's database" in capsys.readouterr().err
+    monkeypatch.setenv("DATABASE_URL", "mysql://salons@127.0.0.1/none")
     assert await run("list") == 1
     assert "cannot reach the registry's database" in capsys.readouterr().err
 
