@@ -218,7 +218,7 @@ class SalonRegistry:
         await self._announce({"change": "rotated"})
         return secrets, salons
 
-    # --- helpers --------------------------------------------------------------------------
+    # --- rows, keys and announcements -----------------------------------------------------
 
     def _cipher(self) -> SecretCipher:
         if self.cipher is None:
