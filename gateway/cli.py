@@ -1,4 +1,4 @@
-"""`frontdesk`: serve, demo, check, webhooks, dlq, novu, analytics, metabase."""
+"""`frontdesk`: serve, demo, check, webhooks, dlq, novu, analytics, metabase, salons."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.ops.salons import add_salon_commands, run_salons
 from gateway.pipeline import dlq
 from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
 from gateway.pipeline.redis_client import connect_redis
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metabase = commands.add_parser("metabase", help="Metabase's questions and dashboard")
     metabase_commands = metabase.add_subparsers(dest="action", required=True)
     metabase_commands.add_parser("sync", help="create or update them in Metabase (idempotent)")
+    add_salon_commands(commands)
 
     args = parser.parse_args(argv)
     # Every line any command prints (its own, a library's, a traceback) goes through the
@@ -120,6 +122,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(show_webhooks(settings))
     if args.command == "novu":
         return asyncio.run(_novu_sync(settings))
+    if args.command == "salons":
+        return run_salons(settings, args)
     if args.command == "metabase":
         from gateway.ops.metabase import run_metabase
 

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     metabase_dashboard_id: int | None = None
     # Staff open the dashboard through GET /analytics/embed with this token.
     analytics_embed_token: SecretStr | None = None
+    # The salon registry (gateway/salons): its PostgreSQL (may be the analytics database) and
+    # the Fernet keys its secrets are encrypted with, comma-separated, the first one encrypting.
+    database_url: SecretStr | None = None
+    secrets_key: SecretStr | None = None
 
     # GET /metrics: with a token set, only `Authorization: Bearer <token>` is answered. Queue
     # depths and lags are read from Redis in the background this often, never per scrape.

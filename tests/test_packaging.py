@@ -376,6 +376,8 @@ def test_the_analytics_sql_is_package_data(project: dict[str, Any]) -> None:
     found = {path.name for pattern in patterns for path in (ROOT / "gateway").glob(pattern)}
     assert "0001_events.sql" in found
     assert "01_bookings_per_day.sql" in found
+    # The salon registry's migrations likewise (gateway/salons/registry.py, SCHEMA).
+    assert "0001_salons.sql" in found
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,8 @@
 
 - **Migrations** are the numbered SQL files in `sql/migrations/`, applied in order,
   each once and in its own transaction, under an advisory lock (two replicas starting together
-  do not race). `frontdesk analytics migrate` runs them; so does the writer when it starts.
+  do not race), by `gateway/sql_migrations.py` (as the salon registry's are).
+  `frontdesk analytics migrate` runs them; so does the writer when it starts.
 - **The writer** moves facts from Redis (`fd:<salon>:analytics`, where handling queued them)
   to the `events` table in batches. One process writes at a time (a Redis lock); a batch is
   inserted with `ON CONFLICT (id) DO NOTHING` and only then acknowledged, so a crash between
@@ -36,6 +37,7 @@ from gateway.pipeline.keys import Keys
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.workers import ensure_group
+from gateway.sql_migrations import Schema
 
 log = logging.getLogger("frontdesk.analytics")
 
@@ -64,7 +66,9 @@ COLUMNS = (
     "seconds",
     "previous_booking",
 )
-_MIGRATION_LOCK = 7_403_117  # pg_advisory_xact_lock key: "frontdesk analytics"
+# `schema_migrations` is the analytics' record since its first release: the name stays. The
+# advisory lock's key spells "frontdesk analytics".
+SCHEMA = Schema(SQL_DIR / "migrations", "schema_migrations", 7_403_117)
 _PARAM = re.compile(r"\{\{\s*(salon|start|end)\s*\}\}")
 
 # 1: still ours, 2 (FRESH): just taken, 0: another process holds it.
@@ -81,39 +85,12 @@ return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
 
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration, in order."""
-    found = []
-    for path in sorted((SQL_DIR / "migrations").glob("*.sql")):
-        number, _, name = path.stem.partition("_")
-        found.append((int(number), name, path.read_text(encoding="utf-8")))
-    return found
+    return SCHEMA.migrations()
 
 
 async def migrate(connection: asyncpg.Connection) -> list[str]:
     """Apply the migrations not applied yet, each in its own transaction; their names."""
-    applied: list[str] = []
-    await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-    try:
-        await connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        rows = await connection.fetch("SELECT version FROM schema_migrations")
-        done = {row["version"] for row in rows}
-        for version, name, sql in migrations():
-            if version in done:
-                continue
-            async with connection.transaction():
-                await connection.execute(sql)
-                await connection.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    version,
-                    name,
-                )
-            applied.append(f"{version:04d}_{name}")
-    finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
-    return applied
+    return await SCHEMA.migrate(connection)
 
 
 def _row(fact: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""Every Redis key Frontdesk uses, in one place. Each carries the salon id (DESIGN §5)."""
+"""Every Redis key Frontdesk uses, in one place. Each carries the salon id (DESIGN §5), but for
+the salon registry's own (`RegistryKeys`), which concern every salon at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,21 @@ from zlib import crc32
 
 INBOUND_GROUP = "workers"
 OUTBOUND_GROUP = "senders"
+
+
+# The registry's names sit beside the salons' `fd:<salon>:` ones but never among them: a salon id
+# cannot begin with "_" (SALON_ID's pattern in gateway/settings.py).
+REGISTRY_PREFIX = "fd:_registry"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """What the salon registry (gateway/salons) shares across the gateway's processes."""
+
+    @property
+    def salons_changed(self) -> str:
+        """The pub/sub channel every write to the registry is announced on."""
+        return f"{REGISTRY_PREFIX}:salons:changed"
 
 
 @dataclass(frozen=True, slots=True)

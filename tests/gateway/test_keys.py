@@ -14,7 +14,7 @@ from bot.session import Owner
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.chatwoot.helpdesk import Conversation, HelpDeskState
 from gateway.integrations.whatsapp.state import WhatsAppState
-from gateway.pipeline.keys import Keys
+from gateway.pipeline.keys import Keys, RegistryKeys
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "gateway" / "pipeline" / "keys.py"
@@ -65,6 +65,11 @@ def test_the_keys_moved_into_keys_keep_their_names() -> None:
         "fd:salon:booking:uid1:by-chat",
         "fd:salon:calcom:cursor",
     ]
+
+
+def test_the_registry_channel_is_no_salons() -> None:
+    # "_" cannot begin a salon id: no salon's `fd:<salon>:` names can meet it.
+    assert RegistryKeys().salons_changed == "fd:_registry:salons:changed"
 
 
 async def test_state_written_under_the_old_names_is_read(redis: Redis, salon_id: str) -> None:
