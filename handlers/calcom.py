@@ -39,12 +39,20 @@ from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.api import Booking, CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.calendar import METADATA_CHANNEL, METADATA_CHAT
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event, Inbox
-from gateway.pipeline.streams import Entry, Outcome, Outgoing
+from gateway.pipeline import (
+    MAX_BODY,
+    Conversation,
+    Entry,
+    Event,
+    Inbox,
+    Malformed,
+    Outcome,
+    Outgoing,
+    entry_object,
+    instant,
+    load_object,
+)
 from handlers.calcom_novu import NovuPlanner
 from handlers.notices import NoticeSender
 
@@ -95,7 +103,7 @@ class CalcomWebhook:
         return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "").lower())
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        body = webhook_json.load_object(raw)
+        body = load_object(raw)
         if not isinstance(body.get("triggerEvent"), str):
             raise Malformed("no triggerEvent")
         trigger = body["triggerEvent"]
@@ -139,7 +147,7 @@ def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
         )
         digest = hashlib.sha256("|".join(marks).encode()).hexdigest()[:16]
         return f"{trigger}:{uid}:{digest}"
-    start = webhook_json.instant(payload.get("startTime"))
+    start = instant(payload.get("startTime"))
     stamp = str(int(start.timestamp())) if start else str(payload.get("iCalSequence", ""))
     return f"{trigger}:{uid}:{stamp}"
 
@@ -191,8 +199,8 @@ class BookingChange:
         return cls(
             trigger=str(body["triggerEvent"]),
             uid=str(payload.get("uid") or payload.get("bookingUid")),
-            start=webhook_json.instant(payload.get("startTime")),
-            end=webhook_json.instant(payload.get("endTime")),
+            start=instant(payload.get("startTime")),
+            end=instant(payload.get("endTime")),
             service=_text(payload.get("eventTitle")) or _text(payload.get("type")) or "",
             master=_text(_mapping(payload.get("organizer")).get("name")),
             name=_text(attendee.get("name")) or "",
@@ -201,11 +209,11 @@ class BookingChange:
             language=language,
             metadata=metadata if isinstance(metadata, dict) else {},
             previous_uid=_text(payload.get("rescheduleUid")),
-            previous_start=webhook_json.instant(payload.get("rescheduleStartTime")),
+            previous_start=instant(payload.get("rescheduleStartTime")),
             reason=_text(payload.get("cancellationReason"))
             or _text(payload.get("rejectionReason")),
             no_show=any(bool(a.get("noShow")) for a in attendees),
-            at=webhook_json.instant(body.get("createdAt")),
+            at=instant(body.get("createdAt")),
         )
 
     def notice(self) -> Notice | None:
@@ -247,7 +255,7 @@ class CalcomEvents:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        change = BookingChange.parse(webhook_json.entry_object(entry.body))
+        change = BookingChange.parse(entry_object(entry.body))
         conv = Conversation.from_key(entry.conversation)
         return await self._handle(entry, change, conv)
 

@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.flows.notices import Notice, NoticeKind, Notices
 from bot.i18n import Catalogs
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu import workflows
 from gateway.integrations.novu.api import CHANNEL
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.pipeline.streams import Author, Outgoing
+from gateway.pipeline import Author, Conversation, Outgoing
 from handlers.novu import ledger_content
 
 if TYPE_CHECKING:

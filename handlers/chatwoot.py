@@ -29,12 +29,23 @@ from gateway.analytics.facts import Recorder
 from gateway.integrations.chatwoot import files as staff_files
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
-from gateway.integrations.chatwoot.helpdesk import ECHO_PREFIX, Conversation, HelpDeskState
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event, Inbox
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
+from gateway.integrations.chatwoot.helpdesk import ECHO_PREFIX, HelpDeskState
+from gateway.pipeline import (
+    MAX_BODY,
+    Author,
+    Conversation,
+    Entry,
+    Event,
+    Inbox,
+    Malformed,
+    Outcome,
+    Outgoing,
+    SessionStore,
+    entry_object,
+    load_object,
+    stamp_of,
+    whole_number,
+)
 from handlers import telegram, whatsapp_render
 
 log = logging.getLogger("frontdesk.chatwoot")
@@ -70,14 +81,14 @@ class ChatwootWebhook:
         if not self.signed:
             return True  # the route checked the token in its path
         return _SIGNATURE.fullmatch(headers.get(SIGNATURE_HEADER, "")) is not None and (
-            webhook_json.stamp_of(headers.get(TIMESTAMP_HEADER, "")) is not None
+            stamp_of(headers.get(TIMESTAMP_HEADER, "")) is not None
         )
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
         if not self.signed:
             return True
         stamp = headers.get(TIMESTAMP_HEADER, "")
-        at = webhook_json.stamp_of(stamp)
+        at = stamp_of(stamp)
         if at is None or abs(self.clock() - at) > MAX_AGE_SECONDS:
             return False
         given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").lower().encode()
@@ -90,7 +101,7 @@ class ChatwootWebhook:
         )
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        body = webhook_json.load_object(raw)
+        body = load_object(raw)
         if not isinstance(body.get("event"), str):
             raise Malformed("no event")
         event = body["event"]
@@ -98,12 +109,12 @@ class ChatwootWebhook:
             if not is_agent_reply(body):
                 return []  # our own mirror, a private note, a contact's message
             conversation = body.get("conversation")
-            message_id = webhook_json.whole_number(body.get("id"))
+            message_id = whole_number(body.get("id"))
             # Ids are integers in Chatwoot's webhook payloads (`webhook_data` of Message and
             # Conversation, app/models/*.rb): the worker reads them as such.
             if not isinstance(conversation, dict) or message_id is None:
                 raise Malformed("a message without its id or conversation")
-            if webhook_json.whole_number(conversation.get("id")) is None:
+            if whole_number(conversation.get("id")) is None:
                 raise Malformed("a conversation without an integer id")
             attachments = body.get("attachments")
             if attachments is not None and not (
@@ -113,7 +124,7 @@ class ChatwootWebhook:
             key = conversation_key(conversation)
             return [Event(SOURCE, f"m:{message_id}", key, raw)]
         if event == "conversation_status_changed":
-            if webhook_json.whole_number(body.get("id")) is None:
+            if whole_number(body.get("id")) is None:
                 raise Malformed("a conversation without an integer id")
             key = conversation_key(body)
             stamp = body.get("timestamp") or body.get("updated_at") or body.get("last_activity_at")
@@ -188,7 +199,7 @@ class ChatwootEvents:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = webhook_json.entry_object(entry.body)
+        body = entry_object(entry.body)
         if body.get("event") == "message_created":
             conversation_id = int((body.get("conversation") or {}).get("id") or 0)
         else:

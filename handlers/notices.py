@@ -22,9 +22,7 @@ from bot.i18n import Catalogs
 from bot.local_time import format_label
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Outcome, Outgoing
+from gateway.pipeline import Author, Conversation, Outcome, Outgoing, SessionStore
 from handlers import telegram, whatsapp_render
 
 

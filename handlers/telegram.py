@@ -21,13 +21,23 @@ from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
 from bot.replies import Reply
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
 from gateway.integrations.telegram.api import UPLOAD_MARKER
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing, Unreadable
+from gateway.pipeline import (
+    MAX_BODY,
+    Author,
+    Conversation,
+    Entry,
+    Event,
+    Malformed,
+    Outcome,
+    Outgoing,
+    SessionStore,
+    Unreadable,
+    entry_object,
+    load_object,
+    whole_number,
+)
+from handlers.mirror import Mirror
 
 SOURCE = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -57,8 +67,8 @@ class TelegramWebhook:
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
         # orjson (through webhook_json): a third of the stdlib's time on an update (1.7 µs
         # against 5.2), on the edge's hot path.
-        update = webhook_json.load_object(raw)
-        update_id = webhook_json.whole_number(update.get("update_id"))
+        update = load_object(raw)
+        update_id = whole_number(update.get("update_id"))
         if update_id is None:
             raise Malformed("no integer update_id")
         if not handled_kind(update):
@@ -84,13 +94,11 @@ def conversation_of(update: dict[str, Any]) -> str:
             chat = value["message"].get("chat")
         # Chat and user ids are Integers (Bot API, "Chat" and "User"): anything else is not
         # used as a key.
-        chat_id = webhook_json.whole_number(chat.get("id")) if isinstance(chat, dict) else None
+        chat_id = whole_number(chat.get("id")) if isinstance(chat, dict) else None
         if chat_id is not None:
             return f"tg:{chat_id}"
         sender = value.get("from")
-        sender_id = (
-            webhook_json.whole_number(sender.get("id")) if isinstance(sender, dict) else None
-        )
+        sender_id = whole_number(sender.get("id")) if isinstance(sender, dict) else None
         if sender_id is not None:
             return f"tg:{sender_id}"
     return f"tg:update:{update.get('update_id')}"
@@ -280,7 +288,7 @@ class TelegramConversations:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        data = webhook_json.entry_object(entry.body)
+        data = entry_object(entry.body)
         if not handled_kind(data):
             return Outcome()  # queued before the edge ignored such updates: nothing to do
         try:

@@ -32,15 +32,24 @@ from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Owner, Session
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
 from gateway.integrations.whatsapp.api import AUTHOR, OUT_OF_WINDOW
 from gateway.integrations.whatsapp.state import WINDOW_SECONDS, WhatsAppState
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import LARGEST_BODY, Malformed
-from gateway.pipeline.inbox import Event, event_problem
-from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
+from gateway.pipeline import (
+    LARGEST_BODY,
+    Author,
+    Conversation,
+    Entry,
+    Event,
+    Malformed,
+    Metrics,
+    Outcome,
+    Outgoing,
+    SessionStore,
+    entry_object,
+    event_problem,
+    load_object,
+)
+from handlers.mirror import Mirror
 from handlers.whatsapp_payloads import Contact, Error, Message, Metadata, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
@@ -93,7 +102,7 @@ class WhatsAppWebhook:
         with a log line and `frontdesk_events_dropped`, and the rest is queued (200). Meta
         retries a delivery that is not answered 200 (for up to 7 days, with the same batch), so
         one bad message refused would keep its good neighbours out too."""
-        data = webhook_json.load_object(raw)
+        data = load_object(raw)
         if data.get("object") != "whatsapp_business_account":
             raise Malformed("not a WhatsApp Business Account notification")
         entries = data.get("entry")
@@ -251,7 +260,7 @@ class WhatsAppConversations:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = webhook_json.entry_object(entry.body)
+        body = entry_object(entry.body)
         if body.get("kind") == "status":
             return await self._status(Status.model_validate(body["status"]))
         item = Message.model_validate(body["message"])
