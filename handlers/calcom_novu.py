@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind, Notices
 from bot.i18n import Catalogs
@@ -31,10 +31,8 @@ from gateway.integrations.novu import workflows
 from gateway.integrations.novu.api import CHANNEL
 from gateway.integrations.novu.ledger import NoticeLedger
 from gateway.pipeline import Author, Conversation, Outgoing
+from handlers.booking_change import BookingChange
 from handlers.novu import ledger_content
-
-if TYPE_CHECKING:
-    from handlers.calcom import BookingChange
 
 WORKFLOWS = {
     NoticeKind.CONFIRMED: workflows.CONFIRMED,
