@@ -19,7 +19,7 @@ from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
 from bot.flows.notices import Notice, Notices
 from bot.flows.services import catalogue_text
-from bot.flows.turn import Context, Turn
+from bot.flows.turn import Context, Handoff, Turn
 from bot.i18n import Catalogs
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
@@ -306,7 +306,7 @@ class FrontDesk:
         step = session.step
         ctx.update(owner=Owner.HUMAN, handoff_step=step, handoff_at=ctx.now)
         turn = ctx.reply(handoff.handed_off(ctx, self.salon), step)
-        return Turn(turn.replies, turn.session, handoff.Handoff(reason, note))
+        return Turn(turn.replies, turn.session, Handoff(reason, note))
 
     async def _misunderstood(self, ctx: Context) -> Turn:
         """Never silent: what the bot can do and the menu; after two in a row, a person is

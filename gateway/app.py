@@ -38,7 +38,6 @@ from gateway.integrations.chatwoot.helpdesk import (
     HelpDesk,
     HelpDeskSettings,
     HelpDeskState,
-    Mirror,
     StaffReplies,
 )
 from gateway.integrations.metabase.api import embed_url, sign_embed
@@ -72,6 +71,7 @@ from handlers import calcom as calcom_events
 from handlers.calcom import CalcomEvents, CalcomWebhook
 from handlers.calcom_novu import NovuPlanner
 from handlers.chatwoot import ChatwootEvents, ChatwootWebhook, reconcile
+from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents, NovuWebhook, send_overdue
 from handlers.telegram import TelegramConversations, TelegramWebhook, build_router

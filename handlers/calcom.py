@@ -29,35 +29,49 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.events import Channel
 from bot.flows.notices import Notice, NoticeKind
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.api import Booking, CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.calendar import METADATA_CHANNEL, METADATA_CHAT
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event, Inbox
-from gateway.pipeline.streams import Entry, Outcome, Outgoing
+from gateway.pipeline import (
+    MAX_BODY,
+    Conversation,
+    Entry,
+    Event,
+    Inbox,
+    Malformed,
+    Outcome,
+    Outgoing,
+    entry_object,
+    instant,
+    load_object,
+)
+from handlers.booking_change import (
+    CANCELLED,
+    CREATED,
+    NO_SHOW,
+    REJECTED,
+    REQUESTED,
+    RESCHEDULED,
+    BookingChange,
+    items_of,
+)
 from handlers.calcom_novu import NovuPlanner
+from handlers.channels import ADAPTERS
 from handlers.notices import NoticeSender
 
 log = logging.getLogger("frontdesk.calcom")
 
 SOURCE = "calcom"
 SIGNATURE_HEADER = "X-Cal-Signature-256"
-CREATED = "BOOKING_CREATED"
-RESCHEDULED = "BOOKING_RESCHEDULED"
-CANCELLED = "BOOKING_CANCELLED"
-REQUESTED = "BOOKING_REQUESTED"
-REJECTED = "BOOKING_REJECTED"
-NO_SHOW = "BOOKING_NO_SHOW_UPDATED"
 TRIGGERS = frozenset({CREATED, RESCHEDULED, CANCELLED, REQUESTED, REJECTED, NO_SHOW})
 # What each change is for the salon's analytics. A request becomes a booking only when the
 # salon accepts it (Cal.com then sends BOOKING_CREATED); a rejection ends nothing booked.
@@ -65,13 +79,6 @@ FACTS = {
     CREATED: analytics.BOOKING_CREATED,
     RESCHEDULED: analytics.BOOKING_RESCHEDULED,
     CANCELLED: analytics.BOOKING_CANCELLED,
-}
-NOTICE_KINDS = {
-    CREATED: NoticeKind.CONFIRMED,
-    RESCHEDULED: NoticeKind.MOVED,
-    CANCELLED: NoticeKind.CANCELLED,
-    REQUESTED: NoticeKind.REQUESTED,
-    REJECTED: NoticeKind.REJECTED,
 }
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -95,7 +102,7 @@ class CalcomWebhook:
         return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "").lower())
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        body = webhook_json.load_object(raw)
+        body = load_object(raw)
         if not isinstance(body.get("triggerEvent"), str):
             raise Malformed("no triggerEvent")
         trigger = body["triggerEvent"]
@@ -112,20 +119,6 @@ class CalcomWebhook:
         return [Event(SOURCE, event_id, conversation_for(payload), raw)]
 
 
-def _text(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _items(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
     """Names one change of one booking, the same from the webhook and the reconciliation."""
     uid = payload.get("uid") or payload.get("bookingUid")
@@ -134,12 +127,12 @@ def change_id(trigger: str, payload: dict[str, Any]) -> str | None:
     if trigger == NO_SHOW:
         marks = sorted(
             f"{a.get('email')}={bool(a.get('noShow'))}"
-            for a in _items(payload.get("attendees"))
+            for a in items_of(payload.get("attendees"))
             if isinstance(a, dict)
         )
         digest = hashlib.sha256("|".join(marks).encode()).hexdigest()[:16]
         return f"{trigger}:{uid}:{digest}"
-    start = webhook_json.instant(payload.get("startTime"))
+    start = instant(payload.get("startTime"))
     stamp = str(int(start.timestamp())) if start else str(payload.get("iCalSequence", ""))
     return f"{trigger}:{uid}:{stamp}"
 
@@ -148,80 +141,11 @@ def conversation_for(payload: dict[str, Any]) -> str:
     metadata = payload.get("metadata")
     if isinstance(metadata, dict):
         channel, chat = metadata.get(METADATA_CHANNEL), metadata.get(METADATA_CHAT)
-        if channel in ("telegram", "whatsapp") and isinstance(chat, str):
-            conv = Conversation.from_key(Conversation(str(channel), chat).key)
+        if isinstance(channel, str) and channel in ADAPTERS and isinstance(chat, str):
+            conv = Conversation.from_key(ADAPTERS[Channel(channel)].key(chat))
             if conv is not None:
                 return conv.key
     return f"cal:{payload.get('uid') or payload.get('bookingUid')}"
-
-
-@dataclass(frozen=True, slots=True)
-class BookingChange:
-    """A booking change as Frontdesk needs it, whichever way it came."""
-
-    trigger: str
-    uid: str
-    start: datetime | None
-    end: datetime | None
-    service: str
-    master: str | None = None
-    name: str = ""
-    email: str | None = None
-    phone: str | None = None
-    language: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    previous_uid: str | None = None
-    previous_start: datetime | None = None
-    reason: str | None = None
-    no_show: bool = False
-    # When Cal.com says the change happened (its envelope's createdAt; the reconciliation's
-    # envelope carries the booking's updatedAt).
-    at: datetime | None = None
-
-    @classmethod
-    def parse(cls, body: dict[str, Any]) -> BookingChange:
-        """Tolerant of missing fields and of unexpected types (read as absent)."""
-        payload = body["payload"]
-        attendees = [a for a in _items(payload.get("attendees")) if isinstance(a, dict)]
-        attendee = attendees[0] if attendees else {}
-        answer = _mapping(_mapping(payload.get("responses")).get("attendeePhoneNumber"))
-        phone = _text(attendee.get("phoneNumber")) or _text(answer.get("value"))
-        language = _text(_mapping(attendee.get("language")).get("locale"))
-        metadata = payload.get("metadata")
-        return cls(
-            trigger=str(body["triggerEvent"]),
-            uid=str(payload.get("uid") or payload.get("bookingUid")),
-            start=webhook_json.instant(payload.get("startTime")),
-            end=webhook_json.instant(payload.get("endTime")),
-            service=_text(payload.get("eventTitle")) or _text(payload.get("type")) or "",
-            master=_text(_mapping(payload.get("organizer")).get("name")),
-            name=_text(attendee.get("name")) or "",
-            email=_text(attendee.get("email")),
-            phone=phone,
-            language=language,
-            metadata=metadata if isinstance(metadata, dict) else {},
-            previous_uid=_text(payload.get("rescheduleUid")),
-            previous_start=webhook_json.instant(payload.get("rescheduleStartTime")),
-            reason=_text(payload.get("cancellationReason"))
-            or _text(payload.get("rejectionReason")),
-            no_show=any(bool(a.get("noShow")) for a in attendees),
-            at=webhook_json.instant(body.get("createdAt")),
-        )
-
-    def notice(self) -> Notice | None:
-        kind = NOTICE_KINDS.get(self.trigger)
-        if kind is None or self.start is None:
-            return None
-        return Notice(
-            kind,
-            self.uid,
-            self.service,
-            self.start,
-            master=self.master,
-            previous_uid=self.previous_uid,
-            previous_start=self.previous_start,
-            reason=self.reason,
-        )
 
 
 class CalcomEvents:
@@ -247,7 +171,7 @@ class CalcomEvents:
         self.clock = clock
 
     async def __call__(self, entry: Entry) -> Outcome:
-        change = BookingChange.parse(webhook_json.entry_object(entry.body))
+        change = BookingChange.parse(entry_object(entry.body))
         conv = Conversation.from_key(entry.conversation)
         return await self._handle(entry, change, conv)
 

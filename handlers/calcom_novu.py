@@ -23,19 +23,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind, Notices
 from bot.i18n import Catalogs
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu import workflows
 from gateway.integrations.novu.api import CHANNEL
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.pipeline.streams import Author, Outgoing
+from gateway.pipeline import Author, Conversation, Outgoing
+from handlers.booking_change import BookingChange
 from handlers.novu import ledger_content
-
-if TYPE_CHECKING:
-    from handlers.calcom import BookingChange
 
 WORKFLOWS = {
     NoticeKind.CONFIRMED: workflows.CONFIRMED,

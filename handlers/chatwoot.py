@@ -21,21 +21,32 @@ from datetime import datetime
 from typing import Any
 
 from bot.conversation import FrontDesk
-from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.events import Kind
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
 from gateway.integrations.chatwoot import files as staff_files
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
-from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
-from gateway.integrations.chatwoot.helpdesk import ECHO_PREFIX, Conversation, HelpDeskState
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event, Inbox
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
-from handlers import telegram, whatsapp_render
+from gateway.integrations.chatwoot.helpdesk import ECHO_PREFIX, HelpDeskState
+from gateway.pipeline import (
+    MAX_BODY,
+    Conversation,
+    Entry,
+    Event,
+    Inbox,
+    Malformed,
+    Outcome,
+    Outgoing,
+    SessionStore,
+    entry_object,
+    load_object,
+    stamp_of,
+    whole_number,
+)
+from handlers.channels import adapter_for
+from handlers.mirror import bot_lines
+from handlers.turns import TurnRunner
 
 log = logging.getLogger("frontdesk.chatwoot")
 
@@ -43,10 +54,6 @@ SOURCE = "chatwoot"
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
 MAX_AGE_SECONDS = 300
-# A caption's limit: Telegram's "0-1024 characters after entities parsing" (sendPhoto,
-# sendDocument in telegram-bot-api.json); WhatsApp's media caption is as long at most (Meta,
-# "Media messages").
-CAPTION_MAX = 1024
 _SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 
 
@@ -70,14 +77,14 @@ class ChatwootWebhook:
         if not self.signed:
             return True  # the route checked the token in its path
         return _SIGNATURE.fullmatch(headers.get(SIGNATURE_HEADER, "")) is not None and (
-            webhook_json.stamp_of(headers.get(TIMESTAMP_HEADER, "")) is not None
+            stamp_of(headers.get(TIMESTAMP_HEADER, "")) is not None
         )
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
         if not self.signed:
             return True
         stamp = headers.get(TIMESTAMP_HEADER, "")
-        at = webhook_json.stamp_of(stamp)
+        at = stamp_of(stamp)
         if at is None or abs(self.clock() - at) > MAX_AGE_SECONDS:
             return False
         given = headers.get(SIGNATURE_HEADER, "").removeprefix("sha256=").lower().encode()
@@ -90,7 +97,7 @@ class ChatwootWebhook:
         )
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        body = webhook_json.load_object(raw)
+        body = load_object(raw)
         if not isinstance(body.get("event"), str):
             raise Malformed("no event")
         event = body["event"]
@@ -98,12 +105,12 @@ class ChatwootWebhook:
             if not is_agent_reply(body):
                 return []  # our own mirror, a private note, a contact's message
             conversation = body.get("conversation")
-            message_id = webhook_json.whole_number(body.get("id"))
+            message_id = whole_number(body.get("id"))
             # Ids are integers in Chatwoot's webhook payloads (`webhook_data` of Message and
             # Conversation, app/models/*.rb): the worker reads them as such.
             if not isinstance(conversation, dict) or message_id is None:
                 raise Malformed("a message without its id or conversation")
-            if webhook_json.whole_number(conversation.get("id")) is None:
+            if whole_number(conversation.get("id")) is None:
                 raise Malformed("a conversation without an integer id")
             attachments = body.get("attachments")
             if attachments is not None and not (
@@ -113,7 +120,7 @@ class ChatwootWebhook:
             key = conversation_key(conversation)
             return [Event(SOURCE, f"m:{message_id}", key, raw)]
         if event == "conversation_status_changed":
-            if webhook_json.whole_number(body.get("id")) is None:
+            if whole_number(body.get("id")) is None:
                 raise Malformed("a conversation without an integer id")
             key = conversation_key(body)
             stamp = body.get("timestamp") or body.get("updated_at") or body.get("last_activity_at")
@@ -145,13 +152,6 @@ def _unix(value: Any) -> float | None:
     return None
 
 
-def fits_caption(conv: Conversation, text: str, ref: dict[str, Any]) -> bool:
-    """Whether staff's words can ride with the file: short enough, and not a WhatsApp audio
-    message, which takes no caption."""
-    audio = conv.channel == "whatsapp" and ref["kind"] == "audio"
-    return len(text) <= CAPTION_MAX and not audio
-
-
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -181,14 +181,15 @@ class ChatwootEvents:
         self.recorder = recorder
         # Whether the bot's words are mirrored to Chatwoot (CHATWOOT_MIRROR=all).
         self.mirror_all = mirror_all
-        self.desk = desk
         self.catalogs = catalogs
-        self.sessions = sessions
         self.state = state
         self.clock = clock
+        # The turns staff's doings make on the client's conversation (no mirror: staff are
+        # there already).
+        self.turns = TurnRunner(desk, sessions, clock)
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = webhook_json.entry_object(entry.body)
+        body = entry_object(entry.body)
         if body.get("event") == "message_created":
             conversation_id = int((body.get("conversation") or {}).get("id") or 0)
         else:
@@ -203,31 +204,6 @@ class ChatwootEvents:
             return await self._reply(conv, conversation_id, body)
         status = str(body.get("status") or "")
         return await self._status(conv, conversation_id, status, entry.event_id)
-
-    def _client(self, conv: Conversation) -> ClientRef:
-        channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
-        return ClientRef(self.desk.salon.id, channel, conv.chat, conv.chat)
-
-    async def _turn(self, conv: Conversation, kind: Kind, event_id: str) -> tuple[Any, ClientRef]:
-        client = self._client(conv)
-        session = await self.sessions.load(client)
-        inbound = Inbound(client, kind, event_id)
-        return await self.desk.handle(session, inbound, self.clock()), client
-
-    def _saved(
-        self,
-        client: ClientRef,
-        turn: Any,
-        outgoing: tuple[Outgoing, ...],
-        facts: tuple[dict[str, Any], ...] = (),
-    ) -> Outcome:
-        return Outcome(
-            outgoing=outgoing,
-            session_key=self.sessions.key(client),
-            session=self.sessions.dump(turn.session),
-            session_ttl=self.sessions.ttl,
-            facts=facts,
-        )
 
     def _first_reply(self, conv: Conversation, turn: Turn) -> tuple[Turn, tuple[Any, ...]]:
         """The first agent reply after a handoff: how long the client waited."""
@@ -253,30 +229,31 @@ class ChatwootEvents:
         status = (body.get("conversation") or {}).get("status") or mapping.get("status")
         written = _unix(body.get("created_at"))
         late = written is not None and written <= float(mapping.get("resolved_at") or 0)
+        client = self.turns.client(conv)
         if status == "resolved" or late:
-            client = self._client(conv)
-            turn: Any = Turn((), await self.sessions.load(client))
+            turn = Turn((), await self.turns.sessions.load(client))
             facts: tuple[dict[str, Any], ...] = ()
         else:
             await self.state.set_human(conv.channel, conv.chat)
-            turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:{message_id}")
+            turn = await self.turns.handle(conv, Kind.TAKEOVER, f"cw:{message_id}")
             turn, facts = self._first_reply(conv, turn)
         report = {"conversation": conversation_id, "message": int(body.get("id") or 0)}
         session = turn.session
         locale = self.catalogs.resolve(session.locale, None)
+        channel = adapter_for(conv.channel)
         outgoing: list[Outgoing] = []
         text = str(body.get("content") or "").strip()
         attachments = body.get("attachments") or []
         files = [ref for a in attachments if (ref := staff_files.reference(a, written))]
         # The text rides as the first file's caption where it fits; else it goes first.
-        caption = text if files and fits_caption(conv, text, files[0]) else ""
+        caption = text if files and channel.takes_caption(text, files[0]) else ""
         if text and not caption:
-            outgoing.append(self._message(conv, text, locale, report))
+            outgoing.append(channel.staff_text(conv.chat, text, locale, report))
         for n, ref in enumerate(files):
             said = caption if n == 0 else ""
             fallback = self._fallback(locale, ref, said)
-            outgoing.append(self._file(conv, ref, said, fallback, locale, report))
-        return self._saved(client, turn, tuple(outgoing), facts)
+            outgoing.append(channel.staff_file(conv.chat, ref, said, fallback, locale, report))
+        return self.turns.saved(client, session, tuple(outgoing), facts)
 
     def _fallback(self, locale: str, ref: dict[str, Any], caption: str) -> str:
         """What the client reads should the file not reach them (too big, gone)."""
@@ -285,48 +262,6 @@ class ChatwootEvents:
         name = f"{ref['name']} ({size})" if size else str(ref["name"])
         notice = _("desk.file.failed", name=name)
         return f"{caption}\n\n{notice}" if caption else notice
-
-    @staticmethod
-    def _message(conv: Conversation, text: str, locale: str, report: dict[str, Any]) -> Outgoing:
-        if conv.channel == "telegram":
-            params: dict[str, Any] = {"chat_id": int(conv.chat), "text": text[:4096]}
-            return Outgoing(
-                "telegram",
-                conv.chat,
-                "sendMessage",
-                params | {"_desk": report},
-                author=Author.STAFF,
-            )
-        content = {"type": "text", "text": {"body": text[:4096], "preview_url": False}}
-        params = {"content": content, "locale": locale, "_desk": report}
-        return Outgoing("whatsapp", conv.chat, "messages", params, author=Author.STAFF)
-
-    @staticmethod
-    def _file(
-        conv: Conversation,
-        ref: dict[str, Any],
-        caption: str,
-        fallback: str,
-        locale: str,
-        report: dict[str, Any],
-    ) -> Outgoing:
-        """An agent's attachment, one message of its own (a retry never repeats another):
-        only a reference here; the delivery fetches the file from Chatwoot and sends it as a
-        photo or a document (gateway/integrations/chatwoot/files.py)."""
-        fetch = {FETCH_MARKER: ref}
-        if conv.channel == "telegram":
-            field, method = (
-                ("photo", "sendPhoto") if ref["kind"] == "image" else ("document", "sendDocument")
-            )
-            params: dict[str, Any] = {"chat_id": int(conv.chat), field: fetch}
-            if caption:
-                params["caption"] = caption
-            params |= {FALLBACK: fallback, "_desk": report}
-            return Outgoing("telegram", conv.chat, method, params, author=Author.STAFF)
-        media = "image" if ref["kind"] == "image" else "document"
-        content = {"type": media, media: fetch | ({"caption": caption} if caption else {})}
-        params = {"content": content, "locale": locale, FALLBACK: fallback, "_desk": report}
-        return Outgoing("whatsapp", conv.chat, "messages", params, author=Author.STAFF)
 
     async def _status(
         self, conv: Conversation, conversation_id: int, status: str, event_id: str
@@ -338,8 +273,8 @@ class ChatwootEvents:
             # here too; it changes nothing.)
             await self.state.set_human(conv.channel, conv.chat)
             await self.state.watch(conversation_id)
-            turn, client = await self._turn(conv, Kind.TAKEOVER, f"cw:open:{conversation_id}")
-            return self._saved(client, turn, ())
+            turn = await self.turns.handle(conv, Kind.TAKEOVER, f"cw:open:{conversation_id}")
+            return self.turns.saved(self.turns.client(conv), turn.session)
         if status not in ("resolved", "pending"):
             return Outcome()  # snoozed: still the person's
         # Still watched for a day: a reply whose webhook was lost may come to light yet.
@@ -352,7 +287,7 @@ class ChatwootEvents:
             # found again by the reconciliation does not move it.)
             mapping["resolved_at"] = time.time()
             await self.state.save_mapping(conv, mapping)
-        turn, client = await self._turn(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
+        turn = await self.turns.handle(conv, Kind.RETURNED, f"cw:{status}:{conversation_id}")
         facts: tuple[dict[str, Any], ...] = ()
         if self.recorder is not None and turn.replies:
             # The bot speaks again only when it takes the client back from a person.
@@ -363,24 +298,12 @@ class ChatwootEvents:
                 for k in dict.fromkeys((kind, analytics.RETURNED))
             )
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
-        if conv.channel == "telegram":
-            outgoing = tuple(telegram.render(conv.chat, turn.replies, None))
-        else:
-            outgoing = whatsapp_render.render(conv.chat, turn.replies, _).outgoing
+        # (The hand-back leaves the session's numbered choices as they were.)
+        outgoing = adapter_for(conv.channel).replies(conv.chat, turn.replies, _).outgoing
         if self.mirror_all:
-            # Staff see the bot take over again, as they see its other words (each line named
-            # by this hand-back, so that a retried post goes in once).
-            outgoing += tuple(
-                Outgoing(
-                    "chatwoot",
-                    conv.key,
-                    "outgoing",
-                    {"client": {}, "text": reply.text, "source_id": f"back:{event_id}:{n}"},
-                    author=Author.HELP_DESK,
-                )
-                for n, reply in enumerate(turn.replies)
-            )
-        return self._saved(client, turn, outgoing, facts)
+            # Staff see the bot take over again, as they see its other words.
+            outgoing += bot_lines(conv, turn.replies, f"back:{event_id}")
+        return self.turns.saved(self.turns.client(conv), turn.session, outgoing, facts)
 
 
 async def reconcile(client: ChatwootClient, state: HelpDeskState, inbox: Inbox) -> int:

@@ -15,17 +15,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.conversation import FrontDesk
-from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.events import ClientRef, Inbound, Kind
 from bot.flows.notices import Notice, NoticeKind, remembered
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.local_time import format_label
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Outcome, Outgoing
-from handlers import telegram, whatsapp_render
+from gateway.pipeline import Author, Conversation, Outcome, Outgoing, SessionStore
+from handlers.channels import adapter_for
+from handlers.mirror import bot_lines
+from handlers.turns import TurnRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +51,14 @@ class NoticeSender:
         self.catalogs = catalogs
         self.sessions = sessions
         self.templates = templates
+        # A notice is a turn on the client's conversation, outside their own turns.
+        self.turns = TurnRunner(desk, sessions)
         # The channels whose conversations staff follow in Chatwoot as they happen
         # (CHATWOOT_MIRROR=all): notices appear there too.
         self.mirrored = mirrored
 
     def client(self, conv: Conversation) -> ClientRef:
-        channel = Channel.TELEGRAM if conv.channel == "telegram" else Channel.WHATSAPP
-        return ClientRef(self.desk.salon.id, channel, conv.chat, conv.chat)
+        return self.turns.client(conv)
 
     async def send(
         self, conv: Conversation, notice: Notice, event_id: str, now: datetime
@@ -79,49 +80,30 @@ class NoticeSender:
             )
             outgoing = tuple(replace(message, failure=failure) for message in outgoing)
         if conv.channel in self.mirrored:
-            outgoing += tuple(
-                Outgoing(
-                    "chatwoot",
-                    conv.key,
-                    "outgoing",
-                    {"client": {}, "text": reply.text, "source_id": f"notice:{event_id}:{n}"},
-                    author=Author.HELP_DESK,
-                )
-                for n, reply in enumerate(turn.replies)
-            )
+            outgoing += bot_lines(conv, turn.replies, f"notice:{event_id}")
         facts: tuple[dict[str, Any], ...] = ()
         if self.recorder is not None and turn.replies:
             fact = self.recorder.fact(
                 analytics.NOTIFIED, conv.key, now, booking=notice.uid, notice=notice.kind.value
             )
             facts = (fact,)
-        return Outcome(
-            outgoing=outgoing,
-            session_key=self.sessions.key(client),
-            session=self.sessions.dump(turn.session),
-            session_ttl=self.sessions.ttl,
-            facts=facts,
-        )
+        return self.turns.saved(client, turn.session, outgoing, facts)
 
     async def remember(self, conv: Conversation, notice: Notice) -> Outcome:
         """Only the client's list of visits learns of the change (the message comes later)."""
         client = self.client(conv)
         session = remembered(await self.sessions.load(client), notice)
-        return Outcome(
-            session_key=self.sessions.key(client),
-            session=self.sessions.dump(session),
-            session_ttl=self.sessions.ttl,
-        )
+        return self.turns.saved(client, session)
 
     def render(self, conv: Conversation, turn: Turn, notice: Notice) -> tuple[Outgoing, ...]:
         if not turn.replies:
             return ()
-        if conv.channel == "telegram":
-            messages = telegram.render(conv.chat, turn.replies, None)
-            return tuple(replace(m, author=Author.NOTICE) for m in messages)
         _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
-        rendered = whatsapp_render.render(conv.chat, turn.replies, _)
-        fallback = self._template(notice, _.locale)
+        channel = adapter_for(conv.channel)
+        rendered = channel.replies(conv.chat, turn.replies, _)
+        # Where the channel has a 24-hour window, the last message carries the approved
+        # template that stands in for it outside the window.
+        fallback = self._template(notice, _.locale) if channel.service_window else None
         outgoing = []
         for n, message in enumerate(rendered.outgoing):
             params = message.params

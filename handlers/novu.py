@@ -24,13 +24,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.flows.notices import Notice, NoticeKind
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.integrations.novu.ledger import NoticeLedger
 from gateway.integrations.novu.workflows import WEBHOOK_FIELDS
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event, Inbox
-from gateway.pipeline.streams import Entry, Outcome
+from gateway.pipeline import (
+    MAX_BODY,
+    Conversation,
+    Entry,
+    Event,
+    Inbox,
+    Malformed,
+    Outcome,
+    entry_object,
+    instant,
+    load_object,
+    stamp_of,
+)
 from handlers.notices import NoticeSender
 
 log = logging.getLogger("frontdesk.novu")
@@ -70,11 +78,11 @@ class NovuWebhook:
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
-        return webhook_json.stamp_of(stamp) is not None and bool(signatures)
+        return stamp_of(stamp) is not None and bool(signatures)
 
     def verify(self, headers: Mapping[str, str], raw: bytes) -> bool:
         stamp, signatures = _parts(headers.get(SIGNATURE_HEADER, ""))
-        number = webhook_json.stamp_of(stamp)
+        number = stamp_of(stamp)
         if number is None:
             return False
         # Seconds, or milliseconds as some Novu components stamp them.
@@ -90,7 +98,7 @@ class NovuWebhook:
         )
 
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
-        body = webhook_json.load_object(raw)
+        body = load_object(raw)
         transaction = body.get("transaction")
         if not isinstance(transaction, str) or not transaction:
             raise Malformed("no transaction")
@@ -109,7 +117,7 @@ def notice_of(body: dict[str, Any]) -> Notice | None:
         kind = NoticeKind(str(body.get("kind")))
     except ValueError:
         return None
-    start = webhook_json.instant(body.get("start"))
+    start = instant(body.get("start"))
     uid = str(body.get("bookingUid") or "")
     if start is None or not uid:
         return None
@@ -120,7 +128,7 @@ def notice_of(body: dict[str, Any]) -> Notice | None:
         start,
         master=str(body.get("master") or "") or None,
         previous_uid=str(body.get("previousUid") or "") or None,
-        previous_start=webhook_json.instant(body.get("previousStart")),
+        previous_start=instant(body.get("previousStart")),
         reason=str(body.get("reason") or "") or None,
     )
 
@@ -137,7 +145,7 @@ class NovuEvents:
         self.ledger = ledger
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = webhook_json.entry_object(entry.body)
+        body = entry_object(entry.body)
         transaction = str(body.get("transaction"))  # the edge queues none without it
         # What the notice says comes from our own record of it; a post from a workflow synced
         # before the ledger existed carried the words itself.

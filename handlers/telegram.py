@@ -1,13 +1,13 @@
 """Telegram: the webhook's edge rules, aiogram routers that turn updates into the bot's events,
-and the rendering of the bot's replies as Telegram messages with inline keyboards.
+and the worker's handler that runs the bot's turn on them. The rendering of the bot's replies
+as Telegram messages is the channel's (handlers/channels/telegram.py).
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,17 +19,27 @@ from pydantic import ValidationError
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
 from bot.flows.menu import HOME
-from bot.replies import Reply
+from bot.flows.turn import Turn
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
-from gateway.integrations.telegram.api import UPLOAD_MARKER
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import MAX_BODY, Malformed
-from gateway.pipeline.inbox import Event
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing, Unreadable
+from gateway.pipeline import (
+    MAX_BODY,
+    Entry,
+    Event,
+    Malformed,
+    Outcome,
+    SessionStore,
+    Unreadable,
+    entry_object,
+    load_object,
+    whole_number,
+)
+from handlers.channels import TELEGRAM, Rendered
+from handlers.channels.telegram import render
+from handlers.mirror import Mirror
+from handlers.turns import TurnRunner
 
 SOURCE = "telegram"
+CHANNEL = TELEGRAM
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 # The update types the routers below handle; `webhooks set` registers exactly these.
 ALLOWED_UPDATES = ("message", "callback_query")
@@ -57,8 +67,8 @@ class TelegramWebhook:
     def parse(self, headers: Mapping[str, str], raw: bytes) -> list[Event]:
         # orjson (through webhook_json): a third of the stdlib's time on an update (1.7 µs
         # against 5.2), on the edge's hot path.
-        update = webhook_json.load_object(raw)
-        update_id = webhook_json.whole_number(update.get("update_id"))
+        update = load_object(raw)
+        update_id = whole_number(update.get("update_id"))
         if update_id is None:
             raise Malformed("no integer update_id")
         if not handled_kind(update):
@@ -84,16 +94,14 @@ def conversation_of(update: dict[str, Any]) -> str:
             chat = value["message"].get("chat")
         # Chat and user ids are Integers (Bot API, "Chat" and "User"): anything else is not
         # used as a key.
-        chat_id = webhook_json.whole_number(chat.get("id")) if isinstance(chat, dict) else None
+        chat_id = whole_number(chat.get("id")) if isinstance(chat, dict) else None
         if chat_id is not None:
-            return f"tg:{chat_id}"
+            return CHANNEL.key(str(chat_id))
         sender = value.get("from")
-        sender_id = (
-            webhook_json.whole_number(sender.get("id")) if isinstance(sender, dict) else None
-        )
+        sender_id = whole_number(sender.get("id")) if isinstance(sender, dict) else None
         if sender_id is not None:
-            return f"tg:{sender_id}"
-    return f"tg:update:{update.get('update_id')}"
+            return CHANNEL.key(str(sender_id))
+    return CHANNEL.key(f"update:{update.get('update_id')}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,70 +202,6 @@ def _label(query: CallbackQuery) -> str:
     return ""
 
 
-def render(
-    chat_id: str, replies: tuple[Reply, ...], callback_query_id: str | None
-) -> list[Outgoing]:
-    """Replies as Bot API calls. A tap is always acknowledged first, so its spinner stops."""
-    outgoing: list[Outgoing] = []
-    if callback_query_id is not None:
-        outgoing.append(
-            Outgoing(
-                SOURCE,
-                chat_id,
-                "answerCallbackQuery",
-                {"callback_query_id": callback_query_id},
-                ephemeral=True,
-            )
-        )
-    for reply in replies:
-        outgoing.append(_message(chat_id, reply))
-    return outgoing
-
-
-def _message(chat_id: str, reply: Reply) -> Outgoing:
-    params: dict[str, Any] = {"chat_id": int(chat_id)}
-    markup = _markup(reply)
-    if markup is not None:
-        params["reply_markup"] = markup
-    if reply.document is not None:
-        document = reply.document
-        params["caption"] = reply.text
-        # The outbox keeps JSON; the delivery turns this into the multipart upload.
-        params["document"] = {
-            UPLOAD_MARKER: True,
-            "filename": document.filename,
-            "mime_type": document.mime_type,
-            "base64": base64.b64encode(document.content).decode(),
-        }
-        return Outgoing(SOURCE, chat_id, "sendDocument", params)
-    params["text"] = reply.text
-    return Outgoing(SOURCE, chat_id, "sendMessage", params)
-
-
-def _markup(reply: Reply) -> dict[str, Any] | None:
-    if reply.request_contact:
-        # A keyboard under the input field: its first button shares the client's own number in
-        # one tap; the others send their label as text, which the bot reads as that choice.
-        first, *rest = reply.choices or (None,)
-        buttons: list[dict[str, Any]] = []
-        if first is not None:
-            buttons.append({"text": first.label, "request_contact": True})
-        buttons += [{"text": choice.label} for choice in rest]
-        return {
-            "keyboard": [[button] for button in buttons],
-            "resize_keyboard": True,
-            "one_time_keyboard": True,
-        }
-    if reply.clear_keyboard:
-        return {"remove_keyboard": True}
-    if reply.choices:
-        columns = max(1, reply.columns)
-        buttons = [{"text": c.label, "callback_data": c.id} for c in reply.choices]
-        rows = [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
-        return {"inline_keyboard": rows}
-    return None
-
-
 class TelegramConversations:
     """The worker's handler for queued Telegram updates."""
 
@@ -271,16 +215,12 @@ class TelegramConversations:
         mirror: Mirror | None = None,
         recorder: Recorder | None = None,
     ) -> None:
-        self.mirror = mirror
-        self.recorder = recorder
         self.bot = bot
         self.dispatcher = dispatcher
-        self.desk = desk
-        self.sessions = sessions
-        self.clock = clock
+        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder)
 
     async def __call__(self, entry: Entry) -> Outcome:
-        data = webhook_json.entry_object(entry.body)
+        data = entry_object(entry.body)
         if not handled_kind(data):
             return Outcome()  # queued before the edge ignored such updates: nothing to do
         try:
@@ -292,27 +232,10 @@ class TelegramConversations:
         result = await self.dispatcher.feed_update(self.bot, update)
         if not isinstance(result, TelegramEvent):
             return Outcome()  # an update we do not act on (a group message, an edit, ...)
-        client = result.inbound.client
-        session = await self.sessions.load(client)
-        now = self.clock()
-        turn = await self.desk.handle(session, result.inbound, now)
-        conv = Conversation("telegram", client.chat_id)
-        facts = (
-            ()
-            if self.recorder is None
-            else self.recorder.of_turn(conv.key, session, turn, result.inbound, now)
-        )
-        outgoing = render(client.chat_id, turn.replies, result.callback_query_id)
-        if turn.handoff is not None:
-            # Said as the handoff happens: not held back by the person now owning it.
-            outgoing = [replace(message, author=Author.HANDOFF) for message in outgoing]
-        mirrored: tuple[Outgoing, ...] = ()
-        if self.mirror is not None:
-            mirrored = await self.mirror.for_turn(conv, result.inbound, session, turn)
-        return Outcome(
-            outgoing=(*outgoing, *mirrored),
-            session_key=self.sessions.key(client),
-            session=self.sessions.dump(turn.session),
-            session_ttl=self.sessions.ttl,
-            facts=facts,
-        )
+        chat = result.inbound.client.chat_id
+
+        def answer(turn: Turn) -> Rendered:
+            # The tap's acknowledgement goes with the answer (marked as the handoff's too).
+            return Rendered(tuple(render(chat, turn.replies, result.callback_query_id)))
+
+        return await self.turns.run(CHANNEL.conversation(chat), result.inbound, answer)

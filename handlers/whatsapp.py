@@ -17,7 +17,6 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,26 +24,38 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from bot.conversation import FrontDesk
-from bot.events import Channel, ClientRef, Inbound, Kind
+from bot.events import ClientRef, Inbound, Kind
 from bot.flows import booking, menu
 from bot.flows.turn import Turn
 from bot.i18n import Catalogs
 from bot.replies import Choice
 from bot.session import Owner, Session
 from gateway.analytics.facts import Recorder
-from gateway.integrations.chatwoot.helpdesk import Conversation, Mirror
 from gateway.integrations.whatsapp.api import AUTHOR, OUT_OF_WINDOW
 from gateway.integrations.whatsapp.state import WINDOW_SECONDS, WhatsAppState
-from gateway.pipeline import webhook_json
-from gateway.pipeline.edge import LARGEST_BODY, Malformed
-from gateway.pipeline.inbox import Event, event_problem
-from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.sessions import SessionStore
-from gateway.pipeline.streams import Author, Entry, Outcome, Outgoing
+from gateway.pipeline import (
+    LARGEST_BODY,
+    Author,
+    Conversation,
+    Entry,
+    Event,
+    Malformed,
+    Metrics,
+    Outcome,
+    Outgoing,
+    SessionStore,
+    entry_object,
+    event_problem,
+    load_object,
+)
+from handlers.channels import WHATSAPP, Rendered
+from handlers.mirror import Mirror
+from handlers.turns import TurnRunner
 from handlers.whatsapp_payloads import Contact, Error, Message, Metadata, Status
 from handlers.whatsapp_render import MORE, SOURCE, list_page, message, render
 
 log = logging.getLogger("frontdesk.whatsapp")
+CHANNEL = WHATSAPP
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _SIGNATURE = re.compile(r"^sha256=[0-9a-fA-F]{64}$")
@@ -93,7 +104,7 @@ class WhatsAppWebhook:
         with a log line and `frontdesk_events_dropped`, and the rest is queued (200). Meta
         retries a delivery that is not answered 200 (for up to 7 days, with the same batch), so
         one bad message refused would keep its good neighbours out too."""
-        data = webhook_json.load_object(raw)
+        data = load_object(raw)
         if data.get("object") != "whatsapp_business_account":
             raise Malformed("not a WhatsApp Business Account notification")
         entries = data.get("entry")
@@ -140,7 +151,7 @@ class WhatsAppWebhook:
         if chat is None:
             log.warning("WhatsApp message without a sender ignored")
             return None
-        conversation = f"wa:{chat}"
+        conversation = CHANNEL.key(chat)
         if Conversation.from_key(conversation) is None:
             self._dropped("message")  # a sender id that is neither a number nor a BSUID
             return None
@@ -158,7 +169,7 @@ class WhatsAppWebhook:
             return None
         chat = status.recipient_id or status.recipient_user_id or "unknown"
         body = {"kind": "status", "status": raw_status}
-        return self._event(f"s:{status.id}:{status.status}", f"wa:{chat}", body, "status")
+        return self._event(f"s:{status.id}:{status.status}", CHANNEL.key(chat), body, "status")
 
     def _event(self, event_id: str, conversation: str, body: object, kind: str) -> Event | None:
         try:
@@ -241,43 +252,23 @@ class WhatsAppConversations:
         mirror: Mirror | None = None,
         recorder: Recorder | None = None,
     ) -> None:
-        self.mirror = mirror
-        self.recorder = recorder
-        self.desk = desk
         self.catalogs = catalogs
-        self.sessions = sessions
         self.state = state
         self.metrics = metrics
-        self.clock = clock
+        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder)
 
     async def __call__(self, entry: Entry) -> Outcome:
-        body = webhook_json.entry_object(entry.body)
+        body = entry_object(entry.body)
         if body.get("kind") == "status":
             return await self._status(Status.model_validate(body["status"]))
         item = Message.model_validate(body["message"])
         contact = Contact.model_validate(body["contact"]) if body.get("contact") else None
         chat = _chat_of(item, contact)
         assert chat is not None  # the edge queues only messages with a sender
-        now = self.clock()
-        # Any message from the client, a reaction included, opens the 24-hour window (from when
-        # they wrote it, never from the future). The window opens before the parked messages
-        # are read: none can be parked after this (see gateway/integrations/whatsapp/state.py).
-        stamp = int(now.timestamp())
-        at = min(item.sent_at or stamp, stamp)
-        await self.state.touch(chat, at)
-        opened = stamp - at < WINDOW_SECONDS - 60  # a delivery days late opens nothing
-        parked = await self.state.parked(chat) if opened else []
-        waiting = tuple(
-            Outgoing(
-                SOURCE, chat, "messages", params, author=Author(params.get(AUTHOR, Author.BOT))
-            )
-            for params in parked
-        )
-        clear = self.state.parked_keys(chat) if parked else ()
-        wa_id = item.from_ or (contact.wa_id if contact else None)
-        client = ClientRef(self.desk.salon.id, Channel.WHATSAPP, chat, chat)
-        session = await self.sessions.load(client)
-        conv = Conversation("whatsapp", chat)
+        waiting, clear = await self._waiting(item, chat)
+        conv = CHANNEL.conversation(chat)
+        client = self.turns.client(conv)
+        session = await self.turns.sessions.load(client)
         if session.owner == Owner.HUMAN and item.type not in ("reaction", "system"):
             # A person answers this client: the bot stays silent, the message goes to them.
             relayed = await self._relay(conv, item, client, session)
@@ -285,7 +276,7 @@ class WhatsAppConversations:
         resume = (
             item.type == "button" and item.button is not None and ":" not in item.button.payload
         )
-        if item.type in ("reaction", "system") or (resume and parked):
+        if item.type in ("reaction", "system") or (resume and waiting):
             # A reaction needs no answer; a tap on "a reply is waiting" is answered by it.
             if item.type == "system":
                 system = body["message"].get("system")
@@ -305,6 +296,7 @@ class WhatsAppConversations:
                 page = list_page(_("wa.more.body"), choices, int(start), _)
                 more = (*waiting, message(chat, page, _.locale))
                 return Outcome(outgoing=more, clear=clear)
+        wa_id = item.from_ or (contact.wa_id if contact else None)
         inbound = self._inbound(item, client, contact, session, text, wa_id)
         if inbound is None:
             # A photo, a voice message, a location...: acknowledged politely, menu offered.
@@ -313,32 +305,36 @@ class WhatsAppConversations:
             receipt, *answer = rendered.outgoing
             relayed = await self._relay(conv, item, client, session, Turn((ack,), session))
             return Outcome(outgoing=(receipt, *waiting, *answer, *relayed), clear=clear)
-        turn = await self.desk.handle(session, inbound, now)
-        facts = (
-            ()
-            if self.recorder is None
-            else self.recorder.of_turn(conv.key, session, turn, inbound, now)
+
+        def reply(turn: Turn) -> Rendered:
+            # Blue ticks first, then what waited for the client, then the answer.
+            _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
+            return CHANNEL.answer(chat, turn.replies, _, read=item.id)
+
+        return await self.turns.run(
+            conv, inbound, reply, session=session, waiting=waiting, clear=clear
         )
-        _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
-        rendered = render(chat, turn.replies, _, read=item.id)
-        mirrored: tuple[Outgoing, ...] = ()
-        if self.mirror is not None:
-            mirrored = await self.mirror.for_turn(conv, inbound, session, turn)
-        session = turn.session.model_copy(update={"numbered": rendered.numbered})
-        # Blue ticks first, then what waited for the client, then the answer.
-        read = tuple(o for o in rendered.outgoing if o.method == "read")
-        replies = tuple(o for o in rendered.outgoing if o.method != "read")
-        if turn.handoff is not None:
-            # Said as the handoff happens: not held back by the person now owning it.
-            replies = tuple(replace(o, author=Author.HANDOFF) for o in replies)
-        return Outcome(
-            outgoing=(*read, *waiting, *replies, *mirrored),
-            session_key=self.sessions.key(client),
-            session=self.sessions.dump(session),
-            session_ttl=self.sessions.ttl,
-            clear=clear,
-            facts=facts,
+
+    async def _waiting(
+        self, item: Message, chat: str
+    ) -> tuple[tuple[Outgoing, ...], tuple[str, ...]]:
+        """What was parked for the client while the 24-hour window was closed, and the keys
+        the commit clears once it is queued."""
+        stamp = int(self.turns.clock().timestamp())
+        # Any message from the client, a reaction included, opens the 24-hour window (from when
+        # they wrote it, never from the future). The window opens before the parked messages
+        # are read: none can be parked after this (see gateway/integrations/whatsapp/state.py).
+        at = min(item.sent_at or stamp, stamp)
+        await self.state.touch(chat, at)
+        opened = stamp - at < WINDOW_SECONDS - 60  # a delivery days late opens nothing
+        parked = await self.state.parked(chat) if opened else []
+        waiting = tuple(
+            Outgoing(
+                SOURCE, chat, "messages", params, author=Author(params.get(AUTHOR, Author.BOT))
+            )
+            for params in parked
         )
+        return waiting, (self.state.parked_keys(chat) if parked else ())
 
     async def _relay(
         self,
@@ -349,7 +345,7 @@ class WhatsAppConversations:
         turn: Turn | None = None,
     ) -> tuple[Outgoing, ...]:
         """A message for staff: text as written, anything else as what it is."""
-        if self.mirror is None:
+        if self.turns.mirror is None:
             return ()
         media = item.media
         said = _text_of(item)
@@ -365,7 +361,7 @@ class WhatsAppConversations:
         file = None
         if media is not None and media.id:
             file = {"id": media.id, "kind": item.type, "filename": media.filename}
-        return await self.mirror.for_turn(
+        return await self.turns.mirror.for_turn(
             conv, event, session, turn or Turn((), session), said, file
         )
 

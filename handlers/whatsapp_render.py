@@ -25,7 +25,7 @@ from typing import Any
 from bot.i18n import Translator
 from bot.replies import Choice, Reply
 from gateway.integrations.whatsapp.api import MEDIA_LIMITS, UPLOAD_MARKER
-from gateway.pipeline.streams import Outgoing
+from gateway.pipeline import Outgoing
 
 SOURCE = "whatsapp"
 BUTTONS_MAX = 3

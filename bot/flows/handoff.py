@@ -13,7 +13,6 @@ Chatwoot, its status, the summary note for staff).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot import contact
@@ -46,14 +45,6 @@ _ASKS = re.compile(
 
 def asks_for_person(text: str) -> bool:
     return bool(_ASKS.search(text))
-
-
-@dataclass(frozen=True, slots=True)
-class Handoff:
-    """What the gateway needs to hand the conversation over: why, and the note for staff."""
-
-    reason: str
-    note: str
 
 
 def handed_off(ctx: Context, salon: Salon) -> Reply:

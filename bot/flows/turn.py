@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.events import Inbound
 from bot.i18n import Translator
@@ -12,8 +12,14 @@ from bot.ports import Visit
 from bot.replies import Reply
 from bot.session import Session
 
-if TYPE_CHECKING:
-    from bot.flows.handoff import Handoff
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What the gateway needs to hand the conversation over: why, and the note for staff
+    (the handoff flow, bot/flows/handoff.py, words it; here so that a turn can carry it)."""
+
+    reason: str
+    note: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootUnavailable, is_failure
 from gateway.integrations.chatwoot.helpdesk import (
-    Conversation,
     HelpDesk,
     HelpDeskSettings,
     HelpDeskState,
 )
+from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.outbox import PermanentFailure
 from gateway.pipeline.resilience import CircuitBreaker

@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 
 from bot.session import Owner
 from gateway.integrations.calcom.bookings import BookingLinks
-from gateway.integrations.chatwoot.helpdesk import Conversation, HelpDeskState
+from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.keys import Keys, RegistryKeys
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.integrations.chatwoot.helpdesk import Conversation
 from gateway.pipeline import webhook_json
+from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.edge import Malformed
 from gateway.pipeline.streams import Unreadable
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
+from gateway.pipeline.conversation import key_of
 from gateway.pipeline.keys import Keys
 
 RECORD_TTL = 120 * 24 * 3600
@@ -57,7 +58,7 @@ class BookingLinks:
             if found:
                 return str(found.decode())
             if await self.redis.exists(self.keys.session("whatsapp", number[1:])):
-                return f"wa:{number[1:]}"
+                return key_of("whatsapp", number[1:])
         if email and "@" in email:
             found = await self.redis.get(self.keys.client_by_email(normal_email(email)))
             if found:

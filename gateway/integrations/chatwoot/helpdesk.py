@@ -1,6 +1,7 @@
 """The salon's help desk (Chatwoot): who owns each conversation, the client ↔ contact ↔
-conversation mapping, the mirror of conversations, and the handoff, carried out through the
-outbox like any message.
+conversation mapping, and the delivery of the mirror's lines and the handoff, carried out
+through the outbox like any message. What a client's turn adds for the help desk (the mirror)
+is handlers/mirror.py.
 
 - **Ownership**: the session's `owner` is authoritative; this state keeps the gateway's copy in
   Redis (`owner:<channel>:<chat>` = "human" while a person owns it), written before the commit
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,10 +36,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.events import Inbound, Kind
-from bot.flows.turn import Turn
-from bot.session import Owner, Session
+from bot.session import Owner
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
+from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.outbox import PermanentFailure, Substituted
 from gateway.pipeline.streams import Author, Outgoing
@@ -57,36 +56,6 @@ WATCH_SECONDS = 24 * 3600
 # looks for the line in Chatwoot before posting it again.
 POSTING_TTL = 7 * 24 * 3600
 LATE_MARK = "👤 (written before the conversation was resolved) "
-
-
-# A Telegram chat id is an Integer (Bot API, "Chat"); a WhatsApp client is their WhatsApp id
-# (digits) or their business-scoped id, `CC.<up to 128 alphanumerics>` or `CC.ENT.<...>` (Meta,
-# "Business-scoped user IDs"; contracts/chatwoot-whatsapp-telegram.md §2.10).
-_CHAT = {
-    "telegram": re.compile(r"-?[0-9]{1,20}"),
-    "whatsapp": re.compile(r"[A-Za-z0-9._-]{1,140}"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Conversation:
-    channel: str  # "telegram" | "whatsapp"
-    chat: str
-
-    @property
-    def key(self) -> str:
-        """The client's conversation key: also the Chatwoot `source_id`."""
-        return f"{'tg' if self.channel == 'telegram' else 'wa'}:{self.chat}"
-
-    @classmethod
-    def from_key(cls, key: str) -> Conversation | None:
-        """The conversation a key names; None for anything that is not one of ours (a key
-        from a webhook is checked here before it is trusted)."""
-        prefix, _, chat = key.partition(":")
-        channel = {"tg": "telegram", "wa": "whatsapp"}.get(prefix)
-        if channel is None or _CHAT[channel].fullmatch(chat) is None:
-            return None
-        return cls(channel, chat)
 
 
 class HelpDeskState:
@@ -467,115 +436,6 @@ def _before_resolve(mapping: dict[str, Any], params: dict[str, Any]) -> bool:
     if written is None:
         return False
     return float(written) < float(mapping.get("resolved_at") or 0)
-
-
-class Mirror:
-    """What a client's turn adds for the help desk: their message, the bot's answers, the
-    handoff. Called by the messengers' handlers; everything goes out through the outbox."""
-
-    def __init__(self, state: HelpDeskState, mode: str) -> None:
-        self.state = state
-        self.mode = mode
-
-    async def for_turn(
-        self,
-        conv: Conversation,
-        event: Inbound,
-        before: Session,
-        turn: Turn,
-        said: str = "",
-        media: dict[str, str] | None = None,
-    ) -> tuple[Outgoing, ...]:
-        """The help desk's share of one turn of the bot (or of its silence, a person owning it)."""
-        client = {
-            "name": event.name,
-            "phone": turn.session.phone or event.phone or None,
-            "email": turn.session.email,
-        }
-        messages = await self.messages(
-            conv,
-            said or self.said(event, before),
-            client,
-            [reply.text for reply in turn.replies if not reply.keyboard_only],
-            human_before=before.owner == Owner.HUMAN,
-            handoff_note=turn.handoff.note if turn.handoff else None,
-            event_id=event.event_id,
-            media=media,
-        )
-        if turn.attending is None:
-            return messages
-        # "I'll come" from a reminder: staff see it in the client's conversation.
-        answer = turn.replies[-1].text if turn.replies else ""
-        note = f"✅ The client confirmed they will come (booking {turn.attending}). {answer}"
-        source = f"{ECHO_PREFIX}attending:{event.event_id}"
-        params = {"client": client, "text": note.strip(), "source_id": source}
-        return (*messages, Outgoing(CHANNEL, conv.key, "note", params, author=Author.HELP_DESK))
-
-    @staticmethod
-    def said(event: Inbound, before: Session) -> str:
-        """The client's message as staff should read it: a tap shows the button's label."""
-        if event.kind is Kind.CHOICE:
-            offered = (o.label for o in before.offered if o.id == event.choice)
-            # A button from an older message is no longer offered: its own label, as tapped.
-            label = next(offered, event.label or event.choice)
-            return f"▶️ {label}"
-        if event.kind is Kind.CONTACT:
-            return f"📱 {event.phone}"
-        if event.kind is Kind.START:
-            return "/start"
-        return event.text or "📎"
-
-    async def messages(
-        self,
-        conv: Conversation,
-        said: str,
-        client: dict[str, Any],
-        replies: list[str],
-        *,
-        human_before: bool,
-        handoff_note: str | None,
-        event_id: str,
-        media: dict[str, str] | None = None,
-    ) -> tuple[Outgoing, ...]:
-        def call(method: str, **params: Any) -> Outgoing:
-            return Outgoing(
-                CHANNEL, conv.key, method, {"client": client, **params}, author=Author.HELP_DESK
-            )
-
-        # When the client wrote it: a line delivered after staff resolved the conversation is
-        # told from one written after (wall clock, as the resolve's time in the mapping).
-        line = {"source_id": f"{ECHO_PREFIX}in:{event_id}", "written": time.time()}
-        incoming = call("incoming", text=said or "…", **line)
-        if media:
-            incoming = call("incoming", text=said, media=media, **line)
-        if handoff_note is not None:
-            # From now on a person owns it: set before the commit, read again by the outbox.
-            await self.state.set_human(conv.channel, conv.chat)
-            handoff = call(
-                "handoff", note=handoff_note, source_id=f"{ECHO_PREFIX}handoff:{event_id}"
-            )
-            if self.mode == "handoff":
-                await self.state.remember(conv, self._lines(said, replies))
-                return (handoff,)
-            return (incoming, *self._bot(call, replies, event_id), handoff)
-        if human_before:
-            return (incoming,)
-        if self.mode == "all":
-            return (incoming, *self._bot(call, replies, event_id))
-        await self.state.remember(conv, self._lines(said, replies))
-        return ()
-
-    @staticmethod
-    def _bot(call: Any, replies: list[str], event_id: str) -> list[Outgoing]:
-        return [
-            call("outgoing", text=text, source_id=f"{event_id}:{n}")
-            for n, text in enumerate(replies)
-            if text
-        ]
-
-    @staticmethod
-    def _lines(said: str, replies: list[str]) -> list[str]:
-        return [f"👤 {said}", *(f"{BOT_MARK}{text}" for text in replies if text)]
 
 
 class StaffReplies:
