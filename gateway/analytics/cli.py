@@ -17,10 +17,11 @@ EXIT_CONFIG = 2
 
 
 async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.analytics_database_url is None:
+    if settings.analytics is None:
         print("frontdesk: ANALYTICS_DATABASE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
-    url = settings.analytics_database_url.get_secret_value()
+    url = settings.analytics.database_url.get_secret_value()
+    profile = settings.salon.profile
     if args.command == "metabase":
         return await _metabase_sync(settings, url)
     try:
@@ -34,12 +35,12 @@ async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
             return 0
         await analytics_store.migrate(connection)
-        end = args.end or datetime.now(settings.zone).date()
+        end = args.end or datetime.now(profile.zone).date()
         start = args.start or end - timedelta(days=29)
-        print(f"{settings.salon_name}: {start.isoformat()} to {end.isoformat()}\n")
+        print(f"{profile.name}: {start.isoformat()} to {end.isoformat()}\n")
         for question in analytics_store.questions():
             columns, rows = await analytics_store.run_question(
-                connection, question, settings.salon_id, start, end
+                connection, question, profile.id, start, end
             )
             print(f"## {question.title}\n")
             print(analytics_store.table(columns, rows))
@@ -50,12 +51,13 @@ async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _metabase_sync(settings: Settings, database_url: str) -> int:
-    if settings.metabase_site_url is None:
+    metabase = settings.salon.metabase
+    if metabase is None:
         print("frontdesk: METABASE_SITE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
-    api_key = settings.metabase_api_key.get_secret_value() if settings.metabase_api_key else None
-    password = settings.metabase_password.get_secret_value() if settings.metabase_password else None
-    if api_key is None and (settings.metabase_user is None or password is None):
+    api_key = metabase.api_key.get_secret_value() if metabase.api_key else None
+    password = metabase.password.get_secret_value() if metabase.password else None
+    if api_key is None and (metabase.user is None or password is None):
         print(
             "frontdesk: metabase sync needs METABASE_API_KEY, or METABASE_USER and "
             "METABASE_PASSWORD",
@@ -64,9 +66,9 @@ async def _metabase_sync(settings: Settings, database_url: str) -> int:
         return EXIT_CONFIG
     try:
         async with MetabaseClient(
-            settings.metabase_site_url,
+            metabase.site_url,
             api_key=api_key,
-            user=settings.metabase_user,
+            user=metabase.user,
             password=password,
         ) as client:
             done = await sync(client, database_url, analytics_store.questions())
@@ -77,6 +79,6 @@ async def _metabase_sync(settings: Settings, database_url: str) -> int:
     found = f"database {done['database']}, {len(done['cards'])} questions"
     print(f"{found}, dashboard {done['dashboard']}")
     print("changed: " + ("; ".join(changes) if changes else "nothing (already in place)"))
-    if settings.metabase_dashboard_id != done["dashboard"]:
+    if metabase.dashboard_id != done["dashboard"]:
         print(f"set METABASE_DASHBOARD_ID={done['dashboard']} for GET /analytics/embed")
     return 0
