@@ -130,9 +130,9 @@ def serve_gateway(
     from bench.hostile import EVERY_ROUTE
     from gateway.app import create_app
     from gateway.pipeline.logs import configure
-    from gateway.settings import Settings
+    from gateway.settings import load
 
-    settings = Settings(
+    settings = load(
         _env_file=None,
         host="127.0.0.1",
         port=port,

@@ -136,25 +136,20 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _novu_sync(settings: Settings) -> int:
-    from gateway.integrations.novu.api import NovuClient, NovuRejected, NovuUnavailable
+    from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
+    from gateway.integrations.novu.factory import novu_client
     from gateway.integrations.novu.workflows import sync
-    from gateway.pipeline.resilience import CircuitBreaker
+    from gateway.pipeline.resilience import command_breaker
 
-    if not settings.novu_enabled or settings.public_url is None:
+    novu = settings.salon.novu
+    if novu is None or settings.public_url is None:
         print(
             "frontdesk: novu sync needs NOVU_API_URL, NOVU_API_KEY and PUBLIC_URL "
             "(Novu's workflows post to PUBLIC_URL/webhooks/novu)",
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    assert settings.novu_api_url is not None
-    assert settings.novu_api_key is not None
-    client = NovuClient(
-        settings.novu_api_url,
-        settings.novu_api_key.get_secret_value(),
-        CircuitBreaker("novu"),
-        timeout=settings.service_timeout_seconds,
-    )
+    client = novu_client(novu, command_breaker, settings.service_timeout_seconds)
     try:
         done = await sync(client, f"{settings.public_url}/webhooks/novu")
     except NovuRejected as exc:
@@ -195,7 +190,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         print("frontdesk: REDIS_URL is required", file=sys.stderr)
         return EXIT_CONFIG
     redis = connect_redis(settings.redis_url)
-    store = dlq.DeadLetters(redis, settings.salon_id, settings.stream_shards)
+    store = dlq.DeadLetters(redis, settings.salon.profile.id, settings.stream_shards)
     try:
         if args.action == "list":
             letters = await store.newest(args.limit)

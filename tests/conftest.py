@@ -38,7 +38,7 @@ with warnings.catch_warnings():
 from gateway.app import RUNTIME, Runtime, create_app
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.sandbox.telegram import TelegramSandbox
-from gateway.settings import Settings
+from gateway.settings import Settings, load
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT.parent / "shared" / "contracts"
@@ -95,7 +95,7 @@ def make_settings(redis_url: str, salon_id: str, **overrides: Any) -> Settings:
         "log_format": "text",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return load(_env_file=None, **values)
 
 
 @dataclass

@@ -103,7 +103,7 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
         analytics_salt=SALT,
     )
     await connect(gateway, salon, novu)
-    salon_id = gateway.runtime.settings.salon_id
+    salon_id = gateway.runtime.settings.salon.profile.id
 
     # A Telegram client books in the chat.
     anna = Chat(sandbox.telegram, 901)
@@ -236,7 +236,7 @@ async def test_a_reminder_the_messenger_refuses_counts_as_a_failed_notification(
         start_gateway, salon, novu, analytics_database_url=analytics_db, analytics_salt=SALT
     )
     await connect(gateway, salon, novu)
-    salon_id = gateway.runtime.settings.salon_id
+    salon_id = gateway.runtime.settings.salon.profile.id
     anna = Chat(sandbox.telegram, 911)
     uid = await book_in_chat(anna, salon, "+79160000911")
     await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)

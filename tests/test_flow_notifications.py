@@ -189,8 +189,8 @@ async def test_a_booking_in_the_chat_is_confirmed_once_and_its_reminders_come_on
     [confirmed] = runs(novu, "booking-confirmed")
     assert confirmed.status == "completed"
     assert (
-        confirmed.transaction
-        == f"fd-{gateway.runtime.settings.salon_id}-confirmed-{uid}-{int(VISIT.timestamp())}"
+        confirmed.transaction == f"fd-{gateway.runtime.settings.salon.profile.id}-confirmed-{uid}-"
+        f"{int(VISIT.timestamp())}"
     )
     # The client was answered in the chat: Novu's messenger step is acknowledged, not resent.
     assert confirmed.payload["messenger"] == "no"

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from gateway.settings import Settings
+from gateway.settings import Environment, load
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -34,7 +34,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 PYPROJECT = ROOT / "pyproject.toml"
 
-FIELDS = {name.upper(): field for name, field in Settings.model_fields.items()}
+FIELDS = {name.upper(): field for name, field in Environment.model_fields.items()}
 
 
 # --- Dockerfile --------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def test_env_example_has_no_secrets_and_nothing_shaped_like_a_token() -> None:
 @pytest.mark.usefixtures("clean_environment")
 def test_env_example_copied_to_env_is_a_valid_configuration_with_everything_off() -> None:
     # Blank lines such as `WHATSAPP_ACCESS_TOKEN=` must read as "not set" (env_ignore_empty).
-    settings = Settings(_env_file=ENV_EXAMPLE)
+    settings = load(_env_file=ENV_EXAMPLE)
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert not any(settings.services().values()), settings.services()
     assert settings.secrets() == []
@@ -317,7 +317,7 @@ def test_env_example_passed_as_environment_is_valid_too(monkeypatch: pytest.Monk
     for entry in env_entries():
         if not entry.commented:
             monkeypatch.setenv(entry.name, entry.value)
-    settings = Settings(_env_file=None)
+    settings = load(_env_file=None)
     assert not any(settings.services().values()), settings.services()
     assert settings.public_url is None
 
@@ -337,7 +337,7 @@ def test_env_example_commented_values_are_the_defaults(
     # Uncommenting such a line changes nothing: the file documents the code's defaults.
     assert FIELDS[entry.name].default is not None, f"{entry.name}: no default to show"
     monkeypatch.setenv(entry.name, entry.value)
-    settings = Settings(_env_file=None)
+    settings = Environment(_env_file=None)  # type: ignore[call-arg]
     assert getattr(settings, entry.name.lower()) == FIELDS[entry.name].default
 
 

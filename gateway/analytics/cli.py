@@ -15,10 +15,11 @@ EXIT_CONFIG = 2
 
 
 async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.analytics_database_url is None:
+    if settings.analytics is None:
         print("frontdesk: ANALYTICS_DATABASE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
-    url = settings.analytics_database_url.get_secret_value()
+    url = settings.analytics.database_url.get_secret_value()
+    profile = settings.salon.profile
     try:
         connection = await asyncpg.connect(url, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
@@ -30,12 +31,12 @@ async def run_analytics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"applied: {', '.join(applied)}" if applied else "the schema is up to date")
             return 0
         await analytics_store.migrate(connection)
-        end = args.end or datetime.now(settings.zone).date()
+        end = args.end or datetime.now(profile.zone).date()
         start = args.start or end - timedelta(days=29)
-        print(f"{settings.salon_name}: {start.isoformat()} to {end.isoformat()}\n")
+        print(f"{profile.name}: {start.isoformat()} to {end.isoformat()}\n")
         for question in analytics_store.questions():
             columns, rows = await analytics_store.run_question(
-                connection, question, settings.salon_id, start, end
+                connection, question, profile.id, start, end
             )
             print(f"## {question.title}\n")
             print(analytics_store.table(columns, rows))

@@ -14,12 +14,22 @@ from redis.exceptions import RedisError
 from gateway.analytics.store import migrations
 from gateway.integrations.calcom.api import CalcomClient, CalcomError
 from gateway.integrations.calcom.catalogue import services_of
-from gateway.integrations.novu.api import NovuClient, NovuRejected, NovuUnavailable
+from gateway.integrations.calcom.factory import calcom_client
+from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
+from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import definitions, differs
-from gateway.integrations.telegram.api import make_bot
+from gateway.integrations.telegram.factory import telegram_bot
 from gateway.pipeline.redis_client import connect_redis
-from gateway.pipeline.resilience import CircuitBreaker
-from gateway.settings import Settings
+from gateway.pipeline.resilience import command_breaker
+from gateway.salon_settings import (
+    CalcomSettings,
+    ChatwootSettings,
+    MetabaseSettings,
+    NovuSettings,
+    TelegramSettings,
+    WhatsAppSettings,
+)
+from gateway.settings import AnalyticsSettings, Settings
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from handlers.telegram import ALLOWED_UPDATES
 
@@ -48,33 +58,33 @@ async def run_check(settings: Settings) -> int:
         finally:
             await redis.aclose()
 
+    salon = settings.salon
     for name, configured in settings.services().items():
         if not configured:
             print(_line(name, None, "not configured"))
-        elif name == "telegram":
-            failed |= not await _check_telegram(settings)
-        elif name == "calcom":
-            failed |= not await _check_calcom(settings)
-        elif name == "whatsapp":
-            failed |= not await _check_whatsapp(settings)
-        elif name == "chatwoot":
-            failed |= not await _check_chatwoot(settings)
-        elif name == "novu":
-            failed |= not await _check_novu(settings)
-        elif name == "analytics":
-            failed |= not await _check_analytics(settings)
-        else:
-            failed |= not await _check_metabase(settings)
+        elif name == "telegram" and salon.telegram is not None:
+            failed |= not await _check_telegram(salon.telegram, settings.public_url)
+        elif name == "calcom" and salon.calcom is not None:
+            failed |= not await _check_calcom(salon.calcom, salon.profile.currency)
+        elif name == "whatsapp" and salon.whatsapp is not None:
+            failed |= not await _check_whatsapp(salon.whatsapp)
+        elif name == "chatwoot" and salon.chatwoot is not None:
+            failed |= not await _check_chatwoot(salon.chatwoot)
+        elif name == "novu" and salon.novu is not None:
+            failed |= not await _check_novu(salon.novu, settings.public_url)
+        elif name == "analytics" and settings.analytics is not None:
+            failed |= not await _check_analytics(settings.analytics)
+        elif salon.metabase is not None:
+            failed |= not await _check_metabase(salon.metabase)
     return 1 if failed else 0
 
 
-def _bot(settings: Settings) -> Bot:
-    assert settings.telegram_bot_token is not None
-    return make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_url)
+def _bot(telegram: TelegramSettings) -> Bot:
+    return telegram_bot(telegram, TIMEOUT)
 
 
-async def _check_telegram(settings: Settings) -> bool:
-    bot = _bot(settings)
+async def _check_telegram(telegram: TelegramSettings, public_url: str | None) -> bool:
+    bot = _bot(telegram)
     try:
         me = await asyncio.wait_for(bot.get_me(), TIMEOUT)
         info = await asyncio.wait_for(bot.get_webhook_info(), TIMEOUT)
@@ -88,7 +98,7 @@ async def _check_telegram(settings: Settings) -> bool:
         detail += f"; {info.pending_update_count} updates waiting"
     if info.last_error_message:
         detail += f"; last delivery error: {info.last_error_message}"
-    expected = f"{settings.public_url}/webhooks/telegram" if settings.public_url else None
+    expected = f"{public_url}/webhooks/telegram" if public_url else None
     ok = expected is None or info.url == expected
     if not ok:
         detail += f" (expected {expected}: run `frontdesk webhooks set`)"
@@ -96,30 +106,21 @@ async def _check_telegram(settings: Settings) -> bool:
     return ok
 
 
-def _calcom_client(settings: Settings) -> CalcomClient:
+def _calcom_client(calcom: CalcomSettings) -> CalcomClient:
     """A client for one command: its own breaker, the commands' short timeout."""
-    assert settings.calcom_api_url is not None
-    assert settings.calcom_api_key is not None
-    return CalcomClient(
-        settings.calcom_api_url,
-        settings.calcom_api_key.get_secret_value(),
-        breaker=CircuitBreaker("calcom"),
-        timeout=TIMEOUT,
-    )
+    return calcom_client(calcom, command_breaker, TIMEOUT)
 
 
-async def _check_calcom(settings: Settings) -> bool:
-    client = _calcom_client(settings)
+async def _check_calcom(calcom: CalcomSettings, currency: str | None) -> bool:
+    client = _calcom_client(calcom)
     try:
-        services = services_of(
-            await client.event_types(team_id=settings.calcom_team_id), settings.salon_currency
-        )
+        services = services_of(await client.event_types(team_id=calcom.team_id), currency)
     except CalcomError as exc:
         print(_line("calcom", False, f"Cal.com refused or unreachable: {exc}"))
         return False
     finally:
         await client.aclose()
-    where = f"team {settings.calcom_team_id}" if settings.calcom_team_id else "the key's owner"
+    where = f"team {calcom.team_id}" if calcom.team_id else "the key's owner"
     if not services:
         print(_line("calcom", False, f"no visible event types for {where}: nothing to book"))
         return False
@@ -127,17 +128,10 @@ async def _check_calcom(settings: Settings) -> bool:
     return True
 
 
-async def _check_novu(settings: Settings) -> bool:
+async def _check_novu(novu: NovuSettings, public_url: str | None) -> bool:
     """The key works, and the workflows `frontdesk novu sync` makes are there and current."""
-    assert settings.novu_api_url is not None
-    assert settings.novu_api_key is not None
-    webhook = f"{settings.public_url or 'PUBLIC_URL'}/webhooks/novu"
-    async with NovuClient(
-        settings.novu_api_url,
-        settings.novu_api_key.get_secret_value(),
-        CircuitBreaker("novu"),
-        timeout=TIMEOUT,
-    ) as client:
+    webhook = f"{public_url or 'PUBLIC_URL'}/webhooks/novu"
+    async with novu_client(novu, command_breaker, TIMEOUT) as client:
         try:
             found = {
                 w["workflowId"]: await client.workflow(w["workflowId"])
@@ -161,12 +155,11 @@ async def _check_novu(settings: Settings) -> bool:
     return True
 
 
-async def _check_analytics(settings: Settings) -> bool:
+async def _check_analytics(analytics: AnalyticsSettings) -> bool:
     """PostgreSQL answers, and the schema is the one this version writes."""
-    assert settings.analytics_database_url is not None
     try:
         connection = await asyncpg.connect(
-            settings.analytics_database_url.get_secret_value(), timeout=TIMEOUT
+            analytics.database_url.get_secret_value(), timeout=TIMEOUT
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         print(_line("analytics", False, f"PostgreSQL unreachable: {type(exc).__name__}"))
@@ -189,17 +182,16 @@ async def _check_analytics(settings: Settings) -> bool:
     return True
 
 
-async def _check_metabase(settings: Settings) -> bool:
-    assert settings.metabase_site_url is not None
-    status, _ = await _get(f"{settings.metabase_site_url}/api/health", {})
+async def _check_metabase(metabase: MetabaseSettings) -> bool:
+    status, _ = await _get(f"{metabase.site_url}/api/health", {})
     if status != 200:
-        print(_line("metabase", False, f"{settings.metabase_site_url} does not answer"))
+        print(_line("metabase", False, f"{metabase.site_url} does not answer"))
         return False
-    if settings.metabase_secret_key is None or settings.metabase_dashboard_id is None:
+    if metabase.secret_key is None or metabase.dashboard_id is None:
         detail = "reachable; set METABASE_SECRET_KEY and METABASE_DASHBOARD_ID to embed"
         print(_line("metabase", False, detail))
         return False
-    print(_line("metabase", True, f"reachable; dashboard {settings.metabase_dashboard_id}"))
+    print(_line("metabase", True, f"reachable; dashboard {metabase.dashboard_id}"))
     return True
 
 
@@ -223,10 +215,9 @@ async def _request(
     return response.status_code, body if isinstance(body, dict) else {}
 
 
-async def _check_whatsapp(settings: Settings) -> bool:
-    assert settings.whatsapp_access_token is not None
-    token = settings.whatsapp_access_token.get_secret_value()
-    url = f"{settings.whatsapp_api_url}/{settings.whatsapp_phone_number_id}"
+async def _check_whatsapp(whatsapp: WhatsAppSettings) -> bool:
+    token = whatsapp.access_token.get_secret_value()
+    url = f"{whatsapp.api_url}/{whatsapp.phone_number_id}"
     status, body = await _get(url, {"Authorization": f"Bearer {token}"})
     if status != 200:
         error = (body.get("error") or {}).get("message") or body.get("error") or f"HTTP {status}"
@@ -237,30 +228,24 @@ async def _check_whatsapp(settings: Settings) -> bool:
     return True
 
 
-async def _check_chatwoot(settings: Settings) -> bool:
-    assert settings.chatwoot_api_token is not None
-    base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
-    headers = {"api_access_token": settings.chatwoot_api_token.get_secret_value()}
+async def _check_chatwoot(chatwoot: ChatwootSettings) -> bool:
+    base = f"{chatwoot.url}/api/v1/accounts/{chatwoot.account_id}"
+    headers = {"api_access_token": chatwoot.api_token.get_secret_value()}
     found = []
-    for channel, inbox in (
-        ("telegram", settings.chatwoot_telegram_inbox_id),
-        ("whatsapp", settings.chatwoot_whatsapp_inbox_id),
-    ):
-        if inbox is None:
-            continue
+    for channel, inbox in chatwoot.inboxes().items():
         status, body = await _get(f"{base}/inboxes/{inbox}", headers)
         if status != 200:
             print(_line("chatwoot", False, f"inbox {inbox} ({channel}): HTTP {status or 'down'}"))
             return False
         found.append(f"{channel} → {body.get('name', inbox)}")
-    handoff = await _chatwoot_handoff(settings, headers)
+    handoff = await _chatwoot_handoff(chatwoot, headers)
     if handoff is None:
         return False
     print(_line("chatwoot", True, "; ".join([*found, handoff])))
     return True
 
 
-async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str | None:
+async def _chatwoot_handoff(chatwoot: ChatwootSettings, headers: dict[str, str]) -> str | None:
     """How a handoff lands in staff's queue with these tokens (None: it cannot, said why).
 
     Chatwoot assigns a conversation to the user who opens it when they have the agent role
@@ -268,16 +253,16 @@ async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str 
     profile (GET /api/v1/profile, `accounts[].role`). An agent bot's token is refused there,
     so it is tried on a conversation that cannot exist: 404 means the token reaches the
     account, 401 that it does not."""
-    status, profile = await _get(f"{settings.chatwoot_url}/api/v1/profile", headers)
+    status, profile = await _get(f"{chatwoot.url}/api/v1/profile", headers)
     roles = {int(a.get("id") or 0): a.get("role") for a in profile.get("accounts") or []}
-    role = roles.get(settings.chatwoot_account_id or 0)
+    role = roles.get(chatwoot.account_id)
     if status != 200 or role is None:
         why = f"HTTP {status or 'down'}" if status != 200 else "not a member of the account"
         print(_line("chatwoot", False, f"the API token's profile: {why}"))
         return None
-    if settings.chatwoot_bot_token is not None:
-        bot = {"api_access_token": settings.chatwoot_bot_token.get_secret_value()}
-        base = f"{settings.chatwoot_url}/api/v1/accounts/{settings.chatwoot_account_id}"
+    if chatwoot.bot_token is not None:
+        bot = {"api_access_token": chatwoot.bot_token.get_secret_value()}
+        base = f"{chatwoot.url}/api/v1/accounts/{chatwoot.account_id}"
         probe, _ = await _request(
             "POST", f"{base}/conversations/0/toggle_status", bot, {"status": "open"}
         )
@@ -297,35 +282,35 @@ async def _chatwoot_handoff(settings: Settings, headers: dict[str, str]) -> str 
 
 async def set_webhooks(settings: Settings, drop_pending: bool) -> int:
     """Register the gateway's URLs with Telegram and Cal.com (each when configured)."""
-    calcom = settings.services()["calcom"]
-    if not settings.telegram_enabled and not calcom:
+    telegram, calcom = settings.salon.telegram, settings.salon.calcom
+    if telegram is None and calcom is None:
         print("Neither Telegram nor Cal.com is configured; nothing to register.")
         return 0
     if settings.public_url is None:
         print("PUBLIC_URL is required to register webhooks.")
         return 2
     codes = []
-    if settings.telegram_enabled:
-        codes.append(await _set_telegram_webhook(settings, drop_pending))
-    if calcom:
-        codes.append(await _set_calcom_webhook(settings))
+    if telegram is not None:
+        codes.append(await _set_telegram_webhook(telegram, settings.public_url, drop_pending))
+    if calcom is not None:
+        codes.append(await _set_calcom_webhook(calcom, settings.public_url))
     return max(codes)
 
 
-async def _set_calcom_webhook(settings: Settings) -> int:
+async def _set_calcom_webhook(calcom: CalcomSettings, public_url: str) -> int:
     """Cal.com's webhook to PUBLIC_URL/webhooks/calcom for the triggers Frontdesk handles,
     signed with CALCOM_WEBHOOK_SECRET; running it again changes nothing (`ensure_webhook`)."""
-    if settings.calcom_webhook_secret is None:
+    if calcom.webhook_secret is None:
         print(
             "CALCOM_WEBHOOK_SECRET is required to register Cal.com's webhook "
             "(unsigned deliveries are refused)."
         )
         return 2
-    url = f"{settings.public_url}/webhooks/calcom"
-    client = _calcom_client(settings)
+    url = f"{public_url}/webhooks/calcom"
+    client = _calcom_client(calcom)
     try:
         done, _ = await client.ensure_webhook(
-            url, sorted(CALCOM_TRIGGERS), settings.calcom_webhook_secret.get_secret_value()
+            url, sorted(CALCOM_TRIGGERS), calcom.webhook_secret.get_secret_value()
         )
     except CalcomError as exc:
         print(f"Cal.com refused the webhook: {exc}")
@@ -336,14 +321,15 @@ async def _set_calcom_webhook(settings: Settings) -> int:
     return 0
 
 
-async def _set_telegram_webhook(settings: Settings, drop_pending: bool) -> int:
-    assert settings.telegram_webhook_secret is not None
-    url = f"{settings.public_url}/webhooks/telegram"
-    bot = _bot(settings)
+async def _set_telegram_webhook(
+    telegram: TelegramSettings, public_url: str, drop_pending: bool
+) -> int:
+    url = f"{public_url}/webhooks/telegram"
+    bot = _bot(telegram)
     try:
         await bot.set_webhook(
             url,
-            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            secret_token=telegram.webhook_secret.get_secret_value(),
             allowed_updates=list(ALLOWED_UPDATES),
             drop_pending_updates=drop_pending,
         )
@@ -357,7 +343,7 @@ async def _set_telegram_webhook(settings: Settings, drop_pending: bool) -> int:
 
 
 async def show_webhooks(settings: Settings) -> int:
-    if not settings.telegram_enabled:
+    if settings.salon.telegram is None:
         print("Telegram is not configured.")
         return 0
-    return 0 if await _check_telegram(settings) else 1
+    return 0 if await _check_telegram(settings.salon.telegram, settings.public_url) else 1

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import sys
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import ClientSession, web
@@ -22,19 +23,19 @@ from pydantic import SecretStr
 
 from gateway.analytics import store as analytics_store
 from gateway.app import create_app
-from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import sync as sync_workflows
 from gateway.ops.report_page import ReportPage
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.pipeline.logs import configure
-from gateway.pipeline.resilience import CircuitBreaker
+from gateway.pipeline.resilience import command_breaker
 from gateway.sandbox.calcom import CalcomSandbox
-from gateway.sandbox.chatwoot import ChatwootSandbox
+from gateway.sandbox.chatwoot import ChatwootSandbox, Inbox
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.pages import serve
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
-from gateway.settings import Settings, SettingsError, load
+from gateway.settings import AnalyticsSettings, Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.demo")
 
@@ -99,7 +100,7 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
 async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> Settings:
     """Analytics on a local PostgreSQL when the operator gave none and one answers, in the
     demo's own `database`, emptied of the demo salon's rows: each run starts from nothing."""
-    if settings.analytics_database_url is not None:
+    if settings.analytics is not None:
         return settings
     try:
         admin = await asyncpg.connect(DEMO_POSTGRES, timeout=2)
@@ -116,12 +117,9 @@ async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> 
     finally:
         await admin.close()
     url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{database}"
-    await _fresh_analytics(url, settings.salon_id)
-    return settings.model_copy(
-        update={
-            "analytics_database_url": SecretStr(url),
-            "analytics_salt": SecretStr(DEMO_SALT),
-        }
+    await _fresh_analytics(url, settings.salon.profile.id)
+    return settings.with_salon(analytics_salt=DEMO_SALT).model_copy(
+        update={"analytics": AnalyticsSettings(database_url=SecretStr(url))}
     )
 
 
@@ -164,122 +162,42 @@ def run_demo(host: str, port: int) -> int:
     return 0
 
 
+@dataclass
+class _Sandboxes:
+    """The stand-ins the demo serves, and what the gateway is told of them."""
+
+    calendar: CalcomSandbox
+    whatsapp: WhatsAppSandbox
+    inboxes: list[Inbox]
+    runners: list[web.AppRunner] = field(default_factory=list)
+    analytics: bool = False
+
+    async def cleanup(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+        await self.calendar.close()
+
+
 async def _run(
     settings: Settings, host: str, port: int, embedded: bool, stop: asyncio.Event | None = None
 ) -> None:
     """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
-    assert settings.telegram_webhook_secret is not None
-    # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
-    # It tells the gateway of every booking change, signed, as Cal.com does.
-    assert settings.calcom_webhook_secret is not None
-    calendar = CalcomSandbox(
-        DEMO_CALCOM_KEY,
-        webhook_url=f"http://{host}:{port}/webhooks/calcom",
-        webhook_secret=settings.calcom_webhook_secret.get_secret_value(),
-    )
     settings = await _with_analytics(settings)
-    report_runner = None
-    if settings.analytics_database_url is not None:
-        report = ReportPage(
-            settings.analytics_database_url.get_secret_value(),
-            settings.salon_id,
-            settings.salon_timezone,
-        )
-        report_runner = await serve(report.app(), host, port + 6)
-    # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
-    novu = NovuSandbox(DEMO_NOVU_KEY)
-    novu_runner = await novu.serve(host, port + 5)
-    assert settings.whatsapp_app_secret is not None
-    assert settings.whatsapp_verify_token is not None
-    whatsapp = WhatsAppSandbox(
-        DEMO_WHATSAPP_TOKEN,
-        DEMO_WHATSAPP_NUMBER,
-        settings.whatsapp_app_secret.get_secret_value(),
-        bookings=calendar.bookings_json,
+    sandboxes = await _serve_sandboxes(settings, host, port)
+    # The gateway is told the stand-ins' own inboxes, secrets and team.
+    settings = settings.with_salon(
+        chatwoot_telegram_inbox_id=sandboxes.inboxes[0].id,
+        chatwoot_whatsapp_inbox_id=sandboxes.inboxes[1].id,
+        chatwoot_webhook_secret=",".join(i.secret for i in sandboxes.inboxes),
+        calcom_team_id=sandboxes.calendar.seed_demo_salon(zone=settings.salon.profile.timezone),
     )
-    whatsapp_runner = await whatsapp.serve(host, port + 3)
-    desk = ChatwootSandbox(DEMO_CHATWOOT_TOKEN, 1)
-    inboxes = [desk.add_inbox(name) for name in ("Telegram (gateway)", "WhatsApp (gateway)")]
-    settings = settings.model_copy(
-        update={
-            "chatwoot_telegram_inbox_id": inboxes[0].id,
-            "chatwoot_whatsapp_inbox_id": inboxes[1].id,
-            "chatwoot_webhook_secret": SecretStr(",".join(i.secret for i in inboxes)),
-        }
-    )
-    desk_runner = await desk.serve(host, port + 4)
-    # The panes beside the Telegram chat, as the page's switches name them.
-    panes = [
-        ("WhatsApp", f"http://{host}:{port + 3}/"),
-        ("Staff (Chatwoot)", f"http://{host}:{port + 4}/"),
-        ("Notifications (Novu)", f"http://{host}:{port + 5}/"),
-    ]
-    if report_runner is not None:
-        panes.append(("Analytics", f"http://{host}:{port + 6}/"))
-    sandbox = TelegramSandbox(
-        DEMO_TOKEN,
-        bookings=calendar.bookings_json,
-        beside=panes,
-        calendar_zone=settings.salon_timezone,
-    )
-    sandbox_runner = await sandbox.serve(host, port + 1)
-    team_id = calendar.seed_demo_salon(zone=settings.salon_timezone)
-    settings = settings.model_copy(update={"calcom_team_id": team_id})
-    assert settings.telegram_webhook_secret is not None
-    calendar_runner = await calendar.serve(host, port + 2)
+    sandboxes.runners.append(await sandboxes.calendar.serve(host, port + 2))
     gateway = web.AppRunner(create_app(settings), access_log=None)
     await gateway.setup()
     try:
         await web.TCPSite(gateway, host, port).start()
-        # Register the webhook with the sandbox exactly as `frontdesk webhooks set` does with
-        # Telegram: URL and secret.
-        async with (
-            ClientSession() as http,
-            http.post(
-                f"{settings.telegram_api_url}/bot{DEMO_TOKEN}/setWebhook",
-                json={
-                    "url": f"http://{host}:{port}/webhooks/telegram",
-                    "secret_token": settings.telegram_webhook_secret.get_secret_value(),
-                },
-            ) as response,
-        ):
-            response.raise_for_status()
-        for inbox in inboxes:
-            inbox.webhook_url = f"http://{host}:{port}/webhooks/chatwoot"
-        # Novu's workflows, as `frontdesk novu sync` creates them.
-        async with NovuClient(
-            f"http://{host}:{port + 5}",
-            DEMO_NOVU_KEY,
-            CircuitBreaker("novu"),
-        ) as novu_client:
-            await sync_workflows(novu_client, f"http://{host}:{port}/webhooks/novu")
-        # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
-        assert settings.whatsapp_verify_token is not None
-        await whatsapp.subscribe(
-            f"http://{host}:{port}/webhooks/whatsapp",
-            settings.whatsapp_verify_token.get_secret_value(),
-        )
-        redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
-        analytics = (
-            f"http://{host}:{port + 6}/  (PostgreSQL)"
-            if report_runner is not None
-            else "off: no PostgreSQL (set ANALYTICS_DATABASE_URL to see it)"
-        )
-        print(
-            "\nFrontdesk demo is running.\n"
-            "  The demo page: a client in Telegram and in WhatsApp, salon staff (Chatwoot),\n"
-            "  notifications and analytics, each pane switched on or off at the top:\n"
-            f"    http://{host}:{port + 1}/\n"
-            f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
-            f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
-            f"  Notifications (Novu stand-in, fast-forward and reset):  http://{host}:{port + 5}/\n"
-            f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
-            f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
-            f"  Analytics:  {analytics}\n"
-            f"  Redis:    {redis}\n"
-            "Press Ctrl+C to stop.\n",
-            flush=True,
-        )
+        await _register(settings, sandboxes, f"http://{host}:{port}")
+        print(_banner(host, port, embedded, sandboxes.analytics), flush=True)
         if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -290,11 +208,110 @@ async def _run(
     finally:
         with contextlib.suppress(Exception):
             await gateway.cleanup()
-        await sandbox_runner.cleanup()
-        await whatsapp_runner.cleanup()
-        await desk_runner.cleanup()
-        await calendar_runner.cleanup()
-        await calendar.close()
-        await novu_runner.cleanup()
-        if report_runner is not None:
-            await report_runner.cleanup()
+        await sandboxes.cleanup()
+
+
+async def _serve_sandboxes(settings: Settings, host: str, port: int) -> _Sandboxes:
+    """The stand-ins on the ports after the gateway's, but Cal.com's (served once seeded)."""
+    salon = settings.salon
+    assert salon.calcom is not None
+    assert salon.calcom.webhook_secret is not None
+    assert salon.whatsapp is not None
+    # A believable salon in the Cal.com stand-in: three masters, six services, a week of hours.
+    # It tells the gateway of every booking change, signed, as Cal.com does.
+    calendar = CalcomSandbox(
+        DEMO_CALCOM_KEY,
+        webhook_url=f"http://{host}:{port}/webhooks/calcom",
+        webhook_secret=salon.calcom.webhook_secret.get_secret_value(),
+    )
+    whatsapp = WhatsAppSandbox(
+        DEMO_WHATSAPP_TOKEN,
+        DEMO_WHATSAPP_NUMBER,
+        salon.whatsapp.app_secret.get_secret_value(),
+        bookings=calendar.bookings_json,
+    )
+    desk = ChatwootSandbox(DEMO_CHATWOOT_TOKEN, 1)
+    inboxes = [desk.add_inbox(name) for name in ("Telegram (gateway)", "WhatsApp (gateway)")]
+    sandboxes = _Sandboxes(calendar, whatsapp, inboxes)
+    runners = sandboxes.runners
+    # The panes beside the Telegram chat, as the page's switches name them.
+    panes = [
+        ("WhatsApp", f"http://{host}:{port + 3}/"),
+        ("Staff (Chatwoot)", f"http://{host}:{port + 4}/"),
+        ("Notifications (Novu)", f"http://{host}:{port + 5}/"),
+    ]
+    if settings.analytics is not None:
+        report = ReportPage(
+            settings.analytics.database_url.get_secret_value(),
+            salon.profile.id,
+            salon.profile.timezone,
+        )
+        runners.append(await serve(report.app(), host, port + 6))
+        sandboxes.analytics = True
+        panes.append(("Analytics", f"http://{host}:{port + 6}/"))
+    # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
+    runners.append(await NovuSandbox(DEMO_NOVU_KEY).serve(host, port + 5))
+    runners.append(await whatsapp.serve(host, port + 3))
+    runners.append(await desk.serve(host, port + 4))
+    telegram = TelegramSandbox(
+        DEMO_TOKEN,
+        bookings=calendar.bookings_json,
+        beside=panes,
+        calendar_zone=salon.profile.timezone,
+    )
+    runners.append(await telegram.serve(host, port + 1))
+    return sandboxes
+
+
+async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> None:
+    """Tell the stand-ins where the gateway is, as the operator's commands tell the vendors."""
+    salon = settings.salon
+    assert salon.telegram is not None
+    assert salon.whatsapp is not None
+    assert salon.novu is not None
+    # Register the webhook with the sandbox exactly as `frontdesk webhooks set` does with
+    # Telegram: URL and secret.
+    async with (
+        ClientSession() as http,
+        http.post(
+            f"{salon.telegram.api_url}/bot{DEMO_TOKEN}/setWebhook",
+            json={
+                "url": f"{gateway}/webhooks/telegram",
+                "secret_token": salon.telegram.webhook_secret.get_secret_value(),
+            },
+        ) as response,
+    ):
+        response.raise_for_status()
+    for inbox in sandboxes.inboxes:
+        inbox.webhook_url = f"{gateway}/webhooks/chatwoot"
+    # Novu's workflows, as `frontdesk novu sync` creates them.
+    timeout = settings.service_timeout_seconds
+    async with novu_client(salon.novu, command_breaker, timeout) as novu:
+        await sync_workflows(novu, f"{gateway}/webhooks/novu")
+    # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
+    await sandboxes.whatsapp.subscribe(
+        f"{gateway}/webhooks/whatsapp", salon.whatsapp.verify_token.get_secret_value()
+    )
+
+
+def _banner(host: str, port: int, embedded: bool, analytics: bool) -> str:
+    redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
+    where = (
+        f"http://{host}:{port + 6}/  (PostgreSQL)"
+        if analytics
+        else "off: no PostgreSQL (set ANALYTICS_DATABASE_URL to see it)"
+    )
+    return (
+        "\nFrontdesk demo is running.\n"
+        "  The demo page: a client in Telegram and in WhatsApp, salon staff (Chatwoot),\n"
+        "  notifications and analytics, each pane switched on or off at the top:\n"
+        f"    http://{host}:{port + 1}/\n"
+        f"  WhatsApp alone:  http://{host}:{port + 3}/\n"
+        f"  Staff alone (Chatwoot stand-in):  http://{host}:{port + 4}/\n"
+        f"  Notifications (Novu stand-in, fast-forward and reset):  http://{host}:{port + 5}/\n"
+        f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
+        f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
+        f"  Analytics:  {where}\n"
+        f"  Redis:    {redis}\n"
+        "Press Ctrl+C to stop.\n"
+    )

@@ -19,19 +19,20 @@ EXIT_CONFIG = 2
 
 async def run_metabase(settings: Settings) -> int:
     """Metabase reads the analytics database itself: the sync tells it where that is."""
-    if settings.analytics_database_url is None:
+    if settings.analytics is None:
         print("frontdesk: ANALYTICS_DATABASE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
-    return await _sync(settings, settings.analytics_database_url.get_secret_value())
+    return await _sync(settings, settings.analytics.database_url.get_secret_value())
 
 
 async def _sync(settings: Settings, database_url: str) -> int:
-    if settings.metabase_site_url is None:
+    metabase = settings.salon.metabase
+    if metabase is None:
         print("frontdesk: METABASE_SITE_URL is not set", file=sys.stderr)
         return EXIT_CONFIG
-    api_key = settings.metabase_api_key.get_secret_value() if settings.metabase_api_key else None
-    password = settings.metabase_password.get_secret_value() if settings.metabase_password else None
-    if api_key is None and (settings.metabase_user is None or password is None):
+    api_key = metabase.api_key.get_secret_value() if metabase.api_key else None
+    password = metabase.password.get_secret_value() if metabase.password else None
+    if api_key is None and (metabase.user is None or password is None):
         print(
             "frontdesk: metabase sync needs METABASE_API_KEY, or METABASE_USER and "
             "METABASE_PASSWORD",
@@ -40,9 +41,9 @@ async def _sync(settings: Settings, database_url: str) -> int:
         return EXIT_CONFIG
     try:
         async with MetabaseClient(
-            settings.metabase_site_url,
+            metabase.site_url,
             api_key=api_key,
-            user=settings.metabase_user,
+            user=metabase.user,
             password=password,
         ) as client:
             done = await sync(client, database_url, analytics_store.questions())
@@ -53,6 +54,6 @@ async def _sync(settings: Settings, database_url: str) -> int:
     found = f"database {done['database']}, {len(done['cards'])} questions"
     print(f"{found}, dashboard {done['dashboard']}")
     print("changed: " + ("; ".join(changes) if changes else "nothing (already in place)"))
-    if settings.metabase_dashboard_id != done["dashboard"]:
+    if metabase.dashboard_id != done["dashboard"]:
         print(f"set METABASE_DASHBOARD_ID={done['dashboard']} for GET /analytics/embed")
     return 0

@@ -79,6 +79,22 @@ class Pacing:
     rate_global: float
 
 
+# A service without per-chat limits (Chatwoot, Novu): only its global rate applies.
+UNPACED_CHAT = (1000.0, 1000)
+
+
+def pace(
+    rate_global: float,
+    rate_per_chat: float = UNPACED_CHAT[0],
+    burst_per_chat: int = UNPACED_CHAT[1],
+) -> tuple[Pacing, TokenBucket]:
+    """A service's pacing per chat and its bucket for the whole service (bursts of a second)."""
+    return (
+        Pacing(rate_per_chat, burst_per_chat, rate_global),
+        TokenBucket(rate_global, max(1, int(rate_global))),
+    )
+
+
 @dataclass
 class _Queued:
     entry_id: str

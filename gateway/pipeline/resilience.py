@@ -107,6 +107,17 @@ class CircuitBreaker:
                 self._on_change(self.name, state)
 
 
+# Makes a service's breaker from its name and what counts as its failure: the composition
+# root's are set from the settings and reported in /readyz and the metrics, a command's are its
+# own. The integrations' factories take one, so each client gets the breaker its caller wants.
+BreakerFor = Callable[[str, Callable[[BaseException], bool]], CircuitBreaker]
+
+
+def command_breaker(name: str, is_failure: Callable[[BaseException], bool]) -> CircuitBreaker:
+    """A `BreakerFor` of the operator's commands: a breaker of their own, reported nowhere."""
+    return CircuitBreaker(name, is_failure=is_failure)
+
+
 class TokenBucket:
     """`rate` tokens per second, up to `burst` saved; `take` waits for one."""
 

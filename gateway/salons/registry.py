@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.pipeline.keys import RegistryKeys
+from gateway.salon_settings import SalonSettings
 from gateway.salons.cipher import SecretCipher, SecretsKeyError
 from gateway.salons.values import SECRET_NAMES, services_of, validate_salon
-from gateway.settings import Settings
 from gateway.sql_migrations import Schema
 
 log = logging.getLogger("frontdesk.salons")
@@ -69,9 +69,9 @@ class Salon:
         revealed = {name: value.get_secret_value() for name, value in self.secrets.items()}
         return {**self.values, **revealed}
 
-    def settings(self) -> Settings:
+    def settings(self) -> SalonSettings:
         """The salon's validated settings (its secrets must have been decrypted)."""
-        return validate_salon(self.environment())
+        return validate_salon(self.environment(), self.id)
 
 
 class SalonRegistry:

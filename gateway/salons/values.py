@@ -15,25 +15,15 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args, get_origin
 
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic import SecretStr
 
-from gateway.settings import Settings, SettingsError
+from gateway.salon_settings import SALON_FIELDS, SWITCHES, SalonSettings
+from gateway.settings import Settings, SettingsError, salon_from_values
 
-# A salon's values are the settings of these families (every integration is the salon's own:
-# its bot, its WhatsApp number, its Cal.com, help desk and Novu environment) ...
-_FAMILIES = ("salon_", "telegram_", "whatsapp_", "chatwoot_", "calcom_", "novu_")
-# ... and these, each of one salon too: its clients' default language, its reminders, its
-# dashboard and the staff token that opens it (one Metabase serves every salon, locked per salon).
-_ALSO = ("default_locale", "reminder_hours", "metabase_dashboard_id", "analytics_embed_token")
-# The salon's id names its row (and every Redis key): it is the commands' argument, not a value.
-_NOT = ("salon_id",)
-
-SALON_NAMES: frozenset[str] = frozenset(
-    name.upper()
-    for name in Settings.model_fields
-    if (name.startswith(_FAMILIES) or name in _ALSO) and name not in _NOT
-)
+# A salon's values are the names `SalonSettings` reads (gateway/salon_settings.py draws the
+# line between the process and a salon), but for its id, which names its row (and every Redis
+# key): it is the commands' argument, not a value.
+SALON_NAMES: frozenset[str] = frozenset(name.upper() for name in SALON_FIELDS if name != "salon_id")
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -42,13 +32,11 @@ def _is_secret(annotation: Any) -> bool:
 
 # The secrets are the settings typed `SecretStr`: encrypted at rest, never shown.
 SECRET_NAMES: frozenset[str] = frozenset(
-    name for name in SALON_NAMES if _is_secret(Settings.model_fields[name.lower()].annotation)
+    name for name in SALON_NAMES if _is_secret(SALON_FIELDS[name.lower()].annotation)
 )
 # Read as JSON, as the environment reads them (REMINDER_HOURS=[24, 2]).
 _LISTS: frozenset[str] = frozenset(
-    name
-    for name in SALON_NAMES
-    if get_origin(Settings.model_fields[name.lower()].annotation) is tuple
+    name for name in SALON_NAMES if get_origin(SALON_FIELDS[name.lower()].annotation) is tuple
 )
 SALON_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -68,7 +56,7 @@ def name_problems(names: Iterable[str]) -> list[str]:
             continue
         if name == "SALON_ID":
             problems.append("SALON_ID: the salon's id is the command's argument, not a value")
-        elif name.lower() in Settings.model_fields:
+        elif name.lower() in Settings.names():
             problems.append(
                 f"{name}: a process-wide setting, the same for every salon: "
                 "set it in the gateway's environment"
@@ -78,31 +66,11 @@ def name_problems(names: Iterable[str]) -> list[str]:
     return problems
 
 
-class _SalonOnly(Settings):
-    """The settings of one salon read from its values alone: no environment, no `.env`."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The gateway's own environment must not fill in what the salon left out.
-        return (init_settings,)
-
-
-def validate_salon(values: Mapping[str, str]) -> Settings:
-    """A salon's values checked as the environment's are, or `SettingsError`, one line a problem.
-
-    Today the check is `Settings`' own, fed the salon's values only; the sectioned settings
-    will bring a `SalonSettings` that validates exactly such a flat mapping, and take this
-    function's place.
-    """
+def validate_salon(values: Mapping[str, str], salon_id: str = "main") -> SalonSettings:
+    """A salon's values checked as the environment's are (`SalonSettings`, which reads no
+    environment), or `SettingsError`, one line a problem; `salon_id` is its row's id."""
     problems = name_problems(values)
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"salon_id": salon_id}
     for name, value in values.items():
         if name not in SALON_NAMES or value == "":  # empty means not set, as in the environment
             continue
@@ -114,29 +82,23 @@ def validate_salon(values: Mapping[str, str]) -> Settings:
             continue
         fields[name.lower()] = value
     try:
-        settings = _SalonOnly(**fields)
-    except ValidationError as exc:
-        # As `gateway.settings.load` words them.
-        for error in exc.errors(include_input=False, include_url=False):
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}: {message}" if name else message)
-        raise SettingsError(tuple(problems)) from None
+        salon = salon_from_values(fields)
+    except SettingsError as exc:
+        raise SettingsError((*problems, *exc.problems)) from None
     if problems:
         raise SettingsError(tuple(problems))
-    return settings
+    return salon
 
 
 def services_of(names: Iterable[str]) -> list[str]:
-    """Which channels and services a salon with values for these names has on, without reading
-    them (the secrets stay sealed): `Settings.services()` over stand-ins."""
-    present: dict[str, Any] = {
-        name.lower(): SecretStr("set") if name in SECRET_NAMES else "set"
-        for name in names
-        if name in SALON_NAMES
-    }
-    stand_in = Settings.model_construct(**present)
-    return [service for service, on in stand_in.services().items() if on]
+    """Which integrations a salon with values for these names has on, without reading them
+    (the secrets stay sealed): those whose switches (`SWITCHES`) are all given."""
+    given = {name.lower() for name in names if name in SALON_NAMES}
+    return [
+        service
+        for service, switches in SWITCHES.items()
+        if all(f"{service}_{switch}" in given for switch in switches)
+    ]
 
 
 def from_toml(text: str) -> dict[str, str]:

@@ -227,7 +227,7 @@ async def test_staff_get_a_signed_embed_url_with_their_token(
         token = link.split("/embed/dashboard/")[1].split("#")[0]
         payload = verify_embed(token, SECRET)
         assert payload["resource"] == {"dashboard": 12}
-        assert payload["params"]["salon"] == gateway.runtime.settings.salon_id
+        assert payload["params"]["salon"] == gateway.runtime.settings.salon.profile.id
         start, end = payload["params"]["start"], payload["params"]["end"]
         assert (datetime.fromisoformat(end) - datetime.fromisoformat(start)).days == 6
         wrong = await http.get(f"{gateway.url}/analytics/embed?token=staff-token-123&days=0")

@@ -468,7 +468,8 @@ async def test_check_says_whether_the_chatwoot_token_would_keep_handoffs(
         assert "cw-bot-revoked" not in out
         # A token whose user is not in the account, or that the profile refuses.
         monkeypatch.delenv("CHATWOOT_BOT_TOKEN")
-        settings = load(chatwoot_account_id=7)
+        settings = load(chatwoot_account_id=7).salon.chatwoot
+        assert settings is not None
         headers = {"api_access_token": "cw-token"}
         assert await _chatwoot_handoff(settings, headers) is None
         assert "the API token's profile: not a member of the account" in capsys.readouterr().out

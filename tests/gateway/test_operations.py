@@ -267,8 +267,8 @@ async def test_each_demo_run_starts_with_fresh_analytics(
     settings = load(**{**demo_overrides("127.0.0.1", 9000), "salon_id": salon_id})
     other = f"{salon_id}x"
     ready = await _with_analytics(settings)
-    assert ready.analytics_database_url is not None
-    url = ready.analytics_database_url.get_secret_value()
+    assert ready.analytics is not None
+    url = ready.analytics.database_url.get_secret_value()
     assert url.endswith(f"/{DEMO_DATABASE}")
     now = datetime.now(UTC)
     facts = [

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway import cli
-from gateway.settings import Settings, SettingsError, load
+from gateway.salon_settings import SalonSettings
+from gateway.settings import Settings, SettingsError, load, salon_from_values
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvw"
 SECRET = "test-webhook-secret_1"
@@ -17,7 +18,7 @@ SECRET = "test-webhook-secret_1"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No setting from the machine running the tests, and no `.env` but the test's own."""
-    fields = set(Settings.model_fields)
+    fields = set(Settings.names())
     for name in list(os.environ):
         if name.lower() in fields:
             monkeypatch.delenv(name)
@@ -45,10 +46,10 @@ def test_defaults_have_every_channel_and_service_off() -> None:
         "metabase": False,
         "analytics": False,
     }
-    assert not settings.telegram_enabled
+    assert settings.salon.telegram is None
     assert settings.secrets() == []
     assert settings.redis_url is None
-    assert settings.zone.key == "UTC"
+    assert settings.salon.profile.zone.key == "UTC"
 
 
 def test_the_address_and_hours_per_language(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,9 +57,9 @@ def test_the_address_and_hours_per_language(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SALON_ADDRESS_RU", "Москва, Примерная ул., 1")
     monkeypatch.setenv("SALON_HOURS_EN", "Mon–Sat 10–20")
     settings = load()
-    assert settings.salon_addresses == (("ru", "Москва, Примерная ул., 1"),)
-    assert settings.salon_opening_hours == (("en", "Mon–Sat 10–20"),)
-    assert load().salon_address == "1 Example Street"
+    assert settings.salon.profile.addresses == (("ru", "Москва, Примерная ул., 1"),)
+    assert settings.salon.profile.opening_hours == (("en", "Mon–Sat 10–20"),)
+    assert load().salon.profile.address == "1 Example Street"
 
 
 def test_a_complete_telegram_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,16 +69,17 @@ def test_a_complete_telegram_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://localhost:6379/0")
     monkeypatch.setenv("TELEGRAM_API_URL", "http://sandbox:8081/")
     settings = load()
-    assert settings.telegram_enabled
+    assert settings.salon.telegram is not None
     assert settings.services()["telegram"]
-    assert settings.zone.key == "Europe/Moscow"
-    assert settings.telegram_api_url == "http://sandbox:8081"
+    assert settings.salon.profile.zone.key == "Europe/Moscow"
+    assert settings.salon.telegram.api_url == "http://sandbox:8081"
 
 
 def test_settings_are_read_from_dotenv_in_the_working_directory(clean_env: Path) -> None:
     (clean_env / ".env").write_text("SALON_NAME=Studio Nord\nDEFAULT_LOCALE=ru\n")
     settings = load()
-    assert (settings.salon_name, settings.default_locale) == ("Studio Nord", "ru")
+    profile = settings.salon.profile
+    assert (profile.name, profile.default_locale) == ("Studio Nord", "ru")
 
 
 def test_a_token_without_a_webhook_secret_is_an_error() -> None:
@@ -196,7 +198,7 @@ def test_a_complete_whatsapp_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     settings = load()
-    assert settings.whatsapp_enabled
+    assert settings.salon.whatsapp is not None
     assert settings.services()["whatsapp"] is True
     assert "app-secret" in settings.secrets()
 
@@ -225,8 +227,8 @@ def test_a_complete_chatwoot_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     settings = load()
-    assert settings.chatwoot_enabled
-    assert settings.chatwoot_url == "https://chat.salon.example"
+    assert settings.salon.chatwoot is not None
+    assert settings.salon.chatwoot.url == "https://chat.salon.example"
     assert settings.services()["chatwoot"] is True
     [problem] = problems(CHATWOOT_MIRROR="some")
     assert problem.startswith("CHATWOOT_MIRROR:")
@@ -237,9 +239,95 @@ def test_novu_signs_with_its_api_key_unless_told_otherwise(monkeypatch: pytest.M
     monkeypatch.setenv("NOVU_API_KEY", "nv-key")
     monkeypatch.setenv("REMINDER_HOURS", "[2, 24, 2]")
     settings = load()
-    assert settings.novu_enabled
-    assert settings.novu_api_url == "https://eu.api.novu.co"
-    assert settings.novu_signing_key == "nv-key"
-    assert settings.reminder_hours == (24.0, 2.0)
+    assert settings.salon.novu is not None
+    assert settings.salon.novu.api_url == "https://eu.api.novu.co"
+    assert settings.salon.novu.signing_key == "nv-key"
+    assert settings.salon.reminder_hours == (24.0, 2.0)
     monkeypatch.setenv("NOVU_WEBHOOK_SECRET", "other")
-    assert load().novu_signing_key == "other"
+    assert (novu := load().salon.novu) is not None
+    assert novu.signing_key == "other"
+
+
+def test_a_salon_is_validated_from_the_environments_flat_names() -> None:
+    salon = SalonSettings.from_values(
+        {
+            "SALON_ID": "nord",
+            "salon_name": "Studio Nord",
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "CHATWOOT_API_TOKEN": "cw-token",
+            "CHATWOOT_URL": "https://chat.salon.example/",
+            "CHATWOOT_ACCOUNT_ID": "3",
+            "CHATWOOT_TELEGRAM_INBOX_ID": "7",
+            "CHATWOOT_WEBHOOK_SECRET": "one, two",
+        }
+    )
+    assert (salon.profile.id, salon.profile.name) == ("nord", "Studio Nord")
+    assert salon.telegram is not None
+    assert salon.telegram.bot_token.get_secret_value() == TOKEN
+    assert salon.chatwoot is not None
+    assert salon.chatwoot.telegram_inbox_id == 7
+    assert salon.chatwoot.inboxes() == {"telegram": 7}
+    assert salon.chatwoot.webhook_secrets() == ["one", "two"]
+    assert salon.chatwoot.rate_global == 40.0
+    assert salon.inbox("telegram")
+    assert not salon.inbox("whatsapp")
+    assert (salon.whatsapp, salon.calcom, salon.novu, salon.metabase) == (None, None, None, None)
+    assert {"one", "two", TOKEN} <= set(salon.secrets())
+
+
+def test_a_salons_problems_are_one_line_each_naming_the_variable() -> None:
+    with pytest.raises(SettingsError) as error:
+        salon_from_values({"TELEGRAM_BOT_TOKEN": TOKEN, "SALON_TIMEZONE": "Mars/Olympus"})
+    assert sorted(p.split(":", 1)[0] for p in error.value.problems) == [
+        "SALON_TIMEZONE",
+        "TELEGRAM_WEBHOOK_SECRET",
+    ]
+
+
+def test_the_pace_of_chatwoot_and_novu_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOVU_API_URL", "https://eu.api.novu.co")
+    monkeypatch.setenv("NOVU_API_KEY", "nv-key")
+    monkeypatch.setenv("NOVU_RATE_GLOBAL", "5")
+    novu = load().salon.novu
+    assert novu is not None
+    assert novu.rate_global == 5.0
+    [problem] = problems(CHATWOOT_RATE_GLOBAL="0")
+    assert problem.startswith("CHATWOOT_RATE_GLOBAL:")
+
+
+def test_the_dashboard_embeds_only_with_site_secret_dashboard_and_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METABASE_SITE_URL", "https://metabase.salon.example/")
+    assert load().salon.embedding is None
+    monkeypatch.setenv("METABASE_SECRET_KEY", "mb-secret")
+    monkeypatch.setenv("METABASE_DASHBOARD_ID", "4")
+    assert load().salon.embedding is None
+    monkeypatch.setenv("ANALYTICS_EMBED_TOKEN", "staff-token")
+    embed = load().salon.embedding
+    assert embed is not None
+    assert (embed.site_url, embed.dashboard_id) == ("https://metabase.salon.example", 4)
+
+
+def test_the_analytics_database_is_the_processs_and_the_salt_the_salons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", "postgresql://db/frontdesk")
+    [problem] = problems(ANALYTICS_SALT="short")
+    assert problem.startswith("ANALYTICS_SALT: must be at least 16")
+    monkeypatch.setenv("ANALYTICS_SALT", "a-long-random-salt-value")
+    settings = load()
+    assert settings.analytics is not None
+    assert settings.salon.analytics.salt is not None
+    assert "postgresql://db/frontdesk" in settings.secrets()
+
+
+def test_a_salon_changed_on_a_copy_is_validated_again() -> None:
+    settings = load(telegram_bot_token=TOKEN, telegram_webhook_secret=SECRET)
+    changed = settings.with_salon(salon_name="Studio Sud", calcom_team_id=5)
+    assert changed.salon.profile.name == "Studio Sud"
+    assert changed.salon.telegram == settings.salon.telegram
+    assert settings.salon.profile.name == "Salon"
+    with pytest.raises(SettingsError):
+        settings.with_salon(telegram_webhook_secret=None)

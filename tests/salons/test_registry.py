@@ -73,9 +73,10 @@ async def test_a_salon_is_stored_with_its_secrets_sealed(
     (loaded,) = (await registry.load_all()).values()
     assert loaded.environment() == NORD
     settings = loaded.settings()
-    assert settings.salon_timezone == "Europe/Moscow"
-    assert settings.telegram_bot_token is not None
-    assert settings.telegram_bot_token.get_secret_value() == TOKEN
+    assert settings.profile.id == "nord"
+    assert settings.profile.timezone == "Europe/Moscow"
+    assert settings.telegram is not None
+    assert settings.telegram.bot_token.get_secret_value() == TOKEN
 
 
 async def test_invalid_values_write_nothing(registry: SalonRegistry) -> None:

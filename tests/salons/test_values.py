@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.salon_settings import SalonSettings
 from gateway.salons.values import (
     SALON_NAMES,
     SECRET_NAMES,
@@ -38,7 +39,7 @@ def test_a_salon_holds_its_own_names_and_none_of_the_process() -> None:
         assert name in SALON_NAMES, name
     for name in ("REDIS_URL", "PORT", "STREAM_SHARDS", "SALON_ID", "DATABASE_URL", "SECRETS_KEY"):
         assert name not in SALON_NAMES, name
-    assert {name.upper() for name in Settings.model_fields} >= SALON_NAMES
+    assert {name.upper() for name in Settings.names()} >= SALON_NAMES
 
 
 def test_the_secrets_are_the_settings_typed_secretstr() -> None:
@@ -72,11 +73,11 @@ def test_validation_reads_the_values_and_never_the_environment(
     monkeypatch.chdir(str(tmp_path))
     (tmp_path / ".env").write_text("SALON_TIMEZONE=Europe/Moscow\n")  # type: ignore[operator]
     settings = validate_salon({"SALON_NAME": "Studio Nord", "REMINDER_HOURS": "[2, 24]"})
-    assert settings.salon_name == "Studio Nord"
-    assert settings.telegram_bot_token is None
-    assert settings.salon_timezone == "UTC"
+    assert settings.profile.name == "Studio Nord"
+    assert settings.telegram is None
+    assert settings.profile.timezone == "UTC"
     assert settings.reminder_hours == (24.0, 2.0)
-    assert isinstance(settings, Settings)
+    assert isinstance(settings, SalonSettings)
 
 
 def test_validation_reports_every_problem_without_repeating_a_secret() -> None:
@@ -145,8 +146,14 @@ def test_a_toml_file_holds_the_environments_names_at_the_top_level() -> None:
         "TELEGRAM_RATE_PER_CHAT": "0.5",
         "CHATWOOT_LABELS": '["handoff", "vip"]',
     }
-    settings = validate_salon(values)
-    assert settings.chatwoot_labels == ("handoff", "vip")
+    chatwoot = {
+        "CHATWOOT_API_TOKEN": "t0ken",
+        "CHATWOOT_URL": "https://desk.example",
+        "CHATWOOT_WEBHOOK_SECRET": "whsec",
+    }
+    settings = validate_salon(values | chatwoot | {"CHATWOOT_TELEGRAM_INBOX_ID": "4"})
+    assert settings.chatwoot is not None
+    assert settings.chatwoot.labels == ("handoff", "vip")
     assert from_toml("X = true\nY = false") == {"X": "true", "Y": "false"}
 
 

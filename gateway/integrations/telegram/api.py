@@ -60,10 +60,10 @@ DOCUMENT_MAX = 50 * MB
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 
-def make_bot(token: str, api_url: str) -> Bot:
+def make_bot(token: str, api_url: str, timeout: float = TIMEOUT_SECONDS) -> Bot:
     """aiogram's Bot, for reading updates and the operator's commands (getMe, setWebhook)."""
     server = TelegramAPIServer.from_base(api_url)
-    return Bot(token, session=AiohttpSession(api=server, timeout=TIMEOUT_SECONDS))
+    return Bot(token, session=AiohttpSession(api=server, timeout=timeout))
 
 
 class TelegramUnavailable(Exception):
@@ -82,7 +82,10 @@ class TelegramDelivery:
         api_url: str,
         breaker: CircuitBreaker,
         files: ChatwootFiles | None = None,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
+        self.timeout = timeout
         # The URL holds the token: it is never logged (and the log scrubber would catch it).
         self._base = f"{api_url.rstrip('/')}/bot{token}/"
         self.breaker = breaker
@@ -93,7 +96,7 @@ class TelegramDelivery:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
                 json_serialize=lambda value: json.dumps(value, ensure_ascii=False),
             )
         return self._session
@@ -159,7 +162,8 @@ class TelegramDelivery:
         files = {k: v for k, v in params.items() if isinstance(v, dict) and v.get(UPLOAD_MARKER)}
         body: dict[str, Any] = {"data": _form(params, files)} if files else {"json": params}
         if files:
-            body["timeout"] = upload_timeout(sum(len(f.get("data") or b"") for f in files.values()))
+            size = sum(len(f.get("data") or b"") for f in files.values())
+            body["timeout"] = upload_timeout(size, self.timeout)
         async with self._http().post(self._base + method, **body) as response:
             try:
                 answer: dict[str, Any] = await response.json(content_type=None)
@@ -172,12 +176,12 @@ class TelegramDelivery:
             return answer
 
 
-def upload_timeout(size: int) -> aiohttp.ClientTimeout:
+def upload_timeout(size: int, timeout: float = TIMEOUT_SECONDS) -> aiohttp.ClientTimeout:
     """An upload's time: the call's usual bound plus the file at a slow uplink's pace (a 50 MB
     document may take minutes; cut at the usual bound, it would be sent again and again, and
     each timeout would count against Telegram's breaker)."""
     return aiohttp.ClientTimeout(
-        total=TIMEOUT_SECONDS + size / UPLOAD_BYTES_PER_SECOND, sock_connect=TIMEOUT_SECONDS
+        total=timeout + size / UPLOAD_BYTES_PER_SECOND, sock_connect=timeout
     )
 
 

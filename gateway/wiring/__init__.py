@@ -1,0 +1,7 @@
+"""The composition root's steps, in the order `gateway.app` runs them when the app starts.
+
+`runtime` (what the routes and the steps share), `services` (the salon's clients at each
+vendor, one factory per integration), `conversations` (the handlers and the bot they drive),
+`outflow` (what the outbox delivers through, at which pace) and `background` (the worker pool
+and the periodic reconciliations). Nothing here touches the network when called.
+"""

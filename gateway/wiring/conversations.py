@@ -1,0 +1,146 @@
+"""The bot and the handlers that drive it: one per source of events, built together here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiogram import Dispatcher
+
+from bot.conversation import FrontDesk
+from bot.events import Channel
+from bot.i18n import Catalogs
+from bot.salon import Salon
+from gateway.analytics.facts import Recorder
+from gateway.pipeline.sessions import SessionStore
+from gateway.pipeline.workers import Handler
+from gateway.salon_settings import TEMPLATE_CONFIRMATION, TEMPLATE_REMINDER, SalonSettings
+from gateway.wiring.runtime import Runtime
+from gateway.wiring.services import Services
+from handlers.calcom import CalcomEvents
+from handlers.calcom_novu import NovuPlanner
+from handlers.chatwoot import ChatwootEvents
+from handlers.mirror import Mirror
+from handlers.notices import NoticeSender, Templates
+from handlers.novu import NovuEvents
+from handlers.telegram import TelegramConversations, build_router
+from handlers.whatsapp import WhatsAppConversations
+
+
+@dataclass(frozen=True)
+class Conversations:
+    """What the workers need of the conversations: a handler per source."""
+
+    handlers: dict[str, Handler]
+    recorder: Recorder | None
+
+
+def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
+    """The bot, as the salon's profile describes it, over its calendar and help desk."""
+    profile = salon.profile
+    return FrontDesk(
+        Salon(
+            id=profile.id,
+            name=profile.name,
+            timezone=profile.timezone,
+            address=profile.address,
+            phone=profile.phone,
+            hours=profile.hours,
+            addresses=profile.addresses,
+            opening_hours=profile.opening_hours,
+        ),
+        Catalogs(default_locale=profile.default_locale),
+        idle=timedelta(minutes=salon.session_idle_minutes),
+        calendar=services.calcom.calendar if services.calcom is not None else None,
+        help_desk_channels=frozenset(
+            Channel(channel) for channel in ("telegram", "whatsapp") if salon.inbox(channel)
+        ),
+    )
+
+
+def build_recorder(runtime: Runtime) -> Recorder | None:
+    """The facts the handlers record, when the process has an analytics database."""
+    salon = runtime.settings.salon
+    # ANALYTICS_SALT is validated to be set once the process has an analytics database.
+    if runtime.settings.analytics is None or salon.analytics.salt is None:
+        return None
+    return Recorder(
+        salon.profile.id,
+        salon.analytics.salt.get_secret_value(),
+        salon.profile.timezone,
+        timedelta(minutes=salon.session_idle_minutes),
+    )
+
+
+def build_handlers(
+    runtime: Runtime, services: Services, clock: Callable[[], datetime]
+) -> Conversations:
+    salon = runtime.settings.salon
+    desk = build_desk(salon, services)
+    catalogs = desk.catalogs
+    recorder = build_recorder(runtime)
+    sessions = SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600)
+    mirror_all = salon.chatwoot is not None and salon.chatwoot.mirror == "all"
+    state = services.helpdesk_state
+    mirror = Mirror(state, salon.chatwoot.mirror) if state and salon.chatwoot else None
+    whatsapp = salon.whatsapp
+    notices = NoticeSender(
+        desk,
+        catalogs,
+        sessions,
+        Templates(
+            whatsapp.template_confirmation if whatsapp else TEMPLATE_CONFIRMATION,
+            whatsapp.template_reminder if whatsapp else TEMPLATE_REMINDER,
+        ),
+        mirrored=frozenset(c for c in ("telegram", "whatsapp") if salon.inbox(c) and mirror_all),
+        recorder=recorder,
+    )
+    handlers: dict[str, Handler] = {}
+    planner = None
+    if services.ledger is not None:
+        profile = salon.profile
+        planner = NovuPlanner(
+            profile.id, profile.name, profile.timezone, desk.notices, catalogs, salon.reminder_hours
+        )
+        handlers["novu"] = NovuEvents(notices, clock, services.ledger)
+    if services.calcom is not None:
+        handlers["calcom"] = CalcomEvents(
+            services.links,
+            runtime.inbox,
+            notices,
+            planner,
+            clock,
+            recorder=recorder,
+            ledger=services.ledger,
+        )
+    if services.bot is not None:
+        # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
+        # would cost a storage lookup per update and keep an entry per user forever.
+        dispatcher = Dispatcher(disable_fsm=True)
+        dispatcher.include_router(build_router(salon.profile.id))
+        handlers["telegram"] = TelegramConversations(
+            services.bot,
+            dispatcher,
+            desk,
+            sessions,
+            clock,
+            mirror if salon.inbox("telegram") else None,
+            recorder=recorder,
+        )
+    if services.whatsapp_state is not None:
+        handlers["whatsapp"] = WhatsAppConversations(
+            desk,
+            catalogs,
+            sessions,
+            services.whatsapp_state,
+            runtime.metrics,
+            clock,
+            mirror if salon.inbox("whatsapp") else None,
+            recorder=recorder,
+        )
+    if state is not None:
+        handlers["chatwoot"] = ChatwootEvents(
+            desk, catalogs, sessions, state, clock, mirror_all, recorder=recorder
+        )
+    return Conversations(handlers, recorder)

@@ -1,0 +1,90 @@
+"""The salon's clients at each vendor, built by the integrations' factories from its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+
+from gateway.analytics.store import Writer
+from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.calcom.factory import CalcomClients, calcom_clients
+from gateway.integrations.chatwoot.factory import ChatwootClients, chatwoot_clients
+from gateway.integrations.chatwoot.helpdesk import HelpDeskState
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.factory import novu_client
+from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.telegram.factory import telegram_bot
+from gateway.integrations.whatsapp.api import WhatsAppClient
+from gateway.integrations.whatsapp.factory import whatsapp_client
+from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.wiring.runtime import Runtime
+
+
+@dataclass
+class Services:
+    """Each vendor's clients, None where the salon has not configured it."""
+
+    links: BookingLinks
+    calcom: CalcomClients | None = None
+    chatwoot: ChatwootClients | None = None
+    helpdesk_state: HelpDeskState | None = None
+    novu: NovuClient | None = None
+    ledger: NoticeLedger | None = None
+    whatsapp: WhatsAppClient | None = None
+    whatsapp_state: WhatsAppState | None = None
+    bot: Bot | None = None
+    writer: Writer | None = None
+    # What to close when the app stops, besides the clients above.
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        if self.bot is not None:
+            await self.bot.session.close()
+        for close in self.closing:
+            await close()
+        if self.chatwoot is not None:
+            await self.chatwoot.aclose()
+        if self.novu is not None:
+            await self.novu.aclose()
+        if self.whatsapp is not None:
+            await self.whatsapp.aclose()
+        if self.calcom is not None:
+            await self.calcom.client.aclose()
+        if self.writer is not None:
+            await self.writer.close()
+
+
+def build_services(runtime: Runtime) -> Services:
+    settings, salon = runtime.settings, runtime.settings.salon
+    timeout, breaker_for = settings.service_timeout_seconds, runtime.breaker
+    services = Services(BookingLinks(runtime.redis, runtime.keys))
+    if salon.calcom is not None:
+        services.calcom = calcom_clients(
+            salon.calcom, salon.profile, services.links, breaker_for, timeout
+        )
+    if salon.chatwoot is not None:
+        services.helpdesk_state = HelpDeskState(runtime.redis, runtime.keys)
+        services.chatwoot = chatwoot_clients(
+            salon.chatwoot, services.helpdesk_state, breaker_for, timeout
+        )
+    if salon.novu is not None:
+        services.novu = novu_client(salon.novu, breaker_for, timeout)
+        services.ledger = NoticeLedger(runtime.redis, runtime.keys)
+    if salon.telegram is not None:
+        services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
+    if salon.whatsapp is not None:
+        services.whatsapp = whatsapp_client(salon.whatsapp, breaker_for, timeout)
+        services.whatsapp_state = WhatsAppState(runtime.redis, runtime.keys)
+        if services.chatwoot is not None:
+            # Files clients send on WhatsApp are fetched from Meta for the help desk.
+            services.chatwoot.helpdesk.media["whatsapp"] = services.whatsapp.download
+    if settings.analytics is not None:
+        services.writer = Writer(
+            runtime.redis,
+            runtime.keys,
+            settings.analytics.database_url.get_secret_value(),
+            runtime.metrics,
+        )
+    return services
