@@ -37,6 +37,7 @@ from gateway.integrations.calcom.api import (
     is_failure,
 )
 from gateway.pipeline.resilience import CircuitBreaker, State
+from tests.support.clock import Clock
 from tests.support.openapi import OpenAPISpec
 
 SPEC_PATH = (
@@ -52,14 +53,6 @@ EVENT_TYPE_ID = 1234567
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Sleeps(list[float]):
@@ -94,7 +87,7 @@ def api(spec: OpenAPISpec | None) -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture
