@@ -59,7 +59,7 @@ class StandIn:
 
     async def close(self) -> None:
         """Wait for the deliveries in flight, then close the outgoing session."""
-        await self.settle()
+        await self._finish_deliveries()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -77,6 +77,9 @@ class StandIn:
 
     async def settle(self) -> None:
         """Wait until every delivery in flight is done (delivered or failed)."""
+        await self._finish_deliveries()
+
+    async def _finish_deliveries(self) -> None:
         while pending := [task for task in self._tasks if not task.done()]:
             await asyncio.gather(*pending, return_exceptions=True)
 
