@@ -24,18 +24,11 @@ from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.telegram import TelegramSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import CONTRACTS, GatewayFactory, Sandbox, eventually
+from tests.support.clock import Clock
 
 KEY = "cal_test_key"
 MOSCOW = ZoneInfo("Europe/Moscow")
 JSON = dict[str, Any]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.sandbox.base import StandIn
+
 JSON = dict[str, Any]
 LEEWAY = 60
 
@@ -57,10 +59,11 @@ def verify_embed(token: str, secret: str, now: float | None = None) -> JSON:
     return dict(payload)
 
 
-class MetabaseSandbox:
+class MetabaseSandbox(StandIn):
     def __init__(
         self, *, api_key: str, user: str = "admin@salon.example", password: str = "", secret: str
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.user = user
         self.password = password
@@ -74,7 +77,7 @@ class MetabaseSandbox:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/api/session", self._session)
+        app.router.add_post("/api/session", self._create_session)
         app.router.add_get("/api/health", self._health)
         routes = [
             ("GET", "/api/database", self._list(self.databases)),
@@ -111,7 +114,7 @@ class MetabaseSandbox:
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _session(self, request: web.Request) -> web.Response:
+    async def _create_session(self, request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("username") != self.user or body.get("password") != self.password:
             return _error(401, "Password did not match stored password.")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,8 @@ class Reading:
     `unchecked_patterns`: `pattern`s the vendor's service does not apply.
     `named_patterns`: `pattern`s that name a constant of the vendor's code, and its regex.
     `is_file`: what an uploaded file looks like, for `format: binary` (None: not checked).
+    `check_bounds`: `minimum`, `maximum` and `minLength` are applied (the stand-ins leave them
+    to their vendor-specific rules; a client's request is checked against them).
     """
 
     forbid_unknown: bool = False
@@ -70,9 +72,15 @@ class Reading:
     unchecked_patterns: frozenset[str] = frozenset()
     named_patterns: Mapping[str, str] = field(default_factory=dict)
     is_file: Callable[[Any], bool] | None = None
+    check_bounds: bool = False
 
 
 PLAIN = Reading()  # the spec read as written
+# A client's request, read strictly: an object that declares its properties takes no other
+# (Cal.com validates bodies with class-validator's `forbidNonWhitelisted`, see
+# `create-booking.input.pipe.ts`; objects without `properties`, such as `metadata`, stay open),
+# and every bound is applied.
+STRICT = Reading(forbid_unknown=True, check_bounds=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,9 @@ class Violation:
             "maxLength": lambda: f"longer than {schema.get('maxLength')} characters",
             "maxItems": lambda: f"more than {schema.get('maxItems')} items",
             "minItems": lambda: f"fewer than {schema.get('minItems')} items",
+            "minLength": lambda: f"shorter than {schema.get('minLength')} characters",
+            "minimum": lambda: f"{value} < minimum {schema.get('minimum')}",
+            "maximum": lambda: f"{value} > maximum {schema.get('maximum')}",
             "pattern": lambda: f"does not match {schema.get('pattern')!r}",
             "oneOf": lambda: "is neither an object nor a string",
         }
@@ -213,6 +224,8 @@ class Spec:
         found = self._enum(value, schema, path, reading) if "enum" in schema else []
         if isinstance(value, str):
             found += self._string(value, schema, path, reading)
+        if reading.check_bounds:
+            found += _bounds(value, schema, path)
         if isinstance(value, list):
             found += self._array(value, schema, path, reading)
         if isinstance(value, dict):
@@ -300,6 +313,19 @@ def _anything(_value: Any) -> bool:
     return True
 
 
+def _bounds(value: Any, schema: JSON, path: Where) -> list[Violation]:
+    """`minimum`, `maximum` (numbers) and `minLength` (strings)."""
+    found: list[Violation] = []
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < schema.get("minimum", value):
+            found.append(Violation(path, "minimum", value, schema))
+        if value > schema.get("maximum", value):
+            found.append(Violation(path, "maximum", value, schema))
+    if isinstance(value, str) and len(value) < schema.get("minLength", 0):
+        found.append(Violation(path, "minLength", value, schema))
+    return found
+
+
 def _from_query(raw: str, schema: JSON) -> Any:
     """A query string value as the type its schema declares (left a string when it is not)."""
     kind = schema.get("type")
@@ -311,6 +337,172 @@ def _from_query(raw: str, schema: JSON) -> Any:
         except ValueError:
             return raw
     return raw
+
+
+# -- whole requests: what a client sends ----------------------------------------------------
+
+_METHODS = ("get", "post", "put", "patch", "delete")
+# Cal.com's operations say which `cal-api-version` they take in the header's description.
+_MUST_BE = re.compile(r"Must be set to (\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request as a client sent it: `path` below the spec's paths' root, `headers` with
+    lower-case names, the query's (name, value) pairs in order, and the body's bytes."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Sequence[tuple[str, str]] = ()
+    content: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    spec: JSON
+
+
+@functools.lru_cache(maxsize=8)
+def _operations(spec: Spec) -> list[_Operation]:
+    """Every operation, a path with more literal segments first (`/v2/schedules/default`
+    before `/v2/schedules/{scheduleId}`)."""
+    found: list[tuple[int, _Operation]] = []
+    for template, item in spec.paths.items():
+        regex = "^" + re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+        literal = sum(1 for part in template.split("/") if part and "{" not in part)
+        for method, operation in item.items():
+            if method in _METHODS:
+                found.append(
+                    (literal, _Operation(method.upper(), template, re.compile(regex), operation))
+                )
+    found.sort(key=lambda pair: -pair[0])
+    return [operation for _, operation in found]
+
+
+def request_problems(spec: Spec, request: Request, reading: Reading = STRICT) -> list[str]:
+    """Everything about `request` the spec would not accept (empty when it conforms): the
+    operation exists, path parameters fit their type, required headers are there (and
+    `cal-api-version` has the value the operation says it must be set to), no query parameter
+    is unknown or missing and each fits, and the JSON body fits the request schema."""
+    where = f"{request.method} {request.path}"
+    found = next(
+        (
+            (op, match.groupdict())
+            for op in _operations(spec)
+            if op.method == request.method.upper() and (match := op.pattern.match(request.path))
+        ),
+        None,
+    )
+    if found is None:
+        return [f"{where}: no such operation in the spec"]
+    operation, path_params = found
+    problems: list[str] = []
+    for param in operation.spec.get("parameters", []):
+        name, location = param["name"], param["in"]
+        if location == "path":
+            raw = path_params.get(name, "")
+            problems += _scalar(spec, param.get("schema", {}), raw, f"{where} path {name}", reading)
+        elif location == "header":
+            problems += _header(param, request.headers.get(name.lower()), where)
+    problems += _query(spec, operation, request.query, where, reading)
+    return problems + _body(spec, operation, request, where, reading)
+
+
+def _header(param: JSON, value: str | None, where: str) -> list[str]:
+    name = param["name"]
+    if value is None:
+        return [f"{where}: missing required header {name}"] if param.get("required") else []
+    if name.lower() == "cal-api-version":
+        match = _MUST_BE.search(param.get("description", ""))
+        allowed = match.group(1) if match else param.get("schema", {}).get("default")
+        if allowed and value != allowed:
+            return [f"{where}: {name} is {value!r}, the operation requires {allowed!r}"]
+    if name.lower() == "authorization" and not value.startswith("Bearer "):
+        return [f"{where}: Authorization must be `Bearer <token>`"]
+    return []
+
+
+def _query(
+    spec: Spec,
+    operation: _Operation,
+    pairs: Sequence[tuple[str, str]],
+    where: str,
+    reading: Reading,
+) -> list[str]:
+    declared = {p["name"]: p for p in operation.spec.get("parameters", []) if p["in"] == "query"}
+    given: dict[str, list[str]] = {}
+    for name, value in pairs:
+        given.setdefault(name, []).append(value)
+    problems = [
+        f"{where}: unknown query parameter {name!r}" for name in given if name not in declared
+    ]
+    for name, param in declared.items():
+        if name not in given:
+            if param.get("required"):
+                problems.append(f"{where}: missing required query parameter {name!r}")
+            continue
+        schema = spec.resolve(param.get("schema", {}))
+        for value in given[name]:
+            # Cal.com's list filters take comma-separated values (§1.7 of the contract).
+            is_list = schema.get("type") == "array"
+            parts = value.split(",") if is_list else [value]
+            item = schema.get("items", {}) if is_list else schema
+            for part in parts:
+                problems += _scalar(spec, item, part, f"{where} query {name}", reading)
+    return problems
+
+
+def _body(
+    spec: Spec, operation: _Operation, request: Request, where: str, reading: Reading
+) -> list[str]:
+    declared = operation.spec.get("requestBody")
+    if declared is None:
+        return [f"{where}: the operation takes no body"] if request.content else []
+    if not request.content:
+        return [f"{where}: missing request body"] if declared.get("required") else []
+    media = declared.get("content", {}).get("application/json")
+    if media is None:
+        return [f"{where}: the operation does not take JSON"]
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return [f"{where}: body sent without Content-Type: application/json"]
+    try:
+        body = json.loads(request.content)
+    except ValueError:
+        return [f"{where}: body is not JSON"]
+    found = spec.problems(body, media.get("schema", {}), reading)
+    return [_said(problem, f"{where} body") for problem in found]
+
+
+def _scalar(spec: Spec, schema: JSON, raw: str, where: str, reading: Reading) -> list[str]:
+    """A path, query or header string against a scalar schema, read as that type."""
+    schema = spec.resolve(schema)
+    kind = schema.get("type")
+    value: Any = raw
+    if kind in ("number", "integer"):
+        try:
+            value = float(raw) if kind == "number" else int(raw)
+        except ValueError:
+            return [f"{where}: {raw!r} is not a {kind}"]
+    elif kind == "boolean":
+        if raw not in ("true", "false"):
+            return [f"{where}: {raw!r} is not a boolean"]
+        value = raw == "true"
+    return [_said(problem, where) for problem in spec.problems(value, schema, reading)]
+
+
+def _said(problem: Violation, where: str) -> str:
+    """One violation as a line of a conformance report."""
+    if problem.keyword == "additionalProperties":
+        inside = _where(where, problem.path[:-1])
+        return f"{inside}: property {problem.name!r} is not in the schema"
+    if problem.keyword == "required":
+        inside = _where(where, problem.path[:-1])
+        return f"{inside}: missing required property {problem.name!r}"
+    return problem.describe(where)
 
 
 # -- the Telegram Bot API file ----------------------------------------------------------------

@@ -37,7 +37,9 @@ from gateway.integrations.calcom.api import (
     is_failure,
 )
 from gateway.pipeline.resilience import CircuitBreaker, State
-from tests.support.openapi import OpenAPISpec
+from gateway.sandbox.spec import Spec, load_spec
+from tests.support.clock import Clock
+from tests.support.openapi import request_problems
 
 SPEC_PATH = (
     Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "calcom-v2.openapi.json"
@@ -54,35 +56,27 @@ EVENT_TYPE_ID = 1234567
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Sleeps(list[float]):
     async def __call__(self, seconds: float) -> None:
         self.append(seconds)
 
 
 @pytest.fixture(scope="session")
-def spec() -> OpenAPISpec | None:
-    return OpenAPISpec.load(SPEC_PATH) if SPEC_PATH.is_file() else None
+def spec() -> Spec | None:
+    return load_spec(SPEC_PATH) if SPEC_PATH.is_file() else None
 
 
-def conformance_problems(spec: OpenAPISpec, calls: respx.models.CallList) -> list[str]:
+def conformance_problems(spec: Spec, calls: respx.models.CallList) -> list[str]:
     problems: list[str] = []
     for call in calls:
         path = call.request.url.path
         prefix = path[: path.index("/v2/")] if "/v2/" in path else ""
-        problems += spec.request_problems(call.request, prefix=prefix)
+        problems += request_problems(spec, call.request, prefix=prefix)
     return problems
 
 
 @pytest.fixture
-def api(spec: OpenAPISpec | None) -> Iterator[respx.MockRouter]:
+def api(spec: Spec | None) -> Iterator[respx.MockRouter]:
     """A fake Cal.com at BASE. After the test, every request the client sent must be one the
     vendor spec accepts (checked only when the spec file is present)."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
@@ -94,7 +88,7 @@ def api(spec: OpenAPISpec | None) -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture
@@ -265,7 +259,7 @@ def sent_json(route: respx.Route, index: int = -1) -> Any:
     ],
 )
 async def test_base_url_gets_v2_exactly_once(
-    configured: str, expected: str, breaker: CircuitBreaker, spec: OpenAPISpec | None
+    configured: str, expected: str, breaker: CircuitBreaker, spec: Spec | None
 ) -> None:
     with respx.mock(assert_all_called=False) as router:
         route = router.get(expected).mock(return_value=ok([]))
@@ -1335,9 +1329,7 @@ def test_an_api_key_is_required(breaker: CircuitBreaker) -> None:
         CalcomClient(BASE, "", breaker=breaker)
 
 
-async def test_requests_conform_to_the_vendor_spec(
-    spec: OpenAPISpec | None, client: CalcomClient
-) -> None:
+async def test_requests_conform_to_the_vendor_spec(spec: Spec | None, client: CalcomClient) -> None:
     """One pass through every operation, each request checked explicitly against the spec."""
     if spec is None:
         pytest.skip(SPEC_MISSING)
@@ -1371,7 +1363,7 @@ async def test_requests_conform_to_the_vendor_spec(
         assert conformance_problems(spec, router.calls) == []
 
 
-def test_the_validator_catches_what_cal_com_rejects(spec: OpenAPISpec | None) -> None:
+def test_the_validator_catches_what_cal_com_rejects(spec: Spec | None) -> None:
     """The conformance checks above mean something: the validator flags real mistakes."""
     if spec is None:
         pytest.skip(SPEC_MISSING)
@@ -1385,14 +1377,14 @@ def test_the_validator_catches_what_cal_com_rejects(spec: OpenAPISpec | None) ->
             "reservedSlotUid": "r-1",
         },
     )
-    problems = "\n".join(spec.request_problems(wrong_version, prefix="/api"))
+    problems = "\n".join(request_problems(spec, wrong_version, prefix="/api"))
     assert "requires '2024-08-13'" in problems
     assert "'reservedSlotUid' is not in the schema" in problems
     assert "'phone' is not in the schema" in problems
     old_slots = httpx.Request(
         "GET", f"{BASE}/slots/available?startTime=x", headers={"cal-api-version": VERSION_SLOTS}
     )
-    assert spec.request_problems(old_slots, prefix="/api") == [
+    assert request_problems(spec, old_slots, prefix="/api") == [
         "GET /v2/slots/available: no such operation in the spec"
     ]
     missing_end = httpx.Request(
@@ -1400,7 +1392,7 @@ def test_the_validator_catches_what_cal_com_rejects(spec: OpenAPISpec | None) ->
         f"{BASE}/slots?eventTypeId=1&start=2025-06-10",
         headers={"cal-api-version": VERSION_SLOTS},
     )
-    assert spec.request_problems(missing_end, prefix="/api") == [
+    assert request_problems(spec, missing_end, prefix="/api") == [
         "GET /v2/slots: missing required query parameter 'end'"
     ]
     status_filter = httpx.Request(
@@ -1408,7 +1400,7 @@ def test_the_validator_catches_what_cal_com_rejects(spec: OpenAPISpec | None) ->
         f"{BASE}/bookings?status=accepted",
         headers={"cal-api-version": VERSION_BOOKINGS, "Authorization": f"Bearer {KEY}"},
     )
-    assert "is not one of" in spec.request_problems(status_filter, prefix="/api")[0]
+    assert "is not one of" in request_problems(spec, status_filter, prefix="/api")[0]
 
 
 def test_errors_read_well() -> None:

@@ -31,6 +31,7 @@ from gateway.pipeline.logs import (
 )
 from tests.conftest import SECRET as WEBHOOK_SECRET
 from tests.conftest import make_settings
+from tests.support.clock import Clock
 
 TOKEN = "123456:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 SECRET = "test-webhook-secret_1"
@@ -340,17 +341,9 @@ def test_configure_under_scrubbed_output_writes_to_the_real_stream() -> None:
     assert handler.stream is raw
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

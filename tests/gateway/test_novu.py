@@ -27,22 +27,15 @@ from gateway.pipeline.resilience import CircuitBreaker
 from gateway.pipeline.streams import Outgoing
 from gateway.sandbox.novu import NovuSandbox, holds, render, runs
 from handlers.novu import NovuWebhook
+from tests.support.clock import Clock
 
 KEY = "novu-key"
 NOW = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def novu() -> AsyncIterator[tuple[NovuSandbox, str, Clock]]:
-    clock = Clock()
+    clock = Clock(NOW)
     sandbox = NovuSandbox(KEY, webhook_secret="s", clock=clock)
     server = TestServer(sandbox.app())
     await server.start_server()

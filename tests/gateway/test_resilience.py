@@ -8,17 +8,7 @@ import time
 import pytest
 
 from gateway.pipeline.resilience import BreakerOpen, CircuitBreaker, State, TokenBucket
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import Clock
 
 
 class Down(Exception):
@@ -50,7 +40,7 @@ class Service:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from aiohttp import ClientTimeout, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.sandbox.calcom import SIGNATURE_HEADER, VERSIONS, CalcomSandbox
+from tests.support.clock import Clock
 
 API_KEY = "cal_test_sandbox_key_0123456789"
 SPEC = (
@@ -34,14 +35,6 @@ SATURDAY, MONDAY = date(2026, 3, 28), date(2026, 3, 30)
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -16,11 +16,13 @@ from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.spec import (
     PLAIN,
     Reading,
+    Request,
     Spec,
     Violation,
     bot_api_schema,
     load_spec,
     openapi_from_bot_api,
+    request_problems,
 )
 from gateway.sandbox.telegram import TelegramSandbox, Upload
 from gateway.sandbox.whatsapp import WhatsAppSandbox
@@ -480,3 +482,108 @@ async def test_chatwoot_refuses_a_body_the_spec_refuses(
     assert response.status == 422
     assert (await response.json())["message"] == "body.inbox_id: must be number"
     assert sandbox.contacts == {}
+
+
+# -- whole requests, as the client tests check them -------------------------------------------
+
+_SCHEDULES = Spec(
+    {
+        "paths": {
+            "/v2/schedules/{scheduleId}": {
+                "get": {
+                    "parameters": [
+                        {"name": "scheduleId", "in": "path", "schema": {"type": "number"}}
+                    ]
+                }
+            },
+            "/v2/schedules/default": {
+                "get": {
+                    "parameters": [
+                        {
+                            "name": "cal-api-version",
+                            "in": "header",
+                            "required": True,
+                            "description": "Must be set to 2024-06-11",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "take",
+                            "in": "query",
+                            "schema": {"type": "number", "maximum": 250},
+                        },
+                    ]
+                }
+            },
+            "/v2/schedules": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "properties": {
+                                        "name": {"type": "string", "minLength": 1},
+                                        "metadata": {"type": "object"},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    }
+)
+_JSON_BODY = {"content-type": "application/json"}
+
+
+def test_a_request_finds_the_most_literal_operation_and_its_header_and_query_rules() -> None:
+    """`/v2/schedules/default` is its own operation, not `{scheduleId}` = "default"; its
+    `cal-api-version` must be the one the description names; a query value fits its bounds."""
+    version = {"cal-api-version": "2024-06-11"}
+    assert request_problems(_SCHEDULES, Request("GET", "/v2/schedules/default", version)) == []
+    assert request_problems(_SCHEDULES, Request("GET", "/v2/schedules/default", {})) == [
+        "GET /v2/schedules/default: missing required header cal-api-version"
+    ]
+    wrong = {"cal-api-version": "2024-08-13"}
+    [problem] = request_problems(_SCHEDULES, Request("GET", "/v2/schedules/default", wrong))
+    assert problem.endswith("the operation requires '2024-06-11'")
+    over = Request("GET", "/v2/schedules/default", version, [("take", "500"), ("skip", "1")])
+    assert request_problems(_SCHEDULES, over) == [
+        "GET /v2/schedules/default: unknown query parameter 'skip'",
+        "GET /v2/schedules/default query take: 500.0 > maximum 250",  # a number is a float
+    ]
+    assert request_problems(_SCHEDULES, Request("GET", "/v2/schedules/x1", {})) == [
+        "GET /v2/schedules/x1 path scheduleId: 'x1' is not a number"
+    ]
+    assert request_problems(_SCHEDULES, Request("DELETE", "/v2/schedules", {})) == [
+        "DELETE /v2/schedules: no such operation in the spec"
+    ]
+
+
+def test_a_request_body_is_read_strictly() -> None:
+    """A body's declared object takes no other property (class-validator's
+    `forbidNonWhitelisted`); an object without `properties` stays open; bounds apply."""
+    fine = b'{"name": "Week", "metadata": {"any": 1}}'
+    assert (
+        request_problems(_SCHEDULES, Request("POST", "/v2/schedules", _JSON_BODY, (), fine)) == []
+    )
+    extra = b'{"name": "", "colour": "red"}'
+    assert request_problems(
+        _SCHEDULES, Request("POST", "/v2/schedules", _JSON_BODY, (), extra)
+    ) == [
+        "POST /v2/schedules body: property 'colour' is not in the schema",
+        "POST /v2/schedules body.name: shorter than 1 characters",
+    ]
+    assert request_problems(_SCHEDULES, Request("POST", "/v2/schedules", {}, (), b"{}")) == [
+        "POST /v2/schedules: body sent without Content-Type: application/json"
+    ]
+    assert request_problems(_SCHEDULES, Request("POST", "/v2/schedules", _JSON_BODY)) == [
+        "POST /v2/schedules: missing request body"
+    ]
+    missing = Request("POST", "/v2/schedules", _JSON_BODY, (), b"{}")
+    assert request_problems(_SCHEDULES, missing) == [
+        "POST /v2/schedules body: missing required property 'name'"
+    ]

@@ -1,202 +1,51 @@
-"""A faithful local stand-in of the Telegram Bot API: an aiohttp application with in-memory state.
-
-Towards the bot it answers like api.telegram.org: the same URLs (`/bot<token>/<method>`), the
-`{"ok": ...}` envelope, error codes and wordings, and the limits that matter (text length,
-callback data bytes, callback queries answered once, webhook secret format). Given the vendor
-spec (`telegram-bot-api.json`) it also checks every call field by field. Towards the webhook it
-acts as Telegram: a client's message or tap becomes a real-shaped Update POSTed with the secret
-header, and redelivered on a non-2xx answer.
-
-Deliberate simplifications: private chats only, and any chat id may be messaged; HTML is
-stripped (no entities are built) and MarkdownV2 is not parsed; the webhook URL may be plain
-http on any port; an update still undelivered after the redeliveries is dropped and counted in
-`pending_update_count`. Every Bot API URL carries the token, so serve it without an access
-log (`serve` does).
-"""
+"""The Bot API's side of the Telegram stand-in: the token, each call's checks (the spec, the
+limits, injected failures) and the methods a bot calls, over the chats and messages it keeps."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
-import html
 import itertools
 import json
-import logging
-import re
 import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 
-from gateway.sandbox.pages import page, serve
-from gateway.sandbox.spec import BOT_API_PATH, Reading, Spec, bot_api_schema, load_spec
-
-log = logging.getLogger(__name__)
-
-JSON = dict[str, Any]
-BOT_USERNAME = "frontdesk_sandbox_bot"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-STATIC_DIR = Path(__file__).parent / "static"
-QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
-NOT_MODIFIED = (
-    "message is not modified: specified new message content and reply markup are exactly the "
-    "same as a current content and reply markup of the message"
+from gateway.sandbox.base import StandIn
+from gateway.sandbox.spec import BOT_API_PATH, Spec, bot_api_schema, load_spec
+from gateway.sandbox.telegram.rules import (
+    _ACCEPTED,
+    _BOT_API_READING,
+    _CHAT_ACTIONS,
+    _FALLBACK_TYPES,
+    _IMAGE_MAGIC,
+    _SECRET_TOKEN,
+    _TOKEN,
+    BOT_USERNAME,
+    JSON,
+    NOT_MODIFIED,
+    PHOTO_MAX,
+    QUERY_INVALID,
+    UPLOAD_MAX,
+    ApiError,
+    SentCall,
+    Upload,
+    _bad,
+    _check_markup,
+    _inline,
+    _now,
+    _visible_text,
 )
 
-# Bot API 10.1 (telegram-bot-api.json): sendPhoto "The photo must be at most 10 MB in size";
-# sendDocument "Bots can currently send files of any type of up to 50 MB in size".
-PHOTO_MAX = 10 * 1024 * 1024
-UPLOAD_MAX = 50 * 1024 * 1024
-# What an uploaded photo must be for Telegram to process it (it re-encodes photos): JPEG, PNG,
-# WebP or GIF by their magic bytes; anything else fails with "Bad Request: IMAGE_PROCESS_FAILED"
-# (as reported in TelegramBot/Api#302, pengrad/java-telegram-bot-api#337). The wording for a
-# photo over 10 MB is not documented; the sandbox's is its own.
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
-_TOKEN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]+$")
-_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]+)?")
-_HTML_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)[^<>]*>")
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-_HTML_TAGS = _words(
-    "b strong i em u ins s strike del span a code pre blockquote tg-spoiler tg-emoji"
-)
-_BUTTON_ACTIONS = _words(
-    "url callback_data web_app login_url switch_inline_query switch_inline_query_current_chat "
-    "switch_inline_query_chosen_chat copy_text callback_game pay"
-)
-_CHAT_ACTIONS = _words(
-    "typing upload_photo record_video upload_video record_voice upload_voice upload_document "
-    "choose_sticker find_location record_video_note upload_video_note"
-)
-# How form values are decoded when no spec file is at hand (other fields stay strings).
-_FALLBACK_TYPES: dict[str, list[str]] = {
-    "chat_id": ["Integer", "String"],
-    "reply_markup": ["InlineKeyboardMarkup", "ReplyKeyboardMarkup", "ReplyKeyboardRemove"],
-    "entities": ["Array of MessageEntity"],
-    "allowed_updates": ["Array of String"],
-    **{name: ["Integer"] for name in ("message_id", "cache_time", "max_connections")},
-    **{name: ["Boolean"] for name in ("drop_pending_updates", "show_alert", "protect_content")},
-    "disable_notification": ["Boolean"],
-}
-# Settings calls a bot makes at startup: accepted, recorded and answered `true`.
-_ACCEPTED = ("setMyCommands", "deleteMyCommands", "setMyDescription", "setMyShortDescription")
-
-
-@dataclass(frozen=True, slots=True)
-class SentCall:
-    """A Bot API call the sandbox accepted; `at` is `time.monotonic()`."""
-
-    method: str
-    params: dict[str, Any]
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """A file the bot uploaded with multipart/form-data."""
-
-    filename: str
-    content_type: str
-    data: bytes
-
-
-class ApiError(Exception):
-    """An error answer of the Bot API."""
-
-    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.error_code = error_code
-        self.description = description
-        self.retry_after = retry_after
-
-    def response(self) -> web.Response:
-        body: JSON = {"ok": False, "error_code": self.error_code, "description": self.description}
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return web.json_response(body, status=self.error_code)
-
-
-def _bad(description: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {description}")
-
-
-# An InputFile field takes a file posted as multipart/form-data
-# (core.telegram.org/bots/api#sending-files).
-_BOT_API_READING = Reading(is_file=lambda value: isinstance(value, Upload))
-
-
-def _visible_text(text: str, parse_mode: Any) -> str:
-    """The text a client sees: HTML markup checked and stripped, entities unescaped."""
-    if not isinstance(parse_mode, str) or parse_mode.upper() != "HTML":
-        return text
-    for tag in _HTML_TAG.finditer(text):
-        if tag.group(2).lower() not in _HTML_TAGS:
-            offset = len(text[: tag.start()].encode())
-            raise _bad(
-                f'can\'t parse entities: Unsupported start tag "{tag.group(2)}" at byte '
-                f"offset {offset}"
-            )
-    plain = _HTML_TAG.sub("", text)
-    if "<" in plain:
-        raise _bad("can't parse entities: Can't find end of the tag")
-    return html.unescape(plain)
-
-
-def _check_markup(markup: Any) -> None:
-    if isinstance(markup, str):
-        raise _bad("can't parse reply keyboard markup JSON object")
-    if not isinstance(markup, dict) or "inline_keyboard" not in markup:
-        return
-    rows = markup["inline_keyboard"]
-    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-        raise _bad("can't parse inline keyboard markup: expected an Array of Array")
-    for button in itertools.chain.from_iterable(rows):
-        if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-            raise _bad("can't parse inline keyboard button: Text must be a String")
-        data = button.get("callback_data")
-        if data is not None and not (isinstance(data, str) and 1 <= len(data.encode()) <= 64):
-            raise _bad("BUTTON_DATA_INVALID")
-        if sum(action in button for action in _BUTTON_ACTIONS) != 1:
-            raise _bad(
-                "can't parse inline keyboard button: Text buttons are unallowed in the inline "
-                "keyboard"
-            )
-
-
-def _inline(markup: Any) -> JSON | None:
-    """Telegram echoes only inline keyboards in the Message it returns."""
-    if isinstance(markup, dict) and "inline_keyboard" in markup:
-        return copy.deepcopy(markup)
-    return None
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _now() -> int:
-    return int(time.time())
-
-
-class TelegramSandbox:
-    """The Bot API for one bot token, plus the Telegram side that delivers updates to its webhook.
-
-    Attributes for tests: `sent` (accepted calls), `errors` ((method, error_code, description) of
-    every error answer), `deliveries` ((update_id, HTTP status, 0 if unreachable) per webhook
-    attempt), `files` (uploads by file_id), `delay`, `redelivery_attempts`, `redelivery_backoff`.
-    """
+class BotApi(StandIn):
+    """The Bot API for one bot token (see `TelegramSandbox` for the attributes tests read)."""
 
     def __init__(
         self,
@@ -210,6 +59,7 @@ class TelegramSandbox:
         beside: Sequence[tuple[str, str]] = (),
         calendar_zone: str | None = None,
     ) -> None:
+        super().__init__()
         match = _TOKEN.match(token)
         # Other sandboxes' pages, (title, URL), shown beside this one: the demo's WhatsApp,
         # staff, notifications and analytics panes, each one the page can show or hide.
@@ -252,7 +102,6 @@ class TelegramSandbox:
         self._queries: dict[str, int] = {}  # callback query id -> chat id
         self._answered: set[str] = set()
         self._chat_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._session: ClientSession | None = None
         self._page_html: str | None = None
         self._webhook_url = ""
         self._webhook_secret: str | None = None
@@ -277,37 +126,6 @@ class TelegramSandbox:
         }
         described = (template.removeprefix(BOT_API_PATH) for template in self._spec.paths)
         self._names = {name.lower(): name for name in (*described, *self._handlers)}
-
-    # -- the application ------------------------------------------------------------------
-
-    def app(self) -> web.Application:
-        # Room for the largest upload the Bot API takes (sendDocument's 50 MB) and its form.
-        app = web.Application(client_max_size=UPLOAD_MAX + 1024 * 1024)
-        app.router.add_get("/", self._page)
-        app.router.add_post("/_sandbox/say", self._page_act)
-        app.router.add_post("/_sandbox/tap", self._page_act)
-        app.router.add_get("/_sandbox/messages", self._page_messages)
-        app.router.add_get("/_sandbox/state", self._page_state)
-        app.router.add_post("/_sandbox/contact", self._page_act)
-        app.router.add_get("/_sandbox/files/{file_id}", self._page_file)
-        app.router.add_get("/_sandbox/bookings", self._page_bookings)
-        for verb in ("GET", "POST"):
-            app.router.add_route(verb, "/bot{token}/{method}", self._api)
-        app.on_cleanup.append(self._on_cleanup)
-        if self._page_html is None:
-            self._page_html = (STATIC_DIR / "chat.html").read_text(encoding="utf-8")
-        return app
-
-    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
-        return await serve(self.app(), host, port)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _on_cleanup(self, _app: web.Application) -> None:
-        await self.close()
 
     # -- test helpers ---------------------------------------------------------------------
 
@@ -654,56 +472,6 @@ class TelegramSandbox:
         self._seqs[(message["chat"]["id"], message["message_id"])] = next(self._seq)
         return copy.deepcopy(message)
 
-    # -- the client's side: updates to the webhook ----------------------------------------
-
-    async def client_says(
-        self,
-        chat_id: int,
-        text: str,
-        *,
-        first_name: str = "Anna",
-        language_code: str = "en",
-        username: str | None = None,
-    ) -> JSON:
-        """The client writes `text`; the Update is delivered to the webhook and returned."""
-        if not text:
-            raise ValueError("a Telegram client cannot send an empty message")
-        user = {"id": chat_id, "is_bot": False, "first_name": first_name}
-        user |= {"language_code": language_code} | ({"username": username} if username else {})
-        self._clients[chat_id] = user
-        message: JSON = {
-            "message_id": self._next_message_id(chat_id),
-            "from": dict(user),
-            "chat": self._chat(chat_id),
-            "date": _now(),
-            "text": text,
-        }
-        if command := _COMMAND.match(text):
-            length = _utf16_len(command.group())
-            message["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
-        return await self._deliver(chat_id, {"message": message})
-
-    async def client_shares_contact(self, chat_id: int, phone_number: str) -> JSON:
-        """The client taps a `request_contact` keyboard button: Telegram sends their own
-        contact card (their account's phone number) as a message."""
-        if not phone_number.strip():
-            raise ValueError("a shared contact needs a phone number")
-        default = {"id": chat_id, "is_bot": False, "first_name": "Anna", "language_code": "en"}
-        user = self._clients.get(chat_id, default)
-        contact: JSON = {
-            "phone_number": phone_number.strip(),
-            "first_name": user["first_name"],
-            "user_id": chat_id,
-        }
-        message: JSON = {
-            "message_id": self._next_message_id(chat_id),
-            "from": dict(user),
-            "chat": self._chat(chat_id),
-            "date": _now(),
-            "contact": contact,
-        }
-        return await self._deliver(chat_id, {"message": message})
-
     def reply_keyboard(self, chat_id: int) -> JSON | None:
         """The keyboard the bot put under the chat's input field, until one removes it."""
         return copy.deepcopy(self._keyboards.get(chat_id))
@@ -718,142 +486,3 @@ class TelegramSandbox:
             self._keyboards[chat_id] = markup
         elif markup.get("remove_keyboard"):
             self._keyboards.pop(chat_id, None)
-
-    async def client_taps(self, chat_id: int, message_id: int, data: str) -> JSON:
-        """The client taps the inline button carrying `data` under one of the bot's messages."""
-        message = self._messages.get((chat_id, message_id))
-        if message is None:
-            raise LookupError(f"the bot sent no message {message_id} to chat {chat_id}")
-        rows = message.get("reply_markup", {}).get("inline_keyboard", [])
-        if data not in (button.get("callback_data") for row in rows for button in row):
-            raise ValueError(f"message {message_id} has no button with callback data {data!r}")
-        default = {"id": chat_id, "is_bot": False, "first_name": "Anna", "language_code": "en"}
-        user = self._clients.get(chat_id, default)
-        query_id = str(secrets.randbits(63))
-        self._queries[query_id] = chat_id
-        instance = self._chat_instances.setdefault(chat_id, str(secrets.randbits(63)))
-        query: JSON = {
-            "id": query_id,
-            "from": dict(user),
-            "message": copy.deepcopy(message),
-            "chat_instance": instance,
-            "data": data,
-        }
-        return await self._deliver(chat_id, {"callback_query": query})
-
-    async def _deliver(self, chat_id: int, payload: JSON) -> JSON:
-        if not self._webhook_url:
-            raise RuntimeError(
-                "no webhook is set: the bot must call setWebhook before a client can write to it"
-            )
-        update: JSON = {"update_id": next(self._update_ids), **payload}
-        kind = next(iter(payload))
-        if self._allowed_updates and kind not in self._allowed_updates:
-            log.warning(
-                "sandbox: update %d dropped: %s not in allowed_updates", update["update_id"], kind
-            )
-            return update
-        async with self._chat_locks[chat_id]:  # like Telegram: one chat's updates in order
-            url, secret = self._webhook_url, self._webhook_secret
-            headers = {SECRET_HEADER: secret} if secret else {}
-            error = ""
-            for attempt in range(1 + max(0, self.redelivery_attempts)):
-                if attempt:
-                    await asyncio.sleep(self.redelivery_backoff)
-                status, error = await self._post(url, update, headers)
-                self.deliveries.append((update["update_id"], status))
-                if 200 <= status < 300:
-                    return update
-            self._pending += 1
-            self._last_error = (_now(), error)
-            log.warning("sandbox: update %d undelivered: %s", update["update_id"], error)
-        return update
-
-    async def _post(self, url: str, update: JSON, headers: dict[str, str]) -> tuple[int, str]:
-        if self._session is None or self._session.closed:
-            self._session = ClientSession(timeout=ClientTimeout(total=self.webhook_timeout))
-        try:
-            async with self._session.post(url, json=update, headers=headers) as response:
-                await response.read()
-                status = response.status
-                return status, f"Wrong response from the webhook: {status} {response.reason}"
-        except (ClientError, TimeoutError) as exc:
-            return 0, f"Connection failed: {type(exc).__name__}"
-
-    # -- the chat page and its JSON endpoints ---------------------------------------------
-
-    async def _page(self, _request: web.Request) -> web.Response:
-        return page(self._page_html or "", frames=tuple(url for _title, url in self._beside))
-
-    async def _page_act(self, request: web.Request) -> web.Response:
-        """POST /_sandbox/say {chat_id, text, first_name, language_code} or /_sandbox/tap
-        {chat_id, message_id, data}: the client writes or taps, as in a Telegram app."""
-        try:
-            body = await request.json()
-            chat_id = int(body["chat_id"])
-            if request.path.endswith("/contact"):
-                update = await self.client_shares_contact(chat_id, str(body["phone_number"]))
-            elif request.path.endswith("/say"):
-                name = str(body.get("first_name") or "Anna")[:64]
-                language = str(body.get("language_code") or "en")[:8]
-                update = await self.client_says(
-                    chat_id, str(body["text"]), first_name=name, language_code=language
-                )
-            else:
-                update = await self.client_taps(chat_id, int(body["message_id"]), str(body["data"]))
-        except RuntimeError as exc:
-            return _page_error(409, str(exc))
-        except (LookupError, TypeError, ValueError) as exc:
-            return _page_error(400, f"{type(exc).__name__}: {exc}")
-        statuses = [status for uid, status in self.deliveries if uid == update["update_id"]]
-        status = statuses[-1] if statuses else None
-        delivered = status is not None and 200 <= status < 300
-        return web.json_response({"update": update, "delivered": delivered, "status": status})
-
-    async def _page_messages(self, request: web.Request) -> web.Response:
-        try:
-            chat_id = int(request.query["chat_id"])
-            after = int(request.query.get("after", "0"))
-        except (KeyError, ValueError):
-            return _page_error(400, "chat_id and after must be integers")
-        messages = [
-            {**copy.deepcopy(message), "seq": self._seqs[key]}
-            for key, message in self._messages.items()
-            if key[0] == chat_id and self._seqs[key] > after
-        ]
-        toasts = [toast for toast in self._toasts.get(chat_id, []) if toast["seq"] > after]
-        keyboard = self.reply_keyboard(chat_id)
-        return web.json_response({"messages": messages, "toasts": toasts, "keyboard": keyboard})
-
-    async def _page_file(self, request: web.Request) -> web.Response:
-        """A file the bot sent (the page's download link)."""
-        upload = self.files.get(request.match_info["file_id"])
-        if upload is None:
-            return _page_error(404, "no such file")
-        name = re.sub(r"[^\w .-]", "_", upload.filename or "file")
-        return web.Response(
-            body=upload.data,
-            content_type=upload.content_type or "application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-
-    async def _page_bookings(self, _request: web.Request) -> web.Response:
-        return web.json_response(self._bookings() if self._bookings is not None else None)
-
-    async def _page_state(self, _request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "webhook_set": bool(self._webhook_url),
-                "beside": [url for _title, url in self._beside],
-                "panes": [{"title": title, "url": url} for title, url in self._beside],
-                "calendar_zone": self._calendar_zone,
-                "pending_update_count": self._pending,
-                "last_error_message": self._last_error[1] if self._last_error else None,
-                "counts": {"sent": len(self.sent), "errors": len(self.errors)}
-                | {"deliveries": len(self.deliveries), "chats": len(self._last_message_id)},
-            }
-        )
-
-
-def _page_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)

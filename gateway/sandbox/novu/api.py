@@ -1,0 +1,247 @@
+"""The API of the Novu stand-in (contract §2): events, subscribers and workflows, with the
+API key, and Novu's answers and rules."""
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.sandbox.novu.steps import (
+    DEFAULT_PREFERENCES,
+    JSON,
+    ORIGINS,
+    STEP_TYPES,
+    Run,
+    _error,
+    _invalid,
+    _iso,
+)
+from gateway.sandbox.novu.worker import Worker
+
+
+class NovuApi(Worker):
+    """The endpoints Frontdesk calls."""
+
+    def _api(self, handler: Callable[[web.Request], Any]) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            self.calls.append((request.method, request.path))
+            if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
+                return _error(401, "API Key not found", request.path)
+            try:
+                response: web.StreamResponse = await handler(request)
+            except ValueError as exc:
+                return _error(400, str(exc), request.path)
+            return response
+
+        return handle
+
+    async def _body(self, request: web.Request) -> JSON:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            raise ValueError("Unexpected token in JSON") from None
+        if not isinstance(body, dict):
+            raise ValueError("the body must be an object")
+        return body
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def _trigger(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        key = request.headers.get("Idempotency-Key") if self.idempotency else None
+        digest = hashlib.blake2s(raw).hexdigest()
+        if key is not None:
+            if len(key) > 255:
+                return _error(400, "Idempotency-Key is too long", request.path)
+            seen = self._idempotency.get(key)
+            if seen is not None:
+                if seen[0] != digest:
+                    return _error(
+                        422, "Request with the same idempotency key has a different body", ""
+                    )
+                headers = {"Idempotency-Key": key, "Idempotency-Replay": "true"}
+                return web.json_response(seen[2], status=seen[1], headers=headers)
+        body = await self._body(request)
+        status, answer = self._accept(body)
+        if key is not None:
+            self._idempotency[key] = (digest, status, answer)
+        if status == 201:
+            self._kick()
+        return web.json_response(answer, status=status)
+
+    def _accept(self, body: JSON) -> tuple[int, JSON]:
+        name = body.get("name")
+        workflow = self.workflows.get(str(name))
+        if not isinstance(name, str) or workflow is None:
+            return 422, {"statusCode": 422, "message": "workflow_not_found"}
+        recipient = body.get("to")
+        subscriber = recipient.get("subscriberId") if isinstance(recipient, dict) else recipient
+        if not isinstance(subscriber, str) or not subscriber:
+            return 201, {"data": {"acknowledged": True, "status": "subscriber_id_missing"}}
+        transaction = str(body.get("transactionId") or f"txn-{next(self._ids)}")
+        if self.transaction_dedup and any(r.transaction == transaction for r in self.runs):
+            return 201, {
+                "data": {"acknowledged": True, "status": "processed", "transactionId": transaction}
+            }
+        if not workflow.get("active", True):
+            return 201, {"data": {"acknowledged": True, "status": "trigger_not_active"}}
+        if isinstance(recipient, dict):
+            self._store_subscriber(recipient)
+        self.subscribers.setdefault(subscriber, {"subscriberId": subscriber})
+        payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
+        run = Run(
+            next(self._ids),
+            name,
+            transaction,
+            subscriber,
+            dict(payload or {}),
+            [dict(step) for step in workflow["steps"]],
+            due=self.now(),
+        )
+        self.runs.append(run)
+        return 201, {
+            "data": {"acknowledged": True, "status": "processed", "transactionId": transaction}
+        }
+
+    async def _cancel(self, request: web.Request) -> web.Response:
+        transaction = request.match_info["transaction"]
+        cancelled = False
+        for run in self.pending(transaction):
+            run.status = "cancelled"
+            run.log.append(f"cancelled at {_iso(self.now())}")
+            cancelled = True
+        return web.json_response({"data": cancelled})
+
+    # -- subscribers ----------------------------------------------------------------------
+
+    def _store_subscriber(self, given: JSON) -> JSON:
+        subscriber_id = given.get("subscriberId")
+        if not isinstance(subscriber_id, str) or not subscriber_id:
+            raise ValueError("subscriberId should not be empty")
+        stored = self.subscribers.setdefault(subscriber_id, {"subscriberId": subscriber_id})
+        for name in ("firstName", "lastName", "email", "phone", "locale", "timezone", "data"):
+            if name in given:
+                stored[name] = given[name]
+        return stored
+
+    async def _upsert_subscriber(self, request: web.Request) -> web.Response:
+        given = await self._body(request)
+        if self.subscriber_conflict and given.get("subscriberId") in self.subscribers:
+            # apps/api/src/app/subscribers-v2/usecases/create-subscriber/
+            # create-subscriber.usecase.ts (031c5f3): ConflictException for an existing id.
+            message = f"Subscriber: {given['subscriberId']} already exists"
+            return _error(409, message, request.path)
+        stored = self._store_subscriber(given)
+        return web.json_response({"data": stored}, status=201)
+
+    async def _patch_subscriber(self, request: web.Request) -> web.Response:
+        subscriber_id = request.match_info["id"]
+        if subscriber_id not in self.subscribers:
+            return _error(404, f"Subscriber: {subscriber_id} was not found", request.path)
+        given = await self._body(request)
+        stored = self._store_subscriber(given | {"subscriberId": subscriber_id})
+        return web.json_response({"data": stored})
+
+    async def _get_subscriber(self, request: web.Request) -> web.Response:
+        found = self.subscribers.get(request.match_info["id"])
+        if found is None:
+            return _error(404, "Subscriber not found", request.path)
+        return web.json_response({"data": found})
+
+    # -- workflows ------------------------------------------------------------------------
+
+    def _check_workflow(self, body: JSON) -> None:
+        if not isinstance(body.get("name"), str) or not body["name"]:
+            raise ValueError("name should not be empty")
+        steps = body.get("steps")
+        if not isinstance(steps, list):
+            raise ValueError("steps must be an array")
+        for step in steps:
+            kind = step.get("type") if isinstance(step, dict) else None
+            if kind not in STEP_TYPES:
+                raise ValueError(f"steps.type must be one of {sorted(STEP_TYPES)}")
+            controls = step.get("controlValues") or {}
+            dynamic = kind == "delay" and controls.get("type") == "dynamic"
+            if dynamic and not controls.get("dynamicKey"):
+                raise ValueError("a dynamic delay needs dynamicKey")
+            if kind == "http_request" and not (controls.get("url") and controls.get("method")):
+                raise ValueError("an HTTP request step needs method and url")
+
+    async def _get_workflow(self, request: web.Request) -> web.Response:
+        found = self.workflows.get(request.match_info["id"])
+        if found is None:
+            return _error(404, "Workflow not found", request.path)
+        return web.json_response({"data": self._read_back(found)})
+
+    def _read_back(self, workflow: JSON) -> JSON:
+        """A workflow as `GET /v2/workflows/{id}` answers (WorkflowResponseDto): each step's
+        values under `controls.values` (StepResponseDto; `controlValues` is optional there),
+        its `origin`, and `preferences` as {user, default}."""
+        steps = [
+            {key: value for key, value in step.items() if key != "controlValues"}
+            | {"controls": {"values": step.get("controlValues") or {}}}
+            for step in workflow.get("steps", [])
+        ]
+        return workflow | {"steps": steps}
+
+    async def _create_workflow(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        self._check_workflow(body)
+        workflow_id = str(body.get("workflowId") or "")
+        if not workflow_id:
+            raise ValueError("workflowId should not be empty")
+        if workflow_id in self.workflows:
+            return _error(409, f"Workflow with id {workflow_id} already exists", request.path)
+        # Made through the API: Novu's own (dashboard) workflow, with the default preferences.
+        self.workflows[workflow_id] = body | {
+            "active": body.get("active", True),
+            "origin": "novu-cloud",
+            "preferences": json.loads(json.dumps(DEFAULT_PREFERENCES)),
+        }
+        stored = self._read_back(self.workflows[workflow_id])
+        return web.json_response({"data": stored}, status=201)
+
+    async def _update_workflow(self, request: web.Request) -> web.Response:
+        workflow_id = request.match_info["id"]
+        if workflow_id not in self.workflows:
+            return _error(404, "Workflow not found", request.path)
+        body = await self._body(request)
+        refused = self._update_errors(body)
+        if refused:
+            return _invalid(request.path, refused)
+        self._check_workflow(body)
+        current = self.workflows[workflow_id]
+        preferences = {
+            "user": body["preferences"].get("user"),
+            "default": body["preferences"].get("workflow") or current["preferences"]["default"],
+        }
+        self.workflows[workflow_id] = body | {
+            "workflowId": workflow_id,
+            "origin": body["origin"],
+            "preferences": preferences,
+        }
+        return web.json_response({"data": self._read_back(self.workflows[workflow_id])})
+
+    @staticmethod
+    def _update_errors(body: JSON) -> dict[str, tuple[str, Any]]:
+        """What `UpdateWorkflowDto` (apps/api/src/app/workflows-v2/dtos/update-workflow.dto.ts,
+        151a942) refuses: `origin` must be a ResourceOriginEnum (`@IsEnum`, not optional),
+        `steps` an array (`@IsArray`), `preferences` a nested PreferencesRequestDto
+        (`@ValidateNested`, not optional), `name` a string (WorkflowCommonsFields)."""
+        errors: dict[str, tuple[str, Any]] = {}
+        if body.get("origin") not in ORIGINS:
+            message = f"origin must be one of the following values: {', '.join(sorted(ORIGINS))}"
+            errors["origin"] = (message, body.get("origin"))
+        if not isinstance(body.get("steps"), list):
+            errors["steps"] = ("steps must be an array", body.get("steps"))
+        preferences = body.get("preferences")
+        if not isinstance(preferences, dict):
+            message = "nested property preferences must be either object or array"
+            errors["preferences"] = (message, preferences)
+        elif preferences.get("user") is not None and not isinstance(preferences["user"], dict):
+            errors["preferences.user"] = ("user must be an object", preferences["user"])
+        if not isinstance(body.get("name"), str):
+            errors["name"] = ("name must be a string", body.get("name"))
+        return errors
