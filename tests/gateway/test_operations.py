@@ -24,7 +24,7 @@ from gateway.ops.demo import (
 from gateway.pipeline.embedded_redis import free_port
 from gateway.settings import load
 from tests.conftest import Gateway, GatewayFactory, Sandbox, eventually
-from tests.gateway.test_edge import update
+from tests.gateway.pipeline.test_edge import update
 
 
 def metric(text: str, name: str) -> float:

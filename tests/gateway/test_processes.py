@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from gateway.pipeline.embedded_redis import free_port
 from gateway.pipeline.keys import INBOUND_GROUP, OUTBOUND_GROUP, Keys
 from tests.conftest import ROOT, SECRET, TOKEN, Sandbox, eventually
-from tests.gateway.test_edge import update
+from tests.gateway.pipeline.test_edge import update
 
 pytestmark = pytest.mark.slow
 

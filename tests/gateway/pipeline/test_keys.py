@@ -17,7 +17,7 @@ from gateway.integrations.whatsapp.state import WhatsAppState
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.keys import Keys, RegistryKeys
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HOME = ROOT / "gateway" / "pipeline" / "keys.py"
 
 

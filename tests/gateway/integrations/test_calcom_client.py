@@ -42,7 +42,7 @@ from tests.support.clock import Clock
 from tests.support.openapi import request_problems
 
 SPEC_PATH = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "calcom-v2.openapi.json"
+    Path(__file__).resolve().parents[3].parent / "shared" / "contracts" / "calcom-v2.openapi.json"
 )
 SPEC_MISSING = f"vendor spec not found at {SPEC_PATH}: request conformance is not checked"
 

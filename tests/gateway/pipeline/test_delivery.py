@@ -16,7 +16,7 @@ from bot.session import Session
 from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.inbox import Event
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.gateway.test_edge import update
+from tests.gateway.pipeline.test_edge import update
 
 INPUTS = ["/start", "hello?", "📍 Address & hours", "🌐 Language", "📅 Book", "what?", "Русский"]
 
