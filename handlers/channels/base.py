@@ -35,6 +35,19 @@ class Rendered:
     receipts: tuple[Outgoing, ...] = ()
 
 
+class Keyed:
+    """The conversation and key of a channel's chat: the same for every adapter, from the one
+    spelling of `tg:`/`wa:` in `gateway.pipeline.Conversation`."""
+
+    channel: Channel
+
+    def conversation(self, chat: str) -> Conversation:
+        return Conversation(self.channel.value, chat)
+
+    def key(self, chat: str) -> str:
+        return self.conversation(chat).key
+
+
 class ChannelAdapter(Protocol):
     channel: Channel
     # Whether a message outside the client's 24-hour window needs an approved template

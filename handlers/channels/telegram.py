@@ -11,21 +11,15 @@ from bot.i18n import Translator
 from bot.replies import Reply
 from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
 from gateway.integrations.telegram.api import UPLOAD_MARKER
-from gateway.pipeline import Author, Conversation, Outgoing
-from handlers.channels.base import CAPTION_MAX, STAFF_TEXT_MAX, Rendered
+from gateway.pipeline import Author, Outgoing
+from handlers.channels.base import CAPTION_MAX, STAFF_TEXT_MAX, Keyed, Rendered
 
 SOURCE = Channel.TELEGRAM.value
 
 
-class TelegramChannel:
+class TelegramChannel(Keyed):
     channel = Channel.TELEGRAM
     service_window = False
-
-    def conversation(self, chat: str) -> Conversation:
-        return Conversation(self.channel.value, chat)
-
-    def key(self, chat: str) -> str:
-        return self.conversation(chat).key
 
     def replies(self, chat: str, replies: tuple[Reply, ...], _: Translator) -> Rendered:
         return Rendered(tuple(render(chat, replies, None)))

@@ -10,22 +10,16 @@ from bot.events import Channel
 from bot.i18n import Translator
 from bot.replies import Reply
 from gateway.integrations.chatwoot.files import FALLBACK, FETCH_MARKER
-from gateway.pipeline import Author, Conversation, Outgoing
+from gateway.pipeline import Author, Outgoing
 from handlers import whatsapp_render
-from handlers.channels.base import CAPTION_MAX, STAFF_TEXT_MAX, Rendered
+from handlers.channels.base import CAPTION_MAX, STAFF_TEXT_MAX, Keyed, Rendered
 
 SOURCE = Channel.WHATSAPP.value
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(Keyed):
     channel = Channel.WHATSAPP
     service_window = True
-
-    def conversation(self, chat: str) -> Conversation:
-        return Conversation(self.channel.value, chat)
-
-    def key(self, chat: str) -> str:
-        return self.conversation(chat).key
 
     def replies(self, chat: str, replies: tuple[Reply, ...], _: Translator) -> Rendered:
         return self.answer(chat, replies, _)
