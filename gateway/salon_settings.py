@@ -501,7 +501,7 @@ class SalonSettings(_Section):
             session_idle_minutes=data["session_idle_minutes"],
             session_retention_days=data["session_retention_days"],
         )
-        salon._secrets = tuple(_secret_values(data.values()))
+        salon._secrets = tuple(secret_values(data.values()))
         return salon
 
     @property
@@ -539,7 +539,8 @@ def _section(kind: type[_S], data: dict[str, Any], name: str) -> _S | None:
     return kind.model_validate({name: fields[name] for name in kind.model_fields})
 
 
-def _secret_values(values: Any) -> list[str]:
+def secret_values(values: Any) -> list[str]:
+    """The plain text of every `SecretStr` set, and of each part of a comma-separated one."""
     found = []
     for value in values:
         if isinstance(value, SecretStr) and value.get_secret_value():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,7 @@ from gateway.salon_settings import (
     SalonSettings,
     _SalonValues,
     http_url,
+    secret_values,
 )
 
 __all__ = [
@@ -89,9 +91,12 @@ class _ProcessValues(BaseModel):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    # Named apart from the salon's `_url`: `Environment` inherits both, and a validator of the
+    # same name would replace this one (PUBLIC_URL would then go unchecked, its trailing slash
+    # kept, and every webhook URL built from it would get a `//`).
     @field_validator("public_url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def _public_url(cls, value: str | None) -> str | None:
         return http_url(value)
 
 
@@ -171,14 +176,12 @@ class Settings(BaseModel):
 
     def secrets(self) -> list[str]:
         """Every secret value set, so that logs can scrub them wherever they appear."""
-        process = [
-            self.metrics_token,
-            self.analytics and self.analytics.database_url,
-            self.database_url,
-            self.secrets_key,
-        ]
+        databases = [self.analytics and self.analytics.database_url, self.database_url]
+        process = [self.metrics_token, self.secrets_key, *databases]
         return [
-            *(s.get_secret_value() for s in process if s and s.get_secret_value()),
+            *secret_values(value for value in process if value),
+            # A password can show on its own (an error about the URL quotes a part of it).
+            *(password for url in databases if url and (password := _password(url))),
             *self.salon.secrets(),
         ]
 
@@ -230,6 +233,13 @@ def salon_from_values(values: dict[str, object]) -> SalonSettings:
         return SalonSettings.from_values(values)
     except ValidationError as exc:
         raise SettingsError(_problems(exc)) from None
+
+
+def _password(url: SecretStr) -> str | None:
+    try:
+        return urlsplit(url.get_secret_value()).password or None
+    except ValueError:  # a URL that cannot be split: the whole of it is scrubbed still
+        return None
 
 
 def _problems(exc: ValidationError) -> tuple[str, ...]:

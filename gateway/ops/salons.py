@@ -98,10 +98,23 @@ def run_salons(settings: Settings, args: argparse.Namespace) -> int:
         try:
             values = _given(args)
             if args.action == "add":
-                validate_salon(values)  # before the database is even asked
+                _check_salon(settings, values)  # before the database is even asked
         except SettingsError as exc:
             return _problems(salon, exc.problems)
     return asyncio.run(_run(settings, args, cipher, values))
+
+
+def _check_salon(settings: Settings, values: dict[str, str]) -> None:
+    """A salon's values, checked as the gateway will serve them: on their own, and against the
+    process (with ANALYTICS_DATABASE_URL set, each salon's clients are hashed with its salt)."""
+    salon = validate_salon(values)
+    if settings.analytics is not None and salon.analytics.salt is None:
+        raise SettingsError(
+            (
+                "ANALYTICS_SALT: required, since the gateway records analytics "
+                "(ANALYTICS_DATABASE_URL is set)",
+            )
+        )
 
 
 def _cipher(settings: Settings) -> SecretCipher:
@@ -164,10 +177,17 @@ async def _run(
     try:
         registry = await SalonRegistry.open(settings.database_url.get_secret_value(), cipher, redis)
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        # Refused, unreachable, or a URL asyncpg cannot read (ValueError).
         if redis is not None:
             await redis.aclose()
-        print(f"frontdesk: cannot reach the registry's database: {exc}", file=sys.stderr)
+        if isinstance(exc, ValueError | asyncpg.ClientConfigurationError):
+            # A URL asyncpg cannot read: its words may quote a piece of the password.
+            print(
+                "frontdesk: DATABASE_URL cannot be read (a password with @, #, / or : is "
+                "written URL-encoded, e.g. %40 for @)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"frontdesk: cannot reach the registry's database: {exc}", file=sys.stderr)
         return 1
     try:
         return await _act(registry, args, values)

@@ -25,7 +25,8 @@ from redis.exceptions import RedisError
 from gateway.pipeline.keys import RegistryKeys
 from gateway.salon_settings import SalonSettings
 from gateway.salons.cipher import SecretCipher, SecretsKeyError
-from gateway.salons.values import SECRET_NAMES, services_of, validate_salon
+from gateway.salons.values import SECRET_NAMES, name_problems, services_of, validate_salon
+from gateway.settings import SettingsError
 from gateway.sql_migrations import Schema
 
 log = logging.getLogger("frontdesk.salons")
@@ -151,6 +152,9 @@ class SalonRegistry:
 
     async def update(self, salon_id: str, changes: Mapping[str, str]) -> Salon:
         """Change some values (an empty value removes one); the result is validated whole."""
+        if problems := name_problems(changes):
+            # Also for an empty value: a mistyped name to remove is refused, not "updated".
+            raise SettingsError(tuple(problems))
         async with self.pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
                 "SELECT * FROM salons WHERE id = $1 FOR UPDATE",

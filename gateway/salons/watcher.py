@@ -66,8 +66,11 @@ class SalonWatcher:
                 await pubsub.subscribe(self.registry.channel)
                 # What was announced while nobody listened is read now.
                 wake.set()
-                async for _message in pubsub.listen():
-                    wake.set()
+                while True:
+                    # A bounded wait for each announcement, under the connection's socket
+                    # timeout (the gateway's Redis client has one): a quiet channel is no error.
+                    if await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
+                        wake.set()
             except (RedisError, OSError) as exc:
                 log.warning(
                     "salon announcements not heard (%s): re-reading on the timer",

@@ -151,6 +151,37 @@ def test_secrets_lists_every_secret_value_set(monkeypatch: pytest.MonkeyPatch) -
     assert {"inbox-one", "inbox-two"} <= set(load().secrets())
 
 
+def test_secrets_hold_each_key_and_each_database_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SECRETS_KEY", "first-fernet-key,older-fernet-key")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://fd:registry-pass@db/salons")
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", "postgresql://fd:analytics-pass@db/facts")
+    monkeypatch.setenv("ANALYTICS_SALT", "a-salt-of-sixteen-or-more")
+    found = set(load().secrets())
+    assert {"first-fernet-key", "older-fernet-key", "registry-pass", "analytics-pass"} <= found
+
+
+def test_the_public_url_loses_its_trailing_slash_and_must_be_http() -> None:
+    assert load(public_url="https://desk.example/").public_url == "https://desk.example"
+    assert problems(PUBLIC_URL="ftp://desk.example")[0].startswith("PUBLIC_URL: ")
+
+
+def test_the_environment_keeps_every_validator_of_the_process_and_the_salon() -> None:
+    # `Environment` inherits both: a validator named like one of the other's would replace it.
+    from gateway.salon_settings import _SalonValues
+    from gateway.settings import Environment, _ProcessValues
+
+    def checked(model: type) -> set[str]:
+        return {
+            field
+            for decorator in model.__pydantic_decorators__.field_validators.values()
+            for field in decorator.info.fields
+        }
+
+    assert checked(Environment) == checked(_ProcessValues) | checked(_SalonValues)
+
+
 def test_serve_with_a_bad_configuration_exits_2_with_one_line_per_problem(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -238,7 +238,33 @@ async def test_what_the_commands_need_from_the_environment(
     assert "cannot reach the registry's database" in capsys.readouterr().err
     monkeypatch.setenv("DATABASE_URL", "mysql://salons@127.0.0.1/none")
     assert await run("list") == 1
-    assert "cannot reach the registry's database" in capsys.readouterr().err
+    assert "DATABASE_URL cannot be read" in capsys.readouterr().err
+    # A password with a `#` unencoded: asyncpg's words would quote a piece of it.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://fd:s3cr#etpass@127.0.0.1/none")
+    assert await run("list") == 1
+    err = capsys.readouterr().err
+    assert "DATABASE_URL cannot be read (a password with @, #, / or : is written URL-encoded" in err
+    assert "s3cr" not in err
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_a_mistyped_name_to_remove_is_refused_and_a_salt_required_with_analytics(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], analytics_db: str
+) -> None:
+    assert await run("add", "nord", "--set", "SALON_NAME=Nord", "--set", "CALCOM_TEAM_ID=4") == 0
+    capsys.readouterr()
+    for wrong in ("CALCOM_TEAMID=", "REDIS_URL=", "SALON_ID="):
+        assert await run("update", "nord", "--set", wrong) == 2
+        assert "updated" not in capsys.readouterr().out
+    assert await run("show", "nord") == 0
+    assert "CALCOM_TEAM_ID = 4" in capsys.readouterr().out
+    # With analytics on, each salon's clients are hashed with its own salt: required.
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", analytics_db)
+    monkeypatch.setenv("ANALYTICS_SALT", "the-process-salt-of-at-least-16")
+    assert await run("add", "south", "--set", "SALON_NAME=South") == 2
+    assert "ANALYTICS_SALT: required" in capsys.readouterr().err
+    salted = "ANALYTICS_SALT=south-salt-0123456789abcdef"
+    assert await run("add", "south", "--set", "SALON_NAME=South", "--set", salted) == 0
 
 
 @pytest.mark.usefixtures("operator_env")

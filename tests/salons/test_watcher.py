@@ -75,6 +75,25 @@ async def test_an_announced_change_is_seen_at_once(analytics_db: str, redis: Red
     await registry.close()
 
 
+async def test_a_quiet_channel_on_the_gateways_redis_client_is_no_error(
+    analytics_db: str, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The gateway's client gives up a read after its socket timeout; a watcher listening on
+    # it must take a quiet channel as quiet, still hear the next announcement at once.
+    quick = Redis.from_url(redis_url, socket_timeout=0.5)
+    registry = await SalonRegistry.open(analytics_db, SecretCipher(KEY), quick)
+    seen = Seen()
+    with caplog.at_level(logging.WARNING, logger="frontdesk"):
+        async with watching(SalonWatcher(registry, quick, every=60), seen):
+            await eventually(lambda: quick.pubsub_numsub(registry.channel), timeout=5)
+            await asyncio.sleep(1.5)  # three socket timeouts of silence
+            await registry.add("nord", {"SALON_NAME": "Nord"})
+            await eventually(lambda: "nord" in seen.last, timeout=3)
+    assert not [r for r in caplog.records if "not heard" in r.getMessage()]
+    await registry.close()
+    await quick.aclose()
+
+
 async def test_a_change_made_without_announcement_is_seen_on_the_re_read(
     analytics_db: str, redis: Redis
 ) -> None:
