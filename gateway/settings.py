@@ -37,9 +37,9 @@ __all__ = [
 ]
 
 
-class _ProcessValues(BaseModel):
-    """The process's names; declared before the salon's, so that the salon's validators see
-    them (ANALYTICS_SALT is required when ANALYTICS_DATABASE_URL is set)."""
+class _ProcessFields(BaseModel):
+    """The process's names as `Settings` holds them; `_ProcessValues` adds the one that
+    `Settings` holds as a section (the analytics database)."""
 
     host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
     port: int = Field(default=8080, ge=1, le=65535)
@@ -72,8 +72,6 @@ class _ProcessValues(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
-    # Analytics: on when the database URL is set (postgresql://user:password@host:5432/db).
-    analytics_database_url: SecretStr | None = None
     # The salon registry (gateway/salons): its PostgreSQL (may be the analytics database) and
     # the Fernet keys its secrets are encrypted with, comma-separated, the first one encrypting.
     database_url: SecretStr | None = None
@@ -98,6 +96,14 @@ class _ProcessValues(BaseModel):
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         return http_url(value)
+
+
+class _ProcessValues(_ProcessFields):
+    """The process's names; declared before the salon's, so that the salon's validators see
+    them (ANALYTICS_SALT is required when ANALYTICS_DATABASE_URL is set)."""
+
+    # Analytics: on when the database URL is set (postgresql://user:password@host:5432/db).
+    analytics_database_url: SecretStr | None = None
 
 
 PROCESS_NAMES = tuple(_ProcessValues.model_fields)
@@ -125,35 +131,13 @@ class AnalyticsSettings(BaseModel):
     database_url: SecretStr
 
 
-class Settings(BaseModel):
-    """The process's settings and the salon the environment describes; made by `load`."""
+class Settings(_ProcessFields):
+    """The process's settings (declared once, in `_ProcessFields`) and its sections: the
+    analytics database and the salon the environment describes; made by `load`."""
 
     model_config = ConfigDict(frozen=True)
 
-    host: str
-    port: int
-    redis_url: str | None
-    public_url: str | None
-    log_format: str
-    log_level: str
-    run_workers: bool
-    stream_shards: int
-    max_attempts: int
-    lease_seconds: float
-    dedup_ttl_seconds: int
-    outbox_retry_schedule: tuple[float, ...]
-    shutdown_grace_seconds: float
-    edge_max_pending_reads: int
-    edge_read_timeout_seconds: float
-    keepalive_seconds: float
-    service_timeout_seconds: float
-    breaker_failures: int
-    breaker_reset_seconds: float
     analytics: AnalyticsSettings | None
-    database_url: SecretStr | None
-    secrets_key: SecretStr | None
-    metrics_token: SecretStr | None
-    metrics_refresh_seconds: float
     salon: SalonSettings
 
     @classmethod
