@@ -1,2 +1,2 @@
-"""Operations: `frontdesk check`, `frontdesk demo`, `frontdesk metabase sync` and the analytics
-report page."""
+"""Operations: the operator's commands (`frontdesk check`, `demo`, `metabase sync`, `salons`)
+and the analytics report page."""

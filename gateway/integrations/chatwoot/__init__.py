@@ -1,1 +1,2 @@
-"""Chatwoot: the API client, the help desk's state and mirror, and the files staff attach."""
+"""Chatwoot: the API client, the help desk (who owns each conversation, delivering the mirror
+and the handoff), and the files staff attach."""
