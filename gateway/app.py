@@ -33,6 +33,7 @@ from gateway.wiring.routes import add_environment_routes, salon_routes
 from gateway.wiring.running import start_salon
 from gateway.wiring.runtime import RUNTIME, Runtime
 from gateway.wiring.served import SERVED, ServedSalons
+from gateway.wiring.whatsapp_numbers import add_whatsapp_routes
 
 __all__ = ["RUNTIME", "SERVED", "Runtime", "create_app"]
 
@@ -72,6 +73,7 @@ def create_app(
     served.serve_environment(runtime, routes)
     add_environment_routes(app, routes)
     add_salon_routes(app, served)
+    add_whatsapp_routes(app, served)
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/healthz", healthz)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.pipeline.edge import EdgeLimits, WebhookSource, webhook_route
+from gateway.pipeline.edge import EdgeLimits, WebhookRoute, WebhookSource, webhook_route
 from gateway.salon_settings import ChatwootSettings, WhatsAppSettings
 from gateway.wiring.runtime import Runtime
 from handlers.calcom import CalcomWebhook
@@ -51,8 +51,10 @@ class SalonRoutes:
     webhooks: dict[str, Route] = field(default_factory=dict)
     handshake: Route | None = None
     chatwoot_by_token: TokenRoute | None = None
-    # The WhatsApp number the salon answers for (`metadata.phone_number_id`).
+    # The WhatsApp number the salon answers for (`metadata.phone_number_id`), and its route's
+    # steps, for the route shared by every salon's number (`gateway.wiring.whatsapp_numbers`).
     whatsapp_number: str | None = None
+    whatsapp: WebhookRoute | None = None
 
 
 def salon_routes(runtime: Runtime, limits: EdgeLimits, slots: asyncio.Semaphore) -> SalonRoutes:
@@ -73,7 +75,8 @@ def salon_routes(runtime: Runtime, limits: EdgeLimits, slots: asyncio.Semaphore)
             salon.whatsapp.phone_number_id,
             runtime.metrics,
         )
-        routes.webhooks["whatsapp"] = webhook(whatsapp)
+        routes.whatsapp = WebhookRoute(whatsapp, runtime.inbox, runtime.metrics, limits, slots)
+        routes.webhooks["whatsapp"] = routes.whatsapp.handle
         routes.handshake = _handshake(salon.whatsapp)
         routes.whatsapp_number = salon.whatsapp.phone_number_id
     if salon.chatwoot is not None:
@@ -124,8 +127,9 @@ def _handshake(whatsapp: WhatsAppSettings) -> Route:
 
 def add_environment_routes(app: web.Application, routes: SalonRoutes) -> None:
     """Today's paths, for the environment's salon (its Chatwoot token route is served by
-    `add_salon_routes`, whose `/webhooks/chatwoot/{salon}` has the same shape)."""
+    `add_salon_routes`, whose `/webhooks/chatwoot/{salon}` has the same shape, and WhatsApp's
+    by `add_whatsapp_routes`, which every salon's number shares)."""
     for source, route in routes.webhooks.items():
-        app.router.add_post(f"/webhooks/{source}", route)
-    if routes.handshake is not None:
-        app.router.add_get("/webhooks/whatsapp", routes.handshake)
+        # WhatsApp's is shared by every salon's number: `gateway.wiring.whatsapp_numbers`.
+        if source != "whatsapp":
+            app.router.add_post(f"/webhooks/{source}", route)
