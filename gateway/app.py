@@ -163,6 +163,25 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"unreachable ({type(exc).__name__})"
         ready = False
+    checks["services"] = _services(runtime)
+    if runtime.pool is not None:
+        checks["shards"] = runtime.pool.owned
+    # The registry's salons, each with its services (the process's readiness is the
+    # environment's salon and Redis: one salon's vendor down leaves the others served).
+    if salons := request.app[SERVED].registry_salons:
+        checks["salons"] = {
+            salon_id: {"services": _services(salon.runtime)}
+            for salon_id, salon in sorted(salons.items())
+        }
+    if runtime.stopping:
+        checks["stopping"] = True
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
+    )
+
+
+def _services(runtime: Runtime) -> dict[str, str]:
+    """Each service of the salon: off, configured, or its circuit breaker's state."""
     services: dict[str, str] = {}
     for name, configured in runtime.settings.services().items():
         breaker = runtime.breakers.get(name)
@@ -172,14 +191,7 @@ async def readyz(request: web.Request) -> web.Response:
             services[name] = breaker.state.name.lower().replace("_", "-")
         else:
             services[name] = "configured"
-    checks["services"] = services
-    if runtime.pool is not None:
-        checks["shards"] = runtime.pool.owned
-    if runtime.stopping:
-        checks["stopping"] = True
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
-    )
+    return services
 
 
 async def metrics_route(request: web.Request) -> web.Response:

@@ -137,10 +137,10 @@ async def served(gateway: Gateway, salon_id: str) -> bool:
 
 
 async def test_two_salons_each_book_through_their_own_bot_and_calendar(
-    start_gateway: GatewayFactory,
-    sandbox: Sandbox,
     analytics_db: str,
     registry: SalonRegistry,
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
     calendar_a: Salon,
     salon_b: RegistrySalon,
     clock: Clock,
@@ -178,6 +178,16 @@ async def test_two_salons_each_book_through_their_own_bot_and_calendar(
     assert any(b"session" in key for key in b_keys)
     assert any(b"session" in key for key in a_keys)
 
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        ready = await response.json()
+    services = ready["salons"][salon_b.id]["services"]
+    assert (services["telegram"], services["calcom"], services["whatsapp"]) == (
+        "closed",
+        "closed",
+        "off",
+    )
+    assert list(ready["salons"]) == [salon_b.id]
+
     # The environment's salon also answers on its own path.
     status, _ = await post_telegram(gateway, salon_id, {"update_id": 1}, "wrong-secret")
     assert status == 401
@@ -206,9 +216,9 @@ def update(update_id: int, chat_id: int, text: str) -> JSON:
 
 
 async def test_a_salon_added_while_running_goes_live_and_a_disabled_one_is_gone(
-    start_gateway: GatewayFactory,
     analytics_db: str,
     registry: SalonRegistry,
+    start_gateway: GatewayFactory,
     calendar_a: Salon,
     salon_b: RegistrySalon,
     clock: Clock,
@@ -265,3 +275,24 @@ def asyncio_time() -> float:
     import time
 
     return time.monotonic()
+
+
+def test_webhook_urls_follow_one_convention() -> None:
+    assert webhook_url("https://fd.example/", "calcom", "nord") == (
+        "https://fd.example/webhooks/calcom/nord"
+    )
+    with pytest.raises(ValueError, match="no webhooks"):
+        webhook_url("https://fd.example", "metabase", "nord")
+
+
+async def test_a_source_a_salon_has_not_configured_is_not_found(gateway: Gateway) -> None:
+    salon_id = gateway.runtime.settings.salon.profile.id
+    for path in (f"/webhooks/calcom/{salon_id}", f"/webhooks/chatwoot/{salon_id}/token"):
+        async with gateway.http.post(f"{gateway.url}{path}", data=b"{}") as response:
+            assert response.status == 404
+    async with gateway.http.get(f"{gateway.url}/webhooks/whatsapp/{salon_id}") as response:
+        assert response.status == 404
+    async with gateway.http.get(f"{gateway.url}/webhooks/whatsapp") as response:
+        assert response.status == 404
+    async with gateway.http.post(f"{gateway.url}/webhooks/whatsapp", data=b"{}") as response:
+        assert response.status == 404

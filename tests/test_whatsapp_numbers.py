@@ -74,7 +74,7 @@ async def queued(redis: Redis, salon_id: str) -> int:
 
 @pytest.fixture
 async def two_numbers(
-    start_gateway: GatewayFactory, analytics_db: str, salon_id: str, redis: Redis
+    analytics_db: str, start_gateway: GatewayFactory, salon_id: str, redis: Redis
 ) -> AsyncIterator[tuple[Gateway, str]]:
     registry = await SalonRegistry.open(analytics_db, SecretCipher(SECRETS_KEY), redis)
     other = f"{salon_id}w"

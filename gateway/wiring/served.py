@@ -77,6 +77,9 @@ class ServedSalons:
         self.environment_id = settings.salon.profile.id
         # Registry salons changed one at a time, in the order the watcher saw the changes.
         self._applying = asyncio.Lock()
+        # Salons on their way out: a stop runs to its end even when the change that began it
+        # is cancelled (the gateway stopping), and the gateway's stop waits for it.
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def serve_environment(self, runtime: Runtime, routes: SalonRoutes) -> ServedSalon:
         served = self.live[self.environment_id] = ServedSalon(runtime, routes)
@@ -98,7 +101,7 @@ class ServedSalons:
                 if salon is None:
                     log.info("salon %s no longer served", salon_id)
                     del self.live[salon_id]
-                    await served.stop()
+                    await self._retire(served)
             for salon_id, salon in enabled.items():
                 current = self.live.get(salon_id)
                 if salon_id == self.environment_id:
@@ -127,7 +130,7 @@ class ServedSalons:
             salon.version,
         )
         if current is not None:
-            await current.stop()
+            await self._retire(current)
 
     def _start(self, salon: SalonSettings, version: int) -> ServedSalon:
         settings = self.settings.model_copy(update={"salon": salon})
@@ -147,11 +150,18 @@ class ServedSalons:
         served.running = start_salon(runtime, self.clock)
         return served
 
+    async def _retire(self, served: ServedSalon) -> None:
+        stopping = asyncio.create_task(served.stop())
+        self._retiring.add(stopping)
+        stopping.add_done_callback(self._retiring.discard)
+        await asyncio.shield(stopping)
+
     async def stop_registry_salons(self) -> None:
         async with self._applying:
             for salon_id, served in self.registry_salons.items():
                 del self.live[salon_id]
-                await served.stop()
+                await self._retire(served)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
 SERVED = web.AppKey("served", ServedSalons)
