@@ -107,7 +107,11 @@ async def registry(analytics_db: str, redis: Redis) -> AsyncIterator[SalonRegist
 
 
 async def start_many(
-    start_gateway: GatewayFactory, analytics_db: str, calendar: Salon, clock: Clock
+    start_gateway: GatewayFactory,
+    analytics_db: str,
+    calendar: Salon,
+    clock: Clock,
+    **settings: Any,
 ) -> Gateway:
     return await start_gateway(
         clock=clock,
@@ -118,6 +122,7 @@ async def start_many(
         calcom_team_id=calendar.team_id,
         salon_currency="RUB",
         salon_address="1 Example Street",
+        **settings,
     )
 
 
