@@ -202,6 +202,19 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 unless lost, dup and order_violations are all 0",
     )
+    fairness = commands.add_parser(
+        "fairness",
+        help="two salons in one gateway: B's reply latency with and without A's backlog",
+        description=(
+            "Runs one gateway process serving two salons, each with its own Telegram stand-in, "
+            "and measures salon B's reply latency idle and right after a backlog of updates "
+            "was queued for salon A. The last line is the summary: 'fairness: b_ms_idle=<ms> "
+            "b_ms_backlog=<ms> b_ms_backlog_max=<ms> a_answered_meanwhile=<n> of <backlog>'."
+        ),
+    )
+    fairness.add_argument("--backlog", type=_count, default=5000, help="(default %(default)s)")
+    fairness.add_argument("--samples", type=_count, default=5, help="(default %(default)s)")
+    fairness.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
     understanding = commands.add_parser(
         "understanding",
         help="typed requests: the corpus score and the cost per message",
@@ -231,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         routes = [route for route in args.routes.split(",") if route]
         return hostile(args.requests, args.size, args.slow, args.redis_url, routes)
+    if args.command == "fairness":
+        from bench.fairness import main as fairness
+
+        return fairness(args.redis_url, args.backlog, args.samples)
     if args.command == "understanding":
         from bench.understanding import main as understanding
 

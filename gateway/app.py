@@ -11,7 +11,7 @@ import contextlib
 import gc
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -19,40 +19,28 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.integrations.metabase.factory import dashboard_link
-from gateway.pipeline.edge import (
-    LARGEST_BODY,
-    EdgeLimits,
-    WebhookSource,
-    server_options,
-    webhook_route,
-)
+from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.logs import flush_summaries
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.redis_client import connect_redis
 from gateway.pipeline.tasks import stop_task
-from gateway.salon_settings import ChatwootSettings
 from gateway.settings import Settings
-from gateway.wiring.background import shard_runner, start_background
-from gateway.wiring.conversations import build_handlers
-from gateway.wiring.outflow import build_outflow
+from gateway.wiring.dispatch import add_salon_routes
+from gateway.wiring.registry_watch import follow_registry
+from gateway.wiring.routes import add_environment_routes, salon_routes
+from gateway.wiring.running import start_salon
 from gateway.wiring.runtime import RUNTIME, Runtime
-from gateway.wiring.services import build_services
-from handlers.calcom import CalcomWebhook
-from handlers.chatwoot import ChatwootWebhook
-from handlers.novu import NovuWebhook
-from handlers.telegram import TelegramWebhook
-from handlers.whatsapp import WhatsAppWebhook, verify_challenge
+from gateway.wiring.served import SERVED, ServedSalons
+from gateway.wiring.whatsapp_numbers import add_whatsapp_routes
 
-__all__ = ["RUNTIME", "Runtime", "create_app"]
+__all__ = ["RUNTIME", "SERVED", "Runtime", "create_app"]
 
 log = logging.getLogger("frontdesk.app")
 
 # How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
 EMBED_TTL = 600
-
-Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
@@ -77,14 +65,15 @@ def create_app(
     )
     app[RUNTIME] = runtime
     limits = EdgeLimits(settings.edge_max_pending_reads, settings.edge_read_timeout_seconds)
-    # One bound for the whole process: forged traffic on one route takes no more slots than
-    # forged traffic spread over all of them.
+    # One bound for the whole process: forged traffic on one route (or salon) takes no more
+    # slots than forged traffic spread over all of them.
     slots = asyncio.Semaphore(settings.edge_max_pending_reads)
-
-    def webhook(source: WebhookSource) -> Route:
-        return webhook_route(source, runtime.inbox, metrics, limits, slots)
-
-    _add_webhooks(app, runtime, webhook)
+    served = app[SERVED] = ServedSalons(settings, redis, limits, slots, clock)
+    routes = salon_routes(runtime, limits, slots)
+    served.serve_environment(runtime, routes)
+    add_environment_routes(app, routes)
+    add_salon_routes(app, served)
+    add_whatsapp_routes(app, served)
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/healthz", healthz)
@@ -92,57 +81,9 @@ def create_app(
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
     app.cleanup_ctx.append(_background_refresh)
+    # After the lifecycle: stopped before it, while the shared Redis client is still open.
+    app.cleanup_ctx.append(follow_registry)
     return app
-
-
-def _add_webhooks(
-    app: web.Application, runtime: Runtime, webhook: Callable[[WebhookSource], Route]
-) -> None:
-    """A webhook route for each configured source, authenticated with the salon's secrets."""
-    salon = runtime.settings.salon
-    if salon.telegram is not None:
-        source = TelegramWebhook(salon.telegram.webhook_secret.get_secret_value())
-        app.router.add_post("/webhooks/telegram", webhook(source))
-    if salon.whatsapp is not None:
-        whatsapp = WhatsAppWebhook(
-            salon.whatsapp.app_secret.get_secret_value(),
-            salon.whatsapp.phone_number_id,
-            runtime.metrics,
-        )
-        app.router.add_get("/webhooks/whatsapp", whatsapp_handshake)
-        app.router.add_post("/webhooks/whatsapp", webhook(whatsapp))
-    if salon.chatwoot is not None:
-        _add_chatwoot_webhooks(app, runtime, salon.chatwoot, webhook)
-    if salon.calcom is not None and salon.calcom.webhook_secret is not None:
-        calcom_webhook = CalcomWebhook(salon.calcom.webhook_secret.get_secret_value())
-        app.router.add_post("/webhooks/calcom", webhook(calcom_webhook))
-    if salon.novu is not None:
-        novu_webhook = NovuWebhook(salon.novu.signing_key)
-        app.router.add_post("/webhooks/novu", webhook(novu_webhook))
-
-
-def _add_chatwoot_webhooks(
-    app: web.Application,
-    runtime: Runtime,
-    chatwoot: ChatwootSettings,
-    webhook: Callable[[WebhookSource], Route],
-) -> None:
-    if chatwoot.webhook_secret is not None:
-        signed = ChatwootWebhook(chatwoot.webhook_secrets())
-        app.router.add_post("/webhooks/chatwoot", webhook(signed))
-    if chatwoot.webhook_token is not None:
-        token = chatwoot.webhook_token.get_secret_value()
-        unsigned = webhook(ChatwootWebhook([], signed=False))
-
-        async def by_token(request: web.Request) -> web.StreamResponse:
-            # Chatwoot before 4.13 signs nothing: the secret is the URL's last part.
-            given = request.match_info["token"].encode()
-            if not hmac.compare_digest(given, token.encode()):
-                runtime.metrics.webhooks.labels("chatwoot", "unauthorized").inc()
-                return web.json_response({"error": "unauthorized"}, status=401)
-            return await unsigned(request)
-
-        app.router.add_post("/webhooks/chatwoot/{token}", by_token)
 
 
 async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
@@ -169,32 +110,17 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     """Build the salon's services, the handlers and the outbox's deliveries; run the workers
     and the periodic tasks while the app is up; stop and close them all when it stops."""
     runtime = app[RUNTIME]
-    services = build_services(runtime)
-    conversations = build_handlers(runtime, services, clock)
-    outflow = build_outflow(runtime, services, clock)
-    run_shard = shard_runner(runtime, conversations, outflow)
+    running = app[SERVED].live[runtime.settings.salon.profile.id].running = start_salon(
+        runtime, clock
+    )
     # What exists now lives as long as the process: keep the collector from walking it (the
     # aiogram and pydantic models alone are some 200k objects) on every full collection.
     gc.freeze()
-    background = start_background(runtime, services, run_shard, clock)
     try:
         yield
     finally:
-        runtime.stopping = True
-        await background.stop(runtime)
-        await services.aclose()
+        await running.stop()
         await runtime.redis.aclose()
-
-
-async def whatsapp_handshake(request: web.Request) -> web.Response:
-    """Meta's subscription check: echo `hub.challenge` when the verify token matches."""
-    whatsapp = request.app[RUNTIME].settings.salon.whatsapp
-    assert whatsapp is not None  # the route exists only when WhatsApp is configured
-    challenge = verify_challenge(request.query, whatsapp.verify_token.get_secret_value())
-    if challenge is None:
-        log.warning("WhatsApp verification refused: wrong verify token or mode")
-        return web.Response(status=403, text="forbidden")
-    return web.Response(text=challenge, content_type="text/plain")
 
 
 async def analytics_embed(request: web.Request) -> web.Response:
@@ -237,6 +163,25 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"unreachable ({type(exc).__name__})"
         ready = False
+    checks["services"] = _services(runtime)
+    if runtime.pool is not None:
+        checks["shards"] = runtime.pool.owned
+    # The registry's salons, each with its services (the process's readiness is the
+    # environment's salon and Redis: one salon's vendor down leaves the others served).
+    if salons := request.app[SERVED].registry_salons:
+        checks["salons"] = {
+            salon_id: {"services": _services(salon.runtime)}
+            for salon_id, salon in sorted(salons.items())
+        }
+    if runtime.stopping:
+        checks["stopping"] = True
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
+    )
+
+
+def _services(runtime: Runtime) -> dict[str, str]:
+    """Each service of the salon: off, configured, or its circuit breaker's state."""
     services: dict[str, str] = {}
     for name, configured in runtime.settings.services().items():
         breaker = runtime.breakers.get(name)
@@ -246,14 +191,7 @@ async def readyz(request: web.Request) -> web.Response:
             services[name] = breaker.state.name.lower().replace("_", "-")
         else:
             services[name] = "configured"
-    checks["services"] = services
-    if runtime.pool is not None:
-        checks["shards"] = runtime.pool.owned
-    if runtime.stopping:
-        checks["stopping"] = True
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", **checks}, status=200 if ready else 503
-    )
+    return services
 
 
 async def metrics_route(request: web.Request) -> web.Response:

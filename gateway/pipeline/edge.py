@@ -150,10 +150,10 @@ def webhook_route(
     """The handler of a webhook route. `slots` is shared by every route of the process."""
     # aiohttp takes only coroutine functions as handlers (web_urldispatcher.py,
     # `ResourceRoute`): the bound method, not the object.
-    return _WebhookRoute(source, inbox, metrics, limits, slots).handle
+    return WebhookRoute(source, inbox, metrics, limits, slots).handle
 
 
-class _WebhookRoute:
+class WebhookRoute:
     """One source's webhook route, in its steps: authenticate, read, verify, parse, queue.
 
     Each step answers with a refusal (a `web.Response`) or hands on what the next step needs.
@@ -175,6 +175,13 @@ class _WebhookRoute:
         self.count = {result: metrics.webhooks.labels(source.name, result) for result in _RESULTS}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await self.receive(request)
+        if isinstance(raw, web.Response):
+            return raw
+        return await self.accept(request, raw)
+
+    async def receive(self, request: web.Request) -> bytes | web.Response:
+        """The body, once the headers allow reading it; else the refusal."""
         source = self.source
         if not _authentic(lambda: source.authenticate(request.headers)):
             self.count["unauthorized"].inc()
@@ -184,11 +191,13 @@ class _WebhookRoute:
         if request.content_length is not None and request.content_length > source.max_body:
             self.count["too_large"].inc()
             return _refuse(413, "body too large")
-        raw = await (
+        return await (
             self._read_unauthenticated(request) if source.signed_body else self._read(request)
         )
-        if isinstance(raw, web.Response):
-            return raw
+
+    async def accept(self, request: web.Request, raw: bytes) -> web.Response:
+        """A body received: verified, parsed and queued, or the refusal."""
+        source = self.source
         if not _authentic(lambda: source.verify(request.headers, raw)):
             self.count["unauthorized"].inc()
             log.info("%s webhook refused: bad signature", source.name)
