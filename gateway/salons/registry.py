@@ -120,14 +120,30 @@ class SalonRegistry:
         return [self._salon(row, decrypt=False) for row in rows]
 
     async def load_all(self) -> dict[str, Salon]:
-        """The enabled salons by id, secrets decrypted: what a gateway serves."""
-        rows = await self.pool.fetch("SELECT * FROM salons WHERE enabled ORDER BY id")
-        return {row["id"]: self._salon(row, decrypt=True) for row in rows}
+        """The enabled salons by id, secrets decrypted; `SecretsKeyError` if one cannot be."""
+        salons, unreadable = await self.load_readable()
+        for problem in unreadable.values():
+            raise problem
+        return salons
 
-    async def fingerprint(self) -> frozenset[tuple[str, int]]:
-        """(id, version) of the enabled salons: changes whenever `load_all` would."""
-        rows = await self.pool.fetch("SELECT id, version FROM salons WHERE enabled")
-        return frozenset((row["id"], row["version"]) for row in rows)
+    async def load_readable(self) -> tuple[dict[str, Salon], dict[str, SecretsKeyError]]:
+        """The enabled salons whose secrets decrypt, by id, and why each other one does not:
+        one salon sealed with a key this gateway lacks must not hold the others back."""
+        rows = await self.pool.fetch("SELECT * FROM salons WHERE enabled ORDER BY id")
+        salons: dict[str, Salon] = {}
+        unreadable: dict[str, SecretsKeyError] = {}
+        for row in rows:
+            try:
+                salons[row["id"]] = self._salon(row, decrypt=True)
+            except SecretsKeyError as exc:
+                unreadable[row["id"]] = exc
+        return salons, unreadable
+
+    async def fingerprint(self) -> frozenset[tuple[str, int, bool]]:
+        """(id, version, enabled) of every salon: changes whenever a salon is added, changed,
+        enabled, disabled or removed (a disabled one's removal turns its 410 into a 404)."""
+        rows = await self.pool.fetch("SELECT id, version, enabled FROM salons")
+        return frozenset((row["id"], row["version"], row["enabled"]) for row in rows)
 
     # --- writing --------------------------------------------------------------------------
 

@@ -37,17 +37,26 @@ class SalonWatcher:
         tried again on the next tick."""
         wake = asyncio.Event()
         listener = asyncio.create_task(self._listen(wake)) if self.redis is not None else None
-        seen: frozenset[tuple[str, int]] | None = None
+        seen: frozenset[tuple[str, int, bool]] | None = None
+        last: dict[str, Salon] = {}
         try:
             while True:
                 # Cleared before reading: an announcement that arrives during the read wakes
                 # the next one at once.
                 wake.clear()
                 try:
-                    if seen is None or await self.registry.fingerprint() != seen:
-                        salons = await self.registry.load_all()
+                    # Read before the salons: a change made in between is seen next time.
+                    fingerprint = await self.registry.fingerprint()
+                    if fingerprint != seen:
+                        salons, unreadable = await self.registry.load_readable()
+                        for salon_id, problem in unreadable.items():
+                            log.warning("%s: its last readable version stays served", problem)
+                            if salon_id in last:
+                                salons[salon_id] = last[salon_id]
                         await on_change(salons)
-                        seen = frozenset((s.id, s.version) for s in salons.values())
+                        last = salons
+                        # An unreadable salon is read again on every tick until it reads.
+                        seen = None if unreadable else fingerprint
                 except Exception as exc:  # whatever it was, the last salons stay served
                     log.warning("salon registry not read: %s: %s", type(exc).__name__, exc)
                 with contextlib.suppress(TimeoutError):

@@ -119,7 +119,10 @@ async def test_only_enabled_salons_are_loaded(registry: SalonRegistry) -> None:
     disabled = await registry.set_enabled("nord", False)
     assert not disabled.enabled
     assert list(await registry.load_all()) == ["south"]
-    assert await registry.fingerprint() == {("south", (await registry.get("south")).version)}
+    assert await registry.fingerprint() == {
+        ("south", (await registry.get("south")).version, True),
+        ("nord", disabled.version, False),
+    }
     await registry.remove("south")
     assert await registry.load_all() == {}
     for missing in (registry.remove("south"), registry.set_enabled("south", True)):

@@ -116,22 +116,35 @@ async def test_a_change_made_without_announcement_is_seen_on_the_re_read(
     await registry.close()
 
 
-async def test_a_failed_read_keeps_watching(
+async def test_one_unreadable_salon_holds_back_no_other(
     analytics_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    newer = Fernet.generate_key().decode()
     writer = await SalonRegistry.open(analytics_db, SecretCipher(KEY))
     await writer.add("nord", {"CALCOM_API_KEY": "k", "CALCOM_API_URL": "https://c.example"})
-    # A gateway whose SECRETS_KEY lacks the key: it says why and tries again.
-    reader = await SalonRegistry.open(analytics_db, SecretCipher(Fernet.generate_key().decode()))
+    await writer.add("south", {"SALON_NAME": "South"})  # no secret: read with any key
+    # The gateway's SECRETS_KEY has the first salon's key but not the newer one.
+    reader = await SalonRegistry.open(analytics_db, SecretCipher(KEY))
     seen = Seen()
     task = asyncio.create_task(SalonWatcher(reader, None, every=0.1).run(seen))
+    await eventually(lambda: seen.calls and sorted(seen.last) == ["nord", "south"])
+    served = seen.last["nord"].version
+    # The operator rotates: nord's secrets are now sealed with the key the reader lacks.
+    await writer.close()
+    writer = await SalonRegistry.open(analytics_db, SecretCipher(f"{newer},{KEY}"))
+    await writer.rotate_secrets()
+    await writer.update("nord", {"CALCOM_API_URL": "https://c2.example"})
+    await writer.update("south", {"SALON_NAME": "South Side"})
     with caplog.at_level(logging.WARNING, logger="frontdesk.salons"):
+        await eventually(lambda: seen.last["south"].name == "South Side")
+        # Said, and tried again on every tick: the last readable version stays served.
         await eventually(
             lambda: sum("cannot be decrypted" in r.getMessage() for r in caplog.records) >= 2
         )
-    assert seen.calls == []
+    assert seen.last["nord"].version == served
+    assert "c2.example" not in str(seen.last["nord"].values)
     await writer.remove("nord")
-    await eventually(lambda: seen.calls == [{}])
+    await eventually(lambda: list(seen.last) == ["south"])
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
