@@ -19,6 +19,7 @@ from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
+from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import CONTRACTS, SECRET, TOKEN, Sandbox
 
 PUBLIC = "https://desk.salon.example"
@@ -215,3 +216,63 @@ async def test_setup_needs_a_public_url(
     assert await run("setup") == 2
     assert "setup needs PUBLIC_URL" in capsys.readouterr().err
     assert providers.writes() == (0, 0, 0, 0)
+
+
+async def test_a_registry_salon_is_set_up_on_its_own_routes_and_its_inbox_ids_written_back(
+    providers: Providers,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    analytics_db: str,
+) -> None:
+    """`salons setup <id>`: the salon's values come from the registry (the environment has only
+    the process's), its webhooks are `/webhooks/<source>/<salon>`, and what setup created is
+    written back to its row."""
+    from cryptography.fernet import Fernet
+
+    team = providers.calcom.seed_demo_salon()
+    telegram_inbox = providers.chatwoot.add_inbox("Nord Telegram", "https://old.example/hook")
+    salon = {
+        name: os.environ[name]
+        for name in os.environ
+        if name.startswith(("TELEGRAM_", "WHATSAPP_", "CALCOM_", "CHATWOOT_", "NOVU_"))
+    }
+    salon |= {
+        "SALON_NAME": "Studio Nord",
+        "CALCOM_TEAM_ID": str(team),
+        "CHATWOOT_TELEGRAM_INBOX_ID": str(telegram_inbox.id),
+    }
+    for name in salon:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", analytics_db)
+    monkeypatch.setenv("SECRETS_KEY", Fernet.generate_key().decode())
+    assert await run("salons", "add", "nord", *(f"--set={n}={v}" for n, v in salon.items())) == 0
+    capsys.readouterr()
+
+    assert await run("salons", "setup", "nord", "--dry-run") == 0
+    assert providers.writes() == (0, 0, 0, 0)
+    assert "plan: chatwoot whatsapp inbox: create the API inbox 'WhatsApp (nord)'" in (
+        capsys.readouterr().out
+    )
+
+    assert await run("salons", "setup", "nord") == 0
+    out = capsys.readouterr().out
+    [hook] = [c.params for c in providers.telegram.telegram.sent if c.method == "setWebhook"]
+    assert hook["url"] == f"{PUBLIC}/webhooks/telegram/nord"
+    assert providers.calcom.webhooks[0]["subscriberUrl"] == f"{PUBLIC}/webhooks/calcom/nord"
+    steps = providers.novu.workflows["booking-confirmed"]["steps"]
+    assert steps[0]["controlValues"]["url"] == f"{PUBLIC}/webhooks/novu/nord"
+    whatsapp_inbox = next(
+        i for i in providers.chatwoot.inboxes.values() if i.name == "WhatsApp (nord)"
+    )
+    assert whatsapp_inbox.webhook_url == f"{PUBLIC}/webhooks/chatwoot/nord"
+    assert telegram_inbox.webhook_url == f"{PUBLIC}/webhooks/chatwoot/nord"
+    assert f"now has CHATWOOT_WHATSAPP_INBOX_ID={whatsapp_inbox.id}" in out
+    assert "[ok  ] telegram  @frontdesk_sandbox_bot; webhook " + PUBLIC in out
+    assert "set these in the environment" not in out
+
+    assert await run("salons", "show", "nord") == 0
+    assert f"CHATWOOT_WHATSAPP_INBOX_ID = {whatsapp_inbox.id}" in capsys.readouterr().out
+    before = providers.writes()
+    assert await run("salons", "setup", "nord") == 0
+    assert providers.writes() == before
+    assert "everything was in place: nothing changed" in capsys.readouterr().out
