@@ -19,6 +19,7 @@ from gateway.ops.setup_steps import (
     Step,
     StepFailed,
     Target,
+    analytics_step,
     calcom_step,
     metabase_step,
     novu_step,
@@ -68,6 +69,8 @@ def steps_for(target: Target) -> list[Step]:
         steps += chatwoot_steps(salon.chatwoot, target)
     if salon.novu is not None:
         steps.append(novu_step(salon.novu, target))
+    if target.analytics_url is not None:
+        steps.append(analytics_step(target.analytics_url))
     if salon.metabase is not None and target.analytics_url is not None:
         steps.append(metabase_step(salon.metabase, target, target.analytics_url))
     return steps

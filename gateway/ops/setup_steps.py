@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 import httpx
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError
 
@@ -168,6 +169,42 @@ def novu_step(novu: NovuSettings, target: Target) -> Step:
         return f"workflows: {', '.join(changed) or 'none changed'}"
 
     return Step("novu workflows", apply, inspect)
+
+
+# --- Analytics ------------------------------------------------------------------------------
+
+
+def analytics_step(database_url: str) -> Step:
+    """The analytics schema (`frontdesk analytics migrate`): Metabase's questions read it."""
+
+    async def connect() -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(database_url, timeout=TIMEOUT)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise StepFailed(f"PostgreSQL unreachable: {type(exc).__name__}") from None
+
+    async def inspect() -> str | None:
+        connection = await connect()
+        try:
+            applied = {r["version"] for r in await connection.fetch(_APPLIED)}
+        except asyncpg.UndefinedTableError:
+            applied = set()
+        finally:
+            await connection.close()
+        missing = [f"{v:04d}_{n}" for v, n, _ in analytics_store.migrations() if v not in applied]
+        return f"migrate: {', '.join(missing)}" if missing else None
+
+    async def apply() -> str:
+        connection = await connect()
+        try:
+            return f"applied {', '.join(await analytics_store.migrate(connection)) or 'nothing'}"
+        finally:
+            await connection.close()
+
+    return Step("analytics schema", apply, inspect)
+
+
+_APPLIED = "SELECT version FROM schema_migrations"
 
 
 # --- Metabase -------------------------------------------------------------------------------

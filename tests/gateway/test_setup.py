@@ -276,3 +276,49 @@ async def test_a_registry_salon_is_set_up_on_its_own_routes_and_its_inbox_ids_wr
     assert await run("salons", "setup", "nord") == 0
     assert providers.writes() == before
     assert "everything was in place: nothing changed" in capsys.readouterr().out
+
+
+async def test_the_metabase_dashboard_when_metabase_and_analytics_are_configured(
+    providers: Providers,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    analytics_db: str,
+) -> None:
+    from gateway.sandbox.metabase import MetabaseSandbox
+
+    metabase = MetabaseSandbox(api_key="mb_key", secret="0123456789abcdef" * 4)
+    server = TestServer(metabase.app())
+    await server.start_server()
+    monkeypatch.setenv("CALCOM_TEAM_ID", str(providers.calcom.seed_demo_salon()))
+    monkeypatch.setenv("ANALYTICS_DATABASE_URL", analytics_db)
+    monkeypatch.setenv("ANALYTICS_SALT", "salt-salt-salt-salt")
+    monkeypatch.setenv("METABASE_SITE_URL", str(server.make_url("")).rstrip("/"))
+    try:
+        assert await run("setup") == 1
+        out = capsys.readouterr().out
+        assert "plan: analytics schema: migrate: 0001_events" in out
+        assert "done: analytics schema: applied 0001_events" in out
+        assert "failed: metabase dashboard: needs METABASE_API_KEY" in out
+        assert metabase.writes == []
+
+        monkeypatch.setenv("METABASE_API_KEY", "mb_key")
+        monkeypatch.setenv("METABASE_SECRET_KEY", "0123456789abcdef" * 4)
+        await run("setup")
+        out = capsys.readouterr().out
+        assert "plan: metabase dashboard: compared and brought up to date when it runs" in out
+        assert "done: metabase dashboard: dashboard " in out
+        [dashboard] = re.findall(r"^  METABASE_DASHBOARD_ID=(\d+)$", out, re.MULTILINE)
+
+        monkeypatch.setenv("METABASE_DASHBOARD_ID", dashboard)
+        for name, value in re.findall(r"^  (CHATWOOT_\w+)=(\d+)$", out, re.MULTILINE):
+            monkeypatch.setenv(name, value)
+        writes = len(metabase.writes)
+        assert await run("setup") == 0
+        out = capsys.readouterr().out
+        assert "in place: metabase dashboard" in out
+        assert "in place: analytics schema" in out
+        assert "[ok  ] metabase  reachable; dashboard" in out
+        assert len(metabase.writes) == writes
+    finally:
+        await server.close()
+        await metabase.close()
