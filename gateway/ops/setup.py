@@ -25,6 +25,7 @@ from gateway.ops.setup_steps import (
     novu_step,
     telegram_step,
 )
+from gateway.pipeline.logs import Scrubber, scrubbed_output
 from gateway.salon_settings import SalonSettings
 from gateway.salons import SalonRegistry
 from gateway.salons.values import validate_salon
@@ -44,7 +45,10 @@ def load_for_setup() -> Settings:
     except SettingsError as exc:
         if not any(_NO_INBOX in problem for problem in exc.problems):
             raise
-    return load(**{name.lower(): NEW_INBOX for name in _INBOX_NAMES})
+    settings = load(**{name.lower(): NEW_INBOX for name in _INBOX_NAMES})
+    unused = {name.lower(): None for name in _unused_inboxes(settings.salon)}
+    # Only an inbox that setup will make stands in (`check` would look for inbox 0).
+    return settings.with_salon(**unused) if len(unused) == 1 else settings
 
 
 def salon_for_setup(values: dict[str, str], salon_id: str) -> SalonSettings:
@@ -54,7 +58,21 @@ def salon_for_setup(values: dict[str, str], salon_id: str) -> SalonSettings:
     except SettingsError as exc:
         if not any(_NO_INBOX in problem for problem in exc.problems):
             raise
-    return validate_salon(values | dict.fromkeys(_INBOX_NAMES, str(NEW_INBOX)), salon_id)
+    pending = dict.fromkeys(_INBOX_NAMES, str(NEW_INBOX))
+    salon = validate_salon(values | pending, salon_id)
+    unused = _unused_inboxes(salon)
+    if len(unused) != 1:
+        return salon
+    return validate_salon(values | {n: v for n, v in pending.items() if n not in unused}, salon_id)
+
+
+def _unused_inboxes(salon: SalonSettings) -> list[str]:
+    """The inbox names of the messengers the salon has off."""
+    return [
+        name
+        for name, channel in zip(_INBOX_NAMES, ("telegram", "whatsapp"), strict=True)
+        if getattr(salon, channel) is None
+    ]
 
 
 def steps_for(target: Target) -> list[Step]:
@@ -148,17 +166,26 @@ async def setup_registry_salon(
     target = _target(settings, salon_settings, salon.id)
     if target is None:
         return EXIT_CONFIG
+    # The command's output is scrubbed of the environment's secrets; these are the salon's.
+    with scrubbed_output(Scrubber(salon_settings.secrets())):
+        return await _setup_registry_salon(settings, registry, target, dry_run)
+
+
+async def _setup_registry_salon(
+    settings: Settings, registry: SalonRegistry, target: Target, dry_run: bool
+) -> int:
+    salon_id, salon_settings = str(target.salon_id), target.salon
     ok = await run_steps(target, dry_run)
     if dry_run:
         return 0 if ok else 1
     if target.found:
-        salon = await registry.update(salon.id, target.found)
+        salon = await registry.update(salon_id, target.found)
         written = ", ".join(f"{n}={v}" for n, v in sorted(target.found.items()))
-        print(f"done: registry: salon {salon.id} now has {written} (version {salon.version})")
-        salon = await registry.get(salon.id, decrypt=True)
-        salon_settings = salon_for_setup(salon.environment(), salon.id)
+        print(f"done: registry: salon {salon_id} now has {written} (version {salon.version})")
+        salon = await registry.get(salon_id, decrypt=True)
+        salon_settings = salon_for_setup(salon.environment(), salon_id)
     checked = settings.model_copy(update={"salon": salon_settings})
-    return await _end_with_check(checked, salon.id, ok)
+    return await _end_with_check(checked, salon_id, ok)
 
 
 def _target(settings: Settings, salon: SalonSettings, salon_id: str | None) -> Target | None:

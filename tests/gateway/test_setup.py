@@ -23,6 +23,7 @@ from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import CONTRACTS, SECRET, TOKEN, Sandbox
 
 PUBLIC = "https://desk.salon.example"
+URL_TOKEN = "cw-url-token-0123456789"
 
 
 @dataclass
@@ -240,6 +241,8 @@ async def test_a_registry_salon_is_set_up_on_its_own_routes_and_its_inbox_ids_wr
         "SALON_NAME": "Studio Nord",
         "CALCOM_TEAM_ID": str(team),
         "CHATWOOT_TELEGRAM_INBOX_ID": str(telegram_inbox.id),
+        # A secret of the salon's own, in a URL setup prints: masked like the environment's.
+        "CHATWOOT_WEBHOOK_TOKEN": URL_TOKEN,
     }
     for name in salon:
         monkeypatch.delenv(name, raising=False)
@@ -250,9 +253,10 @@ async def test_a_registry_salon_is_set_up_on_its_own_routes_and_its_inbox_ids_wr
 
     assert await run("salons", "setup", "nord", "--dry-run") == 0
     assert providers.writes() == (0, 0, 0, 0)
-    assert "plan: chatwoot whatsapp inbox: create the API inbox 'WhatsApp (nord)'" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "plan: chatwoot whatsapp inbox: create the API inbox 'WhatsApp (nord)'" in out
+    assert f"{PUBLIC}/webhooks/chatwoot/nord/***" in out
+    assert URL_TOKEN not in out
 
     assert await run("salons", "setup", "nord") == 0
     out = capsys.readouterr().out
@@ -264,8 +268,9 @@ async def test_a_registry_salon_is_set_up_on_its_own_routes_and_its_inbox_ids_wr
     whatsapp_inbox = next(
         i for i in providers.chatwoot.inboxes.values() if i.name == "WhatsApp (nord)"
     )
-    assert whatsapp_inbox.webhook_url == f"{PUBLIC}/webhooks/chatwoot/nord"
-    assert telegram_inbox.webhook_url == f"{PUBLIC}/webhooks/chatwoot/nord"
+    assert whatsapp_inbox.webhook_url == f"{PUBLIC}/webhooks/chatwoot/nord/{URL_TOKEN}"
+    assert telegram_inbox.webhook_url == whatsapp_inbox.webhook_url
+    assert URL_TOKEN not in out
     assert f"now has CHATWOOT_WHATSAPP_INBOX_ID={whatsapp_inbox.id}" in out
     assert "[ok  ] telegram  @frontdesk_sandbox_bot; webhook " + PUBLIC in out
     assert "set these in the environment" not in out
@@ -322,3 +327,16 @@ async def test_the_metabase_dashboard_when_metabase_and_analytics_are_configured
     finally:
         await server.close()
         await metabase.close()
+
+
+async def test_only_the_messengers_on_get_an_inbox(
+    providers: Providers, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CALCOM_TEAM_ID", str(providers.calcom.seed_demo_salon()))
+    monkeypatch.delenv("WHATSAPP_ACCESS_TOKEN")
+    assert await run("setup") == 0
+    out = capsys.readouterr().out
+    assert [i.name for i in providers.chatwoot.inboxes.values()] == ["Telegram (gateway)"]
+    assert "chatwoot whatsapp inbox" not in out
+    assert "CHATWOOT_WHATSAPP_INBOX_ID" not in out
+    assert "[ok  ] chatwoot  telegram → Telegram (gateway); token role administrator" in out
