@@ -4,15 +4,18 @@ gateway's Chatwoot webhook; the WhatsApp one with Chatwoot's reply window.
 Chatwoot's inboxes API (app/controllers/api/v1/accounts/inboxes_controller.rb): `GET
 /inboxes` lists them (`{"payload": [...]}`), `POST /inboxes` with `{"name", "channel": {"type":
 "api", "webhook_url", "additional_attributes"}}` creates one, `PATCH /inboxes/{id}` with
-`{"channel": {...}}` changes it (Channel::Api::EDITABLE_ATTRS; `additional_attributes` are
-merged). An API inbox shows its `webhook_url` and `additional_attributes`
-(app/views/api/v1/models/_inbox.json.jbuilder). Creating and changing inboxes takes an
-administrator's token (InboxPolicy).
+`{"channel": {...}}` changes it (`update_channel`, Channel::Api::EDITABLE_ATTRS). An API inbox
+shows its `webhook_url` and `additional_attributes` (app/views/api/v1/models/
+_inbox.json.jbuilder). Creating and changing inboxes takes an administrator's token
+(app/policies/inbox_policy.rb: `create?`, `update?`).
 
 The reply window: `additional_attributes.agent_reply_time_window`, integer hours, settable
-through the API only (contracts/vendor-behaviour.md, chatwoot-whatsapp-telegram.md §1.3,
-`Conversations::MessageWindowService`): 24 on the WhatsApp inbox, so agents see WhatsApp's
-24-hour window in Chatwoot. The `chatwoot.openapi.json` spec leaves these attributes free-form.
+through the API only, merged into what the channel has (contracts/vendor-behaviour.md,
+chatwoot-whatsapp-telegram.md §1.3, `Conversations::MessageWindowService`): 24 on the WhatsApp
+inbox, so agents see WhatsApp's 24-hour window in Chatwoot. The `chatwoot.openapi.json` spec
+leaves these attributes free-form. Older Chatwoot versions edit only `webhook_url` and
+`hmac_mandatory` of an API channel (Channel::Api::EDITABLE_ATTRS): there the window is not
+kept, and setup plans to set it on every run.
 
 An inbox id in the settings is verified (it must exist) and its webhook put right; without
 one, the inbox of the expected name is found, else created, and its id is reported for
@@ -31,8 +34,8 @@ from gateway.salon_settings import ChatwootSettings
 # What setup loads a salon with when Chatwoot is configured but no inbox id is given yet (the
 # settings require one): Chatwoot's ids start at 1, so 0 is never an inbox.
 NEW_INBOX = 0
-# WhatsApp's customer service window, in hours (contracts/whatsapp: 24 hours after the client's
-# last message).
+# WhatsApp's customer service window, in hours: "Set 24 on the WhatsApp API inbox"
+# (contracts/chatwoot-whatsapp-telegram.md §1.3).
 WHATSAPP_REPLY_WINDOW = 24
 _LABELS = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
 

@@ -177,10 +177,10 @@ class ApplicationApi(Account):
         return found
 
     # -- inboxes (app/controllers/api/v1/accounts/inboxes_controller.rb: `index`, `create`,
-    # `update`; an API channel takes `webhook_url`, `hmac_mandatory` and
-    # `additional_attributes`, Channel::Api::EDITABLE_ATTRS; the update merges
-    # `additional_attributes`, app/models/channel/api.rb, contracts/chatwoot-whatsapp-telegram.md
-    # §1.3). Administrators only: InboxPolicy lets an agent read, not create or change.
+    # `update`; an API channel takes `webhook_url`, `hmac_mandatory` and, in the 4.x versions
+    # the contract describes, `additional_attributes`, merged: Channel::Api::EDITABLE_ATTRS,
+    # contracts/chatwoot-whatsapp-telegram.md §1.3). Creating and changing need an
+    # administrator (app/policies/inbox_policy.rb, `create?` and `update?`).
 
     def _inbox_json(self, inbox: Inbox) -> JSON:
         """app/views/api/v1/models/_inbox.json.jbuilder: an API channel shows its
