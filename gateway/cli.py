@@ -1,4 +1,4 @@
-"""`frontdesk`: serve, demo, check, webhooks, dlq, novu, analytics, metabase, salons."""
+"""`frontdesk`: serve, demo, check, setup, webhooks, dlq, novu, analytics, metabase, salons."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8080, help="gateway port; the sandbox uses +1")
 
     commands.add_parser("check", help="reach every configured service and say what works")
+    setup = commands.add_parser(
+        "setup", help="every provider-side step for the salon, idempotently, then check"
+    )
+    setup.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
 
     webhooks = commands.add_parser("webhooks", help="register the gateway's webhook URLs")
     webhook_commands = webhooks.add_subparsers(dest="action", required=True)
@@ -95,7 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = run_demo(args.host, args.port)
         return code
     try:
-        settings = load()
+        if args.command == "setup":
+            from gateway.ops.setup import load_for_setup
+
+            settings = load_for_setup()
+        else:
+            settings = load()
     except SettingsError as exc:
         with scrubbed_output(Scrubber()):
             print("frontdesk: the configuration has problems:", file=sys.stderr)
@@ -114,6 +123,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from gateway.ops.check import run_check
 
         return asyncio.run(run_check(settings))
+    if args.command == "setup":
+        from gateway.ops.setup import setup_environment
+
+        return asyncio.run(setup_environment(settings, args.dry_run))
     if args.command == "webhooks":
         from gateway.ops.check import set_webhooks, show_webhooks
 
@@ -140,6 +153,7 @@ async def _novu_sync(settings: Settings) -> int:
     from gateway.integrations.novu.factory import novu_client
     from gateway.integrations.novu.workflows import sync
     from gateway.pipeline.resilience import command_breaker
+    from gateway.wiring.routes import webhook_url
 
     novu = settings.salon.novu
     if novu is None or settings.public_url is None:
@@ -151,7 +165,7 @@ async def _novu_sync(settings: Settings) -> int:
         return EXIT_CONFIG
     client = novu_client(novu, command_breaker, settings.service_timeout_seconds)
     try:
-        done = await sync(client, f"{settings.public_url}/webhooks/novu")
+        done = await sync(client, webhook_url(settings.public_url, "novu"))
     except NovuRejected as exc:
         print(f"frontdesk: Novu refused the workflows: {exc}", file=sys.stderr)
         print("  (README, Notifications: what a Novu without these steps needs)", file=sys.stderr)

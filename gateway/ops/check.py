@@ -30,6 +30,7 @@ from gateway.salon_settings import (
     WhatsAppSettings,
 )
 from gateway.settings import AnalyticsSettings, Settings
+from gateway.wiring.routes import webhook_url
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from handlers.telegram import ALLOWED_UPDATES
 
@@ -41,8 +42,15 @@ def _line(name: str, ok: bool | None, detail: str) -> str:
     return f"[{mark}] {name:<9} {detail}"
 
 
-async def run_check(settings: Settings) -> int:
-    """Reach every configured service; exit 1 when any configured one does not work."""
+async def run_check(settings: Settings, salon_id: str | None = None) -> int:
+    """Reach every configured service; exit 1 when any configured one does not work.
+    `salon_id` names a registry salon in `settings.salon` (its own webhook URLs), None the
+    environment's."""
+
+    def url(source: str) -> str | None:
+        public = settings.public_url
+        return webhook_url(public, source, salon_id) if public is not None else None
+
     failed = False
     if settings.redis_url is None:
         print(_line("redis", False, "REDIS_URL is not set"))
@@ -63,7 +71,7 @@ async def run_check(settings: Settings) -> int:
         if not configured:
             print(_line(name, None, "not configured"))
         elif name == "telegram" and salon.telegram is not None:
-            failed |= not await _check_telegram(salon.telegram, settings.public_url)
+            failed |= not await _check_telegram(salon.telegram, url("telegram"))
         elif name == "calcom" and salon.calcom is not None:
             failed |= not await _check_calcom(salon.calcom, salon.profile.currency)
         elif name == "whatsapp" and salon.whatsapp is not None:
@@ -71,7 +79,7 @@ async def run_check(settings: Settings) -> int:
         elif name == "chatwoot" and salon.chatwoot is not None:
             failed |= not await _check_chatwoot(salon.chatwoot)
         elif name == "novu" and salon.novu is not None:
-            failed |= not await _check_novu(salon.novu, settings.public_url)
+            failed |= not await _check_novu(salon.novu, url("novu"))
         elif name == "analytics" and settings.analytics is not None:
             failed |= not await _check_analytics(settings.analytics)
         elif salon.metabase is not None:
@@ -83,7 +91,7 @@ def _bot(telegram: TelegramSettings) -> Bot:
     return telegram_bot(telegram, TIMEOUT)
 
 
-async def _check_telegram(telegram: TelegramSettings, public_url: str | None) -> bool:
+async def _check_telegram(telegram: TelegramSettings, expected: str | None) -> bool:
     bot = _bot(telegram)
     try:
         me = await asyncio.wait_for(bot.get_me(), TIMEOUT)
@@ -98,7 +106,6 @@ async def _check_telegram(telegram: TelegramSettings, public_url: str | None) ->
         detail += f"; {info.pending_update_count} updates waiting"
     if info.last_error_message:
         detail += f"; last delivery error: {info.last_error_message}"
-    expected = f"{public_url}/webhooks/telegram" if public_url else None
     ok = expected is None or info.url == expected
     if not ok:
         detail += f" (expected {expected}: run `frontdesk webhooks set`)"
@@ -128,9 +135,9 @@ async def _check_calcom(calcom: CalcomSettings, currency: str | None) -> bool:
     return True
 
 
-async def _check_novu(novu: NovuSettings, public_url: str | None) -> bool:
+async def _check_novu(novu: NovuSettings, expected: str | None) -> bool:
     """The key works, and the workflows `frontdesk novu sync` makes are there and current."""
-    webhook = f"{public_url or 'PUBLIC_URL'}/webhooks/novu"
+    webhook = expected or "PUBLIC_URL/webhooks/novu"
     async with novu_client(novu, command_breaker, TIMEOUT) as client:
         try:
             found = {
@@ -306,7 +313,7 @@ async def _set_calcom_webhook(calcom: CalcomSettings, public_url: str) -> int:
             "(unsigned deliveries are refused)."
         )
         return 2
-    url = f"{public_url}/webhooks/calcom"
+    url = webhook_url(public_url, "calcom")
     client = _calcom_client(calcom)
     try:
         done, _ = await client.ensure_webhook(
@@ -324,7 +331,21 @@ async def _set_calcom_webhook(calcom: CalcomSettings, public_url: str) -> int:
 async def _set_telegram_webhook(
     telegram: TelegramSettings, public_url: str, drop_pending: bool
 ) -> int:
-    url = f"{public_url}/webhooks/telegram"
+    url = webhook_url(public_url, "telegram")
+    try:
+        await register_telegram_webhook(telegram, url, drop_pending)
+    except (TelegramAPIError, TelegramNetworkError) as exc:
+        print(f"Telegram refused the webhook: {exc}")
+        return 1
+    print(f"Telegram webhook set to {url} (updates: {', '.join(ALLOWED_UPDATES)})")
+    return 0
+
+
+async def register_telegram_webhook(
+    telegram: TelegramSettings, url: str, drop_pending: bool = False
+) -> None:
+    """setWebhook to `url` with the secret token and the updates the gateway reads; raises
+    aiogram's errors when Telegram refuses or cannot be reached."""
     bot = _bot(telegram)
     try:
         await bot.set_webhook(
@@ -333,17 +354,14 @@ async def _set_telegram_webhook(
             allowed_updates=list(ALLOWED_UPDATES),
             drop_pending_updates=drop_pending,
         )
-    except (TelegramAPIError, TelegramNetworkError) as exc:
-        print(f"Telegram refused the webhook: {exc}")
-        return 1
     finally:
         await bot.session.close()
-    print(f"Telegram webhook set to {url} (updates: {', '.join(ALLOWED_UPDATES)})")
-    return 0
 
 
 async def show_webhooks(settings: Settings) -> int:
     if settings.salon.telegram is None:
         print("Telegram is not configured.")
         return 0
-    return 0 if await _check_telegram(settings.salon.telegram, settings.public_url) else 1
+    public = settings.public_url
+    expected = webhook_url(public, "telegram") if public is not None else None
+    return 0 if await _check_telegram(settings.salon.telegram, expected) else 1

@@ -1,4 +1,5 @@
-"""`frontdesk salons add|update|show|list|disable|enable|remove|rotate-secrets`: the registry.
+"""`frontdesk salons add|update|show|list|disable|enable|remove|rotate-secrets|setup`: the
+registry.
 
 Values come from a TOML file (`--file`, the environment's names at the top level), then
 `--set NAME=VALUE` (repeatable; `NAME=` removes a value on update), then `--secret NAME`, read
@@ -38,7 +39,7 @@ EXIT_CONFIG = 2
 MASK = "********"
 _WHEN = "%Y-%m-%d %H:%M:%S %Z"
 # What needs SECRETS_KEY: writing values (secrets are encrypted), and re-encrypting them.
-_NEEDS_KEY = ("add", "update", "rotate-secrets")
+_NEEDS_KEY = ("add", "update", "rotate-secrets", "setup")
 _HEADING = ("ID", "NAME", "ENABLED", "SERVICES")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -76,6 +77,11 @@ def add_salon_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     actions.add_parser(
         "rotate-secrets", help="re-encrypt every secret with SECRETS_KEY's first key"
     )
+    setup = actions.add_parser(
+        "setup", help="a salon's provider-side steps, idempotently, then check (gateway.ops.setup)"
+    )
+    setup.add_argument("salon", metavar="ID")
+    setup.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
 
 
 def run_salons(settings: Settings, args: argparse.Namespace) -> int:
@@ -190,6 +196,10 @@ async def _run(
             print(f"frontdesk: cannot reach the registry's database: {exc}", file=sys.stderr)
         return 1
     try:
+        if args.action == "setup":
+            from gateway.ops.setup import setup_registry_salon
+
+            return await setup_registry_salon(settings, registry, args.salon, args.dry_run)
         return await _act(registry, args, values)
     except NoSuchSalon:
         print(f"frontdesk: no salon {args.salon} (see `frontdesk salons list`)", file=sys.stderr)

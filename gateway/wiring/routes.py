@@ -33,14 +33,16 @@ TokenRoute = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 SOURCES = ("telegram", "whatsapp", "chatwoot", "calcom", "novu")
 
 
-def webhook_url(public_url: str, source: str, salon_id: str) -> str:
-    """Where `source` posts a salon's webhooks: `{PUBLIC_URL}/webhooks/<source>/<salon>`.
-
-    One convention for the routes here and for the onboarding that registers them.
+def webhook_url(public_url: str, source: str, salon_id: str | None = None) -> str:
+    """Where `source` posts a salon's webhooks: `{PUBLIC_URL}/webhooks/<source>/<salon>`, or
+    `{PUBLIC_URL}/webhooks/<source>` for the environment's salon (`salon_id` None: the routes
+    of the single-salon gateway). One convention for the routes here, `frontdesk setup` and
+    `frontdesk check`, which register and compare them.
     """
     if source not in SOURCES:
         raise ValueError(f"no webhooks from {source!r}")
-    return f"{public_url.rstrip('/')}/webhooks/{source}/{salon_id}"
+    base = f"{public_url.rstrip('/')}/webhooks/{source}"
+    return base if salon_id is None else f"{base}/{salon_id}"
 
 
 @dataclass

@@ -350,31 +350,28 @@ class CalcomClient(CalcomTransport):
             if len(data) < WEBHOOKS_PAGE:
                 return found
 
-    async def ensure_webhook(
+    async def webhook_changes(
         self, subscriber_url: str, triggers: Sequence[str], secret: str
-    ) -> tuple[str, Webhook]:
-        """The webhook to `subscriber_url` exists, active, with exactly these triggers and this
-        secret: created when missing, PATCHed with only what differs, else left alone. Returns
-        what was done ("created", "updated: <fields>", "unchanged") and the webhook.
+    ) -> tuple[Webhook | None, dict[str, Any]]:
+        """The webhook to `subscriber_url` (None when missing) and what differs from exactly
+        these triggers and this secret, active (empty: in place). Reads only.
 
         Cal.com keeps one webhook per user and subscriber URL (user-webhooks.service.ts answers
         409 to a second), so the URL finds it. The secret is compared with the one the API
         shows (an exposed output field); a Cal.com that does not show it gets it again."""
-        wanted: dict[str, Any] = {
-            "subscriberUrl": subscriber_url,
-            "triggers": sorted(triggers),
-            "active": True,
-            "secret": secret,
-        }
         existing = next(
             (w for w in await self.webhooks() if w.subscriber_url == subscriber_url), None
         )
         if existing is None:
-            data = await self._data("POST", "/webhooks", family="webhooks", json_body=wanted)
-            return "created", parse_one(Webhook, data)
+            return None, {
+                "subscriberUrl": subscriber_url,
+                "triggers": sorted(triggers),
+                "active": True,
+                "secret": secret,
+            }
         changes: dict[str, Any] = {}
-        if sorted(existing.triggers) != wanted["triggers"]:
-            changes["triggers"] = wanted["triggers"]
+        if sorted(existing.triggers) != sorted(triggers):
+            changes["triggers"] = sorted(triggers)
         if not existing.active:
             changes["active"] = True
         if existing.secret != secret:
@@ -382,6 +379,18 @@ class CalcomClient(CalcomTransport):
         if existing.payload_template:
             # A template replaces the body the handler reads (sendPayload.ts).
             changes["payloadTemplate"] = None
+        return existing, changes
+
+    async def ensure_webhook(
+        self, subscriber_url: str, triggers: Sequence[str], secret: str
+    ) -> tuple[str, Webhook]:
+        """The webhook to `subscriber_url` exists, active, with exactly these triggers and this
+        secret: created when missing, PATCHed with only what differs, else left alone. Returns
+        what was done ("created", "updated: <fields>", "unchanged") and the webhook."""
+        existing, changes = await self.webhook_changes(subscriber_url, triggers, secret)
+        if existing is None:
+            data = await self._data("POST", "/webhooks", family="webhooks", json_body=changes)
+            return "created", parse_one(Webhook, data)
         if not changes:
             return "unchanged", existing
         data = await self._data(

@@ -24,6 +24,7 @@ from gateway.sandbox.chatwoot.model import (
     ChatwootError,
     Contact,
     Conversation,
+    Inbox,
     file_type,
 )
 
@@ -35,7 +36,7 @@ class ApplicationApi(Account):
 
     def _api(self, handler: Any, method: str, path: str) -> Any:
         template = "/api/v1/accounts/{account_id}" + path.replace("{id}", "{conversation_id}")
-        if path.startswith("/contacts/{id}"):
+        if path.startswith(("/contacts/{id}", "/inboxes/{id}")):
             template = "/api/v1/accounts/{account_id}" + path
         template = template.replace("{message}", "{message_id}")
 
@@ -175,11 +176,63 @@ class ApplicationApi(Account):
             raise ChatwootError(404, "Resource could not be found")
         return found
 
+    # -- inboxes (app/controllers/api/v1/accounts/inboxes_controller.rb: `index`, `create`,
+    # `update`; an API channel takes `webhook_url`, `hmac_mandatory` and, in the 4.x versions
+    # the contract describes, `additional_attributes`, merged: Channel::Api::EDITABLE_ATTRS,
+    # contracts/chatwoot-whatsapp-telegram.md §1.3). Creating and changing need an
+    # administrator (app/policies/inbox_policy.rb, `create?` and `update?`).
+
+    def _inbox_json(self, inbox: Inbox) -> JSON:
+        """app/views/api/v1/models/_inbox.json.jbuilder: an API channel shows its
+        `webhook_url` and `additional_attributes`."""
+        return {
+            "id": inbox.id,
+            "name": inbox.name,
+            "channel_type": "Channel::Api",
+            "webhook_url": inbox.webhook_url,
+            "additional_attributes": dict(inbox.attributes),
+        }
+
+    def _administrator(self) -> None:
+        if self.role != "administrator":
+            raise ChatwootError(401, "You are not authorized to do this action")
+
+    async def _list_inboxes(self, _request: web.Request, _body: JSON) -> JSON:
+        """GET .../inboxes (`index.json.jbuilder`): `{"payload": [inbox, ...]}`, by name."""
+        listed = sorted(self.inboxes.values(), key=lambda inbox: inbox.name)
+        return {"payload": [self._inbox_json(inbox) for inbox in listed]}
+
     async def _show_inbox(self, request: web.Request, _body: JSON) -> JSON:
         inbox = self.inboxes.get(int(request.match_info["id"]))
         if inbox is None:
             raise ChatwootError(404, "Resource could not be found")
-        return {"id": inbox.id, "name": inbox.name, "channel_type": "Channel::Api"}
+        return self._inbox_json(inbox)
+
+    async def _create_inbox(self, _request: web.Request, body: JSON) -> JSON:
+        self._administrator()
+        channel = body.get("channel") or {}
+        if channel.get("type") != "api":
+            raise ChatwootError(422, "the stand-in makes API-channel inboxes only")
+        if not body.get("name"):
+            raise ChatwootError(422, "Name can't be blank")
+        inbox = self.add_inbox(str(body["name"]), str(channel.get("webhook_url") or ""))
+        inbox.attributes = dict(channel.get("additional_attributes") or {})
+        self.inbox_writes.append(("POST", inbox.id))
+        return self._inbox_json(inbox)
+
+    async def _update_inbox(self, request: web.Request, body: JSON) -> JSON:
+        self._administrator()
+        inbox = self.inboxes.get(int(request.match_info["id"]))
+        if inbox is None:
+            raise ChatwootError(404, "Resource could not be found")
+        if body.get("name"):
+            inbox.name = str(body["name"])
+        channel = body.get("channel") or {}
+        if "webhook_url" in channel:
+            inbox.webhook_url = str(channel["webhook_url"] or "")
+        inbox.attributes |= channel.get("additional_attributes") or {}
+        self.inbox_writes.append(("PATCH", inbox.id))
+        return self._inbox_json(inbox)
 
     async def _create_contact(self, _request: web.Request, body: JSON) -> JSON:
         inbox = self.inboxes.get(int(body.get("inbox_id") or 0))

@@ -58,6 +58,7 @@ class Account(StandIn):
             load_spec(spec_path) if spec_path is not None and self.validating else None
         )
         self.inboxes: dict[int, Inbox] = {}
+        self.inbox_writes: list[tuple[str, int]] = []  # inboxes created or changed: (verb, id)
         self.contacts: dict[int, Contact] = {}
         self.conversations: dict[int, Conversation] = {}
         self.errors: list[tuple[int, str]] = []  # refused requests

@@ -62,6 +62,8 @@ class Inbox:
     secret: str
     # The agent the inbox's auto-assignment would pick when a conversation opens unassigned.
     auto_assignee: int | None = None
+    # Channel::Api's `additional_attributes` (e.g. `agent_reply_time_window`, hours).
+    attributes: JSON = field(default_factory=dict)
 
 
 @dataclass

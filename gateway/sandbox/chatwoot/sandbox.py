@@ -54,7 +54,10 @@ class ChatwootSandbox(ApplicationApi):
         app = web.Application()
         base = "/api/v1/accounts/{account}"
         routes = [
+            ("GET", "/inboxes", self._list_inboxes),
+            ("POST", "/inboxes", self._create_inbox),
             ("GET", "/inboxes/{id}", self._show_inbox),
+            ("PATCH", "/inboxes/{id}", self._update_inbox),
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
             ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
