@@ -254,7 +254,8 @@ class BookingFlow(BookingConfirmation):
         if not keys and len(understood.masters) == 1:
             master = understood.masters[0]
             keys = {s.key for s in services if any(m.id == master for m in s.masters)}
-        named = [s for s in services if s.key in keys]
+        # In the client's words, as the full list shows them.
+        named = [s.in_language(ctx.locale) for s in services if s.key in keys]
         if len(named) == 1:
             return await self._service_chosen(ctx, service_token(named[0].key))
         if not named:

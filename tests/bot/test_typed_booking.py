@@ -4,6 +4,7 @@ free every hour 10:00–17:00 Moscow time on weekdays; now is Monday 1 June 2026
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from bot.catalogue import Master, Service
@@ -255,3 +256,14 @@ async def test_the_calendar_going_down_between_reading_and_booking_offers_to_try
     await client.says("окрашивание")  # read with the second; the flow finds it down
     assert "b:retry" in client.choices()
     assert client.session.step == "book.service"
+
+
+async def test_the_services_a_word_names_are_offered_in_the_clients_language() -> None:
+    women = cut(titles=(("ru", "Женская стрижка"),), price="2500", currency="RUB")
+    men = replace(mens(), titles=(("ru", "Мужская стрижка"),))
+    client, _ = await started(women, men)
+    client.session = client.session.model_copy(update={"locale": "ru"})
+    await client.says("стрижка")
+    assert client.turn is not None
+    labels = [c.label for r in client.turn.replies for c in r.choices if c.id.startswith("b:s:")]
+    assert [label.split(" · ")[0] for label in labels] == ["Женская стрижка", "Мужская стрижка"]
