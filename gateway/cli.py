@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
-from gateway.app import create_app
 from gateway.ops.salons import add_salon_commands, run_salons
 from gateway.pipeline import dlq
 from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
@@ -186,6 +185,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     if settings.redis_url is None:
         print("frontdesk: REDIS_URL is required for serve (try `frontdesk demo`)", file=sys.stderr)
         return EXIT_CONFIG
+    # Imported here: the app brings aiogram's hundreds of models, which the other commands
+    # (salons, dlq, analytics) never need and should not wait for.
+    from gateway.app import create_app
+
     app = create_app(settings)
     log.info("starting on %s:%d", host or settings.host, port or settings.port)
     web.run_app(
