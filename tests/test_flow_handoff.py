@@ -19,9 +19,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gateway.integrations.chatwoot.api import ChatwootClient, is_failure
+from gateway.integrations.chatwoot.helpdesk import HelpDeskState
+from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.chatwoot import Conversation as Thread
 from gateway.sandbox.whatsapp import WhatsAppSandbox
+from gateway.wiring.runtime import RUNTIME
+from handlers.chatwoot import reconcile
 from tests.conftest import CONTRACTS, GatewayFactory, Sandbox, eventually
 from tests.test_flow_booking import Chat, Salon, master_id, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
@@ -428,7 +433,9 @@ async def test_a_line_late_for_the_resolve_does_not_reopen_the_conversation(
     person has them, but Chatwoot says resolved, so the line goes in as a private note (as an
     incoming message it would reopen the conversation, Message#reopen_conversation). The
     reconciliation then finds the resolve and hands the client back to the bot."""
-    await start_desk(start_gateway, salon, desk)
+    # The reconciliation runs when the test says (below), not on its timer: on a loaded
+    # machine a timer could find the resolve before the client's line is handled.
+    gateway = await start_desk(start_gateway, salon, desk, chatwoot_reconcile_seconds=3600)
     chat = Chat(sandbox.telegram, 708)
     await chat.say("/start")
     await sandbox.telegram.client_says(708, "Can I talk to a real person please?")
@@ -445,6 +452,12 @@ async def test_a_line_late_for_the_resolve_does_not_reopen_the_conversation(
     )
     assert late["private"] is True
     assert late["content"] == "👤 (written before the conversation was resolved) Thanks, bye!"
+    runtime = gateway.app[RUNTIME]
+    client = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("cw", is_failure=is_failure))
+    try:
+        await reconcile(client, HelpDeskState(runtime.redis, runtime.keys), runtime.inbox)
+    finally:
+        await client.aclose()
     # Recovered by the reconciliation: the client is the bot's again, told once.
     back = await eventually(lambda: [t for t in texts(chat)[before:] if "Thank you" in t])
     assert back[0].startswith("Thank you for waiting! I am back with you.")
