@@ -27,8 +27,9 @@ from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.metrics_by_salon import OTHER, SalonLabels, render_by_salon, volume
 from gateway.pipeline.redis_client import connect_redis
 from gateway.pipeline.tasks import stop_task
+from gateway.salon_settings import SalonSettings
 from gateway.settings import Settings
-from gateway.wiring.dispatch import add_salon_routes
+from gateway.wiring.dispatch import add_salon_routes, not_served
 from gateway.wiring.registry_watch import follow_registry
 from gateway.wiring.routes import add_environment_routes, salon_routes
 from gateway.wiring.running import start_salon
@@ -80,6 +81,7 @@ def create_app(
     add_whatsapp_routes(app, served)
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
+    app.router.add_get("/analytics/embed/{salon}", salon_analytics_embed)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -134,19 +136,40 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
 
 
 async def analytics_embed(request: web.Request) -> web.Response:
-    """A signed Metabase embed URL of the salon's dashboard, for staff holding the token."""
+    """A signed Metabase embed URL of the environment's salon's dashboard, for staff holding
+    its token (401 otherwise)."""
     salon = request.app[RUNTIME].settings.salon
+    return _embed(request, salon, refused=401)
+
+
+async def salon_analytics_embed(request: web.Request) -> web.Response:
+    """`/analytics/embed/<salon>`: the same for each salon's staff, with that salon's own
+    ANALYTICS_EMBED_TOKEN and dashboard, locked to that salon. Another salon's token is
+    forbidden (403: the caller may be staff, just not this salon's); a salon the gateway
+    does not serve is answered like its webhooks (410 disabled, 404 unknown)."""
+    served = request.app[SERVED]
+    salon_id = request.match_info["salon"]
+    live = served.live.get(salon_id)
+    if live is None:
+        return not_served(served, salon_id)
+    return _embed(request, live.runtime.settings.salon, refused=403)
+
+
+def _embed(request: web.Request, salon: SalonSettings, refused: int) -> web.Response:
     embed = salon.embedding
-    assert embed is not None  # the route exists only then
+    if embed is None:
+        return web.json_response({"error": "no analytics embed for this salon"}, status=404)
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     given = given or request.query.get("token", "")
     expected = embed.token.get_secret_value()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        return web.json_response({"error": "unauthorized"}, status=401)
+        return web.json_response({"error": "unauthorized"}, status=refused)
     days = request.query.get("days", "30")
     if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 366:
         return web.json_response({"error": "days must be 1 to 366"}, status=400)
     today = datetime.now(salon.profile.zone).date()
+    # The dashboard's Salon parameter is locked (`frontdesk metabase sync`): the signed
+    # params carry the salon, so staff see their own salon's rows and nobody else's.
     params = {
         "salon": salon.profile.id,
         "start": (today - timedelta(days=int(days) - 1)).isoformat(),
