@@ -24,10 +24,12 @@ from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.logs import flush_summaries
 from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.metrics_by_salon import OTHER, SalonLabels, render_by_salon, volume
 from gateway.pipeline.redis_client import connect_redis
 from gateway.pipeline.tasks import stop_task
+from gateway.salon_settings import SalonSettings
 from gateway.settings import Settings
-from gateway.wiring.dispatch import add_salon_routes
+from gateway.wiring.dispatch import add_salon_routes, not_served
 from gateway.wiring.registry_watch import follow_registry
 from gateway.wiring.routes import add_environment_routes, salon_routes
 from gateway.wiring.running import start_salon
@@ -41,6 +43,8 @@ log = logging.getLogger("frontdesk.app")
 
 # How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
 EMBED_TTL = 600
+# Which registry salons keep their own `salon` label at /metrics (kept from scrape to scrape).
+SALON_LABELS = web.AppKey("salon_labels", SalonLabels)
 
 
 def create_app(
@@ -64,6 +68,7 @@ def create_app(
         handler_args=server_options(settings.keepalive_seconds),
     )
     app[RUNTIME] = runtime
+    app[SALON_LABELS] = SalonLabels(settings.metrics_salons)
     limits = EdgeLimits(settings.edge_max_pending_reads, settings.edge_read_timeout_seconds)
     # One bound for the whole process: forged traffic on one route (or salon) takes no more
     # slots than forged traffic spread over all of them.
@@ -76,6 +81,7 @@ def create_app(
     add_whatsapp_routes(app, served)
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
+    app.router.add_get("/analytics/embed/{salon}", salon_analytics_embed)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -90,20 +96,26 @@ async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
     """Reads what /metrics shows from Redis in the background, so that a scrape costs no Redis
     call however often (or by whomever) it comes; and writes the log summaries that are due."""
     runtime = app[RUNTIME]
-    refreshing = asyncio.create_task(_refresh_forever(runtime))
+    refreshing = asyncio.create_task(_refresh_forever(runtime, app[SERVED]))
     try:
         yield
     finally:
         await stop_task(refreshing, "metrics refresh")
 
 
-async def _refresh_forever(runtime: Runtime) -> None:
+async def _refresh_forever(runtime: Runtime, served: ServedSalons) -> None:
     while True:
-        # Redis away: the last values stay, and /readyz says why.
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
+        # Every salon served, each from its own keys (and Redis pool), side by side.
+        salons = [salon.runtime for salon in list(served.live.values())]
+        await asyncio.gather(*(_refresh(salon) for salon in salons))
         flush_summaries()
         await asyncio.sleep(runtime.settings.metrics_refresh_seconds)
+
+
+async def _refresh(runtime: Runtime) -> None:
+    # Redis away: the last values stay, and /readyz says why.
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        await asyncio.wait_for(runtime.metrics.refresh_queues(runtime.redis, runtime.keys), 2.0)
 
 
 async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> AsyncIterator[None]:
@@ -124,19 +136,40 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
 
 
 async def analytics_embed(request: web.Request) -> web.Response:
-    """A signed Metabase embed URL of the salon's dashboard, for staff holding the token."""
+    """A signed Metabase embed URL of the environment's salon's dashboard, for staff holding
+    its token (401 otherwise)."""
     salon = request.app[RUNTIME].settings.salon
+    return _embed(request, salon, refused=401)
+
+
+async def salon_analytics_embed(request: web.Request) -> web.Response:
+    """`/analytics/embed/<salon>`: the same for each salon's staff, with that salon's own
+    ANALYTICS_EMBED_TOKEN and dashboard, locked to that salon. Another salon's token is
+    forbidden (403: the caller may be staff, just not this salon's); a salon the gateway
+    does not serve is answered like its webhooks (410 disabled, 404 unknown)."""
+    served = request.app[SERVED]
+    salon_id = request.match_info["salon"]
+    live = served.live.get(salon_id)
+    if live is None:
+        return not_served(served, salon_id)
+    return _embed(request, live.runtime.settings.salon, refused=403)
+
+
+def _embed(request: web.Request, salon: SalonSettings, refused: int) -> web.Response:
     embed = salon.embedding
-    assert embed is not None  # the route exists only then
+    if embed is None:
+        return web.json_response({"error": "no analytics embed for this salon"}, status=404)
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     given = given or request.query.get("token", "")
     expected = embed.token.get_secret_value()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        return web.json_response({"error": "unauthorized"}, status=401)
+        return web.json_response({"error": "unauthorized"}, status=refused)
     days = request.query.get("days", "30")
     if not (days.isascii() and days.isdigit()) or not 1 <= int(days) <= 366:
         return web.json_response({"error": "days must be 1 to 366"}, status=400)
     today = datetime.now(salon.profile.zone).date()
+    # The dashboard's Salon parameter is locked (`frontdesk metabase sync`): the signed
+    # params carry the salon, so staff see their own salon's rows and nobody else's.
     params = {
         "salon": salon.profile.id,
         "start": (today - timedelta(days=int(days) - 1)).isoformat(),
@@ -209,8 +242,35 @@ async def metrics_route(request: web.Request) -> web.Response:
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
     return web.Response(
-        body=runtime.metrics.render(),
+        body=_metrics_page(request.app),
         content_type="text/plain",
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _metrics_page(app: web.Application) -> bytes:
+    """The single-salon gateway's metrics as they always were; with a salon registry, every
+    salon's under a `salon` label (bounded: `gateway.pipeline.metrics_by_salon`).
+
+    The label comes with the registry, not with the first registry salon: a gateway's series
+    keep one shape for as long as its configuration does, and a single-salon gateway's
+    dashboards and alerts (written without the label) keep working as they are."""
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    if settings.database_url is None or settings.secrets_key is None:
+        return runtime.metrics.render()
+    served = app[SERVED]
+    registry = served.registry_salons
+    own = app[SALON_LABELS].choose(
+        {salon_id: volume(salon.runtime.metrics) for salon_id, salon in registry.items()}
+    )
+    return render_by_salon(
+        [
+            (served.environment_id, runtime.metrics),
+            *(
+                (salon_id if salon_id in own else OTHER, salon.runtime.metrics)
+                for salon_id, salon in sorted(registry.items())
+            ),
+        ]
     )

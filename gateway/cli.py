@@ -7,19 +7,18 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from aiohttp import web
 
 from gateway.ops.salons import add_salon_commands, run_salons
-from gateway.pipeline import dlq
 from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
-from gateway.pipeline.redis_client import connect_redis
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
 
 EXIT_CONFIG = 2
+_SALON_HELP = "a registry salon's id (default: the environment's salon, SALON_ID)"
 
 
 def _days(value: str) -> float:
@@ -41,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080, help="gateway port; the sandbox uses +1")
 
-    commands.add_parser("check", help="reach every configured service and say what works")
+    check = commands.add_parser("check", help="reach every configured service and say what works")
+    check.add_argument("--salon", metavar="ID", help=_SALON_HELP)
     setup = commands.add_parser(
         "setup", help="every provider-side step for the salon, idempotently, then check"
     )
@@ -57,11 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     letters = commands.add_parser("dlq", help="list and replay dead letters")
     letter_commands = letters.add_subparsers(dest="action", required=True)
-    listing = letter_commands.add_parser("list", help="show dead letters, newest last")
+    one_salon = argparse.ArgumentParser(add_help=False)
+    one_salon.add_argument("--salon", metavar="ID", help=_SALON_HELP)
+    listing = letter_commands.add_parser(
+        "list", help="show dead letters, newest last", parents=[one_salon]
+    )
     listing.add_argument("--limit", type=int, default=50)
-    replay = letter_commands.add_parser("replay", help="queue a dead letter again")
+    replay = letter_commands.add_parser(
+        "replay", help="queue a dead letter again", parents=[one_salon]
+    )
     replay.add_argument("ids", nargs="+", metavar="ID", help="dead letter id, or 'all'")
-    purge = letter_commands.add_parser("purge", help="delete old dead letters (they hold bodies)")
+    purge = letter_commands.add_parser(
+        "purge", help="delete old dead letters (they hold bodies)", parents=[one_salon]
+    )
     purge.add_argument(
         "--older-than",
         type=_days,
@@ -119,9 +127,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return _serve(settings, args.host, args.port)
     configure("text", settings.log_level, settings.secrets())
     if args.command == "check":
-        from gateway.ops.check import run_check
+        from gateway.ops.check import check_salon
 
-        return asyncio.run(run_check(settings))
+        return asyncio.run(check_salon(settings, args.salon))
     if args.command == "setup":
         from gateway.ops.setup import setup_environment
 
@@ -144,7 +152,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from gateway.analytics.cli import run_analytics
 
         return asyncio.run(run_analytics(settings, args))
-    return asyncio.run(_dead_letters(settings, args))
+    from gateway.ops.dead_letters import run_dead_letters
+
+    return asyncio.run(run_dead_letters(settings, args))
 
 
 async def _novu_sync(settings: Settings) -> int:
@@ -200,40 +210,6 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         access_log=logging.getLogger("aiohttp.access"),
     )
     return 0
-
-
-async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.redis_url is None:
-        print("frontdesk: REDIS_URL is required", file=sys.stderr)
-        return EXIT_CONFIG
-    redis = connect_redis(settings.redis_url)
-    store = dlq.DeadLetters(redis, settings.salon.profile.id, settings.stream_shards)
-    try:
-        if args.action == "list":
-            letters = await store.newest(args.limit)
-            if not letters:
-                print("No dead letters.")
-            for letter in letters:
-                when = datetime.fromtimestamp(letter.failed_ms / 1000, UTC).isoformat(
-                    timespec="seconds"
-                )
-                print(f"{letter.id}  {when}  {letter.kind:<8} {letter.describe()}")
-                print(f"    error: {letter.error} (attempts: {letter.attempts})")
-            return 0
-        if args.action == "purge":
-            cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
-            removed = await store.purge(int(cutoff.timestamp() * 1000))
-            print(f"purged {removed} dead letters older than {args.older_than:g} days")
-            return 0
-        ids = None if args.ids == ["all"] else list(args.ids)
-        replayed, missing = await store.replay(ids)
-        for letter_id in replayed:
-            print(f"replayed {letter_id}")
-        for letter_id in missing:
-            print(f"no dead letter {letter_id}", file=sys.stderr)
-        return 1 if missing else 0
-    finally:
-        await redis.aclose()
 
 
 if __name__ == "__main__":  # pragma: no cover

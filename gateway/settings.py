@@ -81,6 +81,10 @@ class _ProcessFields(BaseModel):
     # depths and lags are read from Redis in the background this often, never per scrape.
     metrics_token: SecretStr | None = None
     metrics_refresh_seconds: float = Field(default=5.0, gt=0)
+    # With a salon registry, every series carries a `salon` label: the environment's salon
+    # and this many of the busiest registry salons get their own, the rest `other` (README,
+    # "Watching it": why the label is bounded).
+    metrics_salons: int = Field(default=20, ge=0, le=1000)
 
     @field_validator("redis_url")
     @classmethod

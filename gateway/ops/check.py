@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,8 @@ from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import definitions, differs
 from gateway.integrations.telegram.factory import telegram_bot
+from gateway.ops.salon_choice import Refused, is_environment, registry_salon
+from gateway.pipeline.logs import Scrubber, scrubbed_output
 from gateway.pipeline.redis_client import connect_redis
 from gateway.pipeline.resilience import command_breaker
 from gateway.salon_settings import (
@@ -29,7 +32,7 @@ from gateway.salon_settings import (
     TelegramSettings,
     WhatsAppSettings,
 )
-from gateway.settings import AnalyticsSettings, Settings
+from gateway.settings import AnalyticsSettings, Settings, SettingsError
 from gateway.wiring.routes import webhook_url
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from handlers.telegram import ALLOWED_UPDATES
@@ -85,6 +88,32 @@ async def run_check(settings: Settings, salon_id: str | None = None) -> int:
         elif salon.metabase is not None:
             failed |= not await _check_metabase(salon.metabase)
     return 1 if failed else 0
+
+
+async def check_salon(settings: Settings, salon_id: str | None) -> int:
+    """`frontdesk check [--salon ID]`: the environment's salon, or a registry salon with its
+    own settings (read from the registry, secrets decrypted) and webhook URLs."""
+    if is_environment(settings, salon_id):
+        return await run_check(settings)
+    assert salon_id is not None
+    try:
+        salon = await registry_salon(settings, salon_id, decrypt=True)
+    except Refused as refused:
+        return refused.report()
+    if salon is None:
+        return Refused(f"no salon {salon_id} (see `frontdesk salons list`)", 1).report()
+    try:
+        salon_settings = salon.settings()
+    except SettingsError as exc:
+        print(f"frontdesk: salon {salon_id}'s values have problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if not salon.enabled:
+        print(f"salon {salon_id} is disabled: its webhooks are refused until it is enabled")
+    # The command's output is scrubbed of the environment's secrets; these are the salon's.
+    with scrubbed_output(Scrubber([*settings.secrets(), *salon_settings.secrets()])):
+        return await run_check(settings.model_copy(update={"salon": salon_settings}), salon_id)
 
 
 def _bot(telegram: TelegramSettings) -> Bot:

@@ -15,15 +15,20 @@ from gateway.wiring.routes import Route, SalonRoutes
 from gateway.wiring.served import ServedSalons
 
 
+def not_served(served: ServedSalons, salon_id: str) -> web.Response:
+    """The answer for a salon the gateway does not serve: 410 disabled, 404 unknown."""
+    if salon_id in served.held:
+        return web.json_response({"error": "salon disabled"}, status=410)
+    return web.json_response({"error": "no such salon"}, status=404)
+
+
 def add_salon_routes(app: web.Application, served: ServedSalons) -> None:
     def salon_of(request: web.Request) -> SalonRoutes | web.Response:
         salon_id = request.match_info["salon"]
         salon = served.live.get(salon_id)
         if salon is not None:
             return salon.routes
-        if salon_id in served.held:
-            return web.json_response({"error": "salon disabled"}, status=410)
-        return web.json_response({"error": "no such salon"}, status=404)
+        return not_served(served, salon_id)
 
     def source_route(source: str) -> Route:
         async def salon_webhook(request: web.Request) -> web.StreamResponse:
