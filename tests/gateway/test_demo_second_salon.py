@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from gateway.ops.demo import DEMO_DATABASE, DEMO_POSTGRES, _banner, _run, demo_overrides
 from gateway.ops.demo_second_salon import SECOND_PANE, with_registry
@@ -157,6 +158,11 @@ async def test_the_demo_serves_two_salons_each_with_its_bot_language_and_calenda
         assert len(await _bookings(http, first_calendar)) == before
     stop.set()
     await asyncio.wait_for(demo, 15)
+    redis = Redis.from_url(redis_url)
+    keys = [key async for key in redis.scan_iter(match=f"fd:{salon_id}*", count=500)]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
 
 
 def test_the_registry_is_the_demos_own_database_or_none() -> None:
