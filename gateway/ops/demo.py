@@ -349,18 +349,20 @@ def _banner(
         f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
         f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
         f"  Analytics:  {where}\n"
-        f"{_second_lines(second)}"
+        f"{_second_lines(second, analytics)}"
         f"  Redis:    {redis}\n"
         "Press Ctrl+C to stop.\n"
     )
 
 
-def _second_lines(second: SecondSalon | None) -> str:
+def _second_lines(second: SecondSalon | None, analytics: bool) -> str:
     if second is None:
-        return (
-            "  Second salon:  off: no PostgreSQL for the salon registry (the demo runs one\n"
-            "    salon without a database; with PostgreSQL at 127.0.0.1:5432 it runs two)\n"
+        why = (
+            "the demo writes no salon into a database it was given"
+            if analytics
+            else "no PostgreSQL for the salon registry"
         )
+        return f"  Second salon:  off: {why} (the demo runs one salon)\n"
     return (
         f"  Second salon ({second.id}, Russian, served from the salon registry):\n"
         f'    its Telegram chat: the pane "{second.pane[0]}" on the page, or alone at\n'

@@ -189,3 +189,5 @@ def test_the_registry_is_the_demos_own_database_or_none() -> None:
 def test_without_postgresql_the_banner_says_one_salon() -> None:
     banner = _banner("127.0.0.1", 9000, embedded=True, analytics=False)
     assert "Second salon:  off: no PostgreSQL" in banner
+    given = _banner("127.0.0.1", 9000, embedded=True, analytics=True)
+    assert "off: the demo writes no salon into a database it was given" in given
