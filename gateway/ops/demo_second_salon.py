@@ -1,6 +1,7 @@
 """The demo's second salon: a Russian-speaking salon beside the first, with its own Telegram bot
-(a second Telegram stand-in: one stand-in plays one bot token, as one token is one bot) and its
-own Cal.com stand-in, seeded with its own masters and services.
+(a second Telegram stand-in: one stand-in plays one bot token, as a token is one bot's, Bot API
+docs, core.telegram.org/bots/api#authorizing-your-bot) and its own Cal.com stand-in, seeded
+with its own masters and services.
 
 It is served the way an operator serves many salons: from the salon registry (`gateway/salons`),
 which the gateway follows while it runs, on `/webhooks/<source>/<salon>`. The registry needs
