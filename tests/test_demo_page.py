@@ -32,6 +32,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from gateway.ops.demo import _run, demo_overrides
+from gateway.ops.demo_second_salon import SECOND_PANE
 from gateway.pipeline.embedded_redis import free_port
 from gateway.settings import Settings, load
 
@@ -117,7 +118,7 @@ def _settings(redis_url: str, salon_id: str, port: int) -> Settings:
 def demo(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`frontdesk demo` in a thread of its own (its own event loop), for this module's tests."""
     salon_id = f"t{uuid.uuid4().hex[:10]}"
-    port = free_port(consecutive=7)
+    port = free_port(consecutive=9)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path_factory.mktemp("demo-cwd"))  # no .env of the checkout
         settings = _settings(redis_url, salon_id, port)
@@ -130,7 +131,8 @@ def demo(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
 
         async def main() -> None:
             stop.append(asyncio.Event())
-            await _run(settings, HOST, port, embedded=False, stop=stop[0])
+            second_id = f"{salon_id}-ru"  # the second salon, when PostgreSQL answers
+            await _run(settings, HOST, port, False, stop[0], second_id=second_id)
 
         try:
             loop.run_until_complete(main())
@@ -158,7 +160,8 @@ def demo(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         thread.join(30)
         loop.close()
         redis = Redis.from_url(redis_url)
-        keys = list(redis.scan_iter(match=f"fd:{salon_id}:*", count=500))
+        # The first salon's keys and the second's (`<salon_id>-ru`).
+        keys = list(redis.scan_iter(match=f"fd:{salon_id}*", count=500))
         if keys:
             redis.delete(*keys)
         redis.close()
@@ -248,6 +251,8 @@ PANES = {
     "Staff (Chatwoot)": "#text",
     "Notifications (Novu)": "#reset-clock",
     "Analytics": "main",
+    # The demo's second salon (with PostgreSQL): its own Telegram chat.
+    SECOND_PANE: "#text",
 }
 
 
@@ -255,7 +260,7 @@ def assert_controls_reachable(driver: WebDriver, titles: list[str]) -> None:
     """Each pane switched on, and the control a person uses in it in view and taking keys."""
     for title, selector in PANES.items():
         if title not in titles:
-            continue  # no PostgreSQL here: the demo has no analytics pane
+            continue  # no PostgreSQL here: no analytics pane, no second salon
         show(driver, title)
         driver.switch_to.default_content()
         if title == "Telegram":
@@ -296,7 +301,7 @@ def test_every_panes_input_is_visible_and_reachable_on_a_laptop_screen(
     assert_controls_reachable(browser, titles)
     browser.save_screenshot(str(shots / "all-panes-on.png"))
 
-    # All five on at 1366 px: more than fits, so the row scrolls, and every pane's left edge
+    # All on at 1366 px: more than fits, so the row scrolls, and every pane's left edge
     # (the Telegram pane's first of all) can be scrolled to.
     browser.execute_script("arguments[0].scrollLeft = 0", stage)
     telegram = browser.find_element(By.ID, "telegram-pane")
@@ -449,3 +454,32 @@ def test_the_newest_message_stays_above_the_reply_keyboard(
     assert room["bottom"] <= keys["top"] + 0.5, "the keyboard covers the messages"
     assert room["top"] <= box["top"], (box, room)
     assert box["bottom"] <= room["bottom"] + 0.5, "the newest message is out of view"
+
+
+def test_the_second_salons_pane_answers_start_in_its_own_language(
+    demo: Demo, browser: WebDriver, shots: Path
+) -> None:
+    open_page(browser, demo)
+    if SECOND_PANE not in switches(browser):
+        pytest.skip("no PostgreSQL here: the demo runs one salon")
+    # Off at first (what is on fits a laptop screen); one switch shows it.
+    assert switches(browser)[SECOND_PANE].get_attribute("aria-pressed") == "false"
+    show(browser, SECOND_PANE)
+    browser.switch_to.default_content()
+    frame = browser.find_element(By.CSS_SELECTOR, f'iframe[title="{SECOND_PANE}"]')
+    assert_in_view(browser, frame, "the second salon's pane")
+    browser.switch_to.frame(frame)
+    wait_for(lambda: browser.find_element(By.ID, "status").text.startswith("bot online"))
+    # The page's client speaks the salon's language, and the salon's own bot answers.
+    wait_for(lambda: browser.find_element(By.ID, "lang").get_attribute("value") == "ru")
+    browser.find_element(By.ID, "start").click()
+
+    def greeting() -> str | None:
+        bubbles = browser.find_elements(By.CSS_SELECTOR, ".msg.bot .bubble")
+        return bubbles[0].text if bubbles else None
+
+    text = wait_for(greeting)
+    assert "Добро пожаловать в Салон «Белая сирень»" in text
+    assert "Frontdesk Demo Salon" not in text
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(shots / "second-salon.png"))

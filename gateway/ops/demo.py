@@ -4,6 +4,7 @@ The sandboxes play Telegram and WhatsApp: the page is a Telegram chat with the b
 it, a WhatsApp chat; each delivers the client's messages to the gateway's webhooks the way the
 real service does (Telegram's secret header, Meta's signature). Cal.com is a stand-in with a
 believable salon. Redis is the one at `REDIS_URL`, or an embedded in-process one when unset.
+With a local PostgreSQL a second salon runs beside the first (`demo_second_salon`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from aiohttp import ClientSession, web
 from pydantic import SecretStr
 
 from gateway.analytics import store as analytics_store
-from gateway.app import create_app
+from gateway.app import SERVED, create_app
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import sync as sync_workflows
+from gateway.ops.demo_second_salon import SECOND_ID, SecondSalon, serve_second_salon, with_registry
 from gateway.ops.report_page import ReportPage
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.pipeline.logs import configure
@@ -153,7 +155,7 @@ def run_demo(host: str, port: int) -> int:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
         print(
-            f"frontdesk demo: cannot listen on {host}:{port} to {port + 6}: {exc}", file=sys.stderr
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + 8}: {exc}", file=sys.stderr
         )
         return 1
     finally:
@@ -179,11 +181,37 @@ class _Sandboxes:
 
 
 async def _run(
-    settings: Settings, host: str, port: int, embedded: bool, stop: asyncio.Event | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    embedded: bool,
+    stop: asyncio.Event | None = None,
+    second_id: str = SECOND_ID,
 ) -> None:
-    """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM)."""
+    """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM);
+    with PostgreSQL, a second salon (`second_id`) from the salon registry beside the first."""
     settings = await _with_analytics(settings)
-    sandboxes = await _serve_sandboxes(settings, host, port)
+    second = None
+    if (registry := with_registry(settings, DEMO_DATABASE)) is not None:
+        settings = registry
+        second = await serve_second_salon(settings, host, port, DEMO_SALT, second_id)
+    try:
+        await _serve_gateway(settings, host, port, embedded, second, stop)
+    finally:
+        if second is not None:
+            await second.cleanup(settings)
+
+
+async def _serve_gateway(
+    settings: Settings,
+    host: str,
+    port: int,
+    embedded: bool,
+    second: SecondSalon | None,
+    stop: asyncio.Event | None,
+) -> None:
+    extra = [second.pane] if second is not None else []
+    sandboxes = await _serve_sandboxes(settings, host, port, extra)
     # The gateway is told the stand-ins' own inboxes, secrets and team.
     settings = settings.with_salon(
         chatwoot_telegram_inbox_id=sandboxes.inboxes[0].id,
@@ -192,12 +220,15 @@ async def _run(
         calcom_team_id=sandboxes.calendar.seed_demo_salon(zone=settings.salon.profile.timezone),
     )
     sandboxes.runners.append(await sandboxes.calendar.serve(host, port + 2))
-    gateway = web.AppRunner(create_app(settings), access_log=None)
+    app = create_app(settings)
+    gateway = web.AppRunner(app, access_log=None)
     await gateway.setup()
     try:
         await web.TCPSite(gateway, host, port).start()
         await _register(settings, sandboxes, f"http://{host}:{port}")
-        print(_banner(host, port, embedded, sandboxes.analytics), flush=True)
+        if second is not None:
+            await second.go_live(app[SERVED], f"http://{host}:{port}")
+        print(_banner(host, port, embedded, sandboxes.analytics, second), flush=True)
         if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -211,8 +242,11 @@ async def _run(
         await sandboxes.cleanup()
 
 
-async def _serve_sandboxes(settings: Settings, host: str, port: int) -> _Sandboxes:
-    """The stand-ins on the ports after the gateway's, but Cal.com's (served once seeded)."""
+async def _serve_sandboxes(
+    settings: Settings, host: str, port: int, extra: list[tuple[str, str]]
+) -> _Sandboxes:
+    """The stand-ins on the ports after the gateway's, but Cal.com's (served once seeded);
+    `extra` panes go last on the page (the second salon's chat)."""
     salon = settings.salon
     assert salon.calcom is not None
     assert salon.calcom.webhook_secret is not None
@@ -249,6 +283,7 @@ async def _serve_sandboxes(settings: Settings, host: str, port: int) -> _Sandbox
         runners.append(await serve(report.app(), host, port + 6))
         sandboxes.analytics = True
         panes.append(("Analytics", f"http://{host}:{port + 6}/"))
+    panes.extend(extra)
     # Novu with the repo's workflows: notifications, and a clock the page fast-forwards.
     runners.append(await NovuSandbox(DEMO_NOVU_KEY).serve(host, port + 5))
     runners.append(await whatsapp.serve(host, port + 3))
@@ -294,7 +329,9 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
     )
 
 
-def _banner(host: str, port: int, embedded: bool, analytics: bool) -> str:
+def _banner(
+    host: str, port: int, embedded: bool, analytics: bool, second: SecondSalon | None = None
+) -> str:
     redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
     where = (
         f"http://{host}:{port + 6}/  (PostgreSQL)"
@@ -312,6 +349,22 @@ def _banner(host: str, port: int, embedded: bool, analytics: bool) -> str:
         f"  Gateway:  http://{host}:{port}  (/healthz, /readyz, /metrics)\n"
         f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
         f"  Analytics:  {where}\n"
+        f"{_second_lines(second, analytics)}"
         f"  Redis:    {redis}\n"
         "Press Ctrl+C to stop.\n"
+    )
+
+
+def _second_lines(second: SecondSalon | None, analytics: bool) -> str:
+    if second is None:
+        why = (
+            "the demo writes no salon into a database it was given"
+            if analytics
+            else "no PostgreSQL for the salon registry"
+        )
+        return f"  Second salon:  off: {why} (the demo runs one salon)\n"
+    return (
+        f"  Second salon ({second.id}, Russian, served from the salon registry):\n"
+        f'    its Telegram chat: the pane "{second.pane[0]}" on the page, or alone at\n'
+        f"    {second.telegram_url}/   (Cal.com stand-in: {second.calendar_url})\n"
     )

@@ -208,12 +208,15 @@ async def test_demo_wires_the_chat_page_to_the_gateway(
     redis_url: str, salon_id: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
     monkeypatch.chdir(str(tmp_path))
-    port = free_port(consecutive=7)  # the demo's gateway and six stand-ins
+    # The demo's gateway, six stand-ins and, with PostgreSQL, the second salon's two.
+    port = free_port(consecutive=9)
     settings = load(
         **{**demo_overrides("127.0.0.1", port), "redis_url": redis_url, "salon_id": salon_id}
     )
     stop = asyncio.Event()
-    demo = asyncio.create_task(_run(settings, "127.0.0.1", port, embedded=False, stop=stop))
+    demo = asyncio.create_task(
+        _run(settings, "127.0.0.1", port, False, stop, second_id=f"{salon_id}-ru")
+    )
     page = f"http://127.0.0.1:{port + 1}"
     async with ClientSession() as http:
 

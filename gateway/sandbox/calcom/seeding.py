@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.sandbox.calcom.bookings import Bookings
+from gateway.sandbox.calcom.demo_salons import FIRST, DemoSalon
 from gateway.sandbox.calcom.model import _clock_time, _cut, _Schedule, _Team, _zone
 
 
@@ -118,81 +119,63 @@ class Seeding(Bookings):
             scheduling=scheduling,
         )
 
-    def seed_demo_salon(self, zone: str = "Europe/Moscow") -> int:
-        """A believable salon to book in: 3 masters, 6 services, a few bookings; the team id."""
-        self.salon_address = "1 Example Street"
-        team_id = self.add_team("Frontdesk Demo Salon", "demo-salon")
-        lunch = [("14:00", "15:00")]
-        weekdays = {day: [("10:00", "20:00")] for day in range(5)}
-        anna = self.add_master("Anna Petrova", "anna@salon.example", zone, weekdays, lunch)
-        tue_sat = {day: [("10:00", "20:00")] for day in range(1, 6)}
-        maria = self.add_master("Maria Ivanova", "maria@salon.example", zone, tue_sat, lunch)
-        # Every master works within the salon's opening hours, which `frontdesk demo` tells its
-        # clients ("Mon–Sat 10:00–20:00"): no slot on a Sunday, none ending after 20:00.
-        wed_sat = {day: [("11:00", "20:00")] for day in range(2, 6)}
-        olga = self.add_master(
-            "Olga Smirnova", "olga@salon.example", zone, wed_sat, [("15:00", "16:00")]
-        )
+    def seed_demo_salon(self, zone: str = "Europe/Moscow", salon: DemoSalon = FIRST) -> int:
+        """A believable salon to book in (by default the demo's first: 3 masters, 6 services,
+        a few bookings; `SECOND` is the demo's Russian one); the team id."""
+        self.salon_address = salon.address
+        team_id = self.add_team(salon.team, salon.slug)
+        masters = [
+            self.add_master(
+                master.name,
+                master.email,
+                zone,
+                master.weekly,
+                master.breaks,
+                username=master.username,
+            )
+            for master in salon.masters
+        ]
         # Both ways a salon sets up Cal.com: a round-robin team event type (Cal.com gives the
         # booking to a free host: "any master"), and one event type per master for a service
         # (`metadata.service` groups them), so the client may choose who.
-        services = [
-            ("womens-haircut", "Women's haircut", 60, 2500, "Hair", [[anna], [olga]]),
-            ("mens-haircut", "Men's haircut", 30, 1200, "Hair", [[anna, olga]]),
-            ("hair-colouring", "Hair colouring", 120, 6500, "Hair", [[anna]]),
-            ("manicure", "Manicure", 60, 1800, "Nails", [[maria]]),
-            ("gel-polish", "Gel polish", 90, 2800, "Nails", [[maria]]),
-            ("brow-shaping", "Brow shaping", 30, 900, "Brows", [[olga], [maria]]),
-        ]
-        # The salon's Russian words, in the event types' metadata (`title_ru`, `category_ru`).
-        russian = {
-            "womens-haircut": "Женская стрижка",
-            "mens-haircut": "Мужская стрижка",
-            "hair-colouring": "Окрашивание волос",
-            "manicure": "Маникюр",
-            "gel-polish": "Покрытие гель-лаком",
-            "brow-shaping": "Коррекция бровей",
-            "Hair": "Волосы",
-            "Nails": "Ногти",
-            "Brows": "Брови",
-        }
         ids: dict[tuple[str, int], int] = {}
-        for service, title, length, price, category, offers in services:
-            for hosts in offers:
-                own = len(offers) > 1
-                slug = f"{service}-{self._users[hosts[0]].username}" if own else service
+        for service in salon.services:
+            for offer in service.offers:
+                hosts = [masters[index] for index in offer]
+                own = len(service.offers) > 1
+                slug = f"{service.slug}-{self._users[hosts[0]].username}" if own else service.slug
                 type_id = self.add_team_event_type(
                     slug,
-                    title,
-                    length,
+                    service.title,
+                    service.length,
                     host_ids=hosts,
                     team_id=team_id,
-                    price=price,
-                    category=category,
+                    price=service.price,
+                    category=service.category,
                     metadata={
-                        "service": service,
-                        "title_ru": russian[service],
-                        "category_ru": russian[category],
+                        "service": service.slug,
+                        "title_ru": service.title_ru,
+                        "category_ru": service.category_ru,
                     },
                     minimum_notice=60,
                     slot_interval=30,
-                    after_buffer=15 if category == "Nails" else 0,
+                    after_buffer=15 if service.category in ("Nails", "Ногти") else 0,
                     email_required=False,
                 )
-                ids.update({(service, host): type_id for host in hosts})
+                ids.update({(service.slug, host): type_id for host in hosts})
         today = self._now().astimezone(ZoneInfo(zone)).date()
-        existing = [
-            ("womens-haircut", anna, 1, "12:00", "Irina Sokolova", "+79160000001"),
-            ("manicure", maria, 2, "16:00", "Elena Volkova", "+79160000002"),
-            ("brow-shaping", olga, 3, "11:30", "Daria Kuznetsova", "+79160000003"),
-            ("mens-haircut", anna, 4, "17:00", "Pavel Orlov", "+79160000004"),
-        ]
-        for slug, host, days, at, client, phone in existing:
-            day = self._next_working_day(host, today + timedelta(days=days))
-            start = datetime.combine(day, _clock_time(at), ZoneInfo(zone)).astimezone(UTC)
-            attendee = {"name": client, "phoneNumber": phone, "timeZone": zone, "language": "ru"}
-            event_type = self._event_types[ids[slug, host]]
+        for made in salon.bookings:
+            host = masters[made.master]
+            day = self._next_working_day(host, today + timedelta(days=made.days))
+            start = datetime.combine(day, _clock_time(made.at), ZoneInfo(zone)).astimezone(UTC)
+            attendee = {
+                "name": made.client,
+                "phoneNumber": made.phone,
+                "timeZone": zone,
+                "language": "ru",
+            }
+            event_type = self._event_types[ids[made.service, host]]
             booking = self._store_booking(event_type, start, [host], attendee, {}, {})
             # Made over the past week, before Frontdesk was installed.
-            booking.created = booking.updated = self._now() - timedelta(days=7 - days)
+            booking.created = booking.updated = self._now() - timedelta(days=7 - made.days)
         return team_id

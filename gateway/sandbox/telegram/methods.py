@@ -58,6 +58,7 @@ class BotApi(StandIn):
         bookings: Callable[[], list[JSON]] | None = None,
         beside: Sequence[tuple[str, str]] = (),
         calendar_zone: str | None = None,
+        client_language: str = "en",
     ) -> None:
         super().__init__()
         match = _TOKEN.match(token)
@@ -68,6 +69,9 @@ class BotApi(StandIn):
         # on the salon's clock (`calendar_zone`, an IANA zone) whatever the browser's zone is.
         self._bookings = bookings
         self._calendar_zone = calendar_zone
+        # The language the page's client starts in (its Language switch): a Russian salon's
+        # chat opens as a Russian-speaking client's would.
+        self._client_language = client_language
         if match is None:
             raise ValueError("not a bot token: expected <digits>:<secret>")
         self._token = token

@@ -246,6 +246,7 @@ class TelegramSandbox(BotApi):
                 "beside": [url for _title, url in self._beside],
                 "panes": [{"title": title, "url": url} for title, url in self._beside],
                 "calendar_zone": self._calendar_zone,
+                "client_language": self._client_language,
                 "pending_update_count": self._pending,
                 "last_error_message": self._last_error[1] if self._last_error else None,
                 "counts": {"sent": len(self.sent), "errors": len(self.errors)}
