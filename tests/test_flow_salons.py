@@ -255,6 +255,8 @@ async def test_a_salon_added_while_running_goes_live_and_a_disabled_one_is_gone(
 
     await registry.set_enabled(salon_b.id, False)
     await eventually(lambda: salon_b.id not in gateway.app[SERVED].live, timeout=10)
+    # Stopped to its end: its workers write their leases until then.
+    await eventually(lambda: gateway.app[SERVED].settled, timeout=10)
     streams = f"fd:{salon_b.id}:in:*"
     before = sorted([key async for key in redis.scan_iter(match=f"fd:{salon_b.id}:*")])
     lengths = [await redis.xlen(key) for key in before if key.decode().startswith(streams[:-1])]

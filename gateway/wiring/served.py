@@ -92,6 +92,12 @@ class ServedSalons:
     def by_whatsapp_number(self) -> dict[str, ServedSalon]:
         return {s.routes.whatsapp_number: s for s in self.live.values() if s.routes.whatsapp_number}
 
+    @property
+    def settled(self) -> bool:
+        """No change being applied and no salon still stopping (its workers may still write
+        their leases until it has)."""
+        return not self._retiring and not self._applying.locked()
+
     async def apply(self, enabled: Mapping[str, Salon], held: frozenset[str]) -> None:
         """Serve exactly the registry's `enabled` salons (beside the environment's)."""
         async with self._applying:
