@@ -449,21 +449,29 @@ class CalcomClient(CalcomTransport):
         cookies = reservation_cookie(reservation_uid)
 
         async def send() -> Booking:
-            data = await self._data(
-                "POST",
-                "/bookings",
-                family="bookings",
-                json_body=body,
-                cookies=cookies,
-                idempotent=False,
-                slot_op=True,
-            )
-            return one_booking(data, None)
+            return await self._post_booking("/bookings", body, cookies)
 
         async def find() -> Booking | None:
             return await self.find_booking(event_type_id, start_utc, idempotency_key)
 
         return await write_once("create", idempotency_key, send, find)
+
+    async def _post_booking(
+        self, path: str, body: dict[str, Any], cookies: dict[str, str] | None
+    ) -> Booking:
+        """One booking write (create or reschedule): never retried here, since `write_once`
+        decides after reading what Cal.com holds. A slot operation: a refusal is read as about
+        the slot (`errors.rejection`)."""
+        data = await self._data(
+            "POST",
+            path,
+            family="bookings",
+            json_body=body,
+            cookies=cookies,
+            idempotent=False,
+            slot_op=True,
+        )
+        return one_booking(data, None)
 
     async def reschedule(
         self,
@@ -491,16 +499,7 @@ class CalcomClient(CalcomTransport):
         cookies = reservation_cookie(reservation_uid)
 
         async def send() -> Booking:
-            data = await self._data(
-                "POST",
-                f"/bookings/{segment(uid)}/reschedule",
-                family="bookings",
-                json_body=body,
-                cookies=cookies,
-                idempotent=False,
-                slot_op=True,
-            )
-            return one_booking(data, None)
+            return await self._post_booking(f"/bookings/{segment(uid)}/reschedule", body, cookies)
 
         async def find() -> Booking | None:
             old = await self.booking(uid)
