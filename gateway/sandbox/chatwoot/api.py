@@ -274,6 +274,43 @@ class ApplicationApi(Account):
         contact.sources[inbox.id] = source
         return {"source_id": source, "inbox": {"id": inbox.id}}
 
+    async def _merge_contacts(self, _request: web.Request, body: JSON) -> JSON:
+        """`POST /actions/contact_merge` (app/controllers/api/v1/accounts/actions/
+        contact_merges_controller.rb, app/actions/contact_merge_action.rb at chatwoot/chatwoot
+        00cd54a7 and later): both contacts are looked up in the account (`contacts.find`: an
+        unknown id is 404); the mergee's conversations, its messages (as sender) and its
+        contact inboxes move to the base contact (where the base already has a contact inbox in
+        that inbox, the conversations are rehomed to the base's, `rehome_conversations_on_
+        conflict`); the attributes merge with the base's preferred (`identifier name email
+        phone_number ...`, `mergee.deep_merge(base)` of the non-blank ones); the mergee is
+        destroyed. The answer is the base contact."""
+        base = self.contacts.get(int(body.get("base_contact_id") or 0))
+        mergee = self.contacts.get(int(body.get("mergee_contact_id") or 0))
+        if base is None or mergee is None:
+            raise ChatwootError(404, "Resource could not be found")
+        for conversation in self.conversations.values():
+            if conversation.contact_id == mergee.id:
+                conversation.contact_id = base.id
+                if base.sources.get(conversation.inbox_id, conversation.source_id) != (
+                    conversation.source_id
+                ):
+                    conversation.source_id = base.sources[conversation.inbox_id]
+            for message in conversation.messages:
+                sender = message.get("sender")
+                if not isinstance(sender, dict):
+                    continue
+                if sender.get("type") == "contact" and sender.get("id") == mergee.id:
+                    message["sender"] = {**sender, "id": base.id, "name": base.name}
+        for inbox_id, source in mergee.sources.items():
+            base.sources.setdefault(inbox_id, source)
+        del self.contacts[mergee.id]
+        base.identifier = base.identifier or mergee.identifier
+        base.name = base.name or mergee.name
+        base.email = base.email or mergee.email
+        base.phone_number = base.phone_number or mergee.phone_number
+        self.merges.append((base.id, mergee.id))
+        return self._contact_json(base)
+
     async def _create_conversation(self, _request: web.Request, body: JSON) -> JSON:
         inbox_id = int(body.get("inbox_id") or 0)
         contact = self.contacts.get(int(body.get("contact_id") or 0))

@@ -62,6 +62,7 @@ class Account(StandIn):
         self.contacts: dict[int, Contact] = {}
         self.conversations: dict[int, Conversation] = {}
         self.errors: list[tuple[int, str]] = []  # refused requests
+        self.merges: list[tuple[int, int]] = []  # (base, mergee) of each contact merge
         self.updates: list[tuple[int, str]] = []  # message status updates: (message id, status)
         self.files: dict[int, tuple[str, str, bytes]] = {}  # attachments: id -> name, type, data
         # The address Chatwoot builds its URLs with (its FRONTEND_URL): set once it is served.

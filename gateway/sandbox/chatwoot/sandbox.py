@@ -61,6 +61,7 @@ class ChatwootSandbox(ApplicationApi):
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
             ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
+            ("POST", "/actions/contact_merge", self._merge_contacts),
             ("POST", "/conversations", self._create_conversation),
             ("GET", "/conversations/{id}", self._show_conversation),
             ("POST", "/conversations/{id}/toggle_status", self._toggle_status),

@@ -118,6 +118,28 @@ class TelegramSandbox(BotApi):
         }
         return await self._deliver(chat_id, {"message": message})
 
+    async def client_sends_contact_card(
+        self, chat_id: int, phone_number: str, user_id: int | None = None
+    ) -> JSON:
+        """The client sends a contact from their address book (the attachment menu): someone
+        else's card. Its `user_id` is that person's Telegram id, when they have one (Bot API,
+        "Contact"), never the sender's."""
+        if user_id == chat_id:
+            raise ValueError("the client's own contact is client_shares_contact")
+        default = {"id": chat_id, "is_bot": False, "first_name": "Anna", "language_code": "en"}
+        user = self._clients.get(chat_id, default)
+        contact: JSON = {"phone_number": phone_number.strip(), "first_name": "Someone"}
+        if user_id is not None:
+            contact["user_id"] = user_id
+        message: JSON = {
+            "message_id": self._next_message_id(chat_id),
+            "from": dict(user),
+            "chat": self._chat(chat_id),
+            "date": _now(),
+            "contact": contact,
+        }
+        return await self._deliver(chat_id, {"message": message})
+
     async def client_taps(self, chat_id: int, message_id: int, data: str) -> JSON:
         """The client taps the inline button carrying `data` under one of the bot's messages."""
         message = self._messages.get((chat_id, message_id))
