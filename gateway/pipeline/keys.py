@@ -149,6 +149,28 @@ class Keys:
         """The best status a sent message reached."""
         return f"{self.prefix}:wa:status:{wamid}"
 
+    # --- one client across messengers (gateway/pipeline/identity.py) -----------------------
+
+    def identity_number(self, number: str) -> str:
+        """The chats that verified this number (E.164): conversation key -> when first."""
+        return f"{self.prefix}:ident:number:{number}"
+
+    def identity_used(self, number: str) -> str:
+        """When each chat of this number was last used: conversation key -> unix time."""
+        return f"{self.prefix}:ident:used:{number}"
+
+    def identity_refused(self, number: str) -> str:
+        """The chats whose client said "this is not me": never linked on this number again."""
+        return f"{self.prefix}:ident:refused:{number}"
+
+    def identity_chosen(self, number: str) -> str:
+        """The chat the client chose for their reminders."""
+        return f"{self.prefix}:ident:chosen:{number}"
+
+    def identity_chat(self, conversation: str) -> str:
+        """The number a chat verified (the way from a chat to its client)."""
+        return f"{self.prefix}:ident:chat:{conversation}"
+
     # --- bookings beyond Cal.com (gateway/integrations/calcom/bookings.py) ------------------
 
     def client_by_phone(self, number: str) -> str:
