@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 from bot import contact
 from bot.catalogue import Service
 from bot.events import Channel, Inbound, Kind
-from bot.flows import booking, handoff, menu, mine
+from bot.flows import booking, handoff, identity, menu, mine
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
 from bot.flows.notices import Notice, Notices
 from bot.flows.services import catalogue_text
-from bot.flows.turn import Context, Handoff, Turn
+from bot.flows.turn import Context, Elsewhere, Handoff, Turn
 from bot.i18n import Catalogs
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
@@ -76,7 +76,9 @@ class FrontDesk:
             self.booking = BookingFlow(salon, calendar)
             self.mine = MyBookings(calendar, self.booking)
 
-    async def handle(self, session: Session, event: Inbound, now: datetime) -> Turn:
+    async def handle(
+        self, session: Session, event: Inbound, now: datetime, elsewhere: Elsewhere | None = None
+    ) -> Turn:
         if event.language and event.language != session.app_language:
             session = session.model_copy(update={"app_language": event.language})
         locale = self.catalogs.resolve(session.locale, event.language or session.app_language)
@@ -89,7 +91,7 @@ class FrontDesk:
         if not returning and not staff_event:
             # A long pause: whatever the client was doing is over; their details stay.
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
-        ctx = Context(session, _, now, event)
+        ctx = Context(session, _, now, event, elsewhere=elsewhere or Elsewhere())
         if event.kind is Kind.TAKEOVER:
             if session.owner != Owner.HUMAN:  # a fresh takeover: remember where they are
                 ctx.update(owner=Owner.HUMAN, handoff_step=left_step)
@@ -116,6 +118,9 @@ class FrontDesk:
 
     async def _route(self, ctx: Context, returning: bool) -> Turn:
         event = ctx.event
+        if event.kind is Kind.TEXT and ctx.elsewhere.channels and identity.is_not_me(event.text):
+            # "Это не я" about the visits from their other messenger, whenever it is said.
+            return identity.answer(ctx, identity.UNLINK)
         first_text = event.kind is Kind.TEXT and not returning
         if event.kind is Kind.START or first_text:
             ctx.update(draft=None, viewing=None)
@@ -130,6 +135,9 @@ class FrontDesk:
         if event.kind is Kind.CONTACT:
             if self.booking is not None and ctx.session.draft is not None:
                 return await self.booking.contact_shared(ctx, event.phone)
+            if self.mine is not None and ctx.elsewhere.channels:
+                # Their own number, shared outside a booking: it linked their messengers.
+                return await self.mine.show(ctx)
             return await self._misunderstood(ctx)
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
@@ -207,6 +215,8 @@ class FrontDesk:
             return await self.booking.choose(ctx, choice)
         if self.mine is not None and choice.startswith("k:"):
             return await self.mine.choose(ctx, choice)
+        if choice in identity.CHOICES:
+            return identity.answer(ctx, choice)
         # A draft stays while the client looks elsewhere (Book picks it up again); only a long
         # pause or finishing it ends it.
         ctx.update(viewing=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from bot import consent
-from bot.flows import menu
+from bot.flows import identity, menu
 from bot.flows.booking import CALENDAR_FILE, BookingFlow
 from bot.flows.standing import standing
 from bot.flows.turn import Context, Turn
@@ -44,9 +44,18 @@ class MyBookings:
             visits = await self._upcoming(ctx)
         except CalendarUnavailable:
             return self._unavailable(ctx)
+        linked = ctx.elsewhere.channels
         if not visits:
-            offer = (Choice(menu.BOOK, _("menu.book")), Choice(menu.HOME, _("menu.home")))
-            return ctx.reply(Reply(_("mine.none"), offer), menu.STEP)
+            offer: tuple[Choice, ...] = (
+                Choice(menu.BOOK, _("menu.book")),
+                Choice(menu.HOME, _("menu.home")),
+            )
+            if linked:
+                offer = (*identity.linked_choices(_), *offer)
+            text = _("mine.none")
+            if linked:
+                text = f"{text}\n\n{identity.linked_line(_, linked)}"
+            return ctx.reply(Reply(text, offer), menu.STEP)
         lines = [_("mine.title"), ""]
         choices = []
         for visit in visits:
@@ -54,6 +63,11 @@ class MyBookings:
             service = visit.service_in(ctx.locale)
             lines.append(_("mine.item", when=when, service=service))
             choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {service}"))
+        if linked:
+            # Visits booked from the client's other messenger are here too (gateway/pipeline/
+            # identity.py): said, with the way out of the link.
+            lines += ["", identity.linked_line(_, linked)]
+            choices += identity.linked_choices(_)
         choices.append(Choice(menu.HOME, _("menu.home")))
         ctx.update(viewing=None, draft=None)
         return ctx.reply(Reply("\n".join(lines), tuple(choices)), LIST_STEP)
@@ -72,7 +86,7 @@ class MyBookings:
                 if uid in ctx.session.former:
                     # A visit of theirs that changed since the button was sent.
                     return await self._former(ctx, uid)
-                if uid not in ctx.session.bookings:
+                if uid not in ctx.session.bookings and uid not in ctx.elsewhere.bookings:
                     # Not one of this client's bookings (an old button, or a forged one).
                     return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
                 return await action(ctx, uid)
@@ -196,15 +210,20 @@ class MyBookings:
         return visit
 
     async def _upcoming(self, ctx: Context) -> list[Visit]:
-        uids = list(ctx.session.bookings)
+        own = list(ctx.session.bookings)
+        # The visits booked from the client's other messenger (a linked chat) are shown, but
+        # stay that chat's: this session keeps its own list.
+        uids = own + [uid for uid in ctx.elsewhere.bookings if uid not in own]
         found = await asyncio.gather(*(self.calendar.visit(uid) for uid in uids))
         # By uid: two stored uids may lead to one booking (the salon moved it).
-        upcoming = {
-            visit.uid: visit
-            for visit in found
-            if visit is not None and visit.active and visit.end > ctx.now
-        }
-        ctx.update(**forgetting(ctx.session, list(upcoming)))
+        upcoming: dict[str, Visit] = {}
+        kept: list[str] = []
+        for n, visit in enumerate(found):
+            if visit is not None and visit.active and visit.end > ctx.now:
+                upcoming[visit.uid] = visit
+                if n < len(own) and visit.uid not in kept:
+                    kept.append(visit.uid)
+        ctx.update(**forgetting(ctx.session, kept))
         return sorted(upcoming.values(), key=lambda v: v.start)
 
     @staticmethod

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.events import Inbound
+from bot.events import Channel, Inbound
 from bot.i18n import Translator
 from bot.ports import Visit
 from bot.replies import Reply
@@ -34,6 +34,20 @@ class Turn:
     # the booking it replaces): the salon's analytics count it at once.
     booked: Visit | None = None
     replaced: str | None = None
+    # Set when the client said this chat is not theirs with their other messenger ("this is
+    # not me"): the gateway unlinks it. `prefer`: the client wants their notices here.
+    unlink: bool = False
+    prefer: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """The client's other messengers, when the gateway linked this chat with theirs (one
+    number, verified by both messengers), and the visits booked from there: My bookings shows
+    them too."""
+
+    channels: tuple[Channel, ...] = ()
+    bookings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -46,6 +60,7 @@ class Context:
     now: datetime
     event: Inbound
     notes: list[Reply] = field(default_factory=list)
+    elsewhere: Elsewhere = field(default_factory=Elsewhere)
 
     @property
     def locale(self) -> str:
