@@ -46,6 +46,7 @@ from gateway.pipeline import (
     Conversation,
     Entry,
     Event,
+    Identities,
     Inbox,
     Malformed,
     Outcome,
@@ -160,7 +161,10 @@ class CalcomEvents:
         clock: Callable[[], datetime],
         recorder: Recorder | None = None,
         ledger: NoticeLedger | None = None,
+        identities: Identities | None = None,
     ) -> None:
+        # Linked chats (one client across messengers) share one Novu subscriber.
+        self.identities = identities
         self.recorder = recorder
         # Where the messenger notices Novu should post back are awaited (with Novu on).
         self.ledger = ledger
@@ -266,8 +270,12 @@ class CalcomEvents:
                 return outcome
             locale = await self._locale(conv, change)
             stale = await self._scheduled(notice)
+            # One client, one subscriber: a linked chat's is its link's anchor's.
+            anchor = conv
+            if conv is not None and self.identities is not None:
+                anchor = await self.identities.anchor(conv)
             planned = self.planner.plan(
-                change, notice, conv, locale, by_chat=by_chat, now=now, stale=stale
+                change, notice, conv, locale, by_chat=by_chat, now=now, stale=stale, anchor=anchor
             )
             planned = [self._failing(message, conv, now) for message in planned]
             if self.ledger is not None:

@@ -2,7 +2,10 @@
 
 - The subscriber first (created or updated): a stable id per client (`<salon>:tg:<chat>`,
   `<salon>:wa:<number>`, or for a client known only by email or phone a hash of it), name,
-  phone, email, language and the salon's time zone.
+  phone, email, language and the salon's time zone. A client whose chats are linked (one
+  verified number, gateway/pipeline/identity.py) is one subscriber, named after the chat that
+  verified the number first; Novu's subscriber id is ours to choose and keep (contracts/
+  calcom-novu-metabase.md §2.6: "keep the mapping in our DB").
 - The change's workflow, and reminders at each offset before the visit (a delay until a time
   carried in the payload), none that would fire in the past or for a visit over.
 - For a move or cancellation, the cancellation (by `transactionId`) of the reminders it made
@@ -88,9 +91,12 @@ class NovuPlanner:
         by_chat: bool,
         now: datetime,
         stale: Sequence[str] = (),
+        anchor: Conversation | None = None,
     ) -> list[Outgoing]:
-        """`stale`: reminders on record for the bookings this change makes wrong."""
-        subscriber = self.subscriber_id(conv, change)
+        """`stale`: reminders on record for the bookings this change makes wrong. `anchor`:
+        the chat that names the client when their chats are linked (one subscriber for one
+        client across messengers; the notices still name the booking's own chat)."""
+        subscriber = self.subscriber_id(anchor or conv, change)
 
         def call(method: str, params: dict[str, Any]) -> Outgoing:
             return Outgoing(CHANNEL, subscriber, method, params, author=Author.NOTICE)

@@ -37,6 +37,13 @@ def bot_lines(conv: Conversation, replies: Iterable[Reply], source: str) -> tupl
     )
 
 
+def merged(conv: Conversation, anchor: Conversation, others: Iterable[Conversation]) -> Outgoing:
+    """The help desk's merge of a client's contacts once their chats are linked (one verified
+    number): queued in this chat's order, after its lines, so its contact exists by then."""
+    params = {"anchor": anchor.key, "linked": [other.key for other in others]}
+    return Outgoing(CHANNEL, conv.key, "merge", params, author=Author.HELP_DESK)
+
+
 class Mirror:
     """What a client's turn adds for the help desk: their message, the bot's answers, the
     handoff. Called by the messengers' handlers; everything goes out through the outbox."""

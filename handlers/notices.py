@@ -61,13 +61,25 @@ class NoticeSender:
         return self.turns.client(conv)
 
     async def send(
-        self, conv: Conversation, notice: Notice, event_id: str, now: datetime
+        self,
+        conv: Conversation,
+        notice: Notice,
+        event_id: str,
+        now: datetime,
+        owner: Conversation | None = None,
     ) -> Outcome:
-        """The notice for this client, with their session as it learns of the visit."""
+        """The notice for this client, with their session as it learns of the visit. `owner`:
+        the chat whose visit it is, when the notice was routed here from it (the client's
+        chats are linked, and this is the one they used last or chose)."""
         client = self.client(conv)
         session = await self.sessions.load(client)
         event = Inbound(client, Kind.TEXT, event_id)
         turn = await self.desk.notify(session, event, notice, now)
+        if owner is not None and owner != conv:
+            # The visit stays the other chat's: its buttons work here while the chats are
+            # linked (My bookings reads that chat's list too), not after "this is not me".
+            kept = {"bookings": session.bookings, "former": session.former}
+            turn = replace(turn, session=turn.session.model_copy(update=kept))
         outgoing = self.render(conv, turn, notice)
         if self.recorder is not None and outgoing:
             # Should the messenger refuse the notice for good, the outbox records this.

@@ -31,6 +31,7 @@ from gateway.pipeline import (
     Conversation,
     Entry,
     Event,
+    Identities,
     Inbox,
     Malformed,
     Outcome,
@@ -44,6 +45,8 @@ from handlers.notices import NoticeSender
 log = logging.getLogger("frontdesk.novu")
 
 SOURCE = "novu"
+# Set on a notice queued again under the client's linked chat: the chat whose visit it is.
+FORWARDED_FROM = "forwardedFrom"
 SIGNATURE_HEADER = "Novu-Signature"
 MAX_AGE_SECONDS = 300
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -138,11 +141,18 @@ class NovuEvents:
     queued by the ledger."""
 
     def __init__(
-        self, notices: NoticeSender, clock: Callable[[], datetime], ledger: NoticeLedger
+        self,
+        notices: NoticeSender,
+        clock: Callable[[], datetime],
+        ledger: NoticeLedger,
+        routing: tuple[Identities, Inbox] | None = None,
     ) -> None:
         self.notices = notices
         self.clock = clock
         self.ledger = ledger
+        # A client whose chats are linked hears in the one they used last, or chose: the
+        # notice is queued again under that chat, to be handled in order with its messages.
+        self.routing = routing
 
     async def __call__(self, entry: Entry) -> Outcome:
         body = entry_object(entry.body)
@@ -155,7 +165,15 @@ class NovuEvents:
         if conv is None or notice is None:
             log.warning("a Novu notice Frontdesk cannot read was dropped: %s", entry.event_id)
             return Outcome()
-        outcome = await self.notices.send(conv, notice, entry.event_id, self.clock())
+        owner = Conversation.from_key(str(body.get(FORWARDED_FROM) or ""))
+        if owner is None and self.routing is not None:
+            identities, inbox = self.routing
+            routed = await identities.route(conv)
+            if routed != conv:
+                raw = json.dumps(body | {FORWARDED_FROM: conv.key}).encode()
+                await inbox.put(Event(SOURCE, f"fwd:{entry.event_id}", routed.key, raw))
+                return Outcome()
+        outcome = await self.notices.send(conv, notice, entry.event_id, self.clock(), owner)
         await self.ledger.done(transaction)
         return outcome
 

@@ -25,6 +25,7 @@ from gateway.pipeline import (
     MAX_BODY,
     Entry,
     Event,
+    Identities,
     Malformed,
     Outcome,
     SessionStore,
@@ -214,10 +215,11 @@ class TelegramConversations:
         clock: Callable[[], datetime],
         mirror: Mirror | None = None,
         recorder: Recorder | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
-        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder)
+        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder, identities)
 
     async def __call__(self, entry: Entry) -> Outcome:
         data = entry_object(entry.body)

@@ -15,14 +15,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import contact
 from bot.conversation import FrontDesk
 from bot.events import Channel, ClientRef, Inbound, Kind
-from bot.flows.turn import Turn
+from bot.flows.turn import Elsewhere, Turn
 from bot.session import Session
 from gateway.analytics.facts import Recorder
-from gateway.pipeline import Author, Conversation, Outcome, Outgoing, SessionStore
+from gateway.pipeline import (
+    Author,
+    Conversation,
+    Identities,
+    Linked,
+    Outcome,
+    Outgoing,
+    SessionStore,
+)
 from handlers.channels import Rendered
-from handlers.mirror import Mirror
+from handlers.mirror import Mirror, merged
 
 # How a messenger renders its answer to one turn (its tap to acknowledge, its read receipt).
 Render = Callable[[Turn], Rendered]
@@ -36,12 +45,15 @@ class TurnRunner:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mirror: Mirror | None = None,
         recorder: Recorder | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self.desk = desk
         self.sessions = sessions
         self.clock = clock
         self.mirror = mirror
         self.recorder = recorder
+        # The links between one client's chats (one verified number): None keeps chats apart.
+        self.identities = identities
 
     def client(self, conv: Conversation) -> ClientRef:
         """The client of a conversation (their chat is also who they are on the channel)."""
@@ -63,7 +75,18 @@ class TurnRunner:
         if session is None:
             session = await self.sessions.load(inbound.client)
         now = self.clock()
-        turn = await self.desk.handle(session, inbound, now)
+        linked = await self._linked(conv, inbound, now)
+        elsewhere = None
+        if linked is not None:
+            elsewhere = Elsewhere(
+                tuple(Channel(other.channel) for other in linked.others),
+                await self._bookings(linked.others),
+            )
+        turn = await self.desk.handle(session, inbound, now, elsewhere)
+        if self.identities is not None and turn.unlink:
+            await self.identities.unlink(conv)
+        if self.identities is not None and turn.prefer:
+            await self.identities.choose(conv)
         facts = (
             ()
             if self.recorder is None
@@ -77,6 +100,10 @@ class TurnRunner:
         mirrored: tuple[Outgoing, ...] = ()
         if self.mirror is not None:
             mirrored = await self.mirror.for_turn(conv, inbound, session, turn)
+        if linked is not None and linked.joined and self.mirror is not None:
+            # Staff see one client: the help desk merges this chat's contact into the one of
+            # the chat that verified the number first.
+            mirrored = (*mirrored, merged(conv, linked.anchor, linked.others))
         after = turn.session
         if rendered.numbered is not None:
             after = after.model_copy(update={"numbered": rendered.numbered})
@@ -87,6 +114,26 @@ class TurnRunner:
             facts,
             clear,
         )
+
+    async def _linked(self, conv: Conversation, inbound: Inbound, now: datetime) -> Linked | None:
+        """The chat's link, after this event: a number the messenger vouches for (Telegram's
+        own shared contact, every WhatsApp message's sender) is verified, any other event
+        marks the chat as the one used last."""
+        if self.identities is None:
+            return None
+        number = contact.shared_phone(inbound.phone) if inbound.phone else None
+        vouched = inbound.kind is Kind.CONTACT or conv.channel == Channel.WHATSAPP
+        if number and vouched:
+            return await self.identities.verify(conv, number, now.timestamp())
+        return await self.identities.used(conv, now.timestamp())
+
+    async def _bookings(self, others: tuple[Conversation, ...]) -> tuple[str, ...]:
+        """The visits on record in the client's other chats."""
+        found: list[str] = []
+        for other in others:
+            client = ClientRef(self.desk.salon.id, Channel(other.channel), other.chat, other.chat)
+            found += (await self.sessions.load(client)).bookings
+        return tuple(dict.fromkeys(found))
 
     async def handle(self, conv: Conversation, kind: Kind, event_id: str) -> Turn:
         """A turn without the client's words (staff took the conversation over or handed it

@@ -39,6 +39,7 @@ from gateway.pipeline import (
     Conversation,
     Entry,
     Event,
+    Identities,
     Malformed,
     Metrics,
     Outcome,
@@ -251,11 +252,12 @@ class WhatsAppConversations:
         clock: Callable[[], datetime],
         mirror: Mirror | None = None,
         recorder: Recorder | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self.catalogs = catalogs
         self.state = state
         self.metrics = metrics
-        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder)
+        self.turns = TurnRunner(desk, sessions, clock, mirror, recorder, identities)
 
     async def __call__(self, entry: Entry) -> Outcome:
         body = entry_object(entry.body)

@@ -13,6 +13,7 @@ from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from gateway.analytics.facts import Recorder
+from gateway.pipeline.identity import Identities
 from gateway.pipeline.sessions import SessionStore
 from gateway.pipeline.workers import Handler
 from gateway.salon_settings import TEMPLATE_CONFIRMATION, TEMPLATE_REMINDER, SalonSettings
@@ -81,6 +82,8 @@ def build_handlers(
     catalogs = desk.catalogs
     recorder = build_recorder(runtime)
     sessions = SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600)
+    # One client across messengers: the chats that verified one number (README, "One client").
+    identities = Identities(runtime.redis, runtime.keys)
     mirror_all = salon.chatwoot is not None and salon.chatwoot.mirror == "all"
     state = services.helpdesk_state
     mirror = Mirror(state, salon.chatwoot.mirror) if state and salon.chatwoot else None
@@ -103,7 +106,9 @@ def build_handlers(
         planner = NovuPlanner(
             profile.id, profile.name, profile.timezone, desk.notices, catalogs, salon.reminder_hours
         )
-        handlers["novu"] = NovuEvents(notices, clock, services.ledger)
+        handlers["novu"] = NovuEvents(
+            notices, clock, services.ledger, routing=(identities, runtime.inbox)
+        )
     if services.calcom is not None:
         handlers["calcom"] = CalcomEvents(
             services.links,
@@ -113,6 +118,7 @@ def build_handlers(
             clock,
             recorder=recorder,
             ledger=services.ledger,
+            identities=identities,
         )
     if services.bot is not None:
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
@@ -127,6 +133,7 @@ def build_handlers(
             clock,
             mirror if salon.inbox("telegram") else None,
             recorder=recorder,
+            identities=identities,
         )
     if services.whatsapp_state is not None:
         handlers["whatsapp"] = WhatsAppConversations(
@@ -138,6 +145,7 @@ def build_handlers(
             clock,
             mirror if salon.inbox("whatsapp") else None,
             recorder=recorder,
+            identities=identities,
         )
     if state is not None:
         handlers["chatwoot"] = ChatwootEvents(

@@ -93,6 +93,16 @@ class ChatwootClient(JsonApiClient):
         )
         return str(answer.get("source_id") or source_id)
 
+    async def merge_contacts(self, base_id: int, mergee_id: int) -> None:
+        """Chatwoot's contact merge (`POST /actions/contact_merge`, app/actions/
+        contact_merge_action.rb): the mergee's conversations, messages and contact inboxes move
+        to the base contact, the attributes merge (the base's win), the mergee is destroyed."""
+        await self._call(
+            "POST",
+            "actions/contact_merge",
+            json={"base_contact_id": base_id, "mergee_contact_id": mergee_id},
+        )
+
     async def create_conversation(
         self,
         inbox_id: int,

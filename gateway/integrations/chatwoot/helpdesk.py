@@ -38,7 +38,9 @@ from redis.asyncio import Redis
 
 from bot.session import Owner
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
+from gateway.integrations.chatwoot.contacts import Contacts
 from gateway.pipeline.conversation import Conversation
+from gateway.pipeline.identity import Identities
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.outbox import PermanentFailure, Substituted
 from gateway.pipeline.streams import Author, Outgoing
@@ -178,6 +180,8 @@ class HelpDesk:
         self.agent_role: bool | None = None
         # Per channel, how to fetch a file the client sent (by its id): relayed as a file.
         self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
+        # One contact per client across messengers (contacts.py).
+        self.contacts = Contacts(client, state, Identities(state.redis, state.keys))
 
     async def deliver(self, message: Outgoing) -> None:
         params = message.params
@@ -192,6 +196,9 @@ class HelpDesk:
     async def _deliver(self, method: str, conv: Conversation, params: dict[str, Any]) -> None:
         if method == "status":
             await self.report(int(params["conversation"]), int(params["message"]), params)
+            return
+        if method == "merge":
+            await self.contacts.merge(conv, params)
             return
         handoff = method == "handoff"
         mapping = await self.state.mapping(conv)
@@ -258,29 +265,10 @@ class HelpDesk:
                 await self.state.save_mapping(conv, mapping)
             return int(mapping["conversation"])
         inbox = self.settings.inboxes[conv.channel]
-        try:
-            contact = await self.client.create_contact(
-                inbox,
-                name=str(client.get("name") or ""),
-                identifier=conv.key,
-                phone=client.get("phone") or None,
-                email=client.get("email") or None,
-            )
-        except ChatwootRejected as exc:
-            # The contact is there already (our mapping was lost, or another inbox made it),
-            # or its phone or email belongs to another contact: never block the client on it.
-            if exc.status != 422:
-                raise
-            found = await self.client.find_contact(conv.key)
-            if found is None:
-                found = await self.client.create_contact(
-                    inbox,
-                    name=str(client.get("name") or ""),
-                    identifier=conv.key,
-                    phone=None,
-                    email=None,
-                )
-            contact = found
+        # The client's contact from their other messenger, when their chats are linked.
+        contact = await self.contacts.linked_contact(conv)
+        if contact is None:
+            contact = await self._new_contact(inbox, conv, client)
         source = await self.client.add_contact_inbox(contact, inbox, conv.key)
         conversation = await self.client.create_conversation(
             inbox,
@@ -294,6 +282,28 @@ class HelpDesk:
             conv, {"contact": contact, "conversation": conversation, "status": "pending"}
         )
         return conversation
+
+    async def _new_contact(self, inbox: int, conv: Conversation, client: dict[str, Any]) -> int:
+        name = str(client.get("name") or "")
+        try:
+            return await self.client.create_contact(
+                inbox,
+                name=name,
+                identifier=conv.key,
+                phone=client.get("phone") or None,
+                email=client.get("email") or None,
+            )
+        except ChatwootRejected as exc:
+            # The contact is there already (our mapping was lost, or another inbox made it),
+            # or its phone or email belongs to another contact: never block the client on it.
+            if exc.status != 422:
+                raise
+        found = await self.client.find_contact(conv.key)
+        if found is None:
+            found = await self.client.create_contact(
+                inbox, name=name, identifier=conv.key, phone=None, email=None
+            )
+        return found
 
     async def _hand_off(
         self, conversation: int, conv: Conversation, params: dict[str, Any]
