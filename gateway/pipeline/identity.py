@@ -6,8 +6,12 @@ A chat is tied to a number only when the messenger vouches that the number is th
   number typed as text, proves nothing and links nothing: handlers/telegram.py
   `_shares_own_contact`);
 - WhatsApp: the number every message comes from (`messages[].from`, `contacts[].wa_id`: the
-  sender's WhatsApp id, the number WhatsApp registered and verified; a client known only by
-  their business-scoped id has no number here and is never linked).
+  sender's WhatsApp id, the number WhatsApp registered and verified; contracts/chatwoot-whatsapp-
+  telegram.md §2.3). The Cloud API spec warns that "a WhatsApp user's ID and phone number may
+  not always match" (whatsapp-cloud.openapi.json, ContactProfile.wa_id; e.g. the older forms
+  of Brazilian and Mexican mobile numbers): then the two numbers differ and nothing links,
+  which is the safe way to be wrong. A client known only by their business-scoped id (§2.10)
+  has no number here and is never linked.
 
 Two chats (of different messengers) that verified one number are one client: My bookings shows
 the visits booked from either, notices go to the chat used last (or the one the client chose),
