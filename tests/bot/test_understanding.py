@@ -9,6 +9,7 @@ import pytest
 
 from bench.understanding import DEMO_SERVICES
 from bot.catalogue import Master, Service
+from bot.flows import identity
 from bot.understanding import Clock, Intent, understand
 from bot.understanding.when import read_day, read_time
 from bot.understanding.words import Lexicon, latin
@@ -113,3 +114,28 @@ def test_latin_and_the_lexicon() -> None:
     assert lexicon.lookup("manila") == set()  # English endings are few
     assert lexicon.lookup("маникур") == {"x"}  # one letter off
     assert lexicon.lookup("mnai") == set()  # too short to forgive a typo
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This is not me",
+        "this isn't me!",
+        "thats not me",
+        "Not me",
+        "not my bookings",
+        "Это не я",
+        "ето не я",
+        "не я",
+        "не мои записи",
+    ],
+)
+def test_this_is_not_me_in_english_and_russian(text: str) -> None:
+    assert identity.is_not_me(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["me", "it is me", "not now", "это я", "не сегодня", "not my day", "cancel"]
+)
+def test_other_words_are_not_this_is_not_me(text: str) -> None:
+    assert not identity.is_not_me(text)

@@ -347,3 +347,47 @@ async def test_a_lost_answer_still_stores_the_message(env: Env) -> None:
     )
     assert status == 502
     assert [m["source_id"] for m in env.cw.conversations[conversation].messages] == ["gw:in:9"]
+
+
+async def test_contact_merge_moves_everything_to_the_base_and_destroys_the_mergee(
+    env: Env,
+) -> None:
+    conversation = await make_conversation(env)  # contact "tg:1"
+    await env.call(
+        "POST",
+        f"conversations/{conversation}/messages",
+        {"content": "hi", "message_type": "incoming"},
+    )
+    [mergee] = env.cw.contacts.values()
+    mergee.phone_number = "+79160000901"
+    whatsapp = env.cw.add_inbox("WhatsApp (gateway)")
+    _, made = await env.call(
+        "POST", "contacts", {"inbox_id": whatsapp.id, "name": "", "identifier": "wa:7"}
+    )
+    base = made["payload"]["contact"]["id"]
+
+    # Unknown contacts are looked up in the account: 404.
+    status, _ = await env.call(
+        "POST", "actions/contact_merge", {"base_contact_id": base, "mergee_contact_id": 999}
+    )
+    assert status == 404
+    status, answer = await env.call(
+        "POST", "actions/contact_merge", {"base_contact_id": base, "mergee_contact_id": mergee.id}
+    )
+    assert status == 200
+    # The base's attributes win; its blanks take the mergee's.
+    assert answer["identifier"] == "wa:7"
+    assert answer["name"] == "A"
+    assert answer["phone_number"] == "+79160000901"
+    assert list(env.cw.contacts) == [base]
+    moved = env.cw.conversations[conversation]
+    assert moved.contact_id == base
+    assert moved.source_id == "tg:1"
+    assert env.cw.contacts[base].sources[1] == "tg:1"  # its contact inbox moved too
+    assert moved.messages[-1]["sender"]["id"] == base
+    assert env.cw.merges == [(base, mergee.id)]
+    # The mergee is gone: merging it again is a 404.
+    status, _ = await env.call(
+        "POST", "actions/contact_merge", {"base_contact_id": base, "mergee_contact_id": mergee.id}
+    )
+    assert status == 404
