@@ -67,10 +67,10 @@ class Identities:
         """The messenger vouched that `number` (E.164) is this chat's client's own. Returns the
         link the chat is in now, if any."""
         keys = self.keys
-        previous = await self.redis.get(keys.identity_chat(conv.key))
-        if previous is not None and _text(previous) != number:
-            await self._leave(conv.key, _text(previous))  # the client's number changed
-        state = await self._state(number)
+        # Every WhatsApp message comes here: one round trip to read, one to write.
+        previous, state = await self._state(number, chat=conv.key)
+        if previous is not None and previous != number:
+            await self._leave(conv.key, previous)  # the client's number changed
         if conv.key in state.refused:
             return None
         # One chat per messenger and number: a number that moved to another Telegram account
@@ -100,7 +100,7 @@ class Identities:
         number = await self.redis.get(self.keys.identity_chat(conv.key))
         if number is None:
             return None
-        state = await self._state(_text(number))
+        _, state = await self._state(_text(number))
         return self._linked(conv, state.verified, state.refused)
 
     async def used(self, conv: Conversation, now: float) -> Linked | None:
@@ -109,7 +109,7 @@ class Identities:
         if number is None:
             return None
         number = _text(number)
-        state = await self._state(number)
+        _, state = await self._state(number)
         linked = self._linked(conv, state.verified, state.refused)
         if linked is not None:
             at = str(_after(now, state.used, conv.key))
@@ -123,7 +123,7 @@ class Identities:
         if number is None:
             return ()
         number = _text(number)
-        state = await self._state(number)
+        _, state = await self._state(number)
         linked = self._linked(conv, state.verified, state.refused)
         refused = self.keys.identity_refused(number)
         pipe = self.redis.pipeline(transaction=True)
@@ -149,7 +149,7 @@ class Identities:
         number = await self.redis.get(self.keys.identity_chat(conv.key))
         if number is None:
             return conv
-        state = await self._state(_text(number))
+        _, state = await self._state(_text(number))
         linked = self._linked(conv, state.verified, state.refused)
         if linked is None:
             return conv
@@ -166,15 +166,19 @@ class Identities:
 
     # --- inside --------------------------------------------------------------------------
 
-    async def _state(self, number: str) -> _State:
+    async def _state(self, number: str, chat: str = "") -> tuple[str | None, _State]:
+        """What is known of a number, and (with `chat`) the number that chat verified."""
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.identity_number(number))
         pipe.hgetall(keys.identity_used(number))
         pipe.smembers(keys.identity_refused(number))
         pipe.get(keys.identity_chosen(number))
-        verified, used, refused, chosen = await pipe.execute()
-        return _State(
+        if chat:
+            pipe.get(keys.identity_chat(chat))
+        verified, used, refused, chosen, *rest = await pipe.execute()
+        previous = rest[0] if rest else None
+        return _text(previous) if previous is not None else None, _State(
             {_text(k): float(v) for k, v in verified.items()},
             {_text(k): float(v) for k, v in used.items()},
             frozenset(_text(k) for k in refused),
