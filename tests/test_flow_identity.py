@@ -84,6 +84,10 @@ async def test_a_telegram_contact_share_and_a_whatsapp_number_make_one_client(
     options = [choice for choice, _ in phone.options()]
     assert f"k:v:{wa_uid}" in options
     assert f"k:v:{tg_uid}" in options
+    # Their own number shared again outside a booking: My bookings, both visits in it.
+    shown = await chat.share_phone(f"+{NUMBER}")
+    assert LINKED_LINE in shown[-1]["text"]
+    assert f"k:v:{wa_uid}" in [data for data, _ in chat.buttons()]
     # A visit booked on WhatsApp opens from Telegram too.
     opened = await chat.tap(f"k:v:{wa_uid}")
     assert "Women's haircut" in opened[-1]["text"]
