@@ -166,13 +166,13 @@ async def test_dlq_list_masks_clients_and_purge_deletes_old_letters(
 ) -> None:
     """Dead letters keep whole bodies (a client's name, number, what they wrote) for replay:
     the listing shows none of it, and `purge --older-than` ends them."""
-    key = f"fd:{salon_id}:dlq"
+    key = f"fd:{{{salon_id}}}:dlq"
     body = json.dumps({"message": {"chat": {"id": 5550001234}, "text": "+44 7700 900777"}})
     old = await redis.xadd(
         key,
         {
             "kind": "inbound",
-            "stream": f"fd:{salon_id}:in:1",
+            "stream": f"fd:{{{salon_id}}}:in:1",
             "entry": "1-0",
             "error": "ValueError: Recipient 447700900777 is not a WhatsApp user",
             "attempts": 5,
@@ -187,7 +187,7 @@ async def test_dlq_list_masks_clients_and_purge_deletes_old_letters(
         key,
         {
             "kind": "outbound",
-            "stream": f"fd:{salon_id}:out:1",
+            "stream": f"fd:{{{salon_id}}}:out:1",
             "entry": "2-0",
             "error": f"rejected: chat {TOKEN}",
             "attempts": 3,
@@ -232,10 +232,10 @@ async def test_dlq_list_and_replay(
     assert await run("dlq", "list") == 0
     assert "No dead letters." in capsys.readouterr().out
     letter = await redis.xadd(
-        f"fd:{salon_id}:dlq",
+        f"fd:{{{salon_id}}}:dlq",
         {
             "kind": "outbound",
-            "stream": f"fd:{salon_id}:out:2",
+            "stream": f"fd:{{{salon_id}}}:out:2",
             "entry": "1-0",
             "error": "rejected: Forbidden: bot was blocked by the user",
             "attempts": 0,
@@ -257,8 +257,8 @@ async def test_dlq_list_and_replay(
     captured = capsys.readouterr()
     assert f"replayed {letter.decode()}" in captured.out
     assert "no dead letter 9-9" in captured.err
-    assert await redis.xlen(f"fd:{salon_id}:dlq") == 0
-    requeued = await redis.xrange(f"fd:{salon_id}:out:2")
+    assert await redis.xlen(f"fd:{{{salon_id}}}:dlq") == 0
+    requeued = await redis.xrange(f"fd:{{{salon_id}}}:out:2")
     assert requeued[0][1][b"method"] == b"sendMessage"
     assert b"kind" not in requeued[0][1]
 

@@ -59,7 +59,7 @@ async def test_the_url_still_chooses_the_connection(url: str, kind: type) -> Non
 
 async def test_commands_and_pipelines_round_trip(redis_url: str, salon_id: str) -> None:
     redis = connect_redis(redis_url)
-    key = f"fd:{salon_id}:packing"
+    key = f"fd:{{{salon_id}}}:packing"
     try:
         body = "Маникюр 💅".encode() * 1000
         await redis.set(key, body, ex=60)
