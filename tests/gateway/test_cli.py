@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.cli import main
 from gateway.pipeline.embedded_redis import free_port
+from gateway.pipeline.keys import Keys
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from tests.conftest import CONTRACTS, ROOT, SECRET, TOKEN, Sandbox, eventually
 
@@ -261,6 +262,28 @@ async def test_dlq_list_and_replay(
     requeued = await redis.xrange(f"fd:{{{salon_id}}}:out:2")
     assert requeued[0][1][b"method"] == b"sendMessage"
     assert b"kind" not in requeued[0][1]
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_redis_migrate_keys_renames_and_says_what_it_left(
+    redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = f"fd:{salon_id}:booking", Keys(salon_id, 1).booking
+    await redis.set(f"{old}:uid1", "tg:1")
+    await redis.set(f"{old}:uid2", "tg:2")
+    await redis.set(new("uid2"), "tg:2-newer")
+    try:
+        assert await run("redis", "migrate-keys") == 1
+        captured = capsys.readouterr()
+        assert "renamed 1 keys" in captured.out
+        assert f"left {old}:uid2: its new name exists already" in captured.err
+        assert await redis.get(new("uid1")) == b"tg:1"
+        assert await redis.get(new("uid2")) == b"tg:2-newer"
+        await redis.delete(f"{old}:uid2")
+        assert await run("redis", "migrate-keys") == 0
+        assert "renamed 0 keys" in capsys.readouterr().out
+    finally:
+        await redis.delete(f"{old}:uid2")
 
 
 def test_serve_refuses_a_bad_configuration(
