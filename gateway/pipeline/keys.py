@@ -22,7 +22,7 @@ INBOUND_GROUP = "workers"
 OUTBOUND_GROUP = "senders"
 
 
-# The registry's names sit beside the salons' `fd:<salon>:` ones but never among them: a salon id
+# The registry's names sit beside the salons' `fd:{<salon>}:` ones but never among them: a salon id
 # cannot begin with "_" (SALON_ID's pattern in gateway/settings.py).
 REGISTRY_PREFIX = "fd:_registry"
 
