@@ -2,12 +2,13 @@
 
 A deployment that ran a Frontdesk from before the tags keeps its sessions, queued and pending
 stream entries, dead letters and the analytics backlog: every old key is renamed to its new
-name with RENAMENX, on one Redis node. RENAME keeps the value whole, a stream's consumer groups
-and pending entries included, and its time to live: "RENAME ... transfers the TTL"
-(https://redis.io/docs/latest/commands/rename/); RENAMENX renames only "if newkey does not yet
-exist" (https://redis.io/docs/latest/commands/renamenx/), so a key already written under its new
-name is never overwritten: the old one is left and counted as a conflict, for a person to look
-at. A second run finds nothing to do.
+name with RENAMENX, on one Redis node. A rename keeps the value whole (a stream's consumer groups
+and pending entries included) and its time to live: "If a key is renamed with RENAME, the
+associated time to live is transferred to the new key name"
+(https://redis.io/docs/latest/commands/expire/). RENAMENX "Renames key to newkey if newkey does
+not yet exist" (https://redis.io/docs/latest/commands/renamenx/), so a key already written under
+its new name is never overwritten: the old one is left and counted as a conflict, for a person to
+look at. A second run finds nothing to do.
 
 The gateway runs it at start, one process at a time (a lock), before its workers read a stream;
 a marker then spares later starts the scan. `frontdesk redis migrate-keys` runs it by hand and

@@ -68,10 +68,15 @@ class GatewayCluster(RedisCluster):
     redis/commands/cluster.py, `AsyncClusterDataAccessCommands.scan_iter`).
 
     The asyncio client has neither `publish` nor `pubsub` (redis-py 7.4). Classic pub/sub does
-    not belong to the key space: "clients can subscribe to any node and can also publish to any
-    other node. The cluster will make sure that published messages are forwarded as needed"
-    (https://redis.io/docs/latest/develop/interact/pubsub/#pubsub-and-the-cluster). So both go
-    to one node: PUBLISH to any, and a subscription on a client of the first node's own.
+    not belong to the key space: "In a Redis Cluster clients can publish to every node. The
+    cluster makes sure that published messages are forwarded as needed, so clients can subscribe
+    to any channel by connecting to any one of the nodes"
+    (https://redis.io/docs/latest/commands/publish/). So PUBLISH goes to any node, and a
+    subscription to the URL's node on a client of its own.
+
+    Unlike the single-node client below, the cluster's connections are redis-py's own: packed in
+    Python (no hiredis packing) and not capped per node (a capped cluster pool raises when full
+    instead of waiting; the workers' slots bound the gateway's concurrency anyway).
     """
 
     def __init__(self, url: str, **kwargs: Any) -> None:
