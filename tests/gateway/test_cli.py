@@ -286,6 +286,15 @@ async def test_redis_migrate_keys_renames_and_says_what_it_left(
         await redis.delete(f"{old}:uid2")
 
 
+async def test_redis_migrate_keys_needs_a_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert await run("redis", "migrate-keys") == 2
+    assert "REDIS_URL is required" in capsys.readouterr().err
+
+
 def test_serve_refuses_a_bad_configuration(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
