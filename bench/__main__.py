@@ -94,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
         "--redis-url",
         default=defaults.redis_url,
         help="an external Redis for the gateway, used as it is (not pinned, not "
-        "prioritized); keys fd:<run's salon>:* are deleted afterwards. Default: the bench "
+        "prioritized); keys fd:{<run's salon>}:* are deleted afterwards. Default: the bench "
         "starts its own redis-server on the load generator's CPU (without redis-server: "
         "redis://127.0.0.1:6379/14)",
     )

@@ -163,7 +163,7 @@ async def measure(redis_url: str, backlog: int = BACKLOG, samples: int = 5) -> F
             await server.close()
             redis = Redis.from_url(redis_url)
             for salon_id in (a_id, b_id):
-                keys = [key async for key in redis.scan_iter(match=f"fd:{salon_id}:*")]
+                keys = [key async for key in redis.scan_iter(match=f"fd:{{{salon_id}}}:*")]
                 if keys:
                     await redis.delete(*keys)
             await redis.aclose()

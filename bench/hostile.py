@@ -241,7 +241,7 @@ async def _delete_keys(url: str, salon: str) -> None:
 
     client = Redis.from_url(url)
     try:
-        keys = [key async for key in client.scan_iter(match=f"fd:{salon}:*", count=500)]
+        keys = [key async for key in client.scan_iter(match=f"fd:{{{salon}}}:*", count=500)]
         if keys:
             await client.delete(*keys)
     finally:

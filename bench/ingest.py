@@ -75,7 +75,7 @@ class Bench:
         self.options = options
         self.placement = placement
         self.log_dir = log_dir
-        self.salon_id = f"bench-{uuid.uuid4().hex[:12]}"  # this run's keys: fd:<salon>:*
+        self.salon_id = f"bench-{uuid.uuid4().hex[:12]}"  # this run's keys: fd:{<salon>}:*
         self.redis_url = redis_url
         self.redis = Redis.from_url(redis_url)
         self.children: list[Child] = []
@@ -163,7 +163,7 @@ class Bench:
                     await child.stop()
         await asyncio.gather(*(c.stop() for c in self.children if c.name not in first))
         with contextlib.suppress(RedisError, OSError):
-            keys = [key async for key in self.redis.scan_iter(f"fd:{self.salon_id}:*", 1000)]
+            keys = [key async for key in self.redis.scan_iter(f"fd:{{{self.salon_id}}}:*", 1000)]
             for i in range(0, len(keys), 1000):
                 await self.redis.delete(*keys[i : i + 1000])
         await self.redis.aclose()
@@ -395,7 +395,7 @@ async def run(options: Options) -> Outcome:
                 outcome.e2e = await bench.end_to_end()
                 outcome.sandbox_errors = bench.replies.error_count
                 outcome.sandbox_error_samples = bench.replies.errors
-            outcome.dead_letters = int(await bench.redis.xlen(f"fd:{bench.salon_id}:dlq"))
+            outcome.dead_letters = int(await bench.redis.xlen(f"fd:{{{bench.salon_id}}}:dlq"))
         failed = False
     finally:
         await bench.stop()

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from gateway.integrations.metabase.factory import dashboard_link
 from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
 from gateway.pipeline.inbox import Inbox
+from gateway.pipeline.key_migration import migrate_at_start
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.logs import flush_summaries
 from gateway.pipeline.metrics import Metrics
@@ -122,6 +123,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     """Build the salon's services, the handlers and the outbox's deliveries; run the workers
     and the periodic tasks while the app is up; stop and close them all when it stops."""
     runtime = app[RUNTIME]
+    if not runtime.settings.redis_cluster:
+        await _migrate_keys(runtime.redis)
     running = app[SERVED].live[runtime.settings.salon.profile.id].running = start_salon(
         runtime, clock
     )
@@ -133,6 +136,16 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     finally:
         await running.stop()
         await runtime.redis.aclose()
+
+
+async def _migrate_keys(redis: Redis) -> None:
+    """Keys of the untagged layout are renamed before anything reads a stream (before the
+    server answers a webhook, too). A Redis that is away at start costs the renaming, not the
+    start: /readyz says Redis is unreachable, and `frontdesk redis migrate-keys` does it later."""
+    try:
+        await migrate_at_start(redis)
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("keys not checked for the untagged layout: %s", type(exc).__name__)
 
 
 async def analytics_embed(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""`frontdesk`: serve, demo, check, setup, webhooks, dlq, novu, analytics, metabase, salons."""
+"""`frontdesk`: serve, demo, check, setup, webhooks, dlq, redis, novu, analytics, metabase,
+salons."""
 
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="delete those that failed more than DAYS days ago (0: all)",
     )
 
+    redis = commands.add_parser("redis", help="the keys in Redis")
+    redis.add_subparsers(dest="action", required=True).add_parser(
+        "migrate-keys", help="rename keys of the untagged layout (CHANGELOG, Upgrading)"
+    )
+
     novu = commands.add_parser("novu", help="Novu's workflows for Frontdesk")
     novu_commands = novu.add_subparsers(dest="action", required=True)
     novu_commands.add_parser(
@@ -148,6 +154,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from gateway.ops.metabase import run_metabase
 
         return asyncio.run(run_metabase(settings))
+    if args.command == "redis":
+        from gateway.ops.redis_keys import run_migrate_keys
+
+        return asyncio.run(run_migrate_keys(settings))
     if args.command == "analytics":
         from gateway.analytics.cli import run_analytics
 

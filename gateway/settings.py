@@ -44,6 +44,8 @@ class _ProcessFields(BaseModel):
     host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
     port: int = Field(default=8080, ge=1, le=65535)
     redis_url: str | None = None
+    # REDIS_URL names one node of a Redis Cluster (the same as a `redis+cluster://` URL).
+    redis_cluster: bool = False
     public_url: str | None = None
     log_format: str = Field(default="json", pattern="^(json|text)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
@@ -89,8 +91,20 @@ class _ProcessFields(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value is not None and not re.match(
+            r"^(redis|rediss|unix|redis\+cluster|rediss\+cluster)://", value
+        ):
+            raise ValueError(
+                "must start with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://"
+            )
+        if (
+            value is not None
+            and "+cluster://" in value
+            and urlsplit(value).path not in ("", "/", "/0")
+        ):
+            # "Redis Cluster does not support multiple databases like the standalone version"
+            # (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/).
+            raise ValueError("a Redis Cluster has database 0 only: drop the /<db>")
         return value
 
     # Named apart from the salon's `_url`: `Environment` inherits both, and a validator of the
@@ -207,12 +221,28 @@ def load(**overrides: object) -> Settings:
     except ValidationError as exc:
         raise SettingsError(_problems(exc)) from None
     process = {name: getattr(environment, name) for name in PROCESS_NAMES}
+    process["redis_url"] = _cluster_url(process["redis_url"], process["redis_cluster"])
+    process["redis_cluster"] = (
+        process["redis_url"] is not None and "+cluster://" in process["redis_url"]
+    )
     database = process.pop("analytics_database_url")
     return Settings(
         **process,
         analytics=AnalyticsSettings(database_url=database) if database is not None else None,
         salon=SalonSettings.from_flat(environment),
     )
+
+
+def _cluster_url(url: str | None, cluster: bool) -> str | None:
+    """REDIS_CLUSTER=true turns REDIS_URL into the cluster URL that says the same thing."""
+    if url is None or not cluster or "+cluster://" in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    if scheme == "unix":
+        raise SettingsError(("REDIS_CLUSTER: a cluster is reached over TCP, not a unix socket",))
+    if urlsplit(url).path not in ("", "/", "/0"):
+        raise SettingsError(("REDIS_URL: a Redis Cluster has database 0 only: drop the /<db>",))
+    return f"{scheme}+cluster://{rest}"
 
 
 def salon_from_values(values: dict[str, object]) -> SalonSettings:

@@ -67,7 +67,7 @@ async def redis(redis_url: str, salon_id: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     # Every key carries the salon id: a test cleans up exactly what it wrote.
-    keys = [key async for key in client.scan_iter(match=f"fd:{salon_id}:*", count=500)]
+    keys = [key async for key in client.scan_iter(match=f"fd:{{{salon_id}}}:*", count=500)]
     if keys:
         await client.delete(*keys)
     await client.aclose()

@@ -161,7 +161,7 @@ def demo(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         loop.close()
         redis = Redis.from_url(redis_url)
         # The first salon's keys and the second's (`<salon_id>-ru`).
-        keys = list(redis.scan_iter(match=f"fd:{salon_id}*", count=500))
+        keys = list(redis.scan_iter(match=f"fd:{{{salon_id}}}*", count=500))
         if keys:
             redis.delete(*keys)
         redis.close()

@@ -94,7 +94,7 @@ async def salon_b(salon_id: str, clock: Clock, redis: Redis) -> AsyncIterator[Re
     await server.close()
     await booked.runner.cleanup()
     await calendar.close()
-    keys = [key async for key in redis.scan_iter(match=f"fd:{salon.id}*", count=500)]
+    keys = [key async for key in redis.scan_iter(match=f"fd:{{{salon.id}}}*", count=500)]
     if keys:
         await redis.delete(*keys)
 
@@ -178,8 +178,8 @@ async def test_two_salons_each_book_through_their_own_bot_and_calendar(
     assert not sandbox.telegram.errors
     assert not salon_b.telegram.errors
     # Each salon's conversations live under its own keys.
-    b_keys = {key async for key in redis.scan_iter(match=f"fd:{salon_b.id}:*", count=500)}
-    a_keys = {key async for key in redis.scan_iter(match=f"fd:{salon_id}:*", count=500)}
+    b_keys = {key async for key in redis.scan_iter(match=f"fd:{{{salon_b.id}}}:*", count=500)}
+    a_keys = {key async for key in redis.scan_iter(match=f"fd:{{{salon_id}}}:*", count=500)}
     assert any(b"session" in key for key in b_keys)
     assert any(b"session" in key for key in a_keys)
 
@@ -257,17 +257,17 @@ async def test_a_salon_added_while_running_goes_live_and_a_disabled_one_is_gone(
     await eventually(lambda: salon_b.id not in gateway.app[SERVED].live, timeout=10)
     # Stopped to its end: its workers write their leases until then.
     await eventually(lambda: gateway.app[SERVED].settled, timeout=10)
-    streams = f"fd:{salon_b.id}:in:*"
-    before = sorted([key async for key in redis.scan_iter(match=f"fd:{salon_b.id}:*")])
+    streams = f"fd:{{{salon_b.id}}}:in:*"
+    before = sorted([key async for key in redis.scan_iter(match=f"fd:{{{salon_b.id}}}:*")])
     lengths = [await redis.xlen(key) for key in before if key.decode().startswith(streams[:-1])]
     status, body = await post_telegram(gateway, salon_b.id, update(99, 7, "hi"), SECRET_B)
     assert (status, body) == (410, {"error": "salon disabled"})
-    after = sorted([key async for key in redis.scan_iter(match=f"fd:{salon_b.id}:*")])
+    after = sorted([key async for key in redis.scan_iter(match=f"fd:{{{salon_b.id}}}:*")])
     assert after == before
     assert [await redis.xlen(key) for key in after if key.decode().startswith(streams[:-1])] == (
         lengths
     )
-    assert not await redis.exists(f"fd:{salon_b.id}:dedup:telegram:99")
+    assert not await redis.exists(f"fd:{{{salon_b.id}}}:dedup:telegram:99")
 
     # Enabled again, it is served again; removed, it is no salon at all.
     await registry.set_enabled(salon_b.id, True)

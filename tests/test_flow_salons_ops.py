@@ -70,7 +70,7 @@ async def test_metrics_carry_each_salons_label(
     assert value(text, f'frontdesk_breaker_state{{salon="{salon_b.id}",service="calcom"}}') == 0
     assert 'frontdesk_webhooks_total{result="queued",source="telegram"}' not in text
     # Each salon's queues are read from its own keys, in the background.
-    await redis.xadd(f"fd:{salon_b.id}:dlq", {"kind": "inbound", "error": "boom"})
+    await redis.xadd(f"fd:{{{salon_b.id}}}:dlq", {"kind": "inbound", "error": "boom"})
 
     async def dead_letter_shown() -> bool:
         return value(await scrape(gateway), f'frontdesk_dead_letters{{salon="{salon_b.id}"}}') == 1

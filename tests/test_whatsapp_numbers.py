@@ -68,7 +68,7 @@ async def post(gateway: Gateway, path: str, raw: bytes, secret: str = APP_SECRET
 
 async def queued(redis: Redis, salon_id: str) -> int:
     return sum(
-        [await redis.xlen(key) async for key in redis.scan_iter(match=f"fd:{salon_id}:in:*")]
+        [await redis.xlen(key) async for key in redis.scan_iter(match=f"fd:{{{salon_id}}}:in:*")]
     )
 
 
@@ -87,7 +87,7 @@ async def two_numbers(
     await eventually(lambda: other in gateway.app[SERVED].live, timeout=10)
     yield gateway, other
     await registry.close()
-    keys = [key async for key in redis.scan_iter(match=f"fd:{other}:*")]
+    keys = [key async for key in redis.scan_iter(match=f"fd:{{{other}}}:*")]
     if keys:
         await redis.delete(*keys)
 

@@ -4,7 +4,7 @@
   each once and in its own transaction, under an advisory lock (two replicas starting together
   do not race), by `gateway/sql_migrations.py` (as the salon registry's are).
   `frontdesk analytics migrate` runs them; so does the writer when it starts.
-- **The writer** moves facts from Redis (`fd:<salon>:analytics`, where handling queued them)
+- **The writer** moves facts from Redis (`fd:{<salon>}:analytics`, where handling queued them)
   to the `events` table in batches. One process writes at a time (a Redis lock); a batch is
   inserted with `ON CONFLICT (id) DO NOTHING` and only then acknowledged, so a crash between
   the two writes nothing twice. While PostgreSQL is down the facts wait in Redis (the stream is

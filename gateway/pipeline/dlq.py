@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from gateway.pipeline.key_migration import tagged_name
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.logs import mask_chat
 
@@ -72,8 +73,12 @@ class DeadLetters:
             letter = self._letter(entry_id, fields)
             names = _REPLAYED.get(letter.kind, ())
             copy = {name: letter.fields[name] for name in names if name in letter.fields}
+            # A letter buried before the hash tags names its stream the untagged way, a stream
+            # renamed since: it goes back to the stream's new name (which, on a cluster, is in
+            # the dead letters' slot, as a transaction needs).
+            stream = tagged_name(letter.stream) or letter.stream
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(letter.stream, copy)  # type: ignore[arg-type]
+                pipe.xadd(stream, copy)  # type: ignore[arg-type]
                 pipe.xdel(self.key, letter.id)
                 await pipe.execute()
             replayed.append(letter.id)

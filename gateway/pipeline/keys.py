@@ -1,5 +1,17 @@
 """Every Redis key Frontdesk uses, in one place. Each carries the salon id (DESIGN §5), but for
-the salon registry's own (`RegistryKeys`), which concern every salon at once."""
+the salon registry's own (`RegistryKeys`), which concern every salon at once.
+
+A salon's keys all begin `fd:{<salon>}:`. The braces are a Redis Cluster hash tag: "if the key
+contains a {...} pattern only the substring between { and } is hashed in order to obtain the
+hash slot" (https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags),
+so every key of a salon lives in one slot, and every Lua script and multi-key command (the
+commit touches a shard's streams, a session, the analytics and dead-letter streams) stays in
+that slot on a cluster. A cluster spreads the salons, not one salon's shards: a salon's load is
+far below one Redis node's, and one slot per salon keeps each step atomic without splitting it.
+A salon id cannot hold a brace (SALON_ID in gateway/salons/values.py), so the tag is exactly the
+id. Keys written before the tag (`fd:<salon>:…`) are renamed by `frontdesk redis migrate-keys`
+(gateway/pipeline/key_migration.py), which the gateway also runs when it starts.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +22,7 @@ INBOUND_GROUP = "workers"
 OUTBOUND_GROUP = "senders"
 
 
-# The registry's names sit beside the salons' `fd:<salon>:` ones but never among them: a salon id
+# The registry's names sit beside the salons' `fd:{<salon>}:` ones but never among them: a salon id
 # cannot begin with "_" (SALON_ID's pattern in gateway/settings.py).
 REGISTRY_PREFIX = "fd:_registry"
 
@@ -24,6 +36,21 @@ class RegistryKeys:
         """The pub/sub channel every write to the registry is announced on."""
         return f"{REGISTRY_PREFIX}:salons:changed"
 
+    @property
+    def key_migration(self) -> str:
+        """The lock one process holds while it renames keys of the untagged layout."""
+        return f"{REGISTRY_PREFIX}:migrate-keys"
+
+    @property
+    def keys_tagged(self) -> str:
+        """Set once a gateway's start has renamed the untagged keys: later starts skip it."""
+        return f"{REGISTRY_PREFIX}:keys-tagged"
+
+
+# Every key of every salon, in the tagged layout or the untagged one of earlier releases
+# (`fd:<salon>:…`, renamed by gateway/pipeline/key_migration.py).
+ALL_SALON_KEYS = "fd:*"
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -32,7 +59,13 @@ class Keys:
 
     @property
     def prefix(self) -> str:
-        return f"fd:{self.salon_id}"
+        # The hash tag: see the module's docstring.
+        return f"fd:{{{self.salon_id}}}"
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN/KEYS pattern matching every key of the salon (braces are no glob syntax)."""
+        return f"{self.prefix}:*"
 
     def shard_of(self, conversation: str) -> int:
         # crc32 is stable across processes and Python versions (unlike hash()).

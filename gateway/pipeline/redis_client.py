@@ -8,10 +8,12 @@ queued update after aiohttp itself: about 4 µs per event of a batched ingest ca
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_url
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -42,7 +44,88 @@ def with_hiredis_packing(
     return type(name, (HiredisPacking, connection_class), {})
 
 
+# `REDIS_URL=redis+cluster://host:port` (or `REDIS_CLUSTER=true`, gateway/settings.py): the
+# address is one node of a Redis Cluster, from which the client learns the others.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def node_url(url: str) -> str | None:
+    """A cluster URL's node address as a plain `redis://` URL; None for any other URL."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme)
+    return None if scheme is None else urlunsplit(parts._replace(scheme=scheme))
+
+
+class GatewayCluster(RedisCluster):
+    """redis-py's asyncio cluster client, plus the pub/sub the salon registry uses.
+
+    Keys decide where a command goes: a Lua script or a transaction whose keys share one slot
+    is sent to that slot's node, and one that spans slots is refused before it leaves
+    (`RedisCluster._determine_slot`, redis/asyncio/cluster.py: "all keys must map to the same
+    key slot"; `ClusterPipeline` transactions likewise). Every Frontdesk key carries its salon's
+    hash tag (gateway/pipeline/keys.py), so none spans. SCAN goes to every primary (SCAN is a
+    PRIMARIES command in redis/cluster.py, and `scan_iter` follows each node's cursor:
+    redis/commands/cluster.py, `AsyncClusterDataAccessCommands.scan_iter`).
+
+    The asyncio client has neither `publish` nor `pubsub` (redis-py 7.4). Classic pub/sub does
+    not belong to the key space: "In a Redis Cluster clients can publish to every node. The
+    cluster makes sure that published messages are forwarded as needed, so clients can subscribe
+    to any channel by connecting to any one of the nodes"
+    (https://redis.io/docs/latest/commands/publish/). So PUBLISH goes to any node, and a
+    subscription to the URL's node on a client of its own.
+
+    Unlike the single-node client below, the cluster's connections are redis-py's own: packed in
+    Python (no hiredis packing) and not capped per node (a capped cluster pool raises when full
+    instead of waiting; the workers' slots bound the gateway's concurrency anyway).
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self._node_url = url
+        self._listening: Redis | None = None
+        super().__init__(**kwargs)
+
+    @classmethod
+    def connect(cls, url: str) -> GatewayCluster:
+        plain = node_url(url) or url
+        # As `RedisCluster.from_url` does it (redis/asyncio/cluster.py), with our timeouts.
+        kwargs: dict[str, Any] = dict(parse_url(plain))
+        if kwargs.pop("connection_class", None) is SSLConnection:
+            kwargs["ssl"] = True
+        if kwargs.pop("db", 0) not in (0, "0"):
+            # "Redis Cluster does not support multiple databases like the standalone version"
+            # (cluster-spec): say so at the start, not at the first command.
+            raise ValueError("a Redis Cluster has database 0 only: drop the /<db> from REDIS_URL")
+        return cls(plain, socket_connect_timeout=2, socket_timeout=5, **kwargs)
+
+    async def publish(self, channel: str, message: str) -> int:
+        await self.initialize()  # the nodes are learnt on first use; a no-op after that
+        node = self.get_random_node()
+        published: int = await self.execute_command("PUBLISH", channel, message, target_nodes=node)
+        return published
+
+    def pubsub(self, **kwargs: Any) -> PubSub:
+        if self._listening is None:
+            self._listening = Redis.from_url(self._node_url, socket_connect_timeout=2)
+        return self._listening.pubsub(**kwargs)
+
+    async def aclose(self) -> None:
+        if self._listening is not None:
+            await self._listening.aclose()
+        await super().aclose()
+
+
+def connect_listener(url: str) -> Redis:
+    """A client of its own for a pub/sub subscription: on a cluster, the node the URL names
+    (a subscription there hears what is published on any node: see `GatewayCluster`)."""
+    return Redis.from_url(node_url(url) or url)
+
+
 def connect_redis(url: str) -> Redis:
+    if node_url(url) is not None:
+        # Typed as the single-node client its callers know: the cluster client answers the same
+        # commands (`AsyncRedisClusterCommands`), routed by key, plus `publish` and `pubsub`
+        # above. What it lacks (SELECT, cross-slot commands) Frontdesk never sends.
+        return cast(Redis, GatewayCluster.connect(url))
     # A blocking pool waits for a free connection instead of failing under bursts
     # (redis-py's default pool raises at once when exhausted).
     pool = BlockingConnectionPool.from_url(

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.pipeline.redis_client import connect_listener
 from gateway.pipeline.tasks import stop_task
 from gateway.salons import Salon, SalonRegistry, SalonWatcher, SecretCipher
 from gateway.wiring.runtime import RUNTIME
@@ -50,7 +51,7 @@ async def _follow(
 ) -> None:
     # The announcements are heard on a client of their own: the gateway's pool times a read
     # out after 5 s, and a subscription waits for as long as nobody writes to the registry.
-    listening = Redis.from_url(redis_url) if redis_url is not None else served.redis
+    listening = connect_listener(redis_url) if redis_url is not None else served.redis
     try:
         await _watch(served, database_url, secrets_key, listening)
     finally:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.cli import main
 from gateway.pipeline.embedded_redis import free_port
+from gateway.pipeline.keys import Keys
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from tests.conftest import CONTRACTS, ROOT, SECRET, TOKEN, Sandbox, eventually
 
@@ -166,13 +167,13 @@ async def test_dlq_list_masks_clients_and_purge_deletes_old_letters(
 ) -> None:
     """Dead letters keep whole bodies (a client's name, number, what they wrote) for replay:
     the listing shows none of it, and `purge --older-than` ends them."""
-    key = f"fd:{salon_id}:dlq"
+    key = f"fd:{{{salon_id}}}:dlq"
     body = json.dumps({"message": {"chat": {"id": 5550001234}, "text": "+44 7700 900777"}})
     old = await redis.xadd(
         key,
         {
             "kind": "inbound",
-            "stream": f"fd:{salon_id}:in:1",
+            "stream": f"fd:{{{salon_id}}}:in:1",
             "entry": "1-0",
             "error": "ValueError: Recipient 447700900777 is not a WhatsApp user",
             "attempts": 5,
@@ -187,7 +188,7 @@ async def test_dlq_list_masks_clients_and_purge_deletes_old_letters(
         key,
         {
             "kind": "outbound",
-            "stream": f"fd:{salon_id}:out:1",
+            "stream": f"fd:{{{salon_id}}}:out:1",
             "entry": "2-0",
             "error": f"rejected: chat {TOKEN}",
             "attempts": 3,
@@ -232,10 +233,10 @@ async def test_dlq_list_and_replay(
     assert await run("dlq", "list") == 0
     assert "No dead letters." in capsys.readouterr().out
     letter = await redis.xadd(
-        f"fd:{salon_id}:dlq",
+        f"fd:{{{salon_id}}}:dlq",
         {
             "kind": "outbound",
-            "stream": f"fd:{salon_id}:out:2",
+            "stream": f"fd:{{{salon_id}}}:out:2",
             "entry": "1-0",
             "error": "rejected: Forbidden: bot was blocked by the user",
             "attempts": 0,
@@ -257,10 +258,41 @@ async def test_dlq_list_and_replay(
     captured = capsys.readouterr()
     assert f"replayed {letter.decode()}" in captured.out
     assert "no dead letter 9-9" in captured.err
-    assert await redis.xlen(f"fd:{salon_id}:dlq") == 0
-    requeued = await redis.xrange(f"fd:{salon_id}:out:2")
+    assert await redis.xlen(f"fd:{{{salon_id}}}:dlq") == 0
+    requeued = await redis.xrange(f"fd:{{{salon_id}}}:out:2")
     assert requeued[0][1][b"method"] == b"sendMessage"
     assert b"kind" not in requeued[0][1]
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_redis_migrate_keys_renames_and_says_what_it_left(
+    redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = f"fd:{salon_id}:booking", Keys(salon_id, 1).booking
+    await redis.set(f"{old}:uid1", "tg:1")
+    await redis.set(f"{old}:uid2", "tg:2")
+    await redis.set(new("uid2"), "tg:2-newer")
+    try:
+        assert await run("redis", "migrate-keys") == 1
+        captured = capsys.readouterr()
+        assert "renamed 1 keys" in captured.out
+        assert f"left {old}:uid2: its new name exists already" in captured.err
+        assert await redis.get(new("uid1")) == b"tg:1"
+        assert await redis.get(new("uid2")) == b"tg:2-newer"
+        await redis.delete(f"{old}:uid2")
+        assert await run("redis", "migrate-keys") == 0
+        assert "renamed 0 keys" in capsys.readouterr().out
+    finally:
+        await redis.delete(f"{old}:uid2")
+
+
+async def test_redis_migrate_keys_needs_a_redis(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert await run("redis", "migrate-keys") == 2
+    assert "REDIS_URL is required" in capsys.readouterr().err
 
 
 def test_serve_refuses_a_bad_configuration(

@@ -159,7 +159,7 @@ async def test_the_demo_serves_two_salons_each_with_its_bot_language_and_calenda
     stop.set()
     await asyncio.wait_for(demo, 15)
     redis = Redis.from_url(redis_url)
-    keys = [key async for key in redis.scan_iter(match=f"fd:{salon_id}*", count=500)]
+    keys = [key async for key in redis.scan_iter(match=f"fd:{{{salon_id}}}*", count=500)]
     if keys:
         await redis.delete(*keys)
     await redis.aclose()

@@ -36,7 +36,7 @@ async def registry(
 async def other_salon(salon_id: str, redis: Redis) -> AsyncIterator[str]:
     other = f"{salon_id}x"
     yield other
-    keys = [key async for key in redis.scan_iter(match=f"fd:{other}:*")]
+    keys = [key async for key in redis.scan_iter(match=f"fd:{{{other}}}:*")]
     if keys:
         await redis.delete(*keys)
 
@@ -122,7 +122,7 @@ async def test_check_a_registry_salon_whose_values_have_problems(
 def letter(salon: str, chat: str) -> dict[str, str | int]:
     return {
         "kind": "outbound",
-        "stream": f"fd:{salon}:out:1",
+        "stream": f"fd:{{{salon}}}:out:1",
         "error": f"rejected by {salon}'s bot",
         "attempts": 0,
         "channel": "telegram",
@@ -141,8 +141,8 @@ async def test_dlq_of_a_registry_salon_reads_its_own_keys(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await registry.add(other_salon, {"SALON_NAME": "Studio Süd"})
-    mine = await redis.xadd(f"fd:{salon_id}:dlq", letter(salon_id, "4401"))  # type: ignore[arg-type]
-    theirs = await redis.xadd(f"fd:{other_salon}:dlq", letter(other_salon, "4402"))  # type: ignore[arg-type]
+    mine = await redis.xadd(f"fd:{{{salon_id}}}:dlq", letter(salon_id, "4401"))  # type: ignore[arg-type]
+    theirs = await redis.xadd(f"fd:{{{other_salon}}}:dlq", letter(other_salon, "4402"))  # type: ignore[arg-type]
 
     assert await run("dlq", "list", "--salon", other_salon) == 0
     out = capsys.readouterr().out
@@ -161,11 +161,11 @@ async def test_dlq_of_a_registry_salon_reads_its_own_keys(
     out = capsys.readouterr().out
     assert f"replayed {theirs.decode()}" in out
     assert "is disabled: replayed letters wait until it is enabled" in out
-    assert await redis.xlen(f"fd:{other_salon}:out:1") == 1
-    assert await redis.xlen(f"fd:{salon_id}:dlq") == 1
+    assert await redis.xlen(f"fd:{{{other_salon}}}:out:1") == 1
+    assert await redis.xlen(f"fd:{{{salon_id}}}:dlq") == 1
 
     # Removed, its letters can still be seen and purged, not replayed.
-    await redis.xadd(f"fd:{other_salon}:dlq", letter(other_salon, "4403"))  # type: ignore[arg-type]
+    await redis.xadd(f"fd:{{{other_salon}}}:dlq", letter(other_salon, "4403"))  # type: ignore[arg-type]
     await registry.remove(other_salon)
     assert await run("dlq", "replay", "--salon", other_salon, "all") == 1
     assert "nothing would handle its letters" in capsys.readouterr().err
@@ -173,4 +173,4 @@ async def test_dlq_of_a_registry_salon_reads_its_own_keys(
     captured = capsys.readouterr()
     assert "purged 1 dead letters" in captured.out
     assert f"no salon {other_salon} in the registry (removed?)" in captured.err
-    assert await redis.xlen(f"fd:{salon_id}:dlq") == 1
+    assert await redis.xlen(f"fd:{{{salon_id}}}:dlq") == 1

@@ -362,3 +362,44 @@ def test_a_salon_changed_on_a_copy_is_validated_again() -> None:
     assert settings.salon.profile.name == "Salon"
     with pytest.raises(SettingsError):
         settings.with_salon(telegram_webhook_secret=None)
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({"REDIS_URL": "redis://cache:6379/0"}, "redis://cache:6379/0"),
+        ({"REDIS_URL": "redis+cluster://node-1:7000"}, "redis+cluster://node-1:7000"),
+        ({"REDIS_URL": "rediss+cluster://u:p@node-1:7000/0"}, "rediss+cluster://u:p@node-1:7000/0"),
+        (
+            {"REDIS_URL": "redis://node-1:7000", "REDIS_CLUSTER": "true"},
+            "redis+cluster://node-1:7000",
+        ),
+        (
+            {"REDIS_URL": "rediss://node-1:7000/", "REDIS_CLUSTER": "1"},
+            "rediss+cluster://node-1:7000/",
+        ),
+        ({"REDIS_URL": "redis://cache:6379/3", "REDIS_CLUSTER": "false"}, "redis://cache:6379/3"),
+    ],
+)
+def test_a_cluster_is_named_by_its_url_or_redis_cluster(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load()
+    assert settings.redis_url == url
+    assert settings.redis_cluster == ("+cluster://" in url)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"REDIS_URL": "redis+cluster://node-1:7000/3"},
+        {"REDIS_URL": "redis://node-1:7000/3", "REDIS_CLUSTER": "true"},
+        {"REDIS_URL": "unix:///run/redis.sock", "REDIS_CLUSTER": "true"},
+        {"REDIS_URL": "redis+sentinel://node-1:7000"},
+    ],
+)
+def test_what_no_cluster_can_be_is_refused(env: dict[str, str]) -> None:
+    [problem] = problems(**env)
+    assert problem.startswith(("REDIS_URL", "REDIS_CLUSTER"))

@@ -31,7 +31,7 @@ async def test_an_event_that_cannot_be_written_fails_alone(redis: Redis, salon_i
     assert results[2] is True
     assert isinstance(results[1], Unqueueable)
     assert str(results[1]) == "conversation id not valid UTF-8"
-    assert await redis.exists(f"fd:{salon_id}:dedup:telegram:u2") == 0
+    assert await redis.exists(f"fd:{{{salon_id}}}:dedup:telegram:u2") == 0
     assert await inbox.put(event(3)) is False  # and de-duplicated as ever
 
 
@@ -39,7 +39,7 @@ async def test_a_batch_of_nothing_but_bad_events_sends_nothing(redis: Redis, sal
     inbox = Inbox(redis, Keys(salon_id, 4), 3600)
     with pytest.raises(Unqueueable, match="event id empty"):
         await inbox.put(Event("telegram", "", "tg:1", b"{}"))
-    assert [key async for key in redis.scan_iter(match=f"fd:{salon_id}:*")] == []
+    assert [key async for key in redis.scan_iter(match=f"fd:{{{salon_id}}}:*")] == []
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
-"""Every Redis key is built by `Keys`, and keeps the name it had: data already in Redis (a
-client's WhatsApp window, a help desk mapping, who owns a conversation) is found after an
-upgrade, with no migration."""
+"""Every Redis key is built by `Keys`, under its salon's hash tag; data already in Redis under the
+untagged names (a client's WhatsApp window, a help desk mapping, who owns a conversation) is
+found after an upgrade, once the keys are migrated (tests/gateway/pipeline/test_key_migration.py
+covers the renaming itself)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.whatsapp.state import WhatsAppState
 from gateway.pipeline.conversation import Conversation
+from gateway.pipeline.key_migration import migrate_keys
 from gateway.pipeline.keys import Keys, RegistryKeys
 
 ROOT = Path(__file__).resolve().parents[3]
 HOME = ROOT / "gateway" / "pipeline" / "keys.py"
 
 
-def test_the_keys_moved_into_keys_keep_their_names() -> None:
+def test_the_keys_keep_their_names_under_the_salons_tag() -> None:
     keys = Keys("salon", 4)
     assert [
         keys.analytics_writer,
@@ -45,26 +47,26 @@ def test_the_keys_moved_into_keys_keep_their_names() -> None:
         keys.booking_changing("uid1"),
         keys.calcom_cursor,
     ] == [
-        "fd:salon:analytics:writer",
-        "fd:salon:owner:telegram:501",
-        "fd:salon:cw:client:whatsapp:447700900777",
-        "fd:salon:cw:conv:12",
-        "fd:salon:cw:human",
-        "fd:salon:cw:echo:12:open",
-        "fd:salon:cw:posting:12:gw:in:7",
-        "fd:salon:cw:seen",
-        "fd:salon:cw:transcript:telegram:501",
-        "fd:salon:wa:window:4477",
-        "fd:salon:wa:parked:4477",
-        "fd:salon:wa:parked-ids:4477",
-        "fd:salon:wa:notice:4477",
-        "fd:salon:wa:sent:wamid.1",
-        "fd:salon:wa:status:wamid.1",
-        "fd:salon:client:phone:+4477",
-        "fd:salon:client:email:a@b.example",
-        "fd:salon:booking:uid1",
-        "fd:salon:booking:uid1:by-chat",
-        "fd:salon:calcom:cursor",
+        "fd:{salon}:analytics:writer",
+        "fd:{salon}:owner:telegram:501",
+        "fd:{salon}:cw:client:whatsapp:447700900777",
+        "fd:{salon}:cw:conv:12",
+        "fd:{salon}:cw:human",
+        "fd:{salon}:cw:echo:12:open",
+        "fd:{salon}:cw:posting:12:gw:in:7",
+        "fd:{salon}:cw:seen",
+        "fd:{salon}:cw:transcript:telegram:501",
+        "fd:{salon}:wa:window:4477",
+        "fd:{salon}:wa:parked:4477",
+        "fd:{salon}:wa:parked-ids:4477",
+        "fd:{salon}:wa:notice:4477",
+        "fd:{salon}:wa:sent:wamid.1",
+        "fd:{salon}:wa:status:wamid.1",
+        "fd:{salon}:client:phone:+4477",
+        "fd:{salon}:client:email:a@b.example",
+        "fd:{salon}:booking:uid1",
+        "fd:{salon}:booking:uid1:by-chat",
+        "fd:{salon}:calcom:cursor",
     ]
 
 
@@ -74,13 +76,15 @@ def test_the_registry_channel_is_no_salons() -> None:
 
 
 async def test_state_written_under_the_old_names_is_read(redis: Redis, salon_id: str) -> None:
-    """Keys as the stores wrote them before `Keys` built them, read through the stores."""
+    """Keys as the stores wrote them before `Keys` built them (and before the hash tag), read
+    through the stores once the keys are migrated."""
     keys = Keys(salon_id, 4)
     prefix = f"fd:{salon_id}"
     await redis.set(f"{prefix}:owner:telegram:501", "human")
     await redis.set(f"{prefix}:cw:conv:12", "tg:501")
     await redis.set(f"{prefix}:wa:window:4477", "1700000000")
     await redis.set(f"{prefix}:client:email:a@b.example", "wa:4477")
+    assert (await migrate_keys(redis)).renamed >= 4
     helpdesk = HelpDeskState(redis, keys)
     assert await helpdesk.human_owns("telegram", "501")
     assert await helpdesk.conversation_of(12) == Conversation("telegram", "501")
@@ -93,7 +97,7 @@ async def test_the_owner_key_holds_the_owner_as_ever(redis: Redis, salon_id: str
     keys = Keys(salon_id, 4)
     helpdesk = HelpDeskState(redis, keys)
     await helpdesk.set_human("whatsapp", "4477")
-    assert await redis.get(f"fd:{salon_id}:owner:whatsapp:4477") == Owner.HUMAN.value.encode()
+    assert await redis.get(f"fd:{{{salon_id}}}:owner:whatsapp:4477") == Owner.HUMAN.value.encode()
     await helpdesk.set_bot("whatsapp", "4477")
     assert not await helpdesk.human_owns("whatsapp", "4477")
 
@@ -132,7 +136,7 @@ def stray_keys(source: str) -> list[int]:
 @pytest.mark.parametrize(
     "source",
     [
-        'key = "fd:salon:owner:telegram:1"',
+        'key = "fd:{salon}:owner:telegram:1"',
         'key = ":".join((self.keys.prefix, "cw", "seen"))',
         'key = f"{keys.prefix}:wa:window:{chat}"',
         'lock = f"{keys.analytics}:writer"',

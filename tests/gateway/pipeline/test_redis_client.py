@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from gateway.pipeline.redis_client import HiredisPacking, connect_redis, with_hiredis_packing
+from gateway.pipeline.redis_client import (
+    GatewayCluster,
+    HiredisPacking,
+    connect_listener,
+    connect_redis,
+    node_url,
+    with_hiredis_packing,
+)
 
 # What the gateway sends: command names with spaces, keys, ints, floats, UTF-8 text, raw bodies
 # (one larger than redis-py's 6000-byte chunking cutoff) and memoryviews.
@@ -59,7 +67,7 @@ async def test_the_url_still_chooses_the_connection(url: str, kind: type) -> Non
 
 async def test_commands_and_pipelines_round_trip(redis_url: str, salon_id: str) -> None:
     redis = connect_redis(redis_url)
-    key = f"fd:{salon_id}:packing"
+    key = f"fd:{{{salon_id}}}:packing"
     try:
         body = "Маникюр 💅".encode() * 1000
         await redis.set(key, body, ex=60)
@@ -74,3 +82,30 @@ async def test_commands_and_pipelines_round_trip(redis_url: str, salon_id: str) 
     finally:
         await redis.delete(key, f"{key}:h")
         await redis.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "node"),
+    [
+        ("redis+cluster://10.0.0.7:7000", "redis://10.0.0.7:7000"),
+        ("rediss+cluster://user:pw@node:7000/0", "rediss://user:pw@node:7000/0"),
+        ("redis://10.0.0.7:6379/2", None),
+        ("unix:///run/redis.sock", None),
+    ],
+)
+def test_a_cluster_url_names_a_node(url: str, node: str | None) -> None:
+    assert node_url(url) == node
+
+
+async def test_a_cluster_url_makes_a_cluster_client() -> None:
+    redis = connect_redis("redis+cluster://127.0.0.1:1")  # nothing is reached until used
+    try:
+        assert isinstance(redis, GatewayCluster)
+        listener = connect_listener("redis+cluster://127.0.0.1:1")
+        assert isinstance(listener, Redis)
+        assert listener.connection_pool.connection_kwargs["port"] == 1
+        await listener.aclose()
+    finally:
+        await redis.aclose()
+    with pytest.raises(ValueError, match="database 0 only"):
+        connect_redis("redis+cluster://127.0.0.1:1/2")

@@ -1,0 +1,100 @@
+"""From the untagged key layout (`fd:<salon>:…`) to the hash-tagged one (`fd:{<salon>}:…`).
+
+A deployment that ran a Frontdesk from before the tags keeps its sessions, queued and pending
+stream entries, dead letters and the analytics backlog: every old key is renamed to its new
+name with RENAMENX, on one Redis node. A rename keeps the value whole (a stream's consumer groups
+and pending entries included) and its time to live: "If a key is renamed with RENAME, the
+associated time to live is transferred to the new key name"
+(https://redis.io/docs/latest/commands/expire/). RENAMENX "Renames key to newkey if newkey does
+not yet exist" (https://redis.io/docs/latest/commands/renamenx/), so a key already written under
+its new name is never overwritten: the old one is left and counted as a conflict, for a person to
+look at. A second run finds nothing to do.
+
+The gateway runs it at start, one process at a time (a lock), before its workers read a stream;
+a marker then spares later starts the scan. `frontdesk redis migrate-keys` runs it by hand and
+always scans. On a Redis Cluster there is nothing to migrate (the untagged scripts could not
+run there) and renaming across slots is refused, so it is not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from gateway.pipeline.keys import ALL_SALON_KEYS, Keys, RegistryKeys
+from gateway.pipeline.lua import Lua
+
+log = logging.getLogger("frontdesk.keys")
+
+# A salon id as gateway/salons/values.py allows it, then the rest of the old key.
+_LEGACY = re.compile(r"^fd:([a-z0-9][a-z0-9_-]{0,31}):(.+)$", re.DOTALL)
+LOCK_MS = 60_000
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Migration:
+    renamed: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+
+def tagged_name(key: str) -> str | None:
+    """The hash-tagged name of an untagged salon key; None for any other key."""
+    found = _LEGACY.match(key)
+    if found is None:
+        return None
+    salon_id, rest = found.groups()
+    return f"{Keys(salon_id, 1).prefix}:{rest}"
+
+
+async def migrate_keys(redis: Redis, *, count: int = 1000) -> Migration:
+    """Rename every untagged salon key; idempotent."""
+    result = Migration()
+    async for raw in redis.scan_iter(match=ALL_SALON_KEYS, count=count):
+        key = raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else str(raw)
+        new = tagged_name(key)
+        if new is None:
+            continue  # tagged already, or the registry's own
+        if await redis.renamenx(key, new):
+            result.renamed += 1
+        elif await redis.exists(key):
+            result.conflicts.append(key)
+    return result
+
+
+async def migrate_at_start(redis: Redis, *, wait_seconds: float = 120.0) -> Migration | None:
+    """The start's migration, one process at a time; None when an earlier start did it."""
+    registry = RegistryKeys()
+    if await redis.exists(registry.keys_tagged):
+        return None
+    lock = registry.key_migration
+    token = uuid.uuid4().hex
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    # Another replica is renaming: wait for it rather than start reading half-renamed streams.
+    while not await redis.set(lock, token, nx=True, px=LOCK_MS):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("another process has held the key migration's lock too long")
+        await asyncio.sleep(0.2)
+    try:
+        if await redis.exists(registry.keys_tagged):
+            return None
+        result = await migrate_keys(redis)
+        if result.renamed or result.conflicts:
+            log.warning(
+                "renamed %d keys to the hash-tagged layout; %d left (their new name exists)",
+                result.renamed,
+                len(result.conflicts),
+            )
+        await redis.set(registry.keys_tagged, "1")
+        return result
+    finally:
+        await Lua(redis, _RELEASE)(keys=[lock], args=[token])
