@@ -65,7 +65,7 @@ async def test_this_is_not_me_unlinks_for_good(redis: Redis, salon_id: str) -> N
     assert await ids.verify(WA, NUMBER, 130.0) is None
     assert await ids.unlink(Conversation("telegram", "7")) == ()
     # Everything expires: a link holds a phone number.
-    keys = [key async for key in redis.scan_iter(match=f"fd:{salon_id}:ident:*")]
+    keys = [key async for key in redis.scan_iter(match=f"{Keys(salon_id, 1).prefix}:ident:*")]
     assert keys
     for key in keys:
         assert await redis.ttl(key) > 300 * 24 * 3600
