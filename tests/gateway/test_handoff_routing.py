@@ -66,7 +66,8 @@ def test_rules_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch
 def test_a_salon_in_the_registry_gives_its_rules_as_text_or_a_list() -> None:
     as_text = salon(CHATWOOT_ROUTING=json.dumps([COMPLAINTS]))
     as_list = salon(CHATWOOT_ROUTING=[COMPLAINTS])
-    assert as_text.chatwoot is not None and as_list.chatwoot is not None
+    assert as_text.chatwoot is not None
+    assert as_list.chatwoot is not None
     assert as_text.chatwoot.routing == as_list.chatwoot.routing
     assert salon(CHATWOOT_ROUTING="").chatwoot.routing == ()  # type: ignore[union-attr]
 
