@@ -13,6 +13,7 @@ import pytest
 from gateway.handoff_routing import RouteFacts, RouteRule, Routing
 from gateway.ops.check import routing_lines
 from gateway.salon_settings import SalonSettings
+from gateway.salons.values import from_toml, validate_salon
 from gateway.settings import Settings, SettingsError, load, salon_from_values
 
 CHATWOOT = {
@@ -171,3 +172,31 @@ def test_frontdesk_check_lists_the_rules_in_order_the_default_and_the_hours() ->
     plain = salon()
     assert plain.chatwoot is not None
     assert routing_lines(plain.chatwoot, plain.profile)[-1].startswith("working hours: not set")
+
+
+def test_a_registry_salon_keeps_its_own_rules_from_its_toml_file() -> None:
+    """Per salon for free: the registry reads the same names, a TOML list of tables included."""
+    text = "\n".join(
+        [
+            *(f'{name} = "{value}"' for name, value in CHATWOOT.items()),
+            'SALON_WORKING_HOURS = "Mon-Sat 09:00-21:00"',
+            "[[CHATWOOT_ROUTING]]",
+            'reason = "complaint"',
+            'language = ["ru"]',
+            "team_id = 3",
+            'priority = "high"',
+        ]
+    )
+    kept = validate_salon(from_toml(text), "north")
+    assert kept.chatwoot is not None
+    [rule] = kept.chatwoot.routing
+    assert (rule.reason, rule.language, rule.team_id, rule.priority) == (
+        ("complaint",),
+        ("ru",),
+        3,
+        "high",
+    )
+    assert kept.profile.schedule is not None
+    with pytest.raises(SettingsError) as error:
+        validate_salon({**CHATWOOT, "CHATWOOT_ROUTING": '[{"priority": "asap"}]'}, "north")
+    assert error.value.problems[0].startswith("CHATWOOT_ROUTING rule 1, priority:")
