@@ -200,3 +200,40 @@ def test_a_registry_salon_keeps_its_own_rules_from_its_toml_file() -> None:
     with pytest.raises(SettingsError) as error:
         validate_salon({**CHATWOOT, "CHATWOOT_ROUTING": '[{"priority": "asap"}]'}, "north")
     assert error.value.problems[0].startswith("CHATWOOT_ROUTING rule 1, priority:")
+
+
+async def test_frontdesk_check_prints_the_rules_after_reaching_chatwoot(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from gateway.sandbox.chatwoot import ChatwootSandbox
+    from tests.gateway.test_cli import run
+
+    chatwoot = ChatwootSandbox("cw-token", 1, role="administrator")
+    inbox = chatwoot.add_inbox("WhatsApp (gateway)")
+    server = TestServer(chatwoot.app())
+    await server.start_server()
+    env = {
+        **CHATWOOT,
+        "CHATWOOT_URL": str(server.make_url("")).rstrip("/"),
+        "CHATWOOT_WHATSAPP_INBOX_ID": str(inbox.id),
+        "CHATWOOT_ROUTING": json.dumps([COMPLAINTS]),
+        "SALON_WORKING_HOURS": "Sat 10:00-16:00",
+        "SALON_TIMEZONE": "Europe/Moscow",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        await run("check")
+    finally:
+        await chatwoot.close()
+        await server.close()
+    out = capsys.readouterr().out
+    assert "[ok  ] chatwoot  whatsapp → WhatsApp (gateway); token role administrator" in out
+    assert (
+        "[ok  ] chatwoot  routing 1. complaints: reason=complaint → team 3, priority urgent\n"
+        "[ok  ] chatwoot  routing otherwise → team 2, labels handoff\n"
+        "[ok  ] chatwoot  working hours: Sat 10:00-16:00 (Europe/Moscow); outside them: "
+        "after-hours\n"
+    ) in out
