@@ -27,6 +27,7 @@ from bot.salon import Salon
 from bot.session import Offered, Owner, Session
 from bot.typed import plain
 from bot.understanding import Intent, Understood, understand
+from bot.understanding.complaints import is_complaint
 
 __all__ = ["FrontDesk", "Turn"]
 
@@ -152,6 +153,9 @@ class FrontDesk:
                 return await self._hand_off(ctx, handoff.TYPED)
             return await flow.text(ctx, event.text)
         understood = await self._understand(ctx, event.text)
+        if self._staffed(ctx) and is_complaint(event.text):
+            # A complaint goes to a person at once (routed as one: CHATWOOT_ROUTING).
+            return await self._hand_off(ctx, handoff.COMPLAINT)
         asks_for_person = understood.intent is Intent.PERSON
         if self._staffed(ctx) and (asks_for_person or handoff.asks_for_person(event.text)):
             return await self._hand_off(ctx, handoff.TYPED)
@@ -315,8 +319,12 @@ class FrontDesk:
         )
         step = session.step
         ctx.update(owner=Owner.HUMAN, handoff_step=step, handoff_at=ctx.now)
-        turn = ctx.reply(handoff.handed_off(ctx, self.salon), step)
-        return Turn(turn.replies, turn.session, Handoff(reason, note))
+        after = handoff.reply_after(self.salon, ctx.now)
+        turn = ctx.reply(handoff.handed_off(ctx, self.salon, after), step)
+        draft = session.draft
+        master = None if draft is None else draft.master or draft.slot_master
+        facts = Handoff(reason, note, language=ctx.locale, master=master, reply_after=after)
+        return Turn(turn.replies, turn.session, facts)
 
     async def _misunderstood(self, ctx: Context) -> Turn:
         """Never silent: what the bot can do and the menu; after two in a row, a person is

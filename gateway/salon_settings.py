@@ -29,6 +29,7 @@ as the same flat names the environment uses. The flat names are validated togeth
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from bot.working_hours import WorkingHours
+from gateway.handoff_routing import AFTER_HOURS_LABEL, RouteRule
 
 SUPPORTED_LOCALES = ("ru", "en")
 # Bot API: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
@@ -80,6 +84,9 @@ class _SalonValues(BaseModel):
     salon_address_en: str = ""
     salon_hours_ru: str = ""
     salon_hours_en: str = ""
+    # When staff answer, in the salon's time ("Mon-Fri 10:00-20:00; Sat 10:00-18:00"): a
+    # handoff outside them tells the client when (bot/working_hours.py). Empty: always.
+    salon_working_hours: str = ""
     default_locale: str = "en"
     # ISO 4217 code of the prices in the catalogue (Cal.com event-type metadata `price`).
     salon_currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
@@ -136,6 +143,11 @@ class _SalonValues(BaseModel):
     chatwoot_team_id: int | None = None
     chatwoot_assignee_id: int | None = None
     chatwoot_labels: tuple[str, ...] = ("handoff",)
+    # Routing rules for handoffs, a JSON list tried in order (gateway/handoff_routing.py);
+    # none matching: CHATWOOT_TEAM_ID / CHATWOOT_ASSIGNEE_ID.
+    chatwoot_routing: tuple[RouteRule, ...] = ()
+    # The label that marks a handoff made outside SALON_WORKING_HOURS, for the morning.
+    chatwoot_after_hours_label: str = AFTER_HOURS_LABEL
     # How often conversations a person owns are checked for agent replies whose webhook never
     # came (Chatwoot delivers webhooks at most once).
     chatwoot_reconcile_seconds: float = Field(default=60.0, gt=0)
@@ -191,6 +203,24 @@ class _SalonValues(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("salon_working_hours")
+    @classmethod
+    def _working_hours(cls, value: str) -> str:
+        if value.strip():
+            WorkingHours.parse(value)  # its ValueError says what is wrong
+        return value
+
+    @field_validator("chatwoot_routing", mode="before")
+    @classmethod
+    def _routing(cls, value: Any) -> Any:
+        # The registry (or a test) may give the JSON text itself, as the environment does.
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else ()
+            except ValueError:
+                raise ValueError("a JSON list of rules, as in the README (Chatwoot)") from None
         return value
 
     @field_validator("default_locale")
@@ -329,6 +359,7 @@ class SalonProfile(_Section):
     address_en: str = ""
     hours_ru: str = ""
     hours_en: str = ""
+    working_hours: str = ""
     default_locale: str = "en"
     currency: str | None = None
 
@@ -341,6 +372,11 @@ class SalonProfile(_Section):
         """(language, address) for each language the salon wrote its address in."""
         given = (("ru", self.address_ru), ("en", self.address_en))
         return tuple((locale, text) for locale, text in given if text)
+
+    @property
+    def schedule(self) -> WorkingHours | None:
+        """When staff answer (SALON_WORKING_HOURS), None when not given: always."""
+        return WorkingHours.parse(self.working_hours) if self.working_hours.strip() else None
 
     @property
     def opening_hours(self) -> tuple[tuple[str, str], ...]:
@@ -401,6 +437,8 @@ class ChatwootSettings(_Section):
     team_id: int | None
     assignee_id: int | None
     labels: tuple[str, ...]
+    routing: tuple[RouteRule, ...]
+    after_hours_label: str
     reconcile_seconds: float
     rate_global: float
 

@@ -263,7 +263,11 @@ def _password(url: SecretStr) -> str | None:
 def _problems(exc: ValidationError) -> tuple[str, ...]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        name = "_".join(str(part) for part in error["loc"]).upper()
+        loc = error["loc"]
+        name = "_".join(str(part) for part in loc).upper()
+        if loc[:1] == ("chatwoot_routing",) and len(loc) > 2 and isinstance(loc[1], int):
+            # A rule's problem by its place in the list: "CHATWOOT_ROUTING rule 2, reason".
+            name = f"CHATWOOT_ROUTING rule {loc[1] + 1}, {loc[2]}"
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{name}: {message}" if name else message)
     return tuple(problems)

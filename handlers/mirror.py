@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import UTC
 from typing import Any
 
 from bot.events import Inbound, Kind
-from bot.flows.turn import Turn
+from bot.flows.handoff import ROUTING_REASONS
+from bot.flows.turn import Handoff, Turn
 from bot.replies import Reply
 from bot.session import Owner, Session
 from gateway.integrations.chatwoot.helpdesk import BOT_MARK, CHANNEL, ECHO_PREFIX, HelpDeskState
@@ -42,6 +44,17 @@ def merged(conv: Conversation, anchor: Conversation, others: Iterable[Conversati
     number): queued in this chat's order, after its lines, so its contact exists by then."""
     params = {"anchor": anchor.key, "linked": [other.key for other in others]}
     return Outgoing(CHANNEL, conv.key, "merge", params, author=Author.HELP_DESK)
+
+
+def route_of(handoff: Handoff) -> dict[str, Any]:
+    """What the routing rules read of a handoff (gateway/handoff_routing.py), as JSON."""
+    after = handoff.reply_after
+    return {
+        "reason": ROUTING_REASONS.get(handoff.reason, handoff.reason),
+        "language": handoff.language,
+        "master": handoff.master,
+        "reply_after": after.astimezone(UTC).isoformat() if after is not None else None,
+    }
 
 
 class Mirror:
@@ -76,6 +89,7 @@ class Mirror:
             handoff_note=turn.handoff.note if turn.handoff else None,
             event_id=event.event_id,
             media=media,
+            route=route_of(turn.handoff) if turn.handoff else None,
         )
         if turn.attending is None:
             return messages
@@ -111,6 +125,7 @@ class Mirror:
         handoff_note: str | None,
         event_id: str,
         media: dict[str, str] | None = None,
+        route: dict[str, Any] | None = None,
     ) -> tuple[Outgoing, ...]:
         def call(method: str, **params: Any) -> Outgoing:
             return Outgoing(
@@ -126,8 +141,12 @@ class Mirror:
         if handoff_note is not None:
             # From now on a person owns it: set before the commit, read again by the outbox.
             await self.state.set_human(conv.channel, conv.chat)
+            routed = {"route": route} if route is not None else {}
             handoff = call(
-                "handoff", note=handoff_note, source_id=f"{ECHO_PREFIX}handoff:{event_id}"
+                "handoff",
+                note=handoff_note,
+                source_id=f"{ECHO_PREFIX}handoff:{event_id}",
+                **routed,
             )
             if self.mode == "handoff":
                 await self.state.remember(conv, self._lines(said, replies))

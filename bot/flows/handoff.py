@@ -13,13 +13,14 @@ Chatwoot, its status, the summary note for staff).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import contact
 from bot.flows import booking, menu, mine
 from bot.flows.turn import Context
 from bot.i18n import Translator
-from bot.local_time import format_label
+from bot.local_time import format_label, format_when
 from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
 from bot.salon import Salon
@@ -29,6 +30,16 @@ ASKED = "asked"  # the menu's "Talk to a person"
 TYPED = "typed"  # a request for a person in their own words
 MISUNDERSTOOD = "misunderstood"  # two misunderstandings in a row
 CALENDAR = "calendar"  # booking impossible: the calendar is down
+COMPLAINT = "complaint"  # a complaint in the client's words (bot/understanding/complaints.py)
+
+# What the routing rules call each reason (CHATWOOT_ROUTING, README "Chatwoot").
+ROUTING_REASONS = {
+    ASKED: "person",
+    TYPED: "person",
+    MISUNDERSTOOD: "misunderstood",
+    COMPLAINT: "complaint",
+    CALENDAR: "booking",
+}
 
 # "Talk to a person" from the screen that says the calendar is down.
 PERSON_CALENDAR = f"{menu.PERSON}:cal"
@@ -47,10 +58,23 @@ def asks_for_person(text: str) -> bool:
     return bool(_ASKS.search(text))
 
 
-def handed_off(ctx: Context, salon: Salon) -> Reply:
-    """What the client is told: a person will answer here (with the salon's hours)."""
+def reply_after(salon: Salon, now: datetime) -> datetime | None:
+    """Outside the staff's working hours (SALON_WORKING_HOURS): when they start again."""
+    hours = salon.working_hours
+    zone = ZoneInfo(salon.timezone)
+    if hours is None or hours.is_open(now, zone):
+        return None
+    return hours.next_opening(now, zone)
+
+
+def handed_off(ctx: Context, salon: Salon, after: datetime | None = None) -> Reply:
+    """What the client is told: a person will answer here (with the salon's hours); outside
+    the working hours, when, in the salon's time and the client's language."""
     _ = ctx._
     text = _("handoff.started")
+    if after is not None:
+        when = format_when(after, ZoneInfo(salon.timezone), _.locale)
+        return Reply(f"{text}\n{_('handoff.after_hours', when=when)}")
     hours = salon.hours_in(_.locale)
     if hours:
         text = f"{text}\n{_('handoff.hours', hours=hours)}"
@@ -86,7 +110,7 @@ async def staff_note(
     """The summary card staff read first, in the salon's language: who, why, where they were."""
     _ = staff
     lines = [_(f"handoff.note.reason.{reason}")]
-    if reason == TYPED and said:
+    if reason in (TYPED, COMPLAINT) and said:
         lines.append(_("handoff.note.said", text=said[:300]))
     details = [client or _("handoff.note.no_name"), channel, session.locale or "—"]
     if phone or session.phone:

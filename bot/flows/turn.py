@@ -20,6 +20,11 @@ class Handoff:
 
     reason: str
     note: str
+    # What routing rules read (CHATWOOT_ROUTING): the client's language, the master of the
+    # booking they were making, and, outside working hours, when staff will answer (UTC).
+    language: str = ""
+    master: int | None = None
+    reply_after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from gateway.salon_settings import (
     ChatwootSettings,
     MetabaseSettings,
     NovuSettings,
+    SalonProfile,
     TelegramSettings,
     WhatsAppSettings,
 )
@@ -81,6 +82,8 @@ async def run_check(settings: Settings, salon_id: str | None = None) -> int:
             failed |= not await _check_whatsapp(salon.whatsapp)
         elif name == "chatwoot" and salon.chatwoot is not None:
             failed |= not await _check_chatwoot(salon.chatwoot)
+            for line in routing_lines(salon.chatwoot, salon.profile):
+                print(_line("chatwoot", True, line))
         elif name == "novu" and salon.novu is not None:
             failed |= not await _check_novu(salon.novu, url("novu"))
         elif name == "analytics" and settings.analytics is not None:
@@ -279,6 +282,26 @@ async def _check_chatwoot(chatwoot: ChatwootSettings) -> bool:
         return False
     print(_line("chatwoot", True, "; ".join([*found, handoff])))
     return True
+
+
+def routing_lines(chatwoot: ChatwootSettings, profile: SalonProfile) -> list[str]:
+    """How handoffs are routed: each rule in order (the first that takes a handoff wins), the
+    default, and the working hours that tell "in" from "out"."""
+    lines = [f"routing {n}. {rule.describe()}" for n, rule in enumerate(chatwoot.routing, 1)]
+    default = [f"team {chatwoot.team_id}"] if chatwoot.team_id is not None else []
+    if chatwoot.assignee_id is not None:
+        default.append(f"agent {chatwoot.assignee_id}")
+    if chatwoot.labels:
+        default.append(f"labels {','.join(chatwoot.labels)}")
+    lines.append(f"routing otherwise → {', '.join(default) or 'the inbox as it is'}")
+    schedule = profile.schedule
+    if schedule is None:
+        lines.append("working hours: not set (SALON_WORKING_HOURS): every handoff is in hours")
+    else:
+        label = chatwoot.after_hours_label or "no label"
+        zone = profile.timezone
+        lines.append(f"working hours: {schedule.describe()} ({zone}); outside them: {label}")
+    return lines
 
 
 async def _chatwoot_handoff(chatwoot: ChatwootSettings, headers: dict[str, str]) -> str | None:

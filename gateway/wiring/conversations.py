@@ -50,6 +50,7 @@ def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
             hours=profile.hours,
             addresses=profile.addresses,
             opening_hours=profile.opening_hours,
+            working_hours=profile.schedule,
         ),
         Catalogs(default_locale=profile.default_locale),
         idle=timedelta(minutes=salon.session_idle_minutes),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from bot.flows.handoff import ASKED, asks_for_person, staff_note
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from bot.session import Draft, Session
+from bot.working_hours import WorkingHours
 from tests.bot.test_booking_flow import CLIENT, LOCALES, NOW, Client, FakeCalendar, cut
 
 
@@ -295,3 +296,54 @@ async def test_the_staff_note_says_where_the_client_was_in_words(
 async def test_the_staff_note_without_a_calendar_still_speaks_in_words() -> None:
     draft = Draft(id="d1", service="cut")
     assert await _note("book.day", "en", draft, flow=False) == "Was booking a visit."
+
+
+async def test_a_complaint_in_words_hands_off_at_once_with_what_routing_reads(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    told = await client.says("Хочу оставить жлобу на прошлую стрижку")
+    assert told[-1].startswith("🙋")
+    handoff = client.turn.handoff if client.turn else None
+    assert handoff is not None
+    assert (handoff.reason, handoff.language, handoff.master) == ("complaint", "en", 1)
+    assert handoff.reply_after is None  # no working hours given: always in hours
+    assert handoff.note.startswith("😠 Клиент жалуется.")
+    assert "Хочу оставить жлобу" in handoff.note
+
+
+async def test_a_complaint_where_no_staff_answer_is_read_as_usual() -> None:
+    client = Client(FakeCalendar((cut(),)))
+    await client.says("/start")
+    answer = await client.says("the haircut was terrible")
+    assert client.turn is not None
+    assert client.turn.handoff is None
+    assert answer  # never silent
+
+
+async def test_out_of_hours_the_client_is_told_when_staff_answer_in_their_language() -> None:
+    calendar = FakeCalendar((cut(),))
+    salon = Salon(
+        "main",
+        "Studio",
+        "Europe/Moscow",
+        working_hours=WorkingHours.parse("Mon-Fri 10:00-20:00"),
+    )
+    desk = FrontDesk(
+        salon, Catalogs(LOCALES), timedelta(hours=1), calendar, help_desk_channels=True
+    )
+    friday_night = datetime(2026, 6, 5, 19, 0, tzinfo=UTC)  # 22:00 in Moscow
+    event = Inbound(CLIENT, Kind.CHOICE, "e", choice="m:person", language="ru")
+    turn = await desk.handle(Session(), event, friday_night)
+    assert turn.replies[-1].text.endswith(
+        "Сейчас сотрудники не на месте: они ответят вам здесь в понедельник, 8 июня, в 10:00."
+    )
+    assert turn.handoff is not None
+    assert turn.handoff.reply_after == datetime(2026, 6, 8, 7, 0, tzinfo=UTC)
+    monday = datetime(2026, 6, 8, 7, 0, tzinfo=UTC)  # 10:00: staff are in
+    turn = await desk.handle(Session(), event, monday)
+    assert turn.handoff is not None
+    assert turn.handoff.reply_after is None
+    assert "не на месте" not in turn.replies[-1].text

@@ -391,3 +391,52 @@ async def test_contact_merge_moves_everything_to_the_base_and_destroys_the_merge
         "POST", "actions/contact_merge", {"base_contact_id": base, "mergee_contact_id": mergee.id}
     )
     assert status == 404
+
+
+async def test_priority_takes_the_specs_enum_and_none_clears_it(env: Env) -> None:
+    conversation = await make_conversation(env)
+    path = f"conversations/{conversation}/toggle_priority"
+    assert (await env.call("POST", path, {"priority": "urgent"}))[0] == 200
+    assert env.cw.conversations[conversation].priority == "urgent"
+    _, shown = await env.call("GET", f"conversations/{conversation}")
+    assert shown["priority"] == "urgent"
+    status, _ = await env.call("POST", path, {"priority": "asap"})
+    assert status == 422
+    assert env.cw.conversations[conversation].priority == "urgent"
+    assert (await env.call("POST", path, {}))[0] == 422  # `priority` is required
+    await env.call("POST", path, {"priority": "none"})
+    assert env.cw.conversations[conversation].priority is None
+    assert env.cw.priorities == [(conversation, "urgent"), (conversation, None)]
+
+
+async def test_an_agent_bot_may_set_the_priority_not_the_labels(env: Env) -> None:
+    """BOT_ACCESSIBLE_ENDPOINTS (access_token_auth_helper.rb) has toggle_priority."""
+    env.cw.bot_token = "bot"
+    conversation = await make_conversation(env)
+    path = f"conversations/{conversation}/toggle_priority"
+    assert (await env.call("POST", path, {"priority": "low"}, token="bot"))[0] == 200
+    labels = f"conversations/{conversation}/labels"
+    assert (await env.call("POST", labels, {"labels": ["handoff"]}, token="bot"))[0] == 401
+
+
+async def test_labels_replace_the_list_keeping_only_the_accounts_own(env: Env) -> None:
+    conversation = await make_conversation(env)
+    env.cw.account_labels |= {"vip"}
+    path = f"conversations/{conversation}/labels"
+    status, answer = await env.call("POST", path, {"labels": ["vip", "nobody-made-this"]})
+    assert (status, answer["payload"]) == (200, ["vip"])
+    _, answer = await env.call("POST", path, {"labels": ["handoff"]})
+    assert answer["payload"] == ["handoff"]  # replaced, not added to
+
+
+async def test_custom_attributes_replace_the_hash_unless_merged(env: Env) -> None:
+    conversation = await make_conversation(env)
+    path = f"conversations/{conversation}/custom_attributes"
+    await env.call("POST", path, {"custom_attributes": {"channel": "telegram"}})
+    await env.call("POST", path, {"custom_attributes": {"reply_after": "x"}})
+    assert env.cw.conversations[conversation].custom_attributes == {"reply_after": "x"}
+    await env.call("POST", path, {"custom_attributes": {"channel": "tg"}, "merge": True})
+    assert env.cw.conversations[conversation].custom_attributes == {
+        "reply_after": "x",
+        "channel": "tg",
+    }

@@ -168,6 +168,21 @@ class ChatwootClient(JsonApiClient):
     async def set_labels(self, conversation_id: int, labels: list[str]) -> None:
         await self._call("POST", f"conversations/{conversation_id}/labels", json={"labels": labels})
 
+    async def set_priority(self, conversation_id: int, priority: str) -> None:
+        """`urgent`, `high`, `medium`, `low` or `none` (chatwoot.openapi.json, toggle_priority;
+        ConversationsController#toggle_priority → Conversation#toggle_priority)."""
+        await self._call(
+            "POST", f"conversations/{conversation_id}/toggle_priority", json={"priority": priority}
+        )
+
+    async def set_custom_attributes(self, conversation_id: int, attributes: dict[str, Any]) -> None:
+        """The conversation's whole custom attributes hash (the call replaces it)."""
+        await self._call(
+            "POST",
+            f"conversations/{conversation_id}/custom_attributes",
+            json={"custom_attributes": attributes},
+        )
+
     # --- messages --------------------------------------------------------------------------
 
     async def post_message(

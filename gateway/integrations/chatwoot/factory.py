@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.handoff_routing import Routing
 from gateway.integrations.chatwoot.api import ChatwootClient, is_failure
 from gateway.integrations.chatwoot.files import ChatwootFiles
 from gateway.integrations.chatwoot.helpdesk import HelpDesk, HelpDeskSettings, HelpDeskState
@@ -54,6 +55,13 @@ def chatwoot_clients(
             settings.team_id,
             settings.assignee_id,
             settings.labels,
+            Routing(
+                settings.routing,
+                settings.team_id,
+                settings.assignee_id,
+                settings.labels,
+                settings.after_hours_label,
+            ),
         ),
     )
     return ChatwootClients(client, files, helpdesk)

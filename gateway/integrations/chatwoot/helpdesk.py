@@ -21,8 +21,10 @@ is handlers/mirror.py.
 - **Handoff**: Chatwoot assigns a conversation to the user who opens it when that user has the
   agent role. So the `pending → open` goes with an agent bot's token when one is configured
   (Chatwoot's own bot handoff, then the inbox's auto-assignment); otherwise, when the gateway's
-  user is an agent, the assignment is put back right after: the configured assignee, or no one
-  (then the configured team).
+  user is an agent, the assignment is put back right after: the route's agent, or no one
+  (then the route's team). The route (team, agent, labels, priority, the after-hours mark)
+  comes from the routing rules (CHATWOOT_ROUTING, gateway/handoff_routing.py; applied by
+  routed.py).
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.session import Owner
+from gateway.handoff_routing import Route, Routing
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.integrations.chatwoot.contacts import Contacts
+from gateway.integrations.chatwoot.routed import apply_route, route_facts
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.identity import Identities
 from gateway.pipeline.keys import Keys
@@ -163,6 +167,8 @@ class HelpDeskSettings:
     team_id: int | None
     assignee_id: int | None
     labels: tuple[str, ...]
+    # Routing rules for handoffs (CHATWOOT_ROUTING); None: the team, assignee and labels above.
+    routing: Routing | None = None
 
 
 class HelpDesk:
@@ -315,20 +321,20 @@ class HelpDesk:
                 transcript = f"{source}:transcript" if source else None
                 await self._note(conversation, "\n".join(["📜", *lines]), transcript)
         note = await self._note(conversation, str(params.get("note") or ""), source)
+        settings = self.settings
+        routing = settings.routing or Routing(
+            (), settings.team_id, settings.assignee_id, settings.labels
+        )
+        route = routing.route(route_facts(conv, params))
         await self.state.expect(conversation, "open")
-        await self._open(conversation)
-        if self.settings.labels:
-            # The call replaces the whole list: keep the labels staff have given it.
-            present = await self.client.labels(conversation)
-            wanted = [*present, *(label for label in self.settings.labels if label not in present)]
-            if wanted != present:
-                await self.client.set_labels(conversation, wanted)
+        await self._open(conversation, route)
+        await apply_route(self.client, conversation, route, params)
         mapping = await self.state.mapping(conv) or {}
         mapping.update(conversation=conversation, status="open")
         await self.state.save_mapping(conv, mapping)
         await self.state.watch(conversation, seen=note)
 
-    async def _open(self, conversation: int) -> None:
+    async def _open(self, conversation: int, route: Route) -> None:
         """Open the conversation for staff, leaving it in their queue.
 
         Chatwoot's `toggle_status` (app/controllers/api/v1/accounts/conversations_controller.rb):
@@ -343,18 +349,18 @@ class HelpDesk:
         else:
             await self.client.toggle_status(conversation, "open")
         self_assigned = not self.client.has_bot_token and await self._agent_role()
-        if self.settings.assignee_id is not None:
-            await self.client.assign(
-                conversation, assignee_id=self.settings.assignee_id, team_id=None
-            )
-            return
-        if self_assigned:
+        if self_assigned and route.assignee_id is None:
             # Given back to no one first: a team keeps an assignee who is one of its members
             # (AssignmentHandler#ensure_assignee_is_from_team), and the team's own
             # auto-assignment only picks someone for an unassigned conversation.
             await self.client.unassign(conversation)
-        if self.settings.team_id is not None:
-            await self.client.assign(conversation, assignee_id=None, team_id=self.settings.team_id)
+        # The team first, then the agent: one call takes one of them (`team_id` is ignored
+        # beside `assignee_id`, chatwoot.openapi.json assignments; AssignmentsController#create),
+        # and setting a team drops an agent who is not its member.
+        if route.team_id is not None:
+            await self.client.assign(conversation, assignee_id=None, team_id=route.team_id)
+        if route.assignee_id is not None:
+            await self.client.assign(conversation, assignee_id=route.assignee_id, team_id=None)
 
     async def _agent_role(self) -> bool:
         """Whether the API token's user is an agent (not an administrator) in this account,

@@ -377,16 +377,38 @@ class ApplicationApi(Account):
         return {"id": team}
 
     async def _labels(self, request: web.Request, body: JSON) -> JSON:
+        """LabelConcern#create (app/controllers/concerns/label_concern.rb): the posted list
+        replaces the conversation's (`update_labels`), keeping only titles the account has
+        defined (`valid_labels`); the rest are dropped without an error."""
         conversation = self._conversation(request)
-        conversation.labels = [str(label) for label in body.get("labels") or []]  # overwrites
+        posted = [str(label) for label in body.get("labels") or []]
+        conversation.labels = [label for label in posted if label in self.account_labels]
         return {"payload": conversation.labels}
+
+    async def _toggle_priority(self, request: web.Request, body: JSON) -> JSON | None:
+        """ConversationsController#toggle_priority → Conversation#toggle_priority
+        (app/models/conversation.rb: `self.priority = priority.presence`); the spec's enum
+        (chatwoot.openapi.json, toggle_priority) is urgent, high, medium, low or none (no
+        priority). Answers `head :ok`."""
+        conversation = self._conversation(request)
+        priority = body.get("priority")
+        if priority not in ("urgent", "high", "medium", "low", "none"):
+            raise ChatwootError(422, f"priority {priority!r} is not one of the enum")
+        conversation.priority = None if priority == "none" else str(priority)
+        self.priorities.append((conversation.id, conversation.priority))
+        return None
 
     async def _get_labels(self, request: web.Request, _body: JSON) -> JSON:
         return {"payload": list(self._conversation(request).labels)}
 
     async def _custom_attributes(self, request: web.Request, body: JSON) -> JSON:
+        """ConversationCustomAttributesConcern#custom_attributes: the posted hash replaces the
+        conversation's, unless `merge` is truthy (newer versions), then only its keys change."""
         conversation = self._conversation(request)
-        conversation.custom_attributes = dict(body.get("custom_attributes") or {})
+        posted = dict(body.get("custom_attributes") or {})
+        if body.get("merge") in (True, "true", "1", 1):
+            posted = {**conversation.custom_attributes, **posted}
+        conversation.custom_attributes = posted
         return {"custom_attributes": conversation.custom_attributes}
 
     async def _create_message(self, request: web.Request, body: JSON) -> JSON:

@@ -52,6 +52,10 @@ class Account(StandIn):
         self._lose_answers = 0
         # While set, posting a message answers 503 and stores nothing (Chatwoot struggling).
         self.refuse_messages = False
+        # The account's labels (Settings → Labels): a conversation takes only these
+        # (LabelConcern#valid_labels keeps the posted titles the account has, drops the rest).
+        self.account_labels: set[str] = {"handoff", "after-hours"}
+        self.priorities: list[tuple[int, str | None]] = []  # toggle_priority calls, in order
         self.status_updates = True
         self.validating = spec_path is not None and spec_path.is_file()
         self._spec: Spec | None = (
@@ -227,4 +231,5 @@ class Account(StandIn):
             },
             "labels": list(conversation.labels),
             "custom_attributes": dict(conversation.custom_attributes),
+            "priority": conversation.priority,
         }

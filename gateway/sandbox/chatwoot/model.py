@@ -26,6 +26,7 @@ BOT: JSON = {"id": 1, "name": "Frontdesk handoff", "type": "agent_bot"}
 BOT_ENDPOINTS = {
     ("POST", "/conversations"),
     ("POST", "/conversations/{id}/toggle_status"),
+    ("POST", "/conversations/{id}/toggle_priority"),
     ("POST", "/conversations/{id}/custom_attributes"),
     ("POST", "/conversations/{id}/messages"),
     ("POST", "/conversations/{id}/assignments"),
@@ -87,6 +88,7 @@ class Conversation:
     labels: list[str] = field(default_factory=list)
     assignee_id: int | None = None
     team_id: int | None = None
+    priority: str | None = None
     messages: list[JSON] = field(default_factory=list)
 
 

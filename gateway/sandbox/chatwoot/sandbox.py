@@ -3,7 +3,8 @@
 Towards the gateway it answers the Application API calls Frontdesk makes, at the same paths
 (`/api/v1/accounts/{account}/...`), with `api_access_token` auth: contacts (unique
 `identifier`, 422 on a duplicate), contact inboxes with our `source_id`, conversations and
-their statuses, assignments, labels, messages (incoming only in API inboxes), message status
+their statuses, assignments, labels (only the account's own: `account_labels`), priorities,
+custom attributes, messages (incoming only in API inboxes), message status
 updates (newer versions; `status_updates=False` answers 404 like older ones). Given the vendor
 spec (`chatwoot.openapi.json`) request bodies are checked against it.
 
@@ -65,6 +66,7 @@ class ChatwootSandbox(ApplicationApi):
             ("POST", "/conversations", self._create_conversation),
             ("GET", "/conversations/{id}", self._show_conversation),
             ("POST", "/conversations/{id}/toggle_status", self._toggle_status),
+            ("POST", "/conversations/{id}/toggle_priority", self._toggle_priority),
             ("POST", "/conversations/{id}/assignments", self._assign),
             ("POST", "/conversations/{id}/labels", self._labels),
             ("GET", "/conversations/{id}/labels", self._get_labels),

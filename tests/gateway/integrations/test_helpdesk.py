@@ -84,6 +84,7 @@ async def test_a_lost_mapping_finds_the_existing_contact(setup: Setup, redis: Re
 
 
 async def test_handoff_opens_assigns_labels_and_notes(setup: Setup) -> None:
+    setup.chatwoot.account_labels |= {"vip", "allergy"}  # defined in Settings → Labels
     await setup.send("handoff", note="🙋 The client asked for a person (menu).")
     [thread] = setup.chatwoot.conversations.values()
     assert thread.status == "open"
@@ -292,3 +293,13 @@ async def test_a_late_line_never_reopens_a_resolved_conversation(setup: Setup) -
         "Hi again",
         "incoming",
     )
+
+
+async def test_a_label_the_account_lacks_is_dropped_by_chatwoot(setup: Setup) -> None:
+    """Chatwoot keeps only labels defined in the account (LabelConcern#valid_labels): the
+    handoff goes through, without the unknown one."""
+    await setup.send("handoff", note="🙋")
+    [thread] = setup.chatwoot.conversations.values()
+    assert thread.status == "open"
+    assert thread.labels == ["handoff"]
+    assert setup.chatwoot.errors == []
