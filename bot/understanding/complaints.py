@@ -2,7 +2,9 @@
 goes to a person (and the handoff's routing may send it to the team that deals with them).
 
 A small list of stems on purpose: words that in a salon's chat mean the client is unhappy with
-what happened, not with a free time ("ужасно хочу записаться" is the price of "ужасн").
+what happened, not with a free time. "Ужасно" and "terribly" are also mere intensifiers
+("ужасно хочу записаться", "I terribly want a fringe"): right before a word of wanting or liking
+they are not a complaint.
 """
 
 from __future__ import annotations
@@ -21,7 +23,21 @@ _STEMS = (
 
 _LEXICON = Lexicon()
 _LEXICON.add("complaint", _STEMS)
+# Intensifiers, and the words after which they only intensify (хочу, хотела, нужно, рада,
+# люблю, нравится; want, need, love, like).
+_INTENSIFIERS = ("ужасно", "terribly", "awfully")
+_WANTING = Lexicon()
+_WANTING.add(
+    "wanting", ("хоч", "хотел", "нуж", "рад", "люб", "нрав", "want", "need", "love", "like")
+)
 
 
 def is_complaint(text: str) -> bool:
-    return any(_LEXICON.lookup(word) for word in words(text))
+    said = words(text)
+    for n, word in enumerate(said):
+        following = said[n + 1] if n + 1 < len(said) else ""
+        if word in _INTENSIFIERS and following and _WANTING.lookup(following):
+            continue
+        if _LEXICON.lookup(word):
+            return True
+    return False

@@ -22,6 +22,7 @@ from bot.understanding.complaints import is_complaint
         "The master was rude to me",
         "This is unaceptable",  # a typo
         "terrible colour, really disappointed",
+        "ужасно подстригли, хочу переделать",  # "ужасно" before a verb of doing: a complaint
     ],
 )
 def test_complaints_in_russian_and_english(text: str) -> None:
@@ -38,6 +39,8 @@ def test_complaints_in_russian_and_english(text: str) -> None:
         "Where is the salon?",
         "Can I book a manicure tomorrow?",
         "compliment to Anna, great job",
+        "ужасно хочу записаться на окрашивание",  # "ужасно" only intensifies
+        "I terribly want a fringe like Anna's",
         "👍",
         "",
     ],
