@@ -122,8 +122,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     """Build the salon's services, the handlers and the outbox's deliveries; run the workers
     and the periodic tasks while the app is up; stop and close them all when it stops."""
     runtime = app[RUNTIME]
-    running = app[SERVED].live[runtime.settings.salon.profile.id].running = start_salon(
-        runtime, clock
+    served = app[SERVED]
+    running = served.live[runtime.settings.salon.profile.id].running = start_salon(
+        runtime, clock, served.work
     )
     # What exists now lives as long as the process: keep the collector from walking it (the
     # aiogram and pydantic models alone are some 200k objects) on every full collection.
