@@ -31,10 +31,16 @@ from handlers.novu import send_overdue
 log = logging.getLogger("frontdesk.app")
 
 # How many entries are handled, and how many messages sent, at once in this process, by all
-# its salons together (gateway/pipeline/fair_slots.py shares them out): well under a Redis
-# pool's 64 connections (the shards' blocking reads hold some too).
-HANDLING_SLOTS = 16
-SENDING_SLOTS = 16
+# its salons together (gateway/pipeline/fair_slots.py shares them out). Every step of another
+# salon's reply waits its turn on the event loop behind the steps of what is in flight, so
+# fewer in flight means a shorter wait; too few and one salon's backlog drains slower (its
+# Redis and HTTP round trips no longer overlap). Measured with `python -m bench fairness`
+# (5,000 queued for salon A; B's median reply behind it over B's idle median; the time A's
+# backlog took), on two cores shared with other work: 16 each: 7-12x, 13-22 s; 4 each:
+# 2.5-4x, 13-29 s; 8 each: ~7x, 11-23 s; 2 each: 2.6-3.8x, 17-77 s. Also well under a Redis
+# pool's 64 connections.
+HANDLING_SLOTS = 4
+SENDING_SLOTS = 4
 
 
 def work_slots() -> WorkSlots:
