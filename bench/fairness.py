@@ -3,12 +3,14 @@
 One gateway process serves two salons, A (the environment's) and B (as the registry would
 hand it over), each with its own Telegram stand-in. B's reply latency (a client's `/start`
 until the bot's answer reaches B's stand-in) is measured twice: with both salons idle, and
-right after BACKLOG updates were queued for salon A. Each salon has its own worker pool, its
-own handling and sending slots and its own Redis pool, so A's backlog takes A's slots only;
-what B shares with it is the event loop. The last line is the summary:
+right after BACKLOG updates were queued for salon A; then the time A's backlog took. Each
+salon has its own worker pool and its own Redis pool; what B shares with A's backlog is the
+event loop and the process's handling and sending slots (gateway/pipeline/fair_slots.py). The
+stand-ins run in processes of their own unless `apart` is off (the flow test). The last line
+is the summary:
 
     fairness: b_ms_idle=<median> b_ms_backlog=<median> b_ms_backlog_max=<max> \
-a_answered_meanwhile=<n of backlog>
+a_answered_meanwhile=<n of backlog> a_drain_s=<s>
 """
 
 from __future__ import annotations
@@ -188,12 +190,14 @@ async def _reply_ms(stand_in: StandIn, chat_id: int) -> float:
         await asyncio.sleep(0.005)
 
 
-async def _drained(stand_in: StandIn, total: int, since: float) -> float:
+async def _drained(stand_in: StandIn, total: int, since: float, within: float = 600) -> float:
     """Seconds from `since` until the stand-in has `total` calls (the last of A's replies)."""
     while True:
         count, _ = await stand_in.calls(1 << 62)
         if count >= total:
             return time.monotonic() - since
+        if time.monotonic() - since > within:
+            raise BenchError(f"A's backlog not answered within {within:.0f}s: {count} of {total}")
         await asyncio.sleep(0.05)
 
 

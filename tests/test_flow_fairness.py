@@ -29,7 +29,7 @@ async def test_a_backlog_at_one_salon_does_not_hold_up_anothers_replies(redis_ur
     # backlog was still waiting (in one shared queue B would have waited for all of it).
     assert figures.answered_meanwhile < figures.backlog / 2, figures.summary()
     # And a bound: B's reply stays within seconds, however large A's backlog (measured on
-    # two shared cores: about 13 ms idle, under 200 ms behind A's backlog).
+    # two shared cores with this layout: 15-50 ms idle, 100-210 ms behind A's backlog).
     assert max(figures.backlog_ms) < 5000, figures.summary()
 
 
