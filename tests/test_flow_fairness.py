@@ -144,3 +144,46 @@ async def test_b_is_answered_while_as_bot_is_blocked(
 async def _at_least(count: Awaitable[int], wanted: int) -> int | None:
     value = await count
     return value if value >= wanted else None
+
+
+async def test_b_is_answered_while_as_calendar_calls_hang_in_every_slot(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    calendar_a: Salon,
+    salon_b: RegistrySalon,
+    clock: Clock,
+    salon_id: str,
+) -> None:
+    gateway = await start_gateway(
+        clock=clock,
+        calcom_api_url=calendar_a.url,
+        calcom_api_key=CAL_KEY,
+        calcom_team_id=calendar_a.team_id,
+        salon_currency="RUB",
+        salon_address="1 Example Street",
+        # Long enough for B's reply to come first on a loaded machine; the breaker opens on
+        # the first timeouts, so A's retried reads and later clients then fail fast.
+        service_timeout_seconds=5.0,
+        breaker_failures=2,
+    )
+    await serve_b(gateway, salon_b)
+    try:
+        handling = gateway.app[SERVED].work.handling
+        clients_a = [Chat(sandbox.telegram, 720 + n) for n in range(handling.limit + 2)]
+        for chat in clients_a:
+            await chat.say("/start")
+            await chat.tap("m:book")
+            await chat.tap("b:s:hair-colouring")
+        # A's Cal.com hangs: every handling slot is held by one of A's clients waiting for it.
+        calendar_a.calendar.delay = 30.0
+        taps = [asyncio.create_task(chat.tap("b:d:20260602")) for chat in clients_a]
+        await eventually(lambda: handling.in_flight.get(salon_id) == handling.limit, timeout=10)
+        # B's client is answered now, not when A's calls time out.
+        answer = await Chat(salon_b.telegram, 821).say("/start")
+        assert "Studio Süd" in answer[-1]["text"]
+        assert not any(task.done() for task in taps)
+        assert handling.in_flight.get(salon_id) == handling.limit
+        for answer in await asyncio.gather(*taps):
+            assert answer[-1]["text"].startswith("I cannot reach the salon's calendar right now.")
+    finally:
+        await gateway.app[SERVED].stop_registry_salons()

@@ -4,13 +4,15 @@ Handling an entry and sending a message each take a slot; `FairSlots` bounds how
 flight in the whole process, whatever the number of salons. While a slot is free it is taken
 at once. When none is, the entry waits, and a freed slot goes to the waiting salon with the
 fewest slots in flight (ties in turn: the salon served longest ago first). So a salon with a
-backlog of thousands holds no more than its share as soon as another salon has work: the
-other's first entry gets the next free slot instead of queueing behind the backlog; two busy
+backlog of thousands holds no more than its share as soon as another salon has work; two busy
 salons alternate; a salon with nothing waiting costs nothing; one salon alone may use every
 slot.
 
-A slot is held while the work awaits too (a vendor's reply, Redis): the bound is on what is in
-flight, which is what the Redis connections and the event loop pay for.
+A salon with nothing in flight always gets a slot at once, beyond the bound if need be: a
+slot is held while the work awaits (a vendor's reply, Redis), so a salon whose Cal.com hangs
+may hold every slot for as long as its calls take to time out (SERVICE_TIMEOUT_SECONDS, until
+its breaker opens), and another salon's client must not wait for that. The bound is then
+exceeded by at most one slot per salon.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class FairSlots:
         return 0 if queue is None else sum(1 for future in queue if not future.done())
 
     async def acquire(self, salon_id: str) -> None:
-        if self._busy < self.limit and not self._waiting:
+        if salon_id not in self.in_flight or (self._busy < self.limit and not self._waiting):
             self._take(salon_id)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -99,19 +101,26 @@ class FairSlots:
                 del self._waiting[salon_id]
 
     def _grant(self) -> None:
+        # A salon whose last slot was just given back goes on at once (see the module).
+        for salon_id in [s for s in self._waiting if s not in self.in_flight]:
+            self._grant_to(salon_id)
         while self._busy < self.limit and self._waiting:
             # min() keeps the first of equals: on a tie, the salon next in turn.
-            salon_id = min(self._waiting, key=lambda s: self.in_flight.get(s, 0))
-            queue = self._waiting[salon_id]
+            self._grant_to(min(self._waiting, key=lambda s: self.in_flight.get(s, 0)))
+
+    def _grant_to(self, salon_id: str) -> None:
+        """The salon's first waiter gets a slot (one cancelled meanwhile is passed over)."""
+        queue = self._waiting[salon_id]
+        while queue:
             future = queue.popleft()
-            if queue:
-                self._waiting.move_to_end(salon_id)
-            else:
-                del self._waiting[salon_id]
-            if future.done():
-                continue  # cancelled while waiting; its task withdraws nothing more
-            self._take(salon_id)
-            future.set_result(None)
+            if not future.done():
+                self._take(salon_id)
+                future.set_result(None)
+                break
+        if queue:
+            self._waiting.move_to_end(salon_id)
+        else:
+            del self._waiting[salon_id]
 
 
 @dataclass(frozen=True)

@@ -56,51 +56,79 @@ async def test_a_free_slot_is_taken_at_once_and_one_salon_alone_may_take_them_al
     assert slots.in_flight == {}
 
 
-async def test_another_salon_is_granted_before_the_backlogs_queued_waiters() -> None:
+async def test_a_salon_with_nothing_in_flight_gets_a_slot_even_when_all_are_taken() -> None:
     slots = FairSlots(2)
     holders = Holders(slots)
-    for n in range(6):
+    for n in range(4):
+        holders.start("a", f"a{n}")
+    await settle()
+    # A holds every slot (its calls may hang until they time out): B's first goes at once.
+    holders.start("b", "b0")
+    await settle()
+    assert holders.granted == ["a0", "a1", "b0"]
+    assert slots.busy == 3
+    await holders.let_go("a0")
+    # Back at the bound: nobody more until a slot is free under it.
+    assert holders.granted == ["a0", "a1", "b0"]
+    await holders.let_go("b0")
+    assert holders.granted[-1] == "a2"
+
+
+async def test_another_salon_is_granted_before_the_backlogs_queued_waiters() -> None:
+    slots = FairSlots(4)
+    holders = Holders(slots)
+    for n in range(8):
         holders.start("a", f"a{n}")
     await settle()
     holders.start("b", "b0")
+    holders.start("b", "b1")
     await settle()
-    assert holders.granted == ["a0", "a1"]
+    assert holders.granted == ["a0", "a1", "a2", "a3", "b0"]
     await holders.let_go("a0")
-    # a2..a5 came first, but B has nothing in flight: the freed slot is B's.
-    assert holders.granted == ["a0", "a1", "b0"]
     await holders.let_go("a1")
-    assert holders.granted[-1] == "a2"
-    assert slots.in_flight == {"a": 1, "b": 1}
+    # a4..a7 came first, but B has fewer in flight: the freed slot is B's.
+    assert holders.granted[-1] == "b1"
+    assert slots.in_flight == {"a": 2, "b": 2}
+    assert slots.waiting("a") == 4
 
 
-async def test_two_busy_salons_alternate() -> None:
-    slots = FairSlots(1)
+async def test_busy_salons_take_turns_on_the_slots_another_frees() -> None:
+    slots = FairSlots(6)
     holders = Holders(slots)
-    holders.start("a", "first")
+    for n in range(6):
+        holders.start("d", f"d{n}")
     await settle()
-    for n in range(3):
-        holders.start("a", f"a{n}")
-    for n in range(3):
-        holders.start("b", f"b{n}")
-    await settle()
-    for name in ("first", "a0", "b0", "a1", "b1", "a2"):
-        await holders.let_go(name)
-    assert holders.granted == ["first", "a0", "b0", "a1", "b1", "a2", "b2"]
-
-
-async def test_three_salons_take_turns_on_a_tie() -> None:
-    slots = FairSlots(1)
-    holders = Holders(slots)
-    holders.start("c", "first")
+    for salon in ("a", "b", "c"):
+        holders.start(salon, f"{salon}-first")
     await settle()
     for salon in ("a", "b", "c"):
         for n in range(2):
             holders.start(salon, f"{salon}{n}")
     await settle()
-    order = ["first", "a0", "b0", "c0", "a1", "b1"]
-    for name in order:
-        await holders.let_go(name)
-    assert holders.granted == [*order, "c1"]
+    assert slots.busy == 9
+    for n in range(6):
+        await holders.let_go(f"d{n}")
+    # Three slots came free under the bound, one for each salon in turn.
+    assert holders.granted[-3:] == ["a0", "b0", "c0"]
+    assert slots.in_flight == {"a": 2, "b": 2, "c": 2}
+
+
+async def test_two_busy_salons_alternate() -> None:
+    slots = FairSlots(5)
+    holders = Holders(slots)
+    for n in range(5):
+        holders.start("c", f"c{n}")
+    await settle()
+    holders.start("a", "a-first")
+    holders.start("b", "b-first")
+    await settle()
+    for salon in ("a", "b"):
+        for n in range(3):
+            holders.start(salon, f"{salon}{n}")
+    await settle()
+    for n in range(5):
+        await holders.let_go(f"c{n}")
+    assert holders.granted[-3:] == ["a0", "b0", "a1"]
 
 
 async def test_a_cancelled_waiter_does_not_keep_a_slot_or_its_place() -> None:
@@ -110,14 +138,19 @@ async def test_a_cancelled_waiter_does_not_keep_a_slot_or_its_place() -> None:
     await settle()
     holders.start("a", "a1")
     holders.start("b", "b0")
+    holders.start("b", "b1")
     await settle()
+    assert holders.granted == ["a0", "b0"]
     holders.tasks["a1"].cancel()
     await settle()
     assert slots.waiting("a") == 0
     await holders.let_go("a0")
     assert holders.granted == ["a0", "b0"]
     await holders.let_go("b0")
+    assert holders.granted == ["a0", "b0", "b1"]
+    await holders.let_go("b1")
     assert slots.busy == 0
+    assert slots.in_flight == {}
     with pytest.raises(asyncio.CancelledError):
         await holders.tasks["a1"]
 
@@ -126,16 +159,21 @@ async def test_a_waiter_cancelled_right_after_its_grant_passes_the_slot_on() -> 
     slots = FairSlots(1)
     holders = Holders(slots)
     await slots.acquire("a")
-    holders.start("b", "b0")
     holders.start("a", "a1")
+    holders.start("b", "b0")
+    holders.start("b", "b1")
     await settle()
-    # Granted in the same turn as it is cancelled: it never runs, and the slot goes to a1.
+    assert holders.granted == ["b0"]
+    # a1 is granted in the same turn as it is cancelled: it never runs, its slot is given
+    # back, and b1 still waits for one under the bound.
     slots.release("a")
-    holders.tasks["b0"].cancel()
+    holders.tasks["a1"].cancel()
     await settle()
-    assert holders.granted == ["a1"]
-    assert slots.in_flight == {"a": 1}
-    await holders.let_go("a1")
+    assert holders.granted == ["b0"]
+    assert slots.in_flight == {"b": 1}
+    await holders.let_go("b0")
+    assert holders.granted == ["b0", "b1"]
+    await holders.let_go("b1")
     assert slots.busy == 0
     assert slots.in_flight == {}
 
