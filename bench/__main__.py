@@ -215,6 +215,12 @@ def parser() -> argparse.ArgumentParser:
     fairness.add_argument("--backlog", type=_count, default=5000, help="(default %(default)s)")
     fairness.add_argument("--samples", type=_count, default=5, help="(default %(default)s)")
     fairness.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
+    fairness.add_argument(
+        "--together",
+        action="store_true",
+        help="run the Telegram stand-ins on the gateway's event loop (as the flow test does) "
+        "instead of in processes of their own",
+    )
     understanding = commands.add_parser(
         "understanding",
         help="typed requests: the corpus score and the cost per message",
@@ -247,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fairness":
         from bench.fairness import main as fairness
 
-        return fairness(args.redis_url, args.backlog, args.samples)
+        return fairness(args.redis_url, args.backlog, args.samples, not args.together)
     if args.command == "understanding":
         from bench.understanding import main as understanding
 

@@ -52,7 +52,7 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def serve_sandbox(port: int, spec: Path | None) -> None:
+def serve_sandbox(port: int, spec: Path | None, token: str = TOKEN) -> None:
     """The Telegram Bot API stand-in, plus one route that lists accepted calls incrementally.
 
     Its own `/_sandbox/messages` is per chat and copies every message; the bench needs all
@@ -61,10 +61,11 @@ def serve_sandbox(port: int, spec: Path | None) -> None:
     """
     from gateway.sandbox.telegram import TelegramSandbox
 
-    sandbox = TelegramSandbox(TOKEN, spec)
+    sandbox = TelegramSandbox(token, spec)
 
     async def calls(request: web.Request) -> web.Response:
-        after = int(request.query.get("after", "0"))
+        # Past the end: nothing, and `next` is the number of calls so far.
+        after = min(int(request.query.get("after", "0")), len(sandbox.sent))
         sent = sandbox.sent[after:]
         return web.json_response(
             {
@@ -209,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--every-route", action="store_true", help="gateway: all five webhook routes on"
     )
     parser.add_argument("--spec", type=Path, help="sandbox: the vendor Bot API spec")
+    parser.add_argument("--token", default=TOKEN, help="sandbox: the bot token it answers")
     parser.add_argument(
         "--setting",
         action="append",
@@ -222,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.kind == "bare":
         serve_bare(args.port)
     elif args.kind == "sandbox":
-        serve_sandbox(args.port, args.spec)
+        serve_sandbox(args.port, args.spec, args.token)
     else:
         serve_gateway(
             args.port,

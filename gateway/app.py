@@ -125,8 +125,9 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     runtime = app[RUNTIME]
     if not runtime.settings.redis_cluster:
         await _migrate_keys(runtime.redis)
-    running = app[SERVED].live[runtime.settings.salon.profile.id].running = start_salon(
-        runtime, clock
+    served = app[SERVED]
+    running = served.live[runtime.settings.salon.profile.id].running = start_salon(
+        runtime, clock, served.work
     )
     # What exists now lives as long as the process: keep the collector from walking it (the
     # aiogram and pydantic models alone are some 200k objects) on every full collection.

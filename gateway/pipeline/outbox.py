@@ -23,6 +23,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from gateway.pipeline.fair_slots import Slots
 from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
@@ -118,7 +119,7 @@ class OutboxSender:
         *,
         schedule: Sequence[float],
         wake: asyncio.Event,
-        slots: asyncio.Semaphore,
+        slots: Slots,
         batch: int = 100,
         held: Callable[[Outgoing], Awaitable[bool]] | None = None,
         rescan: float = RESCAN_SECONDS,

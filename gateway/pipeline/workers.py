@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.pipeline.fair_slots import Slots
 from gateway.pipeline.keys import INBOUND_GROUP, Keys
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
@@ -155,7 +156,7 @@ class InboundConsumer:
         max_attempts: int,
         wake: asyncio.Event,
         sent: asyncio.Event,
-        slots: asyncio.Semaphore,
+        slots: Slots,
         retry_base: float = 0.5,
         batch: int = 64,
         max_buffered: int = 256,

@@ -15,6 +15,7 @@ from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.pipeline.fair_slots import FairSlots, WorkSlots
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.outbox import OutboxSender
 from gateway.pipeline.tasks import stop_task
@@ -29,8 +30,22 @@ from handlers.novu import send_overdue
 
 log = logging.getLogger("frontdesk.app")
 
-HANDLING_SLOTS = 16
-SENDING_SLOTS = 16
+# How many entries are handled, and how many messages sent, at once in this process, by all
+# its salons together (gateway/pipeline/fair_slots.py shares them out). Every step of another
+# salon's reply waits its turn on the event loop behind the steps of what is in flight, so
+# fewer in flight means a shorter wait; too few and one salon's backlog drains slower (its
+# Redis and HTTP round trips no longer overlap). Measured with `python -m bench fairness`
+# (5,000 queued for salon A; B's median reply behind it over B's idle median; the time A's
+# backlog took), on two cores shared with other work: 16 each: 7-12x, 13-22 s; 4 each:
+# 2.5-4x, 13-29 s; 8 each: ~7x, 11-23 s; 2 each: 2.6-3.8x, 17-77 s. Also well under a Redis
+# pool's 64 connections.
+HANDLING_SLOTS = 4
+SENDING_SLOTS = 4
+
+
+def work_slots() -> WorkSlots:
+    """The process's shared schedulers (one per process, whatever the number of salons)."""
+    return WorkSlots(FairSlots(HANDLING_SLOTS), FairSlots(SENDING_SLOTS))
 
 
 @dataclass
@@ -49,14 +64,15 @@ class Background:
 
 
 def shard_runner(
-    runtime: Runtime, conversations: Conversations, outflow: Outflow
+    runtime: Runtime, conversations: Conversations, outflow: Outflow, work: WorkSlots
 ) -> Callable[[Lease], Awaitable[None]]:
     """What a worker does with a shard it holds: consume its inbound stream, send its outbox."""
     settings = runtime.settings
-    # How many entries are handled, and how many messages sent, at once in this process: well
-    # under the Redis pool's 64 connections (the shards' blocking reads hold some too).
-    handling_slots = asyncio.Semaphore(HANDLING_SLOTS)
-    sending_slots = asyncio.Semaphore(SENDING_SLOTS)
+    # The salon's share of the process's slots: a backlog here holds no more than its share
+    # once another salon has work (issue 18).
+    salon_id = runtime.keys.salon_id
+    handling_slots = work.handling.salon(salon_id)
+    sending_slots = work.sending.salon(salon_id)
     # One wake-up event per shard: the edge sets it when it queues, the outbox after a commit.
     inbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]
     outbound_wake = [asyncio.Event() for _ in range(settings.stream_shards)]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.pipeline.fair_slots import WorkSlots
 from gateway.wiring.background import Background, shard_runner, start_background
 from gateway.wiring.conversations import build_handlers
 from gateway.wiring.outflow import build_outflow
@@ -28,12 +29,13 @@ class RunningSalon:
         await self.services.aclose()
 
 
-def start_salon(runtime: Runtime, clock: Callable[[], datetime]) -> RunningSalon:
+def start_salon(runtime: Runtime, clock: Callable[[], datetime], work: WorkSlots) -> RunningSalon:
     """Build the salon's services, the handlers and the outbox's deliveries, and start its
-    workers and periodic tasks (in a process that runs workers)."""
+    workers and periodic tasks (in a process that runs workers); its workers take their slots
+    from `work`, which every salon of the process shares."""
     services = build_services(runtime)
     conversations = build_handlers(runtime, services, clock)
     outflow = build_outflow(runtime, services, clock)
-    run_shard = shard_runner(runtime, conversations, outflow)
+    run_shard = shard_runner(runtime, conversations, outflow, work)
     background = start_background(runtime, services, run_shard, clock)
     return RunningSalon(runtime, services, background)

@@ -8,9 +8,9 @@ then stops. A salon stopping gives its shards back after the turns in flight fin
 SHUTDOWN_GRACE_SECONDS); what it had not started stays pending in its streams and the next
 holder (the rebuilt salon, or this salon once enabled again) reads it: nothing is lost.
 
-Why each registry salon has its own Redis pool: a salon's blocking stream reads and handling
-slots then cannot starve another's (the fairness the salons issue asks for), at the price of
-a pool per salon.
+Why each registry salon has its own Redis pool: a salon's blocking stream reads then cannot
+starve another's (the fairness the salons issue asks for), at the price of a pool per salon.
+The handling and sending slots are the process's, shared fairly by all its salons (`work`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from gateway.pipeline.redis_client import connect_redis
 from gateway.salon_settings import SalonSettings
 from gateway.salons.registry import Salon
 from gateway.settings import Settings, SettingsError
+from gateway.wiring.background import work_slots
 from gateway.wiring.routes import SalonRoutes, salon_routes
 from gateway.wiring.running import RunningSalon, start_salon
 from gateway.wiring.runtime import Runtime
@@ -68,6 +69,9 @@ class ServedSalons:
         clock: Callable[[], datetime],
     ) -> None:
         self.settings = settings
+        # The handling and sending slots every salon's workers share (fair_slots.py): one
+        # salon's backlog or slow vendor holds no more than its share once another has work.
+        self.work = work_slots()
         self.redis = redis
         self.limits = limits
         self.slots = slots
@@ -153,7 +157,7 @@ class ServedSalons:
             version,
             own_redis=url is not None,
         )
-        served.running = start_salon(runtime, self.clock)
+        served.running = start_salon(runtime, self.clock, self.work)
         return served
 
     async def _retire(self, served: ServedSalon) -> None:
