@@ -129,12 +129,15 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     running = served.live[runtime.settings.salon.profile.id].running = start_salon(
         runtime, clock, served.work
     )
+    # The shared slots' bounds follow how late the event loop runs (fair_slots.py).
+    timing = asyncio.create_task(served.work.keep_time())
     # What exists now lives as long as the process: keep the collector from walking it (the
     # aiogram and pydantic models alone are some 200k objects) on every full collection.
     gc.freeze()
     try:
         yield
     finally:
+        await stop_task(timing, "the slots' timekeeper")
         await running.stop()
         await runtime.redis.aclose()
 

@@ -13,11 +13,20 @@ slot is held while the work awaits (a vendor's reply, Redis), so a salon whose C
 may hold every slot for as long as its calls take to time out (SERVICE_TIMEOUT_SECONDS, until
 its breaker opens), and another salon's client must not wait for that. The bound is then
 exceeded by at most one slot per salon.
+
+The bound adapts to the event loop (`adapt`, fed by `keep_time`): a slot is held while the work
+waits on a vendor, so a bound low enough to keep another salon's reply quick behind a backlog
+of quick work (every step of its reply waits its turn behind the steps in flight) would cap
+the throughput of slow vendors (a Cal.com answering in 300 ms, 4 slots: 13 turns/s for the
+whole process). So the bound starts at its ceiling and is halved while the loop runs late (the
+work in flight is CPU, and more of it only queues behind itself), then grows back by one each
+time the loop keeps time (the work in flight waits on the network: more overlaps).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,11 +47,23 @@ class Slots(Protocol):
     ) -> bool | None: ...
 
 
-class FairSlots:
-    """`limit` slots shared by salons, granted as the module says."""
+# The loop is "late" when a timer fires this much after its time, and "keeps time" under the
+# second figure. A turn costs about a millisecond of CPU: 5 ms late means several turns were
+# queued before the timer's callback.
+LATE_SECONDS = 0.005
+ON_TIME_SECONDS = 0.002
 
-    def __init__(self, limit: int) -> None:
+
+class FairSlots:
+    """At most `limit` slots shared by salons, granted as the module says; the bound adapts
+    between `floor` and `limit` (the ceiling) to how late the event loop runs."""
+
+    def __init__(self, limit: int, floor: int | None = None) -> None:
         if limit < 1:
+            raise ValueError("a scheduler needs at least one slot")
+        self.ceiling = limit
+        self.floor = min(limit, floor if floor is not None else limit)
+        if self.floor < 1:
             raise ValueError("a scheduler needs at least one slot")
         self.limit = limit
         # Slots in flight by salon (a salon with none is absent).
@@ -79,6 +100,14 @@ class FairSlots:
             else:
                 self._withdraw(salon_id, future)
             raise
+
+    def adapt(self, lateness: float) -> None:
+        """How late the loop ran a timer: halve the bound when late, add one when on time."""
+        if lateness > LATE_SECONDS:
+            self.limit = max(self.floor, self.limit // 2)
+        elif lateness < ON_TIME_SECONDS and self.limit < self.ceiling:
+            self.limit += 1
+            self._grant()
 
     def release(self, salon_id: str) -> None:
         self._busy -= 1
@@ -129,6 +158,16 @@ class WorkSlots:
 
     handling: FairSlots
     sending: FairSlots
+
+    async def keep_time(self, interval: float = 0.02) -> None:
+        """Runs while the process serves: measures how late the loop runs a timer of
+        `interval` seconds and lets both bounds adapt to it."""
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(interval)
+            lateness = time.monotonic() - started - interval
+            self.handling.adapt(lateness)
+            self.sending.adapt(lateness)
 
 
 class SalonSlots:

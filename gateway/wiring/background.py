@@ -31,21 +31,27 @@ from handlers.novu import send_overdue
 log = logging.getLogger("frontdesk.app")
 
 # How many entries are handled, and how many messages sent, at once in this process, by all
-# its salons together (gateway/pipeline/fair_slots.py shares them out). Every step of another
-# salon's reply waits its turn on the event loop behind the steps of what is in flight, so
-# fewer in flight means a shorter wait; too few and one salon's backlog drains slower (its
-# Redis and HTTP round trips no longer overlap). Measured with `python -m bench fairness`
-# (5,000 queued for salon A; B's median reply behind it over B's idle median; the time A's
-# backlog took), on two cores shared with other work: 16 each: 7-12x, 13-22 s; 4 each:
-# 2.5-4x, 13-29 s; 8 each: ~7x, 11-23 s; 2 each: 2.6-3.8x, 17-77 s. Also well under a Redis
-# pool's 64 connections.
-HANDLING_SLOTS = 4
-SENDING_SLOTS = 4
+# its salons together (gateway/pipeline/fair_slots.py shares them out), at most and at least:
+# the bound moves between the two with how late the event loop runs. Every step of another
+# salon's reply waits its turn on the loop behind the steps in flight, so while the work is CPU
+# (a backlog of quick turns) fewer in flight means a shorter wait. Measured with `python -m
+# bench fairness` (5,000 queued for salon A; B's median reply behind it over B's idle median;
+# the time A's backlog took), on two cores shared with other work, with fixed bounds: 16 each:
+# 7-12x, 13-22 s; 8 each: ~7x, 11-23 s; 4 each: 2.5-4x, 13-29 s; 2 each: 2.6-3.8x, 17-77 s.
+# While the work waits on vendors (a Cal.com or a Bot API at 100-300 ms) the loop keeps time
+# and the bound stays at its ceiling, so their calls overlap: 4 would cap a process at some
+# 13-40 turns or messages a second. The ceiling stays well under a Redis pool's 64
+# connections.
+HANDLING_SLOTS = 16
+SENDING_SLOTS = 32
+SLOTS_FLOOR = 4
 
 
 def work_slots() -> WorkSlots:
     """The process's shared schedulers (one per process, whatever the number of salons)."""
-    return WorkSlots(FairSlots(HANDLING_SLOTS), FairSlots(SENDING_SLOTS))
+    return WorkSlots(
+        FairSlots(HANDLING_SLOTS, floor=SLOTS_FLOOR), FairSlots(SENDING_SLOTS, floor=SLOTS_FLOOR)
+    )
 
 
 @dataclass

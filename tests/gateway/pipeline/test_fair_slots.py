@@ -4,10 +4,11 @@ turn of the event loop)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from gateway.pipeline.fair_slots import FairSlots
+from gateway.pipeline.fair_slots import LATE_SECONDS, ON_TIME_SECONDS, FairSlots, WorkSlots
 
 
 class Holders:
@@ -191,3 +192,68 @@ async def test_a_slot_is_given_back_when_the_work_fails() -> None:
 def test_a_scheduler_needs_a_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         FairSlots(0)
+
+
+async def test_the_bound_halves_while_the_loop_runs_late_and_grows_back_while_it_keeps_time() -> (
+    None
+):
+    slots = FairSlots(8, floor=2)
+    holders = Holders(slots)
+    for n in range(8):
+        holders.start("a", f"a{n}")
+    await settle()
+    assert len(holders.granted) == 8
+    late, on_time = LATE_SECONDS * 2, ON_TIME_SECONDS / 2
+    slots.adapt(late)
+    assert slots.limit == 4
+    slots.adapt(late)
+    slots.adapt(late)
+    assert slots.limit == 2  # never under the floor
+    # Work in flight beyond the new bound finishes; a freed slot is not given on until the
+    # salon is under the bound.
+    holders.start("a", "a8")
+    for name in ("a0", "a1", "a2", "a3", "a4", "a5"):
+        await holders.let_go(name)
+    assert "a8" not in holders.granted
+    await holders.let_go("a6")
+    assert holders.granted[-1] == "a8"
+    # On time again: the bound grows by one per reading, and a waiter gets the new slot.
+    holders.start("a", "a9")
+    await settle()
+    assert "a9" not in holders.granted
+    slots.adapt(on_time)
+    await settle()
+    assert slots.limit == 3
+    assert holders.granted[-1] == "a9"
+    slots.adapt((LATE_SECONDS + ON_TIME_SECONDS) / 2)  # neither: the bound stays
+    assert slots.limit == 3
+    for _ in range(10):
+        slots.adapt(on_time)
+    assert slots.limit == 8  # never over the ceiling
+    for name in ("a7", "a8", "a9"):
+        await holders.let_go(name)
+    assert slots.busy == 0
+
+
+async def test_the_timekeeper_reads_the_loop_and_adapts_both_bounds() -> None:
+    work = WorkSlots(FairSlots(8, floor=1), FairSlots(8, floor=1))
+    timing = asyncio.create_task(work.keep_time(interval=0.001))
+    await asyncio.sleep(0.01)
+    # The loop is blocked far beyond the late threshold: the next reading halves the bounds.
+    blocked_until = time.monotonic() + LATE_SECONDS * 4
+    while time.monotonic() < blocked_until:
+        pass  # CPU work holding the loop, as a backlog of quick turns does
+    await settle()
+    assert work.handling.limit < 8
+    assert work.sending.limit < 8
+    # On time again, the bounds grow back to their ceiling.
+    await asyncio.sleep(0.1)
+    timing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await timing
+    assert work.handling.limit == work.sending.limit == 8
+
+
+def test_a_floor_needs_a_slot_too() -> None:
+    with pytest.raises(ValueError, match="at least one slot"):
+        FairSlots(4, floor=0)
