@@ -14,6 +14,7 @@ from bot.flows import menu
 from bot.flows.booking import CALENDAR_FILE, BookingFlow
 from bot.flows.standing import standing
 from bot.flows.turn import Context, Turn
+from bot.flows.waitlist import WaitlistFlow
 from bot.local_time import format_label, format_when
 from bot.ports import Calendar, CalendarUnavailable, Visit
 from bot.replies import Choice, Reply
@@ -37,6 +38,8 @@ class MyBookings:
     def __init__(self, calendar: Calendar, booking: BookingFlow) -> None:
         self.calendar = calendar
         self.booking = booking
+        # The client's waits are listed after their visits, where the salon keeps a waitlist.
+        self.waiting: WaitlistFlow | None = None
 
     async def show(self, ctx: Context) -> Turn:
         _ = ctx._
@@ -44,16 +47,20 @@ class MyBookings:
             visits = await self._upcoming(ctx)
         except CalendarUnavailable:
             return self._unavailable(ctx)
-        if not visits:
+        waits, leave = await self.waiting.listed(ctx) if self.waiting else ([], [])
+        if not visits and not waits:
             offer = (Choice(menu.BOOK, _("menu.book")), Choice(menu.HOME, _("menu.home")))
             return ctx.reply(Reply(_("mine.none"), offer), menu.STEP)
-        lines = [_("mine.title"), ""]
+        lines = [_("mine.title") if visits else _("mine.none"), ""]
         choices = []
         for visit in visits:
             when = format_label(visit.start, self.booking.zone, ctx.locale)
             service = visit.service_in(ctx.locale)
             lines.append(_("mine.item", when=when, service=service))
             choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {service}"))
+        if waits:
+            lines += ["", _("wait.title"), *waits]
+        choices += leave
         choices.append(Choice(menu.HOME, _("menu.home")))
         ctx.update(viewing=None, draft=None)
         return ctx.reply(Reply("\n".join(lines), tuple(choices)), LIST_STEP)

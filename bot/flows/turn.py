@@ -34,6 +34,10 @@ class Turn:
     # the booking it replaces): the salon's analytics count it at once.
     booked: Visit | None = None
     replaced: str | None = None
+    # Set when this turn joined the waitlist ("joined", with the service in `waited`) or booked
+    # a time it offered ("booked"): the salon's analytics count it.
+    waitlist: str | None = None
+    waited: str | None = None
 
 
 @dataclass(slots=True)
