@@ -13,9 +13,15 @@ from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from gateway.analytics.facts import Recorder
+from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.pipeline.sessions import SessionStore
 from gateway.pipeline.workers import Handler
-from gateway.salon_settings import TEMPLATE_CONFIRMATION, TEMPLATE_REMINDER, SalonSettings
+from gateway.salon_settings import (
+    TEMPLATE_CONFIRMATION,
+    TEMPLATE_REMINDER,
+    TEMPLATE_WAITLIST_OFFER,
+    SalonSettings,
+)
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
 from handlers.calcom import CalcomEvents
@@ -25,6 +31,7 @@ from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
 from handlers.telegram import TelegramConversations, build_router
+from handlers.waitlist import WaitlistEvents
 from handlers.whatsapp import WhatsAppConversations
 
 
@@ -34,6 +41,8 @@ class Conversations:
 
     handlers: dict[str, Handler]
     recorder: Recorder | None
+    # Offers freed times to waiting clients (a periodic task), with Cal.com on.
+    waitlist: WaitlistOffers | None = None
 
 
 def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
@@ -56,6 +65,7 @@ def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
         help_desk_channels=frozenset(
             Channel(channel) for channel in ("telegram", "whatsapp") if salon.inbox(channel)
         ),
+        waitlist=services.waitlist,
     )
 
 
@@ -104,6 +114,16 @@ def build_handlers(
             profile.id, profile.name, profile.timezone, desk.notices, catalogs, salon.reminder_hours
         )
         handlers["novu"] = NovuEvents(notices, clock, services.ledger)
+    offers = None
+    if services.calcom is not None and services.waitlist is not None:
+        calcom = services.calcom
+        offers = WaitlistOffers(
+            services.waitlist, calcom.client, calcom.catalogue, runtime.inbox, clock
+        )
+        template = whatsapp.template_waitlist_offer if whatsapp else TEMPLATE_WAITLIST_OFFER
+        handlers["waitlist"] = WaitlistEvents(
+            services.waitlist, notices, clock, template, recorder=recorder
+        )
     if services.calcom is not None:
         handlers["calcom"] = CalcomEvents(
             services.links,
@@ -113,6 +133,7 @@ def build_handlers(
             clock,
             recorder=recorder,
             ledger=services.ledger,
+            waitlist=offers,
         )
     if services.bot is not None:
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
@@ -143,4 +164,4 @@ def build_handlers(
         handlers["chatwoot"] = ChatwootEvents(
             desk, catalogs, sessions, state, clock, mirror_all, recorder=recorder
         )
-    return Conversations(handlers, recorder)
+    return Conversations(handlers, recorder, offers)

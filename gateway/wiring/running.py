@@ -35,5 +35,5 @@ def start_salon(runtime: Runtime, clock: Callable[[], datetime]) -> RunningSalon
     conversations = build_handlers(runtime, services, clock)
     outflow = build_outflow(runtime, services, clock)
     run_shard = shard_runner(runtime, conversations, outflow)
-    background = start_background(runtime, services, run_shard, clock)
+    background = start_background(runtime, services, run_shard, clock, conversations.waitlist)
     return RunningSalon(runtime, services, background)
