@@ -1,0 +1,213 @@
+"""The waitlist through the real gateway, against the Telegram and Cal.com stand-ins.
+
+Clients join from the time step; the salon cancels in Cal.com (its signed webhook reaches the
+gateway); the freed time is offered to the first client waiting, held in the Cal.com stand-in
+(a reservation the stand-in enforces as Cal.com does), passed on when the hold ends or the
+client says no, and booked by the one who taps "Book it" with the hold claimed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.integrations.calcom.api import CalcomClient
+from gateway.pipeline.resilience import CircuitBreaker
+from handlers import calcom as calcom_handler
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_booking import KEY, Chat, Salon, master_id, salon, salon_api, start
+
+__all__ = ["salon"]  # the fixture, shared with the booking flows
+
+JSON = dict[str, Any]
+CAL_SECRET = "cal-waitlist-secret"
+TEN = "2026-06-02T07:00:00Z"  # Tuesday 2 June, 10:00 in Moscow
+ELEVEN = "2026-06-02T08:00:00Z"
+
+
+async def open_salon(start_gateway: GatewayFactory, salon: Salon) -> Any:
+    gateway = await start(
+        start_gateway, salon, calcom_webhook_secret=CAL_SECRET, calcom_waitlist_seconds=0.05
+    )
+    async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
+        triggers = sorted(calcom_handler.TRIGGERS)
+        await calcom.ensure_webhook(f"{gateway.url}/webhooks/calcom", triggers, CAL_SECRET)
+    return gateway
+
+
+async def booked_by_staff(salon: Salon, anna: int, start_at: str, name: str) -> str:
+    """A visit the salon books in Cal.com itself (no client in the chat)."""
+    event_type = next(et.id for et in salon.calendar._event_types.values() if et.host_ids == [anna])
+    attendee = {"name": name, "email": f"{name.lower()}@example.com", "timeZone": "Europe/Moscow"}
+    body = {"start": start_at, "eventTypeId": event_type, "attendee": attendee}
+    made = await salon_api(salon, "POST", "/bookings", body)
+    return str(made["uid"])
+
+
+async def join(chat: Chat, anna: int, part: str = "morning") -> list[JSON]:
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:womens-haircut")
+    await chat.tap(f"b:m:{anna}")
+    await chat.tap("b:d:20260602")
+    asked = await chat.tap("w:j:20260602")
+    assert asked[-1]["text"].startswith(
+        "🔔 Я напишу вам" if chat.language == "ru" else "🔔 I will write to you as soon as"
+    )
+    await chat.tap(f"w:p:{part}")
+    return await chat.tap("w:r:1")
+
+
+def holds(salon: Salon) -> list[tuple[str, datetime]]:
+    """The stand-in's live reservations: (start, until)."""
+    now = salon.clock()
+    return [
+        (r.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), r.until)
+        for r in salon.calendar._reservations.values()
+        if r.until > now
+    ]
+
+
+async def offered(chat: Chat, before: int) -> JSON:
+    def found() -> JSON | None:
+        return next(
+            (m for m in chat.messages[before:] if "A time has freed up" in m.get("text", "")),
+            None,
+        )
+
+    message: JSON = await eventually(found, timeout=10)
+    return message
+
+
+async def test_a_freed_time_goes_first_come_held_then_passed_on_and_booked_once(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    first, second, other = (Chat(sandbox.telegram, n) for n in (601, 602, 603))
+
+    joined = await join(first, anna)
+    text = joined[-1]["text"]
+    assert text.startswith("🔔 You are on the waitlist: Women's haircut, Anna Petrova, only on")
+    assert "Mornings (before 12:00)" in text
+    assert "for 10 minutes" in text
+    await join(second, anna)
+
+    # The salon cancels Xenia's 10:00: the first client waiting is offered it, held in Cal.com.
+    before_first, before_second = len(first.messages), len(second.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "Ill"})
+    offer = await offered(first, before_first)
+    assert "«Women's haircut» on Tuesday, 2 June, at 10:00" in offer["text"]
+    assert "I am holding it for you until 10:10." in offer["text"]
+    labels = [b["text"] for row in offer["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["✅ Book it", "No thanks"]
+    assert [start for start, _ in holds(salon)] == [TEN]
+    assert not any("freed up" in m.get("text", "") for m in second.messages[before_second:])
+
+    # Held: nobody else sees 10:00, nor can type it.
+    await other.say("/start")
+    await other.tap("m:book")
+    await other.tap("b:s:womens-haircut")
+    await other.tap(f"b:m:{anna}")
+    await other.tap("b:d:20260602")
+    assert "10:00" not in [label for _, label in other.buttons()]
+    refused = await other.say("10:00")
+    assert any("10:00 is not free" in m.get("text", "") for m in refused)
+
+    # The hold runs out: the time goes to the second client, with a new hold.
+    old_take = next(
+        b["callback_data"]
+        for row in offer["reply_markup"]["inline_keyboard"]
+        for b in row
+        if b["callback_data"].startswith("w:ok:")
+    )
+    salon.clock.advance(11 * 60)
+    again = await offered(second, before_second)
+    assert "I am holding it for you until 10:21." in again["text"]
+    assert [start for start, _ in holds(salon)] == [TEN]
+
+    # The first client's old "Book it" books nothing: told so.
+    late = await first.tap(old_take)
+    assert late[-1]["text"].startswith("That time is no longer held for you")
+    assert not salon.made_in_chat()
+
+    # The second books it: their details first (the hold waits), then one booking.
+    details = await second.tap("w:ok:", prefix=True)
+    assert any("I only need your details" in m.get("text", "") for m in details)
+    await second.share_phone("+79165550602")
+    done = await second.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-02T07:00:00.000Z"
+    assert booking["metadata"]["frontdesk_chat"] == "602"
+    assert holds(salon) == []  # the hold was claimed by the booking
+    # Their wait is over; the first client's stays, without that time.
+    await second.tap("m:mine")
+    assert "You are waiting for" not in second.messages[-1]["text"]
+    await first.say("/start")
+    mine = await first.tap("m:mine")
+    assert "🔔 You are waiting for:" in mine[-1]["text"]
+    assert not sandbox.telegram.errors
+
+
+async def test_two_freed_times_go_to_two_clients_and_one_who_booked_is_skipped(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    ten = await booked_by_staff(salon, anna, TEN, "Xenia")
+    eleven = await booked_by_staff(salon, anna, ELEVEN, "Yana")
+    booker, first, second = (Chat(sandbox.telegram, n) for n in (611, 612, 613))
+    second.language = "ru"
+
+    await join(booker, anna, part="any")
+    await join(first, anna, part="any")
+    await join(second, anna, part="any")
+    # The first in the queue books a haircut meanwhile: they wait no more.
+    await booker.tap("m:book")
+    await booker.tap("b:s:womens-haircut")
+    await booker.tap(f"b:m:{anna}")
+    await booker.tap("b:d:20260603")
+    await booker.tap("b:t:", prefix=True)
+    await booker.share_phone("+79165550611")
+    await booker.tap("b:ok:", prefix=True)
+    assert len(salon.made_in_chat()) == 1
+
+    counts = [len(c.messages) for c in (booker, first, second)]
+    for uid in (ten, eleven):
+        await salon_api(salon, "POST", f"/bookings/{uid}/cancel", {"cancellationReason": "x"})
+    to_first = await offered(first, counts[1])
+
+    def russian_offer() -> JSON | None:
+        return next(
+            (m for m in second.messages[counts[2] :] if "освободилось" in m.get("text", "")), None
+        )
+
+    to_second = await eventually(russian_offer, timeout=10)
+    assert "Записаться" in str(to_second["reply_markup"])
+    times = {"10:00" in to_first["text"], "10:00" in to_second["text"]}
+    assert times == {True, False}  # one time each
+    assert sorted(start for start, _ in holds(salon)) == [TEN, ELEVEN]
+    assert not any("freed up" in m.get("text", "") for m in booker.messages[counts[0] :])
+
+    # Typed answers work: "no thanks" passes the first client's time on (nobody else suits:
+    # the second has an offer out, the booker waits no more), and its hold is given back.
+    before = len(first.messages)
+    await first.tg.client_says(first.chat_id, "no thanks", language_code="en")
+    said = "offer it to the next client"
+    await eventually(lambda: any(said in m.get("text", "") for m in first.messages[before:]))
+    await eventually(lambda: len(holds(salon)) == 1)
+    # A typed "да" takes the second client's offer (their details are asked for next).
+    before = len(second.messages)
+    await second.tg.client_says(second.chat_id, "да", language_code="ru")
+    said = "Время держится за вами"
+    await eventually(lambda: any(said in m.get("text", "") for m in second.messages[before:]))
+
+    # My bookings lists the first client's wait, with a button to leave it; leaving ends it.
+    mine = await first.tap("m:mine")
+    assert "🔔 You are waiting for:" in mine[-1]["text"]
+    left = await first.tap("w:x:", prefix=True)
+    assert any(m.get("text") == "You have left that waitlist." for m in left)
+    assert "waiting for" not in left[-1]["text"]
+    assert not sandbox.telegram.errors
