@@ -68,6 +68,9 @@ class BookingChange:
     # envelope carries the booking's updatedAt).
     at: datetime | None = None
     # The booking's event type (which service, and whose): what a freed time is offered as.
+    # `payload.eventTypeId` of BOOKING_CREATED and BOOKING_CANCELLED alike (Cal.com's docs,
+    # docs/developing/guides/automation/webhooks.mdx; contract §1.10); the reconciliation's
+    # envelope carries it too.
     event_type_id: int | None = None
 
     @classmethod

@@ -13,11 +13,13 @@ from typing import Any
 
 from gateway.integrations.calcom.api import CalcomClient
 from gateway.pipeline.resilience import CircuitBreaker
+from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.test_flow_booking import KEY, Chat, Salon, master_id, salon, salon_api, start
+from tests.test_flow_whatsapp import Phone, start_whatsapp, text_of, wa
 
-__all__ = ["salon"]  # the fixture, shared with the booking flows
+__all__ = ["salon", "wa"]  # the fixtures, shared with the booking and WhatsApp flows
 
 JSON = dict[str, Any]
 CAL_SECRET = "cal-waitlist-secret"
@@ -211,3 +213,50 @@ async def test_two_freed_times_go_to_two_clients_and_one_who_booked_is_skipped(
     assert any(m.get("text") == "You have left that waitlist." for m in left)
     assert "waiting for" not in left[-1]["text"]
     assert not sandbox.telegram.errors
+
+
+async def test_outside_the_whatsapp_window_the_offer_is_the_approved_template_with_its_buttons(
+    start_gateway: GatewayFactory, salon: Salon, wa: WhatsAppSandbox
+) -> None:
+    gateway = await start_whatsapp(
+        start_gateway, salon, wa, calcom_webhook_secret=CAL_SECRET, calcom_waitlist_seconds=0.05
+    )
+    async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
+        triggers = sorted(calcom_handler.TRIGGERS)
+        await calcom.ensure_webhook(f"{gateway.url}/webhooks/calcom", triggers, CAL_SECRET)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, "2026-06-03T07:00:00Z", "Xenia")
+    phone = Phone(wa, "79160000901", name="Maria")
+    await phone.say("Hi")
+    for choice in ("m:book", "b:s:womens-haircut", f"b:m:{anna}", "b:d:20260603"):
+        await phone.tap(choice)
+    # The times come as a list in pages (WhatsApp: ten rows); the wait button after them.
+    while not any(i == "w:j:20260603" for i, _ in phone.options()):
+        await phone.tap("wa:more:", prefix=True)
+    await phone.tap("w:j:20260603")
+    await phone.tap("w:p:any")
+    joined = await phone.tap("w:r:1")
+    assert "You are on the waitlist" in text_of(joined[-1])
+
+    # A day and more later her window is closed; the salon cancels the visit she waits for.
+    salon.clock.advance(25 * 3600)
+    before = len(phone.received)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    sent = await eventually(
+        lambda: [s for s in phone.received[before:] if s.body.get("type") == "template"],
+        timeout=10,
+    )
+    template = sent[-1].body["template"]
+    assert template["name"] == "frontdesk_waitlist_offer"
+    values = [p["text"] for p in template["components"][0]["parameters"]]
+    assert values == ["Women's haircut", "Wed, 3 June, 10:00", "Tue, 2 June, 11:10"]
+    payloads = [c["parameters"][0]["payload"] for c in template["components"][1:]]
+    assert [p.split(":")[1] for p in payloads] == ["ok", "no"]
+    assert wa.errors == []
+
+    # Her tap on "Book it" in the template books the held time (her number is known).
+    answer = await phone.tap(payloads[0])
+    assert "You are booked!" in text_of(answer[-1])
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-03T07:00:00.000Z"
+    assert holds(salon) == []

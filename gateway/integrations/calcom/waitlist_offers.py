@@ -132,13 +132,31 @@ class WaitlistOffers:
         offer = next((o for o in offers if o.event_type_id == event_type_id), None)
         if service_key is None or offer is None:
             return  # not a service the bot books (any more)
-        for waiting in await self.store.queue():
-            if waiting.status != "waiting":
-                continue
-            if not suits(waiting.wait, service_key, offer, start, self.zone):
-                continue
+        suited = [
+            w
+            for w in await self.store.queue()
+            if w.status == "waiting" and suits(w.wait, service_key, offer, start, self.zone)
+        ]
+        if not suited or not await self._bookable(event_type_id, start, slot, now):
+            return
+        for waiting in suited:
             if await self._claim(waiting, slot, service_key, offer, start, now):
                 return
+
+    async def _bookable(
+        self, event_type_id: int, start: datetime, slot: str, now: datetime
+    ) -> bool:
+        """Whether Cal.com lists the time as free: a reservation is refused only for a booking
+        or a hold of the same event type (slots.service.ts, reserveSlot), while the master may
+        be busy with another service then, or off work."""
+        try:
+            days = await self.client.slots(
+                event_type_id, start, start + timedelta(minutes=1), self.store.zone
+            )
+        except CalcomError:
+            await self.store.freed(slot, now + RETRY)
+            return False
+        return any(free.start == start for ranges in days.values() for free in ranges)
 
     async def _claim(
         self,
