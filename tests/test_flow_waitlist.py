@@ -260,3 +260,79 @@ async def test_outside_the_whatsapp_window_the_offer_is_the_approved_template_wi
     [booking] = salon.made_in_chat()
     assert booking["start"] == "2026-06-03T07:00:00.000Z"
     assert holds(salon) == []
+
+
+def forge(chat: Chat, data: str) -> int:
+    """A button the bot never sent (a crafted client): put under the chat's last message."""
+    message = chat.messages[-1]
+    stored = chat.tg._messages[(chat.chat_id, message["message_id"])]
+    stored.setdefault("reply_markup", {"inline_keyboard": []})["inline_keyboard"].append(
+        [{"text": "?", "callback_data": data}]
+    )
+    return int(message["message_id"])
+
+
+async def test_reconciliation_frees_a_time_too_waits_end_and_bad_buttons_get_an_answer(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    # No webhook reaches the gateway: the reconciliation finds the cancellation (it reads
+    # Cal.com every 0.2 s here: more than the stand-in's default rate limit lets through).
+    salon.calendar.rate_limit = 100_000
+    gateway = await start(
+        start_gateway, salon, calcom_reconcile_seconds=0.2, calcom_waitlist_seconds=0.05
+    )
+    redis, keys = gateway.runtime.redis, gateway.runtime.keys
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    waiting, evening = Chat(sandbox.telegram, 621), Chat(sandbox.telegram, 622)
+    await join(waiting, anna)
+    await join(evening, anna, part="evening")
+    # A client keeps at most three waits.
+    await join(evening, anna, part="afternoon")
+    await join(evening, anna, part="any")
+    refused = await join(evening, anna, part="morning")
+    assert refused[-1]["text"].startswith("You are already waiting for as many times")
+
+    # Forged or stale buttons are answered, and change nothing.
+    for data, said in (
+        ("w:ok:0123456789ab", "That time is no longer held for you"),
+        ("w:no:0123456789ab", "That time is no longer held for you"),
+        ("w:r:9", "That button is no longer active"),
+    ):
+        answer = await waiting.tg.client_taps(621, forge(waiting, data), data)
+        assert answer
+        await eventually(lambda said=said: said in waiting.messages[-1].get("text", ""))
+    await waiting.tg.client_taps(621, forge(waiting, "w:x:nope"), "w:x:nope")
+    await eventually(lambda: any("ended already" in m.get("text", "") for m in waiting.messages))
+    # Typed words at the waitlist's steps are read as its answers.
+    await waiting.tap("m:book")
+    await waiting.tap("b:s:womens-haircut")
+    await waiting.tap(f"b:m:{anna}")
+    await waiting.tap("b:d:20260603")
+    await waiting.tap("w:j:20260603")
+    ranges = await waiting.say("вечером")
+    assert ranges[-1]["text"] == "Which days may it be?"
+    joined = await waiting.say("3 days")
+    assert "Wed, 3 June to Fri, 5 June" in joined[-1]["text"]
+
+    before = len(waiting.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    offer = await offered(waiting, before)
+    assert "10:00" in offer["text"]
+    assert not any("freed up" in m.get("text", "") for m in evening.messages)
+
+    # On 3 June every wait for 2 June is over (the one left: 3 to 5 June); My bookings lists
+    # only what is left.
+    salon.clock.advance(2 * 24 * 3600)
+    await eventually(lambda: _equals(redis.zcard(keys.waitlist_queue), 1), timeout=10)
+    await evening.say("/start")
+    mine = await evening.tap("m:mine")
+    assert mine[-1]["text"].startswith("You have no upcoming bookings.")
+    await waiting.say("/start")
+    mine = await waiting.tap("m:mine")
+    assert "Wed, 3 June to Fri, 5 June" in mine[-1]["text"]
+    assert "Tue, 2 June" not in mine[-1]["text"]
+
+
+async def _equals(value: Any, wanted: Any) -> bool:
+    return bool(await value == wanted)
