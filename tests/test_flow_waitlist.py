@@ -11,15 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from gateway.integrations.calcom.api import CalcomClient
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
+from tests.analytics_db import analytics_db
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.test_flow_booking import KEY, Chat, Salon, master_id, salon, salon_api, start
 from tests.test_flow_whatsapp import Phone, start_whatsapp, text_of, wa
 
-__all__ = ["salon", "wa"]  # the fixtures, shared with the booking and WhatsApp flows
+# The fixtures, shared with the booking, WhatsApp and analytics flows.
+__all__ = ["analytics_db", "salon", "wa"]
 
 JSON = dict[str, Any]
 CAL_SECRET = "cal-waitlist-secret"
@@ -336,3 +340,58 @@ async def test_reconciliation_frees_a_time_too_waits_end_and_bad_buttons_get_an_
 
 async def _equals(value: Any, wanted: Any) -> bool:
     return bool(await value == wanted)
+
+
+async def test_the_salons_analytics_count_joined_offered_booked_and_expired(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, analytics_db: str
+) -> None:
+    gateway = await start(
+        start_gateway,
+        salon,
+        calcom_webhook_secret=CAL_SECRET,
+        calcom_waitlist_seconds=0.05,
+        analytics_database_url=analytics_db,
+        analytics_salt="a-long-random-salt-for-waitlist-tests",
+    )
+    async with CalcomClient(salon.url, KEY, breaker=CircuitBreaker("calcom")) as calcom:
+        triggers = sorted(calcom_handler.TRIGGERS)
+        await calcom.ensure_webhook(f"{gateway.url}/webhooks/calcom", triggers, CAL_SECRET)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    booker, idle = Chat(sandbox.telegram, 631), Chat(sandbox.telegram, 632)
+    await join(booker, anna)
+    await join(idle, anna, part="evening")
+    before = len(booker.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    await offered(booker, before)
+    await booker.tap("w:ok:", prefix=True)
+    await booker.share_phone("+79165550631")
+    done = await booker.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    salon.clock.advance(2 * 24 * 3600)  # 3 June: the evening wait for 2 June is over
+
+    async def kinds() -> list[tuple[str, str | None, str]] | None:
+        await eventually(
+            lambda: _equals(gateway.runtime.redis.xlen(gateway.runtime.keys.analytics), 0)
+        )
+        connection = await asyncpg.connect(analytics_db)
+        try:
+            rows = await connection.fetch(
+                "SELECT kind, service, client FROM events WHERE kind LIKE 'waitlist_%' ORDER BY at"
+            )
+        finally:
+            await connection.close()
+        found = [(r["kind"], r["service"], r["client"]) for r in rows]
+        return found if len(found) == 5 else None
+
+    found = await eventually(kinds, timeout=20)
+    assert sorted(kind for kind, _, _ in found) == [
+        "waitlist_booked",
+        "waitlist_expired",
+        "waitlist_joined",
+        "waitlist_joined",
+        "waitlist_offered",
+    ]
+    assert {service for _, service, _ in found} == {"womens-haircut"}
+    # Clients as salted hashes, never their chat ids.
+    assert all(len(client) == 24 and "631" not in client for _, _, client in found)
