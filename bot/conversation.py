@@ -177,8 +177,12 @@ class FrontDesk:
         return await self._intent(ctx, understood)
 
     async def _waitlist_text(self, ctx: Context, text: str) -> Turn | None:
-        """A typed yes or no to a waitlist offer, or an answer at the waitlist's own steps."""
+        """A typed yes or no to a waitlist offer, or an answer at the waitlist's own steps. Not
+        while the client gives their details for a booking: "ok" there is no answer to an offer,
+        and the draft they are filling in stays."""
         assert self.waiting is not None
+        if ctx.session.step in booking.DATA_STEPS and ctx.session.draft is not None:
+            return None
         answered = await self.waiting.answer(ctx, text)
         if answered is not None or ctx.session.step not in (
             waitlist.PART_STEP,

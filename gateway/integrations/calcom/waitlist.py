@@ -34,6 +34,9 @@ from gateway.pipeline.lua import Lua
 
 # Offers, locks and their records outlive any hold by far; a wait lives to its last day.
 OFFER_TTL = 2 * 24 * 3600
+# A time being booked ("Book it" tapped) stays the client's this long after its hold, so that
+# a slow booking is not passed on under it.
+GRACE_MS = 60_000
 
 # KEYS: client's waits, the counter, wait, queue. ARGV: the most waits a client may keep, wait
 # id, how long the wait's record is kept (seconds), then its fields. The client's set lives 35 days
@@ -227,8 +230,7 @@ class WaitlistStore:
 
     async def take(self, client: ClientRef, offer_id: str, now: datetime) -> HeldTime | None:
         conv = self.conversation(client)
-        grace = _ms(now + timedelta(minutes=1)) - _ms(now)
-        taken = await self._take([self.keys.waitlist_offer(offer_id)], [conv, _ms(now), grace])
+        taken = await self._take([self.keys.waitlist_offer(offer_id)], [conv, _ms(now), GRACE_MS])
         if not taken:
             return None
         offered = await self.offer(offer_id)
@@ -347,7 +349,7 @@ class WaitlistStore:
                 keys.waitlist_offering(conv),
                 keys.waitlist_wait(wait),
             ],
-            [offer_id, _ms(now), 60_000, "1" if force else "0"],
+            [offer_id, _ms(now), GRACE_MS, "1" if force else "0"],
         )
         return _text(ended) if ended else None
 
