@@ -216,7 +216,7 @@ class CalcomEvents:
             status=change.trigger,
             entry=entry.id,
         )
-        await self._freed(change, notice)
+        await self._waitlist(change, notice, conv)
         if notice is None:
             return Outcome()
         kind = FACTS.get(change.trigger)
@@ -226,11 +226,16 @@ class CalcomEvents:
         outcome = await self._tell(entry, change, notice, conv, by_chat)
         return replace(outcome, facts=(*facts, *outcome.facts))
 
-    async def _freed(self, change: BookingChange, notice: Notice | None) -> None:
-        """The time a cancellation, or a move away from it, leaves free: for the waitlist."""
+    async def _waitlist(
+        self, change: BookingChange, notice: Notice | None, conv: Conversation | None
+    ) -> None:
+        """The time a cancellation, or a move away from it, leaves free: for the waitlist. A
+        known client's new booking ends their waits for its service."""
         if self.waitlist is None:
             return
-        if change.trigger == CANCELLED:
+        if change.trigger == CREATED and conv is not None:
+            await self.waitlist.booked(conv.key, change.event_type_id)
+        elif change.trigger == CANCELLED:
             await self.waitlist.freed(change.event_type_id, change.start)
         elif change.previous_uid and change.trigger in (RESCHEDULED, REQUESTED):
             before = notice.previous_start if notice is not None else change.previous_start

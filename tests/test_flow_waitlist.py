@@ -8,12 +8,14 @@ client says no, and booked by the one who taps "Book it" with the hold claimed.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from gateway.integrations.calcom.api import CalcomClient
+from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
@@ -395,3 +397,28 @@ async def test_the_salons_analytics_count_joined_offered_booked_and_expired(
     assert {service for _, service, _ in found} == {"womens-haircut"}
     # Clients as salted hashes, never their chat ids.
     assert all(len(c) == 24 and set(c) <= set("0123456789abcdef") for _, _, c in found)
+
+
+async def test_a_client_the_salon_books_elsewhere_waits_no_more(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    gateway = await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    vera = Chat(sandbox.telegram, 641)
+    await join(vera, anna)
+    # The salon knows her email; staff book her a haircut on Thursday in Cal.com itself.
+    await BookingLinks(gateway.runtime.redis, gateway.runtime.keys).link(
+        "tg:641", phone=None, email="vera@example.com"
+    )
+    before = len(vera.messages)
+    await booked_by_staff(salon, anna, "2026-06-04T08:00:00Z", "Vera")
+    await eventually(lambda: len(vera.messages) > before)  # told of the booking
+    queue = gateway.runtime.keys.waitlist_queue
+    await eventually(lambda: _equals(gateway.runtime.redis.zcard(queue), 0))
+    # The 10:00 that frees up now is offered to nobody.
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    await salon.calendar.flush_webhooks()
+    await asyncio.sleep(0.3)
+    assert not any("freed up" in m.get("text", "") for m in vera.messages)
+    assert holds(salon) == []

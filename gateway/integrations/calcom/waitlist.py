@@ -237,7 +237,10 @@ class WaitlistStore:
         return offered.held if offered is not None else None
 
     async def booked(self, client: ClientRef, offer_id: str | None, service_key: str) -> None:
-        conv = self.conversation(client)
+        await self.booked_by(self.conversation(client), offer_id, service_key)
+
+    async def booked_by(self, conv: str, offer_id: str | None, service_key: str) -> None:
+        """The client of `conv` booked the service: their waits for it end (and the offer)."""
         keys = self.keys
         offered = await self.offer(offer_id) if offer_id else None
         ids = await self.redis.smembers(keys.waitlist_client(conv))  # type: ignore[misc]

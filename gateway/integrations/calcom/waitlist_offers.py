@@ -81,6 +81,19 @@ class WaitlistOffers:
             return
         await self.store.freed(slot_id(event_type_id, start), now)
 
+    async def booked(self, conversation: str, event_type_id: int | None) -> None:
+        """A client booked elsewhere (the salon's page, staff): their waits for that service
+        end, as when they book in the chat."""
+        if event_type_id is None:
+            return
+        try:
+            listing = await self.catalogue.listing()
+        except CalcomError:
+            return  # the next look at the queue finds their waits; the offer can be declined
+        service_key = listing.service_of.get(event_type_id)
+        if service_key is not None:
+            await self.store.booked_by(conversation, None, service_key)
+
     async def run(self, every: float) -> None:
         """Look every `every` seconds, and at once when a time is freed or declined here."""
         while True:
