@@ -14,14 +14,15 @@ from zoneinfo import ZoneInfo
 from bot import contact
 from bot.catalogue import Service
 from bot.events import Channel, Inbound, Kind
-from bot.flows import booking, handoff, identity, menu, mine
+from bot.flows import booking, handoff, identity, menu, mine, waitlist
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
 from bot.flows.notices import Notice, Notices
 from bot.flows.services import catalogue_text
 from bot.flows.turn import Context, Elsewhere, Handoff, Turn
+from bot.flows.waitlist import WaitlistFlow
 from bot.i18n import Catalogs
-from bot.ports import Calendar, CalendarUnavailable
+from bot.ports import Calendar, CalendarUnavailable, HeldTime, Waitlist
 from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Offered, Owner, Session
@@ -56,6 +57,7 @@ class FrontDesk:
         *,
         help_desk_channels: bool | frozenset[Channel] = False,
         staff_locale: str | None = None,
+        waitlist: Waitlist | None = None,
     ) -> None:
         self.salon = salon
         self.catalogs = catalogs
@@ -73,9 +75,14 @@ class FrontDesk:
         self.notices = Notices(salon, calendar)
         self.booking: BookingFlow | None = None
         self.mine: MyBookings | None = None
+        # The waitlist (bot/flows/waitlist.py), where the salon keeps one (it needs a calendar).
+        self.waiting: WaitlistFlow | None = None
         if calendar is not None:
             self.booking = BookingFlow(salon, calendar)
             self.mine = MyBookings(calendar, self.booking)
+            if waitlist is not None:
+                self.booking.waitlist = waitlist
+                self.waiting = self.mine.waiting = WaitlistFlow(self.booking, waitlist)
 
     async def handle(
         self, session: Session, event: Inbound, now: datetime, elsewhere: Elsewhere | None = None
@@ -117,6 +124,14 @@ class FrontDesk:
         # their list, and the notice's own buttons are tapped, not typed.
         return await self.notices.tell(ctx, notice)
 
+    async def offer(self, session: Session, event: Inbound, held: HeldTime, now: datetime) -> Turn:
+        """Offer a freed time, held for the client, to them (bot/flows/waitlist.py). Not a turn
+        of the client's: their place in the conversation stays as it is."""
+        assert self.waiting is not None
+        locale = self.catalogs.resolve(session.locale, event.language or session.app_language)
+        ctx = Context(session, self.catalogs.get(locale), now, event)
+        return await self.waiting.offer(ctx, held)
+
     async def _route(self, ctx: Context, returning: bool) -> Turn:
         event = ctx.event
         if event.kind is Kind.TEXT and ctx.elsewhere.channels and identity.is_not_me(event.text):
@@ -143,6 +158,8 @@ class FrontDesk:
         choice = self._offered(ctx.session, event.text) or self._choice_named(event.text)
         if choice is not None:
             return await self._choose(ctx, choice)
+        if self.waiting is not None and (turn := await self._waitlist_text(ctx, event.text)):
+            return turn
         step = ctx.session.step
         drafting = step in booking.STEPS and ctx.session.draft is not None
         flow = self.booking if drafting else None
@@ -170,6 +187,21 @@ class FrontDesk:
             # the button or a clear yes).
             return await self.mine.text(ctx, event.text)
         return await self._intent(ctx, understood)
+
+    async def _waitlist_text(self, ctx: Context, text: str) -> Turn | None:
+        """A typed yes or no to a waitlist offer, or an answer at the waitlist's own steps. Not
+        while the client gives their details for a booking: "ok" there is no answer to an offer,
+        and the draft they are filling in stays."""
+        assert self.waiting is not None
+        if ctx.session.step in booking.DATA_STEPS and ctx.session.draft is not None:
+            return None
+        answered = await self.waiting.answer(ctx, text)
+        if answered is not None or ctx.session.step not in (
+            waitlist.PART_STEP,
+            waitlist.RANGE_STEP,
+        ):
+            return answered
+        return await self.waiting.text(ctx, text)
 
     async def _understand(self, ctx: Context, text: str) -> Understood:
         services: tuple[Service, ...] = ()
@@ -221,6 +253,11 @@ class FrontDesk:
             return await self.mine.choose(ctx, choice)
         if choice in identity.CHOICES:
             return identity.answer(ctx, choice)
+        if self.waiting is not None and self.mine is not None and choice.startswith(waitlist.LEAVE):
+            await self.waiting.leave(ctx, choice.removeprefix(waitlist.LEAVE))
+            return await self.mine.show(ctx)
+        if self.waiting is not None and choice.startswith(waitlist.PREFIX):
+            return await self.waiting.choose(ctx, choice)
         # A draft stays while the client looks elsewhere (Book picks it up again); only a long
         # pause or finishing it ends it.
         ctx.update(viewing=None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from bot.catalogue import Names, Service, in_language
@@ -71,6 +71,9 @@ class BookingRequest:
     locale: str
     phone: str | None = None
     email: str | None = None
+    # A hold the calendar already has on this time for this client (a waitlist offer's): the
+    # booking claims it instead of holding the time again.
+    reservation: str | None = None
 
 
 class Catalogue(Protocol):
@@ -111,4 +114,69 @@ class Calendar(Catalogue, Protocol):
 
     async def cancel(self, uid: str, reason: str | None) -> Visit:
         """Cancel a booking (a booking already cancelled is returned as it is)."""
+        ...
+
+
+# --- the waitlist ---------------------------------------------------------------------------
+
+
+class WaitlistFull(Exception):
+    """The client already waits for as many times as a client may (`MAX_WAITS`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A client waiting for a time of a service (with a master, or any) on a range of days, in
+    a part of the day ("morning", "afternoon", "evening" or "any")."""
+
+    id: str
+    service_key: str
+    master_id: int | None
+    first: date  # on the salon's calendar
+    last: date
+    part: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTime:
+    """A freed time offered to a waiting client, held for them in the calendar until `until`."""
+
+    id: str
+    wait_id: str
+    service_key: str
+    master_id: int | None
+    start: datetime  # aware, UTC
+    until: datetime
+    # The calendar's hold (Cal.com's reservation uid); None where the calendar cannot hold.
+    reservation: str | None = None
+
+
+class Waitlist(Protocol):
+    """Clients waiting for a time to free up, first come first served. The gateway finds freed
+    times and offers them (one client at a time per time); the bot joins, lists and answers."""
+
+    async def join(self, client: ClientRef, wait: Wait, now: datetime) -> Wait:
+        """Put the client at the end of the queue. Raises WaitlistFull."""
+        ...
+
+    async def waits(self, client: ClientRef) -> list[Wait]:
+        """The client's waits, oldest first."""
+        ...
+
+    async def leave(self, client: ClientRef, wait_id: str) -> bool:
+        """False when the wait is not (or no longer) the client's."""
+        ...
+
+    async def take(self, client: ClientRef, offer_id: str, now: datetime) -> HeldTime | None:
+        """The offer, still held for this client, now being booked; None when it is not theirs,
+        was passed on or its hold is over."""
+        ...
+
+    async def booked(self, client: ClientRef, offer_id: str | None, service_key: str) -> None:
+        """The client booked (from the offer, or in any other way): their waits for the service
+        end, and so does the offer."""
+        ...
+
+    async def decline(self, client: ClientRef, offer_id: str) -> bool:
+        """ "No thanks": the time goes to the next client. False when it is not held for them."""
         ...

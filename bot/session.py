@@ -62,6 +62,10 @@ class Draft(BaseModel):
     wanted_at: str | None = None  # "HH:MM"
     wanted_after: str | None = None
     wanted_before: str | None = None
+    # A waitlist offer this draft books (its hold is claimed by the booking).
+    offer: str | None = None
+    # The part of the day a wait being joined keeps to ("morning", ..., "any").
+    wait_part: str | None = None
 
 
 class Offered(BaseModel):
@@ -114,6 +118,8 @@ class Session(BaseModel):
     owner: Owner = Owner.BOT
     # Where the client was when a person took over: offered again when the bot is back.
     handoff_step: str | None = None
+    # The waitlist offer the client was last sent: a typed "yes" or "no thanks" answers it.
+    waitlist_offer: str | None = None
 
 
 def forgetting(session: Session, kept: list[str]) -> dict[str, list[str]]:

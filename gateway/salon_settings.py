@@ -58,6 +58,7 @@ TELEGRAM_PUBLIC_API = "https://api.telegram.org"
 TEMPLATE_REPLY_WAITING = "frontdesk_reply_waiting"
 TEMPLATE_CONFIRMATION = "frontdesk_booking_confirmed"
 TEMPLATE_REMINDER = "frontdesk_reminder"
+TEMPLATE_WAITLIST_OFFER = "frontdesk_waitlist_offer"
 
 
 def http_url(value: str | None) -> str | None:
@@ -116,6 +117,7 @@ class _SalonValues(BaseModel):
     whatsapp_template_reply_waiting: str = TEMPLATE_REPLY_WAITING
     whatsapp_template_confirmation: str = TEMPLATE_CONFIRMATION
     whatsapp_template_reminder: str = TEMPLATE_REMINDER
+    whatsapp_template_waitlist_offer: str = TEMPLATE_WAITLIST_OFFER
     # WhatsApp's limits: 80 messages/s per business number; one message per 6 s to the same
     # client, with bursts of up to 45 borrowed from later (beyond: error 131056).
     whatsapp_rate_per_chat: float = Field(default=0.17, gt=0)
@@ -165,6 +167,9 @@ class _SalonValues(BaseModel):
     calcom_reconcile_seconds: float = Field(default=300.0, gt=0)
     # How far back the very first reconciliation reads (0: from its own start).
     calcom_reconcile_lookback_hours: float = Field(default=24.0, ge=0)
+    # How often the waitlist looks for holds that ended and waits that are over (a freed or
+    # declined time is looked at at once in the process that saw it).
+    calcom_waitlist_seconds: float = Field(default=5.0, gt=0)
 
     # Novu: on when the URL and the API key are set. Novu signs its requests to the gateway
     # with the environment's secret key, the API key, unless NOVU_WEBHOOK_SECRET says otherwise.
@@ -406,6 +411,7 @@ class WhatsAppSettings(_Section):
     template_reply_waiting: str
     template_confirmation: str
     template_reminder: str
+    template_waitlist_offer: str
     rate_per_chat: float
     burst_per_chat: int
     rate_global: float
@@ -420,6 +426,7 @@ class CalcomSettings(_Section):
     team_id: int | None
     reconcile_seconds: float
     reconcile_lookback_hours: float
+    waitlist_seconds: float
 
 
 class ChatwootSettings(_Section):

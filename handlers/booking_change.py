@@ -33,6 +33,10 @@ def text_of(value: Any) -> str | None:
     return value.strip() or None
 
 
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def mapping_of(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -63,6 +67,11 @@ class BookingChange:
     # When Cal.com says the change happened (its envelope's createdAt; the reconciliation's
     # envelope carries the booking's updatedAt).
     at: datetime | None = None
+    # The booking's event type (which service, and whose): what a freed time is offered as.
+    # `payload.eventTypeId` of BOOKING_CREATED and BOOKING_CANCELLED alike (Cal.com's docs,
+    # docs/developing/guides/automation/webhooks.mdx; contract §1.10); the reconciliation's
+    # envelope carries it too.
+    event_type_id: int | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> BookingChange:
@@ -92,6 +101,7 @@ class BookingChange:
             or text_of(payload.get("rejectionReason")),
             no_show=any(bool(a.get("noShow")) for a in attendees),
             at=instant(body.get("createdAt")),
+            event_type_id=_whole(payload.get("eventTypeId")),
         )
 
     def notice(self) -> Notice | None:

@@ -40,6 +40,7 @@ from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.api import Booking, CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.calendar import METADATA_CHANNEL, METADATA_CHAT
+from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.integrations.novu.ledger import NoticeLedger
 from gateway.pipeline import (
     MAX_BODY,
@@ -162,10 +163,13 @@ class CalcomEvents:
         recorder: Recorder | None = None,
         ledger: NoticeLedger | None = None,
         identities: Identities | None = None,
+        waitlist: WaitlistOffers | None = None,
     ) -> None:
         # Linked chats (one client across messengers) share one Novu subscriber.
         self.identities = identities
         self.recorder = recorder
+        # Times a cancellation or a move frees are offered to waiting clients.
+        self.waitlist = waitlist
         # Where the messenger notices Novu should post back are awaited (with Novu on).
         self.ledger = ledger
         self.links = links
@@ -216,6 +220,7 @@ class CalcomEvents:
             status=change.trigger,
             entry=entry.id,
         )
+        await self._waitlist(change, notice, conv)
         if notice is None:
             return Outcome()
         kind = FACTS.get(change.trigger)
@@ -224,6 +229,21 @@ class CalcomEvents:
         facts = self._facts(kind, conv.key if conv else "", change, by_chat) if kind else ()
         outcome = await self._tell(entry, change, notice, conv, by_chat)
         return replace(outcome, facts=(*facts, *outcome.facts))
+
+    async def _waitlist(
+        self, change: BookingChange, notice: Notice | None, conv: Conversation | None
+    ) -> None:
+        """The time a cancellation, or a move away from it, leaves free: for the waitlist. A
+        known client's new booking ends their waits for its service."""
+        if self.waitlist is None:
+            return
+        if change.trigger == CREATED and conv is not None:
+            await self.waitlist.booked(conv.key, change.event_type_id)
+        elif change.trigger == CANCELLED:
+            await self.waitlist.freed(change.event_type_id, change.start)
+        elif change.previous_uid and change.trigger in (RESCHEDULED, REQUESTED):
+            before = notice.previous_start if notice is not None else change.previous_start
+            await self.waitlist.freed(change.event_type_id, before)
 
     def _facts(
         self, kind: str, conversation: str, change: BookingChange, by_chat: bool = False

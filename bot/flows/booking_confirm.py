@@ -47,6 +47,7 @@ class BookingConfirmation(BookingScreens):
         incomplete = not (draft.phone or draft.email) or (draft.needs_email and not draft.email)
         if draft.service is None or draft.start is None or incomplete:
             return await self.screen(ctx, CONFIRM_STEP)
+        reservation = await self._held(ctx, draft)
         try:
             if draft.reschedule is not None:
                 visit = await self.calendar.reschedule(draft.reschedule, draft.start)
@@ -62,6 +63,7 @@ class BookingConfirmation(BookingScreens):
                         locale=ctx.locale,
                         phone=draft.phone,
                         email=draft.email,
+                        reservation=reservation,
                     )
                 )
         except SlotTaken:
@@ -82,7 +84,18 @@ class BookingConfirmation(BookingScreens):
             return ctx.reply(Reply(_("book.uncertain"), choices), CONFIRM_STEP)
         except CalendarUnavailable:
             return self._unavailable(ctx, CONFIRM_STEP)
-        return self._booked(ctx, draft, visit)
+        if self.waitlist is not None and draft.reschedule is None:
+            await self.waitlist.booked(ctx.event.client, draft.offer, draft.service)
+        turn = self._booked(ctx, draft, visit)
+        return replace(turn, waitlist="booked") if draft.offer else turn
+
+    async def _held(self, ctx: Context, draft: Draft) -> str | None:
+        """The calendar's hold on the draft's time, when a waitlist offer holds it still for this
+        client (else the booking holds the time itself, as any booking does)."""
+        if self.waitlist is None or draft.offer is None:
+            return None
+        held = await self.waitlist.take(ctx.event.client, draft.offer, ctx.now)
+        return held.reservation if held is not None else None
 
     async def _already(self, ctx: Context, uid: str | None) -> Turn:
         """A second Confirm of a booking made before: where that visit stands now."""

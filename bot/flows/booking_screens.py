@@ -7,6 +7,7 @@ step comes next, this shows it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -52,13 +53,16 @@ from bot.local_time import (
     local_day_window,
     upcoming_days,
 )
-from bot.ports import Calendar, CalendarUnavailable, Slot, Visit
+from bot.ports import Calendar, CalendarUnavailable, Slot, Visit, Waitlist
 from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Draft
 
 
 class BookingScreens:
+    # Set when the salon keeps a waitlist: the time step offers to wait, a booking ends the
+    # client's waits for its service, and a draft made from an offer books the time held for it.
+    waitlist: Waitlist | None = None
     """The screens of the booking steps, over the salon's calendar."""
 
     def __init__(self, salon: Salon, calendar: Calendar) -> None:
@@ -170,10 +174,20 @@ class BookingScreens:
         heading = await self._heading(ctx, draft)
         label = format_day(day, ctx.locale)
         back = [Choice(BACK, _("menu.back")), Choice(QUIT, _("book.quit"))]
+        # "Nothing free then" or "anything earlier": the client may wait for a time to free up.
+        wait = Choice(f"w:j:{day:%Y%m%d}", _("wait.join"))
+        moving = draft.reschedule is not None
         if not slots:
             ctx.note(Reply(_("book.time.none", day=format_on_day(day, ctx.locale, capital=True))))
             self._edit(ctx, day=None)
-            return await self._days_screen(ctx, draft)  # the day is no part of that screen
+            turn = await self._days_screen(ctx, draft)  # the day is no part of that screen
+            if self.waitlist is None or moving or not turn.replies:
+                return turn
+            *before, last = turn.replies
+            offered = replace(last, choices=(wait, *last.choices))
+            return replace(turn, replies=(*before, offered))
+        if self.waitlist is not None and not moving:
+            back.insert(0, wait)
         wanted = self._wanted_times(ctx, draft, slots)
         if wanted:
             back.insert(0, Choice(ALL_TIMES, _("typed.time.all")))

@@ -14,6 +14,7 @@ from bot.flows import identity, menu
 from bot.flows.booking import CALENDAR_FILE, BookingFlow
 from bot.flows.standing import standing
 from bot.flows.turn import Context, Turn
+from bot.flows.waitlist import WaitlistFlow
 from bot.local_time import format_label, format_when
 from bot.ports import Calendar, CalendarUnavailable, Visit
 from bot.replies import Choice, Reply
@@ -37,6 +38,8 @@ class MyBookings:
     def __init__(self, calendar: Calendar, booking: BookingFlow) -> None:
         self.calendar = calendar
         self.booking = booking
+        # The client's waits are listed after their visits, where the salon keeps a waitlist.
+        self.waiting: WaitlistFlow | None = None
 
     async def show(self, ctx: Context) -> Turn:
         _ = ctx._
@@ -45,7 +48,8 @@ class MyBookings:
         except CalendarUnavailable:
             return self._unavailable(ctx)
         linked = ctx.elsewhere.channels
-        if not visits:
+        waits, leave = await self.waiting.listed(ctx) if self.waiting else ([], [])
+        if not visits and not waits:
             offer: tuple[Choice, ...] = (
                 Choice(menu.BOOK, _("menu.book")),
                 Choice(menu.HOME, _("menu.home")),
@@ -56,13 +60,16 @@ class MyBookings:
             if linked:
                 text = f"{text}\n\n{identity.linked_line(_, linked)}"
             return ctx.reply(Reply(text, offer), menu.STEP)
-        lines = [_("mine.title"), ""]
+        lines = [_("mine.title") if visits else _("mine.none"), ""]
         choices = []
         for visit in visits:
             when = format_label(visit.start, self.booking.zone, ctx.locale)
             service = visit.service_in(ctx.locale)
             lines.append(_("mine.item", when=when, service=service))
             choices.append(Choice(f"{VIEW}{visit.uid}", f"{when} · {service}"))
+        if waits:
+            lines += ["", _("wait.title"), *waits]
+        choices += leave
         if linked:
             # Visits booked from the client's other messenger are here too (gateway/pipeline/
             # identity.py): said, with the way out of the link.

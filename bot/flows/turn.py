@@ -44,6 +44,11 @@ class Turn:
     unlink: bool = False
     prefer: bool = False
 
+    # Set when this turn joined the waitlist ("joined", with the service in `waited`) or booked
+    # a time it offered ("booked"): the salon's analytics count it.
+    waitlist: str | None = None
+    waited: str | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Elsewhere:

@@ -37,6 +37,12 @@ NOTIFIED = "notification_sent"
 NOTIFY_FAILED = "notification_failed"  # recorded by the outbox when a notice is dead-lettered
 REMINDER_ANSWERED = "reminder_answered"
 NO_SHOW = "no_show_marked"
+# The waitlist (bot/flows/waitlist.py): a client joined, was offered a freed time, booked one,
+# or their wait reached its last day.
+WAITLIST_JOINED = "waitlist_joined"
+WAITLIST_OFFERED = "waitlist_offered"
+WAITLIST_BOOKED = "waitlist_booked"
+WAITLIST_EXPIRED = "waitlist_expired"
 
 # The booking flow's steps the funnel counts.
 FUNNEL_STEPS = frozenset(booking.STEPS)
@@ -141,6 +147,20 @@ class Recorder:
                     service=visit.service,
                     master=visit.master,
                     previous_booking=turn.replaced,
+                )
+            )
+        if turn.waitlist == "joined":
+            facts.append(self.fact(WAITLIST_JOINED, conversation, now, service=turn.waited))
+        if turn.waitlist == "booked" and turn.booked is not None:
+            visit = turn.booked
+            facts.append(
+                self.fact(
+                    WAITLIST_BOOKED,
+                    conversation,
+                    now,
+                    booking=visit.uid,
+                    service=visit.service_key,
+                    starts_at=self.local(visit.start),
                 )
             )
         if event.kind is Kind.CHOICE:

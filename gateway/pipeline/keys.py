@@ -224,3 +224,50 @@ class Keys:
     def calcom_cursor(self) -> str:
         """The last `updatedAt` seen in Cal.com's booking feed."""
         return f"{self.prefix}:calcom:cursor"
+
+    # --- the waitlist (gateway/integrations/calcom/waitlist.py) -----------------------------
+    # Every waitlist key is under `<prefix>:wl:`, so its Lua scripts touch one salon's keys.
+
+    @property
+    def waitlist_seq(self) -> str:
+        """The waitlist's counter: each wait's place in the queue."""
+        return f"{self.prefix}:wl:seq"
+
+    @property
+    def waitlist_queue(self) -> str:
+        """Every wait by its place (first come, first served)."""
+        return f"{self.prefix}:wl:queue"
+
+    def waitlist_wait(self, wait_id: str) -> str:
+        """One wait: whose, for what, and whether a time is offered to it now."""
+        return f"{self.prefix}:wl:wait:{wait_id}"
+
+    def waitlist_passed(self, wait_id: str) -> str:
+        """The times a wait was offered already: never offered to it twice."""
+        return f"{self.prefix}:wl:passed:{wait_id}"
+
+    def waitlist_client(self, conversation: str) -> str:
+        """A client's waits."""
+        return f"{self.prefix}:wl:client:{conversation}"
+
+    def waitlist_offering(self, conversation: str) -> str:
+        """Set while a time is offered to the client: one offer at a time."""
+        return f"{self.prefix}:wl:offering:{conversation}"
+
+    def waitlist_offer(self, offer_id: str) -> str:
+        """One offer: the time, its hold in Cal.com, until when, and its state."""
+        return f"{self.prefix}:wl:offer:{offer_id}"
+
+    def waitlist_slot(self, slot: str) -> str:
+        """Set while a freed time is offered: never to two clients at once."""
+        return f"{self.prefix}:wl:slot:{slot}"
+
+    @property
+    def waitlist_due(self) -> str:
+        """Offers by when their hold ends (or now, once declined): the durable timer."""
+        return f"{self.prefix}:wl:due"
+
+    @property
+    def waitlist_freed(self) -> str:
+        """Freed times waiting to be offered, by when to look at them."""
+        return f"{self.prefix}:wl:freed"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from gateway.integrations.calcom.api import CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.ledger import NoticeLedger
@@ -118,6 +119,7 @@ def start_background(
     services: Services,
     run_shard: Callable[[Lease], Awaitable[None]],
     clock: Callable[[], datetime],
+    waitlist: WaitlistOffers | None = None,
 ) -> Background:
     """The pool and the periodic tasks, in a process that runs workers (RUN_WORKERS)."""
     background = Background()
@@ -155,6 +157,8 @@ def start_background(
                 clock,
             )
         )
+    if waitlist is not None and salon.calcom is not None:
+        periodic["waitlist"] = asyncio.create_task(waitlist.run(salon.calcom.waitlist_seconds))
     if services.writer is not None:
         periodic["analytics writer"] = asyncio.create_task(services.writer.run())
     return background

@@ -13,10 +13,16 @@ from bot.events import Channel
 from bot.i18n import Catalogs
 from bot.salon import Salon
 from gateway.analytics.facts import Recorder
+from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.pipeline.identity import Identities
 from gateway.pipeline.sessions import SessionStore
 from gateway.pipeline.workers import Handler
-from gateway.salon_settings import TEMPLATE_CONFIRMATION, TEMPLATE_REMINDER, SalonSettings
+from gateway.salon_settings import (
+    TEMPLATE_CONFIRMATION,
+    TEMPLATE_REMINDER,
+    TEMPLATE_WAITLIST_OFFER,
+    SalonSettings,
+)
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
 from handlers.calcom import CalcomEvents
@@ -26,6 +32,7 @@ from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
 from handlers.telegram import TelegramConversations, build_router
+from handlers.waitlist import WaitlistEvents
 from handlers.whatsapp import WhatsAppConversations
 
 
@@ -35,6 +42,8 @@ class Conversations:
 
     handlers: dict[str, Handler]
     recorder: Recorder | None
+    # Offers freed times to waiting clients (a periodic task), with Cal.com on.
+    waitlist: WaitlistOffers | None = None
 
 
 def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
@@ -58,6 +67,7 @@ def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
         help_desk_channels=frozenset(
             Channel(channel) for channel in ("telegram", "whatsapp") if salon.inbox(channel)
         ),
+        waitlist=services.waitlist,
     )
 
 
@@ -110,6 +120,16 @@ def build_handlers(
         handlers["novu"] = NovuEvents(
             notices, clock, services.ledger, routing=(identities, runtime.inbox)
         )
+    offers = None
+    if services.calcom is not None and services.waitlist is not None:
+        calcom = services.calcom
+        offers = WaitlistOffers(
+            services.waitlist, calcom.client, calcom.catalogue, runtime.inbox, clock
+        )
+        template = whatsapp.template_waitlist_offer if whatsapp else TEMPLATE_WAITLIST_OFFER
+        handlers["waitlist"] = WaitlistEvents(
+            services.waitlist, notices, clock, template, recorder=recorder
+        )
     if services.calcom is not None:
         handlers["calcom"] = CalcomEvents(
             services.links,
@@ -120,6 +140,7 @@ def build_handlers(
             recorder=recorder,
             ledger=services.ledger,
             identities=identities,
+            waitlist=offers,
         )
     if services.bot is not None:
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it
@@ -152,4 +173,4 @@ def build_handlers(
         handlers["chatwoot"] = ChatwootEvents(
             desk, catalogs, sessions, state, clock, mirror_all, recorder=recorder
         )
-    return Conversations(handlers, recorder)
+    return Conversations(handlers, recorder, offers)

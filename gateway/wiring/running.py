@@ -37,5 +37,5 @@ def start_salon(runtime: Runtime, clock: Callable[[], datetime], work: WorkSlots
     conversations = build_handlers(runtime, services, clock)
     outflow = build_outflow(runtime, services, clock)
     run_shard = shard_runner(runtime, conversations, outflow, work)
-    background = start_background(runtime, services, run_shard, clock)
+    background = start_background(runtime, services, run_shard, clock, conversations.waitlist)
     return RunningSalon(runtime, services, background)

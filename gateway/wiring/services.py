@@ -10,6 +10,7 @@ from aiogram import Bot
 from gateway.analytics.store import Writer
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.factory import CalcomClients, calcom_clients
+from gateway.integrations.calcom.waitlist import WaitlistStore
 from gateway.integrations.chatwoot.factory import ChatwootClients, chatwoot_clients
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.api import NovuClient
@@ -28,6 +29,8 @@ class Services:
 
     links: BookingLinks
     calcom: CalcomClients | None = None
+    # The waitlist's state (with Cal.com on: it holds freed times there).
+    waitlist: WaitlistStore | None = None
     chatwoot: ChatwootClients | None = None
     helpdesk_state: HelpDeskState | None = None
     novu: NovuClient | None = None
@@ -64,6 +67,7 @@ def build_services(runtime: Runtime) -> Services:
         services.calcom = calcom_clients(
             salon.calcom, salon.profile, services.links, breaker_for, timeout
         )
+        services.waitlist = WaitlistStore(runtime.redis, runtime.keys, salon.profile.timezone)
     if salon.chatwoot is not None:
         services.helpdesk_state = HelpDeskState(runtime.redis, runtime.keys)
         services.chatwoot = chatwoot_clients(

@@ -231,13 +231,16 @@ class CalcomClient(CalcomTransport):
 
     async def release(self, reservation_uid: str) -> None:
         """Give a held slot back (the booking it was held for did not happen). A hold that is
-        gone already is no error."""
+        gone already is no error. Cal.com answers `{"status": "success"}` with no `data`
+        (apps/api/v2/src/modules/slots/slots-2024-09-04/controllers/slots.controller.ts,
+        deleteReservedSlot)."""
         try:
-            await self._data(
+            await self._call_envelope(
                 "DELETE",
                 f"/slots/reservations/{segment(reservation_uid)}",
                 family="slots",
                 idempotent=True,
+                bare=True,
             )
         except CalcomRejected as exc:
             if exc.status != 404:

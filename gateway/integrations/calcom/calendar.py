@@ -96,7 +96,9 @@ class CalcomCalendar:
         offer = self._offer_for(listing, request.service_key, request.master_id)
         if offer is None:
             raise CalendarUnavailable(f"no event type books {request.service_key!r} now")
-        reservation = await self._hold(offer, request.start)
+        # A waitlist offer's hold is claimed as it is; else the time is held while booking.
+        own_hold = request.reservation is None
+        reservation = request.reservation or await self._hold(offer, request.start)
         client = request.client
         try:
             booking = await self.client.create_booking(
@@ -117,8 +119,9 @@ class CalcomCalendar:
                 reservation_uid=reservation,
             )
         except CalcomError as exc:
-            if reservation is not None and not isinstance(exc, calcom.BookingUncertain):
-                # Not booked: our hold would block this very client's next try for minutes.
+            if own_hold and reservation and not isinstance(exc, calcom.BookingUncertain):
+                # Not booked: our hold would block this very client's next try for minutes
+                # (a waitlist offer's hold stays theirs until it ends).
                 await self._release(reservation)
             raise _translated(exc) from exc
         return self._visit(listing, booking)

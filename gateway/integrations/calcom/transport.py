@@ -130,9 +130,11 @@ class CalcomTransport(JsonApiClient):
         cookies: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         slot_op: bool = False,
+        bare: bool = False,
     ) -> dict[str, Any]:
         """One logical call: transient failures retried when `idempotent` (GETs by default),
-        a 429 waited out once whatever the method (the throttler answers before the handler)."""
+        a 429 waited out once whatever the method (the throttler answers before the handler).
+        `bare`: the success envelope may come without `data` (`{"status": "success"}`)."""
         if idempotent is None:
             idempotent = method == "GET"
         request = self._build(family, params, json_body, cookies)
@@ -158,7 +160,7 @@ class CalcomTransport(JsonApiClient):
                     )
                 if response.status_code >= 400:
                     raise rejection(response, slot_op=slot_op)
-                return _envelope(response)
+                return _envelope(response, bare=bare)
             except CalcomUnavailable as exc:
                 retryable = not isinstance(exc, RateLimited) and exc.code != "circuit_open"
                 if not (idempotent and retryable and failures < self._retries):
@@ -240,13 +242,15 @@ class CalcomTransport(JsonApiClient):
                 )
 
 
-def _envelope(response: httpx.Response) -> dict[str, Any]:
+def _envelope(response: httpx.Response, *, bare: bool = False) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         raise CalcomUnavailable(
             "answer is not JSON", status=response.status_code, code="bad_response"
         ) from None
+    if bare and isinstance(body, dict) and body.get("status") == "success":
+        return {"status": "success", **body}
     if not isinstance(body, dict) or "data" not in body or body.get("status") == "error":
         raise CalcomUnavailable(
             "answer is not a {status, data} envelope",

@@ -77,6 +77,13 @@ class Slots(EventTypes):
         return _ok(data)
 
     async def _reserve_slot(self, request: web.Request, authed: bool) -> web.Response:
+        # Cal.com's rules (apps/api/v2/src/modules/slots/slots-2024-09-04/services/
+        # slots.service.ts, reserveSlot): a custom reservationDuration only when authenticated
+        # (401), an unknown event type 404, a booked time 422 "Can't reserve a slot if the event
+        # is already booked", a time another reservation holds 422 (checkSlotOverlap); the hold
+        # lasts reservationDuration minutes (default 5) from now (slots.repository.ts,
+        # createSlot). Stricter here: a master busy with another event type's booking or hold
+        # is refused too, where Cal.com only checks the same event type.
         body = await self._json_body(request)
         self._validate(request, "/v2/slots/reservations", body, pipe=False)
         minutes = body.get("reservationDuration")
@@ -125,6 +132,7 @@ class Slots(EventTypes):
         return _ok(self._reservation_json(reservation) if reservation else None)
 
     async def _delete_reservation(self, request: web.Request, _authed: bool) -> web.Response:
+        # slots.repository.ts deleteSlot is a deleteMany: an unknown uid is no error.
         self._reservations.pop(request.match_info["uid"], None)
         return web.json_response({"status": "success"})
 

@@ -27,6 +27,8 @@ DEFAULT_TEMPLATES = {
     ("frontdesk_booking_confirmed", "en"): 2,
     ("frontdesk_reminder", "ru"): 2,
     ("frontdesk_reminder", "en"): 2,
+    ("frontdesk_waitlist_offer", "ru"): 3,
+    ("frontdesk_waitlist_offer", "en"): 3,
 }
 TEMPLATE_TEXT = {
     "ru": "Салон «{0}» ответил на ваше сообщение. Нажмите «Продолжить», чтобы прочитать.",
@@ -43,10 +45,21 @@ NOTICE_TEXT = {
         "ru": "Напоминаем о визите: {0}, {1}. Вы придёте?",
         "en": "A reminder of your visit: {0} on {1}. Will you come?",
     },
+    "frontdesk_waitlist_offer": {
+        "ru": "Освободилось время: {0}, {1}. Держим его для вас до {2}.",
+        "en": "A time has freed up: {0} on {1}. It is held for you until {2}.",
+    },
 }
 NOTICE_BUTTONS = {
     "ru": ("Приду", "Перенести", "Отменить"),
     "en": ("I'll come", "Reschedule", "Cancel"),
+}
+# Templates with buttons of their own (the waitlist's offer: "Book it", "No thanks").
+OWN_BUTTONS = {
+    "frontdesk_waitlist_offer": {
+        "ru": ("Записаться", "Нет, спасибо"),
+        "en": ("Book it", "No thanks"),
+    }
 }
 TEMPLATE_BUTTON = {"ru": "Продолжить", "en": "Continue"}
 # Meta's "Supported media types" (cloud-api/reference/media#supported-media-types): the largest
@@ -234,7 +247,8 @@ def _template_buttons(template: JSON) -> list[tuple[str, str]]:
     if template.get("name") not in NOTICE_TEXT:
         button = TEMPLATE_BUTTON.get(language, "Continue")
         return [(button, button)]
-    labels = NOTICE_BUTTONS.get(language, NOTICE_BUTTONS["en"])
+    buttons = OWN_BUTTONS.get(str(template.get("name")), NOTICE_BUTTONS)
+    labels = buttons.get(language, buttons["en"])
     found = []
     for component in template.get("components", []):
         if component.get("type") == "button" and component.get("sub_type") == "quick_reply":

@@ -609,6 +609,23 @@ async def test_naive_and_backwards_times_are_refused(client: CalcomClient) -> No
 # --- reservations -----------------------------------------------------------------------------
 
 
+async def test_release_takes_cal_coms_bare_success(client: CalcomClient) -> None:
+    """deleteReservedSlot answers {"status": "success"} with no `data` (slots.controller.ts).
+    Not checked against the spec file: its slots contract lists only POST /v2/slots/reservations,
+    while Cal.com's controller serves GET, PATCH and DELETE /v2/slots/reservations/{uid}."""
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        route = router.delete("/slots/reservations/e84be5a3").mock(
+            return_value=httpx.Response(200, json={"status": "success"})
+        )
+        await client.release("e84be5a3")
+        assert route.call_count == 1
+        router.delete("/slots/reservations/gone").mock(
+            return_value=httpx.Response(500, json={"status": "error"})
+        )
+        with pytest.raises(CalcomError):
+            await client.release("gone")
+
+
 async def test_reserve_returns_the_hold(api: respx.MockRouter, client: CalcomClient) -> None:
     route = api.post("/slots/reservations").mock(
         return_value=ok(
