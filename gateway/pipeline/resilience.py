@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -143,3 +143,60 @@ class TokenBucket:
     async def take(self) -> None:
         while (wait := self.delay()) > 0:  # noqa: ASYNC110 - waiting for time, not an event
             await asyncio.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Nothing for `seconds` from now (the service asked us to wait)."""
+        self.delay()  # brings the tokens up to now
+        self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
+
+
+class Gate(Protocol):
+    """What paces one sender (a bot, a business number, a service) as a whole."""
+
+    async def take(self) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
+# How late a send may be before the schedule lets it go: lateness up to this is made up, so
+# that a timer's overshoot does not cost rate; beyond it, it is not (a stalled loop must not
+# be followed by a burst).
+SPACING_SLACK = 0.005
+
+
+class Spacing:
+    """At most `rate` sends a second, evenly spaced, in the order they asked; nothing saved up.
+
+    A token bucket lets `burst` sends go at once on top of its rate, which a platform that counts
+    sends in a sliding one-second window (gateway/sandbox/flood.py) answers with 429s; and all
+    of a bucket's waiters wake on each token, which with a thousand chats waiting costs more CPU
+    than the sends. Here the waiters queue on a lock (FIFO, one wake-up per send) and each send
+    is due one interval after the one before it, so that any n + 1 sends are at least
+    n / rate - SPACING_SLACK seconds apart from first to last.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._due = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if self._due > now:
+                await self._sleep(self._due - now)
+                late = self._clock() - self._due
+                # The next is due one interval after this one was: a little lateness is made
+                # up, a stall is not (then the next counts from now).
+                now = self._due if late <= SPACING_SLACK else self._due + late
+            self._due = now + self.interval
+
+    def pause(self, seconds: float) -> None:
+        self._due = max(self._due, self._clock() + seconds)

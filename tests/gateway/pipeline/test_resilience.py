@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
-from gateway.pipeline.resilience import BreakerOpen, CircuitBreaker, State, TokenBucket
+from gateway.pipeline.resilience import (
+    SPACING_SLACK,
+    BreakerOpen,
+    CircuitBreaker,
+    Spacing,
+    State,
+    TokenBucket,
+)
 from tests.support.clock import Clock
 
 
@@ -269,3 +277,80 @@ async def test_take_waits_for_a_token() -> None:
     assert time.monotonic() - started < 0.04
     await asyncio.wait_for(bucket.take(), timeout=2)
     assert time.monotonic() - started >= 0.045
+
+
+def test_a_paused_bucket_gives_nothing_until_the_pause_is_over(clock: Clock) -> None:
+    bucket = TokenBucket(rate=10.0, burst=5, clock=clock)
+    bucket.pause(2.0)
+    assert bucket.delay() == pytest.approx(2.0)
+    clock.advance(2.0)
+    assert bucket.delay() == 0.0
+
+
+# Spacing: a sender's gate
+
+
+class Sleeper:
+    """asyncio.sleep on a fake clock: records each wait and moves the clock by it (plus a
+    lateness, as a busy loop or a coarse timer would add)."""
+
+    def __init__(self, clock: Clock, late: float = 0.0) -> None:
+        self.clock = clock
+        self.late = late
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds + self.late)
+
+
+async def test_spacing_sends_evenly_from_the_first_without_a_burst(clock: Clock) -> None:
+    sleep = Sleeper(clock)
+    gate = Spacing(10.0, clock=clock, sleep=sleep)
+    stamps = []
+    for _ in range(5):
+        await gate.take()
+        stamps.append(clock())
+    assert [round(b - a, 6) for a, b in itertools.pairwise(stamps)] == [0.1] * 4
+    assert len(sleep.waits) == 4  # the first went at once, none after it did
+
+
+async def test_spacing_makes_up_a_timer_overshoot_but_never_a_stall(clock: Clock) -> None:
+    sleep = Sleeper(clock, late=0.002)  # within SPACING_SLACK: the schedule holds
+    gate = Spacing(10.0, clock=clock, sleep=sleep)
+    start = clock()
+    for _ in range(11):
+        await gate.take()
+    assert clock() - start == pytest.approx(1.0 + 0.002, abs=1e-6)
+    clock.advance(0.5)  # a stalled loop: what was due meanwhile does not go at once
+    before = clock()
+    await gate.take()
+    await gate.take()
+    assert clock() - before >= 0.1 - SPACING_SLACK
+
+
+async def test_spacing_keeps_any_window_within_the_rate_whoever_asks() -> None:
+    gate = Spacing(200.0)
+    stamps: list[float] = []
+    order: list[int] = []
+
+    async def send(n: int) -> None:
+        await gate.take()
+        stamps.append(time.monotonic())
+        order.append(n)
+
+    await asyncio.gather(*(send(n) for n in range(41)))
+    assert order == list(range(41))  # in the order they asked
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert stamps[-1] - stamps[0] >= 40 / 200 - SPACING_SLACK
+    assert min(gaps) >= 0.0
+
+
+async def test_a_paused_spacing_lets_nothing_through_until_then(clock: Clock) -> None:
+    sleep = Sleeper(clock)
+    gate = Spacing(100.0, clock=clock, sleep=sleep)
+    await gate.take()
+    gate.pause(1.5)
+    before = clock()
+    await gate.take()
+    assert clock() - before == pytest.approx(1.5)
