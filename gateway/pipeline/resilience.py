@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Protocol, TypeVar
@@ -144,6 +145,9 @@ class TokenBucket:
         while (wait := self.delay()) > 0:  # noqa: ASYNC110 - waiting for time, not an event
             await asyncio.sleep(wait)
 
+    def done(self) -> None:
+        """A bucket's tokens are spent when taken."""
+
     def pause(self, seconds: float) -> None:
         """Nothing for `seconds` from now (the service asked us to wait)."""
         self.delay()  # brings the tokens up to now
@@ -151,52 +155,84 @@ class TokenBucket:
 
 
 class Gate(Protocol):
-    """What paces one sender (a bot, a business number, a service) as a whole."""
+    """What paces one sender (a bot, a business number, a service) as a whole: `take` before a
+    send, `done` after it, `pause` when the service asked the whole sender to wait."""
 
     async def take(self) -> None: ...
+
+    def done(self) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
 
 
-# How late a send may be before the schedule lets it go: lateness up to this is made up, so
-# that a timer's overshoot does not cost rate; beyond it, it is not (a stalled loop must not
-# be followed by a burst).
-SPACING_SLACK = 0.005
+class SendWindow:
+    """At most `limit` sends in any second as the platform counts them, in the order asked.
 
+    Platforms count a sender's messages in a window of a second (gateway/sandbox/flood.py
+    models the strictest reading, a sliding one) when they arrive, which is somewhere between
+    the moment we send and the moment the answer is back. So a send holds its place in the
+    window from its start until a second after its answer (`done`): at most `count` sends are
+    in flight or answered less than `window` ago. Then no second of arrivals can hold more
+    than `count`, whatever the latency and its jitter (the last one to start found the others
+    in flight or answered after that second began), and a broadcast still goes at
+    `count / (window + latency)`: 99 % of the limit with a few milliseconds of latency.
 
-class Spacing:
-    """At most `rate` sends a second, evenly spaced, in the order they asked; nothing saved up.
-
-    A token bucket lets `burst` sends go at once on top of its rate, which a platform that counts
-    sends in a sliding one-second window (gateway/sandbox/flood.py) answers with 429s; and all
-    of a bucket's waiters wake on each token, which with a thousand chats waiting costs more CPU
-    than the sends. Here the waiters queue on a lock (FIFO, one wake-up per send) and each send
-    is due one interval after the one before it, so that any n + 1 sends are at least
-    n / rate - SPACING_SLACK seconds apart from first to last.
+    Unlike a token bucket it never lets more than `count` through in a second (a full bucket
+    lets a second's worth go on top of its rate), and a late wake-up (a loaded machine, a coarse
+    timer) costs no rate: what was late is made up within the window. Sends are never closer
+    than 80 % of the even interval, so a window's sends are spread, not fired at once. Waiters
+    queue on a lock: first come, first served, one wake-up per send however many chats wait.
     """
 
     def __init__(
         self,
-        rate: float,
+        limit: float,
+        window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.interval = 1.0 / rate
+        self.count = max(1, int(limit * window))
+        # Under one send per window (a limit below 1/s): one send per 1/limit seconds.
+        self.window = max(window, self.count / limit)
+        self.min_gap = 0.8 * self.window / self.count
         self._clock = clock
         self._sleep = sleep
-        self._due = float("-inf")
+        self._answered: deque[float] = deque()
+        self._in_flight = 0
+        self._last_start = float("-inf")
+        self._paused_until = float("-inf")
+        self._freed = asyncio.Event()
         self._lock = asyncio.Lock()
 
+    def _wait(self) -> float | None:
+        """Seconds until the next send may start; None: when a send in flight is answered."""
+        now = self._clock()
+        while self._answered and self._answered[0] <= now - self.window:
+            self._answered.popleft()
+        wait = max(self._paused_until, self._last_start + self.min_gap) - now
+        if self._in_flight + len(self._answered) >= self.count:
+            if not self._answered:
+                return None
+            wait = max(wait, self._answered[0] + self.window - now)
+        return wait
+
     async def take(self) -> None:
+        """Wait for a place in the window; `done` must follow once the send is over."""
         async with self._lock:
-            now = self._clock()
-            if self._due > now:
-                await self._sleep(self._due - now)
-                late = self._clock() - self._due
-                # The next is due one interval after this one was: a little lateness is made
-                # up, a stall is not (then the next counts from now).
-                now = self._due if late <= SPACING_SLACK else self._due + late
-            self._due = now + self.interval
+            while (wait := self._wait()) is None or wait > 0:
+                if wait is None:
+                    self._freed.clear()
+                    await self._freed.wait()
+                else:
+                    await self._sleep(wait)
+            self._in_flight += 1
+            self._last_start = self._clock()
+
+    def done(self) -> None:
+        """The send that took a place was answered (or failed, or never went)."""
+        self._in_flight -= 1
+        self._answered.append(self._clock())
+        self._freed.set()
 
     def pause(self, seconds: float) -> None:
-        self._due = max(self._due, self._clock() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)

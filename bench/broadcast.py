@@ -1,0 +1,302 @@
+"""`python -m bench broadcast`: a morning's reminders for many salons leave at the platforms'
+limits, without a 429 and without losing one.
+
+One gateway process serves M salons (as the registry hands them over, like `bench fairness`),
+each with its own bot (and/or WhatsApp number) at the default pacing settings. Each sender
+has its own stand-in, in the same process, that enforces the platform's limits
+(`enforce_limits`, gateway/sandbox/flood.py): Telegram 30 messages in any second per bot and
+1 a second per chat with short bursts (429 with `retry_after`); WhatsApp 80 in any second per
+number (130429) and the pair rate (131056). N reminders are queued into the salons' outboxes
+at once, spread over the salons and over C chats per salon, and the bench waits until every
+one has reached its stand-in. The last line is the summary:
+
+    broadcast: sent=<n> of <N> rate_per_bot=<min msg/s> (<% of the limit>) 429s=<n> \
+max_lag_s=<s> lost=<n> duplicates=<n>
+
+`rate_per_bot` is the slowest sender's rate between its first and its last delivery, as its
+stand-in received them; `max_lag_s` the longest wait of a reminder from queueing to delivery
+(at the limit, a sender's last reminder cannot arrive before (N/M - 1) / limit seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from gateway.app import SERVED, create_app
+from gateway.pipeline.conversation import Conversation
+from gateway.pipeline.embedded_redis import EmbeddedRedis
+from gateway.pipeline.keys import Keys
+from gateway.pipeline.streams import Outgoing
+from gateway.salons import Salon
+from gateway.sandbox.telegram import TelegramSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
+from gateway.settings import load
+
+CHANNELS = ("telegram", "whatsapp")
+StandIn = TelegramSandbox | WhatsAppSandbox
+# The platforms' limits per sender, as the stand-ins enforce them (and the default settings).
+LIMITS = {"telegram": 30.0, "whatsapp": 80.0}
+WA_VERSION = "v23.0"
+
+
+@dataclass
+class Sender:
+    """One bot or number: its salon, its stand-in, and when each reminder was queued."""
+
+    channel: str
+    salon_id: str
+    sandbox: StandIn
+    url: str
+    queued: dict[str, float] = field(default_factory=dict)  # reminder id -> monotonic time
+
+    def deliveries(self) -> list[tuple[str, str, float]]:
+        """(reminder id, chat, when it arrived) of every reminder the stand-in accepted."""
+        if isinstance(self.sandbox, TelegramSandbox):
+            return [
+                (str(c.params["text"]).split(" ", 1)[0], str(c.params["chat_id"]), c.at)
+                for c in self.sandbox.sent
+                if c.method == "sendMessage"
+            ]
+        return [
+            (s.body["template"]["components"][0]["parameters"][0]["text"], s.to, s.at)
+            for s in self.sandbox.sent
+        ]
+
+    def refused(self) -> int:
+        limits = self.sandbox.limits
+        return limits.refused if limits is not None else 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    queued: int
+    senders: list[tuple[str, float]]  # (channel, rate between first and last delivery)
+    refused: int
+    max_lag: float
+    lost: int
+    duplicates: int
+    chat_max_in_1s: int
+
+    def summary(self) -> str:
+        channel, slowest = min(self.senders, key=lambda s: s[1] / LIMITS[s[0]])
+        share = 100 * slowest / LIMITS[channel]
+        sent = self.queued - self.lost
+        return (
+            f"broadcast: sent={sent} of {self.queued} rate_per_bot={slowest:.1f} "
+            f"({share:.1f}% of {channel}'s {LIMITS[channel]:.0f}/s) 429s={self.refused} "
+            f"max_lag_s={self.max_lag:.1f} lost={self.lost} duplicates={self.duplicates}"
+        )
+
+
+def _rate(arrivals: list[float], limit: float) -> float:
+    """Messages a second once the first second's worth has gone: the outbox spreads the first
+    window's sends over half a second (gateway/pipeline/resilience.py, SendWindow), which
+    would flatter a rate counted from the first send."""
+    arrivals, first = sorted(arrivals), int(limit) - 1
+    if len(arrivals) - first < 2 or arrivals[-1] == arrivals[first]:
+        return 0.0
+    return (len(arrivals) - 1 - first) / (arrivals[-1] - arrivals[first])
+
+
+def _most_in_a_second(arrivals: Iterable[float]) -> int:
+    times, most, first = sorted(arrivals), 0, 0
+    for last, stamp in enumerate(times):
+        while stamp - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def figures(senders: list[Sender]) -> Figures:
+    rates, lags, lost, duplicates, chat_most = [], [0.0], 0, 0, 0
+    for sender in senders:
+        arrived: dict[str, float] = {}
+        per_chat: defaultdict[str, list[float]] = defaultdict(list)
+        for reminder, chat, at in sender.deliveries():
+            duplicates += reminder in arrived
+            arrived.setdefault(reminder, at)
+            per_chat[chat].append(at)
+        lost += len(set(sender.queued) - set(arrived))
+        lags += [at - sender.queued[r] for r, at in arrived.items() if r in sender.queued]
+        rates.append((sender.channel, _rate(list(arrived.values()), LIMITS[sender.channel])))
+        chat_most = max([chat_most, *(_most_in_a_second(a) for a in per_chat.values())])
+    queued = sum(len(s.queued) for s in senders)
+    refused = sum(s.refused() for s in senders)
+    return Figures(queued, rates, refused, max(lags), lost, duplicates, chat_most)
+
+
+@asynccontextmanager
+async def _stand_in(
+    channel: str, n: int
+) -> AsyncIterator[tuple[TelegramSandbox | WhatsAppSandbox, str]]:
+    sandbox: TelegramSandbox | WhatsAppSandbox
+    if channel == "telegram":
+        sandbox = TelegramSandbox(_token(n), None)
+    else:
+        sandbox = WhatsAppSandbox(f"EAAG-bench-{n}", _number(n), "bench-app-secret")
+        sandbox.auto_statuses = False
+    sandbox.enforce_limits()
+    server = TestServer(sandbox.app())
+    await server.start_server()
+    try:
+        yield sandbox, str(server.make_url("")).rstrip("/")
+    finally:
+        await sandbox.close()
+        await server.close()
+
+
+def _token(n: int) -> str:
+    return f"{700000 + n}:BENCH-broadcast-{n:04d}-aaaaaaaaaaaaaaa"
+
+
+def _number(n: int) -> str:
+    return str(106540000000000 + n)
+
+
+def _salon(salon_id: str, n: int, urls: dict[str, str]) -> Salon:
+    """A salon as the registry hands it over, at the default pacing settings."""
+    values = {"SALON_NAME": f"Broadcast salon {n}", "DEFAULT_LOCALE": "en"}
+    if "telegram" in urls:
+        values |= {
+            "TELEGRAM_BOT_TOKEN": _token(n),
+            "TELEGRAM_WEBHOOK_SECRET": "bench-broadcast-secret",
+            "TELEGRAM_API_URL": urls["telegram"],
+        }
+    if "whatsapp" in urls:
+        values |= {
+            "WHATSAPP_ACCESS_TOKEN": f"EAAG-bench-{n}",
+            "WHATSAPP_PHONE_NUMBER_ID": _number(n),
+            "WHATSAPP_APP_SECRET": "bench-app-secret",
+            "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+            "WHATSAPP_API_URL": f"{urls['whatsapp']}/{WA_VERSION}",
+        }
+    now = datetime.now(UTC)
+    return Salon(salon_id, True, 1, now, now, values, frozenset())
+
+
+def reminder(channel: str, reminder_id: str, chat: str) -> Outgoing:
+    """A reminder as the outbox holds it: a Telegram message, a WhatsApp template (a reminder
+    goes as the approved template: the client's 24-hour window is usually closed)."""
+    if channel == "telegram":
+        text = f"{reminder_id} Reminder: your appointment is tomorrow at 10:00."
+        return Outgoing("telegram", chat, "sendMessage", {"chat_id": int(chat), "text": text})
+    template = {
+        "type": "template",
+        "template": {
+            "name": "frontdesk_reminder",
+            "language": {"code": "en"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": reminder_id},
+                        {"type": "text", "text": "tomorrow at 10:00"},
+                    ],
+                }
+            ],
+        },
+    }
+    return Outgoing("whatsapp", chat, "template", {"content": template})
+
+
+async def queue(redis: Redis, keys: Keys, sender: Sender, count: int, chats: int) -> None:
+    """Queue `count` reminders for `sender` over `chats` chats, as a commit would."""
+    pipe = redis.pipeline(transaction=False)
+    base = 10_000_000 if sender.channel == "telegram" else 79_000_000_000
+    for n in range(count):
+        chat = str(base + n % chats)
+        reminder_id = f"r{n}"
+        message = reminder(sender.channel, reminder_id, chat)
+        shard = keys.shard_of(Conversation(sender.channel, chat).key)
+        names = ("channel", "chat", "method", "params", "ephemeral", "origin", "author", "failure")
+        pipe.xadd(keys.outbound(shard), dict(zip(names, message.to_fields("bench"), strict=True)))
+        sender.queued[reminder_id] = time.monotonic()
+    await pipe.execute()
+
+
+async def _delivered(senders: list[Sender], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if all(len({d[0] for d in s.deliveries()}) >= len(s.queued) for s in senders):
+            return
+        await asyncio.sleep(0.2)
+
+
+async def measure(
+    redis_url: str, reminders: int, bots: int, chats: int, channels: tuple[str, ...]
+) -> Figures:
+    run = uuid.uuid4().hex[:8]
+    salon_ids = [f"bcast-{run}-{n}" for n in range(bots)]
+    async with AsyncExitStack() as stack:
+        urls: list[dict[str, str]] = [{} for _ in range(bots)]
+        senders: list[Sender] = []
+        for n, salon_id in enumerate(salon_ids):
+            for channel in channels:
+                sandbox, url = await stack.enter_async_context(_stand_in(channel, n))
+                urls[n][channel] = url
+                senders.append(Sender(channel, salon_id, sandbox, url))
+        settings = load(
+            _env_file=None,
+            redis_url=redis_url,
+            salon_id=f"bcast-{run}-env",
+            salon_name="Broadcast",
+            default_locale="en",
+            log_level="ERROR",
+        )
+        app = create_app(settings)
+        server = TestServer(app)
+        await server.start_server()
+        redis = Redis.from_url(redis_url)
+        try:
+            served = app[SERVED]
+            salons = {sid: _salon(sid, n, urls[n]) for n, sid in enumerate(salon_ids)}
+            await served.apply(salons, frozenset())
+            for salon_id in salon_ids:
+                pool = served.live[salon_id].runtime.pool
+                assert pool is not None
+                await asyncio.wait_for(pool.ready.wait(), 30)
+            per_sender = reminders // len(senders)
+            for sender in senders:
+                keys = served.live[sender.salon_id].runtime.keys
+                await queue(redis, keys, sender, per_sender, chats)
+            ideal = max(per_sender / LIMITS[c] for c in channels)
+            await _delivered(senders, time.monotonic() + 2 * ideal + 60)
+            return figures(senders)
+        finally:
+            await app[SERVED].stop_registry_salons()
+            await server.close()
+            for salon_id in [*salon_ids, f"bcast-{run}-env"]:
+                keys_found = [k async for k in redis.scan_iter(match=f"fd:{salon_id}:*")]
+                if keys_found:
+                    await redis.delete(*keys_found)
+            await redis.aclose()
+
+
+def main(redis_url: str | None, reminders: int, bots: int, chats: int, channel: str) -> int:
+    channels = CHANNELS if channel == "both" else (channel,)
+    if redis_url is not None:
+        result = asyncio.run(measure(redis_url, reminders, bots, chats, channels))
+    else:
+        with EmbeddedRedis() as embedded:
+            result = asyncio.run(measure(embedded.url, reminders, bots, chats, channels))
+    for n, (name, rate) in enumerate(result.senders):
+        print(
+            f"sender {n} ({name}): {rate:.1f} msg/s, {100 * rate / LIMITS[name]:.1f}% of the limit"
+        )
+    mean = statistics.mean(rate / LIMITS[name] for name, rate in result.senders)
+    print(
+        f"mean share of the limit: {100 * mean:.1f}%; most to one chat in a second: "
+        f"{result.chat_max_in_1s}"
+    )
+    print(result.summary())
+    return 0 if result.lost == 0 and result.duplicates == 0 else 1
