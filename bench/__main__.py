@@ -238,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
         default="telegram",
         help="(default %(default)s)",
     )
+    broadcast.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the stand-ins from the bench's own event loop (default: a process of theirs)",
+    )
     broadcast.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
     understanding = commands.add_parser(
         "understanding",
@@ -273,9 +278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return fairness(args.redis_url, args.backlog, args.samples)
     if args.command == "broadcast":
+        from bench.broadcast import CHANNELS, Plan
         from bench.broadcast import main as broadcast
 
-        return broadcast(args.redis_url, args.reminders, args.bots, args.chats, args.channel)
+        channels = CHANNELS if args.channel == "both" else (args.channel,)
+        plan = Plan(args.reminders, args.bots, args.chats, channels, not args.in_process)
+        return broadcast(args.redis_url, plan)
     if args.command == "understanding":
         from bench.understanding import main as understanding
 

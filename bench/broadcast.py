@@ -25,26 +25,31 @@ import statistics
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from bench.broadcast_standins import (
+    APP_SECRET,
+    InProcess,
+    OwnProcess,
+    Records,
+    access_token,
+    number,
+    token,
+)
 from gateway.app import SERVED, create_app
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.streams import Outgoing
 from gateway.salons import Salon
-from gateway.sandbox.telegram import TelegramSandbox
-from gateway.sandbox.whatsapp import WhatsAppSandbox
 from gateway.settings import load
 
 CHANNELS = ("telegram", "whatsapp")
-StandIn = TelegramSandbox | WhatsAppSandbox
 # The platforms' limits per sender, as the stand-ins enforce them (and the default settings).
 LIMITS = {"telegram": 30.0, "whatsapp": 80.0}
 WA_VERSION = "v23.0"
@@ -52,30 +57,12 @@ WA_VERSION = "v23.0"
 
 @dataclass
 class Sender:
-    """One bot or number: its salon, its stand-in, and when each reminder was queued."""
+    """One bot or number: its salon, its stand-in's key, and when each reminder was queued."""
 
     channel: str
     salon_id: str
-    sandbox: StandIn
-    url: str
+    key: str  # "<channel>:<n>", as the stand-ins name it
     queued: dict[str, float] = field(default_factory=dict)  # reminder id -> monotonic time
-
-    def deliveries(self) -> list[tuple[str, str, float]]:
-        """(reminder id, chat, when it arrived) of every reminder the stand-in accepted."""
-        if isinstance(self.sandbox, TelegramSandbox):
-            return [
-                (str(c.params["text"]).split(" ", 1)[0], str(c.params["chat_id"]), c.at)
-                for c in self.sandbox.sent
-                if c.method == "sendMessage"
-            ]
-        return [
-            (s.body["template"]["components"][0]["parameters"][0]["text"], s.to, s.at)
-            for s in self.sandbox.sent
-        ]
-
-    def refused(self) -> int:
-        limits = self.sandbox.limits
-        return limits.refused if limits is not None else 0
 
 
 @dataclass(frozen=True)
@@ -86,7 +73,7 @@ class Figures:
     max_lag: float
     lost: int
     duplicates: int
-    chat_max_in_1s: int
+    chat_max_in_1s: dict[str, int]  # per channel: the most messages one chat got in a second
 
     def summary(self) -> str:
         channel, slowest = min(self.senders, key=lambda s: s[1] / LIMITS[s[0]])
@@ -104,7 +91,9 @@ def _rate(arrivals: list[float], limit: float) -> float:
     window's sends over half a second (gateway/pipeline/resilience.py, SendWindow), which
     would flatter a rate counted from the first send."""
     arrivals, first = sorted(arrivals), int(limit) - 1
-    if len(arrivals) - first < 2 or arrivals[-1] == arrivals[first]:
+    if len(arrivals) - first < 2:
+        first = 0  # a small run: from the first send
+    if len(arrivals) < 2 or arrivals[-1] == arrivals[first]:
         return 0.0
     return (len(arrivals) - 1 - first) / (arrivals[-1] - arrivals[first])
 
@@ -118,66 +107,42 @@ def _most_in_a_second(arrivals: Iterable[float]) -> int:
     return most
 
 
-def figures(senders: list[Sender]) -> Figures:
-    rates, lags, lost, duplicates, chat_most = [], [0.0], 0, 0, 0
+def figures(senders: list[Sender], records: Records) -> Figures:
+    rates, lags, lost, duplicates = [], [0.0], 0, 0
+    chat_most: dict[str, int] = {}
     for sender in senders:
         arrived: dict[str, float] = {}
         per_chat: defaultdict[str, list[float]] = defaultdict(list)
-        for reminder, chat, at in sender.deliveries():
-            duplicates += reminder in arrived
-            arrived.setdefault(reminder, at)
+        for reminder_id, chat, at in records[sender.key]["deliveries"]:
+            duplicates += reminder_id in arrived
+            arrived.setdefault(reminder_id, at)
             per_chat[chat].append(at)
         lost += len(set(sender.queued) - set(arrived))
         lags += [at - sender.queued[r] for r, at in arrived.items() if r in sender.queued]
         rates.append((sender.channel, _rate(list(arrived.values()), LIMITS[sender.channel])))
-        chat_most = max([chat_most, *(_most_in_a_second(a) for a in per_chat.values())])
+        most = max(_most_in_a_second(a) for a in per_chat.values()) if per_chat else 0
+        chat_most[sender.channel] = max(chat_most.get(sender.channel, 0), most)
     queued = sum(len(s.queued) for s in senders)
-    refused = sum(s.refused() for s in senders)
+    refused = sum(int(r["refused"]) for r in records.values())
     return Figures(queued, rates, refused, max(lags), lost, duplicates, chat_most)
 
 
-@asynccontextmanager
-async def _stand_in(
-    channel: str, n: int
-) -> AsyncIterator[tuple[TelegramSandbox | WhatsAppSandbox, str]]:
-    sandbox: TelegramSandbox | WhatsAppSandbox
-    if channel == "telegram":
-        sandbox = TelegramSandbox(_token(n), None)
-    else:
-        sandbox = WhatsAppSandbox(f"EAAG-bench-{n}", _number(n), "bench-app-secret")
-        sandbox.auto_statuses = False
-    sandbox.enforce_limits()
-    server = TestServer(sandbox.app())
-    await server.start_server()
-    try:
-        yield sandbox, str(server.make_url("")).rstrip("/")
-    finally:
-        await sandbox.close()
-        await server.close()
-
-
-def _token(n: int) -> str:
-    return f"{700000 + n}:BENCH-broadcast-{n:04d}-aaaaaaaaaaaaaaa"
-
-
-def _number(n: int) -> str:
-    return str(106540000000000 + n)
-
-
-def _salon(salon_id: str, n: int, urls: dict[str, str]) -> Salon:
+def _salon(
+    salon_id: str, n: int, urls: dict[str, str], settings: Iterable[tuple[str, str]] = ()
+) -> Salon:
     """A salon as the registry hands it over, at the default pacing settings."""
-    values = {"SALON_NAME": f"Broadcast salon {n}", "DEFAULT_LOCALE": "en"}
+    values = {"SALON_NAME": f"Broadcast salon {n}", "DEFAULT_LOCALE": "en", **dict(settings)}
     if "telegram" in urls:
         values |= {
-            "TELEGRAM_BOT_TOKEN": _token(n),
+            "TELEGRAM_BOT_TOKEN": token(n),
             "TELEGRAM_WEBHOOK_SECRET": "bench-broadcast-secret",
             "TELEGRAM_API_URL": urls["telegram"],
         }
     if "whatsapp" in urls:
         values |= {
-            "WHATSAPP_ACCESS_TOKEN": f"EAAG-bench-{n}",
-            "WHATSAPP_PHONE_NUMBER_ID": _number(n),
-            "WHATSAPP_APP_SECRET": "bench-app-secret",
+            "WHATSAPP_ACCESS_TOKEN": access_token(n),
+            "WHATSAPP_PHONE_NUMBER_ID": number(n),
+            "WHATSAPP_APP_SECRET": APP_SECRET,
             "WHATSAPP_VERIFY_TOKEN": "bench-verify",
             "WHATSAPP_API_URL": f"{urls['whatsapp']}/{WA_VERSION}",
         }
@@ -225,78 +190,98 @@ async def queue(redis: Redis, keys: Keys, sender: Sender, count: int, chats: int
     await pipe.execute()
 
 
-async def _delivered(senders: list[Sender], deadline: float) -> None:
+@dataclass(frozen=True)
+class Plan:
+    reminders: int = 10_000
+    bots: int = 10
+    chats: int = 250  # per salon
+    channels: tuple[str, ...] = ("telegram",)
+    # The stand-ins in a process of their own (the bench's figures) or in the bench's loop.
+    own_process: bool = True
+    # Settings every salon gets on top of the defaults (tests: a pace over the limits).
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+StandIns = InProcess | OwnProcess
+
+
+async def _delivered(stand_ins: StandIns, senders: list[Sender], deadline: float) -> None:
     while time.monotonic() < deadline:
-        if all(len({d[0] for d in s.deliveries()}) >= len(s.queued) for s in senders):
+        counts = await stand_ins.records(counts_only=True)
+        if all(counts[s.key]["delivered"] >= len(s.queued) for s in senders):
             return
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.25)
 
 
-async def measure(
-    redis_url: str, reminders: int, bots: int, chats: int, channels: tuple[str, ...]
-) -> Figures:
+async def measure(redis_url: str, plan: Plan) -> Figures:
+    stand_ins: StandIns = OwnProcess() if plan.own_process else InProcess()
+    async with stand_ins.running(plan.bots, plan.channels):
+        return await _broadcast(redis_url, plan, stand_ins)
+
+
+async def _broadcast(redis_url: str, plan: Plan, stand_ins: StandIns) -> Figures:
     run = uuid.uuid4().hex[:8]
-    salon_ids = [f"bcast-{run}-{n}" for n in range(bots)]
-    async with AsyncExitStack() as stack:
-        urls: list[dict[str, str]] = [{} for _ in range(bots)]
-        senders: list[Sender] = []
-        for n, salon_id in enumerate(salon_ids):
-            for channel in channels:
-                sandbox, url = await stack.enter_async_context(_stand_in(channel, n))
-                urls[n][channel] = url
-                senders.append(Sender(channel, salon_id, sandbox, url))
-        settings = load(
-            _env_file=None,
-            redis_url=redis_url,
-            salon_id=f"bcast-{run}-env",
-            salon_name="Broadcast",
-            default_locale="en",
-            log_level="ERROR",
-        )
-        app = create_app(settings)
-        server = TestServer(app)
-        await server.start_server()
-        redis = Redis.from_url(redis_url)
-        try:
-            served = app[SERVED]
-            salons = {sid: _salon(sid, n, urls[n]) for n, sid in enumerate(salon_ids)}
-            await served.apply(salons, frozenset())
-            for salon_id in salon_ids:
-                pool = served.live[salon_id].runtime.pool
-                assert pool is not None
-                await asyncio.wait_for(pool.ready.wait(), 30)
-            per_sender = reminders // len(senders)
-            for sender in senders:
-                keys = served.live[sender.salon_id].runtime.keys
-                await queue(redis, keys, sender, per_sender, chats)
-            ideal = max(per_sender / LIMITS[c] for c in channels)
-            await _delivered(senders, time.monotonic() + 2 * ideal + 60)
-            return figures(senders)
-        finally:
-            await app[SERVED].stop_registry_salons()
-            await server.close()
-            for salon_id in [*salon_ids, f"bcast-{run}-env"]:
-                keys_found = [k async for k in redis.scan_iter(match=f"fd:{salon_id}:*")]
-                if keys_found:
-                    await redis.delete(*keys_found)
-            await redis.aclose()
+    salon_ids = [f"bcast-{run}-{n}" for n in range(plan.bots)]
+    senders = [
+        Sender(channel, salon_id, f"{channel}:{n}")
+        for n, salon_id in enumerate(salon_ids)
+        for channel in plan.channels
+    ]
+    settings = load(
+        _env_file=None,
+        redis_url=redis_url,
+        salon_id=f"bcast-{run}-env",
+        salon_name="Broadcast",
+        default_locale="en",
+        log_level="ERROR",
+    )
+    app = create_app(settings)
+    server = TestServer(app)
+    await server.start_server()
+    redis = Redis.from_url(redis_url)
+    try:
+        served = app[SERVED]
+        salons = {
+            salon_id: _salon(
+                salon_id, n, {c: stand_ins.urls[f"{c}:{n}"] for c in plan.channels}, plan.settings
+            )
+            for n, salon_id in enumerate(salon_ids)
+        }
+        await served.apply(salons, frozenset())
+        for salon_id in salon_ids:
+            pool = served.live[salon_id].runtime.pool
+            assert pool is not None
+            await asyncio.wait_for(pool.ready.wait(), 30)
+        per_sender = plan.reminders // len(senders)
+        for sender in senders:
+            keys = served.live[sender.salon_id].runtime.keys
+            await queue(redis, keys, sender, per_sender, plan.chats)
+        ideal = max(per_sender / LIMITS[c] for c in plan.channels)
+        await _delivered(stand_ins, senders, time.monotonic() + 2 * ideal + 60)
+        return figures(senders, await stand_ins.records())
+    finally:
+        await served.stop_registry_salons()
+        await server.close()
+        for salon_id in [*salon_ids, f"bcast-{run}-env"]:
+            found = [key async for key in redis.scan_iter(match=f"fd:{salon_id}:*")]
+            if found:
+                await redis.delete(*found)
+        await redis.aclose()
 
 
-def main(redis_url: str | None, reminders: int, bots: int, chats: int, channel: str) -> int:
-    channels = CHANNELS if channel == "both" else (channel,)
+def main(redis_url: str | None, plan: Plan) -> int:
     if redis_url is not None:
-        result = asyncio.run(measure(redis_url, reminders, bots, chats, channels))
+        result = asyncio.run(measure(redis_url, plan))
     else:
         with EmbeddedRedis() as embedded:
-            result = asyncio.run(measure(embedded.url, reminders, bots, chats, channels))
+            result = asyncio.run(measure(embedded.url, plan))
     for n, (name, rate) in enumerate(result.senders):
-        print(
-            f"sender {n} ({name}): {rate:.1f} msg/s, {100 * rate / LIMITS[name]:.1f}% of the limit"
-        )
+        share = 100 * rate / LIMITS[name]
+        print(f"sender {n} ({name}): {rate:.1f} msg/s, {share:.1f}% of the limit")
     mean = statistics.mean(rate / LIMITS[name] for name, rate in result.senders)
     print(
         f"mean share of the limit: {100 * mean:.1f}%; most to one chat in a second: "
-        f"{result.chat_max_in_1s}"
+        + ", ".join(f"{c} {n}" for c, n in result.chat_max_in_1s.items())
     )
     print(result.summary())
     return 0 if result.lost == 0 and result.duplicates == 0 else 1

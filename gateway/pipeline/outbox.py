@@ -27,7 +27,7 @@ from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.resilience import BreakerOpen, Gate, SendWindow, TokenBucket
+from gateway.pipeline.resilience import BreakerOpen, Cadence, Gate, SendWindow
 from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
 from gateway.pipeline.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
@@ -85,14 +85,6 @@ class Pacing:
 # A service without per-chat limits (Chatwoot, Novu): only its global rate applies.
 UNPACED_CHAT = (1000.0, 1000)
 
-# The settings name the platforms' limits (Telegram 30 messages a second per bot and about 1 a
-# second per chat, WhatsApp 80 a second per number and 1 per 6 s per client). A sender's gate
-# (SendWindow) keeps to its limit whatever the latency. A chat's bucket cannot know when the
-# platform counted its last message: it keeps to this share of the chat's rate, so that its
-# messages may reach the platform up to 3 % of the interval (30 ms on Telegram) closer
-# together than they left without a 429.
-PACE_SHARE = 0.97
-
 
 def pace(
     rate_global: float,
@@ -105,18 +97,20 @@ def pace(
 
 
 class _Place:
-    """A send's place in its sender's gate, given back once (when the platform has answered,
-    or when the message turned out not to go)."""
+    """A send's place in its chat's cadence and its sender's gate, given back once: when the
+    platform has answered, or when the message turned out not to go."""
 
-    __slots__ = ("_gate",)
+    __slots__ = ("_cadence", "_gate")
 
-    def __init__(self, gate: Gate | None) -> None:
-        self._gate = gate
+    def __init__(self, paced: tuple[Cadence, Gate] | None) -> None:
+        self._cadence: Cadence | None = paced[0] if paced is not None else None
+        self._gate: Gate | None = paced[1] if paced is not None else None
 
     def release(self) -> None:
-        if self._gate is not None:
+        if self._cadence is not None and self._gate is not None:
+            self._cadence.done()
             self._gate.done()
-            self._gate = None
+            self._cadence = self._gate = None
 
 
 @dataclass
@@ -165,7 +159,7 @@ class OutboxSender:
         self.wake = wake
         self.batch = batch
         self._chats: dict[tuple[str, str], deque[_Queued]] = {}
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], Cadence] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Messages this process holds, and those it finished since the pending list was last
         # read again (that read may have left Redis before they were acknowledged): the
@@ -259,21 +253,22 @@ class OutboxSender:
             del self._tasks[key]
             del self._chats[key]
             if len(self._buckets) > 10_000:
-                self._buckets.clear()
+                # A chat whose cadence is back to its full burst is as good as a new one.
+                for rested in [k for k, cadence in self._buckets.items() if cadence.rested()]:
+                    del self._buckets[rested]
 
-    async def _pace(self, key: tuple[str, str], item: _Queued) -> Gate:
-        """Wait for the chat's turn, then the sender's; the sender's gate is told when the send
-        is over."""
+    async def _pace(self, key: tuple[str, str], item: _Queued) -> tuple[Cadence, Gate]:
+        """Wait for the chat's turn, then the sender's; both are told when the send is over."""
         message = item.message
         pacing = self.pacing[message.channel]
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(pacing.rate_per_chat * PACE_SHARE, pacing.burst_per_chat)
-            self._buckets[key] = bucket
-        await bucket.take()
+        cadence = self._buckets.get(key)
+        if cadence is None:
+            cadence = Cadence(pacing.rate_per_chat, pacing.burst_per_chat)
+            self._buckets[key] = cadence
+        await cadence.take()
         gate = self.global_buckets[message.channel]
         await gate.take()
-        return gate
+        return cadence, gate
 
     async def _send(self, item: _Queued, place: _Place) -> float | None:
         """Deliver one message: None when it is done with, else seconds until the next try."""

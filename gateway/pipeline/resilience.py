@@ -154,6 +154,48 @@ class TokenBucket:
         self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
 
 
+class Cadence:
+    """One chat's pace: `rate` messages a second on average, up to `burst` in a row, counted
+    the way the platform may count them.
+
+    The platform's per-chat limit is a token bucket (gateway/sandbox/flood.py) that counts a
+    message when it arrives, somewhere between our send and its answer. This is the same bucket
+    in its "theoretical arrival time" form, with each message taken as arriving when its answer
+    came back (`done`), the latest it can have: the platform saw every earlier message no later
+    than that, so the next one, sent when this bucket allows, finds a token there too, whatever
+    the latency. A chat sends one message at a time, so one `done` follows each `take`.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate
+        self.tolerance = (max(1, burst) - 1) * self.interval
+        self._clock = clock
+        self._sleep = sleep
+        self._tat = float("-inf")  # when the bucket would be full again
+
+    def delay(self) -> float:
+        """Seconds until the next message may go."""
+        return max(0.0, self._tat - self.tolerance - self._clock())
+
+    async def take(self) -> None:
+        while (wait := self.delay()) > 0:
+            await self._sleep(wait)
+
+    def rested(self) -> bool:
+        """Back to its full burst: forgetting it changes nothing."""
+        return self._tat <= self._clock()
+
+    def done(self) -> None:
+        """The message was answered (or did not go: counting it is only cautious)."""
+        self._tat = max(self._clock(), self._tat) + self.interval
+
+
 class Gate(Protocol):
     """What paces one sender (a bot, a business number, a service) as a whole: `take` before a
     send, `done` after it, `pause` when the service asked the whole sender to wait."""

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 
 import pytest
 
 from gateway.pipeline.resilience import (
     BreakerOpen,
+    Cadence,
     CircuitBreaker,
     SendWindow,
     State,
     TokenBucket,
 )
+from gateway.sandbox.flood import Bucket
 from tests.support.clock import Clock
 
 
@@ -399,3 +402,40 @@ async def test_a_paused_send_window_lets_nothing_through_until_then(clock: Clock
     before = clock()
     await gate.take()
     assert clock() - before == pytest.approx(1.5)
+
+
+# Cadence: a chat's pace
+
+
+async def test_a_cadence_allows_its_burst_then_its_rate(clock: Clock) -> None:
+    cadence = Cadence(1.0, 3, clock=clock, sleep=Sleeper(clock))
+    sent = []
+    for _ in range(6):
+        await cadence.take()
+        sent.append(clock() - 1000.0)
+        cadence.done()
+    assert sent == pytest.approx([0.0, 0.0, 0.0, 1.0, 2.0, 3.0])
+    assert not cadence.rested()
+    clock.advance(10)
+    assert cadence.rested()
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_a_cadence_never_meets_a_429_wherever_the_platform_counts(
+    clock: Clock, seed: int
+) -> None:
+    # The platform's bucket (the stand-in's) counts each message somewhere between its send
+    # and its answer; the latency varies from message to message.
+    platform = Bucket(1.0, 3, clock=clock)
+    cadence = Cadence(1.0, 3, clock=clock, sleep=Sleeper(clock))
+    chance = random.Random(seed)
+    for _ in range(40):
+        await cadence.take()
+        latency = chance.choice([0.0, 0.01, 0.2, 0.9])
+        counted_after = chance.uniform(0, latency)
+        clock.advance(counted_after)
+        assert platform.due("chat") == 0.0
+        platform.take("chat")
+        clock.advance(latency - counted_after)
+        cadence.done()
+        clock.advance(chance.choice([0.0, 0.0, 0.5, 2.0]))  # the next message may come later
