@@ -21,6 +21,8 @@ stand-in received them; `max_lag_s` the longest wait of a reminder from queueing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import statistics
 import time
 import uuid
@@ -41,6 +43,7 @@ from bench.broadcast_standins import (
     number,
     token,
 )
+from bench.procs import cpu_seconds, machine_busy_seconds
 from gateway.app import SERVED, create_app
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.embedded_redis import EmbeddedRedis
@@ -74,6 +77,7 @@ class Figures:
     lost: int
     duplicates: int
     chat_max_in_1s: dict[str, int]  # per channel: the most messages one chat got in a second
+    cost: str = ""  # CPU spent while sending, and by whom
 
     def summary(self) -> str:
         channel, slowest = min(self.senders, key=lambda s: s[1] / LIMITS[s[0]])
@@ -190,6 +194,31 @@ async def queue(redis: Redis, keys: Keys, sender: Sender, count: int, chats: int
     await pipe.execute()
 
 
+class _Cost:
+    """CPU the bench process (the gateway), the stand-ins' process and the whole machine spend
+    from now on: on a shared machine the rate may be the CPU's, not the pacing's."""
+
+    def __init__(self, stand_ins_pid: int | None) -> None:
+        self.pid = stand_ins_pid
+        self.started = time.monotonic()
+        self.gateway = cpu_seconds() or 0.0
+        self.stand_ins = (cpu_seconds(self.pid) or 0.0) if self.pid else 0.0
+        self.machine = machine_busy_seconds() or 0.0
+
+    def line(self, messages: int) -> str:
+        elapsed = time.monotonic() - self.started
+        gateway = (cpu_seconds() or 0.0) - self.gateway
+        stand_ins = (cpu_seconds(self.pid) or 0.0) - self.stand_ins if self.pid else 0.0
+        others = (machine_busy_seconds() or 0.0) - self.machine - gateway - stand_ins
+        where = "in their own process" if self.pid else "in the gateway's process"
+        return (
+            f"cpu while sending ({elapsed:.0f} s): gateway {1000 * gateway / messages:.2f} ms/msg "
+            f"({gateway / elapsed:.2f} of a core), stand-ins {where} "
+            f"{1000 * stand_ins / messages:.2f} ms/msg, everything else on the machine "
+            f"{others / elapsed:.2f} of {os.cpu_count()} cores"
+        )
+
+
 @dataclass(frozen=True)
 class Plan:
     reminders: int = 10_000
@@ -257,8 +286,10 @@ async def _broadcast(redis_url: str, plan: Plan, stand_ins: StandIns) -> Figures
             keys = served.live[sender.salon_id].runtime.keys
             await queue(redis, keys, sender, per_sender, plan.chats)
         ideal = max(per_sender / LIMITS[c] for c in plan.channels)
+        cost = _Cost(stand_ins.pid)
         await _delivered(stand_ins, senders, time.monotonic() + 2 * ideal + 60)
-        return figures(senders, await stand_ins.records())
+        result = figures(senders, await stand_ins.records())
+        return dataclasses.replace(result, cost=cost.line(result.queued))
     finally:
         await served.stop_registry_salons()
         await server.close()
@@ -283,5 +314,6 @@ def main(redis_url: str | None, plan: Plan) -> int:
         f"mean share of the limit: {100 * mean:.1f}%; most to one chat in a second: "
         + ", ".join(f"{c} {n}" for c, n in result.chat_max_in_1s.items())
     )
+    print(result.cost)
     print(result.summary())
     return 0 if result.lost == 0 and result.duplicates == 0 else 1

@@ -82,6 +82,8 @@ def record(sandbox: StandIn, counts_only: bool = False) -> dict[str, Any]:
 class InProcess:
     """The stand-ins served from the bench's own event loop."""
 
+    pid: int | None = None  # none of their own: their CPU is the bench's
+
     def __init__(self) -> None:
         self.urls: dict[str, str] = {}
         self._sandboxes: dict[str, StandIn] = {}
@@ -110,6 +112,7 @@ class OwnProcess:
 
     def __init__(self) -> None:
         self.urls: dict[str, str] = {}
+        self.pid: int | None = None
         self._control = ""
         self._http: ClientSession | None = None
 
@@ -117,6 +120,7 @@ class OwnProcess:
     async def running(self, bots: int, channels: Sequence[str]) -> AsyncIterator[OwnProcess]:
         command = [sys.executable, "-m", "bench.broadcast_standins", str(bots), *channels]
         child = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        self.pid = child.pid
         try:
             assert child.stdout is not None
             line = await asyncio.wait_for(child.stdout.readline(), 60)
