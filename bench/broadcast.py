@@ -91,9 +91,9 @@ class Figures:
 
 
 def _rate(arrivals: list[float], limit: float) -> float:
-    """Messages a second once the first second's worth has gone: the outbox spreads the first
-    window's sends over half a second (gateway/pipeline/resilience.py, SendWindow), which
-    would flatter a rate counted from the first send."""
+    """Messages a second once the first second's worth has gone: the outbox lets half of the
+    first window's sends go at once (gateway/pipeline/resilience.py, SendWindow), which would
+    flatter a rate counted from the first send."""
     arrivals, first = sorted(arrivals), int(limit) - 1
     if len(arrivals) - first < 2:
         first = 0  # a small run: from the first send

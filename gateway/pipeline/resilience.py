@@ -221,8 +221,9 @@ class SendWindow:
 
     Unlike a token bucket it never lets more than `count` through in a second (a full bucket
     lets a second's worth go on top of its rate), and a late wake-up (a loaded machine, a coarse
-    timer) costs no rate: what was late is made up within the window. Sends are never closer
-    than 80 % of the even interval, so a window's sends are spread, not fired at once. Waiters
+    timer) costs no rate: what was late is made up within the window. Once half the window is
+    taken, sends are never closer than 80 % of the even interval, so a broadcast's sends are
+    spread, not fired at once. Waiters
     queue on a lock: first come, first served, one wake-up per send however many chats wait.
     """
 
@@ -251,8 +252,13 @@ class SendWindow:
         now = self._clock()
         while self._answered and self._answered[0] <= now - self.window:
             self._answered.popleft()
-        wait = max(self._paused_until, self._last_start + self.min_gap) - now
-        if self._in_flight + len(self._answered) >= self.count:
+        held = self._in_flight + len(self._answered)
+        wait = self._paused_until - now
+        if held * 2 >= self.count:
+            # Spread only a busy window's sends: a few in a row (a reply's, a booking's
+            # notices) go at once, as they always did.
+            wait = max(wait, self._last_start + self.min_gap - now)
+        if held >= self.count:
             if not self._answered:
                 return None
             wait = max(wait, self._answered[0] + self.window - now)

@@ -16,6 +16,9 @@ Neither vendor publishes its algorithm, only the figures, so the stand-ins model
   6 seconds to the same user, bursts of up to 45 messages borrowed from later (Meta, Cloud API
   "Throughput", pair rate limits; error 131056).
 
+What counts: Telegram's `send*` methods but `sendChatAction` (the FAQ speaks of messages
+sent); WhatsApp's message sends, templates included (Meta's throughput also counts inbound
+messages, which a stand-in driven by the bench does not have, and read receipts are left out).
 A refused send counts for nothing (it was not delivered), so a sender that waits as told gets
 through. The clock is injectable so that tests decide the time.
 """
