@@ -221,6 +221,35 @@ def parser() -> argparse.ArgumentParser:
         help="run the Telegram stand-ins on the gateway's event loop (as the flow test does) "
         "instead of in processes of their own",
     )
+    broadcast = commands.add_parser(
+        "broadcast",
+        help="reminders for many salons at the platforms' limits: rate, 429s, lag, lost",
+        description=(
+            "Runs one gateway process serving BOTS salons, each with its own bot (and/or "
+            "WhatsApp number) and a stand-in that enforces the platform's limits with real "
+            "429s (130429/131056 on WhatsApp), queues REMINDERS reminders into their outboxes "
+            "over CHATS chats per salon and waits until all have arrived. The last line is the "
+            "summary: 'broadcast: sent=<n> of <N> rate_per_bot=<slowest msg/s> (<%% of the "
+            "limit>) 429s=<n> max_lag_s=<s> lost=<n> duplicates=<n>'."
+        ),
+    )
+    broadcast.add_argument("--reminders", type=_count, default=10_000, help="(default %(default)s)")
+    broadcast.add_argument("--bots", type=_count, default=10, help="(default %(default)s)")
+    broadcast.add_argument(
+        "--chats", type=_count, default=250, help="chats per salon (default %(default)s)"
+    )
+    broadcast.add_argument(
+        "--channel",
+        choices=("telegram", "whatsapp", "both"),
+        default="telegram",
+        help="(default %(default)s)",
+    )
+    broadcast.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the stand-ins from the bench's own event loop (default: a process of theirs)",
+    )
+    broadcast.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
     understanding = commands.add_parser(
         "understanding",
         help="typed requests: the corpus score and the cost per message",
@@ -254,6 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.fairness import main as fairness
 
         return fairness(args.redis_url, args.backlog, args.samples, not args.together)
+    if args.command == "broadcast":
+        from bench.broadcast import CHANNELS, Plan
+        from bench.broadcast import main as broadcast
+
+        channels = CHANNELS if args.channel == "both" else (args.channel,)
+        plan = Plan(args.reminders, args.bots, args.chats, channels, not args.in_process)
+        return broadcast(args.redis_url, plan)
     if args.command == "understanding":
         from bench.understanding import main as understanding
 

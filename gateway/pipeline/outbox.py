@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.resilience import BreakerOpen, TokenBucket
+from gateway.pipeline.resilience import BreakerOpen, Cadence, Gate, SendWindow
 from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
 from gateway.pipeline.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
@@ -50,11 +50,14 @@ return 1
 
 
 class RetryLater(Exception):
-    """The API asked us to slow down (HTTP 429 with retry_after)."""
+    """The API asked us to slow down (HTTP 429 with retry_after). `sender_wide`: the limit hit
+    is the whole sender's (a bot's, a number's throughput), so none of its chats sends until
+    then; otherwise only this chat waits."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, sender_wide: bool = False) -> None:
         super().__init__(f"retry after {seconds}s")
         self.seconds = seconds
+        self.sender_wide = sender_wide
 
 
 class PermanentFailure(Exception):
@@ -88,12 +91,27 @@ def pace(
     rate_global: float,
     rate_per_chat: float = UNPACED_CHAT[0],
     burst_per_chat: int = UNPACED_CHAT[1],
-) -> tuple[Pacing, TokenBucket]:
-    """A service's pacing per chat and its bucket for the whole service (bursts of a second)."""
-    return (
-        Pacing(rate_per_chat, burst_per_chat, rate_global),
-        TokenBucket(rate_global, max(1, int(rate_global))),
-    )
+) -> tuple[Pacing, Gate]:
+    """A service's pacing per chat and the gate for the whole sender (one bot, one number, one
+    service account): its limit's count of sends in any second."""
+    return (Pacing(rate_per_chat, burst_per_chat, rate_global), SendWindow(rate_global))
+
+
+class _Place:
+    """A send's place in its chat's cadence and its sender's gate, given back once: when the
+    platform has answered, or when the message turned out not to go."""
+
+    __slots__ = ("_cadence", "_gate")
+
+    def __init__(self, paced: tuple[Cadence, Gate] | None) -> None:
+        self._cadence: Cadence | None = paced[0] if paced is not None else None
+        self._gate: Gate | None = paced[1] if paced is not None else None
+
+    def release(self) -> None:
+        if self._cadence is not None and self._gate is not None:
+            self._cadence.done()
+            self._gate.done()
+            self._cadence = self._gate = None
 
 
 @dataclass
@@ -114,7 +132,7 @@ class OutboxSender:
         lease: Lease,
         deliveries: dict[str, Delivery],
         pacing: dict[str, Pacing],
-        global_buckets: dict[str, TokenBucket],
+        global_buckets: Mapping[str, Gate],
         metrics: Metrics,
         *,
         schedule: Sequence[float],
@@ -142,7 +160,7 @@ class OutboxSender:
         self.wake = wake
         self.batch = batch
         self._chats: dict[tuple[str, str], deque[_Queued]] = {}
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], Cadence] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Messages this process holds, and those it finished since the pending list was last
         # read again (that read may have left Redis before they were acknowledged): the
@@ -208,12 +226,11 @@ class OutboxSender:
         try:
             while queue and not self.lease.lost.is_set():
                 item = queue[0]
-                if not item.message.ephemeral:
-                    await self._pace(key, item.message)
+                place = _Place(None if item.message.ephemeral else await self._pace(key, item))
                 try:
                     # Bounded like handling: a backlog must not exhaust the Redis connections.
                     async with self.slots:
-                        retry_in = await self._send(item)
+                        retry_in = await self._send(item, place)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -222,6 +239,8 @@ class OutboxSender:
                     chat = mask_chat(item.message.channel, item.message.chat)
                     log.exception("outbox step failed for chat %s; retrying", chat)
                     retry_in = 1.0
+                finally:
+                    place.release()
                 if retry_in is None:
                     queue.popleft()
                     self._held.discard(item.entry_id)
@@ -235,18 +254,24 @@ class OutboxSender:
             del self._tasks[key]
             del self._chats[key]
             if len(self._buckets) > 10_000:
-                self._buckets.clear()
+                # A chat whose cadence is back to its full burst is as good as a new one.
+                for rested in [k for k, cadence in self._buckets.items() if cadence.rested()]:
+                    del self._buckets[rested]
 
-    async def _pace(self, key: tuple[str, str], message: Outgoing) -> None:
+    async def _pace(self, key: tuple[str, str], item: _Queued) -> tuple[Cadence, Gate]:
+        """Wait for the chat's turn, then the sender's; both are told when the send is over."""
+        message = item.message
         pacing = self.pacing[message.channel]
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = TokenBucket(pacing.rate_per_chat, pacing.burst_per_chat)
-            self._buckets[key] = bucket
-        await bucket.take()
-        await self.global_buckets[message.channel].take()
+        cadence = self._buckets.get(key)
+        if cadence is None:
+            cadence = Cadence(pacing.rate_per_chat, pacing.burst_per_chat)
+            self._buckets[key] = cadence
+        await cadence.take()
+        gate = self.global_buckets[message.channel]
+        await gate.take()
+        return cadence, gate
 
-    async def _send(self, item: _Queued) -> float | None:
+    async def _send(self, item: _Queued, place: _Place) -> float | None:
         """Deliver one message: None when it is done with, else seconds until the next try."""
         message = item.message
         delivery = self.deliveries.get(message.channel)
@@ -264,9 +289,15 @@ class OutboxSender:
             await self._finish(item)
             return None
         try:
-            await delivery.deliver(message)
+            try:
+                await delivery.deliver(message)
+            finally:
+                # Answered: recording it in Redis is no longer the platform's business.
+                place.release()
         except RetryLater as exc:
             self.metrics.outbox.labels(message.channel, "throttled").inc()
+            if exc.sender_wide:
+                self.global_buckets[message.channel].pause(exc.seconds)
             log.info(
                 "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
             )

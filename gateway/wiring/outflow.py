@@ -11,7 +11,7 @@ from gateway.integrations.novu.api import NovuDelivery
 from gateway.integrations.telegram.factory import telegram_delivery
 from gateway.integrations.whatsapp.factory import whatsapp_delivery
 from gateway.pipeline.outbox import Delivery, Pacing, pace
-from gateway.pipeline.resilience import TokenBucket
+from gateway.pipeline.resilience import Gate
 from gateway.pipeline.streams import Outgoing
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
@@ -21,11 +21,12 @@ from gateway.wiring.services import Services
 class Outflow:
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     pacing: dict[str, Pacing] = field(default_factory=dict)
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    # One gate per sender: this salon's bot, its number, its service accounts.
+    buckets: dict[str, Gate] = field(default_factory=dict)
     # Whether a bot message waits (a person owns its conversation); None without a help desk.
     held: Callable[[Outgoing], Awaitable[bool]] | None = None
 
-    def add(self, channel: str, delivery: Delivery, paced: tuple[Pacing, TokenBucket]) -> None:
+    def add(self, channel: str, delivery: Delivery, paced: tuple[Pacing, Gate]) -> None:
         self.deliveries[channel] = delivery
         self.pacing[channel], self.buckets[channel] = paced
 

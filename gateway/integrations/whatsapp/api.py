@@ -6,7 +6,7 @@ bounded by a timeout and the service's circuit breaker. Graph errors are read by
 
 | code | meaning | outbox |
 |---|---|---|
-| 130429, 131057 | the number's throughput reached (or being upgraded) | wait 2 s, doubling |
+| 130429, 131057 | the number's throughput reached (or upgrading) | all chats wait 2 s, doubling |
 | 131056 | too many messages to this client in a short time | wait 6 s, doubling |
 | 131049 | per-client marketing limit | wait a minute, doubling |
 | 131047 | outside the 24-hour window | park it and send the "reply waiting" template |
@@ -256,7 +256,10 @@ class WhatsAppDelivery:
                 raise Substituted(f"{exc}; the client got a text saying so") from exc
         except WhatsAppError as exc:
             if exc.code is not None and exc.code in RATE_LIMITS:
-                raise RetryLater(self._wait(message.chat, exc.code)) from exc
+                # Throughput is the number's own (Meta, "Throughput"): all its chats wait.
+                number_wide = exc.code in (THROUGHPUT, THROUGHPUT_UPGRADE)
+                wait = self._wait(message.chat, exc.code)
+                raise RetryLater(wait, sender_wide=number_wide) from exc
             raise PermanentFailure(str(exc)) from exc
         self._refused.pop(message.chat, None)
 

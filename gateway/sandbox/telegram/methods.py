@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.sandbox.base import StandIn
+from gateway.sandbox.flood import Bucket, Limits, SlidingWindow, whole_seconds
 from gateway.sandbox.spec import BOT_API_PATH, Spec, bot_api_schema, load_spec
 from gateway.sandbox.telegram.rules import (
     _ACCEPTED,
@@ -95,6 +96,8 @@ class BotApi(StandIn):
         self._keyboards: dict[int, JSON] = {}
 
         self._failures: defaultdict[str, deque[ApiError]] = defaultdict(deque)
+        # Off unless a test or the broadcast bench turns it on (`enforce_limits`).
+        self.limits: Limits | None = None
         self._update_ids = itertools.count(1)
         self._seq = itertools.count(1)
         self._last_message_id: defaultdict[int, int] = defaultdict(int)
@@ -152,6 +155,15 @@ class BotApi(StandIn):
             ApiError(error_code, description, retry_after) for _ in range(times)
         )
 
+    def enforce_limits(
+        self, per_bot: int = 30, per_chat: float = 1.0, chat_burst: int = 3
+    ) -> Limits:
+        """Refuse messages over the flood limits with Telegram's 429 (see gateway/sandbox/
+        flood.py for the model): `per_bot` in any second, `per_chat` a second with bursts of
+        `chat_burst`."""
+        self.limits = Limits(SlidingWindow(per_bot), Bucket(per_chat, chat_burst))
+        return self.limits
+
     def messages_for(self, chat_id: int) -> list[JSON]:
         """The Messages the bot sent to this chat, in order, as they are after edits."""
         return [copy.deepcopy(m) for (chat, _), m in self._messages.items() if chat == chat_id]
@@ -173,6 +185,7 @@ class BotApi(StandIn):
             params = await self._read_params(request, method)
             self._validate(method, params)
             self._check_limits(method, params)
+            self._check_flood(method, params)
             handler = self._handlers.get(method)
             if handler is None:
                 raise ApiError(501, f"Not Implemented: the sandbox does not emulate {method}")
@@ -274,6 +287,18 @@ class BotApi(StandIn):
                 raise _bad("secret token contains unallowed characters")
         if method == "sendChatAction" and params.get("action") not in _CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
+
+    def _check_flood(self, method: str, params: JSON) -> None:
+        """Messages over the limits get the Bot API's 429: "Too Many Requests: retry after N"
+        with `parameters.retry_after` N in whole seconds (the shape in ../shared/contracts/
+        chatwoot-whatsapp-telegram.md §3.6-3.7; aiogram's TelegramRetryAfter reads it). The
+        FAQ's limits are about messages sent, so only the send methods count."""
+        if self.limits is None or not method.startswith("send") or method == "sendChatAction":
+            return
+        _which, wait = self.limits.wait(str(params.get("chat_id")))
+        if wait > 0:
+            seconds = whole_seconds(wait)
+            raise ApiError(429, f"Too Many Requests: retry after {seconds}", retry_after=seconds)
 
     # -- methods ------------------------------------------------------------------------------
 

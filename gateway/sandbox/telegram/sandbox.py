@@ -45,7 +45,8 @@ class TelegramSandbox(BotApi):
 
     Attributes for tests: `sent` (accepted calls), `errors` ((method, error_code, description) of
     every error answer), `deliveries` ((update_id, HTTP status, 0 if unreachable) per webhook
-    attempt), `files` (uploads by file_id), `delay`, `redelivery_attempts`, `redelivery_backoff`.
+    attempt), `files` (uploads by file_id), `delay`, `redelivery_attempts`, `redelivery_backoff`,
+    and `enforce_limits(...)` (429 over the flood limits, gateway/sandbox/flood.py; off by default).
     """
 
     # -- the application ------------------------------------------------------------------

@@ -19,6 +19,8 @@ from gateway.sandbox.whatsapp.rules import (
     MEDIA_LIMITS,
     MEDIA_TYPES,
     MESSAGE_MEDIA,
+    PAIR_RATE,
+    THROUGHPUT,
     WINDOW_SECONDS,
     GraphError,
     Sent,
@@ -27,6 +29,7 @@ from gateway.sandbox.whatsapp.rules import (
     _Client,
     _for_page,
     _invalid,
+    rate_error,
 )
 
 log = logging.getLogger(__name__)
@@ -102,8 +105,11 @@ class CloudApi(Notifications):
             if uploaded is not None and takes is not None and uploaded[1] not in takes:
                 raise _invalid(f"a {kind} message does not take {uploaded[1]} media")
         if self._throttle:
-            code = self._throttle.pop(0)
-            raise GraphError(code, "Rate limit hit", details=f"sandbox throttle {code}")
+            raise rate_error(self._throttle.pop(0))
+        if self.limits is not None:
+            which, _wait = self.limits.wait(address)
+            if which:
+                raise rate_error(THROUGHPUT if which == "sender" else PAIR_RATE)
         client = self._client_for(address)
         wamid = f"wamid.{secrets.token_urlsafe(24)}"
         in_window = client is not None and self.clock() - client.last_inbound < WINDOW_SECONDS

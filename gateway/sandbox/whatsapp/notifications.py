@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import ClientTimeout
 
 from gateway.sandbox.base import StandIn
+from gateway.sandbox.flood import Bucket, Limits, SlidingWindow
 from gateway.sandbox.spec import load_spec
 from gateway.sandbox.whatsapp.rules import (
     DEFAULT_TEMPLATES,
@@ -72,6 +73,8 @@ class Notifications(StandIn):
         # The chat as the page shows it: (client key, "client" or "business", message).
         self.history: list[tuple[str, str, JSON]] = []
         self._throttle: list[int] = []
+        # Off unless a test or the broadcast bench turns it on (`enforce_limits`).
+        self.limits: Limits | None = None
         self._clients: dict[str, _Client] = {}
         self._bookings = bookings
         self._ids = itertools.count(1)
@@ -90,6 +93,15 @@ class Notifications(StandIn):
     def throttle(self, times: int = 1, code: int = 130429) -> None:
         """The next `times` sends fail with a rate-limit error (130429 or 131056)."""
         self._throttle += [code] * times
+
+    def enforce_limits(
+        self, per_number: int = 80, pair_rate: float = 1 / 6, pair_burst: int = 45
+    ) -> Limits:
+        """Refuse sends over Meta's limits (see gateway/sandbox/flood.py for the model): the
+        number's throughput, `per_number` messages in any second (130429), and the pair rate,
+        `pair_rate` a second to one user with bursts of `pair_burst` (131056)."""
+        self.limits = Limits(SlidingWindow(per_number), Bucket(pair_rate, pair_burst))
+        return self.limits
 
     def sent_to(self, to: str) -> list[Sent]:
         return [message for message in self.sent if message.to == to]

@@ -124,6 +124,27 @@ class GraphError(Exception):
 _META_READING = Reading(unchecked_patterns=frozenset({"^[2-6, 11-14]$"}))
 
 
+# Meta's error codes page (developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes;
+# ../shared/contracts/chatwoot-whatsapp-telegram.md §2.8): throttling answers HTTP 400 with the
+# code in the Graph error envelope, the title as "(#<code>) <title>", the details as below.
+THROUGHPUT = 130429
+PAIR_RATE = 131056
+_RATE_ERRORS = {
+    THROUGHPUT: ("Rate limit hit", "Cloud API message throughput has been reached."),
+    PAIR_RATE: (
+        "(Business Account, Consumer Account) pair rate limit hit",
+        "Message failed to send because there were too many messages sent from this phone "
+        "number to the same phone number in a short period of time.",
+    ),
+}
+
+
+def rate_error(code: int) -> GraphError:
+    """The Graph error of a throttled send (130429 throughput, 131056 pair rate)."""
+    title, details = _RATE_ERRORS[code]
+    return GraphError(code, f"(#{code}) {title}", details=details)
+
+
 def _invalid(details: str) -> GraphError:
     return GraphError(100, "(#100) Invalid parameter", details=details)
 

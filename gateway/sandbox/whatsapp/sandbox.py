@@ -41,6 +41,8 @@ class WhatsAppSandbox(CloudApi):
     """The Cloud API and Meta's webhook deliveries, in memory.
 
     Test knobs: `throttle(times, code)` (the next sends fail with 130429 or 131056),
+    `enforce_limits(...)` (refuse sends over Meta's throughput and pair rate, gateway/sandbox/
+    flood.py; off by default),
     `window_errors` ("status": 131047 in a failed status, "sync": a Graph error at once),
     `shuffle_statuses`, `duplicate_statuses`, `auto_statuses` (on: sent and delivered follow
     each message), `templates`, `clock` (unix seconds; tests move it to close windows).

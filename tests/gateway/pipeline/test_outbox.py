@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.outbox import OutboxSender, Pacing
+from gateway.pipeline.outbox import OutboxSender, Pacing, RetryLater, pace
 from gateway.pipeline.resilience import BreakerOpen, TokenBucket
 from gateway.pipeline.streams import Outgoing
 from gateway.pipeline.workers import Lease
@@ -205,5 +205,56 @@ async def test_another_services_open_breaker_is_an_attempt_and_the_chat_moves_on
     running = asyncio.create_task(sender.run())
     await eventually(lambda: [m.params["text"] for m in delivery.sent] == ["menu"], timeout=5)
     assert await redis.xlen(keys.dead_letters) == 1
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)
+
+
+class BotWide429:
+    """A delivery whose first call gets a 429 for the whole bot (Telegram's flood limit)."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        self.sent: list[tuple[str, float]] = []
+        self.refused_at: float | None = None
+
+    async def deliver(self, message: Outgoing) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.refused_at is None:
+            self.refused_at = now
+            raise RetryLater(self.wait, sender_wide=True)
+        self.sent.append((message.chat, now))
+
+
+async def test_a_429_for_the_whole_bot_holds_every_chat_then_loses_nothing(
+    redis: Redis, salon_id: str
+) -> None:
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+    delivery = BotWide429(wait=0.5)
+    paced = pace(1000.0, 1000.0, 100)
+    sender = OutboxSender(
+        redis,
+        lease,
+        {"telegram": delivery},
+        {"telegram": paced[0]},
+        {"telegram": paced[1]},
+        Metrics(),
+        schedule=(0.05,),
+        wake=asyncio.Event(),
+        slots=asyncio.Semaphore(4),
+    )
+    for chat in ("5", "6", "7"):
+        params = json.dumps({"chat_id": int(chat), "text": "Reminder"})
+        await redis.xadd(
+            keys.outbound(0),
+            {"channel": "telegram", "chat": chat, "method": "sendMessage", "params": params},
+        )
+    running = asyncio.create_task(sender.run())
+    await eventually(lambda: len(delivery.sent) == 3, timeout=5)
+    assert delivery.refused_at is not None
+    # None of the chats went while the bot was told to wait, the refused one included.
+    assert min(at for _chat, at in delivery.sent) >= delivery.refused_at + 0.5 - 0.01
+    assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
     lease.lost.set()
     await asyncio.wait_for(running, 5)
