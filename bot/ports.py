@@ -71,6 +71,8 @@ class BookingRequest:
     locale: str
     phone: str | None = None
     email: str | None = None
+    # A hold the calendar already has on this time for this client (a proposal's).
+    reservation: str | None = None
 
 
 class Catalogue(Protocol):

@@ -70,6 +70,11 @@ class Mirror:
             event_id=event.event_id,
             media=media,
         )
+        if turn.staff_note is not None:
+            source = f"{ECHO_PREFIX}proposal:{event.event_id}"
+            params = {"client": client, "text": turn.staff_note, "source_id": source}
+            posted = Outgoing(CHANNEL, conv.key, "note", params, author=Author.HELP_DESK)
+            messages = (*messages, posted)
         if turn.attending is None:
             return messages
         # "I'll come" from a reminder: staff see it in the client's conversation.

@@ -34,6 +34,10 @@ class Turn:
     # the booking it replaces): the salon's analytics count it at once.
     booked: Visit | None = None
     replaced: str | None = None
+    # The client answers what staff offered them (bot/flows/proposal.py): said though a person
+    # owns the conversation; `staff_note` goes to the help desk as a private note.
+    answers_staff: bool = False
+    staff_note: str | None = None
 
 
 @dataclass(slots=True)

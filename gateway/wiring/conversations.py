@@ -21,6 +21,7 @@ from gateway.wiring.services import Services
 from handlers.calcom import CalcomEvents
 from handlers.calcom_novu import NovuPlanner
 from handlers.chatwoot import ChatwootEvents
+from handlers.dashboard_app import DashboardEvents
 from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
@@ -56,6 +57,7 @@ def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
         help_desk_channels=frozenset(
             Channel(channel) for channel in ("telegram", "whatsapp") if salon.inbox(channel)
         ),
+        proposals=services.proposals,
     )
 
 
@@ -138,6 +140,10 @@ def build_handlers(
             clock,
             mirror if salon.inbox("whatsapp") else None,
             recorder=recorder,
+        )
+    if services.proposals is not None:
+        handlers["dashboard"] = DashboardEvents(
+            salon.profile.id, salon.profile.zone, catalogs, sessions
         )
     if state is not None:
         handlers["chatwoot"] = ChatwootEvents(

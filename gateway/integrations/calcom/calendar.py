@@ -96,7 +96,7 @@ class CalcomCalendar:
         offer = self._offer_for(listing, request.service_key, request.master_id)
         if offer is None:
             raise CalendarUnavailable(f"no event type books {request.service_key!r} now")
-        reservation = await self._hold(offer, request.start)
+        reservation = request.reservation or await self._hold(offer, request.start)
         client = request.client
         try:
             booking = await self.client.create_booking(
