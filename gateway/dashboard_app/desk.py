@@ -205,42 +205,41 @@ class StaffDesk:
     async def _hold(
         self, service: str, chosen: list[tuple[datetime, int | None]]
     ) -> list[ProposedSlot]:
-        """Each time checked free and held for the client; none held if one cannot be."""
+        """Each time checked free, then held for the client; none held if one cannot be."""
         listing = await self.calendar.catalogue.listing()
+        found: list[tuple[datetime, int | None, int | None, int]] = []
+        for start, master in chosen:
+            day_start, day_end = local_day_window(start.astimezone(self.zone).date(), self.zone)
+            free = await self.calendar.slots(service, master, day_start, day_end)
+            slot = next((s for s in free if s.start == start), None)
+            offer = self.calendar._offer_for(listing, service, master)
+            if slot is None or offer is None or start <= self.clock():
+                raise Refused(409, f"{start.isoformat()} is not free now")
+            found.append((start, master, slot.master_id, offer.event_type_id))
         held: list[ProposedSlot] = []
         try:
-            for start, master in chosen:
-                local = start.astimezone(self.zone).date()
-                day_start, day_end = local_day_window(local, self.zone)
-                free = await self.calendar.slots(service, master, day_start, day_end)
-                slot = next((s for s in free if s.start == start), None)
-                offer = self.calendar._offer_for(listing, service, master)
-                if slot is None or offer is None or start <= self.clock():
-                    raise Refused(409, f"{start.isoformat()} is not free now")
-                try:
-                    reserved = await self.calendar.client.reserve(
-                        offer.event_type_id, start, hold_minutes=HOLD_MINUTES
-                    )
-                except calcom.SlotTaken as exc:
-                    raise Refused(409, f"{start.isoformat()} was just taken") from exc
-                except calcom.CalcomError as exc:
-                    raise CalendarUnavailable(str(exc)) from exc
-                names = listing.names
-                master_id = master if master is not None else slot.master_id
-                held.append(
-                    ProposedSlot(
-                        start=start,
-                        master_id=master,
-                        master=names.get(master_id or -1),
-                        reservation=reserved.uid if reserved is not None else None,
-                    )
-                )
+            for start, master, master_id, event_type in found:
+                reserved = await self._reserve(event_type, start)
+                name = listing.names.get(master if master is not None else master_id or -1)
+                held.append(ProposedSlot(start=start, master_id=master, master=name))
+                held[-1].reservation = reserved
         except (Refused, CalendarUnavailable):
             for slot_held in held:
                 if slot_held.reservation is not None:
                     await self.proposals.release(slot_held.reservation)
             raise
         return held
+
+    async def _reserve(self, event_type: int, start: datetime) -> str | None:
+        try:
+            reserved = await self.calendar.client.reserve(
+                event_type, start, hold_minutes=HOLD_MINUTES
+            )
+        except calcom.SlotTaken as exc:
+            raise Refused(409, f"{start.isoformat()} was just taken") from exc
+        except calcom.CalcomError as exc:
+            raise CalendarUnavailable(str(exc)) from exc
+        return reserved.uid if reserved is not None else None
 
     def client(self, claims: dict[str, Any]) -> ClientRef:
         conv = Conversation.from_key(str(claims.get("conv", "")))

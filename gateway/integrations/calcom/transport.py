@@ -158,7 +158,7 @@ class CalcomTransport(JsonApiClient):
                     )
                 if response.status_code >= 400:
                     raise rejection(response, slot_op=slot_op)
-                return _envelope(response)
+                return _envelope(response, method)
             except CalcomUnavailable as exc:
                 retryable = not isinstance(exc, RateLimited) and exc.code != "circuit_open"
                 if not (idempotent and retryable and failures < self._retries):
@@ -240,14 +240,21 @@ class CalcomTransport(JsonApiClient):
                 )
 
 
-def _envelope(response: httpx.Response) -> dict[str, Any]:
+def _envelope(response: httpx.Response, method: str) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         raise CalcomUnavailable(
             "answer is not JSON", status=response.status_code, code="bad_response"
         ) from None
-    if not isinstance(body, dict) or "data" not in body or body.get("status") == "error":
+    # A delete answers `{status: "success"}` alone (deleteReservedSlot in apps/api/v2/src/
+    # modules/slots/slots-2024-09-04/controllers/slots.controller.ts): no `data` to read.
+    done = method == "DELETE" and isinstance(body, dict) and body.get("status") == "success"
+    if (
+        not isinstance(body, dict)
+        or ("data" not in body and not done)
+        or body.get("status") == "error"
+    ):
         raise CalcomUnavailable(
             "answer is not a {status, data} envelope",
             status=response.status_code,

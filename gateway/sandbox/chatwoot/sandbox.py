@@ -61,6 +61,7 @@ class ChatwootSandbox(ApplicationApi):
             ("PATCH", "/inboxes/{id}", self._update_inbox),
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
+            ("PUT", "/contacts/{id}", self._update_contact),
             ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
             ("POST", "/conversations", self._create_conversation),
             ("GET", "/conversations/{id}", self._show_conversation),
