@@ -195,12 +195,15 @@ class StaffDesk:
         desk's contact; a calendar booking needs a phone or an email."""
         session = await self.sessions.load(client)
         sender = _get(await self._conversation(conversation_id), "meta", "sender") or {}
-        phone = session.phone or sender.get("phone_number") or None
-        email = session.email or sender.get("email") or None
+        # What they gave in the chat (a booking in progress included: read, not changed).
+        draft = session.draft
+        phone = session.phone or (draft.phone if draft else None) or sender.get("phone_number")
+        email = session.email or (draft.email if draft else None) or sender.get("email")
         if not (phone or email):
             raise Refused(422, "the client has given no phone or email yet: ask for one first")
-        name = session.name or str(sender.get("name") or "") or "Client"
-        return {"name": name, "phone": phone, "email": email}
+        name = session.name or (draft.name if draft else "") or str(sender.get("name") or "")
+        phone, email = phone or None, email or None
+        return {"name": name or "Client", "phone": phone, "email": email}
 
     async def _hold(
         self, service: str, chosen: list[tuple[datetime, int | None]]

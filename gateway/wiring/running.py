@@ -31,7 +31,7 @@ class RunningSalon:
 def start_salon(runtime: Runtime, clock: Callable[[], datetime]) -> RunningSalon:
     """Build the salon's services, the handlers and the outbox's deliveries, and start its
     workers and periodic tasks (in a process that runs workers)."""
-    services = build_services(runtime)
+    services = build_services(runtime, clock)
     conversations = build_handlers(runtime, services, clock)
     outflow = build_outflow(runtime, services, clock)
     run_shard = shard_runner(runtime, conversations, outflow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiogram import Bot
 
@@ -63,7 +64,9 @@ class Services:
             await self.writer.close()
 
 
-def build_services(runtime: Runtime) -> Services:
+def build_services(
+    runtime: Runtime, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Services:
     settings, salon = runtime.settings, runtime.settings.salon
     timeout, breaker_for = settings.service_timeout_seconds, runtime.breaker
     services = Services(BookingLinks(runtime.redis, runtime.keys))
@@ -77,7 +80,7 @@ def build_services(runtime: Runtime) -> Services:
             salon.chatwoot, services.helpdesk_state, breaker_for, timeout
         )
     if services.calcom is not None and services.chatwoot is not None and salon.chatwoot:
-        _dashboard_app(runtime, services, salon.chatwoot.api_token.get_secret_value())
+        _dashboard_app(runtime, services, salon.chatwoot.api_token.get_secret_value(), clock)
     if salon.novu is not None:
         services.novu = novu_client(salon.novu, breaker_for, timeout)
         services.ledger = NoticeLedger(runtime.redis, runtime.keys)
@@ -99,11 +102,13 @@ def build_services(runtime: Runtime) -> Services:
     return services
 
 
-def _dashboard_app(runtime: Runtime, services: Services, chatwoot_token: str) -> None:
+def _dashboard_app(
+    runtime: Runtime, services: Services, chatwoot_token: str, clock: Callable[[], datetime]
+) -> None:
     assert services.calcom is not None
     assert services.chatwoot is not None
     salon = runtime.settings.salon
-    services.proposals = RedisProposals(runtime.redis, runtime.keys, services.calcom.client)
+    services.proposals = RedisProposals(runtime.redis, runtime.keys, services.calcom.client, clock)
     services.staff_desk = StaffDesk(
         salon.profile.id,
         salon.profile.zone,
@@ -113,4 +118,5 @@ def _dashboard_app(runtime: Runtime, services: Services, chatwoot_token: str) ->
         SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600),
         services.proposals,
         runtime.inbox,
+        clock,
     )
