@@ -4,6 +4,7 @@ client with a tap or in words while staff own the conversation, their draft left
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any
@@ -105,15 +106,10 @@ async def test_a_proposal_is_answered_in_words_while_staff_own_the_chat_and_the_
     # The other two holds are given back.
     await eventually(lambda: not salon.calendar._reservations)
 
-    # An old button of the proposal books nothing more.
-    answer_to_old = await chat.tap(offer[0][0])
-    assert "no longer held" in answer_to_old[-1]["text"]
-    assert len(salon.made_in_chat()) == 1
-
-    # Staff hand back: the client's own draft is where they left it, at its summary.
+    # Staff hand back: the client's own booking in progress is where they left it.
     before = len(chat.messages)
     desk.chatwoot.resolve(thread.id)
-    back = await eventually(lambda: texts(chat)[before:])
+    back = await eventually(lambda: texts(chat)[before:], timeout=15)
     assert "finish your booking where you left off" in back[0]
     runtime = gateway.runtime
     raw = await runtime.redis.get(runtime.keys.session("telegram", "811"))
@@ -122,6 +118,11 @@ async def test_a_proposal_is_answered_in_words_while_staff_own_the_chat_and_the_
     assert session.draft.service == "womens-haircut"
     assert session.draft.phone == "+79161112233"
     assert booked[0]["uid"] in session.bookings  # My bookings lists the proposal's visit
+
+    # An old button of the proposal books nothing more.
+    answer_to_old = await chat.tap(offer[0][0])
+    assert "no longer held" in answer_to_old[-1]["text"]
+    assert len(salon.made_in_chat()) == 1
 
 
 async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
@@ -176,3 +177,56 @@ async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
         f"{app.base}/api/propose", data=b"{", headers={"Authorization": f"Bearer {app.token}"}
     ) as raw:
         assert raw.status == 400
+
+
+async def test_staff_book_move_and_cancel_for_the_client_who_hears_each_once(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 813)
+    anna = master_id(salon, "Anna")
+    await book_until_summary(chat, "womens-haircut", str(anna))
+    await chat.share_phone("+79161112244")
+    thread = await handed_over(chat, desk)
+    app = App(gateway, salon_id)
+    assert (await app.open(thread.id, thread.contact_id))[0] == 200
+    status, answer = await app.call(
+        "GET", "slots", service="womens-haircut", master=str(anna), day=DAY
+    )
+    first, later = answer["slots"][0], answer["slots"][5]
+
+    press = {
+        "service": "womens-haircut",
+        "start": first["start"],
+        "master_id": anna,
+        "request": "press0001",
+    }
+    status, made = await app.call("POST", "book", press)
+    assert status == 200, made
+    assert (await app.call("POST", "book", press))[1] == made  # pressed again: the same booking
+    assert len(salon.made_in_chat()) == 1
+    await eventually(lambda: any("booked you" in t for t in texts(chat)))
+    await eventually(lambda: any("booked Women" in n for n in desk.notes("tg:813")))
+    status, overview = await app.call("GET", "overview")
+    assert [v["uid"] for v in overview["visits"]] == [made["uid"]]
+
+    status, moved = await app.call("POST", "move", {"uid": made["uid"], "start": later["start"]})
+    assert status == 200, moved
+    await eventually(lambda: any("moved your visit" in t for t in texts(chat)))
+    # Not this client's booking, or no time at all: refused, nothing changes.
+    assert (await app.call("POST", "cancel", {"uid": "someone-elses"}))[0] == 404
+    assert (await app.call("POST", "move", {"uid": moved["uid"], "start": "later"}))[0] == 400
+    status, _ = await app.call("POST", "cancel", {"uid": moved["uid"]})
+    assert status == 200
+    await eventually(lambda: any("cancelled your visit" in t for t in texts(chat)))
+    await eventually(lambda: any("cancelled Women" in n for n in desk.notes("tg:813")))
+    assert salon.made_in_chat() == []
+    # Each told once: Cal.com's own webhooks about these changes add nothing for the client.
+    await asyncio.sleep(0.5)
+    told = [t for t in texts(chat) if "from the salon" in t]
+    assert len(told) == 3, told
+    runtime = gateway.runtime
+    raw = await runtime.redis.get(runtime.keys.session("telegram", "813"))
+    session = Session.model_validate_json(raw)
+    assert session.bookings == []
+    assert session.draft is not None  # their own booking in progress, as it was

@@ -191,3 +191,24 @@ class ProposalFlow:
     @staticmethod
     def _said(ctx: Context, reply: Reply, note: str) -> Turn:
         return Turn((reply,), ctx.session, answers_staff=True, staff_note=note)
+
+
+# What staff did from the help desk on the client's behalf, as the client is told it.
+STAFF_CHANGES = ("booked", "moved", "cancelled")
+
+
+def staff_change(
+    _: Translator,
+    change: str,
+    *,
+    service: str,
+    start: datetime,
+    master: str | None,
+    staff: str,
+    zone: ZoneInfo,
+) -> Reply:
+    when = format_when(start, zone, _.locale)
+    line = _(f"staff.{change}", staff=staff, service=service, when=when)
+    if master and change != "cancelled":
+        line = f"{line}\n{_('book.line.master', master=master)}"
+    return Reply(line, (Choice(menu.BOOKINGS, _("menu.bookings")),))

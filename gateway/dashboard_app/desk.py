@@ -169,7 +169,7 @@ class StaffDesk:
         if len({start for start, _master in chosen}) != len(chosen):
             raise Refused(400, "the same time twice")
         client = self.client(claims)
-        details = await self._details(client, int(claims["cw"]))
+        details = await self.details(client, int(claims["cw"]))
         try:
             held = await self._hold(service, chosen)
         except CalendarUnavailable as exc:
@@ -190,7 +190,7 @@ class StaffDesk:
         await self.inbox.put(event)
         return {"proposal": proposal.id, "until": proposal.until.isoformat()}
 
-    async def _details(self, client: ClientRef, conversation_id: int) -> dict[str, Any]:
+    async def details(self, client: ClientRef, conversation_id: int) -> dict[str, Any]:
         """Who the booking is for: the client's details in their session, else the help
         desk's contact; a calendar booking needs a phone or an email."""
         session = await self.sessions.load(client)
@@ -204,6 +204,17 @@ class StaffDesk:
         name = session.name or (draft.name if draft else "") or str(sender.get("name") or "")
         phone, email = phone or None, email or None
         return {"name": name or "Client", "phone": phone, "email": email}
+
+    async def free_at(
+        self, service: str, master: int | None, start: datetime, moving: str | None = None
+    ) -> bool:
+        """Whether `start` is a free time of the service (and master) now; `moving`: the
+        booking being moved, whose own time counts as free."""
+        if start <= self.clock():
+            return False
+        day_start, day_end = local_day_window(start.astimezone(self.zone).date(), self.zone)
+        free = await self.calendar.slots(service, master, day_start, day_end, reschedule_uid=moving)
+        return any(slot.start == start for slot in free)
 
     async def _hold(
         self, service: str, chosen: list[tuple[datetime, int | None]]

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.dashboard_app import tokens
+from gateway.dashboard_app import changes, tokens
 from gateway.dashboard_app.desk import Refused, StaffDesk
 from gateway.pipeline.inbox import InboxUnavailable
 
@@ -28,6 +28,7 @@ HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 FindDesk = Callable[[str], StaffDesk | None]
 Action = Callable[[StaffDesk, dict[str, Any], web.Request], Awaitable[Any]]
+Change = Callable[[StaffDesk, dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def page_url(public_url: str, salon_id: str, secret: bytes) -> str:
@@ -73,6 +74,12 @@ def add_dashboard_app_routes(app: web.Application, find: FindDesk) -> None:
     app.router.add_get(f"{base}/api/overview", api(tokens.STAFF, _overview))
     app.router.add_get(f"{base}/api/slots", api(tokens.STAFF, _slots))
     app.router.add_post(f"{base}/api/propose", api(tokens.STAFF, _propose))
+    for name, change in (
+        ("book", changes.book),
+        ("move", changes.move),
+        ("cancel", changes.cancel),
+    ):
+        app.router.add_post(f"{base}/api/{name}", api(tokens.STAFF, _change(name, change)))
 
 
 async def _open(desk: StaffDesk, _claims: dict[str, Any], request: web.Request) -> Any:
@@ -100,6 +107,17 @@ async def _propose(desk: StaffDesk, claims: dict[str, Any], request: web.Request
     answer = await desk.propose(claims, await _body(request))
     log.info("agent %s proposed times (proposal %s)", claims.get("agent"), answer["proposal"])
     return answer
+
+
+def _change(name: str, change: Change) -> Action:
+    async def act(desk: StaffDesk, claims: dict[str, Any], request: web.Request) -> Any:
+        answer = await change(desk, claims, await _body(request))
+        log.info(
+            "agent %s: %s for the client (booking %s)", claims.get("agent"), name, answer["uid"]
+        )
+        return answer
+
+    return act
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
