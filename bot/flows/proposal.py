@@ -30,6 +30,7 @@ from bot.ports import (
     Visit,
 )
 from bot.replies import Choice, Reply
+from bot.session import Owner
 from bot.typed import plain
 
 # `pp:<proposal id>:<n>`: well inside Telegram's 64 bytes of callback data.
@@ -120,7 +121,9 @@ class ProposalFlow:
         for n, slot in enumerate(proposal.slots):
             if wanted == plain(slot_label(slot, self.zone, ctx.locale)):
                 return n
-        if wanted.isdigit() and 1 <= int(wanted) <= len(proposal.slots):
+        # A bare number answers the bot's own numbered list first, while the bot has the chat.
+        numbered = ctx.session.numbered and ctx.session.owner != Owner.HUMAN
+        if wanted.isdigit() and not numbered and 1 <= int(wanted) <= len(proposal.slots):
             return int(wanted) - 1
         found = re.search(r"(\d{1,2})[:.](\d{2})\s*(pm|am)?", text.lower())
         if found is None:

@@ -107,3 +107,14 @@ async def test_a_stale_or_taken_time_books_nothing_and_says_so() -> None:
     assert "could not be booked" in turn.replies[0].text
     assert turn.staff_note is not None
     assert proposals.settled == [None]
+
+
+async def test_a_bare_number_answers_the_bots_own_numbered_list_first() -> None:
+    calendar, proposals = FakeCalendar((cut(),)), FakeProposals(proposal())
+    # The bot has the chat and showed a numbered list (WhatsApp's fallback): "2" is its own.
+    listing = Session(last_seen=NOW, numbered=True)
+    turn = await desk(calendar, proposals).handle(
+        listing, Inbound(CLIENT, Kind.TEXT, "e", text="2"), NOW
+    )
+    assert calendar.booked == []
+    assert not turn.answers_staff
