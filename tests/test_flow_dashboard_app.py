@@ -139,6 +139,8 @@ async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
     assert (await app.open(thread.id, thread.contact_id, agent=99))[0] == 403
     assert (await app.open(9999, None))[0] == 403
     assert (await app.open(thread.id, thread.contact_id + 1))[0] == 403
+    status, answer = await app.call("POST", "open", {"conversation": "x", "currentAgent": []})
+    assert (status, answer["error"][:11]) == (400, "the context")
     # A page token is no staff token, and a forged one is nothing.
     status, _ = await app.call("GET", "slots", service="womens-haircut", day=DAY)
     assert status == 401
@@ -156,6 +158,7 @@ async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
         ({"service": "womens-haircut", "slots": [{"start": "2026-06-02T10:00:00"}]}, 400),
         ({"service": "womens-haircut", "slots": [{}] * 4}, 400),
         ([1, 2], 400),
+        ({"service": "nope", "slots": [{"start": "2026-06-02T10:00:00+03:00"}]}, 404),
     ]
     for body, expected in bad_bodies:
         assert (await app.call("POST", "propose", body))[0] == expected, body

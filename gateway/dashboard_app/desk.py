@@ -75,7 +75,8 @@ class StaffDesk:
             raise Refused(422, "this conversation is not one of the bot's clients")
         claims = {"conv": conv.key, "cw": conversation_id, "agent": agent_id, "name": agent}
         token = tokens.issue(self.secret, tokens.STAFF, claims, time.time())
-        return {"token": token, "agent": agent, **(await self.overview(claims))}
+        overview = await self.overview(claims)
+        return {"token": token, "agent": agent, "agent_id": agent_id, **overview}
 
     async def _conversation(self, conversation_id: int) -> dict[str, Any]:
         try:
@@ -169,16 +170,18 @@ class StaffDesk:
         if len({start for start, _master in chosen}) != len(chosen):
             raise Refused(400, "the same time twice")
         client = self.client(claims)
-        details = await self.details(client, int(claims["cw"]))
         try:
+            titles = {s.key: s.title for s in await self.calendar.services()}
+            if service not in titles:
+                raise Refused(404, "no such service")
+            details = await self.details(client, int(claims["cw"]))
             held = await self._hold(service, chosen)
         except CalendarUnavailable as exc:
             raise Refused(503, "the calendar cannot be reached now") from exc
-        titles = {s.key: s.title for s in await self.calendar.services()}
         proposal = Proposal(
             id=secrets.token_hex(4),
             service_key=service,
-            service=titles.get(service, service),
+            service=titles[service],
             slots=held,
             until=self.clock() + timedelta(minutes=HOLD_MINUTES),
             staff=str(claims["name"]),

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.ports import CalendarUnavailable
 from gateway.dashboard_app import changes, tokens
 from gateway.dashboard_app.desk import Refused, StaffDesk
 from gateway.pipeline.inbox import InboxUnavailable
@@ -64,6 +65,8 @@ def add_dashboard_app_routes(app: web.Application, find: FindDesk) -> None:
                 return _error(refused.status, refused.message)
             except InboxUnavailable:
                 return _error(503, "cannot queue the message now: try again")
+            except CalendarUnavailable:
+                return _error(503, "the calendar cannot be reached now")
             return web.json_response(answer, headers=HEADERS)
 
         return handle
@@ -83,9 +86,9 @@ def add_dashboard_app_routes(app: web.Application, find: FindDesk) -> None:
 
 
 async def _open(desk: StaffDesk, _claims: dict[str, Any], request: web.Request) -> Any:
-    context = await _body(request)
-    log.info("dashboard app opened on conversation %s", context.get("conversation", {}).get("id"))
-    return await desk.open(context)
+    answer = await desk.open(await _body(request))
+    log.info("dashboard app opened by agent %s", answer["agent_id"])
+    return answer
 
 
 async def _overview(desk: StaffDesk, claims: dict[str, Any], _request: web.Request) -> Any:
