@@ -18,6 +18,7 @@ from bot.flows import booking, handoff, identity, menu, mine, waitlist
 from bot.flows.booking import BookingFlow
 from bot.flows.mine import MyBookings
 from bot.flows.notices import Notice, Notices
+from bot.flows.proposal import ProposalBook, ProposalFlow
 from bot.flows.services import catalogue_text
 from bot.flows.turn import Context, Elsewhere, Handoff, Turn
 from bot.flows.waitlist import WaitlistFlow
@@ -58,6 +59,7 @@ class FrontDesk:
         help_desk_channels: bool | frozenset[Channel] = False,
         staff_locale: str | None = None,
         waitlist: Waitlist | None = None,
+        proposals: ProposalBook | None = None,
     ) -> None:
         self.salon = salon
         self.catalogs = catalogs
@@ -83,6 +85,10 @@ class FrontDesk:
             if waitlist is not None:
                 self.booking.waitlist = waitlist
                 self.waiting = self.mine.waiting = WaitlistFlow(self.booking, waitlist)
+        # Times staff proposed from the help desk (None: the salon's desk proposes none).
+        self.proposal: ProposalFlow | None = None
+        if calendar is not None and proposals is not None:
+            self.proposal = ProposalFlow(calendar, proposals, ZoneInfo(salon.timezone))
 
     async def handle(
         self, session: Session, event: Inbound, now: datetime, elsewhere: Elsewhere | None = None
@@ -96,6 +102,12 @@ class FrontDesk:
         staff_event = event.kind in (Kind.TAKEOVER, Kind.RETURNED)
         if not staff_event:
             session = session.model_copy(update={"last_seen": now})
+        if self.proposal is not None and not staff_event:
+            # Answered whoever owns the conversation, and before a long pause ends the draft:
+            # the client's own booking in progress stays as it was.
+            answered = await self.proposal.answer(Context(session, _, now, event))
+            if answered is not None:
+                return answered
         if not returning and not staff_event:
             # A long pause: whatever the client was doing is over; their details stay.
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})

@@ -71,8 +71,8 @@ class BookingRequest:
     locale: str
     phone: str | None = None
     email: str | None = None
-    # A hold the calendar already has on this time for this client (a waitlist offer's): the
-    # booking claims it instead of holding the time again.
+    # A hold the calendar already has on this time for this client (a waitlist offer's or a
+    # staff proposal's): the booking claims it instead of holding the time again.
     reservation: str | None = None
 
 

@@ -18,6 +18,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.dashboard_app.desk import StaffDesk
+from gateway.dashboard_app.routes import add_dashboard_app_routes
 from gateway.integrations.metabase.factory import dashboard_link
 from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
 from gateway.pipeline.inbox import Inbox
@@ -83,6 +85,7 @@ def create_app(
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/analytics/embed/{salon}", salon_analytics_embed)
+    add_dashboard_app_routes(app, lambda salon_id: _staff_desk(served, salon_id))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -91,6 +94,14 @@ def create_app(
     # After the lifecycle: stopped before it, while the shared Redis client is still open.
     app.cleanup_ctx.append(follow_registry)
     return app
+
+
+def _staff_desk(served: ServedSalons, salon_id: str) -> StaffDesk | None:
+    """The Dashboard App of a salon the gateway serves (with Cal.com and Chatwoot)."""
+    live = served.live.get(salon_id)
+    if live is None or live.running is None:
+        return None
+    return live.running.services.staff_desk
 
 
 async def _background_refresh(app: web.Application) -> AsyncIterator[None]:

@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     metabase = commands.add_parser("metabase", help="Metabase's questions and dashboard")
     metabase_commands = metabase.add_subparsers(dest="action", required=True)
     metabase_commands.add_parser("sync", help="create or update them in Metabase (idempotent)")
+    commands.add_parser(
+        "dashboard-app", help="the URL to add in Chatwoot as the bookings Dashboard App"
+    )
     add_salon_commands(commands)
 
     args = parser.parse_args(argv)
@@ -150,6 +153,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_novu_sync(settings))
     if args.command == "salons":
         return run_salons(settings, args)
+    if args.command == "dashboard-app":
+        return _dashboard_app_url(settings)
     if args.command == "metabase":
         from gateway.ops.metabase import run_metabase
 
@@ -197,6 +202,25 @@ async def _novu_sync(settings: Settings) -> int:
         await client.aclose()
     for workflow_id, what in done:
         print(f"{workflow_id:<22} {what}")
+    return 0
+
+
+def _dashboard_app_url(settings: Settings) -> int:
+    from gateway.dashboard_app import tokens
+    from gateway.dashboard_app.routes import page_url
+
+    salon = settings.salon
+    if salon.chatwoot is None or salon.calcom is None or settings.public_url is None:
+        print(
+            "frontdesk: the Dashboard App needs Chatwoot (CHATWOOT_*), Cal.com (CALCOM_*) "
+            "and PUBLIC_URL",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    secret = tokens.secret_for(salon.profile.id, salon.chatwoot.api_token.get_secret_value())
+    # The URL carries the salon's link key: print it for the operator, who pastes it into
+    # Chatwoot (the scrubber only hides the configured secrets, of which the key is none).
+    print(page_url(settings.public_url, salon.profile.id, secret))
     return 0
 
 

@@ -91,6 +91,11 @@ class Mirror:
             media=media,
             route=route_of(turn.handoff) if turn.handoff else None,
         )
+        if turn.staff_note is not None:
+            source = f"{ECHO_PREFIX}proposal:{event.event_id}"
+            params = {"client": client, "text": turn.staff_note, "source_id": source}
+            posted = Outgoing(CHANNEL, conv.key, "note", params, author=Author.HELP_DESK)
+            messages = (*messages, posted)
         if turn.attending is None:
             return messages
         # "I'll come" from a reminder: staff see it in the client's conversation.

@@ -94,8 +94,9 @@ class TurnRunner:
         )
         rendered = render(turn)
         replies = rendered.outgoing
-        if turn.handoff is not None:
-            # Said as the handoff happens: not held back by the person now owning it.
+        if turn.handoff is not None or turn.answers_staff:
+            # Said as the handoff happens, or in answer to what staff proposed: not held back
+            # by the person owning it.
             replies = tuple(replace(message, author=Author.HANDOFF) for message in replies)
         mirrored: tuple[Outgoing, ...] = ()
         if self.mirror is not None:

@@ -48,6 +48,10 @@ class Turn:
     # a time it offered ("booked"): the salon's analytics count it.
     waitlist: str | None = None
     waited: str | None = None
+    # The client answers what staff offered them (bot/flows/proposal.py): said though a person
+    # owns the conversation; `staff_note` goes to the help desk as a private note.
+    answers_staff: bool = False
+    staff_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ from pydantic import SecretStr
 
 from gateway.analytics import store as analytics_store
 from gateway.app import SERVED, create_app
+from gateway.dashboard_app import tokens
+from gateway.dashboard_app.routes import page_url
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import sync as sync_workflows
 from gateway.ops.demo_second_salon import SECOND_ID, SecondSalon, serve_second_salon, with_registry
@@ -171,6 +173,7 @@ class _Sandboxes:
     calendar: CalcomSandbox
     whatsapp: WhatsAppSandbox
     inboxes: list[Inbox]
+    desk: ChatwootSandbox
     runners: list[web.AppRunner] = field(default_factory=list)
     analytics: bool = False
 
@@ -266,7 +269,7 @@ async def _serve_sandboxes(
     )
     desk = ChatwootSandbox(DEMO_CHATWOOT_TOKEN, 1)
     inboxes = [desk.add_inbox(name) for name in ("Telegram (gateway)", "WhatsApp (gateway)")]
-    sandboxes = _Sandboxes(calendar, whatsapp, inboxes)
+    sandboxes = _Sandboxes(calendar, whatsapp, inboxes, desk)
     runners = sandboxes.runners
     # The panes beside the Telegram chat, as the page's switches name them.
     panes = [
@@ -319,6 +322,11 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
         response.raise_for_status()
     for inbox in sandboxes.inboxes:
         inbox.webhook_url = f"{gateway}/webhooks/chatwoot"
+    # The bookings app beside the conversation, as an administrator adds it in Chatwoot.
+    assert salon.chatwoot is not None
+    token = salon.chatwoot.api_token.get_secret_value()
+    secret = tokens.secret_for(salon.profile.id, token)
+    sandboxes.desk.add_dashboard_app("Bookings", page_url(gateway, salon.profile.id, secret))
     # Novu's workflows, as `frontdesk novu sync` creates them.
     timeout = settings.service_timeout_seconds
     async with novu_client(salon.novu, command_breaker, timeout) as novu:

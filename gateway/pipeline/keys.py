@@ -126,6 +126,14 @@ class Keys:
         """Set while a person owns the conversation (see `Owner` in bot/session.py)."""
         return f"{self.prefix}:owner:{channel}:{chat}"
 
+    def proposal(self, channel: str, chat: str) -> str:
+        """The times staff proposed to a client from the help desk, while they are held."""
+        return f"{self.prefix}:proposal:{channel}:{chat}"
+
+    def staff_press(self, request_id: str) -> str:
+        """The booking a press of the Dashboard App's Book made (so that it makes only one)."""
+        return f"{self.prefix}:proposal:press:{request_id}"
+
     def helpdesk_client(self, channel: str, chat: str) -> str:
         """A client's help desk contact and conversation ids."""
         return f"{self.prefix}:cw:client:{channel}:{chat}"

@@ -28,6 +28,7 @@ from gateway.wiring.services import Services
 from handlers.calcom import CalcomEvents
 from handlers.calcom_novu import NovuPlanner
 from handlers.chatwoot import ChatwootEvents
+from handlers.dashboard_app import DashboardEvents
 from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
@@ -68,6 +69,7 @@ def build_desk(salon: SalonSettings, services: Services) -> FrontDesk:
             Channel(channel) for channel in ("telegram", "whatsapp") if salon.inbox(channel)
         ),
         waitlist=services.waitlist,
+        proposals=services.proposals,
     )
 
 
@@ -168,6 +170,10 @@ def build_handlers(
             mirror if salon.inbox("whatsapp") else None,
             recorder=recorder,
             identities=identities,
+        )
+    if services.proposals is not None:
+        handlers["dashboard"] = DashboardEvents(
+            salon.profile.id, salon.profile.zone, catalogs, sessions
         )
     if state is not None:
         handlers["chatwoot"] = ChatwootEvents(

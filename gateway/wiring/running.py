@@ -33,7 +33,7 @@ def start_salon(runtime: Runtime, clock: Callable[[], datetime], work: WorkSlots
     """Build the salon's services, the handlers and the outbox's deliveries, and start its
     workers and periodic tasks (in a process that runs workers); its workers take their slots
     from `work`, which every salon of the process shares."""
-    services = build_services(runtime)
+    services = build_services(runtime, clock)
     conversations = build_handlers(runtime, services, clock)
     outflow = build_outflow(runtime, services, clock)
     run_shard = shard_runner(runtime, conversations, outflow, work)

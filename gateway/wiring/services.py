@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiogram import Bot
 
 from gateway.analytics.store import Writer
+from gateway.dashboard_app import tokens
+from gateway.dashboard_app.desk import StaffDesk
+from gateway.dashboard_app.proposals import RedisProposals
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.factory import CalcomClients, calcom_clients
 from gateway.integrations.calcom.waitlist import WaitlistStore
@@ -20,6 +24,7 @@ from gateway.integrations.telegram.factory import telegram_bot
 from gateway.integrations.whatsapp.api import WhatsAppClient
 from gateway.integrations.whatsapp.factory import whatsapp_client
 from gateway.integrations.whatsapp.state import WhatsAppState
+from gateway.pipeline.sessions import SessionStore
 from gateway.wiring.runtime import Runtime
 
 
@@ -39,6 +44,9 @@ class Services:
     whatsapp_state: WhatsAppState | None = None
     bot: Bot | None = None
     writer: Writer | None = None
+    # The help desk's Dashboard App (with both Cal.com and Chatwoot): its proposals and desk.
+    proposals: RedisProposals | None = None
+    staff_desk: StaffDesk | None = None
     # What to close when the app stops, besides the clients above.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -59,7 +67,9 @@ class Services:
             await self.writer.close()
 
 
-def build_services(runtime: Runtime) -> Services:
+def build_services(
+    runtime: Runtime, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Services:
     settings, salon = runtime.settings, runtime.settings.salon
     timeout, breaker_for = settings.service_timeout_seconds, runtime.breaker
     services = Services(BookingLinks(runtime.redis, runtime.keys))
@@ -73,6 +83,8 @@ def build_services(runtime: Runtime) -> Services:
         services.chatwoot = chatwoot_clients(
             salon.chatwoot, services.helpdesk_state, breaker_for, timeout
         )
+    if services.calcom is not None and services.chatwoot is not None and salon.chatwoot:
+        _dashboard_app(runtime, services, salon.chatwoot.api_token.get_secret_value(), clock)
     if salon.novu is not None:
         services.novu = novu_client(salon.novu, breaker_for, timeout)
         services.ledger = NoticeLedger(runtime.redis, runtime.keys)
@@ -92,3 +104,23 @@ def build_services(runtime: Runtime) -> Services:
             runtime.metrics,
         )
     return services
+
+
+def _dashboard_app(
+    runtime: Runtime, services: Services, chatwoot_token: str, clock: Callable[[], datetime]
+) -> None:
+    assert services.calcom is not None
+    assert services.chatwoot is not None
+    salon = runtime.settings.salon
+    services.proposals = RedisProposals(runtime.redis, runtime.keys, services.calcom.client, clock)
+    services.staff_desk = StaffDesk(
+        salon.profile.id,
+        salon.profile.zone,
+        tokens.secret_for(salon.profile.id, chatwoot_token),
+        services.calcom.calendar,
+        services.chatwoot.client,
+        SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600),
+        services.proposals,
+        runtime.inbox,
+        clock,
+    )

@@ -553,3 +553,30 @@ async def test_novu_sync_puts_the_workflows_in_place_and_check_says_so(
     finally:
         await server.close()
         await novu.close()
+
+
+@pytest.mark.usefixtures("operator_env")
+def test_dashboard_app_prints_the_url_to_add_in_chatwoot(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], salon_id: str
+) -> None:
+    from gateway.dashboard_app import tokens
+
+    assert main(["dashboard-app"]) == 2  # no Chatwoot or Cal.com yet
+    assert "needs Chatwoot" in capsys.readouterr().err
+    env = {
+        "CHATWOOT_API_TOKEN": "cw-token",
+        "CHATWOOT_URL": "http://127.0.0.1:9",
+        "CHATWOOT_ACCOUNT_ID": "1",
+        "CHATWOOT_TELEGRAM_INBOX_ID": "1",
+        "CHATWOOT_WEBHOOK_SECRET": "cw-secret",
+        "CALCOM_API_URL": "http://127.0.0.1:9",
+        "CALCOM_API_KEY": "cal_test",
+        "PUBLIC_URL": "https://desk.example/",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["dashboard-app"]) == 0
+    key = tokens.link_key(tokens.secret_for(salon_id, "cw-token"))
+    assert capsys.readouterr().out.strip() == (
+        f"https://desk.example/dashboard-app/{salon_id}?key={key}"
+    )

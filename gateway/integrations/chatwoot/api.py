@@ -130,6 +130,17 @@ class ChatwootClient(JsonApiClient):
         answer = await self._call("GET", f"conversations/{conversation_id}")
         return answer if isinstance(answer, dict) else {}
 
+    async def agents(self) -> list[dict[str, Any]]:
+        """The account's agents (`GET .../agents`: app/controllers/api/v1/accounts/
+        agents_controller.rb `index`, an array of app/views/api/v1/models/_agent.json.jbuilder:
+        `id`, `name`, `email`, `role`, ...)."""
+        answer = await self._call("GET", "agents")
+        return (
+            [agent for agent in answer if isinstance(agent, dict)]
+            if isinstance(answer, list)
+            else []
+        )
+
     async def profile(self) -> dict[str, Any]:
         """The token's user: `id`, and `accounts` with the `role` in each
         (app/views/api/v1/models/_user.json.jbuilder). Bots are refused here."""

@@ -48,6 +48,8 @@ class Account(StandIn):
         # Users of the account (assignable), and teams with their members.
         self.users: dict[int, JSON] = {GATEWAY_USER["id"]: GATEWAY_USER, AGENT["id"]: AGENT}
         self.teams: dict[int, set[int]] = {2: {AGENT["id"]}}
+        # Settings → Integrations → Dashboard Apps (`add_dashboard_app`).
+        self.dashboard_apps: list[JSON] = []
         self.bot_handoffs: list[int] = []  # conversations Chatwoot's bot handoff opened
         self._lose_answers = 0
         # While set, posting a message answers 503 and stores nothing (Chatwoot struggling).

@@ -41,6 +41,7 @@ from aiohttp import web
 from gateway.sandbox.chatwoot.api import ApplicationApi
 from gateway.sandbox.chatwoot.model import (
     AGENT,
+    GATEWAY_USER,
     JSON,
     STATIC_DIR,
     Conversation,
@@ -61,6 +62,7 @@ class ChatwootSandbox(ApplicationApi):
             ("PATCH", "/inboxes/{id}", self._update_inbox),
             ("POST", "/contacts", self._create_contact),
             ("GET", "/contacts/search", self._search_contacts),
+            ("PUT", "/contacts/{id}", self._update_contact),
             ("POST", "/contacts/{id}/contact_inboxes", self._contact_inbox),
             ("POST", "/actions/contact_merge", self._merge_contacts),
             ("POST", "/conversations", self._create_conversation),
@@ -74,6 +76,8 @@ class ChatwootSandbox(ApplicationApi):
             ("POST", "/conversations/{id}/messages", self._create_message),
             ("GET", "/conversations/{id}/messages", self._list_messages),
             ("PATCH", "/conversations/{id}/messages/{message}", self._update_message),
+            ("GET", "/agents", self._list_agents),
+            ("GET", "/dashboard_apps", self._list_dashboard_apps),
         ]
         for method, path, handler in routes:
             app.router.add_route(method, base + path, self._api(handler, method, path))
@@ -82,6 +86,8 @@ class ChatwootSandbox(ApplicationApi):
         app.router.add_get("/api/v1/profile", self._api(self._profile, "GET", "/profile"))
         app.router.add_get("/", self._page)
         app.router.add_get("/_sandbox/conversations", self._page_conversations)
+        app.router.add_get("/_sandbox/app_context", self._page_app_context)
+        app.router.add_get("/_sandbox/dashboard_apps", self._page_dashboard_apps)
         app.router.add_post("/_sandbox/act", self._page_act)
         app.on_cleanup.append(self._on_cleanup)
         if self._page_html is None:
@@ -125,7 +131,57 @@ class ChatwootSandbox(ApplicationApi):
     # -- the agent pane -------------------------------------------------------------------
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return page(self._page_html or "")
+        frames = tuple(
+            str(item["url"]).split("/dashboard-app/")[0]
+            for app in self.dashboard_apps
+            for item in app["content"]
+        )
+        return page(self._page_html or "", frames=frames)
+
+    # -- Dashboard Apps (Settings → Integrations → Dashboard Apps) --------------------------
+
+    def add_dashboard_app(self, title: str, url: str) -> JSON:
+        """A Dashboard App as an administrator adds it: a title and `content`, a list of
+        `{type: "frame", url}` (app/models/dashboard_app.rb; dashboard_apps_controller.rb
+        permits `title` and `content: [:url, :type]`)."""
+        app = {"id": len(self.dashboard_apps) + 1, "title": title}
+        app["content"] = [{"type": "frame", "url": url}]
+        self.dashboard_apps.append(app)
+        return app
+
+    async def _list_dashboard_apps(self, _request: web.Request, _body: JSON) -> list[JSON]:
+        return self.dashboard_apps
+
+    async def _list_agents(self, _request: web.Request, _body: JSON) -> list[JSON]:
+        """The account's agents (agents_controller.rb `index`, _agent.json.jbuilder)."""
+        return [
+            {
+                "id": user["id"],
+                "name": user["name"],
+                "available_name": user["name"],
+                "email": user["email"],
+                "role": self.role if user is GATEWAY_USER else "agent",
+                "confirmed": True,
+                "account_id": self.account_id,
+            }
+            for user in self.users.values()
+            if user.get("type") == "user"
+        ]
+
+    async def _page_dashboard_apps(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.dashboard_apps)
+
+    async def _page_app_context(self, request: web.Request) -> web.Response:
+        """What the dashboard posts a Dashboard App (Frame.vue `dashboardAppContext`): the
+        conversation, its contact and the current agent (`id`, `name`, `email`)."""
+        try:
+            conversation = self.conversations[int(request.query.get("conversation", ""))]
+        except (KeyError, ValueError):
+            return web.json_response({"error": "no such conversation"}, status=404)
+        shown = self._conversation_json(conversation)
+        current = {key: AGENT[key] for key in ("id", "name", "email")}
+        context = {"conversation": shown, "contact": shown["meta"]["sender"]}
+        return web.json_response({**context, "currentAgent": current})
 
     async def _page_conversations(self, _request: web.Request) -> web.Response:
         listed = []
