@@ -14,10 +14,10 @@ Scenarios:
   stand-in and shows them. The catalogue is cached after the set-up (its cache is warm); the
   slots are read from Cal.com on every tap, as the bot always does.
 
-A warm-up (one update per client) comes first and is not counted; it also checks that one update
-makes the Bot API calls the bench counts on (`CALLS`), which is how it knows every reply is in. The worker's RSS
-(`VmRSS` in /proc/<pid>/status) is read before the warm-up ("start"), then every
-`--sample-every` handled updates, and at the end.
+A warm-up (one update per client) comes first and is not counted; it also checks that one
+update makes the Bot API calls the bench counts on (`CALLS`), which is how it knows every reply
+is in. The worker's RSS (`VmRSS` in /proc/<pid>/status) is read before the warm-up ("start"),
+after it ("warm"), then every `--sample-every` handled updates, and at the end.
 """
 
 from __future__ import annotations

@@ -111,11 +111,13 @@ async def test_a_plain_update_gives_the_event_aiogram_gives(routed: Route, updat
 
 async def test_the_events_say_what_the_client_did() -> None:
     start = plain(said("/start"))
-    assert start is not None and start.inbound.kind is Kind.START
-    assert start.inbound.name == "Anna Ivanova" and start.inbound.language == "ru"
-    assert start.inbound.event_id == "42:7" and start.callback_query_id is None
+    assert start is not None
+    assert start.inbound.kind is Kind.START
+    assert (start.inbound.name, start.inbound.language) == ("Anna Ivanova", "ru")
+    assert (start.inbound.event_id, start.callback_query_id) == ("42:7", None)
     tap = plain(tapped("b:d:20260602"))
-    assert tap is not None and tap.callback_query_id == "4382bf"
+    assert tap is not None
+    assert tap.callback_query_id == "4382bf"
     assert (tap.inbound.kind, tap.inbound.choice, tap.inbound.label) == (
         Kind.CHOICE,
         "b:d:20260602",
