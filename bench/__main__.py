@@ -244,6 +244,11 @@ def parser() -> argparse.ArgumentParser:
         help="read the worker's RSS every this many updates (default %(default)s)",
     )
     handling.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
+    handling.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the worker while it works off the updates and print where the time goes",
+    )
     understanding = commands.add_parser(
         "understanding",
         help="typed requests: the corpus score and the cost per message",
@@ -280,7 +285,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "handling":
         from bench.handling import main as handling
 
-        return handling(args.scenario, args.updates, args.chats, args.redis_url, args.sample_every)
+        return handling(
+            args.scenario,
+            args.updates,
+            args.chats,
+            args.redis_url,
+            args.sample_every,
+            args.profile,
+        )
     if args.command == "understanding":
         from bench.understanding import main as understanding
 
