@@ -250,6 +250,40 @@ def parser() -> argparse.ArgumentParser:
         help="serve the stand-ins from the bench's own event loop (default: a process of theirs)",
     )
     broadcast.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
+    handling = commands.add_parser(
+        "handling",
+        help="the worker's CPU per handled update (/start or a booking step) and its RSS",
+        description=(
+            "Queues Telegram updates straight into Redis (as the edge would) for a worker "
+            "process on a core of its own, with the Telegram (and, for booking, Cal.com) "
+            "stand-ins, and reports the worker's CPU per handled update and its RSS at start "
+            "and as the updates are handled. The last line is the summary: 'handling: "
+            "scenario= updates= us_per_update= rss_start_mb= rss_end_mb= rss_max_mb='."
+        ),
+    )
+    handling.add_argument(
+        "--scenario",
+        choices=("start", "booking"),
+        default="start",
+        help="start: /start and the greeting; booking: a tap on a day, answered with its "
+        "free slots read from Cal.com (default %(default)s)",
+    )
+    handling.add_argument("--updates", type=_count, default=20_000, help="(default %(default)s)")
+    handling.add_argument(
+        "--chats", type=_count, default=500, help="distinct clients (default %(default)s)"
+    )
+    handling.add_argument(
+        "--sample-every",
+        type=_count,
+        default=10_000,
+        help="read the worker's RSS every this many updates (default %(default)s)",
+    )
+    handling.add_argument("--redis-url", help="an external Redis (default: the bench's own)")
+    handling.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the worker while it works off the updates and print where the time goes",
+    )
     understanding = commands.add_parser(
         "understanding",
         help="typed requests: the corpus score and the cost per message",
@@ -290,6 +324,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         channels = CHANNELS if args.channel == "both" else (args.channel,)
         plan = Plan(args.reminders, args.bots, args.chats, channels, not args.in_process)
         return broadcast(args.redis_url, plan)
+    if args.command == "handling":
+        from bench.handling import main as handling
+
+        return handling(
+            args.scenario,
+            args.updates,
+            args.chats,
+            args.redis_url,
+            args.sample_every,
+            args.profile,
+        )
     if args.command == "understanding":
         from bench.understanding import main as understanding
 

@@ -1,4 +1,5 @@
-"""The servers of the bench, one per subprocess: `python -m bench.servers {bare,gateway,sandbox}`.
+"""The servers of the bench, one per subprocess: `python -m bench.servers <kind>` (bare,
+gateway, sandbox, calcom).
 
 Each pins itself to its CPU *before* importing anything heavy (aiogram takes seconds of CPU to
 import) and asks the kernel for SIGTERM should the bench die, so no server outlives a run.
@@ -24,6 +25,10 @@ from aiohttp import web
 
 from bench.payloads import SECRET, TOKEN
 from bench.procs import pin_self
+
+# The handling bench's Cal.com stand-in: its API key and the salon's zone (known to it only).
+CALCOM_KEY = "cal_bench_key"
+CALCOM_ZONE = "Europe/Moscow"
 
 _PR_SET_PDEATHSIG = 1
 
@@ -104,11 +109,54 @@ def serve_sandbox(port: int, spec: Path | None, token: str = TOKEN) -> None:
         )
         return web.json_response({})
 
+    async def updates(request: web.Request) -> web.Response:
+        # The handling bench queues updates itself (no edge): the stand-in builds them, as
+        # it would deliver them, so a tap's query is one it will let the bot answer.
+        order = await request.json()
+        if order.get("data") is None:
+            built = [sandbox.says_update(chat, order["text"]) for chat in order["chats"]]
+        else:
+            built = [
+                sandbox.taps_update(chat, int(message), order["data"])
+                for chat, message in zip(order["chats"], order["messages"], strict=True)
+            ]
+        return web.json_response(built)
+
+    async def buttons(request: web.Request) -> web.Response:
+        # The last message with inline buttons in a chat: its id and the buttons' data.
+        for message in reversed(sandbox.messages_for(int(request.query["chat_id"]))):
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard")
+            if rows:
+                data = [button.get("callback_data") for row in rows for button in row]
+                return web.json_response({"message_id": message["message_id"], "data": data})
+        return web.json_response({"message_id": None, "data": []})
+
     app = sandbox.app()
     app.router.add_get("/_bench/calls", calls)
     app.router.add_post("/_bench/fail", fail)
+    app.router.add_post("/_bench/updates", updates)
+    app.router.add_get("/_bench/buttons", buttons)
     app.cleanup_ctx.append(freeze_what_is_kept)
     # No access log: every Bot API URL carries the token (and logging would cost CPU).
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def serve_calcom(port: int) -> None:
+    """The Cal.com stand-in with the demo's salon (the handling bench's booking scenario)."""
+    from gateway.sandbox.calcom import CalcomSandbox
+
+    calendar = CalcomSandbox(CALCOM_KEY)
+    team_id = calendar.seed_demo_salon(zone=CALCOM_ZONE)
+    # Raised as a self-hosted Cal.com allows (RATE_LIMIT_DEFAULT_LIMIT_API_KEY, apps/api/v2
+    # throttler-guard.ts; contracts/calcom-novu-metabase.md §1.3): at 120 a minute per key the
+    # bench would measure the gateway's answers to 429, not its handling of a booking step.
+    calendar.rate_limit = 1_000_000_000
+
+    async def team(_request: web.Request) -> web.Response:
+        return web.json_response({"team_id": team_id})
+
+    app = calendar.app()
+    app.router.add_get("/_bench/team", team)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -198,7 +246,7 @@ def _setting(text: str) -> tuple[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
-    parser.add_argument("kind", choices=("bare", "gateway", "sandbox"))
+    parser.add_argument("kind", choices=("bare", "gateway", "sandbox", "calcom"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=-1, help="pin to this CPU (-1: do not pin)")
     parser.add_argument("--redis-url")
@@ -225,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve_bare(args.port)
     elif args.kind == "sandbox":
         serve_sandbox(args.port, args.spec, args.token)
+    elif args.kind == "calcom":
+        serve_calcom(args.port)
     else:
         serve_gateway(
             args.port,

@@ -37,6 +37,7 @@ from gateway.pipeline import (
 from handlers.channels import TELEGRAM, Rendered
 from handlers.channels.telegram import render
 from handlers.mirror import Mirror
+from handlers.telegram_plain import plain_event
 from handlers.turns import TurnRunner
 
 SOURCE = "telegram"
@@ -219,20 +220,18 @@ class TelegramConversations:
     ) -> None:
         self.bot = bot
         self.dispatcher = dispatcher
+        self.salon_id = desk.salon.id
         self.turns = TurnRunner(desk, sessions, clock, mirror, recorder, identities)
 
     async def __call__(self, entry: Entry) -> Outcome:
         data = entry_object(entry.body)
         if not handled_kind(data):
             return Outcome()  # queued before the edge ignored such updates: nothing to do
-        try:
-            update = Update.model_validate(data, context={"bot": self.bot})
-        except ValidationError as exc:
-            # Authentic but not shaped as the Bot API documents it: it will never validate.
-            # (The error's own text quotes the input, names included: only its count is said.)
-            raise Unreadable(f"not a Telegram update ({exc.error_count()} problems)") from None
-        result = await self.dispatcher.feed_update(self.bot, update)
-        if not isinstance(result, TelegramEvent):
+        # A client's plain text or tap is read straight from its JSON: the same event the
+        # routers above make, at a fraction of the cost (handlers/telegram_plain.py).
+        plain = plain_event(data, self.salon_id)
+        result = TelegramEvent(*plain) if plain is not None else await self._routed(data)
+        if result is None:
             return Outcome()  # an update we do not act on (a group message, an edit, ...)
         chat = result.inbound.client.chat_id
 
@@ -241,3 +240,14 @@ class TelegramConversations:
             return Rendered(tuple(render(chat, turn.replies, result.callback_query_id)))
 
         return await self.turns.run(CHANNEL.conversation(chat), result.inbound, answer)
+
+    async def _routed(self, data: dict[str, Any]) -> TelegramEvent | None:
+        """Any other update: aiogram's models and the routers above."""
+        try:
+            update = Update.model_validate(data, context={"bot": self.bot})
+        except ValidationError as exc:
+            # Authentic but not shaped as the Bot API documents it: it will never validate.
+            # (The error's own text quotes the input, names included: only its count is said.)
+            raise Unreadable(f"not a Telegram update ({exc.error_count()} problems)") from None
+        result = await self.dispatcher.feed_update(self.bot, update)
+        return result if isinstance(result, TelegramEvent) else None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -64,7 +66,7 @@ class Outgoing:
             self.channel,
             self.chat,
             self.method,
-            json.dumps(self.params, ensure_ascii=False, separators=(",", ":")),
+            _params(self.params),
             "1" if self.ephemeral else "0",
             origin,
             self.author,
@@ -82,6 +84,17 @@ class Outgoing:
             author=Author(fields.get(b"author", b"bot").decode()),
             failure=fields.get(b"failure", b"").decode(),
         )
+
+
+def _params(params: dict[str, Any]) -> str:
+    """The call's parameters as compact JSON (UTF-8 text kept as it is). orjson writes the
+    common case at a fraction of the stdlib's cost, on every outgoing message; what it refuses
+    (a key that is not a string, an integer beyond 64 bits, a lone surrogate) the stdlib
+    writes as it always did."""
+    try:
+        return orjson.dumps(params).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(params, ensure_ascii=False, separators=(",", ":"))
 
 
 class Unreadable(Exception):

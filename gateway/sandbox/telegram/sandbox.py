@@ -81,6 +81,29 @@ class TelegramSandbox(BotApi):
         username: str | None = None,
     ) -> JSON:
         """The client writes `text`; the Update is delivered to the webhook and returned."""
+        message = self._said(chat_id, text, first_name, language_code, username)
+        return await self._deliver(chat_id, {"message": message})
+
+    def says_update(self, chat_id: int, text: str, *, language_code: str = "en") -> JSON:
+        """The Update of the client writing `text`, not delivered: for a caller that queues
+        updates itself (the handling bench); the stand-in still knows the client."""
+        message = self._said(chat_id, text, "Anna", language_code, None)
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def taps_update(self, chat_id: int, message_id: int, data: str) -> JSON:
+        """The Update of the client tapping a button, not delivered (see `says_update`); its
+        query may be answered once, as a delivered one."""
+        query = self._tapped(chat_id, message_id, data)
+        return {"update_id": next(self._update_ids), "callback_query": query}
+
+    def _said(
+        self,
+        chat_id: int,
+        text: str,
+        first_name: str,
+        language_code: str,
+        username: str | None,
+    ) -> JSON:
         if not text:
             raise ValueError("a Telegram client cannot send an empty message")
         user = {"id": chat_id, "is_bot": False, "first_name": first_name}
@@ -96,7 +119,7 @@ class TelegramSandbox(BotApi):
         if command := _COMMAND.match(text):
             length = _utf16_len(command.group())
             message["entities"] = [{"offset": 0, "length": length, "type": "bot_command"}]
-        return await self._deliver(chat_id, {"message": message})
+        return message
 
     async def client_shares_contact(self, chat_id: int, phone_number: str) -> JSON:
         """The client taps a `request_contact` keyboard button: Telegram sends their own
@@ -143,6 +166,10 @@ class TelegramSandbox(BotApi):
 
     async def client_taps(self, chat_id: int, message_id: int, data: str) -> JSON:
         """The client taps the inline button carrying `data` under one of the bot's messages."""
+        query = self._tapped(chat_id, message_id, data)
+        return await self._deliver(chat_id, {"callback_query": query})
+
+    def _tapped(self, chat_id: int, message_id: int, data: str) -> JSON:
         message = self._messages.get((chat_id, message_id))
         if message is None:
             raise LookupError(f"the bot sent no message {message_id} to chat {chat_id}")
@@ -161,7 +188,7 @@ class TelegramSandbox(BotApi):
             "chat_instance": instance,
             "data": data,
         }
-        return await self._deliver(chat_id, {"callback_query": query})
+        return query
 
     async def _deliver(self, chat_id: int, payload: JSON) -> JSON:
         if not self._webhook_url:
