@@ -14,7 +14,7 @@ from bot.understanding.words import Lexicon, words
 _STEMS = (
     # English: exact words with their endings (complains, complained), one typo from 5 letters.
     "complain", "complaint", "rude", "rudely", "terrible", "terribly", "awful", "horrible",
-    "disgusting", "unacceptable", "disappointed", "unhappy", "ruined", "worst", "outrageous",
+    "disgusting", "unacceptable", "disappointed", "unhappy", "ruined", "outrageous",
     # Russian: stems with up to four letters of ending (жалобу, нахамила, испортили).
     "жалоб", "жалу", "пожалова", "претензи", "ужасн", "отвратительн", "хамств", "хамил",
     "нахамил", "хамк", "груб", "недовол", "недовольств", "возмущ", "безобрази", "безобразн",
@@ -23,6 +23,12 @@ _STEMS = (
 
 _LEXICON = Lexicon()
 _LEXICON.add("complaint", _STEMS)
+# Words that mean a complaint only as they are: one typo from "worst" is "worse" or "worth"
+# ("would 5pm be worse?", "is it worth it?").
+_EXACT = frozenset({"worst"})
+# "Претензий нет", "no complaints", "без претензий": the word, denied.
+_DENIED_BEFORE = frozenset({"no", "never", "без", "никаких", "нет"})
+_DENIED_AFTER = frozenset({"нет", "не"})
 # Intensifiers, and the words after which they only intensify (хочу, хотела, нужно, рада,
 # люблю, нравится; want, need, love, like).
 _INTENSIFIERS = ("ужасно", "terribly", "awfully")
@@ -38,6 +44,9 @@ def is_complaint(text: str) -> bool:
         following = said[n + 1] if n + 1 < len(said) else ""
         if word in _INTENSIFIERS and following and _WANTING.lookup(following):
             continue
-        if _LEXICON.lookup(word):
+        if word in _EXACT or _LEXICON.lookup(word):
+            previous = said[n - 1] if n else ""
+            if previous in _DENIED_BEFORE or following in _DENIED_AFTER:
+                continue
             return True
     return False

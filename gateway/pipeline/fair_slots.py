@@ -66,6 +66,7 @@ class FairSlots:
         if self.floor < 1:
             raise ValueError("a scheduler needs at least one slot")
         self.limit = limit
+        self._late = False  # the last reading was late
         # Slots in flight by salon (a salon with none is absent).
         self.in_flight: dict[str, int] = {}
         self._busy = 0
@@ -102,12 +103,15 @@ class FairSlots:
             raise
 
     def adapt(self, lateness: float) -> None:
-        """How late the loop ran a timer: halve the bound when late, add one when on time."""
-        if lateness > LATE_SECONDS:
+        """How late the loop ran a timer: halve the bound when it was late twice running (one
+        late tick is a collection or a throttled CPU, not a backlog), add one when on time."""
+        late = lateness > LATE_SECONDS
+        if late and self._late:
             self.limit = max(self.floor, self.limit // 2)
         elif lateness < ON_TIME_SECONDS and self.limit < self.ceiling:
             self.limit += 1
             self._grant()
+        self._late = late
 
     def release(self, salon_id: str) -> None:
         self._busy -= 1

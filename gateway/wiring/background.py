@@ -40,18 +40,21 @@ log = logging.getLogger("frontdesk.app")
 # the time A's backlog took), on two cores shared with other work, with fixed bounds: 16 each:
 # 7-12x, 13-22 s; 8 each: ~7x, 11-23 s; 4 each: 2.5-4x, 13-29 s; 2 each: 2.6-3.8x, 17-77 s.
 # While the work waits on vendors (a Cal.com or a Bot API at 100-300 ms) the loop keeps time
-# and the bound stays at its ceiling, so their calls overlap: 4 would cap a process at some
-# 13-40 turns or messages a second. The ceiling stays well under a Redis pool's 64
-# connections.
+# and the bound stays at its ceiling, so their calls overlap. A send is mostly such a wait,
+# so sending keeps a higher floor: 16 sends of 250 ms are 64 messages a second, above two
+# bots' 30/s even at the floor; 64 in flight carry ten bots at their limit at 200 ms.
+# Handling's ceiling stays well under a Redis pool's 64 connections.
 HANDLING_SLOTS = 16
-SENDING_SLOTS = 32
-SLOTS_FLOOR = 4
+HANDLING_FLOOR = 4
+SENDING_SLOTS = 64
+SENDING_FLOOR = 16
 
 
 def work_slots() -> WorkSlots:
     """The process's shared schedulers (one per process, whatever the number of salons)."""
     return WorkSlots(
-        FairSlots(HANDLING_SLOTS, floor=SLOTS_FLOOR), FairSlots(SENDING_SLOTS, floor=SLOTS_FLOOR)
+        FairSlots(HANDLING_SLOTS, floor=HANDLING_FLOOR),
+        FairSlots(SENDING_SLOTS, floor=SENDING_FLOOR),
     )
 
 

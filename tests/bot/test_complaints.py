@@ -22,6 +22,7 @@ from bot.understanding.complaints import is_complaint
         "The master was rude to me",
         "This is unaceptable",  # a typo
         "terrible colour, really disappointed",
+        "the worst haircut ever",
         "ужасно подстригли, хочу переделать",  # "ужасно" before a verb of doing: a complaint
     ],
 )
@@ -41,6 +42,10 @@ def test_complaints_in_russian_and_english(text: str) -> None:
         "compliment to Anna, great job",
         "ужасно хочу записаться на окрашивание",  # "ужасно" only intensifies
         "I terribly want a fringe like Anna's",
+        "would 5pm be worse?",  # one letter from "worst"
+        "is it worth it?",
+        "претензий нет, всё понравилось",
+        "no complaints, thank you",
         "👍",
         "",
     ],
