@@ -101,6 +101,10 @@ class Demo:
         return f"http://{HOST}:{self.port + offset}{path}"
 
 
+# Not the demo's own database: a demo running on this machine keeps its registry and rows.
+TEST_DATABASE = "frontdesk_demo_tests"
+
+
 def _settings(redis_url: str, salon_id: str, port: int) -> Settings:
     # Fifty taps in a second are beyond what the messengers' rate limits let a bot answer at
     # once; the page, not the outbox's pacing, is under test here.
@@ -132,7 +136,9 @@ def demo(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         async def main() -> None:
             stop.append(asyncio.Event())
             second_id = f"{salon_id}-ru"  # the second salon, when PostgreSQL answers
-            await _run(settings, HOST, port, False, stop[0], second_id=second_id)
+            await _run(
+                settings, HOST, port, False, stop[0], second_id=second_id, database=TEST_DATABASE
+            )
 
         try:
             loop.run_until_complete(main())

@@ -190,12 +190,15 @@ async def _run(
     embedded: bool,
     stop: asyncio.Event | None = None,
     second_id: str = SECOND_ID,
+    database: str = DEMO_DATABASE,
 ) -> None:
     """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM);
-    with PostgreSQL, a second salon (`second_id`) from the salon registry beside the first."""
-    settings = await _with_analytics(settings)
+    with PostgreSQL, a second salon (`second_id`) from the salon registry beside the first.
+    `database`: the demo's own (the test suite keeps to another, so that a test run beside a
+    running demo leaves its registry and analytics alone)."""
+    settings = await _with_analytics(settings, database)
     second = None
-    if (registry := with_registry(settings, DEMO_DATABASE)) is not None:
+    if (registry := with_registry(settings, database)) is not None:
         settings = registry
         second = await serve_second_salon(settings, host, port, DEMO_SALT, second_id)
     try:
