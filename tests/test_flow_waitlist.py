@@ -316,7 +316,7 @@ async def test_reconciliation_frees_a_time_too_waits_end_and_bad_buttons_get_an_
     await waiting.tap(f"b:m:{anna}")
     await waiting.tap("b:d:20260603")
     await waiting.tap("w:j:20260603")
-    ranges = await waiting.say("вечером")
+    ranges = await waiting.say("лучше вечерком 🙏")
     assert ranges[-1]["text"] == "Which days may it be?"
     joined = await waiting.say("3 days")
     assert "Wed, 3 June to Fri, 5 June" in joined[-1]["text"]

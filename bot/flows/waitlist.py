@@ -26,6 +26,7 @@ from bot.local_time import format_day, format_time, format_when
 from bot.ports import CalendarUnavailable, HeldTime, Wait, Waitlist, WaitlistFull
 from bot.replies import Choice, Reply
 from bot.typed import plain
+from bot.understanding.words import Lexicon, words
 
 PREFIX = "w:"
 JOIN = "w:j:"  # + the first day, YYYYMMDD
@@ -47,34 +48,45 @@ HOLD_MINUTES = 10
 # How many waits one client may keep at once.
 MAX_WAITS = 3
 
-_PART_WORDS = {
-    "morning": ("morning", "mornings", "утро", "утром", "с утра", "утра"),
-    "afternoon": ("afternoon", "day", "днем", "днём", "день", "после обеда"),
-    "evening": ("evening", "evenings", "вечер", "вечером", "вечера"),
-    "any": ("any", "any time", "anytime", "whenever", "любое", "любое время", "неважно", "все"),
+# Stems of the parts of the day, Russian and English, forgiving endings and typos ("вечерком",
+# "afternon"); "any" words only as they are.
+_PART_STEMS = {
+    "morning": ("morning", "утр"),
+    "afternoon": ("afternoon", "днем", "обед", "daytime"),
+    "evening": ("evening", "вечер", "night"),
 }
+_ANY_WORDS = frozenset({"any", "anytime", "whenever", "любое", "любой", "неважно", "все", "всё"})
+_PARTS_LEXICON = Lexicon()
+for _part, _stems in _PART_STEMS.items():
+    _PARTS_LEXICON.add(_part, _stems)
+# "A week", "неделю": the longest wait.
+_WEEK = Lexicon()
+_WEEK.add("week", ("week", "недел"))
+# Politeness around an answer ("yes please", "нет, спасибо") does not change it.
+_FILLER = frozenset({"please", "pls", "plz", "thanks", "thank", "you", "пожалуйста", "спасибо"})
 _YES = frozenset(
-    {"yes", "yep", "yeah", "ok", "okay", "book", "book it", "yes book it", "yes please", "sure"}
+    {"yes", "yep", "yeah", "ok", "okay", "book", "book it", "yes book it", "sure"}
     | {"да", "ага", "ок", "давай", "беру", "записать", "запишите", "записаться", "да запишите"}
     | {"yse", "ys", "дп", "lf"}  # the usual slips of a thumb (and a wrong keyboard layout)
 )
 _NO = frozenset(
-    {"no", "nope", "no thanks", "no thank you", "not now", "нет", "нет спасибо", "не надо"}
-    | {"не хочу", "неа", "нет не надо", "ytn"}
+    {"no", "nope", "not now", "нет", "не надо"} | {"не хочу", "неа", "нет не надо", "ytn"}
 )
 
 
 def part_of(text: str) -> str | None:
-    wanted = plain(text)
-    for part, words in _PART_WORDS.items():
-        if wanted in words:
-            return part
-    return None
+    """The part of the day typed ("afternoon pls", "лучше вечерком"), or None when there is
+    none or more than one ("morning or evening": the buttons ask)."""
+    said = words(text)
+    found = {part for word in said for part in _PARTS_LEXICON.lookup(word)}
+    if any(word in _ANY_WORDS for word in said) or {"any", "time"} <= set(said):
+        found.add("any")
+    return found.pop() if len(found) == 1 else None
 
 
 def answer_of(text: str) -> bool | None:
     """A typed answer to an offer: True for yes, False for no, None for anything else."""
-    wanted = plain(text)
+    wanted = " ".join(word for word in plain(text).split() if word not in _FILLER)
     if wanted in _YES:
         return True
     if wanted in _NO:
@@ -120,6 +132,8 @@ class WaitlistFlow:
         found = re.search(r"\d+", text)
         if step == RANGE_STEP and found and int(found.group()) in RANGES:
             return await self.choose(ctx, f"{RANGE}{int(found.group())}")
+        if step == RANGE_STEP and not found and any(_WEEK.lookup(word) for word in words(text)):
+            return await self.choose(ctx, f"{RANGE}7")
         if step in (PART_STEP, RANGE_STEP) and plain(text):
             ctx.note(Reply(ctx._("book.reprompt")))
             return self._ask_part(ctx) if step == PART_STEP else self._ask_range(ctx)

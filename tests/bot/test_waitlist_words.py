@@ -17,6 +17,13 @@ from bot.flows.waitlist import answer_of, part_of
         ("Evenings", "evening"),
         ("любое время", "any"),
         ("whenever", "any"),
+        ("afternoon pls", "afternoon"),
+        ("лучше вечерком", "evening"),
+        ("afternon", "afternoon"),  # a typo
+        ("after lunch", None),
+        ("после обеда", "afternoon"),
+        ("any time is fine", "any"),
+        ("morning or evening", None),  # two: the buttons ask
         ("tomorrow", None),
         ("", None),
     ],
@@ -37,6 +44,8 @@ def test_parts_of_the_day_in_words(text: str, part: str | None) -> None:
         ("Нет, спасибо", False),
         ("не надо", False),
         ("yes?", True),
+        ("yes please", True),
+        ("no thank you", False),
         ("can I come at 12 instead", None),
         ("отмените мою запись", None),
     ],
