@@ -50,7 +50,10 @@ _PHRASES: dict[Intent, str] = {
     Intent.MINE: (
         r"мо[ияюей]\w*\s+запис|когда\s+я\s+записан|на\s+когда\s+я|я\s+записан|"
         r"my\s+(?:booking|appointment|reservation|visit)s?|when\s+is\s+my|am\s+i\s+booked|"
-        r"do\s+i\s+have\s+(?:a|an|any)\s+(?:booking|appointment)"
+        r"do\s+i\s+have\s+(?:a|an|any)\s+(?:booking|appointment)|"
+        r"(?:what|which|any)\s+(?:bookings?|appointments?|visits?)\s+(?:do\s+)?i\s+(?:have|got)|"
+        r"(?:bookings?|appointments?)\s+(?:do\s+)?i\s+have|какие\s+у\s+меня\s+запис|"
+        r"у\s+меня\s+(?:есть\s+)?запис"
     ),
     Intent.LANGUAGE: (
         r"по[\s-]?(?:русски|английски|англ)|на\s+(?:русском|английском|англ\w*)|"
