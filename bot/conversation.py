@@ -175,6 +175,8 @@ class FrontDesk:
         step = ctx.session.step
         drafting = step in booking.STEPS and ctx.session.draft is not None
         flow = self.booking if drafting else None
+        if flow is not None and (turn := await flow.confirmed_in_words(ctx, event.text)):
+            return turn
         if flow is not None and step in booking.DATA_STEPS:
             # A phone, an email or a name: data, read as such ("admin@…" is no request).
             details = contact.email(event.text) or contact.phone(event.text)

@@ -56,6 +56,7 @@ from bot.flows.turn import Context, Turn
 from bot.ports import CalendarUnavailable, Slot, Visit
 from bot.replies import Choice, Reply
 from bot.session import Draft
+from bot.typed import plain
 from bot.understanding import Understood
 
 # The flow's steps and choices live in booking_steps; callers name them through this module.
@@ -92,6 +93,23 @@ __all__ = [
     "service_token",
     "wishes",
 ]
+
+
+# What typed at the summary means "book it": a yes and little else, in either language.
+_CONFIRMING = frozenset(
+    {"yes", "yes please", "yes confirm", "confirm", "confirmed", "correct", "yes correct"}
+    | {"that's right", "thats right", "all correct", "all good", "yes all good", "book it"}
+    | {"да", "да верно", "верно", "всё верно", "все верно", "да всё верно", "да все верно"}
+    | {"подтверждаю", "подтвердить", "да подтверждаю", "да записывайте", "записывайте"}
+    | {"всё правильно", "все правильно", "да всё правильно", "да все правильно", "правильно"}
+)
+
+
+_CONFIRMING_PLAIN = frozenset(plain(phrase).replace("ё", "е") for phrase in _CONFIRMING)
+
+
+def confirms(text: str) -> bool:
+    return plain(text).replace("ё", "е") in _CONFIRMING_PLAIN
 
 
 class BookingFlow(BookingConfirmation):
@@ -201,6 +219,14 @@ class BookingFlow(BookingConfirmation):
             return await self.screen(ctx, CONFIRM_STEP)
         ctx.note(Reply(ctx._("book.reprompt")))
         return await self.screen(ctx, step)
+
+    async def confirmed_in_words(self, ctx: Context, text: str) -> Turn | None:
+        """ "Да, всё верно" at the summary is the Confirm button in words (a thumbs-up or a
+        thanks is not: they keep the summary in view); None for anything else."""
+        draft = ctx.session.draft
+        if ctx.session.step == CONFIRM_STEP and draft is not None and confirms(text):
+            return await self._confirm(ctx, draft.id)
+        return None
 
     async def typed(self, ctx: Context, understood: Understood) -> Turn | None:
         """Typed text at a choosing step, read in that step's context ("friday" at the day,

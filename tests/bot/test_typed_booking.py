@@ -167,6 +167,20 @@ async def test_thanks_or_a_thumbs_up_at_the_summary_keeps_the_booking_in_view() 
     assert not calendar.booked  # nothing is booked without the Confirm button
 
 
+async def test_a_typed_yes_at_the_summary_books_as_the_confirm_button_does() -> None:
+    client, calendar = await started()
+    await client.says("стрижка к Анне завтра в 11")
+    await client.says("+7 916 123-45-67")
+    assert client.session.step == "book.confirm"
+    booked = await client.says("Да, всё верно!")
+    assert booked[-1].startswith("✅ You are booked!")
+    [request] = calendar.booked
+    assert request.start == datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
+    # Said again, it books nothing twice: the draft is gone, the words are a new request.
+    await client.says("yes")
+    assert len(calendar.booked) == 1
+
+
 async def test_a_typed_cancel_leads_to_my_bookings_and_cancels_nothing() -> None:
     client, calendar = await started()
     await client.taps("m:book")
