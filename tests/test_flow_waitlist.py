@@ -422,3 +422,35 @@ async def test_a_client_the_salon_books_elsewhere_waits_no_more(
     await asyncio.sleep(0.3)
     assert not any("freed up" in m.get("text", "") for m in vera.messages)
     assert holds(salon) == []
+
+
+async def test_an_offer_left_for_another_time_is_released_to_the_next_client(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    first, second = (Chat(sandbox.telegram, n) for n in (611, 612))
+    await join(first, anna)
+    await join(second, anna)
+    before_first, before_second = len(first.messages), len(second.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "Ill"})
+    await offered(first, before_first)
+
+    # "Book it" for 10:00; no phone on file, so the summary asks for it. The client goes back
+    # and picks 11:00 instead, then confirms.
+    details = await first.tap("w:ok:", prefix=True)
+    assert any("I only need your details" in m.get("text", "") for m in details)
+    await first.tap("b:back")
+    await first.tap(next(data for data, label in first.buttons() if label == "11:00"))
+    await first.share_phone("+79165550611")
+    done = await first.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-02T08:00:00.000Z"
+
+    # 10:00 is not lost: its hold goes back and the next client waiting is offered it.
+    again = await offered(second, before_second)
+    assert "on Tuesday, 2 June, at 10:00" in again["text"]
+    assert [start for start, _ in holds(salon)] == [TEN]
+    assert not sandbox.telegram.errors

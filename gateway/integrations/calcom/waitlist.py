@@ -93,9 +93,10 @@ return 0
 """
 
 # KEYS: offer, due. ARGV: conversation, offer id, now (ms).
+# Held for the client, or being booked by them and then given up (they chose another time).
 _DECLINE = """
 local o = redis.call('HMGET', KEYS[1], 'state', 'conv')
-if o[1] ~= 'held' or o[2] ~= ARGV[1] then return 0 end
+if (o[1] ~= 'held' and o[1] ~= 'booking') or o[2] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'declined')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
