@@ -454,3 +454,27 @@ async def test_an_offer_left_for_another_time_is_released_to_the_next_client(
     assert "on Tuesday, 2 June, at 10:00" in again["text"]
     assert [start for start, _ in holds(salon)] == [TEN]
     assert not sandbox.telegram.errors
+
+
+async def test_an_old_part_or_range_button_under_a_draft_with_no_day_is_stale(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    chat = Chat(sandbox.telegram, 631)
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:womens-haircut")
+    await chat.tap(f"b:m:{anna}")  # a service, no day yet
+    for data in ("w:p:morning", "w:r:3"):
+        before = len(chat.messages)
+        await chat.tg.client_taps(631, forge(chat, data), data)
+        await eventually(
+            lambda before=before: any(
+                "That button is no longer active" in m.get("text", "")
+                for m in chat.messages[before:]
+            ),
+            timeout=10,
+        )
+        await chat.tap(f"b:m:{anna}")
+    assert not sandbox.telegram.errors

@@ -100,11 +100,14 @@ class WaitlistFlow:
         if choice.startswith(JOIN) and (day := parse_day(choice.removeprefix(JOIN))):
             self.booking._edit(ctx, day=day, start=None, wait_part=None)
             return self._ask_part(ctx)
-        if choice.startswith(PART) and choice.removeprefix(PART) in PARTS:
+        # A part of the day or a range of days answers a wait being joined from a day: an old
+        # button under another draft (no day chosen) is stale.
+        joining = draft.day is not None
+        if joining and choice.startswith(PART) and choice.removeprefix(PART) in PARTS:
             self.booking._edit(ctx, wait_part=choice.removeprefix(PART))
             return self._ask_range(ctx)
         days = choice.removeprefix(RANGE)
-        if choice.startswith(RANGE) and days.isdigit() and int(days) in RANGES:
+        if joining and choice.startswith(RANGE) and days.isdigit() and int(days) in RANGES:
             return await self._join(ctx, int(days))
         return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
 
