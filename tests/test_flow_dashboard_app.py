@@ -233,3 +233,23 @@ async def test_staff_book_move_and_cancel_for_the_client_who_hears_each_once(
     session = Session.model_validate_json(raw)
     assert session.bookings == []
     assert session.draft is not None  # their own booking in progress, as it was
+
+
+async def test_only_an_agent_of_the_conversations_inbox_or_its_assignee_opens_the_app(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 815)
+    await chat.say("/start")
+    thread = await handed_over(chat, desk)
+    # Another agent of the account, not a member of the salon's inbox.
+    stranger = {"id": 7, "name": "Max", "email": "max@salon.example", "type": "user"}
+    desk.chatwoot.users[7] = stranger
+    app = App(gateway, salon_id)
+    status, answer = await app.open(thread.id, thread.contact_id, agent=7)
+    assert (status, answer["error"]) == (403, "the agent does not answer this conversation")
+    # Assigned the conversation, they answer it.
+    desk.chatwoot.conversations[thread.id].assignee_id = 7
+    assert (await app.open(thread.id, thread.contact_id, agent=7))[0] == 200
+    # A member of the inbox opens it whoever is assigned.
+    assert (await app.open(thread.id, thread.contact_id, agent=3))[0] == 200

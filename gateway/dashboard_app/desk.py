@@ -70,6 +70,7 @@ class StaffDesk:
         if contact_id is not None and _whole(sender.get("id")) != contact_id:
             raise Refused(403, "the contact is not this conversation's")
         agent = await self._agent(agent_id)
+        await self._answers(found, agent_id)
         conv = Conversation.from_key(str(_get(found, "contact_inbox", "source_id") or ""))
         if conv is None:
             raise Refused(422, "this conversation is not one of the bot's clients")
@@ -86,6 +87,23 @@ class StaffDesk:
             raise Refused(403, "no such conversation in the salon's Chatwoot") from exc
         except ServiceError as exc:
             raise Refused(503, "Chatwoot cannot be reached now") from exc
+
+    async def _answers(self, found: dict[str, Any], agent_id: int) -> None:
+        """The agent answers this conversation: it is assigned to them, or they are a member of
+        its inbox (Chatwoot shows an agent only their inboxes' conversations)."""
+        if _whole(_get(found, "meta", "assignee", "id")) == agent_id:
+            return
+        inbox_id = _whole(found.get("inbox_id"))
+        if inbox_id is None:
+            raise Refused(403, "the agent does not answer this conversation")
+        try:
+            members = await self.chatwoot.inbox_members(inbox_id)
+        except ChatwootRejected as exc:
+            raise Refused(403, "the agent does not answer this conversation") from exc
+        except ServiceError as exc:
+            raise Refused(503, "Chatwoot cannot be reached now") from exc
+        if not any(_whole(member.get("id")) == agent_id for member in members):
+            raise Refused(403, "the agent does not answer this conversation")
 
     async def _agent(self, agent_id: int) -> str:
         try:

@@ -10,8 +10,8 @@ in an iframe and posts it the conversation, the contact and the current agent. S
 - the page then holds a page token (15 minutes) that only lets it present Chatwoot's context;
 - the gateway checks that context against Chatwoot's API with the salon's own token (the
   conversation is in the salon's account and is a Frontdesk client's; the agent is one of the
-  account's) and answers with a staff token (15 minutes) naming that conversation and agent,
-  which every other call carries.
+  account's and answers it: a member of its inbox, or its assignee) and answers with a staff
+  token (15 minutes) naming that conversation and agent, which every other call carries.
 
 The key is derived from the salon's Chatwoot API token: a new token means a new URL to set.
 """
