@@ -157,6 +157,7 @@ async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
         ({"service": "womens-haircut", "slots": [{"start": "soon"}]}, 400),
         ({"service": "womens-haircut", "slots": [{"start": "2026-06-02T10:00:00"}]}, 400),
         ({"service": "womens-haircut", "slots": [{}] * 4}, 400),
+        ({"service": "womens-haircut", "slots": [{"start": "9999-12-31T23:00-05:00"}]}, 400),
         ([1, 2], 400),
         ({"service": "nope", "slots": [{"start": "2026-06-02T10:00:00+03:00"}]}, 404),
     ]
@@ -219,6 +220,8 @@ async def test_staff_book_move_and_cancel_for_the_client_who_hears_each_once(
     # Not this client's booking, or no time at all: refused, nothing changes.
     assert (await app.call("POST", "cancel", {"uid": "someone-elses"}))[0] == 404
     assert (await app.call("POST", "move", {"uid": moved["uid"], "start": "later"}))[0] == 400
+    far = {"uid": moved["uid"], "start": "9999-12-31T23:00-05:00"}
+    assert (await app.call("POST", "move", far))[0] == 400
     status, _ = await app.call("POST", "cancel", {"uid": moved["uid"]})
     assert status == 200
     await eventually(lambda: any("cancelled your visit" in t for t in texts(chat)))

@@ -288,14 +288,16 @@ def _pick(pick: Any) -> tuple[datetime, int | None]:
         raise Refused(400, "each slot is {start, master_id}")
     try:
         start = datetime.fromisoformat(str(pick.get("start")))
-    except ValueError as exc:
+        if start.tzinfo is None:
+            raise Refused(400, "a slot's start needs its offset")
+        # "9999-12-31T23:00-05:00" is past the last datetime in UTC: OverflowError.
+        utc = start.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise Refused(400, "a slot's start is not an ISO time") from exc
-    if start.tzinfo is None:
-        raise Refused(400, "a slot's start needs its offset")
     master = pick.get("master_id")
     if master is not None and _whole(master) is None:
         raise Refused(400, "master_id must be a whole number")
-    return start.astimezone(UTC), _whole(master)
+    return utc, _whole(master)
 
 
 def _get(data: Any, *path: str) -> Any:
