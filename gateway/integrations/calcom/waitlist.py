@@ -71,6 +71,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
 redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[4])
 redis.call('HSET', KEYS[2], 'status', 'offered', 'offer', ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[2])
+-- The times passed live as long as the wait's record (it has its TTL since it joined).
+local life = redis.call('TTL', KEYS[2])
+if life > 0 then redis.call('EXPIRE', KEYS[6], life) end
 redis.call('HSET', KEYS[3], 'state', 'held', unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
