@@ -478,3 +478,27 @@ async def test_an_old_part_or_range_button_under_a_draft_with_no_day_is_stale(
         )
         await chat.tap(f"b:m:{anna}")
     assert not sandbox.telegram.errors
+
+
+async def test_a_freed_time_no_one_can_take_just_then_is_offered_later(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    one = await booked_by_staff(salon, anna, TEN, "Xenia")
+    two = await booked_by_staff(salon, anna, "2026-06-02T10:00:00Z", "Yana")  # 13:00 Moscow
+    chat = Chat(sandbox.telegram, 641)
+    await join(chat, anna, part="morning")
+    await join(chat, anna, part="afternoon")
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{one}/cancel", {"cancellationReason": "x"})
+    first = await offered(chat, before)
+    assert "at 10:00" in first["text"]
+    # 13:00 frees up while the client has the 10:00 offer out: it cannot be theirs just now.
+    await salon_api(salon, "POST", f"/bookings/{two}/cancel", {"cancellationReason": "x"})
+    await asyncio.sleep(0.3)
+    before = len(chat.messages)
+    await chat.tap("w:no:", prefix=True)
+    salon.clock.advance(60)
+    second = await offered(chat, before)
+    assert "at 13:00" in second["text"]
