@@ -13,7 +13,7 @@ from datetime import date
 from aiohttp import web
 
 from gateway.ops.salons import add_salon_commands, run_salons
-from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
+from gateway.pipeline.logs import MaskedAccessLogger, Scrubber, configure, scrubbed_output
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
@@ -242,6 +242,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         print=None,
         shutdown_timeout=settings.shutdown_grace_seconds,
         access_log=logging.getLogger("aiohttp.access"),
+        # The Dashboard App's `?key=` (and any query) never reaches the log.
+        access_log_class=MaskedAccessLogger,
     )
     return 0
 
