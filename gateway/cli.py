@@ -217,7 +217,11 @@ def _dashboard_app_url(settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    secret = tokens.secret_for(salon.profile.id, salon.chatwoot.api_token.get_secret_value())
+    secret = tokens.secret_for(
+        salon.profile.id,
+        salon.chatwoot.api_token.get_secret_value(),
+        settings.dashboard_app_key_version,
+    )
     # The URL carries the salon's link key: print it for the operator, who pastes it into
     # Chatwoot (the scrubber only hides the configured secrets, of which the key is none).
     print(page_url(settings.public_url, salon.profile.id, secret))

@@ -256,3 +256,15 @@ async def test_only_an_agent_of_the_conversations_inbox_or_its_assignee_opens_th
     assert (await app.open(thread.id, thread.contact_id, agent=7))[0] == 200
     # A member of the inbox opens it whoever is assigned.
     assert (await app.open(thread.id, thread.contact_id, agent=3))[0] == 200
+
+
+async def test_a_raised_key_version_gives_a_new_link_and_the_old_one_is_refused(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, dashboard_app_key_version=2)
+    app = App(gateway, salon_id)
+    async with gateway.http.get(app.base, params={"key": app.key}) as page:
+        assert page.status == 403  # the version-0 key
+    rotated = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN, 2))
+    async with gateway.http.get(app.base, params={"key": rotated}) as page:
+        assert page.status == 200

@@ -116,7 +116,9 @@ def _dashboard_app(
     services.staff_desk = StaffDesk(
         salon.profile.id,
         salon.profile.zone,
-        tokens.secret_for(salon.profile.id, chatwoot_token),
+        tokens.secret_for(
+            salon.profile.id, chatwoot_token, runtime.settings.dashboard_app_key_version
+        ),
         services.calcom.calendar,
         services.chatwoot.client,
         SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600),
