@@ -268,3 +268,15 @@ async def test_a_raised_key_version_gives_a_new_link_and_the_old_one_is_refused(
     rotated = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN, 2))
     async with gateway.http.get(app.base, params={"key": rotated}) as page:
         assert page.status == 200
+
+
+async def test_the_page_reads_chatwoots_context_only_from_the_salons_chatwoot(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    app = App(gateway, salon_id)
+    async with gateway.http.get(app.base, params={"key": app.key}) as page:
+        html = await page.text()
+    origin = desk.url.rstrip("/")
+    assert f'const chatwootOrigin = "{origin}";' in html
+    assert "if (event.origin !== chatwootOrigin) return;" in html

@@ -54,6 +54,9 @@ class StaffDesk:
     proposals: RedisProposals
     inbox: Inbox
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The origin of the salon's Chatwoot (CHATWOOT_URL): the page reads Chatwoot's context
+    # only from a window of that origin.
+    chatwoot_origin: str = ""
 
     # --- opening the app on a conversation ---------------------------------------------------
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiogram import Bot
+from yarl import URL
 
 from gateway.analytics.store import Writer
 from gateway.dashboard_app import tokens
@@ -125,4 +126,5 @@ def _dashboard_app(
         services.proposals,
         runtime.inbox,
         clock,
+        chatwoot_origin=str(URL(salon.chatwoot.url).origin()) if salon.chatwoot else "",
     )
