@@ -280,3 +280,31 @@ async def test_the_page_reads_chatwoots_context_only_from_the_salons_chatwoot(
     origin = desk.url.rstrip("/")
     assert f'const chatwootOrigin = "{origin}";' in html
     assert "if (event.origin !== chatwootOrigin) return;" in html
+
+
+async def test_staff_propose_the_same_time_again_and_a_failed_proposal_keeps_the_open_one(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 816)
+    await book_until_summary(chat, "womens-haircut", str(master_id(salon, "Anna")))
+    await chat.share_phone("+79161112233")
+    thread = await handed_over(chat, desk)
+    app = App(gateway, salon_id)
+    assert (await app.open(thread.id, thread.contact_id))[0] == 200
+    anna = master_id(salon, "Anna")
+    _status, answer = await app.call(
+        "GET", "slots", service="womens-haircut", master=str(anna), day=DAY
+    )
+    pick = answer["slots"][0]
+    body = {"service": "womens-haircut", "slots": [pick]}
+    assert (await app.call("POST", "propose", body))[0] == 200
+    # The same time again, at once: the open proposal's hold is given back first.
+    status, again = await app.call("POST", "propose", body)
+    assert status == 200, again
+    # A time that is not free: refused, and the open proposal stays held.
+    taken = {"start": "2026-06-02T03:00:00+00:00", "master_id": None}
+    refused = {"service": "womens-haircut", "slots": [taken]}
+    assert (await app.call("POST", "propose", refused))[0] == 409
+    kept = await eventually(lambda: [b for b in chat.buttons() if b[0].startswith("pp:")])
+    assert (await chat.tap(kept[0][0]))[-1]["text"].startswith("✅")

@@ -196,7 +196,7 @@ class StaffDesk:
             if service not in titles:
                 raise Refused(404, "no such service")
             details = await self.details(client, int(claims["cw"]))
-            held = await self._hold(service, chosen)
+            held = await self._hold_anew(client, service, chosen)
         except CalendarUnavailable as exc:
             raise Refused(503, "the calendar cannot be reached now") from exc
         proposal = Proposal(
@@ -239,6 +239,30 @@ class StaffDesk:
         day_start, day_end = local_day_window(start.astimezone(self.zone).date(), self.zone)
         free = await self.calendar.slots(service, master, day_start, day_end, reschedule_uid=moving)
         return any(slot.start == start for slot in free)
+
+    async def _hold_anew(
+        self, client: ClientRef, service: str, chosen: list[tuple[datetime, int | None]]
+    ) -> list[ProposedSlot]:
+        """The client's open proposal is settled first (its holds given back, so staff may
+        propose the same times again), then the new times held; should they not be, the open
+        proposal is held and kept again as it was."""
+        previous = await self.proposals.current(client)
+        if previous is not None:
+            await self.proposals.settle(client, previous, None)
+        try:
+            return await self._hold(service, chosen)
+        except (Refused, CalendarUnavailable):
+            if previous is not None:
+                await self._restore(client, previous)
+            raise
+
+    async def _restore(self, client: ClientRef, previous: Proposal) -> None:
+        picks = [(slot.start, slot.master_id) for slot in previous.slots]
+        try:
+            held = await self._hold(previous.service_key, picks)
+        except (Refused, CalendarUnavailable):
+            return  # its times are gone meanwhile: the client's buttons say so
+        await self.proposals.save(client, previous.model_copy(update={"slots": held}))
 
     async def _hold(
         self, service: str, chosen: list[tuple[datetime, int | None]]
