@@ -123,6 +123,8 @@ class Session(BaseModel):
     handoff_step: str | None = None
     # The waitlist offer the client was last sent: a typed "yes" or "no thanks" answers it.
     waitlist_offer: str | None = None
+    # Until when that offer is held: a typed answer is read only till then.
+    waitlist_offer_until: datetime | None = None
 
 
 def forgetting(session: Session, kept: list[str]) -> dict[str, list[str]]:

@@ -502,3 +502,20 @@ async def test_a_freed_time_no_one_can_take_just_then_is_offered_later(
     salon.clock.advance(60)
     second = await offered(chat, before)
     assert "at 13:00" in second["text"]
+
+
+async def test_a_typed_ok_after_the_offer_ended_is_no_answer_to_it(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    chat = Chat(sandbox.telegram, 651)
+    await join(chat, anna)
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    await offered(chat, before)
+    salon.clock.advance(11 * 60)  # the hold is over
+    await eventually(lambda: holds(salon) == [], timeout=10)
+    said = await chat.say("ok")
+    assert not any("no longer held" in m.get("text", "") for m in said)

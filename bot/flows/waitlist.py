@@ -186,20 +186,24 @@ class WaitlistFlow:
             Choice(f"{TAKE}{held.id}", _("wait.offer.take")),
             Choice(f"{DECLINE}{held.id}", _("wait.offer.decline")),
         )
-        ctx.update(waitlist_offer=held.id)
+        ctx.update(waitlist_offer=held.id, waitlist_offer_until=held.until)
         return Turn((Reply("\n".join(lines), choices),), ctx.session)
 
     async def answer(self, ctx: Context, text: str) -> Turn | None:
         """A typed yes or no to the offer the client was sent last."""
-        offer = ctx.session.waitlist_offer
+        offer, until = ctx.session.waitlist_offer, ctx.session.waitlist_offer_until
         said = answer_of(text)
         if offer is None or said is None:
+            return None
+        if until is None or until <= ctx.now:
+            # Over: "ok" now is no answer to it (the front desk reads it as usual).
+            ctx.update(waitlist_offer=None, waitlist_offer_until=None)
             return None
         return await (self._take(ctx, offer) if said else self._decline(ctx, offer))
 
     async def _take(self, ctx: Context, offer_id: str) -> Turn:
         _ = ctx._
-        ctx.update(waitlist_offer=None)
+        ctx.update(waitlist_offer=None, waitlist_offer_until=None)
         held = await self.waitlist.take(ctx.event.client, offer_id, ctx.now)
         if held is None:
             if offer_id in ctx.session.booked:
@@ -224,7 +228,7 @@ class WaitlistFlow:
 
     async def _decline(self, ctx: Context, offer_id: str) -> Turn:
         _ = ctx._
-        ctx.update(waitlist_offer=None)
+        ctx.update(waitlist_offer=None, waitlist_offer_until=None)
         if not await self.waitlist.decline(ctx.event.client, offer_id):
             return ctx.reply(menu.menu(_, _("wait.offer.gone")), menu.STEP)
         return ctx.reply(menu.menu(_, _("wait.offer.declined")), menu.STEP)
