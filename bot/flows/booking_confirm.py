@@ -48,7 +48,8 @@ class BookingConfirmation(BookingScreens):
         if draft.service is None or draft.start is None or incomplete:
             return await self.screen(ctx, CONFIRM_STEP)
         reservation = await self._held(ctx, draft)
-        draft = ctx.session.draft or draft
+        # The offer this booking claims (none when the draft moved away from it).
+        offer = ctx.session.draft.offer if ctx.session.draft is not None else None
         try:
             if draft.reschedule is not None:
                 visit = await self.calendar.reschedule(draft.reschedule, draft.start)
@@ -86,9 +87,9 @@ class BookingConfirmation(BookingScreens):
         except CalendarUnavailable:
             return self._unavailable(ctx, CONFIRM_STEP)
         if self.waitlist is not None and draft.reschedule is None:
-            await self.waitlist.booked(ctx.event.client, draft.offer, draft.service)
+            await self.waitlist.booked(ctx.event.client, offer, draft.service)
         turn = self._booked(ctx, draft, visit)
-        return replace(turn, waitlist="booked") if draft.offer else turn
+        return replace(turn, waitlist="booked") if offer else turn
 
     async def _held(self, ctx: Context, draft: Draft) -> str | None:
         """The calendar's hold on the draft's time, when a waitlist offer holds it still for this
