@@ -207,7 +207,11 @@ class FrontDesk:
         while the client gives their details for a booking: "ok" there is no answer to an offer,
         and the draft they are filling in stays."""
         assert self.waiting is not None
-        if ctx.session.step in booking.DATA_STEPS and ctx.session.draft is not None:
+        # Nor at the booking's summary or the cancel question, where a yes confirms them.
+        step = ctx.session.step
+        if step in (*booking.DATA_STEPS, booking.CONFIRM_STEP) and ctx.session.draft is not None:
+            return None
+        if step in mine.TEXT_STEPS:
             return None
         answered = await self.waiting.answer(ctx, text)
         if answered is not None or ctx.session.step not in (

@@ -178,5 +178,6 @@ class Waitlist(Protocol):
         ...
 
     async def decline(self, client: ClientRef, offer_id: str) -> bool:
-        """ "No thanks": the time goes to the next client. False when it is not held for them."""
+        """ "No thanks" (or another time chosen instead): the time goes to the next client.
+        False when it is not held for them (nor being booked by them)."""
         ...

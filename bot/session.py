@@ -64,6 +64,9 @@ class Draft(BaseModel):
     wanted_before: str | None = None
     # A waitlist offer this draft books (its hold is claimed by the booking).
     offer: str | None = None
+    # An offer the client moved away from (another time, service or master): released to the
+    # next client waiting when this draft is confirmed, else its hold simply runs out.
+    dropped_offer: str | None = None
     # The part of the day a wait being joined keeps to ("morning", ..., "any").
     wait_part: str | None = None
 
@@ -120,6 +123,8 @@ class Session(BaseModel):
     handoff_step: str | None = None
     # The waitlist offer the client was last sent: a typed "yes" or "no thanks" answers it.
     waitlist_offer: str | None = None
+    # Until when that offer is held: a typed answer is read only till then.
+    waitlist_offer_until: datetime | None = None
 
 
 def forgetting(session: Session, kept: list[str]) -> dict[str, list[str]]:

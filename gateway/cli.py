@@ -13,7 +13,7 @@ from datetime import date
 from aiohttp import web
 
 from gateway.ops.salons import add_salon_commands, run_salons
-from gateway.pipeline.logs import Scrubber, configure, scrubbed_output
+from gateway.pipeline.logs import MaskedAccessLogger, Scrubber, configure, scrubbed_output
 from gateway.settings import Settings, SettingsError, load
 
 log = logging.getLogger("frontdesk.cli")
@@ -217,7 +217,11 @@ def _dashboard_app_url(settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    secret = tokens.secret_for(salon.profile.id, salon.chatwoot.api_token.get_secret_value())
+    secret = tokens.secret_for(
+        salon.profile.id,
+        salon.chatwoot.api_token.get_secret_value(),
+        settings.dashboard_app_key_version,
+    )
     # The URL carries the salon's link key: print it for the operator, who pastes it into
     # Chatwoot (the scrubber only hides the configured secrets, of which the key is none).
     print(page_url(settings.public_url, salon.profile.id, secret))
@@ -242,6 +246,8 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         print=None,
         shutdown_timeout=settings.shutdown_grace_seconds,
         access_log=logging.getLogger("aiohttp.access"),
+        # The Dashboard App's `?key=` (and any query) never reaches the log.
+        access_log_class=MaskedAccessLogger,
     )
     return 0
 

@@ -47,6 +47,8 @@ class _ProcessFields(BaseModel):
     # REDIS_URL names one node of a Redis Cluster (the same as a `redis+cluster://` URL).
     redis_cluster: bool = False
     public_url: str | None = None
+    # Raised to give the Dashboard App a new link key (`?key=`): the old URL stops working.
+    dashboard_app_key_version: int = Field(default=0, ge=0)
     log_format: str = Field(default="json", pattern="^(json|text)$")
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

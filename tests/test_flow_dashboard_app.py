@@ -157,6 +157,7 @@ async def test_the_api_refuses_bad_tokens_strangers_and_bad_input(
         ({"service": "womens-haircut", "slots": [{"start": "soon"}]}, 400),
         ({"service": "womens-haircut", "slots": [{"start": "2026-06-02T10:00:00"}]}, 400),
         ({"service": "womens-haircut", "slots": [{}] * 4}, 400),
+        ({"service": "womens-haircut", "slots": [{"start": "9999-12-31T23:00-05:00"}]}, 400),
         ([1, 2], 400),
         ({"service": "nope", "slots": [{"start": "2026-06-02T10:00:00+03:00"}]}, 404),
     ]
@@ -219,6 +220,8 @@ async def test_staff_book_move_and_cancel_for_the_client_who_hears_each_once(
     # Not this client's booking, or no time at all: refused, nothing changes.
     assert (await app.call("POST", "cancel", {"uid": "someone-elses"}))[0] == 404
     assert (await app.call("POST", "move", {"uid": moved["uid"], "start": "later"}))[0] == 400
+    far = {"uid": moved["uid"], "start": "9999-12-31T23:00-05:00"}
+    assert (await app.call("POST", "move", far))[0] == 400
     status, _ = await app.call("POST", "cancel", {"uid": moved["uid"]})
     assert status == 200
     await eventually(lambda: any("cancelled your visit" in t for t in texts(chat)))
@@ -233,3 +236,75 @@ async def test_staff_book_move_and_cancel_for_the_client_who_hears_each_once(
     session = Session.model_validate_json(raw)
     assert session.bookings == []
     assert session.draft is not None  # their own booking in progress, as it was
+
+
+async def test_only_an_agent_of_the_conversations_inbox_or_its_assignee_opens_the_app(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 815)
+    await chat.say("/start")
+    thread = await handed_over(chat, desk)
+    # Another agent of the account, not a member of the salon's inbox.
+    stranger = {"id": 7, "name": "Max", "email": "max@salon.example", "type": "user"}
+    desk.chatwoot.users[7] = stranger
+    app = App(gateway, salon_id)
+    status, answer = await app.open(thread.id, thread.contact_id, agent=7)
+    assert (status, answer["error"]) == (403, "the agent does not answer this conversation")
+    # Assigned the conversation, they answer it.
+    desk.chatwoot.conversations[thread.id].assignee_id = 7
+    assert (await app.open(thread.id, thread.contact_id, agent=7))[0] == 200
+    # A member of the inbox opens it whoever is assigned.
+    assert (await app.open(thread.id, thread.contact_id, agent=3))[0] == 200
+
+
+async def test_a_raised_key_version_gives_a_new_link_and_the_old_one_is_refused(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, dashboard_app_key_version=2)
+    app = App(gateway, salon_id)
+    async with gateway.http.get(app.base, params={"key": app.key}) as page:
+        assert page.status == 403  # the version-0 key
+    rotated = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN, 2))
+    async with gateway.http.get(app.base, params={"key": rotated}) as page:
+        assert page.status == 200
+
+
+async def test_the_page_reads_chatwoots_context_only_from_the_salons_chatwoot(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    app = App(gateway, salon_id)
+    async with gateway.http.get(app.base, params={"key": app.key}) as page:
+        html = await page.text()
+    origin = desk.url.rstrip("/")
+    assert f'const chatwootOrigin = "{origin}";' in html
+    assert "if (event.origin !== chatwootOrigin) return;" in html
+
+
+async def test_staff_propose_the_same_time_again_and_a_failed_proposal_keeps_the_open_one(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk, salon_id: str
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk)
+    chat = Chat(sandbox.telegram, 816)
+    await book_until_summary(chat, "womens-haircut", str(master_id(salon, "Anna")))
+    await chat.share_phone("+79161112233")
+    thread = await handed_over(chat, desk)
+    app = App(gateway, salon_id)
+    assert (await app.open(thread.id, thread.contact_id))[0] == 200
+    anna = master_id(salon, "Anna")
+    _status, answer = await app.call(
+        "GET", "slots", service="womens-haircut", master=str(anna), day=DAY
+    )
+    pick = answer["slots"][0]
+    body = {"service": "womens-haircut", "slots": [pick]}
+    assert (await app.call("POST", "propose", body))[0] == 200
+    # The same time again, at once: the open proposal's hold is given back first.
+    status, again = await app.call("POST", "propose", body)
+    assert status == 200, again
+    # A time that is not free: refused, and the open proposal stays held.
+    taken = {"start": "2026-06-02T03:00:00+00:00", "master_id": None}
+    refused = {"service": "womens-haircut", "slots": [taken]}
+    assert (await app.call("POST", "propose", refused))[0] == 409
+    kept = await eventually(lambda: [b for b in chat.buttons() if b[0].startswith("pp:")])
+    assert (await chat.tap(kept[0][0]))[-1]["text"].startswith("✅")

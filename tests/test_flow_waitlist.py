@@ -422,3 +422,100 @@ async def test_a_client_the_salon_books_elsewhere_waits_no_more(
     await asyncio.sleep(0.3)
     assert not any("freed up" in m.get("text", "") for m in vera.messages)
     assert holds(salon) == []
+
+
+async def test_an_offer_left_for_another_time_is_released_to_the_next_client(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    first, second = (Chat(sandbox.telegram, n) for n in (611, 612))
+    await join(first, anna)
+    await join(second, anna)
+    before_first, before_second = len(first.messages), len(second.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "Ill"})
+    await offered(first, before_first)
+
+    # "Book it" for 10:00; no phone on file, so the summary asks for it. The client goes back
+    # and picks 11:00 instead, then confirms.
+    details = await first.tap("w:ok:", prefix=True)
+    assert any("I only need your details" in m.get("text", "") for m in details)
+    await first.tap("b:back")
+    await first.tap(next(data for data, label in first.buttons() if label == "11:00"))
+    await first.share_phone("+79165550611")
+    done = await first.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    [booking] = salon.made_in_chat()
+    assert booking["start"] == "2026-06-02T08:00:00.000Z"
+
+    # 10:00 is not lost: its hold goes back and the next client waiting is offered it.
+    again = await offered(second, before_second)
+    assert "on Tuesday, 2 June, at 10:00" in again["text"]
+    assert [start for start, _ in holds(salon)] == [TEN]
+    assert not sandbox.telegram.errors
+
+
+async def test_an_old_part_or_range_button_under_a_draft_with_no_day_is_stale(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    chat = Chat(sandbox.telegram, 631)
+    await chat.say("/start")
+    await chat.tap("m:book")
+    await chat.tap("b:s:womens-haircut")
+    await chat.tap(f"b:m:{anna}")  # a service, no day yet
+    for data in ("w:p:morning", "w:r:3"):
+        before = len(chat.messages)
+        await chat.tg.client_taps(631, forge(chat, data), data)
+        await eventually(
+            lambda before=before: any(
+                "That button is no longer active" in m.get("text", "")
+                for m in chat.messages[before:]
+            ),
+            timeout=10,
+        )
+        await chat.tap(f"b:m:{anna}")
+    assert not sandbox.telegram.errors
+
+
+async def test_a_freed_time_no_one_can_take_just_then_is_offered_later(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    one = await booked_by_staff(salon, anna, TEN, "Xenia")
+    two = await booked_by_staff(salon, anna, "2026-06-02T10:00:00Z", "Yana")  # 13:00 Moscow
+    chat = Chat(sandbox.telegram, 641)
+    await join(chat, anna, part="morning")
+    await join(chat, anna, part="afternoon")
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{one}/cancel", {"cancellationReason": "x"})
+    first = await offered(chat, before)
+    assert "at 10:00" in first["text"]
+    # 13:00 frees up while the client has the 10:00 offer out: it cannot be theirs just now.
+    await salon_api(salon, "POST", f"/bookings/{two}/cancel", {"cancellationReason": "x"})
+    await asyncio.sleep(0.3)
+    before = len(chat.messages)
+    await chat.tap("w:no:", prefix=True)
+    salon.clock.advance(60)
+    second = await offered(chat, before)
+    assert "at 13:00" in second["text"]
+
+
+async def test_a_typed_ok_after_the_offer_ended_is_no_answer_to_it(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    await open_salon(start_gateway, salon)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    chat = Chat(sandbox.telegram, 651)
+    await join(chat, anna)
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "x"})
+    await offered(chat, before)
+    salon.clock.advance(11 * 60)  # the hold is over
+    await eventually(lambda: holds(salon) == [], timeout=10)
+    said = await chat.say("ok")
+    assert not any("no longer held" in m.get("text", "") for m in said)

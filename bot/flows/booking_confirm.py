@@ -48,6 +48,8 @@ class BookingConfirmation(BookingScreens):
         if draft.service is None or draft.start is None or incomplete:
             return await self.screen(ctx, CONFIRM_STEP)
         reservation = await self._held(ctx, draft)
+        # The offer this booking claims (none when the draft moved away from it).
+        offer = ctx.session.draft.offer if ctx.session.draft is not None else None
         try:
             if draft.reschedule is not None:
                 visit = await self.calendar.reschedule(draft.reschedule, draft.start)
@@ -85,17 +87,30 @@ class BookingConfirmation(BookingScreens):
         except CalendarUnavailable:
             return self._unavailable(ctx, CONFIRM_STEP)
         if self.waitlist is not None and draft.reschedule is None:
-            await self.waitlist.booked(ctx.event.client, draft.offer, draft.service)
+            await self.waitlist.booked(ctx.event.client, offer, draft.service)
         turn = self._booked(ctx, draft, visit)
-        return replace(turn, waitlist="booked") if draft.offer else turn
+        return replace(turn, waitlist="booked") if offer else turn
 
     async def _held(self, ctx: Context, draft: Draft) -> str | None:
         """The calendar's hold on the draft's time, when a waitlist offer holds it still for this
-        client (else the booking holds the time itself, as any booking does)."""
-        if self.waitlist is None or draft.offer is None:
+        client (else the booking holds the time itself, as any booking does). An offer for
+        another time or service than the draft's now is released to the next client."""
+        if self.waitlist is None:
             return None
-        held = await self.waitlist.take(ctx.event.client, draft.offer, ctx.now)
-        return held.reservation if held is not None else None
+        client = ctx.event.client
+        if draft.dropped_offer is not None:
+            await self.waitlist.decline(client, draft.dropped_offer)
+            self._edit(ctx, dropped_offer=None)
+        if draft.offer is None:
+            return None
+        held = await self.waitlist.take(client, draft.offer, ctx.now)
+        if held is None:
+            return None
+        if held.start == draft.start and held.service_key == draft.service:
+            return held.reservation
+        await self.waitlist.decline(client, draft.offer)
+        self._edit(ctx, offer=None)
+        return None
 
     async def _already(self, ctx: Context, uid: str | None) -> Turn:
         """A second Confirm of a booking made before: where that visit stands now."""

@@ -368,4 +368,11 @@ class BookingScreens:
     def _edit(ctx: Context, **changes: object) -> None:
         draft = ctx.session.draft
         assert draft is not None
+        moved = any(
+            key in changes and changes[key] != getattr(draft, key)
+            for key in ("start", "service", "master", "slot_master")
+        )
+        if draft.offer is not None and moved and "offer" not in changes:
+            # The offer held one time of one service: another one is not it.
+            changes = {**changes, "offer": None, "dropped_offer": draft.offer}
         ctx.update(draft=draft.model_copy(update=changes))

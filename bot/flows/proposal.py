@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from bot.events import ClientRef, Kind
-from bot.flows import menu
+from bot.flows import menu, waitlist
+from bot.flows.booking_steps import TIME_STEP
 from bot.flows.turn import Context, Turn
 from bot.i18n import Translator
 from bot.local_time import format_label, format_time, format_when
@@ -32,10 +33,14 @@ from bot.ports import (
 from bot.replies import Choice, Reply
 from bot.session import Owner
 from bot.typed import plain
+from bot.understanding.when import read_day, without_dates
 
 # `pp:<proposal id>:<n>`: well inside Telegram's 64 bytes of callback data.
 PREFIX = "pp:"
 MAX_SLOTS = 3
+# Steps that read a bare number themselves (the waitlist's range of days, an hour at the time
+# step): while the bot has the chat, "3" there is theirs, not a proposed time's number.
+_DIGIT_STEPS = frozenset({waitlist.RANGE_STEP, TIME_STEP})
 
 
 class ProposedSlot(BaseModel):
@@ -116,23 +121,36 @@ class ProposalFlow:
 
     def _typed(self, ctx: Context, proposal: Proposal, text: str) -> int | None:
         """Which proposed time the words name: its button's label, its number (1-3) or its
-        time of day ("14:30", "14.30", "в 14:30", "at 2:30 pm" is read as 14:30 too)."""
+        time of day ("14:30", "14.30", "в 14:30", "at 2:30 pm" is read as 14:30 too). A time
+        with a day named ("в пятницу в 14:30") is only that day's."""
         wanted = plain(text)
         for n, slot in enumerate(proposal.slots):
             if wanted == plain(slot_label(slot, self.zone, ctx.locale)):
                 return n
-        # A bare number answers the bot's own numbered list first, while the bot has the chat.
-        numbered = ctx.session.numbered and ctx.session.owner != Owner.HUMAN
-        if wanted.isdigit() and not numbered and 1 <= int(wanted) <= len(proposal.slots):
+        session = ctx.session
+        # A bare number answers the bot's own numbered list (or step) first, while it has the
+        # chat.
+        bots = session.owner != Owner.HUMAN
+        own = bots and (session.numbered or session.step in _DIGIT_STEPS)
+        if wanted.isdigit() and not own and 1 <= int(wanted) <= len(proposal.slots):
             return int(wanted) - 1
-        found = re.search(r"(\d{1,2})[:.](\d{2})\s*(pm|am)?", text.lower())
+        day, week = read_day(text, ctx.now.astimezone(self.zone).date())
+        if week is not None:
+            return None  # "next week at 14:30": no one day, so none of these
+        found = re.search(r"(\d{1,2})[:.](\d{2})\s*(pm|am)?", without_dates(text))
         if found is None:
             return None
         hour = int(found.group(1))
         if found.group(3) == "pm" and hour < 12:
             hour += 12
+        if found.group(3) == "am" and hour == 12:
+            hour = 0
         times = [slot.start.astimezone(self.zone) for slot in proposal.slots]
-        same = [n for n, t in enumerate(times) if (t.hour, t.minute) == (hour, int(found[2]))]
+        same = [
+            n
+            for n, t in enumerate(times)
+            if (t.hour, t.minute) == (hour, int(found[2])) and day in (None, t.date())
+        ]
         return same[0] if len(same) == 1 else None
 
     async def _take(self, ctx: Context, proposal: Proposal, index: int) -> Turn:

@@ -112,11 +112,14 @@ class WaitlistFlow:
         if choice.startswith(JOIN) and (day := parse_day(choice.removeprefix(JOIN))):
             self.booking._edit(ctx, day=day, start=None, wait_part=None)
             return self._ask_part(ctx)
-        if choice.startswith(PART) and choice.removeprefix(PART) in PARTS:
+        # A part of the day or a range of days answers a wait being joined from a day: an old
+        # button under another draft (no day chosen) is stale.
+        joining = draft.day is not None
+        if joining and choice.startswith(PART) and choice.removeprefix(PART) in PARTS:
             self.booking._edit(ctx, wait_part=choice.removeprefix(PART))
             return self._ask_range(ctx)
         days = choice.removeprefix(RANGE)
-        if choice.startswith(RANGE) and days.isdigit() and int(days) in RANGES:
+        if joining and choice.startswith(RANGE) and days.isdigit() and int(days) in RANGES:
             return await self._join(ctx, int(days))
         return ctx.reply(menu.menu(ctx._, ctx._("choice.stale")), menu.STEP)
 
@@ -197,20 +200,24 @@ class WaitlistFlow:
             Choice(f"{TAKE}{held.id}", _("wait.offer.take")),
             Choice(f"{DECLINE}{held.id}", _("wait.offer.decline")),
         )
-        ctx.update(waitlist_offer=held.id)
+        ctx.update(waitlist_offer=held.id, waitlist_offer_until=held.until)
         return Turn((Reply("\n".join(lines), choices),), ctx.session)
 
     async def answer(self, ctx: Context, text: str) -> Turn | None:
         """A typed yes or no to the offer the client was sent last."""
-        offer = ctx.session.waitlist_offer
+        offer, until = ctx.session.waitlist_offer, ctx.session.waitlist_offer_until
         said = answer_of(text)
         if offer is None or said is None:
+            return None
+        if until is None or until <= ctx.now:
+            # Over: "ok" now is no answer to it (the front desk reads it as usual).
+            ctx.update(waitlist_offer=None, waitlist_offer_until=None)
             return None
         return await (self._take(ctx, offer) if said else self._decline(ctx, offer))
 
     async def _take(self, ctx: Context, offer_id: str) -> Turn:
         _ = ctx._
-        ctx.update(waitlist_offer=None)
+        ctx.update(waitlist_offer=None, waitlist_offer_until=None)
         held = await self.waitlist.take(ctx.event.client, offer_id, ctx.now)
         if held is None:
             if offer_id in ctx.session.booked:
@@ -235,7 +242,7 @@ class WaitlistFlow:
 
     async def _decline(self, ctx: Context, offer_id: str) -> Turn:
         _ = ctx._
-        ctx.update(waitlist_offer=None)
+        ctx.update(waitlist_offer=None, waitlist_offer_until=None)
         if not await self.waitlist.decline(ctx.event.client, offer_id):
             return ctx.reply(menu.menu(_, _("wait.offer.gone")), menu.STEP)
         return ctx.reply(menu.menu(_, _("wait.offer.declined")), menu.STEP)

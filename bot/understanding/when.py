@@ -215,11 +215,11 @@ def read_day(text: str, today: date) -> tuple[date | None, date | None]:
 
 def read_when(text: str, today: date, *, bare_hour: bool = False) -> When:
     day, from_day = read_day(text, today)
-    at, after, before = read_time(_without_dates(text), bare_hour=bare_hour)
+    at, after, before = read_time(without_dates(text), bare_hour=bare_hour)
     return When(day, from_day, at, after, before)
 
 
-def _without_dates(text: str) -> str:
+def without_dates(text: str) -> str:
     """The text without its dates, so that "12.12", "12 декабря" or "на 12-е" is not read as
     a time."""
     text = normal(text)

@@ -155,8 +155,9 @@ def _slot(body: dict[str, Any]) -> tuple[str, datetime, int | None]:
 def _start(value: Any) -> datetime:
     try:
         start = datetime.fromisoformat(str(value))
-    except ValueError as exc:
+        if start.tzinfo is None:
+            raise Refused(400, "start needs its offset")
+        # "9999-12-31T23:00-05:00" is past the last datetime in UTC: OverflowError.
+        return start.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise Refused(400, "start is not an ISO time") from exc
-    if start.tzinfo is None:
-        raise Refused(400, "start needs its offset")
-    return start.astimezone(UTC)

@@ -54,6 +54,9 @@ class StaffDesk:
     proposals: RedisProposals
     inbox: Inbox
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # The origin of the salon's Chatwoot (CHATWOOT_URL): the page reads Chatwoot's context
+    # only from a window of that origin.
+    chatwoot_origin: str = ""
 
     # --- opening the app on a conversation ---------------------------------------------------
 
@@ -70,6 +73,7 @@ class StaffDesk:
         if contact_id is not None and _whole(sender.get("id")) != contact_id:
             raise Refused(403, "the contact is not this conversation's")
         agent = await self._agent(agent_id)
+        await self._answers(found, agent_id)
         conv = Conversation.from_key(str(_get(found, "contact_inbox", "source_id") or ""))
         if conv is None:
             raise Refused(422, "this conversation is not one of the bot's clients")
@@ -86,6 +90,23 @@ class StaffDesk:
             raise Refused(403, "no such conversation in the salon's Chatwoot") from exc
         except ServiceError as exc:
             raise Refused(503, "Chatwoot cannot be reached now") from exc
+
+    async def _answers(self, found: dict[str, Any], agent_id: int) -> None:
+        """The agent answers this conversation: it is assigned to them, or they are a member of
+        its inbox (Chatwoot shows an agent only their inboxes' conversations)."""
+        if _whole(_get(found, "meta", "assignee", "id")) == agent_id:
+            return
+        inbox_id = _whole(found.get("inbox_id"))
+        if inbox_id is None:
+            raise Refused(403, "the agent does not answer this conversation")
+        try:
+            members = await self.chatwoot.inbox_members(inbox_id)
+        except ChatwootRejected as exc:
+            raise Refused(403, "the agent does not answer this conversation") from exc
+        except ServiceError as exc:
+            raise Refused(503, "Chatwoot cannot be reached now") from exc
+        if not any(_whole(member.get("id")) == agent_id for member in members):
+            raise Refused(403, "the agent does not answer this conversation")
 
     async def _agent(self, agent_id: int) -> str:
         try:
@@ -175,7 +196,7 @@ class StaffDesk:
             if service not in titles:
                 raise Refused(404, "no such service")
             details = await self.details(client, int(claims["cw"]))
-            held = await self._hold(service, chosen)
+            held = await self._hold_anew(client, service, chosen)
         except CalendarUnavailable as exc:
             raise Refused(503, "the calendar cannot be reached now") from exc
         proposal = Proposal(
@@ -218,6 +239,30 @@ class StaffDesk:
         day_start, day_end = local_day_window(start.astimezone(self.zone).date(), self.zone)
         free = await self.calendar.slots(service, master, day_start, day_end, reschedule_uid=moving)
         return any(slot.start == start for slot in free)
+
+    async def _hold_anew(
+        self, client: ClientRef, service: str, chosen: list[tuple[datetime, int | None]]
+    ) -> list[ProposedSlot]:
+        """The client's open proposal is settled first (its holds given back, so staff may
+        propose the same times again), then the new times held; should they not be, the open
+        proposal is held and kept again as it was."""
+        previous = await self.proposals.current(client)
+        if previous is not None:
+            await self.proposals.settle(client, previous, None)
+        try:
+            return await self._hold(service, chosen)
+        except (Refused, CalendarUnavailable):
+            if previous is not None:
+                await self._restore(client, previous)
+            raise
+
+    async def _restore(self, client: ClientRef, previous: Proposal) -> None:
+        picks = [(slot.start, slot.master_id) for slot in previous.slots]
+        try:
+            held = await self._hold(previous.service_key, picks)
+        except (Refused, CalendarUnavailable):
+            return  # its times are gone meanwhile: the client's buttons say so
+        await self.proposals.save(client, previous.model_copy(update={"slots": held}))
 
     async def _hold(
         self, service: str, chosen: list[tuple[datetime, int | None]]
@@ -270,14 +315,16 @@ def _pick(pick: Any) -> tuple[datetime, int | None]:
         raise Refused(400, "each slot is {start, master_id}")
     try:
         start = datetime.fromisoformat(str(pick.get("start")))
-    except ValueError as exc:
+        if start.tzinfo is None:
+            raise Refused(400, "a slot's start needs its offset")
+        # "9999-12-31T23:00-05:00" is past the last datetime in UTC: OverflowError.
+        utc = start.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise Refused(400, "a slot's start is not an ISO time") from exc
-    if start.tzinfo is None:
-        raise Refused(400, "a slot's start needs its offset")
     master = pick.get("master_id")
     if master is not None and _whole(master) is None:
         raise Refused(400, "master_id must be a whole number")
-    return start.astimezone(UTC), _whole(master)
+    return utc, _whole(master)
 
 
 def _get(data: Any, *path: str) -> Any:

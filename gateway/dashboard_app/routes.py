@@ -47,7 +47,11 @@ def add_dashboard_app_routes(app: web.Application, find: FindDesk) -> None:
         if not tokens.key_matches(desk.secret, request.query.get("key", "")):
             return _error(403, "this page opens only from the salon's Chatwoot")
         token = tokens.issue(desk.secret, tokens.PAGE, {}, time.time())
-        body = html.replace("{{PAGE_TOKEN}}", token).replace("{{SALON}}", desk.salon_id)
+        body = (
+            html.replace("{{PAGE_TOKEN}}", token)
+            .replace("{{SALON}}", desk.salon_id)
+            .replace("{{CHATWOOT_ORIGIN}}", json.dumps(desk.chatwoot_origin)[1:-1])
+        )
         return web.Response(text=body, content_type="text/html", headers=HEADERS)
 
     def api(scope: str, action: Action) -> Callable[[web.Request], Awaitable[web.Response]]:

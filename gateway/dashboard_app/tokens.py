@@ -10,10 +10,11 @@ in an iframe and posts it the conversation, the contact and the current agent. S
 - the page then holds a page token (15 minutes) that only lets it present Chatwoot's context;
 - the gateway checks that context against Chatwoot's API with the salon's own token (the
   conversation is in the salon's account and is a Frontdesk client's; the agent is one of the
-  account's) and answers with a staff token (15 minutes) naming that conversation and agent,
-  which every other call carries.
+  account's and answers it: a member of its inbox, or its assignee) and answers with a staff
+  token (15 minutes) naming that conversation and agent, which every other call carries.
 
-The key is derived from the salon's Chatwoot API token: a new token means a new URL to set.
+The key is derived from the salon's Chatwoot API token and DASHBOARD_APP_KEY_VERSION: a new
+token, or a raised version, means a new URL to set (and the old one stops working).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ STAFF = "staff"
 TTL_SECONDS = 15 * 60
 
 
-def secret_for(salon_id: str, chatwoot_token: str) -> bytes:
-    return hmac.new(
-        chatwoot_token.encode(), f"frontdesk dashboard app:{salon_id}".encode(), hashlib.sha256
-    ).digest()
+def secret_for(salon_id: str, chatwoot_token: str, version: int = 0) -> bytes:
+    """The salon's secret: from its Chatwoot token and the operator's key version
+    (DASHBOARD_APP_KEY_VERSION; raising it rotates the link key, 0 keeps the first one)."""
+    label = f"frontdesk dashboard app:{salon_id}" + (f":v{version}" if version else "")
+    return hmac.new(chatwoot_token.encode(), label.encode(), hashlib.sha256).digest()
 
 
 def link_key(secret: bytes) -> str:

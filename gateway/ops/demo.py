@@ -328,7 +328,7 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
     # The bookings app beside the conversation, as an administrator adds it in Chatwoot.
     assert salon.chatwoot is not None
     token = salon.chatwoot.api_token.get_secret_value()
-    secret = tokens.secret_for(salon.profile.id, token)
+    secret = tokens.secret_for(salon.profile.id, token, settings.dashboard_app_key_version)
     sandboxes.desk.add_dashboard_app("Bookings", page_url(gateway, salon.profile.id, secret))
     # Novu's workflows, as `frontdesk novu sync` creates them.
     timeout = settings.service_timeout_seconds

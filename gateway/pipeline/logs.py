@@ -32,6 +32,11 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from aiohttp import ClientConnectionResetError
+from aiohttp.web_log import AccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from multidict import CIMultiDict
+from yarl import URL
 
 # A bot token anywhere, e.g. in https://api.telegram.org/bot<token>/sendMessage. The id part is
 # up to 20 digits; the secret part is what BotFather issues (settings accepts 20+ characters).
@@ -332,3 +337,23 @@ def configure(
             logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
         )
     return handler
+
+
+class MaskedAccessLogger(AccessLogger):
+    """aiohttp's access log with every query value masked, in the request line and the Referer
+    (the Dashboard App's URL carries its link key as `?key=`; its page's calls send that URL
+    as their Referer)."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        referer = request.headers.get("Referer", "")
+        if request.query_string or "?" in referer:
+            headers = CIMultiDict(request.headers)
+            if "?" in referer:
+                headers["Referer"] = _masked(URL(referer))
+            masked = request.rel_url.with_query({k: "***" for k in request.rel_url.query})
+            request = request.clone(rel_url=masked, headers=headers)
+        super().log(request, response, time)
+
+
+def _masked(url: URL) -> str:
+    return str(url.with_query({k: "***" for k in url.query}))

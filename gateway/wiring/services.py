@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiogram import Bot
+from yarl import URL
 
 from gateway.analytics.store import Writer
 from gateway.dashboard_app import tokens
@@ -116,11 +117,14 @@ def _dashboard_app(
     services.staff_desk = StaffDesk(
         salon.profile.id,
         salon.profile.zone,
-        tokens.secret_for(salon.profile.id, chatwoot_token),
+        tokens.secret_for(
+            salon.profile.id, chatwoot_token, runtime.settings.dashboard_app_key_version
+        ),
         services.calcom.calendar,
         services.chatwoot.client,
         SessionStore(runtime.redis, runtime.keys, salon.session_retention_days * 24 * 3600),
         services.proposals,
         runtime.inbox,
         clock,
+        chatwoot_origin=str(URL(salon.chatwoot.url).origin()) if salon.chatwoot else "",
     )

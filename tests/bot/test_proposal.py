@@ -118,3 +118,38 @@ async def test_a_bare_number_answers_the_bots_own_numbered_list_first() -> None:
     )
     assert calendar.booked == []
     assert not turn.answers_staff
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["в пятницу в 14:30", "friday at 2:30 pm", "14:30 next week", "5 июня 14:30"],
+)
+async def test_a_time_on_another_day_books_no_proposed_time(typed: str) -> None:
+    calendar, proposals = FakeCalendar((cut(),)), FakeProposals(proposal())
+    await desk(calendar, proposals).handle(OWNED, Inbound(CLIENT, Kind.TEXT, "e", text=typed), NOW)
+    assert calendar.booked == []
+    assert proposals.settled == []
+
+
+async def test_the_proposed_day_named_with_its_time_books_it() -> None:
+    calendar, proposals = FakeCalendar((cut(),)), FakeProposals(proposal())
+    text = "во вторник в 14:30"
+    await desk(calendar, proposals).handle(OWNED, Inbound(CLIENT, Kind.TEXT, "e", text=text), NOW)
+    assert [r.start for r in calendar.booked] == [proposal().slots[2].start]
+
+
+async def test_a_bare_number_at_the_waitlists_range_step_is_the_steps() -> None:
+    calendar, proposals = FakeCalendar((cut(),)), FakeProposals(proposal())
+    draft = Draft(id="d1", service="cut", day=NOW.date())
+    ranging = Session(last_seen=NOW, step="wait.range", draft=draft)
+    await desk(calendar, proposals).handle(ranging, Inbound(CLIENT, Kind.TEXT, "e", text="3"), NOW)
+    assert calendar.booked == []
+
+
+async def test_half_past_midnight_is_not_half_past_noon() -> None:
+    noon = proposal()
+    noon.slots[0].start = datetime(2026, 6, 2, 9, 30, tzinfo=UTC)  # 12:30 in Moscow
+    calendar, proposals = FakeCalendar((cut(),)), FakeProposals(noon)
+    typed = Inbound(CLIENT, Kind.TEXT, "e", text="12:30 am")
+    await desk(calendar, proposals).handle(OWNED, typed, NOW)
+    assert calendar.booked == []

@@ -580,3 +580,9 @@ def test_dashboard_app_prints_the_url_to_add_in_chatwoot(
     assert capsys.readouterr().out.strip() == (
         f"https://desk.example/dashboard-app/{salon_id}?key={key}"
     )
+    # The operator rotates the key: a new one.
+    monkeypatch.setenv("DASHBOARD_APP_KEY_VERSION", "1")
+    assert main(["dashboard-app"]) == 0
+    rotated = tokens.link_key(tokens.secret_for(salon_id, "cw-token", 1))
+    assert rotated != key
+    assert capsys.readouterr().out.strip().endswith(f"?key={rotated}")

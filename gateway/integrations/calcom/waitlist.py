@@ -71,6 +71,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
 redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[4])
 redis.call('HSET', KEYS[2], 'status', 'offered', 'offer', ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[2])
+-- The times passed live as long as the wait's record (it has its TTL since it joined).
+local life = redis.call('TTL', KEYS[2])
+if life > 0 then redis.call('EXPIRE', KEYS[6], life) end
 redis.call('HSET', KEYS[3], 'state', 'held', unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
@@ -93,9 +96,10 @@ return 0
 """
 
 # KEYS: offer, due. ARGV: conversation, offer id, now (ms).
+# Held for the client, or being booked by them and then given up (they chose another time).
 _DECLINE = """
 local o = redis.call('HMGET', KEYS[1], 'state', 'conv')
-if o[1] ~= 'held' or o[2] ~= ARGV[1] then return 0 end
+if (o[1] ~= 'held' and o[1] ~= 'booking') or o[2] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'declined')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1

@@ -150,11 +150,16 @@ class WaitlistOffers:
             for w in await self.store.queue()
             if w.status == "waiting" and suits(w.wait, service_key, offer, start, self.zone)
         ]
-        if not suited or not await self._bookable(event_type_id, start, slot, now):
+        if not suited:
             return
-        for waiting in suited:
-            if await self._claim(waiting, slot, service_key, offer, start, now):
-                return
+        if await self._bookable(event_type_id, start, slot, now):
+            for waiting in suited:
+                if await self._claim(waiting, slot, service_key, offer, start, now):
+                    return
+        # Wanted, but not to be had just now (each client waiting has another offer out, or
+        # Cal.com does not list it free at this moment): looked at again, until it starts.
+        if now + RETRY < start:
+            await self.store.freed(slot, now + RETRY)
 
     async def _bookable(
         self, event_type_id: int, start: datetime, slot: str, now: datetime
@@ -167,8 +172,7 @@ class WaitlistOffers:
                 event_type_id, start, start + timedelta(minutes=1), self.store.zone
             )
         except CalcomError:
-            await self.store.freed(slot, now + RETRY)
-            return False
+            return False  # looked at again (the caller queues it)
         return any(free.start == start for ranges in days.values() for free in ranges)
 
     async def _claim(

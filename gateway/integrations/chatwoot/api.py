@@ -141,6 +141,13 @@ class ChatwootClient(JsonApiClient):
             else []
         )
 
+    async def inbox_members(self, inbox_id: int) -> list[dict[str, Any]]:
+        """The inbox's agents (`GET .../inbox_members/{inbox_id}`, developers.chatwoot.com/
+        api-reference/inboxes/list-agents-in-inbox: `{"payload": [agent, ...]}`)."""
+        answer = await self._call("GET", f"inbox_members/{inbox_id}")
+        listed = answer.get("payload") if isinstance(answer, dict) else None
+        return [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
+
     async def profile(self) -> dict[str, Any]:
         """The token's user: `id`, and `accounts` with the `role` in each
         (app/views/api/v1/models/_user.json.jbuilder). Bots are refused here."""

@@ -65,6 +65,9 @@ class Inbox:
     auto_assignee: int | None = None
     # Channel::Api's `additional_attributes` (e.g. `agent_reply_time_window`, hours).
     attributes: JSON = field(default_factory=dict)
+    # The inbox's agents (InboxMember; Settings → Inboxes → Collaborators): the account's agent
+    # by default, as a salon sets its inbox up.
+    members: set[int] = field(default_factory=lambda: {int(AGENT["id"])})
 
 
 @dataclass

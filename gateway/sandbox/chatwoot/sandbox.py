@@ -44,6 +44,7 @@ from gateway.sandbox.chatwoot.model import (
     GATEWAY_USER,
     JSON,
     STATIC_DIR,
+    ChatwootError,
     Conversation,
 )
 from gateway.sandbox.pages import page
@@ -77,6 +78,7 @@ class ChatwootSandbox(ApplicationApi):
             ("GET", "/conversations/{id}/messages", self._list_messages),
             ("PATCH", "/conversations/{id}/messages/{message}", self._update_message),
             ("GET", "/agents", self._list_agents),
+            ("GET", "/inbox_members/{inbox}", self._list_inbox_members),
             ("GET", "/dashboard_apps", self._list_dashboard_apps),
         ]
         for method, path, handler in routes:
@@ -151,6 +153,17 @@ class ChatwootSandbox(ApplicationApi):
 
     async def _list_dashboard_apps(self, _request: web.Request, _body: JSON) -> list[JSON]:
         return self.dashboard_apps
+
+    async def _list_inbox_members(self, request: web.Request, _body: JSON) -> JSON:
+        """GET .../inbox_members/{inbox_id} (developers.chatwoot.com/api-reference/inboxes/
+        list-agents-in-inbox; InboxMembersController#show): `{"payload": [agent, ...]}`, 404
+        for an inbox not in the account."""
+        given = request.match_info["inbox"]
+        inbox = self.inboxes.get(int(given) if given.isdigit() else 0)
+        if inbox is None:
+            raise ChatwootError(404, "Resource could not be found")
+        agents = await self._list_agents(request, _body)
+        return {"payload": [agent for agent in agents if agent["id"] in inbox.members]}
 
     async def _list_agents(self, _request: web.Request, _body: JSON) -> list[JSON]:
         """The account's agents (agents_controller.rb `index`, _agent.json.jbuilder)."""

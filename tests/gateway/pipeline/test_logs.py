@@ -15,11 +15,14 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from aiohttp import ClientConnectionResetError, ClientSession, web
+from aiohttp.test_utils import make_mocked_request
+from aiohttp.web_log import AccessLogger
 
 from gateway.app import create_app
 from gateway.pipeline.logs import (
     ClientGone,
     JsonFormatter,
+    MaskedAccessLogger,
     Repeats,
     ScrubbedStream,
     Scrubber,
@@ -490,3 +493,18 @@ async def test_an_aborted_upload_and_forged_requests_log_no_error_or_stack_trace
     # Thirty forged requests: one INFO line, the rest held back for the minute's summary.
     assert output.count("webhook refused") == 1
     assert "INFO    frontdesk.edge: telegram webhook refused" in output
+
+
+def test_the_access_log_masks_the_query_and_the_referers(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("aiohttp.access.test")
+    request = make_mocked_request(
+        "GET",
+        "/dashboard-app/main/api/slots?key=s3cret-link&day=2026-06-02",
+        headers={"Referer": "https://gw.example/dashboard-app/main?key=s3cret-link"},
+    )
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        MaskedAccessLogger(logger, AccessLogger.LOG_FORMAT).log(request, web.Response(), 0.01)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "s3cret" not in line
+    assert "/dashboard-app/main/api/slots?key=***&day=***" in line
+    assert "https://gw.example/dashboard-app/main?key=***" in line
