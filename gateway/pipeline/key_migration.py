@@ -41,6 +41,29 @@ return 0
 """
 
 
+# One SCAN page per round trip: old and new names in pairs (KEYS). A key that expired since the
+# SCAN is skipped: RENAMENX "returns an error when key does not exist"
+# (https://redis.io/docs/latest/commands/renamenx/), and an error of redis.call() is raised out of
+# the script (https://redis.io/docs/latest/develop/interact/programmability/lua-api/), which would
+# stop the migration; EXISTS first. Returns the renamed count, then each key left. A script that
+# touches two keys runs on one node only: the migration is for single nodes (see above).
+_RENAME_PAGE = """
+local renamed, left = 0, {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('RENAMENX', KEYS[i], KEYS[i + 1]) == 1 then
+      renamed = renamed + 1
+    else
+      left[#left + 1] = KEYS[i]
+    end
+  end
+end
+local out = {renamed}
+for _, key in ipairs(left) do out[#out + 1] = key end
+return out
+"""
+
+
 @dataclass
 class Migration:
     renamed: int = 0
@@ -56,19 +79,29 @@ def tagged_name(key: str) -> str | None:
     return f"{Keys(salon_id, 1).prefix}:{rest}"
 
 
+def _text(raw: bytes | str) -> str:
+    return raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else str(raw)
+
+
 async def migrate_keys(redis: Redis, *, count: int = 1000) -> Migration:
-    """Rename every untagged salon key; idempotent."""
+    """Rename every untagged salon key, a SCAN page per round trip; idempotent."""
     result = Migration()
-    async for raw in redis.scan_iter(match=ALL_SALON_KEYS, count=count):
-        key = raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else str(raw)
-        new = tagged_name(key)
-        if new is None:
-            continue  # tagged already, or the registry's own
-        if await redis.renamenx(key, new):
-            result.renamed += 1
-        elif await redis.exists(key):
-            result.conflicts.append(key)
-    return result
+    script = Lua(redis, _RENAME_PAGE)
+    cursor: int = 0
+    while True:
+        cursor, page = await redis.scan(cursor, match=ALL_SALON_KEYS, count=count)
+        names: list[str] = []
+        for raw in page:
+            key = _text(raw)
+            new = tagged_name(key)
+            if new is not None:  # None: tagged already, or the registry's own
+                names += [key, new]
+        if names:
+            reply = await script(keys=names)
+            result.renamed += int(reply[0])
+            result.conflicts += [_text(key) for key in reply[1:]]
+        if cursor == 0:
+            return result
 
 
 async def migrate_at_start(redis: Redis, *, wait_seconds: float = 120.0) -> Migration | None:

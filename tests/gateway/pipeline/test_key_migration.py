@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -153,3 +154,25 @@ async def test_a_gateway_upgraded_mid_handling_answers_once_and_keeps_the_dedup(
     assert len(replies) == 1
     assert replies[0]["text"].startswith("Hello, Anna!")
     assert await redis.exists(stream) == 0
+
+
+async def test_a_key_gone_since_the_scan_is_skipped_and_the_rest_renamed(
+    redis: Redis, salon_id: str, old_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dedup, lease and session keys expire all the time: one that SCAN listed and that is gone
+    by its rename must not stop the migration (RENAMENX answers an error for a missing key)."""
+    gone, kept = f"{old_keys}:dedup:telegram:77", f"{old_keys}:session:telegram:78"
+    await redis.set(gone, "1")
+    await redis.set(kept, "{}")
+    scan = redis.scan
+
+    async def scan_then_expire(*args: Any, **kwargs: Any) -> Any:
+        page = await scan(*args, **kwargs)
+        await redis.delete(gone)  # expired between the SCAN and the rename
+        return page
+
+    monkeypatch.setattr(redis, "scan", scan_then_expire)
+    result = await migrate_keys(redis)
+    assert result.conflicts == []
+    assert await redis.get(Keys(salon_id, 1).session("telegram", "78")) == b"{}"
+    assert await redis.exists(kept, Keys(salon_id, 1).prefix + ":dedup:telegram:77") == 0
