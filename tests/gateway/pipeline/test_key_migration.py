@@ -12,8 +12,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from gateway.pipeline import key_migration
 from gateway.pipeline.dlq import DeadLetters
-from gateway.pipeline.key_migration import migrate_at_start, migrate_keys, tagged_name
+from gateway.pipeline.key_migration import (
+    migrate_at_start,
+    migrate_keys,
+    migrate_locked,
+    tagged_name,
+)
 from gateway.pipeline.keys import INBOUND_GROUP, Keys, RegistryKeys
 from handlers.telegram import conversation_of
 from tests.conftest import GatewayFactory, Sandbox, eventually
@@ -176,3 +182,42 @@ async def test_a_key_gone_since_the_scan_is_skipped_and_the_rest_renamed(
     assert result.conflicts == []
     assert await redis.get(Keys(salon_id, 1).session("telegram", "78")) == b"{}"
     assert await redis.exists(kept, Keys(salon_id, 1).prefix + ":dedup:telegram:77") == 0
+
+
+async def test_the_lock_is_renewed_while_renaming_and_a_waiter_does_not_go_ahead(
+    redis: Redis, salon_id: str, old_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_migration, "LOCK_MS", 300)
+    monkeypatch.setattr(key_migration, "RENEW_SECONDS", 0.1)
+    await redis.delete(RegistryKeys().keys_tagged)
+    for n in range(4):
+        await redis.set(f"{old_keys}:session:telegram:{n}", "{}")
+    scan = redis.scan
+
+    async def slow_scan(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)  # a large Redis: each page takes its time
+        return await scan(*args, **{**kwargs, "count": 1})
+
+    monkeypatch.setattr(redis, "scan", slow_scan)
+    first = asyncio.create_task(migrate_locked(redis))
+    await asyncio.sleep(0.7)  # past the lock's 300 ms life
+    assert not first.done()
+    with pytest.raises(TimeoutError):  # the waiter fails rather than reads half-renamed keys
+        await migrate_locked(redis, wait_seconds=0.5)
+    result = await asyncio.wait_for(first, 30)
+    assert result is not None
+    assert result.renamed >= 4
+    assert await redis.exists(RegistryKeys().key_migration) == 0
+
+
+async def test_a_holder_that_lost_the_lock_renames_nothing_more(
+    redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    await redis.set(f"{old_keys}:session:telegram:5", "{}")
+    await redis.set(RegistryKeys().key_migration, "the-next-holder", px=5000)
+    try:
+        with pytest.raises(key_migration.LockLost):
+            await migrate_keys(redis, token="an-expired-holder")
+        assert await redis.exists(f"{old_keys}:session:telegram:5") == 1
+    finally:
+        await redis.delete(RegistryKeys().key_migration)
