@@ -193,17 +193,20 @@ async def test_the_lock_is_renewed_while_renaming_and_a_waiter_does_not_go_ahead
     for n in range(4):
         await redis.set(f"{old_keys}:session:telegram:{n}", "{}")
     scan = redis.scan
+    go_on = asyncio.Event()
 
     async def slow_scan(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)  # a large Redis: each page takes its time
-        return await scan(*args, **{**kwargs, "count": 1})
+        await go_on.wait()  # a large Redis: the renaming takes longer than the lock's life
+        return await scan(*args, **kwargs)
 
     monkeypatch.setattr(redis, "scan", slow_scan)
     first = asyncio.create_task(migrate_locked(redis))
     await asyncio.sleep(0.7)  # past the lock's 300 ms life
     assert not first.done()
+    assert await redis.exists(RegistryKeys().key_migration) == 1  # renewed
     with pytest.raises(TimeoutError):  # the waiter fails rather than reads half-renamed keys
         await migrate_locked(redis, wait_seconds=0.5)
+    go_on.set()
     result = await asyncio.wait_for(first, 30)
     assert result is not None
     assert result.renamed >= 4
