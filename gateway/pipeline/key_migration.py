@@ -11,9 +11,10 @@ its new name is never overwritten: the old one is left and counted as a conflict
 look at. A second run finds nothing to do.
 
 The gateway runs it at start, one process at a time (a lock), before its workers read a stream;
-a marker then spares later starts the scan. `frontdesk redis migrate-keys` runs it by hand and
-always scans. On a Redis Cluster there is nothing to migrate (the untagged scripts could not
-run there) and renaming across slots is refused, so it is not run.
+a marker, set once no old key is left, then spares later starts the scan. `frontdesk redis
+migrate-keys` runs it by hand and always scans. On a Redis Cluster there is nothing to migrate
+(the untagged scripts could not run there) and renaming across slots is refused, so it is not
+run.
 """
 
 from __future__ import annotations
@@ -134,9 +135,10 @@ async def _renew(redis: Redis, lock: str, token: str) -> None:
 
 
 async def migrate_locked(redis: Redis, *, wait_seconds: float = 120.0) -> Migration | None:
-    """A migration one process at a time, the lock renewed (by its owner only) while it renames.
-    None when the marker says an earlier run did it. TimeoutError when another process holds the
-    lock past `wait_seconds` (it renews it while it renames): the caller must not serve then."""
+    """A migration one process at a time, the lock renewed (by its owner only) while it renames;
+    the marker is set once no key is left behind. None when the marker says an earlier run did
+    it. TimeoutError when another process holds the lock past `wait_seconds` (it renews it while
+    it renames): the caller must not serve then."""
     registry = RegistryKeys()
     if await redis.exists(registry.keys_tagged):
         return None
@@ -153,13 +155,15 @@ async def migrate_locked(redis: Redis, *, wait_seconds: float = 120.0) -> Migrat
         if await redis.exists(registry.keys_tagged):
             return None
         result = await migrate_keys(redis, token=token)
-        if result.renamed or result.conflicts:
-            log.warning(
-                "renamed %d keys to the hash-tagged layout; %d left (their new name exists)",
-                result.renamed,
-                len(result.conflicts),
-            )
-        await redis.set(registry.keys_tagged, "1")
+        # A line each run: the count left stays in sight until a person resolves them.
+        log.log(
+            logging.WARNING if result.conflicts else logging.INFO,
+            "key migration: %d renamed to the hash-tagged layout, %d left (their new name exists)",
+            result.renamed,
+            len(result.conflicts),
+        )
+        if not result.conflicts:  # keys left: the next run looks again
+            await redis.set(registry.keys_tagged, "1")
         return result
     finally:
         await stop_task(renewing, "the key migration's lock renewal")

@@ -224,3 +224,23 @@ async def test_a_holder_that_lost_the_lock_renames_nothing_more(
         assert await redis.exists(f"{old_keys}:session:telegram:5") == 1
     finally:
         await redis.delete(RegistryKeys().key_migration)
+
+
+async def test_the_marker_waits_until_no_key_is_left(
+    redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    marker = RegistryKeys().keys_tagged
+    await redis.delete(marker)
+    keys = Keys(salon_id, 4)
+    await redis.set(f"{old_keys}:owner:telegram:9", "human")
+    await redis.set(keys.owner("telegram", "9"), "bot-newer")
+    result = await migrate_locked(redis)
+    assert result is not None
+    assert result.conflicts == [f"{old_keys}:owner:telegram:9"]
+    assert await redis.exists(marker) == 0  # the next start looks again
+    await redis.delete(f"{old_keys}:owner:telegram:9")  # a person chose the new value
+    again = await migrate_locked(redis)
+    assert again is not None
+    assert again.conflicts == []
+    assert await redis.exists(marker) == 1
+    assert await migrate_locked(redis) is None
