@@ -168,7 +168,3 @@ async def migrate_locked(redis: Redis, *, wait_seconds: float = 120.0) -> Migrat
     finally:
         await stop_task(renewing, "the key migration's lock renewal")
         await Lua(redis, _RELEASE)(keys=[lock], args=[token])
-
-
-# The gateway's start runs the same.
-migrate_at_start = migrate_locked

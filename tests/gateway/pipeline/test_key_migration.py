@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from gateway.pipeline import key_migration
 from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.key_migration import (
-    migrate_at_start,
     migrate_keys,
     migrate_locked,
     tagged_name,
@@ -115,7 +114,7 @@ async def test_one_process_at_a_time_migrates_at_start_and_then_none(
     await redis.set(f"{old_keys}:calcom:cursor", "2026-01-01T00:00:00Z")
     lock = RegistryKeys().key_migration
     await redis.set(lock, "another-process", px=5000)
-    starting = asyncio.create_task(migrate_at_start(redis))
+    starting = asyncio.create_task(migrate_locked(redis))
     await asyncio.sleep(0.5)
     assert not starting.done()  # waits for the other process's lock
     assert await redis.exists(f"{old_keys}:calcom:cursor") == 1
@@ -125,7 +124,7 @@ async def test_one_process_at_a_time_migrates_at_start_and_then_none(
     assert result.renamed >= 1
     assert await redis.get(Keys(salon_id, 1).calcom_cursor) == b"2026-01-01T00:00:00Z"
     assert await redis.exists(lock) == 0
-    assert await migrate_at_start(redis) is None  # the marker spares the scan
+    assert await migrate_locked(redis) is None  # the marker spares the scan
 
 
 async def test_a_gateway_upgraded_mid_handling_answers_once_and_keeps_the_dedup(
@@ -244,3 +243,39 @@ async def test_the_marker_waits_until_no_key_is_left(
     assert again.conflicts == []
     assert await redis.exists(marker) == 1
     assert await migrate_locked(redis) is None
+
+
+async def test_the_gateway_answers_healthz_while_it_migrates_and_serves_after(
+    start_gateway: GatewayFactory, sandbox: Sandbox, redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    """The renaming runs beside the server: alive at once, ready (and the workers reading) only
+    once the old keys are moved."""
+    chat = 4716
+    sent = update(3002, chat_id=chat)
+    conversation = conversation_of(sent)
+    shard = Keys(salon_id, 4).shard_of(conversation)
+    stream = f"{old_keys}:in:{shard}"
+    fields = {"src": "telegram", "conv": conversation, "id": "3002"}
+    await redis.xadd(stream, {**fields, "at": int(time.time() * 1000), "body": json.dumps(sent)})
+    await redis.xgroup_create(stream, INBOUND_GROUP, id="0")
+    await redis.delete(RegistryKeys().keys_tagged)
+    lock = RegistryKeys().key_migration
+    await redis.set(lock, "another-process", px=30_000)  # another replica is renaming
+
+    gateway = await asyncio.wait_for(start_gateway(keys_migrated=False), 10)
+    async with gateway.http.get(f"{gateway.url}/healthz") as response:
+        assert response.status == 200
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["keys"] == "migrating keys"
+    await asyncio.sleep(0.3)
+    assert gateway.runtime.pool is None or not gateway.runtime.pool.owned  # no worker yet
+    assert sandbox.telegram.messages_for(chat) == []
+    assert await redis.exists(stream) == 1
+
+    await redis.delete(lock)
+    await eventually(lambda: sandbox.telegram.messages_for(chat), timeout=10)
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 200
+        assert "keys" not in await response.json()
+    assert await redis.exists(stream) == 0
