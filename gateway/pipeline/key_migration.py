@@ -12,9 +12,9 @@ look at. A second run finds nothing to do.
 
 The gateway runs it at start, one process at a time (a lock), before its workers read a stream;
 a marker, set once no old key is left, then spares later starts the scan. `frontdesk redis
-migrate-keys` runs it by hand and always scans. On a Redis Cluster there is nothing to migrate
-(the untagged scripts could not run there) and renaming across slots is refused, so it is not
-run.
+migrate-keys` runs it by hand, under the same lock, and always scans. On a Redis Cluster there
+is nothing to migrate (the untagged scripts could not run there) and renaming across slots is
+refused, so it is not run.
 """
 
 from __future__ import annotations
@@ -134,13 +134,15 @@ async def _renew(redis: Redis, lock: str, token: str) -> None:
             log.warning("key migration's lock not renewed: %s", type(exc).__name__)
 
 
-async def migrate_locked(redis: Redis, *, wait_seconds: float = 120.0) -> Migration | None:
+async def migrate_locked(
+    redis: Redis, *, wait_seconds: float = 120.0, always: bool = False
+) -> Migration | None:
     """A migration one process at a time, the lock renewed (by its owner only) while it renames;
     the marker is set once no key is left behind. None when the marker says an earlier run did
     it. TimeoutError when another process holds the lock past `wait_seconds` (it renews it while
-    it renames): the caller must not serve then."""
+    it renames): the caller must not serve then. `always` scans whatever the marker says."""
     registry = RegistryKeys()
-    if await redis.exists(registry.keys_tagged):
+    if not always and await redis.exists(registry.keys_tagged):
         return None
     lock = registry.key_migration
     token = uuid.uuid4().hex
@@ -152,7 +154,7 @@ async def migrate_locked(redis: Redis, *, wait_seconds: float = 120.0) -> Migrat
         await asyncio.sleep(0.2)
     renewing = asyncio.create_task(_renew(redis, lock, token))
     try:
-        if await redis.exists(registry.keys_tagged):
+        if not always and await redis.exists(registry.keys_tagged):
             return None
         result = await migrate_keys(redis, token=token)
         # A line each run: the count left stays in sight until a person resolves them.
