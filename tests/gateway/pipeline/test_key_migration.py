@@ -272,9 +272,15 @@ async def test_the_gateway_answers_healthz_while_it_migrates_and_serves_after(
     assert gateway.runtime.pool is None or not gateway.runtime.pool.owned  # no worker yet
     assert sandbox.telegram.messages_for(chat) == []
     assert await redis.exists(stream) == 1
+    # A webhook meanwhile waits: queued now, it would take the new stream's name first.
+    posting = asyncio.create_task(gateway.post_update(update(3003, chat_id=chat)))
+    await asyncio.sleep(0.3)
+    assert not posting.done()
 
     await redis.delete(lock)
-    await eventually(lambda: sandbox.telegram.messages_for(chat), timeout=10)
+    status, _ = await asyncio.wait_for(posting, 10)
+    assert status == 200
+    await eventually(lambda: len(sandbox.telegram.messages_for(chat)) == 2, timeout=10)
     async with gateway.http.get(f"{gateway.url}/readyz") as response:
         assert response.status == 200
         assert "keys" not in await response.json()
