@@ -20,6 +20,11 @@ from gateway.pipeline.key_migration import LockLost, migrate_locked
 log = logging.getLogger("frontdesk.keys")
 
 RETRY_SECONDS = 2.0
+# How long a webhook waits for the renaming before it is answered 503, as with Redis away
+# (gateway/pipeline/edge.py: the provider delivers it again). Under Chatwoot's 5 s webhook
+# timeout (it does not retry, contracts/chatwoot-whatsapp-telegram.md §1.6), like the edge's
+# SLOT_WAIT_SECONDS: a short renaming is absorbed.
+WEBHOOK_WAIT_SECONDS = 2.0
 # Probes answer during the migration; every other route waits for it.
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -61,5 +66,8 @@ async def wait_for_keys(request: web.Request, handler: Handler) -> web.StreamRes
     the old ones are moved (an earlier write would take the new name and strand the old key)."""
     upgrade = request.app[KEY_UPGRADE]
     if not upgrade.done.is_set() and request.path not in PROBES:
-        await upgrade.done.wait()
+        try:
+            await asyncio.wait_for(upgrade.done.wait(), WEBHOOK_WAIT_SECONDS)
+        except TimeoutError:
+            return web.json_response({"status": upgrade.state}, status=503)
     return await handler(request)
