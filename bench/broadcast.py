@@ -51,6 +51,7 @@ from gateway.pipeline.keys import Keys
 from gateway.pipeline.streams import Outgoing
 from gateway.salons import Salon
 from gateway.settings import load
+from gateway.wiring.key_upgrade import KEY_UPGRADE
 
 CHANNELS = ("telegram", "whatsapp")
 # The platforms' limits per sender, as the stand-ins enforce them (and the default settings).
@@ -267,6 +268,8 @@ async def _broadcast(redis_url: str, plan: Plan, stand_ins: StandIns) -> Figures
     app = create_app(settings)
     server = TestServer(app)
     await server.start_server()
+    # The workers start after the key migration (gateway/wiring/key_upgrade.py).
+    await asyncio.wait_for(app[KEY_UPGRADE].done.wait(), 30)
     redis = Redis.from_url(redis_url)
     try:
         served = app[SERVED]

@@ -38,6 +38,7 @@ from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.salons import Salon
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.settings import Settings, load
+from gateway.wiring.key_upgrade import KEY_UPGRADE
 from gateway.wiring.routes import webhook_url
 from handlers.telegram import TelegramWebhook
 
@@ -232,6 +233,8 @@ async def measure(
         app = create_app(_settings_a(redis_url, a_id, tg_a.url))
         server = TestServer(app)
         await server.start_server()
+        # The workers start after the key migration (gateway/wiring/key_upgrade.py).
+        await asyncio.wait_for(app[KEY_UPGRADE].done.wait(), 30)
         served = app[SERVED]
         try:
             gateway = str(server.make_url("")).rstrip("/")

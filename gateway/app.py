@@ -23,7 +23,6 @@ from gateway.dashboard_app.routes import add_dashboard_app_routes
 from gateway.integrations.metabase.factory import dashboard_link
 from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
 from gateway.pipeline.inbox import Inbox
-from gateway.pipeline.key_migration import migrate_at_start
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.logs import flush_summaries
 from gateway.pipeline.metrics import Metrics
@@ -33,6 +32,7 @@ from gateway.pipeline.tasks import stop_task
 from gateway.salon_settings import SalonSettings
 from gateway.settings import Settings
 from gateway.wiring.dispatch import add_salon_routes, not_served
+from gateway.wiring.key_upgrade import KEY_UPGRADE, KeyUpgrade, wait_for_keys
 from gateway.wiring.registry_watch import follow_registry
 from gateway.wiring.routes import add_environment_routes, salon_routes
 from gateway.wiring.running import start_salon
@@ -69,8 +69,10 @@ def create_app(
     app = web.Application(
         client_max_size=LARGEST_BODY,
         handler_args=server_options(settings.keepalive_seconds),
+        middlewares=[wait_for_keys],
     )
     app[RUNTIME] = runtime
+    app[KEY_UPGRADE] = KeyUpgrade()
     app[SALON_LABELS] = SalonLabels(settings.metrics_salons)
     limits = EdgeLimits(settings.edge_max_pending_reads, settings.edge_read_timeout_seconds)
     # One bound for the whole process: forged traffic on one route (or salon) takes no more
@@ -134,12 +136,20 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     """Build the salon's services, the handlers and the outbox's deliveries; run the workers
     and the periodic tasks while the app is up; stop and close them all when it stops."""
     runtime = app[RUNTIME]
-    if not runtime.settings.redis_cluster:
-        await _migrate_keys(runtime.redis)
     served = app[SERVED]
-    running = served.live[runtime.settings.salon.profile.id].running = start_salon(
-        runtime, clock, served.work
-    )
+    upgrade = app[KEY_UPGRADE]
+
+    async def start() -> None:
+        # The server listens meanwhile: /healthz answers, /readyz says "migrating keys".
+        if runtime.settings.redis_cluster:
+            upgrade.skip()
+        else:
+            await upgrade.run(runtime.redis)
+        served.live[runtime.settings.salon.profile.id].running = start_salon(
+            runtime, clock, served.work
+        )
+
+    starting = asyncio.create_task(start())
     # The shared slots' bounds follow how late the event loop runs (fair_slots.py).
     timing = asyncio.create_task(served.work.keep_time())
     # What exists now lives as long as the process: keep the collector from walking it (the
@@ -148,19 +158,12 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
     try:
         yield
     finally:
+        await stop_task(starting, "the key migration")
         await stop_task(timing, "the slots' timekeeper")
-        await running.stop()
+        running = served.live[runtime.settings.salon.profile.id].running
+        if running is not None:
+            await running.stop()
         await runtime.redis.aclose()
-
-
-async def _migrate_keys(redis: Redis) -> None:
-    """Keys of the untagged layout are renamed before anything reads a stream (before the
-    server answers a webhook, too). A Redis that is away at start costs the renaming, not the
-    start: /readyz says Redis is unreachable, and `frontdesk redis migrate-keys` does it later."""
-    try:
-        await migrate_at_start(redis)
-    except (RedisError, OSError, TimeoutError) as exc:
-        log.warning("keys not checked for the untagged layout: %s", type(exc).__name__)
 
 
 async def analytics_embed(request: web.Request) -> web.Response:
@@ -224,6 +227,12 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"unreachable ({type(exc).__name__})"
         ready = False
+    upgrade = request.app[KEY_UPGRADE]
+    if upgrade.state != "done":
+        checks["keys"] = upgrade.state
+        ready = False
+    elif upgrade.left:
+        checks["keys"] = f"{upgrade.left} old keys left (their new name exists)"
     checks["services"] = _services(runtime)
     if runtime.pool is not None:
         checks["shards"] = runtime.pool.owned

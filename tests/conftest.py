@@ -39,6 +39,7 @@ from gateway.app import RUNTIME, Runtime, create_app
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.sandbox.telegram import TelegramSandbox
 from gateway.settings import Settings, load
+from gateway.wiring.key_upgrade import KEY_UPGRADE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT.parent / "shared" / "contracts"
@@ -147,7 +148,9 @@ async def start_gateway(
 ) -> AsyncIterator[GatewayFactory]:
     started: list[Gateway] = []
 
-    async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> Gateway:
+    async def start(
+        clock: Callable[[], datetime] | None = None, *, keys_migrated: bool = True, **overrides: Any
+    ) -> Gateway:
         settings = make_settings(redis_url, salon_id, telegram_api_url=sandbox.url, **overrides)
         app = create_app(settings, clock=clock) if clock is not None else create_app(settings)
         server = TestServer(app)
@@ -160,6 +163,10 @@ async def start_gateway(
             json={"url": f"{gateway.url}/webhooks/telegram", "secret_token": SECRET},
         ) as response:
             assert response.status == 200
+        if not keys_migrated:
+            return gateway  # the test follows the key migration itself
+        # The workers start once the old keys are renamed (gateway/wiring/key_upgrade.py).
+        await asyncio.wait_for(app[KEY_UPGRADE].done.wait(), 10)
         pool = gateway.runtime.pool
         if pool is not None:
             await asyncio.wait_for(pool.ready.wait(), 5)

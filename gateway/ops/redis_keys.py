@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from gateway.pipeline.key_migration import migrate_keys
+from gateway.pipeline.key_migration import Migration, migrate_locked
+from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.redis_client import connect_redis
 from gateway.settings import Settings
 
@@ -24,12 +25,27 @@ async def run_migrate_keys(settings: Settings) -> int:
         return EXIT_CONFIG
     redis = connect_redis(settings.redis_url)
     try:
-        result = await migrate_keys(redis)
+        # The gateway's lock and marker: never beside a starting gateway's renaming, and a clean
+        # run spares the next start its scan.
+        result = await migrate_locked(redis, always=True)
+    except TimeoutError:
+        print("frontdesk: another process is migrating the keys; try again", file=sys.stderr)
+        return 1
     finally:
         await redis.aclose()
+    return _report(result if result is not None else Migration())
+
+
+def _report(result: Migration) -> int:
     print(f"renamed {result.renamed} keys to the hash-tagged layout")
     for key in result.conflicts:
-        # The key names a salon and a kind of data, no client (ids are masked by the caller's
-        # scrubber all the same): a person decides which of the two values to keep.
-        print(f"left {key}: its new name exists already", file=sys.stderr)
+        # A person decides which of the two values to keep; the key's chat id (a Telegram chat
+        # id names a person, a WhatsApp one is a number) is shown masked.
+        print(f"left {masked_key(key)}: its new name exists already", file=sys.stderr)
     return 1 if result.conflicts else 0
+
+
+def masked_key(key: str) -> str:
+    """`fd:main:session:telegram:123456789` -> `fd:main:session:telegram:1******89`."""
+    parts = key.split(":")
+    return ":".join(mask_chat("", part) for part in parts)

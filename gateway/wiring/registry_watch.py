@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from gateway.pipeline.redis_client import connect_listener
 from gateway.pipeline.tasks import stop_task
 from gateway.salons import Salon, SalonRegistry, SalonWatcher, SecretCipher
+from gateway.wiring.key_upgrade import KEY_UPGRADE, KeyUpgrade
 from gateway.wiring.runtime import RUNTIME
 from gateway.wiring.served import SERVED, ServedSalons
 
@@ -32,7 +33,8 @@ async def follow_registry(app: web.Application) -> AsyncIterator[None]:
         return
     served = app[SERVED]
     following = asyncio.create_task(
-        _follow(
+        _after_keys(
+            app[KEY_UPGRADE],
             served,
             settings.database_url.get_secret_value(),
             settings.secrets_key.get_secret_value(),
@@ -44,6 +46,18 @@ async def follow_registry(app: web.Application) -> AsyncIterator[None]:
     finally:
         await stop_task(following, "salon registry")
         await served.stop_registry_salons()
+
+
+async def _after_keys(
+    upgrade: KeyUpgrade,
+    served: ServedSalons,
+    database_url: str,
+    secrets_key: str,
+    redis_url: str | None,
+) -> None:
+    # The registry's salons read streams too: not before the old keys are renamed.
+    await upgrade.done.wait()
+    await _follow(served, database_url, secrets_key, redis_url)
 
 
 async def _follow(

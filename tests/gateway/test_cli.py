@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.cli import main
 from gateway.pipeline.embedded_redis import free_port
-from gateway.pipeline.keys import Keys
+from gateway.pipeline.keys import Keys, RegistryKeys
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
 from tests.conftest import CONTRACTS, ROOT, SECRET, TOKEN, Sandbox, eventually
 
@@ -293,6 +293,30 @@ async def test_redis_migrate_keys_needs_a_redis(
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert await run("redis", "migrate-keys") == 2
     assert "REDIS_URL is required" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("operator_env")
+async def test_redis_migrate_keys_masks_chat_ids_takes_the_lock_and_sets_the_marker(
+    redis: Redis, salon_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = f"fd:{salon_id}:session:telegram:123456789"
+    new = Keys(salon_id, 1).session("telegram", "123456789")
+    registry = RegistryKeys()
+    await redis.delete(registry.keys_tagged)
+    await redis.set(old, "{}")
+    await redis.set(new, '{"newer":1}')
+    try:
+        await redis.set(registry.key_migration, "a-starting-gateway", px=200)
+        assert await run("redis", "migrate-keys") == 1  # waited for the lock, then ran
+        err = capsys.readouterr().err
+        assert "123456789" not in err
+        assert f"left fd:{salon_id}:session:telegram:1******89: its new name" in err
+        assert await redis.exists(registry.keys_tagged) == 0
+        await redis.delete(old)
+        assert await run("redis", "migrate-keys") == 0
+        assert await redis.exists(registry.keys_tagged) == 1
+    finally:
+        await redis.delete(old, new)
 
 
 def test_serve_refuses_a_bad_configuration(

@@ -7,12 +7,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from gateway.pipeline import key_migration
 from gateway.pipeline.dlq import DeadLetters
-from gateway.pipeline.key_migration import migrate_at_start, migrate_keys, tagged_name
+from gateway.pipeline.key_migration import (
+    migrate_keys,
+    migrate_locked,
+    tagged_name,
+)
 from gateway.pipeline.keys import INBOUND_GROUP, Keys, RegistryKeys
 from handlers.telegram import conversation_of
 from tests.conftest import GatewayFactory, Sandbox, eventually
@@ -108,7 +114,7 @@ async def test_one_process_at_a_time_migrates_at_start_and_then_none(
     await redis.set(f"{old_keys}:calcom:cursor", "2026-01-01T00:00:00Z")
     lock = RegistryKeys().key_migration
     await redis.set(lock, "another-process", px=5000)
-    starting = asyncio.create_task(migrate_at_start(redis))
+    starting = asyncio.create_task(migrate_locked(redis))
     await asyncio.sleep(0.5)
     assert not starting.done()  # waits for the other process's lock
     assert await redis.exists(f"{old_keys}:calcom:cursor") == 1
@@ -118,7 +124,7 @@ async def test_one_process_at_a_time_migrates_at_start_and_then_none(
     assert result.renamed >= 1
     assert await redis.get(Keys(salon_id, 1).calcom_cursor) == b"2026-01-01T00:00:00Z"
     assert await redis.exists(lock) == 0
-    assert await migrate_at_start(redis) is None  # the marker spares the scan
+    assert await migrate_locked(redis) is None  # the marker spares the scan
 
 
 async def test_a_gateway_upgraded_mid_handling_answers_once_and_keeps_the_dedup(
@@ -152,4 +158,130 @@ async def test_a_gateway_upgraded_mid_handling_answers_once_and_keeps_the_dedup(
     replies = sandbox.telegram.messages_for(chat)
     assert len(replies) == 1
     assert replies[0]["text"].startswith("Hello, Anna!")
+    assert await redis.exists(stream) == 0
+
+
+async def test_a_key_gone_since_the_scan_is_skipped_and_the_rest_renamed(
+    redis: Redis, salon_id: str, old_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dedup, lease and session keys expire all the time: one that SCAN listed and that is gone
+    by its rename must not stop the migration (RENAMENX answers an error for a missing key)."""
+    gone, kept = f"{old_keys}:dedup:telegram:77", f"{old_keys}:session:telegram:78"
+    await redis.set(gone, "1")
+    await redis.set(kept, "{}")
+    scan = redis.scan
+
+    async def scan_then_expire(*args: Any, **kwargs: Any) -> Any:
+        page = await scan(*args, **kwargs)
+        await redis.delete(gone)  # expired between the SCAN and the rename
+        return page
+
+    monkeypatch.setattr(redis, "scan", scan_then_expire)
+    result = await migrate_keys(redis)
+    assert result.conflicts == []
+    assert await redis.get(Keys(salon_id, 1).session("telegram", "78")) == b"{}"
+    assert await redis.exists(kept, Keys(salon_id, 1).prefix + ":dedup:telegram:77") == 0
+
+
+async def test_the_lock_is_renewed_while_renaming_and_a_waiter_does_not_go_ahead(
+    redis: Redis, salon_id: str, old_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_migration, "LOCK_MS", 300)
+    monkeypatch.setattr(key_migration, "RENEW_SECONDS", 0.1)
+    await redis.delete(RegistryKeys().keys_tagged)
+    for n in range(4):
+        await redis.set(f"{old_keys}:session:telegram:{n}", "{}")
+    scan = redis.scan
+    go_on = asyncio.Event()
+
+    async def slow_scan(*args: Any, **kwargs: Any) -> Any:
+        await go_on.wait()  # a large Redis: the renaming takes longer than the lock's life
+        return await scan(*args, **kwargs)
+
+    monkeypatch.setattr(redis, "scan", slow_scan)
+    first = asyncio.create_task(migrate_locked(redis))
+    await asyncio.sleep(0.7)  # past the lock's 300 ms life
+    assert not first.done()
+    assert await redis.exists(RegistryKeys().key_migration) == 1  # renewed
+    with pytest.raises(TimeoutError):  # the waiter fails rather than reads half-renamed keys
+        await migrate_locked(redis, wait_seconds=0.5)
+    go_on.set()
+    result = await asyncio.wait_for(first, 30)
+    assert result is not None
+    assert result.renamed >= 4
+    assert await redis.exists(RegistryKeys().key_migration) == 0
+
+
+async def test_a_holder_that_lost_the_lock_renames_nothing_more(
+    redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    await redis.set(f"{old_keys}:session:telegram:5", "{}")
+    await redis.set(RegistryKeys().key_migration, "the-next-holder", px=5000)
+    try:
+        with pytest.raises(key_migration.LockLost):
+            await migrate_keys(redis, token="an-expired-holder")
+        assert await redis.exists(f"{old_keys}:session:telegram:5") == 1
+    finally:
+        await redis.delete(RegistryKeys().key_migration)
+
+
+async def test_the_marker_waits_until_no_key_is_left(
+    redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    marker = RegistryKeys().keys_tagged
+    await redis.delete(marker)
+    keys = Keys(salon_id, 4)
+    await redis.set(f"{old_keys}:owner:telegram:9", "human")
+    await redis.set(keys.owner("telegram", "9"), "bot-newer")
+    result = await migrate_locked(redis)
+    assert result is not None
+    assert result.conflicts == [f"{old_keys}:owner:telegram:9"]
+    assert await redis.exists(marker) == 0  # the next start looks again
+    await redis.delete(f"{old_keys}:owner:telegram:9")  # a person chose the new value
+    again = await migrate_locked(redis)
+    assert again is not None
+    assert again.conflicts == []
+    assert await redis.exists(marker) == 1
+    assert await migrate_locked(redis) is None
+
+
+async def test_the_gateway_answers_healthz_while_it_migrates_and_serves_after(
+    start_gateway: GatewayFactory, sandbox: Sandbox, redis: Redis, salon_id: str, old_keys: str
+) -> None:
+    """The renaming runs beside the server: alive at once, ready (and the workers reading) only
+    once the old keys are moved."""
+    chat = 4716
+    sent = update(3002, chat_id=chat)
+    conversation = conversation_of(sent)
+    shard = Keys(salon_id, 4).shard_of(conversation)
+    stream = f"{old_keys}:in:{shard}"
+    fields = {"src": "telegram", "conv": conversation, "id": "3002"}
+    await redis.xadd(stream, {**fields, "at": int(time.time() * 1000), "body": json.dumps(sent)})
+    await redis.xgroup_create(stream, INBOUND_GROUP, id="0")
+    await redis.delete(RegistryKeys().keys_tagged)
+    lock = RegistryKeys().key_migration
+    await redis.set(lock, "another-process", px=30_000)  # another replica is renaming
+
+    gateway = await asyncio.wait_for(start_gateway(keys_migrated=False), 10)
+    async with gateway.http.get(f"{gateway.url}/healthz") as response:
+        assert response.status == 200
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 503
+        assert (await response.json())["keys"] == "migrating keys"
+    await asyncio.sleep(0.3)
+    assert gateway.runtime.pool is None or not gateway.runtime.pool.owned  # no worker yet
+    assert sandbox.telegram.messages_for(chat) == []
+    assert await redis.exists(stream) == 1
+    # A webhook meanwhile waits: queued now, it would take the new stream's name first.
+    posting = asyncio.create_task(gateway.post_update(update(3003, chat_id=chat)))
+    await asyncio.sleep(0.3)
+    assert not posting.done()
+
+    await redis.delete(lock)
+    status, _ = await asyncio.wait_for(posting, 10)
+    assert status == 200
+    await eventually(lambda: len(sandbox.telegram.messages_for(chat)) == 2, timeout=10)
+    async with gateway.http.get(f"{gateway.url}/readyz") as response:
+        assert response.status == 200
+        assert "keys" not in await response.json()
     assert await redis.exists(stream) == 0
