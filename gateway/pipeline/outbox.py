@@ -52,9 +52,11 @@ return 1
 class RetryLater(Exception):
     """The API asked us to slow down (HTTP 429 with retry_after). `sender_wide`: the limit hit
     is the whole sender's (a bot's, a number's throughput), so none of its chats sends until
-    then; otherwise only this chat waits."""
+    then; False: only this chat waits; None: the API does not say which (Telegram's 429), so
+    the whole sender waits only if it was sending near its limit (its gate `busy`), else only
+    this chat: one chat's burst must not stop every other client's messages."""
 
-    def __init__(self, seconds: float, *, sender_wide: bool = False) -> None:
+    def __init__(self, seconds: float, *, sender_wide: bool | None = False) -> None:
         super().__init__(f"retry after {seconds}s")
         self.seconds = seconds
         self.sender_wide = sender_wide
@@ -296,8 +298,9 @@ class OutboxSender:
                 place.release()
         except RetryLater as exc:
             self.metrics.outbox.labels(message.channel, "throttled").inc()
-            if exc.sender_wide:
-                self.global_buckets[message.channel].pause(exc.seconds)
+            gate = self.global_buckets[message.channel]
+            if exc.sender_wide or (exc.sender_wide is None and gate.busy()):
+                gate.pause(exc.seconds)
             log.info(
                 "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
             )
