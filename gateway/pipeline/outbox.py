@@ -109,6 +109,11 @@ class _Place:
         self._cadence: Cadence | None = paced[0] if paced is not None else None
         self._gate: Gate | None = paced[1] if paced is not None else None
 
+    def paused(self) -> bool:
+        """Whether the sender was told to wait (a 429 for all its chats) since the place was
+        taken, and still is."""
+        return self._gate is not None and self._gate.paused()
+
     def release(self) -> None:
         if self._cadence is not None and self._gate is not None:
             self._cadence.done()
@@ -232,7 +237,11 @@ class OutboxSender:
                 try:
                     # Bounded like handling: a backlog must not exhaust the Redis connections.
                     async with self.slots:
-                        retry_in = await self._send(item, place)
+                        # The place in the sender's window was taken before the slot (a slot
+                        # held while pacing waits would stall the chats and salons sharing it), so
+                        # a pause may have begun while this one queued for the slot: it goes
+                        # back to pacing, which waits the pause out, and sends nothing now.
+                        retry_in = 0.0 if place.paused() else await self._send(item, place)
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -153,6 +153,11 @@ class TokenBucket:
         self.delay()  # brings the tokens up to now
         self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
 
+    def paused(self) -> bool:
+        """Told to wait and still waiting."""
+        now = self._clock()
+        return self._tokens + (now - self._stamp) * self.rate < 0.0
+
     def busy(self) -> bool:
         """Half its burst or more spent."""
         now = self._clock()
@@ -204,14 +209,16 @@ class Cadence:
 
 class Gate(Protocol):
     """What paces one sender (a bot, a business number, a service) as a whole: `take` before a
-    send, `done` after it, `pause` when the service asked the whole sender to wait, `busy`: the
-    sender is sending near its limit (half of it or more taken right now)."""
+    send, `done` after it, `pause` when the service asked the whole sender to wait (`paused`
+    until then), `busy`: the sender is sending near its limit (half of it or more taken)."""
 
     async def take(self) -> None: ...
 
     def done(self) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def paused(self) -> bool: ...
 
     def busy(self) -> bool: ...
 
@@ -297,6 +304,9 @@ class SendWindow:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def paused(self) -> bool:
+        return self._paused_until > self._clock()
 
     def busy(self) -> bool:
         """At least half the window taken (the send just answered counts): the sender is near
