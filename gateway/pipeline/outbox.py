@@ -52,9 +52,11 @@ return 1
 class RetryLater(Exception):
     """The API asked us to slow down (HTTP 429 with retry_after). `sender_wide`: the limit hit
     is the whole sender's (a bot's, a number's throughput), so none of its chats sends until
-    then; otherwise only this chat waits."""
+    then; False: only this chat waits; None: the API does not say which (Telegram's 429), so
+    the whole sender waits only if it was sending near its limit (its gate `busy`), else only
+    this chat: one chat's burst must not stop every other client's messages."""
 
-    def __init__(self, seconds: float, *, sender_wide: bool = False) -> None:
+    def __init__(self, seconds: float, *, sender_wide: bool | None = False) -> None:
         super().__init__(f"retry after {seconds}s")
         self.seconds = seconds
         self.sender_wide = sender_wide
@@ -106,6 +108,11 @@ class _Place:
     def __init__(self, paced: tuple[Cadence, Gate] | None) -> None:
         self._cadence: Cadence | None = paced[0] if paced is not None else None
         self._gate: Gate | None = paced[1] if paced is not None else None
+
+    def paused(self) -> bool:
+        """Whether the sender was told to wait (a 429 for all its chats) since the place was
+        taken, and still is."""
+        return self._gate is not None and self._gate.paused()
 
     def release(self) -> None:
         if self._cadence is not None and self._gate is not None:
@@ -230,7 +237,11 @@ class OutboxSender:
                 try:
                     # Bounded like handling: a backlog must not exhaust the Redis connections.
                     async with self.slots:
-                        retry_in = await self._send(item, place)
+                        # The place in the sender's window was taken before the slot (a slot
+                        # held while pacing waits would stall the chats and salons sharing it), so
+                        # a pause may have begun while this one queued for the slot: it goes
+                        # back to pacing, which waits the pause out, and sends nothing now.
+                        retry_in = 0.0 if place.paused() else await self._send(item, place)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -296,8 +307,9 @@ class OutboxSender:
                 place.release()
         except RetryLater as exc:
             self.metrics.outbox.labels(message.channel, "throttled").inc()
-            if exc.sender_wide:
-                self.global_buckets[message.channel].pause(exc.seconds)
+            gate = self.global_buckets[message.channel]
+            if exc.sender_wide or (exc.sender_wide is None and gate.busy()):
+                gate.pause(exc.seconds)
             log.info(
                 "%s asked to wait %.1fs before %s", message.channel, exc.seconds, message.method
             )

@@ -153,6 +153,17 @@ class TokenBucket:
         self.delay()  # brings the tokens up to now
         self._tokens = min(self._tokens, 1.0 - seconds * self.rate)
 
+    def paused(self) -> bool:
+        """Told to wait and still waiting."""
+        now = self._clock()
+        return self._tokens + (now - self._stamp) * self.rate < 0.0
+
+    def busy(self) -> bool:
+        """Half its burst or more spent."""
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        return tokens * 2 <= self.burst
+
 
 class Cadence:
     """One chat's pace: `rate` messages a second on average, up to `burst` in a row, counted
@@ -198,13 +209,18 @@ class Cadence:
 
 class Gate(Protocol):
     """What paces one sender (a bot, a business number, a service) as a whole: `take` before a
-    send, `done` after it, `pause` when the service asked the whole sender to wait."""
+    send, `done` after it, `pause` when the service asked the whole sender to wait (`paused`
+    until then), `busy`: the sender is sending near its limit (half of it or more taken)."""
 
     async def take(self) -> None: ...
 
     def done(self) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def paused(self) -> bool: ...
+
+    def busy(self) -> bool: ...
 
 
 class SendWindow:
@@ -247,12 +263,16 @@ class SendWindow:
         self._freed = asyncio.Event()
         self._lock = asyncio.Lock()
 
+    def _held(self, now: float) -> int:
+        """Places taken: sends in flight and those answered less than a window ago."""
+        while self._answered and self._answered[0] <= now - self.window:
+            self._answered.popleft()
+        return self._in_flight + len(self._answered)
+
     def _wait(self) -> float | None:
         """Seconds until the next send may start; None: when a send in flight is answered."""
         now = self._clock()
-        while self._answered and self._answered[0] <= now - self.window:
-            self._answered.popleft()
-        held = self._in_flight + len(self._answered)
+        held = self._held(now)
         wait = self._paused_until - now
         if held * 2 >= self.count:
             # Spread only a busy window's sends: a few in a row (a reply's, a booking's
@@ -284,3 +304,11 @@ class SendWindow:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def paused(self) -> bool:
+        return self._paused_until > self._clock()
+
+    def busy(self) -> bool:
+        """At least half the window taken (the send just answered counts): the sender is near
+        its limit, so a refusal that does not say whose limit it was is likely the sender's."""
+        return self._held(self._clock()) * 2 >= self.count

@@ -154,10 +154,13 @@ class TelegramDelivery:
         description = str(answer.get("description") or "no description")
         parameters = answer.get("parameters") or {}
         if code == 429:
-            # The Bot API does not say which limit a 429 is for; in bulk it is the bot's 30 a
-            # second (core.telegram.org/bots/faq, "My bot is hitting limits"), so the whole bot
-            # waits as told rather than every other chat running into it too.
-            raise RetryLater(float(parameters.get("retry_after") or 1), sender_wide=True)
+            # The Bot API does not say which limit a 429 is for: its ResponseParameters carry
+            # only `retry_after` and `migrate_to_chat_id` (../shared/contracts/
+            # telegram-bot-api.json), and the limits are a chat's ~1 a second and the bot's 30
+            # a second (core.telegram.org/bots/faq, "My bot is hitting limits"; contracts
+            # chatwoot-whatsapp-telegram.md §3.6). The outbox decides: the whole bot waits when
+            # it was sending near its 30 (a bot-level flood), else only this chat does.
+            raise RetryLater(float(parameters.get("retry_after") or 1), sender_wide=None)
         # 400 bad request, 403 blocked by the user, 404 no such chat: retrying cannot help.
         raise PermanentFailure(f"{code}: {description}")
 

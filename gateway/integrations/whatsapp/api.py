@@ -13,6 +13,9 @@ bounded by a timeout and the service's circuit breaker. Graph errors are read by
 | 131000, 5xx, 190, timeouts | WhatsApp (or our token) is broken | breaker, retry schedule |
 | others (131026, 131051, 132000, 132001, 100, 368, ...) | retrying cannot help | dead letter |
 
+A wait doubles with each refusal in a row of its code: the number's (throughput) counted for
+the number, a client's (pair rate, marketing) for that client.
+
 The window is checked before a free-form message is attempted: a message that would fall
 outside it is parked (see `state.py` beside this) and the client gets the salon's approved
 "reply waiting" template once, in their language.
@@ -60,7 +63,8 @@ PAIR_RATE = 131056
 MARKETING_LIMIT = 131049
 TRANSIENT = frozenset({131000, 190, 1, 2})
 # Seconds to wait before the next try, per rate-limit code: the first wait, doubled for each
-# refusal in a row to the same client, up to the cap.
+# refusal in a row with that code (to the same client, or for throughput to the number), up to
+# the cap.
 RATE_LIMITS = {
     THROUGHPUT: (2.0, 30.0),
     THROUGHPUT_UPGRADE: (5.0, 60.0),
@@ -237,8 +241,14 @@ class WhatsAppDelivery:
         # Where staff files are fetched from (Chatwoot), when there is a help desk.
         self.files = files
         self.clock = clock
-        # Rate-limit refusals in a row, per client: each doubles the next wait.
-        self._refused: dict[str, int] = {}
+        # Rate-limit refusals in a row, each doubling the next wait: a client's limits (pair
+        # rate, marketing) per client and code, the number's throughput per code. This
+        # delivery sends for one number (its client's phone_number_id), so a refusal for the
+        # number is counted here once, whichever chat's send met it: one client's pair-rate
+        # refusals must not lengthen the whole number's pause, nor one chat's count stand in
+        # for the number's.
+        self._refused: dict[tuple[str, int], int] = {}
+        self._throttled: dict[int, int] = {}
         self.client = client
         self.state = state
         self.metrics = metrics
@@ -258,17 +268,24 @@ class WhatsAppDelivery:
             if exc.code is not None and exc.code in RATE_LIMITS:
                 # Throughput is the number's own (Meta, "Throughput"): all its chats wait.
                 number_wide = exc.code in (THROUGHPUT, THROUGHPUT_UPGRADE)
-                wait = self._wait(message.chat, exc.code)
+                wait = self._wait(message.chat, exc.code, number_wide=number_wide)
                 raise RetryLater(wait, sender_wide=number_wide) from exc
             raise PermanentFailure(str(exc)) from exc
-        self._refused.pop(message.chat, None)
+        # Through: this client is not over its limits, nor the number over its throughput.
+        for code in (PAIR_RATE, MARKETING_LIMIT):
+            self._refused.pop((message.chat, code), None)
+        self._throttled.clear()
 
-    def _wait(self, chat: str, code: int) -> float:
+    def _wait(self, chat: str, code: int, *, number_wide: bool) -> float:
         first, cap = RATE_LIMITS[code]
-        refused = self._refused.get(chat, 0)
-        if len(self._refused) > 10_000:
-            self._refused.clear()
-        self._refused[chat] = refused + 1
+        if number_wide:
+            refused = self._throttled.get(code, 0)
+            self._throttled[code] = refused + 1
+        else:
+            refused = self._refused.get((chat, code), 0)
+            if len(self._refused) > 10_000:
+                self._refused.clear()
+            self._refused[(chat, code)] = refused + 1
         return float(min(cap, first * 2**refused))
 
     async def _deliver(self, message: Outgoing) -> None:

@@ -345,3 +345,31 @@ async def test_a_staff_file_whatsapp_refuses_is_replaced_by_its_text(
         await delivery.deliver(Outgoing("whatsapp", CHAT, "messages", params, author="staff"))
     assert send.call_count == 1
     await delivery.files.aclose()
+
+
+@respx.mock
+async def test_the_numbers_pause_grows_with_its_own_refusals_not_a_clients(
+    delivery: WhatsAppDelivery, state: WhatsAppState
+) -> None:
+    await open_window(state)
+    other = "79160000000"
+    await state.touch(other, int(NOW.timestamp()) - 60)
+    route = respx.post(f"{API}/{NUMBER}/messages").mock(return_value=graph_error(131056))
+
+    async def refused(chat: str = CHAT) -> tuple[float, bool | None]:
+        message = text()
+        with pytest.raises(RetryLater) as waiting:
+            await delivery.deliver(Outgoing("whatsapp", chat, message.method, message.params))
+        return waiting.value.seconds, waiting.value.sender_wide
+
+    # Three pair-rate refusals for one client: its own waits grow.
+    assert [await refused() for _ in range(3)] == [(6.0, False), (12.0, False), (24.0, False)]
+    # The number's throughput is reached: its first pause, not the client's fourth doubling.
+    route.mock(return_value=graph_error(130429))
+    assert await refused() == (2.0, True)
+    # Met again through another client's send: the number's second refusal in a row.
+    assert await refused(other) == (4.0, True)
+    # The first client's pair rate keeps its own count.
+    route.mock(return_value=graph_error(131056))
+    assert await refused() == (48.0, False)
+    assert await refused(other) == (6.0, False)

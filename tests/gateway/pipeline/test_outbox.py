@@ -258,3 +258,48 @@ async def test_a_429_for_the_whole_bot_holds_every_chat_then_loses_nothing(
     assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
     lease.lost.set()
     await asyncio.wait_for(running, 5)
+
+
+class SlowBotWide429(BotWide429):
+    """The first call takes a while (holding the only sending slot), then gets a bot-wide 429."""
+
+    async def deliver(self, message: Outgoing) -> None:
+        if self.refused_at is None:
+            await asyncio.sleep(0.3)
+        await super().deliver(message)
+
+
+async def test_sends_queued_for_a_slot_do_not_go_during_a_pause_set_meanwhile(
+    redis: Redis, salon_id: str
+) -> None:
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+    delivery = SlowBotWide429(wait=0.6)
+    paced = pace(1000.0, 1000.0, 100)
+    sender = OutboxSender(
+        redis,
+        lease,
+        {"telegram": delivery},
+        {"telegram": paced[0]},
+        {"telegram": paced[1]},
+        Metrics(),
+        schedule=(0.05,),
+        wake=asyncio.Event(),
+        # One slot: chats 6 and 7 have their places in the bot's window and wait for it
+        # while chat 5's send is under way, and its 429 pauses the bot.
+        slots=asyncio.Semaphore(1),
+    )
+    for chat in ("5", "6", "7"):
+        params = json.dumps({"chat_id": int(chat), "text": "Reminder"})
+        await redis.xadd(
+            keys.outbound(0),
+            {"channel": "telegram", "chat": chat, "method": "sendMessage", "params": params},
+        )
+    running = asyncio.create_task(sender.run())
+    await eventually(lambda: len(delivery.sent) == 3, timeout=5)
+    assert delivery.refused_at is not None
+    assert min(at for _chat, at in delivery.sent) >= delivery.refused_at + 0.6 - 0.01
+    assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)

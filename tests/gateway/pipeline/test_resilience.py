@@ -441,3 +441,25 @@ async def test_a_cadence_never_meets_a_429_wherever_the_platform_counts(
         clock.advance(latency - counted_after)
         cadence.done()
         clock.advance(chance.choice([0.0, 0.0, 0.5, 2.0]))  # the next message may come later
+
+
+async def test_a_send_window_is_busy_from_half_its_places_taken(clock: Clock) -> None:
+    gate = SendWindow(30.0, clock=clock, sleep=Sleeper(clock))
+    await sends(gate, clock, 14)
+    assert not gate.busy()
+    await gate.take()  # the 15th, still in flight
+    assert gate.busy()
+    gate.done()
+    clock.advance(1.0)  # all answered a window ago: their places are free again
+    assert not gate.busy()
+
+
+async def test_a_paused_gate_says_so_until_the_pause_is_over(clock: Clock) -> None:
+    for gate in (SendWindow(30.0, clock=clock), TokenBucket(30.0, 30, clock=clock)):
+        assert not gate.paused()
+        gate.pause(2.0)
+        assert gate.paused()
+        clock.advance(1.9)
+        assert gate.paused()
+        clock.advance(0.2)
+        assert not gate.paused()
