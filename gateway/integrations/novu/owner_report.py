@@ -3,8 +3,8 @@
 One trigger of `frontdesk-owner-report` (owner_workflow.py) per salon and ISO week. Twice for
 one week is prevented twice over: the analytics database's `owner_reports` row
 (`weekly.claim`, held while Novu is called, so replicas and restarts agree), and the trigger's
-`transactionId` `<salon>:report:<week>` (also its `Idempotency-Key`, api.py), which Novu
-versions that deduplicate by it honour (contract §2.3-2.4).
+`transactionId` `<salon>:report:<week>`, which Novu versions that deduplicate by it honour
+(contract §2.4; the `Idempotency-Key` names the attempt, see `send_week`).
 
 The trigger's `to` is the owner as a subscriber object, `<salon>:owner` with their email and
 locale: Novu creates or updates the subscriber while processing the trigger (contract §2.2,
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -89,7 +90,14 @@ async def send_week(
         if not fresh:
             log.info("owner report %s already sent", week.name)
             return False
-        answer = await client.trigger(trigger_body(salon, report, catalogs, public_url))
+        body = trigger_body(salon, report, catalogs, public_url)
+        # Novu keeps an Idempotency-Key's answer, errors too, for 24 hours (contract §2.3,
+        # idempotency.interceptor.ts): a key of the week alone would replay a refusal (a
+        # workflow not synced yet) or refuse a report with newer figures (same key, another
+        # body: 422) for a day. The record above already makes the attempt unique; the key
+        # names the attempt, the transactionId the week.
+        attempt = f"{body['transactionId']}:{uuid.uuid4().hex[:12]}"
+        answer = await client.trigger(body, idempotency_key=attempt)
         status = answer.get("status", ACCEPTED)
         if status != ACCEPTED:
             # Raising rolls the record back: once fixed (`frontdesk novu sync`), send again.
