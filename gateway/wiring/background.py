@@ -16,7 +16,7 @@ from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.integrations.novu.owner_report import ReportSchedule
+from gateway.integrations.novu.owner_report import ScheduledReports
 from gateway.pipeline.fair_slots import FairSlots, WorkSlots
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.outbox import OutboxSender
@@ -166,7 +166,7 @@ def start_background(
     if services.novu and analytics and salon.owner and salon.owner.schedule:
         # REPORT_SCHEDULE: the owner's weekly report, looked for every minute.
         database_url = analytics.database_url.get_secret_value()
-        schedule = ReportSchedule(
+        schedule = ScheduledReports(
             salon, services.novu, database_url, runtime.settings.public_url, clock
         )
         periodic["owner report"] = asyncio.create_task(schedule.run())

@@ -106,7 +106,7 @@ async def send_week(
     return True
 
 
-class ReportSchedule:
+class ScheduledReports:
     """REPORT_SCHEDULE: at the salon's weekday and time, the week before is sent (once: the
     record in the analytics database decides, whichever replica or restart looks)."""
 

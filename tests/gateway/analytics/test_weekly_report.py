@@ -17,7 +17,7 @@ from gateway.analytics.store import insert, migrate, questions, run_question
 from gateway.analytics.weekly import REPORTED, Week, compute
 from gateway.integrations.novu import workflows as novu_workflows
 from gateway.integrations.novu.api import NovuClient
-from gateway.integrations.novu.owner_report import ReportSchedule, send_week
+from gateway.integrations.novu.owner_report import ScheduledReports, send_week
 from gateway.integrations.novu.owner_workflow import OWNER_REPORT
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.salon_settings import SalonSettings
@@ -196,13 +196,13 @@ async def test_the_schedule_sends_once_a_week_across_restarts(
     client = NovuClient(url, KEY, CircuitBreaker("novu"))
     clock = Clock(datetime(2026, 6, 8, 5, 59, tzinfo=UTC))  # Monday 08:59 in Moscow
     try:
-        schedule = ReportSchedule(settings, client, analytics_db, None, clock)
+        schedule = ScheduledReports(settings, client, analytics_db, None, clock)
         assert await schedule.run_once() is False  # not yet
         clock.advance(60)
         assert await schedule.run_once() is True  # W23, the week that ended
         clock.advance(3600)
         assert await schedule.run_once() is False
-        restarted = ReportSchedule(settings, client, analytics_db, None, clock)
+        restarted = ScheduledReports(settings, client, analytics_db, None, clock)
         assert await restarted.run_once() is False  # the record says it was sent
         clock.advance(7 * 24 * 3600)
         assert await restarted.run_once() is True  # W24
