@@ -15,6 +15,7 @@ from gateway.analytics.facts import Recorder
 from gateway.analytics.report_text import render
 from gateway.analytics.store import insert, migrate, questions, run_question
 from gateway.analytics.weekly import REPORTED, Week, compute
+from gateway.app import SERVED
 from gateway.integrations.novu import workflows as novu_workflows
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.owner_report import ScheduledReports, send_week
@@ -23,6 +24,7 @@ from gateway.pipeline.resilience import CircuitBreaker
 from gateway.salon_settings import SalonSettings
 from gateway.sandbox.novu import NovuSandbox
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
+from tests.conftest import GatewayFactory
 from tests.gateway.test_cli import run
 from tests.support.clock import Clock
 
@@ -245,3 +247,27 @@ async def test_the_command_sends_a_week_once(
     assert len(sandbox.runs) == 1
     with pytest.raises(SystemExit):
         await run("analytics", "report", "--send", "--week", "2026-49")
+
+
+@pytest.mark.parametrize(("schedule", "running"), [("mon 09:00", True), ("", False)])
+async def test_the_gateway_looks_for_the_report_only_with_a_schedule(
+    start_gateway: GatewayFactory,
+    analytics_db: str,
+    novu: tuple[NovuSandbox, str],
+    schedule: str,
+    running: bool,
+) -> None:
+    _, url = novu
+    gateway = await start_gateway(
+        novu_api_url=url,
+        novu_api_key=KEY,
+        service_timeout_seconds=1.0,
+        analytics_database_url=analytics_db,
+        analytics_salt=SALT,
+        owner_email="owner@nord.example",
+        report_schedule=schedule,
+    )
+    salon_id = gateway.runtime.settings.salon.profile.id
+    live = gateway.app[SERVED].live[salon_id].running
+    assert live is not None
+    assert ("owner report" in live.background.periodic) is running
