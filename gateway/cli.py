@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = analytics_commands.add_parser("report", help="print every question's answer")
     report.add_argument("--from", dest="start", type=date.fromisoformat, help="first day")
     report.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (today)")
+    report.add_argument(
+        "--send", action="store_true", help="send the owner's weekly report through Novu"
+    )
+    report.add_argument("--week", type=_iso_week, help="with --send: e.g. 2026-W49 (last week)")
 
     metabase = commands.add_parser("metabase", help="Metabase's questions and dashboard")
     metabase_commands = metabase.add_subparsers(dest="action", required=True)
@@ -163,6 +168,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from gateway.ops.redis_keys import run_migrate_keys
 
         return asyncio.run(run_migrate_keys(settings))
+    if args.command == "analytics" and getattr(args, "send", False):
+        from gateway.ops.owner_report import run_report_send
+
+        return asyncio.run(run_report_send(settings, args))
     if args.command == "analytics":
         from gateway.analytics.cli import run_analytics
 
@@ -170,6 +179,15 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.ops.dead_letters import run_dead_letters
 
     return asyncio.run(run_dead_letters(settings, args))
+
+
+def _iso_week(text: str) -> Any:
+    from gateway.analytics.weekly import Week
+
+    try:
+        return Week.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def _novu_sync(settings: Settings) -> int:

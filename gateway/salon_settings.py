@@ -48,6 +48,7 @@ from pydantic import (
 
 from bot.working_hours import WorkingHours
 from gateway.handoff_routing import AFTER_HOURS_LABEL, RouteRule
+from gateway.owner_settings import OwnerReport, OwnerValues
 
 SUPPORTED_LOCALES = ("ru", "en")
 # Bot API: "1-256 characters. Only characters A-Z, a-z, 0-9, _ and - are allowed."
@@ -68,7 +69,7 @@ def http_url(value: str | None) -> str | None:
     return value.rstrip("/") if value else value
 
 
-class _SalonValues(BaseModel):
+class _SalonValues(OwnerValues):
     """A salon's flat names, validated together: one problem per name, all reported at once."""
 
     model_config = ConfigDict(extra="ignore")
@@ -514,6 +515,7 @@ class SalonSettings(_Section):
     novu: NovuSettings | None = None
     metabase: MetabaseSettings | None = None
     analytics: SalonAnalytics = SalonAnalytics()
+    owner: OwnerReport | None = None
     reminder_hours: tuple[float, ...] = (24.0, 2.0)
     session_idle_minutes: int = 60 * 24
     session_retention_days: int = 180
@@ -542,6 +544,7 @@ class SalonSettings(_Section):
             novu=_section(NovuSettings, data, "novu"),
             metabase=_section(MetabaseSettings, data, "metabase"),
             analytics=SalonAnalytics.model_validate(_strip(data, "analytics_")),
+            owner=OwnerReport.of(data),
             reminder_hours=data["reminder_hours"],
             session_idle_minutes=data["session_idle_minutes"],
             session_retention_days=data["session_retention_days"],

@@ -14,10 +14,15 @@ from typing import Any
 
 import asyncpg
 
+from bot.i18n import Catalogs
 from gateway.analytics import store as analytics_store
+from gateway.analytics.weekly import Week
 from gateway.integrations.calcom.api import CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
+from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.owner_report import send_week
+from gateway.integrations.novu.owner_workflow import OWNER_REPORT
 from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
@@ -31,6 +36,7 @@ from tests.test_flow_handoff import Desk, start_desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_notifications import (
     CAL_SECRET,
+    NOVU_KEY,
     VISIT,
     book_elsewhere,
     book_in_chat,
@@ -101,6 +107,8 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
         **notifying(novu),
         analytics_database_url=analytics_db,
         analytics_salt=SALT,
+        owner_email="owner@nord.example",
+        owner_locale="ru",
     )
     await connect(gateway, salon, novu)
     salon_id = gateway.runtime.settings.salon.profile.id
@@ -184,6 +192,40 @@ async def test_a_scripted_day_gives_the_exact_numbers_in_every_question(
     dump = json.dumps([dict(r) for r in rows], default=str)
     for secret in ("7916000090", "Zoya", "Kim", "Vera", "How can I help", "tg:90", "wa:79"):
         assert secret not in dump, secret
+
+    # The owner's weekly report says the same numbers as the questions, once for the week.
+    report = await owner_report(gateway, analytics_db, novu, Week.parse("2026-W23"))
+    assert report["bookingsByChannel"] == {"telegram": 1, "whatsapp": 1}
+    assert [tuple(_plain(v) for v in r.values()) for r in report["conversion"]] == [
+        ("telegram", 1, 1, "100.0"),
+        ("whatsapp", 1, 0, "0.0"),
+    ]
+    assert report["handoffs"] == 1
+    assert report["firstResponse"] == [
+        {"hour": 10, "replies": 1, "median_seconds": 90.0, "p90_seconds": 90.0}
+    ]
+    assert [tuple(r.values()) for r in report["noShows"]] == found["reminders_and_no_shows"]
+    assert report["subject"] == "Studio Nord: неделя 2026-W23"
+    assert await owner_report(gateway, analytics_db, novu, Week.parse("2026-W23")) is None
+
+
+async def owner_report(
+    gateway: Any, url: str, novu: NovuSandbox, week: Week
+) -> dict[str, Any] | None:
+    """Send the week's report as `frontdesk analytics report --send` does; the payload Novu
+    got, or None when nothing was sent."""
+    settings = gateway.runtime.settings
+    connection = await asyncpg.connect(url)
+    try:
+        async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+            sent = await send_week(client, connection, settings.salon, week, Catalogs(), None)
+    finally:
+        await connection.close()
+    if not sent:
+        return None
+    [run] = [r for r in novu.runs if r.workflow == OWNER_REPORT]
+    assert run.subscriber == f"{settings.salon.profile.id}:owner"
+    return dict(run.payload)
 
 
 async def fetch(url: str, query: str) -> list[asyncpg.Record]:

@@ -16,6 +16,7 @@ from gateway.integrations.calcom.waitlist_offers import WaitlistOffers
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.owner_report import ScheduledReports
 from gateway.pipeline.fair_slots import FairSlots, WorkSlots
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.outbox import OutboxSender
@@ -164,6 +165,14 @@ def start_background(
         periodic["waitlist"] = asyncio.create_task(waitlist.run(salon.calcom.waitlist_seconds))
     if services.writer is not None:
         periodic["analytics writer"] = asyncio.create_task(services.writer.run())
+    analytics = runtime.settings.analytics
+    if services.novu and analytics and salon.owner and salon.owner.schedule:
+        # REPORT_SCHEDULE: the owner's weekly report, looked for every minute.
+        database_url = analytics.database_url.get_secret_value()
+        schedule = ScheduledReports(
+            salon, services.novu, database_url, runtime.settings.public_url, clock
+        )
+        periodic["owner report"] = asyncio.create_task(schedule.run())
     return background
 
 

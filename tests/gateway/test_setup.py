@@ -135,7 +135,7 @@ async def test_setup_registers_everything_then_a_second_run_changes_nothing(
     assert {i.webhook_url for i in inboxes.values()} == {f"{PUBLIC}/webhooks/chatwoot"}
     assert inboxes["WhatsApp (gateway)"].attributes == {"agent_reply_time_window": 24}
     assert inboxes["Telegram (gateway)"].attributes == {}
-    assert len(providers.novu.workflows) == 6
+    assert len(providers.novu.workflows) == 7
     # The operator is told the variables to set.
     found = dict(re.findall(r"^  (CHATWOOT_\w+_INBOX_ID)=(\d+)$", out, re.MULTILINE))
     assert found == {

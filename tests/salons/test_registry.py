@@ -187,7 +187,11 @@ async def test_rotation_re_encrypts_every_secret_with_the_first_key(analytics_db
 async def test_the_registry_shares_a_database_with_the_analytics(analytics_db: str) -> None:
     connection = await asyncpg.connect(analytics_db)
     try:
-        assert await migrate_analytics(connection) == ["0001_events", "0002_previous_booking"]
+        assert await migrate_analytics(connection) == [
+            "0001_events",
+            "0002_previous_booking",
+            "0003_owner_reports",
+        ]
         registry = await SalonRegistry.open(analytics_db, None)
         await registry.close()
         again = await SalonRegistry.open(analytics_db, None)

@@ -98,8 +98,10 @@ class NovuClient(JsonApiClient):
         body = response.json() if response.content else {}
         return body.get("data", body) if isinstance(body, dict) else body
 
-    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = str(body["transactionId"])
+    async def trigger(
+        self, body: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        key = idempotency_key or str(body["transactionId"])
         data = await self._call(
             "POST", "/v1/events/trigger", json=body, headers={"Idempotency-Key": key[:255]}
         )

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from gateway.integrations.novu import owner_workflow
+
 CONFIRMED = "booking-confirmed"
 RESCHEDULED = "booking-rescheduled"
 CANCELLED = "booking-cancelled"
@@ -140,6 +142,8 @@ def definitions(webhook_url: str) -> list[dict[str, Any]]:
                 "steps": steps,
             }
         )
+    # The owner's weekly report: its own steps (owner_workflow.py).
+    found.append(owner_workflow.definition())
     return found
 
 

@@ -18,7 +18,8 @@ the time its `dynamicKey` names in the payload (an ISO 8601 UTC instant), and fa
 that is longer than the plan allows (`max_delay`); an HTTP request step posts its rendered body,
 signed, once (a failure is not retried and halts the run unless the step continues on failure;
 `outage` makes the next posts meet a connection refused, as during a deploy); email and SMS steps
-"send" into `sent` (when the subscriber has an address). Time is `clock()` plus whatever
+"send" into `sent` (when the subscriber has an address), in-app steps too (the subscriber's
+feed, `channel` "in_app"). Time is `clock()` plus whatever
 `advance()` (or the demo page's fast-forward) added; `run_due()` runs what is due.
 """
 
@@ -36,7 +37,7 @@ from gateway.sandbox.pages import page
 
 
 class NovuSandbox(NovuApi):
-    """Attributes for tests: `subscribers`, `workflows`, `runs`, `sent` (email and SMS),
+    """Attributes for tests: `subscribers`, `workflows`, `runs`, `sent` (email, SMS and in-app),
     `deliveries` (the HTTP steps' posts: body and the gateway's answer), `calls`."""
 
     # -- serving --------------------------------------------------------------------------

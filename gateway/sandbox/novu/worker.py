@@ -155,6 +155,8 @@ class Worker(StandIn):
                 return True
         elif kind in ("email", "sms"):
             self._send(run, kind, controls, context)
+        elif kind == "in_app":
+            self._in_app(run, controls, context)
         run.next_step += 1
         run.due = self.now()
         return True
@@ -190,6 +192,24 @@ class Worker(StandIn):
             }
         )
         run.log.append(f"{kind}: sent")
+
+    def _in_app(self, run: Run, controls: JSON, context: JSON) -> None:
+        """An in-app notice lands in the subscriber's feed (no address needed); `redirect.url`
+        is what a click opens (in-app-control.schema.ts, see owner_workflow.py)."""
+        redirect = controls.get("redirect") if isinstance(controls.get("redirect"), dict) else {}
+        self.sent.append(
+            {
+                "channel": "in_app",
+                "to": run.subscriber,
+                "subject": render(str(controls.get("subject") or ""), context),
+                "text": render(str(controls.get("body") or ""), context),
+                "url": render(str((redirect or {}).get("url") or ""), context),
+                "workflow": run.workflow,
+                "transaction": run.transaction,
+                "at": _iso(self.now()),
+            }
+        )
+        run.log.append("in_app: sent")
 
     async def _http_step(self, run: Run, controls: JSON, context: JSON) -> bool:
         """The HTTP request step, once; whether the gateway took it (a 2xx)."""

@@ -68,7 +68,7 @@ async def test_sync_creates_then_changes_nothing_and_mends_an_edited_workflow(
     async with NovuClient(url, KEY, CircuitBreaker("novu")) as client:
         first = await novu_workflows.sync(client, "https://gw.example/webhooks/novu")
         assert {what for _, what in first} == {"created"}
-        assert len(first) == 6
+        assert len(first) == 7
         second = await novu_workflows.sync(client, "https://gw.example/webhooks/novu")
         assert {what for _, what in second} == {"unchanged"}
         # Someone edited a workflow in Novu's dashboard (its steps, and a subscriber
