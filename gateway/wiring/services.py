@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from aiogram import Bot
 
+from bot.i18n import Catalogs
 from gateway.analytics.store import Writer
 from gateway.dashboard_app import tokens
 from gateway.dashboard_app.desk import StaffDesk
@@ -20,6 +21,7 @@ from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.staff import StaffPager
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.integrations.whatsapp.api import WhatsAppClient
 from gateway.integrations.whatsapp.factory import whatsapp_client
@@ -88,6 +90,13 @@ def build_services(
     if salon.novu is not None:
         services.novu = novu_client(salon.novu, breaker_for, timeout)
         services.ledger = NoticeLedger(runtime.redis, runtime.keys)
+        if services.chatwoot is not None and salon.chatwoot is not None:
+            # Staff read their notices in the salon's language, with a link to the conversation.
+            profile = salon.profile
+            words = Catalogs(default_locale=profile.default_locale).get(profile.default_locale)
+            desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
+            pager = StaffPager(services.novu, profile.id, words, desk)
+            services.chatwoot.helpdesk.pager = pager.handoff
     if salon.telegram is not None:
         services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
     if salon.whatsapp is not None:

@@ -1,0 +1,102 @@
+"""Salon staff paged through Novu (issue 21): a handoff puts one in-app notice in each staff
+member's feed, through the real gateway and the Chatwoot and Novu stand-ins; a conversation
+Chatwoot shows is with someone already pages no one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.integrations.chatwoot.api import ChatwootClient
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.staff import HANDOFF, subscriber_id, sync_staff, topic_key
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.sandbox.novu import NovuSandbox
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import salon as salon  # the fixture, shared
+from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
+from tests.test_flow_notifications import NOVU_KEY, connect, notifying
+from tests.test_flow_notifications import novu as novu  # the fixture, shared
+
+
+async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
+    """What `frontdesk novu sync` does for staff: Chatwoot's agents become the salon's
+    subscribers, gathered in its topic."""
+    chatwoot = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("chatwoot"))
+    url = novu.url  # type: ignore[attr-defined]
+    async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:
+        try:
+            return await sync_staff(client, await chatwoot.agents(), salon_id)
+        finally:
+            await chatwoot.aclose()
+
+
+def handoff_notices(novu: NovuSandbox, conversation: int) -> dict[str, list[Any]]:
+    return {
+        subscriber: [
+            n
+            for n in feed
+            if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == conversation
+        ]
+        for subscriber, feed in novu.feed.items()
+    }
+
+
+async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_one(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    # The gateway's token is an administrator's: opening a conversation assigns no one, so the
+    # inbox's auto-assignment (below) stands.
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    olga = subscriber_id(salon_id, 3)
+    assert olga in staff
+    assert novu.topics[topic_key(salon_id)] == staff
+    assert novu.subscribers[olga]["email"] == "olga@salon.example"
+    # Syncing again adds no one twice.
+    assert await staff_from_chatwoot(desk, novu, salon_id) == staff
+    assert novu.topics[topic_key(salon_id)] == staff
+
+    chat = Chat(sandbox.telegram, 731)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(731, "can i talk to a real person plz")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:731"))
+    await eventually(lambda: thread.status == "open")
+    notices = await eventually(
+        lambda: (found := handoff_notices(novu, thread.id)) and len(found) == len(staff) and found
+    )
+    for subscriber in staff:
+        [notice] = notices[subscriber]
+        assert notice["subject"] == "A client waits for a person"
+        assert notice["content"] == (
+            f"A client asked for a person in conversation #{thread.id}. Nobody has taken it yet."
+        )
+        assert notice["transactionId"].startswith(f"{salon_id}:handoff:{thread.id}:")
+        assert notice["cta"]["data"]["url"].endswith(f"/conversations/{thread.id}")
+    # The feed the Inbox reads, through Novu's API.
+    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+        feed = await client._call("GET", f"/v1/subscribers/{olga}/notifications/feed")
+    assert [n["content"] for n in feed] == [notices[olga][0]["content"]]
+
+    # The inbox gives new conversations to Olga: the next handoff is taken, no one is paged.
+    desk.chatwoot.inboxes[desk.telegram_inbox].auto_assignee = 3
+    other = Chat(sandbox.telegram, 732)
+    await other.say("/start")
+    await sandbox.telegram.client_says(732, "Позовите администратора, пожалуйста")
+    taken = await eventually(lambda: desk.chatwoot.conversation_for("tg:732"))
+    await eventually(lambda: taken.status == "open" and taken.assignee_id == 3)
+    # Calls to Chatwoot keep the client's order: once this line is there, the handoff's
+    # delivery (its page or none) is over.
+    await sandbox.telegram.client_says(732, "Жду")
+    await eventually(lambda: any(m["content"] == "Жду" for m in taken.messages))
+    await novu.settle()
+    assert handoff_notices(novu, taken.id) == {s: [] for s in novu.feed}
+    assert [r.subscriber for r in novu.runs if r.workflow == HANDOFF] == staff
