@@ -188,7 +188,7 @@ class NovuApi(Worker):
         given = (await self._body(request)).get("subscribers")
         if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
             raise ValueError("subscribers must be an array of strings")
-        known = [s for s in given if s in self.subscribers]
+        known = [s for s in dict.fromkeys(given) if s in self.subscribers]
         members = self.topics[key]
         members += [s for s in known if s not in members]
         missing = [s for s in given if s not in self.subscribers]
