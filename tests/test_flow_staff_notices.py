@@ -8,16 +8,23 @@ from typing import Any
 
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
-from gateway.integrations.novu.staff import HANDOFF, subscriber_id, sync_staff, topic_key
+from gateway.integrations.novu.staff import (
+    HANDOFF,
+    WAITLIST_BOOKED,
+    subscriber_id,
+    sync_staff,
+    topic_key,
+)
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import Chat, Salon, master_id, salon_api
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_notifications import NOVU_KEY, connect, notifying
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
+from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
 
 
 async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
@@ -100,3 +107,44 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
     await novu.settle()
     assert handoff_notices(novu, taken.id) == {s: [] for s in novu.feed}
     assert [r.subscriber for r in novu.runs if r.workflow == HANDOFF] == staff
+
+
+async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_language(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    settings = notifying(novu) | {"calcom_waitlist_seconds": 0.05, "default_locale": "ru"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    chat = Chat(sandbox.telegram, 741)
+    await join(chat, anna)
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "Ill"})
+    await offered(chat, before)
+    await chat.tap("w:ok:", prefix=True)
+    await chat.share_phone("+79165550741")
+    done = await chat.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    [booking] = salon.made_in_chat()
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == WAITLIST_BOOKED]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        # Staff read it in the salon's language (DEFAULT_LOCALE), the client wrote in English.
+        assert notice["subject"] == "Запись из листа ожидания"
+        assert notice["content"].startswith("Клиент из листа ожидания записался: ")
+        assert "10:00" in notice["content"]
+        assert notice["transactionId"] == f"{salon_id}:waitlist:{booking['uid']}"

@@ -32,6 +32,7 @@ from handlers.dashboard_app import DashboardEvents
 from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
+from handlers.staff_notices import StaffNotices
 from handlers.telegram import TelegramConversations, build_router
 from handlers.waitlist import WaitlistEvents
 from handlers.whatsapp import WhatsAppConversations
@@ -171,6 +172,14 @@ def build_handlers(
             recorder=recorder,
             identities=identities,
         )
+    if services.novu is not None and salon.chatwoot is not None:
+        # Staff are Novu subscribers made from Chatwoot's agents (`frontdesk novu sync`).
+        profile = salon.profile
+        staff = StaffNotices(profile.id, profile.zone, catalogs.get(profile.default_locale))
+        for channel in ("telegram", "whatsapp"):
+            handler = handlers.get(channel)
+            if isinstance(handler, TelegramConversations | WhatsAppConversations):
+                handler.turns.staff = staff.of_turn
     if services.proposals is not None:
         handlers["dashboard"] = DashboardEvents(
             salon.profile.id, salon.profile.zone, catalogs, sessions
