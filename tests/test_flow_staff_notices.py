@@ -4,12 +4,14 @@ Chatwoot shows is with someone already pages no one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import (
     HANDOFF,
+    UNDELIVERED,
     WAITLIST_BOOKED,
     subscriber_id,
     sync_staff,
@@ -18,11 +20,12 @@ from gateway.integrations.novu.staff import (
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_analytics import BLOCKED
 from tests.test_flow_booking import Chat, Salon, master_id, salon_api
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
-from tests.test_flow_notifications import NOVU_KEY, connect, notifying
+from tests.test_flow_notifications import NOVU_KEY, VISIT, book_in_chat, connect, notifying, runs
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
 from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
 
@@ -148,3 +151,40 @@ async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_languag
         assert notice["content"].startswith("Клиент из листа ожидания записался: ")
         assert "10:00" in notice["content"]
         assert notice["transactionId"] == f"{salon_id}:waitlist:{booking['uid']}"
+
+
+async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 751)
+    await book_in_chat(chat, salon, "+79160000751")
+    await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
+    # The client has blocked the bot by the time of the reminder: Telegram refuses it for good.
+    sandbox.telegram.fail_next("sendMessage", **BLOCKED)
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == UNDELIVERED]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["subject"] == "A notice did not reach a client"
+        assert notice["content"] == (
+            "A notice from the salon could not be delivered to a client on Telegram. "
+            "Please reach them another way."
+        )
+        assert notice["payload"]["conversation"] == "telegram:751"
+        assert notice["transactionId"].startswith(f"{salon_id}:undelivered:")

@@ -41,6 +41,8 @@ class Services:
     chatwoot: ChatwootClients | None = None
     helpdesk_state: HelpDeskState | None = None
     novu: NovuClient | None = None
+    # Pages the salon's staff through Novu (with Novu and Chatwoot configured).
+    staff_pager: StaffPager | None = None
     ledger: NoticeLedger | None = None
     whatsapp: WhatsAppClient | None = None
     whatsapp_state: WhatsAppState | None = None
@@ -97,6 +99,7 @@ def build_services(
             desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
             pager = StaffPager(services.novu, profile.id, words, desk)
             services.chatwoot.helpdesk.pager = pager.handoff
+            services.staff_pager = pager
     if salon.telegram is not None:
         services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
     if salon.whatsapp is not None:

@@ -169,3 +169,16 @@ class StaffPager:
         transaction = f"{self.salon}:handoff:{conversation}:{handoff}"
         await self.novu.trigger(staff_trigger(self.salon, HANDOFF, transaction, payload))
         return True
+
+    async def undelivered(self, channel: str, chat: str, entry: str) -> None:
+        """A notice to a client could not be delivered in their messenger and was
+        dead-lettered as outbox entry `entry`: staff should reach the client another way."""
+        conversation = f"{channel}:{chat}"
+        payload = {
+            "subject": self.words("staff.undelivered.subject"),
+            "text": self.words("staff.undelivered.text", channel=channel.capitalize()),
+            "conversation": conversation,
+            "url": "",
+        }
+        transaction = f"{self.salon}:undelivered:{entry}"
+        await self.novu.trigger(staff_trigger(self.salon, UNDELIVERED, transaction, payload))
