@@ -11,6 +11,7 @@ from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import (
     HANDOFF,
+    OUT_OF_HOURS,
     UNDELIVERED,
     WAITLIST_BOOKED,
     subscriber_id,
@@ -188,3 +189,33 @@ async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
         )
         assert notice["payload"]["conversation"] == "telegram:751"
         assert notice["transactionId"].startswith(f"{salon_id}:undelivered:")
+
+
+async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    # The salon's clock says Monday 10:00; staff come in at noon.
+    settings = notifying(novu) | {"salon_working_hours": "Mon-Sun 12:00-20:00"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 761)
+    uid = await book_in_chat(chat, salon, "+79160000761")
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == OUT_OF_HOURS]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["subject"] == "Booked while the salon was closed"
+        assert notice["content"].startswith("A client booked Women's haircut on ")
+        assert notice["transactionId"] == f"{salon_id}:out-of-hours:{uid}"

@@ -175,7 +175,8 @@ def build_handlers(
     if services.novu is not None and salon.chatwoot is not None:
         # Staff are Novu subscribers made from Chatwoot's agents (`frontdesk novu sync`).
         profile = salon.profile
-        staff = StaffNotices(profile.id, profile.zone, catalogs.get(profile.default_locale))
+        words = catalogs.get(profile.default_locale)
+        staff = StaffNotices(profile.id, profile.zone, words, profile.schedule, clock)
         for channel in ("telegram", "whatsapp"):
             handler = handlers.get(channel)
             if isinstance(handler, TelegramConversations | WhatsAppConversations):
