@@ -4,6 +4,9 @@ Chatwoot shows is with someone already pages no one."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +14,7 @@ from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import (
     HANDOFF,
+    NO_SHOW,
     OUT_OF_HOURS,
     UNDELIVERED,
     WAITLIST_BOOKED,
@@ -26,7 +30,16 @@ from tests.test_flow_booking import Chat, Salon, master_id, salon_api
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
-from tests.test_flow_notifications import NOVU_KEY, VISIT, book_in_chat, connect, notifying, runs
+from tests.test_flow_notifications import (
+    CAL_SECRET,
+    NOVU_KEY,
+    VISIT,
+    book_in_chat,
+    connect,
+    notifying,
+    post_signed,
+    runs,
+)
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
 from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
 
@@ -219,3 +232,38 @@ async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
         assert notice["subject"] == "Booked while the salon was closed"
         assert notice["content"].startswith("A client booked Women's haircut on ")
         assert notice["transactionId"] == f"{salon_id}:out-of-hours:{uid}"
+
+
+async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    uid = await book_in_chat(Chat(sandbox.telegram, 771), salon, "+79160000771")
+    body = {
+        "triggerEvent": "BOOKING_NO_SHOW_UPDATED",
+        "payload": {"bookingUid": uid, "attendees": [{"email": "x@y.z", "noShow": True}]},
+    }
+    raw = json.dumps(body).encode()
+    signature = hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    for _ in range(2):  # Cal.com sends it again: still one page
+        assert await post_signed(f"{gateway.url}/webhooks/calcom", raw, signature) == 200
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == NO_SHOW]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    await novu.settle()
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["content"] == f"A client was marked absent for booking {uid}."
+        assert notice["payload"]["channel"] == "telegram"

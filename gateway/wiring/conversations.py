@@ -181,6 +181,9 @@ def build_handlers(
             handler = handlers.get(channel)
             if isinstance(handler, TelegramConversations | WhatsAppConversations):
                 handler.turns.staff = staff.of_turn
+        calcom_events = handlers.get("calcom")
+        if isinstance(calcom_events, CalcomEvents):
+            calcom_events.staff = staff.no_show
     if services.proposals is not None:
         handlers["dashboard"] = DashboardEvents(
             salon.profile.id, salon.profile.zone, catalogs, sessions
