@@ -93,6 +93,8 @@ class NovuSandbox(NovuApi):
                 "workflows": sorted(self.workflows),
                 "runs": runs,
                 "sent": list(reversed(self.sent)),
+                # Each subscriber's in-app feed, newest first (what Novu's Inbox shows).
+                "feed": {who: list(reversed(items)) for who, items in self.feed.items()},
             }
         )
 
