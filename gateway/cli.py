@@ -220,6 +220,35 @@ async def _novu_sync(settings: Settings) -> int:
         await client.aclose()
     for workflow_id, what in done:
         print(f"{workflow_id:<22} {what}")
+    return await _novu_staff(settings)
+
+
+async def _novu_staff(settings: Settings) -> int:
+    """The salon's staff as Novu subscribers, from Chatwoot's agent list (issue 21)."""
+    from gateway.integrations.chatwoot.api import is_failure
+    from gateway.integrations.chatwoot.factory import chatwoot_client
+    from gateway.integrations.http import ServiceRejected, ServiceUnavailable
+    from gateway.integrations.novu.factory import novu_client
+    from gateway.integrations.novu.staff import sync_staff, topic_key
+    from gateway.pipeline.resilience import command_breaker
+
+    salon = settings.salon
+    if salon.chatwoot is None or salon.novu is None:
+        print("staff: no Chatwoot (CHATWOOT_*), so no staff subscribers")
+        return 0
+    timeout = settings.service_timeout_seconds
+    breaker = command_breaker("chatwoot", is_failure)
+    chatwoot = chatwoot_client(salon.chatwoot, breaker, timeout)
+    novu = novu_client(salon.novu, command_breaker, timeout)
+    try:
+        ids = await sync_staff(novu, await chatwoot.agents(), salon.profile.id)
+    except (ServiceRejected, ServiceUnavailable) as exc:
+        print(f"frontdesk: staff not synced: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await chatwoot.aclose()
+        await novu.aclose()
+    print(f"staff: {len(ids)} subscribers in topic {topic_key(salon.profile.id)}")
     return 0
 
 

@@ -177,6 +177,8 @@ class CalcomEvents:
         self.notices = notices
         self.planner = planner
         self.clock = clock
+        # Pages the salon's staff of a no-show (handlers/staff_notices.py), with Novu on.
+        self.staff: Callable[[str, str], tuple[Outgoing, ...]] | None = None
 
     async def __call__(self, entry: Entry) -> Outcome:
         change = BookingChange.parse(entry_object(entry.body))
@@ -199,7 +201,8 @@ class CalcomEvents:
             if not change.no_show:
                 return Outcome()
             owner = (await self.links.record(change.uid)).get("conversation", "")
-            return Outcome(facts=self._facts(analytics.NO_SHOW, owner, change))
+            paged = self.staff(change.uid, owner) if self.staff is not None else ()
+            return Outcome(paged, facts=self._facts(analytics.NO_SHOW, owner, change))
         record = await self.links.record(change.uid)
         start = change.start.isoformat() if change.start else ""
         told = record.get("status") == change.trigger and record.get("start") == start

@@ -54,6 +54,8 @@ class TurnRunner:
         self.recorder = recorder
         # The links between one client's chats (one verified number): None keeps chats apart.
         self.identities = identities
+        # What salon staff are told of a turn through Novu (handlers/staff_notices.py).
+        self.staff: Callable[[Conversation, Turn], tuple[Outgoing, ...]] | None = None
 
     def client(self, conv: Conversation) -> ClientRef:
         """The client of a conversation (their chat is also who they are on the channel)."""
@@ -105,6 +107,8 @@ class TurnRunner:
             # Staff see one client: the help desk merges this chat's contact into the one of
             # the chat that verified the number first.
             mirrored = (*mirrored, merged(conv, linked.anchor, linked.others))
+        if self.staff is not None:
+            mirrored = (*mirrored, *self.staff(conv, turn))
         after = turn.session
         if rendered.numbered is not None:
             after = after.model_copy(update={"numbered": rendered.numbered})

@@ -18,7 +18,7 @@ from gateway.integrations.calcom.catalogue import services_of
 from gateway.integrations.calcom.factory import calcom_client
 from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
 from gateway.integrations.novu.factory import novu_client
-from gateway.integrations.novu.workflows import definitions, differs
+from gateway.integrations.novu.workflows import all_definitions, differs
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.ops.salon_choice import Refused, is_environment, registry_salon
 from gateway.pipeline.logs import Scrubber, scrubbed_output
@@ -174,13 +174,13 @@ async def _check_novu(novu: NovuSettings, expected: str | None) -> bool:
         try:
             found = {
                 w["workflowId"]: await client.workflow(w["workflowId"])
-                for w in definitions(webhook)
+                for w in all_definitions(webhook)
             }
         except (NovuRejected, NovuUnavailable) as exc:
             print(_line("novu", False, f"Novu refused or unreachable: {exc}"))
             return False
     missing = [name for name, workflow in found.items() if workflow is None]
-    wanted = {w["workflowId"]: w for w in definitions(webhook)}
+    wanted = {w["workflowId"]: w for w in all_definitions(webhook)}
     stale = [
         name
         for name, workflow in found.items()

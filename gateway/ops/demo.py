@@ -26,7 +26,10 @@ from gateway.analytics import store as analytics_store
 from gateway.app import SERVED, create_app
 from gateway.dashboard_app import tokens
 from gateway.dashboard_app.routes import page_url
+from gateway.integrations.chatwoot.api import is_failure
+from gateway.integrations.chatwoot.factory import chatwoot_client
 from gateway.integrations.novu.factory import novu_client
+from gateway.integrations.novu.staff import sync_staff
 from gateway.integrations.novu.workflows import sync as sync_workflows
 from gateway.ops.demo_second_salon import SECOND_ID, SecondSalon, serve_second_salon, with_registry
 from gateway.ops.report_page import ReportPage
@@ -334,6 +337,12 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
     timeout = settings.service_timeout_seconds
     async with novu_client(salon.novu, command_breaker, timeout) as novu:
         await sync_workflows(novu, f"{gateway}/webhooks/novu")
+        # And the salon's staff, from Chatwoot's agents: their in-app feed is on Novu's page.
+        chatwoot = chatwoot_client(salon.chatwoot, command_breaker("chatwoot", is_failure), timeout)
+        try:
+            await sync_staff(novu, await chatwoot.agents(), salon.profile.id)
+        finally:
+            await chatwoot.aclose()
     # And with Meta's way for WhatsApp: the verification handshake on the callback URL.
     await sandboxes.whatsapp.subscribe(
         f"{gateway}/webhooks/whatsapp", salon.whatsapp.verify_token.get_secret_value()

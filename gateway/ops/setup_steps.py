@@ -22,7 +22,7 @@ from gateway.integrations.metabase.api import MetabaseClient, MetabaseError
 from gateway.integrations.metabase.api import sync as metabase_sync
 from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
 from gateway.integrations.novu.factory import novu_client
-from gateway.integrations.novu.workflows import definitions, differs
+from gateway.integrations.novu.workflows import all_definitions, differs
 from gateway.integrations.novu.workflows import sync as novu_sync
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.ops.check import register_telegram_webhook
@@ -148,7 +148,7 @@ def novu_step(novu: NovuSettings, target: Target) -> Step:
     async def inspect() -> str | None:
         async with novu_client(novu, command_breaker, TIMEOUT) as client:
             try:
-                wanted = definitions(url)
+                wanted = all_definitions(url)
                 found = {w["workflowId"]: await client.workflow(w["workflowId"]) for w in wanted}
             except (NovuRejected, NovuUnavailable) as exc:
                 raise StepFailed(f"Novu refused or unreachable: {exc}") from None

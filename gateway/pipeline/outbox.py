@@ -148,8 +148,12 @@ class OutboxSender:
         batch: int = 100,
         held: Callable[[Outgoing], Awaitable[bool]] | None = None,
         rescan: float = RESCAN_SECONDS,
+        buried: Callable[[Outgoing, str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.rescan = rescan
+        # Told of each message dead-lettered (message, entry id, error), once it is: a notice
+        # that could not reach a client pages the salon's staff.
+        self.buried = buried
         # Whether a bot message must not go out now (a person owns the conversation): asked
         # right before sending, so a reply queued just before a takeover stays unsaid.
         self.held = held
@@ -412,6 +416,8 @@ class OutboxSender:
             ],
         )
         self.lease.fenced(result)
+        if self.buried is not None:
+            await self.buried(message, item.entry_id, error)
 
     async def drain(self, deadline: float) -> None:
         self.stopping = True

@@ -112,6 +112,7 @@ def shard_runner(
             wake=outbound_wake[lease.shard],
             slots=sending_slots,
             held=outflow.held,
+            buried=outflow.buried,
         )
         await work_shard(lease, consumer, sender, settings.shutdown_grace_seconds)
 

@@ -32,6 +32,7 @@ from handlers.dashboard_app import DashboardEvents
 from handlers.mirror import Mirror
 from handlers.notices import NoticeSender, Templates
 from handlers.novu import NovuEvents
+from handlers.staff_notices import StaffNotices
 from handlers.telegram import TelegramConversations, build_router
 from handlers.waitlist import WaitlistEvents
 from handlers.whatsapp import WhatsAppConversations
@@ -171,6 +172,8 @@ def build_handlers(
             recorder=recorder,
             identities=identities,
         )
+    if services.novu is not None and salon.chatwoot is not None:
+        _page_staff(handlers, salon, catalogs, clock)
     if services.proposals is not None:
         handlers["dashboard"] = DashboardEvents(
             salon.profile.id, salon.profile.zone, catalogs, sessions
@@ -180,3 +183,23 @@ def build_handlers(
             desk, catalogs, sessions, state, clock, mirror_all, recorder=recorder
         )
     return Conversations(handlers, recorder, offers)
+
+
+def _page_staff(
+    handlers: dict[str, Handler],
+    salon: SalonSettings,
+    catalogs: Catalogs,
+    clock: Callable[[], datetime],
+) -> None:
+    """Staff are Novu subscribers made from Chatwoot's agents (`frontdesk novu sync`): they
+    hear of clients' turns and no-shows in the salon's language, against its working hours."""
+    profile = salon.profile
+    words = catalogs.get(profile.default_locale)
+    staff = StaffNotices(profile.id, profile.zone, words, profile.schedule, clock)
+    for channel in ("telegram", "whatsapp"):
+        handler = handlers.get(channel)
+        if isinstance(handler, TelegramConversations | WhatsAppConversations):
+            handler.turns.staff = staff.of_turn
+    calcom_events = handlers.get("calcom")
+    if isinstance(calcom_events, CalcomEvents):
+        calcom_events.staff = staff.no_show

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState, StaffReplies
+from gateway.integrations.http import ServiceRejected, ServiceUnavailable
 from gateway.integrations.novu.api import NovuDelivery
+from gateway.integrations.novu.staff import StaffPager
 from gateway.integrations.telegram.factory import telegram_delivery
 from gateway.integrations.whatsapp.factory import whatsapp_delivery
 from gateway.pipeline.outbox import Delivery, Pacing, pace
 from gateway.pipeline.resilience import Gate
-from gateway.pipeline.streams import Outgoing
+from gateway.pipeline.streams import Author, Outgoing
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
+
+log = logging.getLogger("frontdesk.app")
 
 
 @dataclass
@@ -25,6 +30,8 @@ class Outflow:
     buckets: dict[str, Gate] = field(default_factory=dict)
     # Whether a bot message waits (a person owns its conversation); None without a help desk.
     held: Callable[[Outgoing], Awaitable[bool]] | None = None
+    # Told of a message dead-lettered (message, entry id, error); None without staff paging.
+    buried: Callable[[Outgoing, str, str], Awaitable[None]] | None = None
 
     def add(self, channel: str, delivery: Delivery, paced: tuple[Pacing, Gate]) -> None:
         self.deliveries[channel] = delivery
@@ -78,7 +85,26 @@ def build_outflow(runtime: Runtime, services: Services, clock: Callable[[], date
                     outflow.deliveries[channel], services.chatwoot.helpdesk
                 )
         outflow.held = _held_back(services.helpdesk_state)
+    outflow.buried = _page_undelivered(services.staff_pager)
     return outflow
+
+
+def _page_undelivered(
+    pager: StaffPager | None,
+) -> Callable[[Outgoing, str, str], Awaitable[None]] | None:
+    """A notice the client's messenger refused for good pages the salon's staff (issue 21)."""
+    if pager is None:
+        return None
+
+    async def buried(message: Outgoing, entry: str, _error: str) -> None:
+        if message.author != Author.NOTICE or message.channel not in ("telegram", "whatsapp"):
+            return
+        try:
+            await pager.undelivered(message.channel, message.chat, entry)
+        except (ServiceUnavailable, ServiceRejected) as exc:
+            log.warning("staff not paged for an undelivered notice: %s", exc)
+
+    return buried
 
 
 def _held_back(state: HelpDeskState) -> Callable[[Outgoing], Awaitable[bool]]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from aiogram import Bot
 from yarl import URL
 
+from bot.i18n import Catalogs
 from gateway.analytics.store import Writer
 from gateway.dashboard_app import tokens
 from gateway.dashboard_app.desk import StaffDesk
@@ -21,6 +22,7 @@ from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.ledger import NoticeLedger
+from gateway.integrations.novu.staff import StaffPager
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.integrations.whatsapp.api import WhatsAppClient
 from gateway.integrations.whatsapp.factory import whatsapp_client
@@ -40,6 +42,8 @@ class Services:
     chatwoot: ChatwootClients | None = None
     helpdesk_state: HelpDeskState | None = None
     novu: NovuClient | None = None
+    # Pages the salon's staff through Novu (with Novu and Chatwoot configured).
+    staff_pager: StaffPager | None = None
     ledger: NoticeLedger | None = None
     whatsapp: WhatsAppClient | None = None
     whatsapp_state: WhatsAppState | None = None
@@ -89,6 +93,14 @@ def build_services(
     if salon.novu is not None:
         services.novu = novu_client(salon.novu, breaker_for, timeout)
         services.ledger = NoticeLedger(runtime.redis, runtime.keys)
+        if services.chatwoot is not None and salon.chatwoot is not None:
+            # Staff read their notices in the salon's language, with a link to the conversation.
+            profile = salon.profile
+            words = Catalogs(default_locale=profile.default_locale).get(profile.default_locale)
+            desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
+            pager = StaffPager(services.novu, profile.id, words, desk)
+            services.chatwoot.helpdesk.pager = pager.handoff
+            services.staff_pager = pager
     if salon.telegram is not None:
         services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
     if salon.whatsapp is not None:

@@ -560,12 +560,13 @@ async def test_novu_sync_puts_the_workflows_in_place_and_check_says_so(
         out = capsys.readouterr().out
         assert "booking-reminder       created" in out
         assert await run("novu", "sync") == 0
-        assert out.count("created") == 7
-        assert capsys.readouterr().out.count("unchanged") == 7
+        assert out.count("created") == 12  # 6 for clients, 1 for the owner, 5 for staff
+        assert "staff-handoff          created" in out
+        assert capsys.readouterr().out.count("unchanged") == 12
         steps = novu.workflows["booking-confirmed"]["steps"]
         assert steps[0]["controlValues"]["url"] == "https://desk.salon.example/webhooks/novu"
         await run("check")
-        assert "[ok  ] novu      7 workflows in place" in capsys.readouterr().out
+        assert "[ok  ] novu      12 workflows in place" in capsys.readouterr().out
         monkeypatch.setenv("NOVU_API_KEY", "wrong")
         assert await run("novu", "sync") == 1
         assert "Novu refused the workflows: HTTP 401" in capsys.readouterr().err

@@ -252,6 +252,22 @@ async def test_demo_wires_the_chat_page_to_the_gateway(
         async with http.get(page) as response:
             policy = response.headers["Content-Security-Policy"]
         assert f"frame-src {' '.join(state['beside'])}" in policy
+
+        # Asking for a person pages the staff: their in-app feed is on the Novu pane.
+        novu_page = state["panes"][2]["url"].rstrip("/")
+        async with http.post(
+            f"{page}/_sandbox/say",
+            json={"chat_id": 9, "text": "I want to talk to a person", "language_code": "en"},
+        ) as response:
+            assert (await response.json())["status"] == 200
+
+        async def paged() -> list[dict[str, str]]:
+            async with http.get(f"{novu_page}/_sandbox/state") as response:
+                feed = (await response.json())["feed"]
+            return [n for items in feed.values() for n in items if n["subject"]]
+
+        notices = await eventually(paged, timeout=10)
+        assert {n["templateIdentifier"] for n in notices} == {"staff-handoff"}
     stop.set()
     await asyncio.wait_for(demo, 15)
 

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.cli import main
+from gateway.integrations.novu.staff import STAFF_TITLES
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox
 from gateway.sandbox.novu import NovuSandbox
@@ -135,7 +136,7 @@ async def test_setup_registers_everything_then_a_second_run_changes_nothing(
     assert {i.webhook_url for i in inboxes.values()} == {f"{PUBLIC}/webhooks/chatwoot"}
     assert inboxes["WhatsApp (gateway)"].attributes == {"agent_reply_time_window": 24}
     assert inboxes["Telegram (gateway)"].attributes == {}
-    assert len(providers.novu.workflows) == 7
+    assert len(providers.novu.workflows) == 7 + len(STAFF_TITLES)
     # The operator is told the variables to set.
     found = dict(re.findall(r"^  (CHATWOOT_\w+_INBOX_ID)=(\d+)$", out, re.MULTILINE))
     assert found == {

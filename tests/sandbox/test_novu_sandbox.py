@@ -279,3 +279,48 @@ async def test_the_demo_pages_clock_moves_on_and_resets_to_the_real_time(env: En
     assert (await page("advance", {"hours": 0}))[0] == 400
     await page("advance", {"hours": 30})
     assert [sent["text"] for sent in env.novu.sent] == ["soon", "later"]
+
+
+async def test_a_topic_fans_a_trigger_out_to_each_subscriber_once_into_their_in_app_feed(
+    env: Env,
+) -> None:
+    """Docs platform/concepts/topics: "A separate workflow event is created for each
+    subscriber"; the in-app feed answers as NotificationFeedItemDto, newest first."""
+    in_app = {"type": "in_app", "stepId": "in-app", "controlValues": {"body": "Hi {{payload.n}}"}}
+    push = {"type": "push", "stepId": "push", "controlValues": {"body": "x"}}
+    await env.workflow(in_app, push)
+    for who in ("a", "b"):
+        assert (await env.call("POST", "/v2/subscribers", {"subscriberId": who}))[0] == 201
+    assert (await env.call("POST", "/v1/topics", {"key": "s:staff", "name": "S"}))[0] == 201
+    assert (await env.call("POST", "/v1/topics", {"key": "s:staff", "name": "S"}))[0] == 409
+    status, added = await env.call(
+        "POST", "/v1/topics/s:staff/subscribers", {"subscribers": ["a", "b", "a", "ghost"]}
+    )
+    assert status == 200
+    assert added["data"] == {"succeeded": ["a", "b"], "failed": {"notFound": ["ghost"]}}
+    assert env.novu.topics["s:staff"] == ["a", "b"]
+    topic = {"type": "Topic", "topicKey": "s:staff"}
+    for n in (1, 2):
+        body = {"name": "w", "to": [topic, "a"], "payload": {"n": n}, "transactionId": f"t{n}"}
+        assert (await env.call("POST", "/v1/events/trigger", body))[0] == 201
+    await env.novu.settle()
+    assert sorted(r.subscriber for r in env.novu.runs) == ["a", "a", "b", "b"]
+    assert all("push: no device token, skipped" in r.log for r in env.novu.runs)
+    status, feed = await env.call("GET", "/v1/subscribers/a/notifications/feed?limit=1")
+    assert status == 200
+    assert [n["content"] for n in feed["data"]] == ["Hi 2"]
+    assert (feed["totalCount"], feed["hasMore"], feed["pageSize"]) == (2, True, 1)
+    # Bad input is a 4xx.
+    for path in ("?limit=0", "?limit=101", "?page=x"):
+        status, _ = await env.call("GET", f"/v1/subscribers/a/notifications/feed{path}")
+        assert status == 400
+    assert (await env.call("POST", "/v1/topics", {"key": ""}))[0] == 400
+    status, _ = await env.call("POST", "/v1/topics/nope/subscribers", {"subscribers": ["a"]})
+    assert status == 404
+    status, _ = await env.call("POST", "/v1/topics/s:staff/subscribers", {"subscribers": "a"})
+    assert status == 400
+    # A topic with no one in it: nobody to run for.
+    await env.call("POST", "/v1/topics", {"key": "empty", "name": "E"})
+    body = {"name": "w", "to": [{"type": "Topic", "topicKey": "empty"}], "transactionId": "t9"}
+    status, answer = await env.call("POST", "/v1/events/trigger", body)
+    assert answer["data"]["status"] == "subscriber_id_missing"

@@ -43,6 +43,7 @@ from gateway.handoff_routing import Route, Routing
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.integrations.chatwoot.contacts import Contacts
 from gateway.integrations.chatwoot.routed import apply_route, route_facts
+from gateway.integrations.http import ServiceRejected, ServiceUnavailable
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.identity import Identities
 from gateway.pipeline.keys import Keys
@@ -160,6 +161,16 @@ class HelpDeskState:
         return [line.decode() for line in raw]
 
 
+def assignee_of(conversation: dict[str, Any]) -> int | None:
+    """Who Chatwoot shows the conversation is with: `meta.assignee` (app/views/api/v1/
+    conversations/partials/_conversation.json.jbuilder: the assignee's push_event_data when
+    there is one), else none."""
+    meta = conversation.get("meta")
+    assignee = meta.get("assignee") if isinstance(meta, dict) else None
+    found = assignee.get("id") if isinstance(assignee, dict) else None
+    return found if isinstance(found, int) else None
+
+
 @dataclass(frozen=True, slots=True)
 class HelpDeskSettings:
     inboxes: dict[str, int]  # channel -> API inbox id
@@ -188,6 +199,9 @@ class HelpDesk:
         self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
         # One contact per client across messengers (contacts.py).
         self.contacts = Contacts(client, state, Identities(state.redis, state.keys))
+        # Pages the salon's staff for a new handoff (conversation, handoff note, assignee):
+        # Novu's staff pager when Novu is configured.
+        self.pager: Callable[[int, int, int | None], Awaitable[object]] | None = None
 
     async def deliver(self, message: Outgoing) -> None:
         params = message.params
@@ -333,6 +347,19 @@ class HelpDesk:
         mapping.update(conversation=conversation, status="open")
         await self.state.save_mapping(conv, mapping)
         await self.state.watch(conversation, seen=note)
+        await self._page(conversation, note)
+
+    async def _page(self, conversation: int, note: int) -> None:
+        """Tell the salon's staff a client waits, unless Chatwoot shows the conversation is
+        with someone (routing or the inbox's auto-assignment gave it to an agent). A page
+        that fails does not undo the handoff: it is in Chatwoot's queue all the same."""
+        if self.pager is None:
+            return
+        shown = await self.client.conversation(conversation)
+        try:
+            await self.pager(conversation, note, assignee_of(shown))
+        except (ServiceUnavailable, ServiceRejected) as exc:
+            log.warning("staff not paged for conversation %s: %s", conversation, exc)
 
     async def _open(self, conversation: int, route: Route) -> None:
         """Open the conversation for staff, leaving it in their queue.

@@ -125,6 +125,21 @@ class NovuClient(JsonApiClient):
             changes = {k: v for k, v in subscriber.items() if k != "subscriberId"}
             await self._call("PATCH", f"/v2/subscribers/{subscriber_id}", json=changes)
 
+    async def create_topic(self, key: str, name: str) -> None:
+        """`POST /v1/topics` (docs: api-reference/topics); a topic that exists is kept (409
+        where a version refuses a second one with the same key)."""
+        try:
+            await self._call("POST", "/v1/topics", json={"key": key, "name": name})
+        except NovuRejected as exc:
+            if exc.status != 409:
+                raise
+
+    async def add_to_topic(self, key: str, subscribers: list[str]) -> None:
+        """`POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`; adding one already
+        there changes nothing (docs: api-reference/topics, "Subscribers addition")."""
+        path = f"/v1/topics/{quote(key, safe='')}/subscribers"
+        await self._call("POST", path, json={"subscribers": subscribers})
+
     async def workflow(self, workflow_id: str) -> dict[str, Any] | None:
         try:
             data = await self._call("GET", f"/v2/workflows/{quote(workflow_id, safe='')}")

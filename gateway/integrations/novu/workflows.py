@@ -43,6 +43,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.integrations.novu import owner_workflow
+from gateway.integrations.novu.staff import staff_definitions
 
 CONFIRMED = "booking-confirmed"
 RESCHEDULED = "booking-rescheduled"
@@ -147,6 +148,11 @@ def definitions(webhook_url: str) -> list[dict[str, Any]]:
     return found
 
 
+def all_definitions(webhook_url: str) -> list[dict[str, Any]]:
+    """The clients' workflows, then the staff's (staff.py)."""
+    return [*definitions(webhook_url), *staff_definitions()]
+
+
 def controls_of(step: dict[str, Any]) -> Any:
     """A step's control values as Novu reads them back: `controlValues`, or `controls.values`
     (StepResponseDto in apps/api/src/app/workflows-v2/dtos/step.response.dto.ts has both, the
@@ -192,7 +198,7 @@ async def sync(client: NovuClientLike, webhook_url: str) -> list[tuple[str, str]
     """Create or update every workflow; (workflow id, "created" | "updated" | "unchanged").
     Running it twice changes nothing the second time."""
     done = []
-    for wanted in definitions(webhook_url):
+    for wanted in all_definitions(webhook_url):
         workflow_id = wanted["workflowId"]
         current = await client.workflow(workflow_id)
         if current is None:

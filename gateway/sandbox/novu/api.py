@@ -76,9 +76,8 @@ class NovuApi(Worker):
         workflow = self.workflows.get(str(name))
         if not isinstance(name, str) or workflow is None:
             return 422, {"statusCode": 422, "message": "workflow_not_found"}
-        recipient = body.get("to")
-        subscriber = recipient.get("subscriberId") if isinstance(recipient, dict) else recipient
-        if not isinstance(subscriber, str) or not subscriber:
+        subscribers = self._recipients(body.get("to"))
+        if not subscribers:
             return 201, {"data": {"acknowledged": True, "status": "subscriber_id_missing"}}
         transaction = str(body.get("transactionId") or f"txn-{next(self._ids)}")
         if self.transaction_dedup and any(r.transaction == transaction for r in self.runs):
@@ -87,23 +86,39 @@ class NovuApi(Worker):
             }
         if not workflow.get("active", True):
             return 201, {"data": {"acknowledged": True, "status": "trigger_not_active"}}
-        if isinstance(recipient, dict):
-            self._store_subscriber(recipient)
-        self.subscribers.setdefault(subscriber, {"subscriberId": subscriber})
         payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
-        run = Run(
-            next(self._ids),
-            name,
-            transaction,
-            subscriber,
-            dict(payload or {}),
-            [dict(step) for step in workflow["steps"]],
-            due=self.now(),
-        )
-        self.runs.append(run)
+        for subscriber in subscribers:
+            self.subscribers.setdefault(subscriber, {"subscriberId": subscriber})
+            run = Run(
+                next(self._ids),
+                name,
+                transaction,
+                subscriber,
+                dict(payload or {}),
+                [dict(step) for step in workflow["steps"]],
+                due=self.now(),
+            )
+            self.runs.append(run)
         return 201, {
             "data": {"acknowledged": True, "status": "processed", "transactionId": transaction}
         }
+
+    def _recipients(self, given: Any) -> list[str]:
+        """Who a trigger's `to` names: a subscriber id, a subscriber object (upserted), a
+        topic `{type: "Topic", topicKey}` (each of its subscribers gets their own run: docs
+        platform/concepts/topics, "A separate workflow event is created for each
+        subscriber"), or an array of these; each subscriber once."""
+        found: list[str] = []
+        for recipient in given if isinstance(given, list) else [given]:
+            if isinstance(recipient, dict) and recipient.get("type") == "Topic":
+                found += self.topics.get(str(recipient.get("topicKey")), [])
+                continue
+            if isinstance(recipient, dict) and recipient.get("subscriberId"):
+                self._store_subscriber(recipient)
+                recipient = recipient["subscriberId"]
+            if isinstance(recipient, str) and recipient:
+                found.append(recipient)
+        return list(dict.fromkeys(found))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         transaction = request.match_info["transaction"]
@@ -149,6 +164,60 @@ class NovuApi(Worker):
         if found is None:
             return _error(404, "Subscriber not found", request.path)
         return web.json_response({"data": found})
+
+    # -- topics and the in-app feed ------------------------------------------------------
+
+    async def _create_topic(self, request: web.Request) -> web.Response:
+        """`POST /v1/topics` `{key, name}` (docs: api-reference/topics, "Create a topic": the
+        key is unique and cannot change)."""
+        body = await self._body(request)
+        key = body.get("key")
+        if not isinstance(key, str) or not key or not isinstance(body.get("name"), str):
+            raise ValueError("key and name should not be empty")
+        if key in self.topics:
+            return _error(409, f"Topic exists with key {key}", request.path)
+        self.topics[key] = []
+        return web.json_response({"data": {"_id": f"topic-{key}", "key": key}}, status=201)
+
+    async def _add_to_topic(self, request: web.Request) -> web.Response:
+        """`POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`: the known ones join
+        (once), the unknown ones come back under `failed.notFound`."""
+        key = request.match_info["key"]
+        if key not in self.topics:
+            return _error(404, f"Topic with key {key} not found", request.path)
+        given = (await self._body(request)).get("subscribers")
+        if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+            raise ValueError("subscribers must be an array of strings")
+        known = [s for s in dict.fromkeys(given) if s in self.subscribers]
+        members = self.topics[key]
+        members += [s for s in known if s not in members]
+        missing = [s for s in given if s not in self.subscribers]
+        answer = {"succeeded": known} | ({"failed": {"notFound": missing}} if missing else {})
+        return web.json_response({"data": answer})
+
+    async def _feed(self, request: web.Request) -> web.Response:
+        """`GET /v1/subscribers/{id}/notifications/feed?page=&limit=` (docs: api-reference/
+        subscribers, "Retrieve subscriber notifications"): newest first, `limit` at most 100,
+        answered as {data, totalCount, hasMore, page, pageSize} (a paginated list keeps its
+        own `data`)."""
+        try:
+            page = int(request.query.get("page", "0"))
+            limit = int(request.query.get("limit", "10"))
+        except ValueError:
+            raise ValueError("page and limit must be numbers") from None
+        if page < 0 or not 1 <= limit <= 100:
+            raise ValueError("limit must not be greater than 100")
+        items = list(reversed(self.feed.get(request.match_info["id"], [])))
+        shown = items[page * limit : (page + 1) * limit]
+        return web.json_response(
+            {
+                "data": shown,
+                "totalCount": len(items),
+                "hasMore": len(items) > (page + 1) * limit,
+                "page": page,
+                "pageSize": len(shown),
+            }
+        )
 
     # -- workflows ------------------------------------------------------------------------
 

@@ -50,6 +50,9 @@ class NovuSandbox(NovuApi):
             ("POST", "/v2/subscribers", self._upsert_subscriber),
             ("PATCH", "/v2/subscribers/{id}", self._patch_subscriber),
             ("GET", "/v2/subscribers/{id}", self._get_subscriber),
+            ("GET", "/v1/subscribers/{id}/notifications/feed", self._feed),
+            ("POST", "/v1/topics", self._create_topic),
+            ("POST", "/v1/topics/{key}/subscribers", self._add_to_topic),
             ("GET", "/v2/workflows/{id}", self._get_workflow),
             ("POST", "/v2/workflows", self._create_workflow),
             ("PUT", "/v2/workflows/{id}", self._update_workflow),
@@ -91,6 +94,8 @@ class NovuSandbox(NovuApi):
                 "workflows": sorted(self.workflows),
                 "runs": runs,
                 "sent": list(reversed(self.sent)),
+                # Each subscriber's in-app feed, newest first (what Novu's Inbox shows).
+                "feed": {who: list(reversed(items)) for who, items in self.feed.items()},
             }
         )
 

@@ -58,6 +58,9 @@ class Worker(StandIn):
         self.workflows: dict[str, JSON] = {}
         self.runs: list[Run] = []
         self.sent: list[JSON] = []
+        # Topics (key -> subscriber ids) and each subscriber's in-app feed, newest last.
+        self.topics: dict[str, list[str]] = {}
+        self.feed: dict[str, list[JSON]] = {}
         self.deliveries: list[JSON] = []
         self.calls: list[tuple[str, str]] = []
         self._idempotency: dict[str, tuple[str, int, JSON]] = {}
@@ -157,6 +160,10 @@ class Worker(StandIn):
             self._send(run, kind, controls, context)
         elif kind == "in_app":
             self._in_app(run, controls, context)
+        elif kind == "push":
+            # A push goes to the subscriber's device tokens (their push credentials,
+            # `PUT /v1/subscribers/{id}/credentials` `deviceTokens`); none here.
+            run.log.append(f"{name}: no device token, skipped")
         run.next_step += 1
         run.due = self.now()
         return True
@@ -194,19 +201,40 @@ class Worker(StandIn):
         run.log.append(f"{kind}: sent")
 
     def _in_app(self, run: Run, controls: JSON, context: JSON) -> None:
-        """An in-app notice lands in the subscriber's feed (no address needed); `redirect.url`
-        is what a click opens (in-app-control.schema.ts, see owner_workflow.py)."""
+        """An in-app message in the subscriber's feed, as the Inbox and
+        `GET /v1/subscribers/{id}/notifications/feed` read it (NotificationFeedItemDto:
+        `content`, `subject`, `transactionId`, `templateIdentifier`, `read`, `seen`,
+        `createdAt`, `cta`); `redirect.url` is what a click opens (in-app-control.schema.ts,
+        see owner_workflow.py). Listed among what was sent, too."""
         redirect = controls.get("redirect") if isinstance(controls.get("redirect"), dict) else {}
+        url = render(str((redirect or {}).get("url") or ""), context)
+        subject = render(str(controls.get("subject") or ""), context)
+        body = render(str(controls.get("body") or ""), context)
         self.sent.append(
             {
                 "channel": "in_app",
                 "to": run.subscriber,
-                "subject": render(str(controls.get("subject") or ""), context),
-                "text": render(str(controls.get("body") or ""), context),
-                "url": render(str((redirect or {}).get("url") or ""), context),
+                "subject": subject,
+                "text": body,
+                "url": url,
                 "workflow": run.workflow,
                 "transaction": run.transaction,
                 "at": _iso(self.now()),
+            }
+        )
+        self.feed.setdefault(run.subscriber, []).append(
+            {
+                "_id": f"msg-{next(self._ids)}",
+                "_subscriberId": run.subscriber,
+                "templateIdentifier": run.workflow,
+                "transactionId": run.transaction,
+                "subject": subject,
+                "content": body,
+                "cta": {"type": "redirect", "data": {"url": url}} if url else {},
+                "payload": dict(run.payload),
+                "read": False,
+                "seen": False,
+                "createdAt": _iso(self.now()),
             }
         )
         run.log.append("in_app: sent")

@@ -1,0 +1,184 @@
+"""Salon staff as Novu subscribers, their workflows, and the pager that notifies them.
+
+Staff are Novu subscribers of their salon, `<salon>:staff:<chatwoot user id>`, made from
+Chatwoot's agent list (`GET /api/v1/accounts/{id}/agents`, agents_controller.rb `index`) by
+`frontdesk novu sync`, and gathered in one topic per salon, `<salon>:staff`. A notice is one
+trigger to that topic: Novu "looks up all subscribers assigned to the topic" and creates "a
+separate workflow event for each subscriber" (docs: platform/concepts/topics). Topics:
+`POST /v1/topics` `{key, name}` and `POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`
+(docs: api-reference/topics, "Subscribers addition"). `to` is sent as an array: a topic given
+as a single object was acknowledged and sent nothing on some versions (novuhq/novu#5571,
+contract calcom-novu-metabase.md §2.9).
+
+Each kind of notice is its own workflow (in-app, then push, then email), so staff can turn
+each kind or channel off in their preferences (a workflow's preferences per channel,
+PreferencesRequestDto; the Inbox's preferences read the same). The in-app feed is what Novu's
+Inbox shows, and what `GET /v1/subscribers/{id}/notifications/feed` answers (docs:
+api-reference/subscribers, "Retrieve subscriber notifications").
+
+A trigger's `transactionId` (also its Idempotency-Key) names the event, e.g.
+`<salon>:handoff:<conversation>:<handoff note id>`: a retried delivery pages no one twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger("frontdesk.novu.staff")
+
+HANDOFF = "staff-handoff"
+WAITLIST_BOOKED = "staff-waitlist-booked"
+UNDELIVERED = "staff-notice-undelivered"
+OUT_OF_HOURS = "staff-out-of-hours"
+NO_SHOW = "staff-no-show"
+
+STAFF_TITLES = {
+    HANDOFF: "Staff: a client waits for a person",
+    WAITLIST_BOOKED: "Staff: a waitlist slot was booked",
+    UNDELIVERED: "Staff: a notice did not reach a client",
+    OUT_OF_HOURS: "Staff: a booking change out of hours",
+    NO_SHOW: "Staff: a client did not come",
+}
+
+
+def topic_key(salon: str) -> str:
+    return f"{salon}:staff"
+
+
+def subscriber_id(salon: str, user_id: int) -> str:
+    return f"{salon}:staff:{user_id}"
+
+
+def _steps() -> list[dict[str, Any]]:
+    # Texts come in the payload, already in the salon's language (Novu only carries them).
+    return [
+        {
+            "name": "In-app",
+            "stepId": "in-app",
+            "type": "in_app",
+            "controlValues": {
+                "subject": "{{payload.subject}}",
+                "body": "{{payload.text}}",
+                "redirect": {"url": "{{payload.url}}", "target": "_blank"},
+            },
+        },
+        {
+            "name": "Push",
+            "stepId": "push",
+            "type": "push",
+            "controlValues": {"subject": "{{payload.subject}}", "body": "{{payload.text}}"},
+        },
+        {
+            "name": "Email",
+            "stepId": "email",
+            "type": "email",
+            "controlValues": {"subject": "{{payload.subject}}", "body": "{{payload.text}}"},
+        },
+    ]
+
+
+def staff_definitions() -> list[dict[str, Any]]:
+    """The staff workflows, as bodies of `POST /v2/workflows` (see workflows.py)."""
+    return [
+        {
+            "name": f"Frontdesk: {title}",
+            "workflowId": workflow_id,
+            "description": "Managed by Frontdesk (`frontdesk novu sync`); staff choose their "
+            "channels in their preferences.",
+            "tags": ["frontdesk", "staff"],
+            "active": True,
+            "steps": _steps(),
+        }
+        for workflow_id, title in STAFF_TITLES.items()
+    ]
+
+
+class StaffNovu(Protocol):
+    async def upsert_subscriber(self, subscriber: dict[str, Any]) -> None: ...
+    async def create_topic(self, key: str, name: str) -> None: ...
+    async def add_to_topic(self, key: str, subscribers: list[str]) -> None: ...
+
+
+async def sync_staff(novu: StaffNovu, agents: list[dict[str, Any]], salon: str) -> list[str]:
+    """Create or update one subscriber per Chatwoot agent and gather them in the salon's
+    topic; the subscriber ids, in Chatwoot's order. Running it twice changes nothing more."""
+    ids = []
+    for agent in agents:
+        user = agent.get("id")
+        if not isinstance(user, int):
+            continue
+        name = str(agent.get("available_name") or agent.get("name") or "")
+        subscriber: dict[str, Any] = {
+            "subscriberId": subscriber_id(salon, user),
+            "firstName": name,
+            "data": {"chatwootUserId": user, "role": str(agent.get("role") or "agent")},
+        }
+        if agent.get("email"):
+            subscriber["email"] = str(agent["email"])
+        await novu.upsert_subscriber(subscriber)
+        ids.append(subscriber["subscriberId"])
+    await novu.create_topic(topic_key(salon), f"Staff of {salon}")
+    if ids:
+        await novu.add_to_topic(topic_key(salon), ids)
+    return ids
+
+
+def staff_trigger(
+    salon: str, workflow: str, transaction: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The body of `POST /v1/events/trigger` for one notice to every staff member of a salon."""
+    return {
+        "name": workflow,
+        "to": [{"type": "Topic", "topicKey": topic_key(salon)}],
+        "payload": payload,
+        "transactionId": transaction,
+    }
+
+
+class Trigger(Protocol):
+    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Words(Protocol):
+    def __call__(self, key: str, **values: Any) -> str: ...
+
+
+class StaffPager:
+    """Pages a salon's staff through Novu, in the salon's language."""
+
+    def __init__(self, novu: Trigger, salon: str, words: Words, desk_url: str = "") -> None:
+        self.novu = novu
+        self.salon = salon
+        self.words = words
+        self.desk_url = desk_url.rstrip("/")
+
+    async def handoff(self, conversation: int, handoff: int, assignee: int | None) -> bool:
+        """A client waits for a person in conversation `conversation` (its handoff note is
+        `handoff`). Nobody is paged when Chatwoot shows it is with someone already: that
+        person is on it. Whether a notice went out."""
+        if assignee is not None:
+            log.info("handoff %s is with an agent already: no page", conversation)
+            return False
+        payload = {
+            "subject": self.words("staff.handoff.subject"),
+            "text": self.words("staff.handoff.text", conversation=conversation),
+            "conversation": conversation,
+            "url": f"{self.desk_url}/conversations/{conversation}" if self.desk_url else "",
+        }
+        transaction = f"{self.salon}:handoff:{conversation}:{handoff}"
+        await self.novu.trigger(staff_trigger(self.salon, HANDOFF, transaction, payload))
+        return True
+
+    async def undelivered(self, channel: str, chat: str, entry: str) -> None:
+        """A notice to a client could not be delivered in their messenger and was
+        dead-lettered as outbox entry `entry`: staff should reach the client another way."""
+        conversation = f"{channel}:{chat}"
+        payload = {
+            "subject": self.words("staff.undelivered.subject"),
+            "text": self.words("staff.undelivered.text", channel=channel.capitalize()),
+            "conversation": conversation,
+            "url": "",
+        }
+        transaction = f"{self.salon}:undelivered:{entry}"
+        await self.novu.trigger(staff_trigger(self.salon, UNDELIVERED, transaction, payload))

@@ -1,0 +1,269 @@
+"""Salon staff paged through Novu (issue 21): a handoff puts one in-app notice in each staff
+member's feed, through the real gateway and the Chatwoot and Novu stand-ins; a conversation
+Chatwoot shows is with someone already pages no one."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+from typing import Any
+
+from gateway.integrations.chatwoot.api import ChatwootClient
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.staff import (
+    HANDOFF,
+    NO_SHOW,
+    OUT_OF_HOURS,
+    UNDELIVERED,
+    WAITLIST_BOOKED,
+    subscriber_id,
+    sync_staff,
+    topic_key,
+)
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.sandbox.novu import NovuSandbox
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_analytics import BLOCKED
+from tests.test_flow_booking import Chat, Salon, master_id, salon_api
+from tests.test_flow_booking import salon as salon  # the fixture, shared
+from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
+from tests.test_flow_notifications import (
+    CAL_SECRET,
+    NOVU_KEY,
+    VISIT,
+    book_in_chat,
+    connect,
+    notifying,
+    post_signed,
+    runs,
+)
+from tests.test_flow_notifications import novu as novu  # the fixture, shared
+from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
+
+
+async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
+    """What `frontdesk novu sync` does for staff: Chatwoot's agents become the salon's
+    subscribers, gathered in its topic."""
+    chatwoot = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("chatwoot"))
+    url = novu.url  # type: ignore[attr-defined]
+    async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:
+        try:
+            return await sync_staff(client, await chatwoot.agents(), salon_id)
+        finally:
+            await chatwoot.aclose()
+
+
+def handoff_notices(novu: NovuSandbox, conversation: int) -> dict[str, list[Any]]:
+    return {
+        subscriber: [
+            n
+            for n in feed
+            if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == conversation
+        ]
+        for subscriber, feed in novu.feed.items()
+    }
+
+
+async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_one(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    # The gateway's token is an administrator's: opening a conversation assigns no one, so the
+    # inbox's auto-assignment (below) stands.
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    olga = subscriber_id(salon_id, 3)
+    assert olga in staff
+    assert novu.topics[topic_key(salon_id)] == staff
+    assert novu.subscribers[olga]["email"] == "olga@salon.example"
+    # Syncing again adds no one twice.
+    assert await staff_from_chatwoot(desk, novu, salon_id) == staff
+    assert novu.topics[topic_key(salon_id)] == staff
+
+    chat = Chat(sandbox.telegram, 731)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(731, "can i talk to a real person plz")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:731"))
+    await eventually(lambda: thread.status == "open")
+    notices = await eventually(
+        lambda: (found := handoff_notices(novu, thread.id)) and len(found) == len(staff) and found
+    )
+    for subscriber in staff:
+        [notice] = notices[subscriber]
+        assert notice["subject"] == "A client waits for a person"
+        assert notice["content"] == (
+            f"A client asked for a person in conversation #{thread.id}. Nobody has taken it yet."
+        )
+        assert notice["transactionId"].startswith(f"{salon_id}:handoff:{thread.id}:")
+        assert notice["cta"]["data"]["url"].endswith(f"/conversations/{thread.id}")
+    # The feed the Inbox reads, through Novu's API.
+    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+        feed = await client._call("GET", f"/v1/subscribers/{olga}/notifications/feed")
+    assert [n["content"] for n in feed] == [notices[olga][0]["content"]]
+
+    # The inbox gives new conversations to Olga: the next handoff is taken, no one is paged.
+    desk.chatwoot.inboxes[desk.telegram_inbox].auto_assignee = 3
+    other = Chat(sandbox.telegram, 732)
+    await other.say("/start")
+    await sandbox.telegram.client_says(732, "Позовите администратора, пожалуйста")
+    taken = await eventually(lambda: desk.chatwoot.conversation_for("tg:732"))
+    await eventually(lambda: taken.status == "open" and taken.assignee_id == 3)
+    # Calls to Chatwoot keep the client's order: once this line is there, the handoff's
+    # delivery (its page or none) is over.
+    await sandbox.telegram.client_says(732, "Жду")
+    await eventually(lambda: any(m["content"] == "Жду" for m in taken.messages))
+    await novu.settle()
+    assert handoff_notices(novu, taken.id) == {s: [] for s in novu.feed}
+    assert [r.subscriber for r in novu.runs if r.workflow == HANDOFF] == staff
+
+
+async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_language(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    settings = notifying(novu) | {"calcom_waitlist_seconds": 0.05, "default_locale": "ru"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    anna = master_id(salon, "Anna")
+    taken = await booked_by_staff(salon, anna, TEN, "Xenia")
+    chat = Chat(sandbox.telegram, 741)
+    await join(chat, anna)
+    before = len(chat.messages)
+    await salon_api(salon, "POST", f"/bookings/{taken}/cancel", {"cancellationReason": "Ill"})
+    await offered(chat, before)
+    await chat.tap("w:ok:", prefix=True)
+    await chat.share_phone("+79165550741")
+    done = await chat.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅ You are booked!")
+    [booking] = salon.made_in_chat()
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == WAITLIST_BOOKED]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        # Staff read it in the salon's language (DEFAULT_LOCALE), the client wrote in English.
+        assert notice["subject"] == "Запись из листа ожидания"
+        assert notice["content"].startswith("Клиент из листа ожидания записался: ")
+        assert "10:00" in notice["content"]
+        assert notice["transactionId"] == f"{salon_id}:waitlist:{booking['uid']}"
+
+
+async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 751)
+    await book_in_chat(chat, salon, "+79160000751")
+    await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
+    # The client has blocked the bot by the time of the reminder: Telegram refuses it for good.
+    sandbox.telegram.fail_next("sendMessage", **BLOCKED)
+    salon.clock.now = VISIT - timedelta(hours=24)
+    await novu.run_due()
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == UNDELIVERED]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["subject"] == "A notice did not reach a client"
+        assert notice["content"] == (
+            "A notice from the salon could not be delivered to a client on Telegram. "
+            "Please reach them another way."
+        )
+        assert notice["payload"]["conversation"] == "telegram:751"
+        assert notice["transactionId"].startswith(f"{salon_id}:undelivered:")
+
+
+async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    # The salon's clock says Monday 10:00; staff come in at noon.
+    settings = notifying(novu) | {"salon_working_hours": "Mon-Sun 12:00-20:00"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 761)
+    uid = await book_in_chat(chat, salon, "+79160000761")
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == OUT_OF_HOURS]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["subject"] == "Booked while the salon was closed"
+        assert notice["content"].startswith("A client booked Women's haircut on ")
+        assert notice["transactionId"] == f"{salon_id}:out-of-hours:{uid}"
+
+
+async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    uid = await book_in_chat(Chat(sandbox.telegram, 771), salon, "+79160000771")
+    body = {
+        "triggerEvent": "BOOKING_NO_SHOW_UPDATED",
+        "payload": {"bookingUid": uid, "attendees": [{"email": "x@y.z", "noShow": True}]},
+    }
+    raw = json.dumps(body).encode()
+    signature = hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    for _ in range(2):  # Cal.com sends it again: still one page
+        assert await post_signed(f"{gateway.url}/webhooks/calcom", raw, signature) == 200
+
+    def notices() -> dict[str, list[Any]]:
+        return {
+            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == NO_SHOW]
+            for s in staff
+        }
+
+    found = await eventually(lambda: all(notices().values()) and notices())
+    await novu.settle()
+    for subscriber in staff:
+        [notice] = found[subscriber]
+        assert notice["content"] == f"A client was marked absent for booking {uid}."
+        assert notice["payload"]["channel"] == "telegram"
