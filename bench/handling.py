@@ -14,8 +14,9 @@ Scenarios:
 - `start`: every update is a `/start` from one of `--chats` clients; the bot greets with its menu.
 - `booking`: each client has tapped through to the choice of a day (/start, Book, a service);
   every update is then a tap on a day, and the bot reads that day's free slots from the Cal.com
-  stand-in and shows them. The catalogue is cached after the set-up (its cache is warm); the
-  slots are read from Cal.com on every tap, as the bot always does.
+  stand-in and shows them. The catalogue is cached after the set-up (its cache is warm), and so
+  are the day's free slots (`CALCOM_SLOTS_CACHE_SECONDS`, 20 s by default): the first tap on the
+  day reads them from Cal.com, the next ones within those seconds from the calendar's cache.
 
 A warm-up (one update per client) comes first and is not counted; it also checks that one
 update makes the Bot API calls the bench counts on (`CALLS`), which is how it knows every reply

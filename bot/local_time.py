@@ -6,6 +6,7 @@ day's exact UTC window, which is 23 or 25 hours long on the days the clocks chan
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -16,6 +17,10 @@ _DAY = "EEE, d MMMM"
 _DATE = "d MMMM"
 _WEEKDAY = "EEEE"
 _TIME = "HH:mm"
+# Babel parses the pattern and looks the locale up on every call (tens of µs); a day's screen shows
+# a dozen times, and many clients see the same ones. Each rendering depends only on its
+# arguments (an aware moment hashes by its instant), so the recent ones are kept.
+_RENDERINGS = 4096
 
 # A moment inside a sentence takes prepositions and, in Russian, the accusative of the weekday
 # ("в субботу", "во вторник"). Babel's CLDR data has weekday names in the nominative only, so
@@ -44,6 +49,7 @@ def upcoming_days(now: datetime, zone: ZoneInfo, count: int = 14) -> list[date]:
     return [today + timedelta(days=n) for n in range(count)]
 
 
+@lru_cache(maxsize=_RENDERINGS)
 def format_when(moment: datetime, zone: ZoneInfo, locale: str, *, capital: bool = False) -> str:
     """The moment as a sentence says it: «в субботу, 12 декабря, в 18:00», "on Saturday,
     12 December, at 18:00"; `capital` when it starts the sentence."""
@@ -58,11 +64,13 @@ def format_when(moment: datetime, zone: ZoneInfo, locale: str, *, capital: bool 
     return sentence_case(phrase) if capital else phrase
 
 
+@lru_cache(maxsize=_RENDERINGS)
 def format_label(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     """The moment on a button or a list line: «Сб, 12 декабря, 18:00»."""
     return sentence_case(format_datetime(moment, _LABEL, tzinfo=zone, locale=locale))
 
 
+@lru_cache(maxsize=_RENDERINGS)
 def format_on_day(day: date, locale: str, *, capital: bool = False) -> str:
     """A day as a sentence says it: «в субботу, 12 декабря», "on Saturday, 12 December"."""
     noon = datetime.combine(day, time(12), UTC)
@@ -74,6 +82,7 @@ def format_on_day(day: date, locale: str, *, capital: bool = False) -> str:
     return sentence_case(phrase) if capital else phrase
 
 
+@lru_cache(maxsize=_RENDERINGS)
 def format_day(day: date, locale: str) -> str:
     """A day on a button or at the start of a line: «Сб, 12 декабря»."""
     # Noon: a moment every calendar day has, whatever the clocks do that night.
@@ -81,6 +90,7 @@ def format_day(day: date, locale: str) -> str:
     return sentence_case(format_datetime(noon, _DAY, tzinfo=UTC, locale=locale))
 
 
+@lru_cache(maxsize=_RENDERINGS)
 def format_time(moment: datetime, zone: ZoneInfo, locale: str) -> str:
     return format_datetime(moment, _TIME, tzinfo=zone, locale=locale)
 

@@ -171,6 +171,9 @@ class _SalonValues(OwnerValues):
     # How often the waitlist looks for holds that ended and waits that are over (a freed or
     # declined time is looked at at once in the process that saw it).
     calcom_waitlist_seconds: float = Field(default=5.0, gt=0)
+    # How long the free slots read from Cal.com are kept for the next screen and the next
+    # client (0: read on every screen); a change made here or told by a webhook drops them.
+    calcom_slots_cache_seconds: float = Field(default=20.0, ge=0, le=300)
 
     # Novu: on when the URL and the API key are set. Novu signs its requests to the gateway
     # with the environment's secret key, the API key, unless NOVU_WEBHOOK_SECRET says otherwise.
@@ -428,6 +431,7 @@ class CalcomSettings(_Section):
     reconcile_seconds: float
     reconcile_lookback_hours: float
     waitlist_seconds: float
+    slots_cache_seconds: float
 
 
 class ChatwootSettings(_Section):

@@ -164,7 +164,10 @@ class CalcomEvents:
         ledger: NoticeLedger | None = None,
         identities: Identities | None = None,
         waitlist: WaitlistOffers | None = None,
+        slots_changed: Callable[[int | None], None] | None = None,
     ) -> None:
+        # Told of each booking change's event type: the free slots kept of it are stale.
+        self.slots_changed = slots_changed
         # Linked chats (one client across messengers) share one Novu subscriber.
         self.identities = identities
         self.recorder = recorder
@@ -182,6 +185,9 @@ class CalcomEvents:
 
     async def __call__(self, entry: Entry) -> Outcome:
         change = BookingChange.parse(entry_object(entry.body))
+        if self.slots_changed is not None and change.trigger != NO_SHOW:
+            # `payload.eventTypeId` (booking_change.py); None drops every event type's slots.
+            self.slots_changed(change.event_type_id)
         conv = Conversation.from_key(entry.conversation)
         return await self._handle(entry, change, conv)
 

@@ -144,6 +144,7 @@ def build_handlers(
             ledger=services.ledger,
             identities=identities,
             waitlist=offers,
+            slots_changed=services.calcom.calendar.slot_cache.changed,
         )
     if services.bot is not None:
         # Sessions are Frontdesk's own (committed with each turn), so aiogram's FSM stays off: it

@@ -24,6 +24,7 @@ from bot.ports import (
 from gateway.integrations.calcom import api as calcom
 from gateway.integrations.calcom.api import Booking, CalcomClient, CalcomError, CalcomRejected
 from gateway.integrations.calcom.catalogue import CalcomCatalogue, Listing, Offer
+from gateway.integrations.calcom.slot_cache import Days, SlotCache
 
 log = logging.getLogger("frontdesk.calendar")
 
@@ -44,8 +45,11 @@ class CalcomCalendar:
         zone: str,
         *,
         changing: Callable[[str], Awaitable[None]] | None = None,
+        slot_cache: SlotCache | None = None,
     ) -> None:
         self.client = client
+        # Free slots read a few seconds ago, dropped when bookings change (slot_cache.py).
+        self.slot_cache = slot_cache if slot_cache is not None else SlotCache(0.0)
         self.catalogue = catalogue
         self.zone = zone
         # Told before the chat moves or cancels a booking: Cal.com's webhook about it may come
@@ -69,16 +73,7 @@ class CalcomCalendar:
         offers = self._offers(await self.catalogue.listing(), service_key, master_id)
         try:
             found = await asyncio.gather(
-                *(
-                    self.client.slots(
-                        offer.event_type_id,
-                        start,
-                        end,
-                        self.zone,
-                        booking_uid_to_reschedule=reschedule_uid,
-                    )
-                    for offer in offers
-                )
+                *(self._free(offer.event_type_id, start, end, reschedule_uid) for offer in offers)
             )
         except CalcomError as exc:
             raise CalendarUnavailable(str(exc)) from exc
@@ -96,6 +91,13 @@ class CalcomCalendar:
         offer = self._offer_for(listing, request.service_key, request.master_id)
         if offer is None:
             raise CalendarUnavailable(f"no event type books {request.service_key!r} now")
+        try:
+            return await self._book(listing, offer, request)
+        finally:
+            # Booked, or refused as taken: either way its free slots are not what was read.
+            self.slot_cache.changed(offer.event_type_id)
+
+    async def _book(self, listing: Listing, offer: Offer, request: BookingRequest) -> Visit:
         # A waitlist offer's hold is claimed as it is; else the time is held while booking.
         own_hold = request.reservation is None
         reservation = request.reservation or await self._hold(offer, request.start)
@@ -143,7 +145,10 @@ class CalcomCalendar:
         try:
             booking = await self.client.reschedule(uid, start)
         except CalcomError as exc:
+            # Which event type's times changed is not known without the booking.
+            self.slot_cache.changed(None)
             raise _translated(exc) from exc
+        self.slot_cache.changed(booking.event_type_id)
         return self._visit(await self.catalogue.listing(), booking)
 
     async def cancel(self, uid: str, reason: str | None) -> Visit:
@@ -152,10 +157,27 @@ class CalcomCalendar:
         try:
             booking = await self.client.cancel(uid, reason)
         except CalcomError as exc:
+            self.slot_cache.changed(None)
             raise CalendarUnavailable(str(exc)) from exc
+        self.slot_cache.changed(booking.event_type_id)
         return self._visit(await self.catalogue.listing(), booking)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    async def _free(
+        self, event_type_id: int, start: datetime, end: datetime, reschedule_uid: str | None
+    ) -> Days:
+        """The event type's free slots, from the cache while it keeps them."""
+        key = (event_type_id, start, end, reschedule_uid)
+        kept = self.slot_cache.get(key)
+        if kept is not None:
+            return kept
+        mark = self.slot_cache.mark(event_type_id)
+        days = await self.client.slots(
+            event_type_id, start, end, self.zone, booking_uid_to_reschedule=reschedule_uid
+        )
+        self.slot_cache.put(key, days, mark)
+        return days
 
     async def _booking(self, uid: str) -> Booking | None:
         try:

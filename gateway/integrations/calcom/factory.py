@@ -9,6 +9,7 @@ from gateway.integrations.calcom.api import CalcomClient, is_failure
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.calendar import CalcomCalendar
 from gateway.integrations.calcom.catalogue import CalcomCatalogue
+from gateway.integrations.calcom.slot_cache import SlotCache
 from gateway.pipeline.resilience import BreakerFor
 from gateway.salon_settings import CalcomSettings, SalonProfile
 
@@ -42,5 +43,11 @@ def calcom_clients(
     """The client, the salon's services (priced in its currency) and its calendar (its zone)."""
     client = calcom_client(settings, breaker_for, timeout)
     catalogue = CalcomCatalogue(client, team_id=settings.team_id, currency=profile.currency)
-    calendar = CalcomCalendar(client, catalogue, profile.timezone, changing=links.changing)
+    calendar = CalcomCalendar(
+        client,
+        catalogue,
+        profile.timezone,
+        changing=links.changing,
+        slot_cache=SlotCache(settings.slots_cache_seconds),
+    )
     return CalcomClients(client, catalogue, calendar)
