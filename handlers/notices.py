@@ -10,6 +10,7 @@ buttons (their payloads are the choices' ids), instead of waiting for the client
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -116,13 +117,7 @@ class NoticeSender:
         # Where the channel has a 24-hour window, the last message carries the approved
         # template that stands in for it outside the window.
         fallback = self._template(notice, _.locale) if channel.service_window else None
-        outgoing = []
-        for n, message in enumerate(rendered.outgoing):
-            params = message.params
-            if fallback is not None and n == len(rendered.outgoing) - 1:
-                params = params | {"fallback": fallback}
-            outgoing.append(replace(message, params=params, author=Author.NOTICE))
-        return tuple(outgoing)
+        return as_notice(rendered.outgoing, fallback)
 
     def _template(self, notice: Notice, locale: str) -> dict[str, Any] | None:
         """The approved template standing in for the notice outside the 24-hour window."""
@@ -160,3 +155,21 @@ class NoticeSender:
                 ],
             },
         }
+
+
+def as_notice(
+    outgoing: Sequence[Outgoing], fallback: dict[str, Any] | None
+) -> tuple[Outgoing, ...]:
+    """A notice's messages, by the notice author; the last carries the WhatsApp template that
+    stands in for them outside the 24-hour window (None: no window, or no template)."""
+    last = len(outgoing) - 1
+    return tuple(
+        replace(
+            message,
+            params=message.params | {"fallback": fallback}
+            if fallback is not None and n == last
+            else message.params,
+            author=Author.NOTICE,
+        )
+        for n, message in enumerate(outgoing)
+    )

@@ -12,7 +12,6 @@ ended before it was handled is not sent. A wait past its last day is counted for
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +23,9 @@ from bot.ports import HeldTime
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.waitlist import WaitlistStore
-from gateway.pipeline import Author, Conversation, Entry, Outcome, Outgoing, entry_object
+from gateway.pipeline import Conversation, Entry, Outcome, Outgoing, entry_object
 from handlers.channels import adapter_for
-from handlers.notices import NoticeSender
+from handlers.notices import NoticeSender, as_notice
 
 SOURCE = "waitlist"
 
@@ -73,13 +72,7 @@ class WaitlistEvents:
         channel = adapter_for(conv.channel)
         rendered = channel.replies(conv.chat, turn.replies, _)
         fallback = self._fallback(held, _.locale, turn) if channel.service_window else None
-        outgoing = []
-        for n, message in enumerate(rendered.outgoing):
-            params = message.params
-            if fallback is not None and n == len(rendered.outgoing) - 1:
-                params = params | {"fallback": fallback}
-            outgoing.append(replace(message, params=params, author=Author.NOTICE))
-        return tuple(outgoing)
+        return as_notice(rendered.outgoing, fallback)
 
     def _fallback(self, held: HeldTime, locale: str, turn: Turn) -> dict[str, Any]:
         """The approved template standing in for the offer outside the 24-hour window: the

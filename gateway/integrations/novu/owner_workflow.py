@@ -2,16 +2,14 @@
 feed and by email. `frontdesk novu sync` creates it beside the clients' workflows.
 
 The text arrives written (in the owner's language, `gateway/analytics/report_text.py`): the steps
-only carry it. The in-app step's controls are Novu's `inAppControlSchema`
-(novuhq/novu apps/api/src/app/workflows-v2/shared/schemas/in-app-control.schema.ts, imported by
-step-type-to-control.mapper.ts, 4fae506): `body` required, `subject`, and `redirect`
-(`{url, target}`, target one of _self, _blank, ...) opened when the notice is clicked; the email
-step's are `subject` and `body`, as the clients' workflows use (workflows.py).
+only carry it (written_steps.py); a click on the in-app notice opens the dashboard.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from gateway.integrations.novu.written_steps import written_steps
 
 OWNER_REPORT = "frontdesk-owner-report"
 
@@ -25,22 +23,5 @@ def definition() -> dict[str, Any]:
         "replaced at the next sync.",
         "tags": ["frontdesk"],
         "active": True,
-        "steps": [
-            {
-                "name": "In-app",
-                "stepId": "in-app",
-                "type": "in_app",
-                "controlValues": {
-                    "subject": "{{payload.subject}}",
-                    "body": "{{payload.text}}",
-                    "redirect": {"url": "{{payload.dashboardUrl}}", "target": "_blank"},
-                },
-            },
-            {
-                "name": "Email",
-                "stepId": "email",
-                "type": "email",
-                "controlValues": {"subject": "{{payload.subject}}", "body": "{{payload.text}}"},
-            },
-        ],
+        "steps": written_steps("dashboardUrl", push=False),
     }

@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from gateway.integrations.novu.written_steps import written_steps
+
 log = logging.getLogger("frontdesk.novu.staff")
 
 HANDOFF = "staff-handoff"
@@ -50,34 +52,6 @@ def subscriber_id(salon: str, user_id: int) -> str:
     return f"{salon}:staff:{user_id}"
 
 
-def _steps() -> list[dict[str, Any]]:
-    # Texts come in the payload, already in the salon's language (Novu only carries them).
-    return [
-        {
-            "name": "In-app",
-            "stepId": "in-app",
-            "type": "in_app",
-            "controlValues": {
-                "subject": "{{payload.subject}}",
-                "body": "{{payload.text}}",
-                "redirect": {"url": "{{payload.url}}", "target": "_blank"},
-            },
-        },
-        {
-            "name": "Push",
-            "stepId": "push",
-            "type": "push",
-            "controlValues": {"subject": "{{payload.subject}}", "body": "{{payload.text}}"},
-        },
-        {
-            "name": "Email",
-            "stepId": "email",
-            "type": "email",
-            "controlValues": {"subject": "{{payload.subject}}", "body": "{{payload.text}}"},
-        },
-    ]
-
-
 def staff_definitions() -> list[dict[str, Any]]:
     """The staff workflows, as bodies of `POST /v2/workflows` (see workflows.py)."""
     return [
@@ -88,7 +62,7 @@ def staff_definitions() -> list[dict[str, Any]]:
             "channels in their preferences.",
             "tags": ["frontdesk", "staff"],
             "active": True,
-            "steps": _steps(),
+            "steps": written_steps("url", push=True),
         }
         for workflow_id, title in STAFF_TITLES.items()
     ]
