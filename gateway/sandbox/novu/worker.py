@@ -224,7 +224,8 @@ class Worker(StandIn):
         )
         self.feed.setdefault(run.subscriber, []).append(
             {
-                "_id": f"msg-{next(self._ids)}",
+                # A MongoDB ObjectId, as Novu's message ids are (mark-as casts each one).
+                "_id": f"{next(self._ids):024x}",
                 "_subscriberId": run.subscriber,
                 "templateIdentifier": run.workflow,
                 "transactionId": run.transaction,
