@@ -5,10 +5,11 @@ Chatwoot's agent list (`GET /api/v1/accounts/{id}/agents`, agents_controller.rb 
 `frontdesk novu sync`, and gathered in one topic per salon, `<salon>:staff`. A notice is one
 trigger to that topic: Novu "looks up all subscribers assigned to the topic" and creates "a
 separate workflow event for each subscriber" (docs: platform/concepts/topics). Topics:
-`POST /v1/topics` `{key, name}` and `POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`
-(docs: api-reference/topics, "Subscribers addition"). `to` is sent as an array: a topic given
-as a single object was acknowledged and sent nothing on some versions (novuhq/novu#5571,
-contract calcom-novu-metabase.md §2.9).
+`POST /v1/topics` `{key, name}` (409 when it exists: kept), `POST /v1/topics/{key}/subscribers`
+`{subscribers: [ids]}` (docs: api-reference/topics, "Subscribers addition"), and for agents no
+longer in Chatwoot `POST /v1/topics/{key}/subscribers/removal` (see api.py for the sources).
+`to` is sent as an array: a topic given as a single object was acknowledged and sent nothing
+on some versions (novuhq/novu#5571, contract calcom-novu-metabase.md §2.9).
 
 Each kind of notice is its own workflow (in-app, then push, then email), so staff can turn
 each kind or channel off in their preferences (a workflow's preferences per channel,
@@ -72,6 +73,8 @@ class StaffNovu(Protocol):
     async def upsert_subscriber(self, subscriber: dict[str, Any]) -> None: ...
     async def create_topic(self, key: str, name: str) -> None: ...
     async def add_to_topic(self, key: str, subscribers: list[str]) -> None: ...
+    async def topic_subscribers(self, key: str) -> list[str] | None: ...
+    async def remove_from_topic(self, key: str, subscribers: list[str]) -> None: ...
 
 
 async def sync_staff(novu: StaffNovu, agents: list[dict[str, Any]], salon: str) -> list[str]:
@@ -95,6 +98,17 @@ async def sync_staff(novu: StaffNovu, agents: list[dict[str, Any]], salon: str) 
     await novu.create_topic(topic_key(salon), f"Staff of {salon}")
     if ids:
         await novu.add_to_topic(topic_key(salon), ids)
+    # An agent removed from Chatwoot leaves the topic, so is paged no more. Only our own staff
+    # ids are taken out: a subscriber someone added by hand stays.
+    ours = f"{topic_key(salon)}:"
+    gone = [
+        member
+        for member in await novu.topic_subscribers(topic_key(salon)) or []
+        if member.startswith(ours) and member not in ids
+    ]
+    if gone:
+        await novu.remove_from_topic(topic_key(salon), gone)
+        log.info("%d former staff taken out of topic %s", len(gone), topic_key(salon))
     return ids
 
 
