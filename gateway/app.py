@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.dashboard_app.desk import StaffDesk
+from gateway.dashboard_app.notices import StaffNotices
+from gateway.dashboard_app.notices_routes import add_notices_routes
 from gateway.dashboard_app.routes import add_dashboard_app_routes
 from gateway.integrations.metabase.factory import dashboard_link
 from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
@@ -88,6 +90,7 @@ def create_app(
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/analytics/embed/{salon}", salon_analytics_embed)
     add_dashboard_app_routes(app, lambda salon_id: _staff_desk(served, salon_id))
+    add_notices_routes(app, lambda salon_id: _staff_notices(served, salon_id))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -104,6 +107,14 @@ def _staff_desk(served: ServedSalons, salon_id: str) -> StaffDesk | None:
     if live is None or live.running is None:
         return None
     return live.running.services.staff_desk
+
+
+def _staff_notices(served: ServedSalons, salon_id: str) -> StaffNotices | None:
+    """The Notices app of a salon the gateway serves (with Chatwoot and Novu)."""
+    live = served.live.get(salon_id)
+    if live is None or live.running is None:
+        return None
+    return live.running.services.staff_notices
 
 
 async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
