@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from gateway.analytics import store as analytics_store
 from gateway.app import SERVED, create_app
 from gateway.dashboard_app import tokens
+from gateway.dashboard_app.notices_routes import notices_url
 from gateway.dashboard_app.routes import page_url
 from gateway.integrations.chatwoot.api import is_failure
 from gateway.integrations.chatwoot.factory import chatwoot_client
@@ -333,6 +334,8 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
     token = salon.chatwoot.api_token.get_secret_value()
     secret = tokens.secret_for(salon.profile.id, token, settings.dashboard_app_key_version)
     sandboxes.desk.add_dashboard_app("Bookings", page_url(gateway, salon.profile.id, secret))
+    # And the second one: the signed-in staff member's Novu in-app feed.
+    sandboxes.desk.add_dashboard_app("Notices", notices_url(gateway, salon.profile.id, secret))
     # Novu's workflows, as `frontdesk novu sync` creates them.
     timeout = settings.service_timeout_seconds
     async with novu_client(salon.novu, command_breaker, timeout) as novu:

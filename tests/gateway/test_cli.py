@@ -603,7 +603,14 @@ def test_dashboard_app_prints_the_url_to_add_in_chatwoot(
     assert main(["dashboard-app"]) == 0
     key = tokens.link_key(tokens.secret_for(salon_id, "cw-token"))
     assert capsys.readouterr().out.strip() == (
-        f"https://desk.example/dashboard-app/{salon_id}?key={key}"
+        f"Bookings  https://desk.example/dashboard-app/{salon_id}?key={key}"
+    )
+    # With Novu, the second app too: the staff member's in-app feed, with the same key.
+    monkeypatch.setenv("NOVU_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NOVU_API_KEY", "novu-key")
+    assert main(["dashboard-app"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"Notices   https://desk.example/dashboard-app/{salon_id}/notices?key={key}"
     )
     # The operator rotates the key: a new one.
     monkeypatch.setenv("DASHBOARD_APP_KEY_VERSION", "1")
