@@ -111,6 +111,7 @@ async def test_an_agent_reads_their_own_notices_and_marks_them_read(
     assert shown[0]["id"] == pages(novu, olga, second)[0]["_id"]
     # Novu's own message objects stay at the edge.
     assert set(shown[0]) == {"id", "subject", "text", "url", "read", "at"}
+    assert re.search(r"\b\d{2}:\d{2}$", shown[0]["at"])  # when, on the salon's clock
 
     # Olga marks the older one read: hers only, Ivan's copy stays unread.
     status, _ = await app.call("POST", "read", {"ids": [shown[1]["id"]]})

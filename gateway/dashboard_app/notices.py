@@ -13,9 +13,12 @@ import logging
 import re
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+from bot.local_time import format_label
 from gateway.dashboard_app import tokens
 from gateway.dashboard_app.agents import Refused, opener, whole
 from gateway.integrations.chatwoot.api import ChatwootClient
@@ -39,6 +42,9 @@ class StaffNotices:
     chatwoot: ChatwootClient
     novu: NovuClient
     chatwoot_origin: str = ""
+    # When a notice came, on the salon's clock and in its language (staff work in the salon).
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    locale: str = "en"
 
     async def open(self, context: dict[str, Any]) -> dict[str, Any]:
         """Chatwoot's `appContext`, checked (agents.py): the notices token and the feed."""
@@ -56,7 +62,7 @@ class StaffNotices:
             log.warning("the feed of agent %s could not be read: %s", claims.get("agent"), exc)
             raise Refused(503, "Novu cannot be reached now") from exc
         items = answer.get("data") if isinstance(answer.get("data"), list) else []
-        notices = [_notice(item) for item in items or [] if isinstance(item, dict)]
+        notices = [self._notice(item) for item in items or [] if isinstance(item, dict)]
         return {
             "notices": notices,
             "unread": sum(1 for n in notices if not n["read"]),
@@ -83,24 +89,32 @@ class StaffNotices:
             log.warning("Novu did not mark the notices: %s", exc)
             raise Refused(503, "Novu cannot be reached now") from exc
 
+    def _notice(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Novu's in-app message (NotificationFeedItemDto) as the page shows it; the link only
+        when it is a web address (a click opens it)."""
+        cta = item.get("cta") if isinstance(item.get("cta"), dict) else {}
+        data = (cta or {}).get("data")
+        url = str(data.get("url") or "") if isinstance(data, dict) else ""
+        return {
+            "id": str(item.get("_id") or ""),
+            "subject": str(item.get("subject") or ""),
+            "text": str(item.get("content") or ""),
+            "url": url if LINK.fullmatch(url) else "",
+            "read": item.get("read") is True,
+            "at": self._when(item.get("createdAt")),
+        }
+
+    def _when(self, created: Any) -> str:
+        try:
+            moment = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        except ValueError:
+            return ""
+        if moment.tzinfo is None:
+            return ""
+        return format_label(moment, self.zone, self.locale)
+
     def _subscriber(self, claims: dict[str, Any]) -> str:
         agent = whole(claims.get("agent"))
         if agent is None:
             raise Refused(403, "the token names no agent")
         return subscriber_id(self.salon_id, agent)
-
-
-def _notice(item: dict[str, Any]) -> dict[str, Any]:
-    """Novu's in-app message (NotificationFeedItemDto) as the page shows it; the link only when
-    it is a web address (a click opens it)."""
-    cta = item.get("cta") if isinstance(item.get("cta"), dict) else {}
-    data = (cta or {}).get("data")
-    url = str(data.get("url") or "") if isinstance(data, dict) else ""
-    return {
-        "id": str(item.get("_id") or ""),
-        "subject": str(item.get("subject") or ""),
-        "text": str(item.get("content") or ""),
-        "url": url if LINK.fullmatch(url) else "",
-        "read": item.get("read") is True,
-        "at": str(item.get("createdAt") or ""),
-    }

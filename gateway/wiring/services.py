@@ -114,6 +114,8 @@ def build_services(
                 services.chatwoot.client,
                 services.novu,
                 chatwoot_origin=str(URL(salon.chatwoot.url).origin()),
+                zone=profile.zone,
+                locale=profile.default_locale,
             )
     if salon.telegram is not None:
         services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
