@@ -175,6 +175,14 @@ async def test_the_notices_app_refuses_strangers_and_other_salons(
     # An agent who is not one of the salon's, or a conversation of another account: 403.
     assert (await app.open(conversation, agent=99))[0] == 403
     assert (await app.open(9999, agent=3))[0] == 403
+    # Novu refuses the salon's key (it was rotated in Novu, not here yet): a 503 that says
+    # so, never a 5xx of our own.
+    assert (await app.open(conversation, agent=3))[0] == 200
+    novu.api_key = "rotated-in-novu"
+    status, answer = await app.call("GET", "feed")
+    assert (status, answer) == (503, {"error": "Novu cannot be reached now"})
+    assert (await app.call("POST", "read-all"))[0] == 503
+    assert (await app.call("POST", "read", {"ids": ["0" * 24]}))[0] == 503
     # A salon the gateway does not serve: 404.
     stranger = Notices(gateway, "another-salon")
     async with gateway.http.get(stranger.base, params={"key": stranger.key}) as page:
