@@ -100,9 +100,12 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
     for subscriber in staff:
         [notice] = notices[subscriber]
         assert notice["subject"] == "A client waits for a person"
+        # It says why, on which messenger and in which language (routing's facts).
         assert notice["content"] == (
-            f"A client asked for a person in conversation #{thread.id}. Nobody has taken it yet."
+            f"A client on Telegram, writing in English, waits for a person in conversation "
+            f"#{thread.id}: they asked for a person. Nobody has taken it yet."
         )
+        assert notice["payload"]["reason"] == "person"
         assert notice["transactionId"].startswith(f"{salon_id}:handoff:{thread.id}:")
         assert notice["cta"]["data"]["url"].endswith(f"/conversations/{thread.id}")
     # The feed the Inbox reads, through Novu's API.

@@ -1,4 +1,5 @@
-"""Salon staff as Novu subscribers, their workflows, and the pager that notifies them.
+"""Salon staff as Novu subscribers, and their workflows (the pages themselves are written in
+staff_pages.py).
 
 Staff are Novu subscribers of their salon, `<salon>:staff:<chatwoot user id>`, made from
 Chatwoot's agent list (`GET /api/v1/accounts/{id}/agents`, agents_controller.rb `index`) by
@@ -108,51 +109,3 @@ def staff_trigger(
         "payload": payload,
         "transactionId": transaction,
     }
-
-
-class Trigger(Protocol):
-    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class Words(Protocol):
-    def __call__(self, key: str, **values: Any) -> str: ...
-
-
-class StaffPager:
-    """Pages a salon's staff through Novu, in the salon's language."""
-
-    def __init__(self, novu: Trigger, salon: str, words: Words, desk_url: str = "") -> None:
-        self.novu = novu
-        self.salon = salon
-        self.words = words
-        self.desk_url = desk_url.rstrip("/")
-
-    async def handoff(self, conversation: int, handoff: int, assignee: int | None) -> bool:
-        """A client waits for a person in conversation `conversation` (its handoff note is
-        `handoff`). Nobody is paged when Chatwoot shows it is with someone already: that
-        person is on it. Whether a notice went out."""
-        if assignee is not None:
-            log.info("handoff %s is with an agent already: no page", conversation)
-            return False
-        payload = {
-            "subject": self.words("staff.handoff.subject"),
-            "text": self.words("staff.handoff.text", conversation=conversation),
-            "conversation": conversation,
-            "url": f"{self.desk_url}/conversations/{conversation}" if self.desk_url else "",
-        }
-        transaction = f"{self.salon}:handoff:{conversation}:{handoff}"
-        await self.novu.trigger(staff_trigger(self.salon, HANDOFF, transaction, payload))
-        return True
-
-    async def undelivered(self, channel: str, chat: str, entry: str) -> None:
-        """A notice to a client could not be delivered in their messenger and was
-        dead-lettered as outbox entry `entry`: staff should reach the client another way."""
-        conversation = f"{channel}:{chat}"
-        payload = {
-            "subject": self.words("staff.undelivered.subject"),
-            "text": self.words("staff.undelivered.text", channel=channel.capitalize()),
-            "conversation": conversation,
-            "url": "",
-        }
-        transaction = f"{self.salon}:undelivered:{entry}"
-        await self.novu.trigger(staff_trigger(self.salon, UNDELIVERED, transaction, payload))
