@@ -11,7 +11,8 @@ separate workflow event for each subscriber" (docs: platform/concepts/topics). T
 as a single object was acknowledged and sent nothing on some versions (novuhq/novu#5571,
 contract calcom-novu-metabase.md §2.9).
 
-Each kind of notice is its own workflow (in-app, then push, then email), so staff can turn
+Each kind of notice is its own workflow (in-app and push, then email only if the in-app notice
+is still unread after a delay: written_steps.py), so staff can turn
 each kind or channel off in their preferences (a workflow's preferences per channel,
 PreferencesRequestDto; the Inbox's preferences read the same). The in-app feed is what Novu's
 Inbox shows, and what `GET /v1/subscribers/{id}/notifications/feed` answers (docs:
@@ -26,7 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from gateway.integrations.novu.written_steps import written_steps
+from gateway.integrations.novu.written_steps import EMAIL_AFTER, written_steps
 
 log = logging.getLogger("frontdesk.novu.staff")
 
@@ -63,7 +64,7 @@ def staff_definitions() -> list[dict[str, Any]]:
             "channels in their preferences.",
             "tags": ["frontdesk", "staff"],
             "active": True,
-            "steps": written_steps("url", push=True),
+            "steps": written_steps("url", push=True, email_after=EMAIL_AFTER),
         }
         for workflow_id, title in STAFF_TITLES.items()
     ]

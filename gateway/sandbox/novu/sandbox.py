@@ -50,6 +50,7 @@ class NovuSandbox(NovuApi):
             ("POST", "/v2/subscribers", self._upsert_subscriber),
             ("PATCH", "/v2/subscribers/{id}", self._patch_subscriber),
             ("GET", "/v2/subscribers/{id}", self._get_subscriber),
+            ("PUT", "/v1/subscribers/{id}/credentials", self._credentials),
             ("GET", "/v1/subscribers/{id}/notifications/feed", self._feed),
             ("POST", "/v1/topics", self._create_topic),
             ("POST", "/v1/topics/{key}/subscribers", self._add_to_topic),
