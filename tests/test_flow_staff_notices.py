@@ -4,6 +4,7 @@ Chatwoot shows is with someone already pages no one."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ from gateway.integrations.novu.staff import (
 )
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.test_flow_analytics import BLOCKED
 from tests.test_flow_booking import Chat, Salon, master_id, salon_api
@@ -42,6 +44,8 @@ from tests.test_flow_notifications import (
 )
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
 from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
+from tests.test_flow_whatsapp import Phone, text_of
+from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
 
 async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
@@ -270,3 +274,94 @@ async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
         [notice] = found[subscriber]
         assert notice["content"] == f"A client was marked absent for booking {uid}."
         assert notice["payload"]["channel"] == "telegram"
+
+
+async def test_a_handoff_while_novu_is_down_reaches_chatwoot_and_pages_once_novu_is_back(
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    wa: WhatsAppSandbox,
+    salon_id: str,
+) -> None:
+    """The page is an outbox entry queued with the handoff: Novu being down neither loses it
+    nor fails the handoff. It says why (a complaint), where (WhatsApp) and in which language
+    the client writes, in the salon's language."""
+    desk.chatwoot.role = "administrator"  # opening a conversation assigns no one
+    settings = notifying(novu) | {
+        "default_locale": "ru",
+        # Room for Novu to come back before the page runs out of tries.
+        "outbox_retry_schedule": (0.3, 0.6, 1.2, 2.4),
+    }
+    gateway = await start_desk(start_gateway, salon, desk, wa, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    novu.down = True
+    maria = Phone(wa)
+    await maria.say("Здравствуйте")
+    await maria.say(
+        "Хочу оставить жлобу, мастер мне нахамила",
+        until=lambda sent: "Я передал" in text_of(sent),
+    )
+    thread = await eventually(lambda: desk.chatwoot.conversation_for(f"wa:{maria.key}"))
+    await eventually(lambda: thread.status == "open")
+    assert desk.notes(f"wa:{maria.key}")  # the handoff is in Chatwoot's queue all the same
+    await eventually(lambda: novu.refused >= 1)
+    assert [r for r in novu.runs if r.workflow == HANDOFF] == []
+
+    novu.down = False
+    notices = await eventually(
+        lambda: (
+            (found := handoff_notices(novu, thread.id))
+            and all(found.get(s) for s in staff)
+            and found
+        ),
+        timeout=10,
+    )
+    await novu.settle()
+    for subscriber in staff:
+        [notice] = notices[subscriber]
+        assert notice["subject"] == "Клиент ждёт сотрудника"
+        assert notice["content"] == (
+            f"Клиент в WhatsApp (пишет на языке: русский) ждёт сотрудника в разговоре "
+            f"№{thread.id}: сообщение похоже на жалобу. Его ещё никто не взял."
+        )
+        facts = {k: notice["payload"][k] for k in ("reason", "channel", "language")}
+        assert facts == {"reason": "complaint", "channel": "whatsapp", "language": "ru"}
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)
+
+
+async def test_a_handoff_delivered_again_and_a_page_sent_again_page_each_member_once(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    """Chatwoot took the handoff's first post but its answer was lost (the handoff is delivered
+    again), and Novu took the page but its answer was lost (the page is sent again): the
+    retried handoff queues no second page, and the retried page names the same transaction."""
+    desk.chatwoot.role = "administrator"
+    settings = notifying(novu) | {"chatwoot_mirror": "handoff"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 781)
+    await chat.say("/start")
+    desk.chatwoot.lose_answers(1)
+    novu.lose_answers = 1
+    await sandbox.telegram.client_says(781, "can i talk to a real person plz")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:781"))
+    await eventually(lambda: thread.status == "open")
+    await eventually(lambda: all(handoff_notices(novu, thread.id).get(s) for s in staff))
+    await eventually(lambda: novu.lose_answers == 0)
+    await asyncio.sleep(0.5)  # time for a second page, were one queued
+    await novu.settle()
+    assert {s: len(n) for s, n in handoff_notices(novu, thread.id).items()} == dict.fromkeys(
+        staff, 1
+    )
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)
+    # The page went through Novu twice (the lost answer), with one Idempotency-Key.
+    triggers = [c for c in novu.calls if c == ("POST", "/v1/events/trigger")]
+    assert len(triggers) == 2
