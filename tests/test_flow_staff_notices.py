@@ -11,6 +11,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from redis.asyncio import Redis
+
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import (
@@ -23,6 +25,7 @@ from gateway.integrations.novu.staff import (
     sync_staff,
     topic_key,
 )
+from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
@@ -365,3 +368,36 @@ async def test_a_handoff_delivered_again_and_a_page_sent_again_page_each_member_
     # The page went through Novu twice (the lost answer), with one Idempotency-Key.
     triggers = [c for c in novu.calls if c == ("POST", "/v1/events/trigger")]
     assert len(triggers) == 2
+
+
+async def test_a_page_novu_keeps_refusing_is_dead_lettered_and_replayed_once_it_is_back(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+    redis: Redis,
+) -> None:
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    novu.down = True
+    chat = Chat(sandbox.telegram, 791)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(791, "operator please")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:791"))
+    letters = DeadLetters(redis, salon_id, 4)
+    [letter] = await eventually(letters.newest, timeout=5)
+    # What `frontdesk dlq` lists: the page, with Novu's answer.
+    assert letter.describe() == "novu handoff-page to chat staff"
+    assert "503" in letter.error
+    assert thread.status == "open"
+
+    novu.down = False
+    replayed, _missing = await letters.replay(None)
+    assert replayed == [letter.id]
+    await eventually(lambda: all(handoff_notices(novu, thread.id).get(s) for s in staff))
+    await novu.settle()
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)
