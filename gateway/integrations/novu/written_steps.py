@@ -10,7 +10,7 @@ and email steps' are `subject` and `body`, as the clients' workflows use (workfl
 Email can be the fallback of the in-app notice (the staff's notices, issue 21): a delay step,
 then the email step with a step condition that holds only while the in-app message is unread.
 - The delay's controls are `{type: "regular", amount, unit}` (delayControlZodSchema in
-  novuhq/novu libs/application-generic/src/schemas/control/delay-control.schema.ts, ed41591:
+  novuhq/novu libs/application-generic/src/schemas/control/delay-control.schema.ts, 10fe646:
   a regular delay needs `amount` >= 1 and `unit`: seconds, minutes, hours, days, weeks or
   months).
 - A step condition is the `skip` control, JSON logic, and it says when the step RUNS: the

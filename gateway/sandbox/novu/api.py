@@ -261,7 +261,11 @@ class NovuApi(Worker):
             dynamic = kind == "delay" and controls.get("type") == "dynamic"
             if dynamic and not controls.get("dynamicKey"):
                 raise ValueError("a dynamic delay needs dynamicKey")
-            regular = kind == "delay" and controls.get("type", "regular") == "regular"
+            if kind == "delay" and controls.get("type") not in ("regular", "timed", "dynamic"):
+                # delayControlZodSchema (libs/application-generic/src/schemas/control/
+                # delay-control.schema.ts, 10fe646) is a union discriminated by `type`.
+                raise ValueError("a delay's type must be regular, timed or dynamic")
+            regular = kind == "delay" and controls.get("type") == "regular"
             if regular and not (
                 isinstance(controls.get("amount"), int)
                 and controls["amount"] >= 1
