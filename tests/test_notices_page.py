@@ -44,7 +44,7 @@ def test_staff_read_their_notices_in_the_staff_pane_and_mark_them_read(
     client_says(demo, chat_id, "I want to talk to a person")
     found = wait_for(lambda: conversation_of(demo, chat_id), timeout=20)
     conversation_id = found["conversation"]["id"]
-    text = f"A client asked for a person in conversation #{conversation_id}."
+    text = f"waits for a person in conversation #{conversation_id}: "
     wait_for(lambda: any(text in n["content"] for n in olgas_feed(demo)), timeout=20)
 
     show(browser, "Staff (Chatwoot)")

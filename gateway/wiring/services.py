@@ -23,7 +23,7 @@ from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.integrations.novu.staff import StaffPager
+from gateway.integrations.novu.staff_pages import StaffPager
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.integrations.whatsapp.api import WhatsAppClient
 from gateway.integrations.whatsapp.factory import whatsapp_client
@@ -101,7 +101,7 @@ def build_services(
             profile = salon.profile
             words = Catalogs(default_locale=profile.default_locale).get(profile.default_locale)
             desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
-            pager = StaffPager(services.novu, profile.id, words, desk)
+            pager = StaffPager(profile.id, words, desk)
             services.chatwoot.helpdesk.pager = pager.handoff
             services.staff_pager = pager
             services.staff_notices = StaffNotices(

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from gateway.integrations.novu.staff import HANDOFF, staff_definitions
 from gateway.sandbox.novu import NovuSandbox, compile_controls, novu_signature
 
 KEY = "novu-key"
@@ -382,3 +383,78 @@ async def test_a_topic_reads_back_its_members_and_lets_them_go(env: Env) -> None
     assert env.novu.topics["s:staff"] == ["b"]
     assert (await env.call("POST", path, {"subscribers": "b"}))[0] == 400
     assert (await env.call("GET", "/v1/topics/nope"))[0] == 404
+
+
+async def test_email_falls_back_only_for_an_in_app_notice_still_unread_after_the_delay(
+    env: Env,
+) -> None:
+    """A staff workflow as Frontdesk defines it (staff.py): in-app and push at once, then a
+    regular delay, then email under `{"==": [{"var": "steps.in-app.read"}, false]}`: Novu
+    reads the in-app message's read state when the email step's turn comes
+    (execute-bridge-job.usecase.ts `mapState`) and runs the step only while the condition
+    holds (construct-framework-workflow.usecase.ts: `!result` is the skip)."""
+    [definition] = [d for d in staff_definitions() if d["workflowId"] == HANDOFF]
+    status, answer = await env.call("POST", "/v2/workflows", definition)
+    assert status == 201, answer
+    for transaction in ("unread", "read"):
+        await env.trigger({"subject": "S", "text": transaction}, HANDOFF, transaction)
+    [unread, read] = env.novu.feed["s1"]
+    assert [s["channel"] for s in env.novu.sent] == ["in_app", "in_app"]
+    # Nobody has a device: no push (send-message-push.usecase.ts, no push channel).
+    assert all("push: no device token, skipped" in r.log for r in env.novu.runs)
+    read["read"] = True  # opened in the Inbox during the delay
+    await env.novu.advance(timedelta(minutes=14))
+    assert [s["channel"] for s in env.novu.sent] == ["in_app", "in_app"]
+    await env.novu.advance(timedelta(minutes=1))
+    emails = [s for s in env.novu.sent if s["channel"] == "email"]
+    assert [(e["transaction"], e["to"], e["text"]) for e in emails] == [
+        ("unread", "a@example.com", "unread")
+    ]
+    assert unread["read"] is False
+    [run_read] = [r for r in env.novu.runs if r.transaction == "read"]
+    assert run_read.status == "completed"
+    assert run_read.log[-1] == "email: skipped (its condition is false)"
+
+
+async def test_a_push_goes_to_each_device_token_of_the_subscribers_push_credentials(
+    env: Env,
+) -> None:
+    await env.workflow({"type": "push", "stepId": "p", "controlValues": {"body": "hi"}})
+    await env.trigger({}, transaction="none")
+    assert env.novu.sent == []
+    # PUT /v1/subscribers/{id}/credentials: a device of the subscriber's, for FCM.
+    body = {"providerId": "fcm", "credentials": {"deviceTokens": ["tok-1", "tok-2"]}}
+    status, answer = await env.call("PUT", "/v1/subscribers/s1/credentials", body)
+    assert status == 200, answer
+    assert answer["data"]["channels"] == [body]
+    await env.trigger({}, transaction="two")
+    assert [(s["channel"], s["to"], s["text"]) for s in env.novu.sent] == [
+        ("push", "tok-1", "hi"),
+        ("push", "tok-2", "hi"),
+    ]
+    missing = await env.call("PUT", "/v1/subscribers/nobody/credentials", body)
+    assert missing[0] == 404
+
+
+async def test_a_regular_delay_needs_an_amount_and_a_unit(env: Env) -> None:
+    for controls in ({"type": "regular", "amount": 0, "unit": "minutes"}, {"amount": 5}):
+        body = {
+            "name": "W",
+            "workflowId": "d",
+            "steps": [{"type": "delay", "controlValues": controls}],
+        }
+        status, _answer = await env.call("POST", "/v2/workflows", body)
+        assert status == 400
+
+
+async def test_while_down_every_call_is_refused_and_a_lost_answer_was_taken(env: Env) -> None:
+    await env.workflow(email_step(body="x"))
+    env.novu.down = True
+    body = {"name": "w", "to": "s1", "payload": {}, "transactionId": "t"}
+    assert (await env.call("POST", "/v1/events/trigger", body))[0] == 503
+    assert env.novu.refused == 1
+    assert env.novu.runs == []
+    env.novu.down = False
+    env.novu.lose_answers = 1
+    assert (await env.call("POST", "/v1/events/trigger", body))[0] == 502
+    assert len(env.novu.runs) == 1

@@ -1,4 +1,5 @@
-"""Salon staff as Novu subscribers, their workflows, and the pager that notifies them.
+"""Salon staff as Novu subscribers, and their workflows (the pages themselves are written in
+staff_pages.py).
 
 Staff are Novu subscribers of their salon, `<salon>:staff:<chatwoot user id>`, made from
 Chatwoot's agent list (`GET /api/v1/accounts/{id}/agents`, agents_controller.rb `index`) by
@@ -11,7 +12,8 @@ longer in Chatwoot `POST /v1/topics/{key}/subscribers/removal` (see api.py for t
 `to` is sent as an array: a topic given as a single object was acknowledged and sent nothing
 on some versions (novuhq/novu#5571, contract calcom-novu-metabase.md §2.9).
 
-Each kind of notice is its own workflow (in-app, then push, then email), so staff can turn
+Each kind of notice is its own workflow (in-app and push, then email only if the in-app notice
+is still unread after a delay: written_steps.py), so staff can turn
 each kind or channel off in their preferences (a workflow's preferences per channel,
 PreferencesRequestDto; the Inbox's preferences read the same). The in-app feed is what Novu's
 Inbox shows, and what `GET /v1/subscribers/{id}/notifications/feed` answers (docs:
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from gateway.integrations.novu.written_steps import written_steps
+from gateway.integrations.novu.written_steps import EMAIL_AFTER, written_steps
 
 log = logging.getLogger("frontdesk.novu.staff")
 
@@ -63,7 +65,7 @@ def staff_definitions() -> list[dict[str, Any]]:
             "channels in their preferences.",
             "tags": ["frontdesk", "staff"],
             "active": True,
-            "steps": written_steps("url", push=True),
+            "steps": written_steps("url", push=True, email_after=EMAIL_AFTER),
         }
         for workflow_id, title in STAFF_TITLES.items()
     ]
@@ -122,51 +124,3 @@ def staff_trigger(
         "payload": payload,
         "transactionId": transaction,
     }
-
-
-class Trigger(Protocol):
-    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class Words(Protocol):
-    def __call__(self, key: str, **values: Any) -> str: ...
-
-
-class StaffPager:
-    """Pages a salon's staff through Novu, in the salon's language."""
-
-    def __init__(self, novu: Trigger, salon: str, words: Words, desk_url: str = "") -> None:
-        self.novu = novu
-        self.salon = salon
-        self.words = words
-        self.desk_url = desk_url.rstrip("/")
-
-    async def handoff(self, conversation: int, handoff: int, assignee: int | None) -> bool:
-        """A client waits for a person in conversation `conversation` (its handoff note is
-        `handoff`). Nobody is paged when Chatwoot shows it is with someone already: that
-        person is on it. Whether a notice went out."""
-        if assignee is not None:
-            log.info("handoff %s is with an agent already: no page", conversation)
-            return False
-        payload = {
-            "subject": self.words("staff.handoff.subject"),
-            "text": self.words("staff.handoff.text", conversation=conversation),
-            "conversation": conversation,
-            "url": f"{self.desk_url}/conversations/{conversation}" if self.desk_url else "",
-        }
-        transaction = f"{self.salon}:handoff:{conversation}:{handoff}"
-        await self.novu.trigger(staff_trigger(self.salon, HANDOFF, transaction, payload))
-        return True
-
-    async def undelivered(self, channel: str, chat: str, entry: str) -> None:
-        """A notice to a client could not be delivered in their messenger and was
-        dead-lettered as outbox entry `entry`: staff should reach the client another way."""
-        conversation = f"{channel}:{chat}"
-        payload = {
-            "subject": self.words("staff.undelivered.subject"),
-            "text": self.words("staff.undelivered.text", channel=channel.capitalize()),
-            "conversation": conversation,
-            "url": "",
-        }
-        transaction = f"{self.salon}:undelivered:{entry}"
-        await self.novu.trigger(staff_trigger(self.salon, UNDELIVERED, transaction, payload))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.sandbox.novu.steps import (
     DEFAULT_PREFERENCES,
+    DELAY_UNITS,
     JSON,
     ORIGINS,
     STEP_TYPES,
@@ -49,6 +50,10 @@ class NovuApi(Worker):
     def _api(self, handler: Callable[[web.Request], Any]) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
             self.calls.append((request.method, request.path))
+            if self.down:
+                # An outage (a deploy, an overloaded API): nothing is done.
+                self.refused += 1
+                return _error(503, "Service Unavailable", request.path)
             if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
                 return _error(401, "API Key not found", request.path)
             try:
@@ -91,6 +96,10 @@ class NovuApi(Worker):
             self._idempotency[key] = (digest, status, answer)
         if status == 201:
             self._kick()
+        if self.lose_answers > 0:
+            # Taken, but the answer is lost on the way back (a proxy's 502): the caller retries.
+            self.lose_answers -= 1
+            return _error(502, "Bad Gateway", request.path)
         return web.json_response(answer, status=status)
 
     def _accept(self, body: JSON) -> tuple[int, JSON]:
@@ -180,6 +189,23 @@ class NovuApi(Worker):
         given = await self._body(request)
         stored = self._store_subscriber(given | {"subscriberId": subscriber_id})
         return web.json_response({"data": stored})
+
+    async def _credentials(self, request: web.Request) -> web.Response:
+        """`PUT /v1/subscribers/{id}/credentials` `{providerId, credentials: {deviceTokens},
+        integrationIdentifier?}` (apps/api/src/app/subscribers/subscribers.controller.ts and
+        dtos/update-subscriber-channel-request.dto.ts, 74a2e9a): the subscriber's channel for
+        that provider, its device tokens replaced."""
+        found = self.subscribers.get(request.match_info["id"])
+        if found is None:
+            return _error(404, "Subscriber not found", request.path)
+        body = await self._body(request)
+        provider, credentials = body.get("providerId"), body.get("credentials")
+        if not isinstance(provider, str) or not isinstance(credentials, dict):
+            raise ValueError("providerId and credentials must be given")
+        channels = [c for c in found.get("channels") or [] if c.get("providerId") != provider]
+        channels.append({"providerId": provider, "credentials": dict(credentials)})
+        found["channels"] = channels
+        return web.json_response({"data": found})
 
     async def _get_subscriber(self, request: web.Request) -> web.Response:
         found = self.subscribers.get(request.match_info["id"])
@@ -327,6 +353,19 @@ class NovuApi(Worker):
             dynamic = kind == "delay" and controls.get("type") == "dynamic"
             if dynamic and not controls.get("dynamicKey"):
                 raise ValueError("a dynamic delay needs dynamicKey")
+            if kind == "delay" and controls.get("type") not in ("regular", "timed", "dynamic"):
+                # delayControlZodSchema (libs/application-generic/src/schemas/control/
+                # delay-control.schema.ts, 10fe646) is a union discriminated by `type`.
+                raise ValueError("a delay's type must be regular, timed or dynamic")
+            regular = kind == "delay" and controls.get("type") == "regular"
+            if regular and not (
+                isinstance(controls.get("amount"), int)
+                and controls["amount"] >= 1
+                and controls.get("unit") in DELAY_UNITS
+            ):
+                # delayControlZodSchema: a regular delay needs `amount` (a number, at least 1)
+                # and `unit` (TimeUnitEnum).
+                raise ValueError("a regular delay needs amount >= 1 and a unit")
             if kind == "http_request" and not (controls.get("url") and controls.get("method")):
                 raise ValueError("an HTTP request step needs method and url")
 
