@@ -220,7 +220,10 @@ def test_the_owner_settings_are_validated() -> None:
     assert "owner_email" in str(raised.value)
     with pytest.raises(ValueError, match="owner_locale"):
         SalonSettings.from_values({"OWNER_EMAIL": "o@x.example", "OWNER_LOCALE": "de"})
-    assert SalonSettings.from_values({"REPORT_SCHEDULE": "sun 21:30"}).owner is None
+    # A schedule with nobody to send to is half configured: refused, not silently off.
+    with pytest.raises(ValueError, match="set OWNER_EMAIL too"):
+        SalonSettings.from_values({"REPORT_SCHEDULE": "sun 21:30"})
+    assert SalonSettings.from_values({"OWNER_LOCALE": "ru"}).owner is None
     with pytest.raises(ValueError, match="no such week"):
         Week.parse("2026-W54")
 
