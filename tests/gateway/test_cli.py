@@ -337,9 +337,12 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=7)
+    port = free_port(consecutive=10)  # the gateway and its stand-ins, Metabase's on port + 9
     prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    # A salon id of its own: the demo empties its salon's rows in the demo's database at start,
+    # and a demo someone is running beside the tests keeps its own ("main").
+    env["SALON_ID"] = f"cli-demo-{port}"
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
