@@ -21,7 +21,18 @@ class SessionStore:
         return self.keys.session(client.channel.value, client.user_id)
 
     async def load(self, client: ClientRef) -> Session:
-        raw = await self.redis.get(self.key(client))
+        return self.parse(await self.redis.get(self.key(client)))
+
+    async def load_with(self, client: ClientRef, key: str) -> tuple[Session, bytes | None]:
+        """The client's session and the value of another of the salon's keys, in one round
+        trip (a turn reads both before it writes anything). One MGET: the keys share the
+        salon's hash tag, so on a Redis Cluster they are in one slot (gateway/pipeline/keys.py).
+        """
+        raw, other = await self.redis.mget(self.key(client), key)
+        return self.parse(raw), other
+
+    @staticmethod
+    def parse(raw: bytes | str | None) -> Session:
         if raw is None:
             return Session()
         try:
