@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from bot.events import ClientRef
 from bot.session import Session
 from gateway.pipeline.keys import Keys
+from gateway.pipeline.round_trips import RoundTrips
 
 
 class SessionStore:
@@ -28,7 +29,8 @@ class SessionStore:
         trip (a turn reads both before it writes anything). One MGET: the keys share the
         salon's hash tag, so on a Redis Cluster they are in one slot (gateway/pipeline/keys.py).
         """
-        raw, other = await self.redis.mget(self.key(client), key)
+        # With the other turns' reads and commits of this pass of the loop: round_trips.py.
+        raw, other = await RoundTrips.of(self.redis).call("MGET", self.key(client), key)
         return self.parse(raw), other
 
     @staticmethod

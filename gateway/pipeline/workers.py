@@ -187,7 +187,9 @@ class InboundConsumer:
         # Finished since the pending list was last read again (see outbox.py): skipped too.
         self._finished: set[str] = set()
         self._buffered = 0
-        self._commit = Lua(redis, _COMMIT)
+        # Called by every handled entry: the commits of concurrent conversations share a
+        # round trip (gateway/pipeline/round_trips.py).
+        self._commit = Lua(redis, _COMMIT, batched=True)
         self._bury = Lua(redis, BURY)
         self.stopping = False
 
