@@ -9,14 +9,20 @@ CPU per command on the bench's VM, against about 16 µs each when eight go in on
 (measured with a loop of GETs, eight at a time). So the calls made in one pass of the event
 loop wait for the end of that pass and go in one pipeline, each with its own answer.
 
-Nothing about a call changes but its neighbours on the wire. Each stays a command of its own
-(a Lua call is still atomic: `EVALSHA` runs the script "atomically", and a pipeline only
-saves round trips, https://redis.io/docs/latest/develop/interact/programmability/eval-intro/
-and https://redis.io/docs/latest/develop/use/pipelining/), not a transaction; its error
-reply comes back to its own caller, as redis-py's pipeline keeps each command's `ResponseError`
+Nothing about a call changes but its neighbours on the wire. Each stays a command of its own,
+not a transaction: pipelining is "issuing multiple commands at once without waiting for the
+response to each individual command" (https://redis.io/docs/latest/develop/use/pipelining/),
+and a Lua commit is as atomic there as alone ("Redis guarantees that a script is executed in
+an atomic way: no other script or Redis command will be executed while a script is being
+executed", https://redis.io/commands/eval, "Atomicity of scripts"). Its error reply comes
+back to its own caller, as redis-py's pipeline keeps each command's `ResponseError`
 in its place with `raise_on_error=False` (redis/asyncio/client.py, `_execute_pipeline`, redis
 7.4.1), and a connection's failure reaches every caller of that pipeline. A conversation
-awaits its own call before its next one, so its order is kept.
+awaits its own call before its next one, so its order is kept. A pipeline whose connection
+fails is sent again whole by redis-py's retry, as a lone command would be: a commit that ran
+already answers -1 (its entry is acknowledged) and commits nothing twice. The demo's embedded
+Redis drops its connection after an error reply (lua.py): its calls here never draw one (the
+scripts are loaded first), and if one did, its neighbours would fail with it and be retried.
 
 The first caller of a pass leads: it yields once, so that the other handlers of that pass add
 their calls, then sends them all and hands out the answers. A call alone costs one extra pass
