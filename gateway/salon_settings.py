@@ -60,6 +60,8 @@ TEMPLATE_REPLY_WAITING = "frontdesk_reply_waiting"
 TEMPLATE_CONFIRMATION = "frontdesk_booking_confirmed"
 TEMPLATE_REMINDER = "frontdesk_reminder"
 TEMPLATE_WAITLIST_OFFER = "frontdesk_waitlist_offer"
+# Staff's proposal: one template per number of times, this name with `_1`, `_2`, `_3`.
+TEMPLATE_PROPOSAL = "frontdesk_proposal"
 
 
 def http_url(value: str | None) -> str | None:
@@ -119,6 +121,7 @@ class _SalonValues(OwnerValues):
     whatsapp_template_confirmation: str = TEMPLATE_CONFIRMATION
     whatsapp_template_reminder: str = TEMPLATE_REMINDER
     whatsapp_template_waitlist_offer: str = TEMPLATE_WAITLIST_OFFER
+    whatsapp_template_proposal: str = TEMPLATE_PROPOSAL
     # WhatsApp's limits: 80 messages/s per business number; one message per 6 s to the same
     # client, with bursts of up to 45 borrowed from later (beyond: error 131056).
     whatsapp_rate_per_chat: float = Field(default=0.17, gt=0)
@@ -416,6 +419,7 @@ class WhatsAppSettings(_Section):
     template_confirmation: str
     template_reminder: str
     template_waitlist_offer: str
+    template_proposal: str
     rate_per_chat: float
     burst_per_chat: int
     rate_global: float
