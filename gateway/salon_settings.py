@@ -55,6 +55,8 @@ SUPPORTED_LOCALES = ("ru", "en")
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 TELEGRAM_PUBLIC_API = "https://api.telegram.org"
+# The single-salon environment's salon (SALON_ID unset).
+DEFAULT_SALON_ID = "main"
 # The approved WhatsApp templates' names unless the salon names its own (README, WhatsApp).
 TEMPLATE_REPLY_WAITING = "frontdesk_reply_waiting"
 TEMPLATE_CONFIRMATION = "frontdesk_booking_confirmed"
@@ -77,7 +79,7 @@ class _SalonValues(OwnerValues):
     model_config = ConfigDict(extra="ignore")
 
     # The salon. Every key, session and fact carries its id.
-    salon_id: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    salon_id: str = Field(default=DEFAULT_SALON_ID, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     salon_name: str = "Salon"
     salon_timezone: str = "UTC"
     salon_address: str = ""
