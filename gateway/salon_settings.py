@@ -55,11 +55,15 @@ SUPPORTED_LOCALES = ("ru", "en")
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _BOT_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 TELEGRAM_PUBLIC_API = "https://api.telegram.org"
+# The single-salon environment's salon (SALON_ID unset).
+DEFAULT_SALON_ID = "main"
 # The approved WhatsApp templates' names unless the salon names its own (README, WhatsApp).
 TEMPLATE_REPLY_WAITING = "frontdesk_reply_waiting"
 TEMPLATE_CONFIRMATION = "frontdesk_booking_confirmed"
 TEMPLATE_REMINDER = "frontdesk_reminder"
 TEMPLATE_WAITLIST_OFFER = "frontdesk_waitlist_offer"
+# Staff's proposal: one template per number of times, this name with `_1`, `_2`, `_3`.
+TEMPLATE_PROPOSAL = "frontdesk_proposal"
 
 
 def http_url(value: str | None) -> str | None:
@@ -75,7 +79,7 @@ class _SalonValues(OwnerValues):
     model_config = ConfigDict(extra="ignore")
 
     # The salon. Every key, session and fact carries its id.
-    salon_id: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    salon_id: str = Field(default=DEFAULT_SALON_ID, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     salon_name: str = "Salon"
     salon_timezone: str = "UTC"
     salon_address: str = ""
@@ -119,6 +123,7 @@ class _SalonValues(OwnerValues):
     whatsapp_template_confirmation: str = TEMPLATE_CONFIRMATION
     whatsapp_template_reminder: str = TEMPLATE_REMINDER
     whatsapp_template_waitlist_offer: str = TEMPLATE_WAITLIST_OFFER
+    whatsapp_template_proposal: str = TEMPLATE_PROPOSAL
     # WhatsApp's limits: 80 messages/s per business number; one message per 6 s to the same
     # client, with bursts of up to 45 borrowed from later (beyond: error 131056).
     whatsapp_rate_per_chat: float = Field(default=0.17, gt=0)
@@ -416,6 +421,7 @@ class WhatsAppSettings(_Section):
     template_confirmation: str
     template_reminder: str
     template_waitlist_offer: str
+    template_proposal: str
     rate_per_chat: float
     burst_per_chat: int
     rate_global: float

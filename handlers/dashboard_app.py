@@ -1,6 +1,7 @@
 """What staff proposed from the help desk's Dashboard App (gateway/dashboard_app), sent by the
 worker that owns the client's conversation: the times as buttons in the client's messenger
-(staff's words, so they go though a person owns the conversation), or what staff booked, moved
+(staff's words, so they go though a person owns the conversation; on WhatsApp outside the
+24-hour window, the approved template of handlers/proposal_template.py), or what staff booked, moved
 or cancelled for the client, each with a private note for staff. The client's session is read
 for their language; a change on their behalf updates only their list of bookings."""
 
@@ -32,18 +33,27 @@ from gateway.pipeline import (
     instant,
 )
 from handlers.channels import adapter_for
+from handlers.proposal_template import proposal_template, with_fallback
 
 SOURCE = "dashboard"
 
 
 class DashboardEvents:
     def __init__(
-        self, salon_id: str, zone: ZoneInfo, catalogs: Catalogs, sessions: SessionStore
+        self,
+        salon_id: str,
+        zone: ZoneInfo,
+        catalogs: Catalogs,
+        sessions: SessionStore,
+        template: str,
     ) -> None:
         self.salon_id = salon_id
         self.zone = zone
         self.catalogs = catalogs
         self.sessions = sessions
+        # The approved WhatsApp templates' name for a proposal outside the 24-hour window
+        # (WHATSAPP_TEMPLATE_PROPOSAL, one per number of times: handlers/proposal_template.py).
+        self.template = template
 
     async def __call__(self, entry: Entry) -> Outcome:
         conv = Conversation.from_key(entry.conversation)
@@ -60,6 +70,9 @@ class DashboardEvents:
         except ValidationError:
             raise Unreadable("a proposal that does not read") from None
         said = self._said(conv, offer(_, proposal, self.zone), _)
+        if adapter_for(conv.channel).service_window:
+            fallback = proposal_template(self.template, proposal, self.zone, _.locale)
+            said = with_fallback(said, fallback)
         times = "; ".join(slot_label(slot, self.zone, "en") for slot in proposal.slots)
         until = proposal.until.astimezone(self.zone).strftime("%H:%M")
         text = (

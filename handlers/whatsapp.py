@@ -271,14 +271,18 @@ class WhatsAppConversations:
         conv = CHANNEL.conversation(chat)
         client = self.turns.client(conv)
         session = await self.turns.sessions.load(client)
-        if session.owner == Owner.HUMAN and item.type not in ("reaction", "system"):
+        human = session.owner == Owner.HUMAN
+        if human and item.type not in ("reaction", "system", *_WORDS):
             # A person answers this client: the bot stays silent, the message goes to them.
             relayed = await self._relay(conv, item, client, session)
             return Outcome(outgoing=(*waiting, *relayed), clear=clear)
+        # Words and taps while a person answers still make a turn: it answers what staff
+        # proposed from the help desk (bot/flows/proposal.py), and is otherwise silent and
+        # relayed to staff by the mirror, as on Telegram.
         resume = (
             item.type == "button" and item.button is not None and ":" not in item.button.payload
         )
-        if item.type in ("reaction", "system") or (resume and waiting):
+        if item.type in ("reaction", "system") or (resume and waiting and not human):
             # A reaction needs no answer; a tap on "a reply is waiting" is answered by it.
             if item.type == "system":
                 system = body["message"].get("system")
@@ -290,7 +294,7 @@ class WhatsAppConversations:
             # Their first words set the language; "Language" in the menu changes it.
             session = session.model_copy(update={"locale": spoken})
         _ = self.catalogs.get(self.catalogs.resolve(session.locale, None))
-        if item.type == "interactive" and _reply_id(item).startswith(MORE):
+        if not human and item.type == "interactive" and _reply_id(item).startswith(MORE):
             # The next page of a long list: the same choices, no turn of the bot.
             start = _reply_id(item).removeprefix(MORE)
             choices = tuple(Choice(o.id, o.label) for o in session.offered)
@@ -309,9 +313,10 @@ class WhatsAppConversations:
             return Outcome(outgoing=(receipt, *waiting, *answer, *relayed), clear=clear)
 
         def reply(turn: Turn) -> Rendered:
-            # Blue ticks first, then what waited for the client, then the answer.
+            # Blue ticks first, then what waited for the client, then the answer. Not while a
+            # person owns the chat: the ticks would tell the client staff have read it.
             _ = self.catalogs.get(self.catalogs.resolve(turn.session.locale, None))
-            return CHANNEL.answer(chat, turn.replies, _, read=item.id)
+            return CHANNEL.answer(chat, turn.replies, _, read=None if human else item.id)
 
         return await self.turns.run(
             conv, inbound, reply, session=session, waiting=waiting, clear=clear
@@ -442,6 +447,10 @@ def _reply_id(item: Message) -> str:
         return ""
     reply = interactive.button_reply or interactive.list_reply
     return reply.id if reply else ""
+
+
+# The client's own words or taps: each is a turn, whoever owns the conversation.
+_WORDS = ("text", "button", "interactive")
 
 
 def _text_of(item: Message) -> str:

@@ -216,7 +216,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not 0 < WATCHDOG_SECONDS < 86_400 or item.config.getoption("usepdb", False):
         yield
         return
-    watchdog = threading.Timer(WATCHDOG_SECONDS, _stuck, args=(item,))
+    # A test that starts processes may ask for more (`@pytest.mark.watchdog(seconds)`).
+    marker = item.get_closest_marker("watchdog")
+    seconds = max(WATCHDOG_SECONDS, float(marker.args[0])) if marker else WATCHDOG_SECONDS
+    watchdog = threading.Timer(seconds, _stuck, args=(item, seconds))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -225,13 +228,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         watchdog.cancel()
 
 
-def _stuck(item: pytest.Item) -> None:
+def _stuck(item: pytest.Item, seconds: float) -> None:
     try:
         capture = item.config.pluginmanager.getplugin("capturemanager")
         if capture is not None:  # the stacks must reach the terminal, not a captured buffer
             capture.suspend_global_capture(in_=False)
         out = sys.__stderr__ or sys.stderr
-        print(f"\n!!! {item.nodeid} still running after {WATCHDOG_SECONDS:.0f} s", file=out)
+        print(f"\n!!! {item.nodeid} still running after {seconds:.0f} s", file=out)
         faulthandler.dump_traceback(file=out, all_threads=True)
         for task in _live_tasks():
             print(f"--- {task!r}", file=out)

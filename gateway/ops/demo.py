@@ -35,11 +35,13 @@ from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.staff import sync_staff
 from gateway.integrations.novu.workflows import sync as sync_workflows
 from gateway.ops.demo_dashboard import METABASE_OFFSET, report_command, serve_dashboard
+from gateway.ops.demo_lock import DemoBusy, DemoHold
 from gateway.ops.demo_second_salon import SECOND_ID, SecondSalon, serve_second_salon, with_registry
 from gateway.ops.report_page import ReportPage
 from gateway.pipeline.embedded_redis import EmbeddedRedis
 from gateway.pipeline.logs import configure
 from gateway.pipeline.resilience import command_breaker
+from gateway.salon_settings import DEFAULT_SALON_ID
 from gateway.sandbox.calcom import CalcomSandbox
 from gateway.sandbox.chatwoot import ChatwootSandbox, Inbox
 from gateway.sandbox.novu import NovuSandbox
@@ -108,9 +110,13 @@ def demo_overrides(host: str, port: int) -> dict[str, object]:
     return overrides
 
 
-async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> Settings:
+async def _with_analytics(
+    settings: Settings, database: str = DEMO_DATABASE, hold: DemoHold | None = None
+) -> Settings:
     """Analytics on a local PostgreSQL when the operator gave none and one answers, in the
-    demo's own `database`, emptied of the demo salon's rows: each run starts from nothing."""
+    demo's own `database`, emptied of the demo salon's rows: each run starts from nothing.
+    `hold`: this run's claim on its salons there, taken before anything is written (DemoBusy
+    when another demo runs them)."""
     if settings.analytics is not None:
         return settings
     try:
@@ -128,6 +134,8 @@ async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> 
     finally:
         await admin.close()
     url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    if hold is not None:
+        await hold.claim(url)
     await _fresh_analytics(url, settings.salon.profile.id)
     return settings.with_salon(analytics_salt=DEMO_SALT).model_copy(
         update={"analytics": AnalyticsSettings(database_url=SecretStr(url))}
@@ -164,6 +172,9 @@ def run_demo(host: str, port: int) -> int:
     configure("text", settings.log_level, settings.secrets())
     try:
         asyncio.run(_run(settings, host, port, embedded is not None))
+    except DemoBusy as exc:
+        print(exc.advice(), file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"frontdesk demo: cannot listen on {host}:{port} to {port + METABASE_OFFSET}: {exc}",
@@ -199,23 +210,33 @@ async def _run(
     port: int,
     embedded: bool,
     stop: asyncio.Event | None = None,
-    second_id: str = SECOND_ID,
+    second_id: str | None = None,
     database: str = DEMO_DATABASE,
 ) -> None:
     """Serve the sandbox and the gateway until `stop` is set (by default: Ctrl+C or SIGTERM);
-    with PostgreSQL, a second salon (`second_id`) from the salon registry beside the first.
+    with PostgreSQL, a second salon (`second_id`, by default the first's id with `-ru`, or
+    SECOND_ID beside the default salon) from the salon registry beside the first.
     `database`: the demo's own (the test suite keeps to another, so that a test run beside a
-    running demo leaves its registry and analytics alone)."""
-    settings = await _with_analytics(settings, database)
-    second = None
-    if (registry := with_registry(settings, database)) is not None:
-        settings = registry
-        second = await serve_second_salon(settings, host, port, DEMO_SALT, second_id)
+    running demo leaves its registry and analytics alone). Another demo running the same
+    salons in that database: DemoBusy, before anything is written (gateway/ops/demo_lock.py)."""
+    first_id = settings.salon.profile.id
+    if second_id is None:
+        # A salon id has at most 32 characters.
+        second_id = SECOND_ID if first_id == DEFAULT_SALON_ID else f"{first_id[:29]}-ru"
+    hold = DemoHold((first_id, second_id))
     try:
-        await _serve_gateway(settings, host, port, embedded, second, stop)
+        settings = await _with_analytics(settings, database, hold)
+        second = None
+        if (registry := with_registry(settings, database)) is not None:
+            settings = registry
+            second = await serve_second_salon(settings, host, port, DEMO_SALT, second_id)
+        try:
+            await _serve_gateway(settings, host, port, embedded, second, stop)
+        finally:
+            if second is not None:
+                await second.cleanup(settings)
     finally:
-        if second is not None:
-            await second.cleanup(settings)
+        await hold.release()
 
 
 async def _serve_gateway(

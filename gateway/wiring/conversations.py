@@ -19,6 +19,7 @@ from gateway.pipeline.sessions import SessionStore
 from gateway.pipeline.workers import Handler
 from gateway.salon_settings import (
     TEMPLATE_CONFIRMATION,
+    TEMPLATE_PROPOSAL,
     TEMPLATE_REMINDER,
     TEMPLATE_WAITLIST_OFFER,
     SalonSettings,
@@ -176,8 +177,9 @@ def build_handlers(
     if services.novu is not None and salon.chatwoot is not None:
         _page_staff(handlers, salon, catalogs, clock)
     if services.proposals is not None:
+        proposal_template = whatsapp.template_proposal if whatsapp else TEMPLATE_PROPOSAL
         handlers["dashboard"] = DashboardEvents(
-            salon.profile.id, salon.profile.zone, catalogs, sessions
+            salon.profile.id, salon.profile.zone, catalogs, sessions, proposal_template
         )
     if state is not None:
         handlers["chatwoot"] = ChatwootEvents(

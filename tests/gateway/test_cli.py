@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
 from gateway.cli import main
+from gateway.ops.demo import DEMO_DATABASE, DEMO_POSTGRES
 from gateway.pipeline.embedded_redis import free_port
 from gateway.pipeline.keys import Keys, RegistryKeys
 from handlers.calcom import TRIGGERS as CALCOM_TRIGGERS
@@ -340,15 +344,15 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     port = free_port(consecutive=10)  # the gateway and its stand-ins, Metabase's on port + 9
     prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    # A salon id of its own: the demo empties its salon's rows in the demo's database at start,
-    # and a demo someone is running beside the tests keeps its own ("main").
-    env["SALON_ID"] = f"cli-demo-{port}"
+    # A salon of its own: a demo someone runs on this machine keeps the default salons, and
+    # would refuse this one (gateway/ops/demo_lock.py) or be refused by it.
+    salon_id = f"cli{uuid.uuid4().hex[:8]}"
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port)],
             cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": str(ROOT), "SALON_ID": salon_id},
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -429,6 +433,22 @@ async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+        await _forget_demo_rows(salon_id)
+
+
+async def _forget_demo_rows(salon_id: str) -> None:
+    """The analytics the demo recorded for the test's own salon (the demo forgets its salon's
+    rows only when that salon starts again, which this one never does)."""
+    url = DEMO_POSTGRES.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}"
+    try:
+        connection = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return  # no PostgreSQL: the demo recorded nothing
+    try:
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            await connection.execute("DELETE FROM events WHERE salon = $1", salon_id)
+    finally:
+        await connection.close()
 
 
 @pytest.mark.usefixtures("operator_env")

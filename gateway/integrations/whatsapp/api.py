@@ -300,25 +300,16 @@ class WhatsAppDelivery:
             raise PermanentFailure(f"unsupported WhatsApp call {message.method!r}")
         now = int(self.clock().timestamp())
         fallback = params.get("fallback")
-        # A notice (confirmation, reminder) has an approved template to go as when the window
-        # is closed: it does not wait for the client to write first.
+        # A notice (confirmation, reminder), a waitlist offer or staff's proposal has an
+        # approved template to go as when the window is closed: it does not wait for the
+        # client to write first.
         if (
             message.method == "messages"
             and isinstance(fallback, dict)
             and not await self.state.window_open(chat, now)
+            and await self._send_fallback(chat, fallback)
         ):
-            try:
-                wamid = await self.client.send(chat, fallback)
-            except WhatsAppError as exc:
-                if exc.code in RATE_LIMITS:
-                    raise
-                # The template is missing or refused (the operator must fix it): the notice
-                # waits for the client like any message instead of being lost.
-                log.error("a notice's template was refused: %s", exc)
-            else:
-                if wamid:
-                    await self.state.remember(wamid, chat, {"template": True}, 0)
-                return
+            return
         if message.method == "messages":
             # Outside the window it is parked instead, in the same step as the check.
             parked = await self.state.park(chat, params, now)
@@ -333,6 +324,8 @@ class WhatsAppDelivery:
                 raise
             # Our clock and WhatsApp's disagree: WhatsApp decides.
             await self.state.close_window(chat, now)
+            if isinstance(fallback, dict) and await self._send_fallback(chat, fallback):
+                return
             parked = await self.state.park(chat, params, now)
             if parked == "open":
                 raise RetryLater(1.0) from exc  # the client wrote meanwhile
@@ -340,6 +333,22 @@ class WhatsAppDelivery:
             return
         if wamid:
             await self.state.remember(wamid, chat, params, now)
+
+    async def _send_fallback(self, chat: str, fallback: dict[str, Any]) -> bool:
+        """Send the approved template standing in for a message outside the window; False
+        when WhatsApp refuses it for good (the message then waits for the client)."""
+        try:
+            wamid = await self.client.send(chat, fallback)
+        except WhatsAppError as exc:
+            if exc.code in RATE_LIMITS:
+                raise
+            # The template is missing or refused (the operator must fix it): the message
+            # waits for the client like any other instead of being lost.
+            log.error("a message's template was refused: %s", exc)
+            return False
+        if wamid:
+            await self.state.remember(wamid, chat, {"template": True}, 0)
+        return True
 
     async def _notice(self, chat: str, params: dict[str, Any], *, owed: bool) -> None:
         """Tell the client, once, that a reply waits for them (the approved template)."""

@@ -29,6 +29,13 @@ DEFAULT_TEMPLATES = {
     ("frontdesk_reminder", "en"): 2,
     ("frontdesk_waitlist_offer", "ru"): 3,
     ("frontdesk_waitlist_offer", "en"): 3,
+    # Staff's proposal, one per number of times: who, the service, the times, until when.
+    ("frontdesk_proposal_1", "ru"): 4,
+    ("frontdesk_proposal_1", "en"): 4,
+    ("frontdesk_proposal_2", "ru"): 5,
+    ("frontdesk_proposal_2", "en"): 5,
+    ("frontdesk_proposal_3", "ru"): 6,
+    ("frontdesk_proposal_3", "en"): 6,
 }
 TEMPLATE_TEXT = {
     "ru": "Салон «{0}» ответил на ваше сообщение. Нажмите «Продолжить», чтобы прочитать.",
@@ -49,17 +56,37 @@ NOTICE_TEXT = {
         "ru": "Освободилось время: {0}, {1}. Держим его для вас до {2}.",
         "en": "A time has freed up: {0} on {1}. It is held for you until {2}.",
     },
+    "frontdesk_proposal_1": {
+        "ru": "Время для вас от {0}: {1}, {2}. Держим его для вас до {3}.",
+        "en": "A time for you from {0}: {1}, {2}. It is held for you until {3}.",
+    },
+    "frontdesk_proposal_2": {
+        "ru": "Время для вас от {0}: {1}. 1) {2}; 2) {3}. Держим его для вас до {4}: "
+        "нажмите номер, чтобы записаться.",
+        "en": "Times for you from {0}: {1}. 1) {2}; 2) {3}. They are held for you until {4}: "
+        "tap a number to book.",
+    },
+    "frontdesk_proposal_3": {
+        "ru": "Время для вас от {0}: {1}. 1) {2}; 2) {3}; 3) {4}. Держим его для вас до {5}: "
+        "нажмите номер, чтобы записаться.",
+        "en": "Times for you from {0}: {1}. 1) {2}; 2) {3}; 3) {4}. They are held for you "
+        "until {5}: tap a number to book.",
+    },
 }
 NOTICE_BUTTONS = {
     "ru": ("Приду", "Перенести", "Отменить"),
     "en": ("I'll come", "Reschedule", "Cancel"),
 }
-# Templates with buttons of their own (the waitlist's offer: "Book it", "No thanks").
-OWN_BUTTONS = {
+# Templates with buttons of their own (the waitlist's offer: "Book it", "No thanks"; a
+# proposal: one per time).
+OWN_BUTTONS: dict[str, dict[str, tuple[str, ...]]] = {
     "frontdesk_waitlist_offer": {
         "ru": ("Записаться", "Нет, спасибо"),
         "en": ("Book it", "No thanks"),
-    }
+    },
+    "frontdesk_proposal_1": {"ru": ("Записаться",), "en": ("Book it",)},
+    "frontdesk_proposal_2": {"ru": ("1", "2"), "en": ("1", "2")},
+    "frontdesk_proposal_3": {"ru": ("1", "2", "3"), "en": ("1", "2", "3")},
 }
 TEMPLATE_BUTTON = {"ru": "Продолжить", "en": "Continue"}
 # Meta's "Supported media types" (cloud-api/reference/media#supported-media-types): the largest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,6 +184,27 @@ async def test_a_window_whatsapp_says_is_closed_parks_the_message(
     assert json.loads(route.calls[1].request.content)["type"] == "template"
     assert not await state.window_open(CHAT, int(NOW.timestamp()))
     assert [p["content"]["text"]["body"] for p in await state.parked(CHAT)] == ["Late"]
+
+
+@respx.mock
+async def test_a_window_whatsapp_says_is_closed_sends_the_messages_own_template(
+    delivery: WhatsAppDelivery, state: WhatsAppState
+) -> None:
+    """Our clock says open, WhatsApp says 131047: a message with a template of its own (a
+    notice, a proposal) goes as that template at once instead of waiting behind "reply
+    waiting"."""
+    await open_window(state)
+    route = respx.post(f"{API}/{NUMBER}/messages").mock(
+        side_effect=[graph_error(131047), accepted("wamid.template")]
+    )
+    fallback = {"type": "template", "template": {"name": "frontdesk_proposal_1"}}
+    message = text("Times for you")
+    await delivery.deliver(replace(message, params=message.params | {"fallback": fallback}))
+    sent = json.loads(route.calls[1].request.content)
+    assert sent["template"]["name"] == "frontdesk_proposal_1"
+    assert len(route.calls) == 2
+    assert not await state.window_open(CHAT, int(NOW.timestamp()))
+    assert await state.parked(CHAT) == []
 
 
 @respx.mock
