@@ -372,7 +372,8 @@ async def test_typed_words_hand_off_with_the_reason_they_give(
     if not first:
         await client.says("/start")
     await client.says(words)
-    assert client.turn is not None and client.turn.handoff is not None
+    assert client.turn is not None
+    assert client.turn.handoff is not None
     assert client.turn.handoff.reason == reason
     if reason == "complaint":
         assert client.turn.handoff.note.startswith("😠")
@@ -388,13 +389,16 @@ async def test_a_complaint_asking_for_a_person_at_a_data_step_is_a_complaint(
     await client.taps(day)
     await client.taps(next(c for c in client.choices() if c.startswith("b:t:")))
     await client.says("Грубова Анна")  # a surname is no complaint at a data step
-    assert client.turn is not None and client.turn.handoff is None
+    assert client.turn is not None
+    assert client.turn.handoff is None
     await client.says("позовите администратора, жалоба на мастера")
-    assert client.turn is not None and client.turn.handoff is not None
+    assert client.turn is not None
+    assert client.turn.handoff is not None
     assert client.turn.handoff.reason == "complaint"
 
 
 async def test_a_menu_tap_stays_asked(client: StaffClient) -> None:
     await client.taps("m:person")
-    assert client.turn is not None and client.turn.handoff is not None
+    assert client.turn is not None
+    assert client.turn.handoff is not None
     assert client.turn.handoff.reason == ASKED
