@@ -357,6 +357,7 @@ async def test_out_of_hours_the_client_is_told_when_staff_answer_in_their_langua
         ("у меня жалоба позовите администратора", "complaint"),
         ("позавите админа мастер нахамила 😡", "complaint"),  # a typo, no punctuation
         ("call the manager i want to complian", "complaint"),
+        ("Мастер мне нахамила!", "complaint"),  # no request for a person: a complaint still
         ("I have a complaint, get me a real person", "complaint"),
         ("позовите администратора", "typed"),
         ("can i talk to a human pls", "typed"),
