@@ -29,7 +29,6 @@ from bot.salon import Salon
 from bot.session import Offered, Owner, Session
 from bot.typed import plain
 from bot.understanding import Intent, Understood, understand
-from bot.understanding.complaints import is_complaint
 
 __all__ = ["FrontDesk", "Turn"]
 
@@ -153,6 +152,10 @@ class FrontDesk:
         if event.kind is Kind.START or first_text:
             ctx.update(draft=None, viewing=None)
             understood = await self._understand(ctx, event.text) if first_text else None
+            if understood is not None and (turn := await self._typed_handoff(ctx, understood)):
+                # "Позовите администратора, у меня жалоба" as the first words: a complaint
+                # (or a request for a person) in the client's words, not the menu's tap.
+                return turn
             if understood is not None and understood.intent not in (None, Intent.GREETING):
                 # A new conversation that starts with a request: answer it.
                 return await self._intent(ctx, understood)
@@ -181,15 +184,15 @@ class FrontDesk:
             # A phone, an email or a name: data, read as such ("admin@…" is no request).
             details = contact.email(event.text) or contact.phone(event.text)
             if self._staffed(ctx) and not details and handoff.asks_for_person(event.text):
-                return await self._hand_off(ctx, handoff.TYPED)
+                # Only a request for a person leaves a data step (a surname such as "Грубова"
+                # is no complaint); one with complaint words is routed as a complaint.
+                reason = handoff.typed_reason(event.text) or handoff.TYPED
+                return await self._hand_off(ctx, reason)
             return await flow.text(ctx, event.text)
         understood = await self._understand(ctx, event.text)
-        if self._staffed(ctx) and is_complaint(event.text):
+        if turn := await self._typed_handoff(ctx, understood):
             # A complaint goes to a person at once (routed as one: CHATWOOT_ROUTING).
-            return await self._hand_off(ctx, handoff.COMPLAINT)
-        asks_for_person = understood.intent is Intent.PERSON
-        if self._staffed(ctx) and (asks_for_person or handoff.asks_for_person(event.text)):
-            return await self._hand_off(ctx, handoff.TYPED)
+            return turn
         if flow is not None and understood.intent not in _ELSEWHERE:
             turn = await flow.typed(ctx, understood)
             if turn is not None:
@@ -201,6 +204,15 @@ class FrontDesk:
             # the button or a clear yes).
             return await self.mine.text(ctx, event.text)
         return await self._intent(ctx, understood)
+
+    async def _typed_handoff(self, ctx: Context, understood: Understood) -> Turn | None:
+        """Typed words that call a person, where staff answer: handed off with the reason
+        the words give (handoff.typed_reason: a complaint first)."""
+        if not self._staffed(ctx):
+            return None
+        asks = understood.intent is Intent.PERSON
+        reason = handoff.typed_reason(ctx.event.text, understood_as_person=asks)
+        return None if reason is None else await self._hand_off(ctx, reason)
 
     async def _waitlist_text(self, ctx: Context, text: str) -> Turn | None:
         """A typed yes or no to a waitlist offer, or an answer at the waitlist's own steps. Not
@@ -240,6 +252,8 @@ class FrontDesk:
         intent = understood.intent
         if intent is None:
             return await self._misunderstood(ctx)
+        if intent is Intent.PERSON and (turn := await self._typed_handoff(ctx, understood)):
+            return turn  # typed, so never the menu's `asked`
         if intent is Intent.BOOK and self.booking is not None:
             ctx.update(viewing=None)
             return await self.booking.start_from(ctx, understood)

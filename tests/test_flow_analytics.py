@@ -434,3 +434,71 @@ async def test_the_first_reconciliation_counts_a_booking_made_before_it_started(
     rows = await fetch(analytics_db, BOOKED)
     assert [tuple(r)[:3] for r in rows] == [("booking_created", uid, "calcom")]
     assert len(salon.bookings()) == 5  # the four seeded a week ago stay unreported
+
+
+async def test_a_booking_typed_in_words_counts_as_started_and_booked(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    novu: NovuSandbox,
+    wa: WhatsAppSandbox,
+    analytics_db: str,
+) -> None:
+    """Issue 21: a client who typed the service ("хочу на стрижку в среду") skipped the
+    book.service step, and the conversion showed "0 of 0" beside their booking. Started now
+    means any entry into the booking flow (the booking_started fact), in the dashboard's
+    questions and the owner's report alike."""
+    gateway = await start_notifying(
+        start_gateway,
+        salon,
+        novu,
+        wa,
+        analytics_database_url=analytics_db,
+        analytics_salt=SALT,
+        owner_email="owner@nord.example",
+    )
+    await connect(gateway, salon, novu)
+    salon_id = gateway.runtime.settings.salon.profile.id
+    # A Telegram client books in words, without ever seeing the service step.
+    olga = Chat(sandbox.telegram, 931, language="ru")
+    told = await olga.say("хочу на женскую стрижку к Анне в среду в 10")
+    assert "связаться" in told[-1]["text"]  # straight to her contact
+    await olga.share_phone("+79160000931")
+    done = await olga.tap("b:ok:", prefix=True)
+    assert done[-1]["text"].startswith("✅")
+    # A WhatsApp client types a request for a booking and stops there.
+    zoya = Phone(wa, "79160000932", name="Zoya")
+    await zoya.say("Хочу записаться на маникюр")
+    # A Telegram client taps Book, as before.
+    ivan = Chat(sandbox.telegram, 933)
+    await ivan.say("/start")
+    await ivan.tap("m:book")
+    await written(gateway, analytics_db)
+
+    entries = await fetch(
+        analytics_db, "SELECT channel, step FROM events WHERE kind = 'booking_started'"
+    )
+    # Where each entered: at the contact, at the day (the service named), at the service.
+    assert sorted((r["channel"], r["step"]) for r in entries) == [
+        ("telegram", "book.contact"),
+        ("telegram", "book.service"),
+        ("whatsapp", "book.day"),
+    ]
+    found = await answers(analytics_db, salon_id)
+    assert found["conversion_by_channel"] == [
+        ("telegram", 2, 1, "50.0"),
+        ("whatsapp", 1, 0, "0.0"),
+    ]
+    # Every stage up to the furthest reached counts: Olga passed the service and master.
+    assert found["booking_funnel"] == [
+        ("started", 3, 1),
+        ("service", 2, 0),
+        ("master", 2, 1),
+        ("time", 1, 0),
+        ("confirmed", 1, 0),
+    ]
+    report = await owner_report(gateway, analytics_db, novu, Week.parse("2026-W23"))
+    assert report is not None
+    assert [tuple(_plain(v) for v in r.values()) for r in report["conversion"]] == (
+        found["conversion_by_channel"]
+    )

@@ -233,3 +233,56 @@ async def test_each_condition_routes_a_handoff_on_its_own(
     assert (thread.team_id, thread.assignee_id, thread.priority) == (2, None, None)
     assert sum("Я передал" in text for text in texts(plain)) == 1
     assert desk.chatwoot.errors == []
+
+
+async def test_typed_complaint_words_win_over_a_request_for_a_person(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon, desk: Desk
+) -> None:
+    """Issue 21: "позовите… администратора, у меня жалоба" as a Telegram client's first words
+    was handed off as the menu's "Talk to a person" (`asked`): the complaint rule never
+    applied and the note said the client used the menu. Typed complaint words route as a
+    complaint wherever they stand; a plain typed request is `typed`; only a tap is `asked`."""
+    staffed(desk, 5, 6)
+    routing = rules(
+        {"name": "complaints", "reason": "complaint", "team_id": 5, "labels": ["complaint"],
+         "priority": "urgent"},
+        {"name": "asked", "reason": "person", "team_id": 6},
+    )  # fmt: skip
+    await start_desk(start_gateway, salon, desk, chatwoot_routing=routing)
+    typed = {
+        # The demo's words, as the first message of a conversation.
+        801: ("ru", "позовите… администратора, у меня жалоба"),
+        # The complaint first, no punctuation, a typo in "позовите".
+        802: ("ru", "у меня жалоба позавите админа"),
+        # English, a typo in "complain", an emoji, no punctuation.
+        803: ("en", "get me the manager i want to complian 😡"),
+    }
+    for chat_id, (language, words) in typed.items():
+        chat = Chat(sandbox.telegram, chat_id, language=language)
+        await hand_over(chat, typed=words)
+        thread = await opened(desk, f"tg:{chat_id}")
+        await eventually(lambda thread=thread: thread.priority == "urgent")
+        assert (thread.team_id, thread.labels) == (5, ["handoff", "complaint"]), words
+        [note] = desk.notes(f"tg:{chat_id}")
+        assert note.startswith("😠"), note
+        assert words in note  # what they said, for staff to read first
+
+    # Asked for a person in words, after the menu: `typed`, the person rule, no priority.
+    plain = Chat(sandbox.telegram, 804, language="ru")
+    await plain.say("/start")
+    await hand_over(plain, typed="можно живого человека")
+    thread = await opened(desk, "tg:804")
+    assert (thread.team_id, thread.labels, thread.priority) == (6, ["handoff"], None)
+    [note] = desk.notes("tg:804")
+    assert note.startswith("🙋 The client asked for a person in their own words.")
+    assert "можно живого человека" in note
+
+    # The menu's "Talk to a person": `asked`, the same rule, the menu named in the note.
+    tap = Chat(sandbox.telegram, 805, language="ru")
+    await tap.say("/start")
+    await hand_over(tap)
+    thread = await opened(desk, "tg:805")
+    assert (thread.team_id, thread.labels) == (6, ["handoff"])
+    [note] = desk.notes("tg:805")
+    assert note.startswith("🙋 The client asked for a person (menu).")
+    assert desk.chatwoot.errors == []

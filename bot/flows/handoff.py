@@ -25,6 +25,7 @@ from bot.ports import Calendar, CalendarUnavailable
 from bot.replies import Choice, Reply
 from bot.salon import Salon
 from bot.session import Session
+from bot.understanding.complaints import is_complaint
 
 ASKED = "asked"  # the menu's "Talk to a person"
 TYPED = "typed"  # a request for a person in their own words
@@ -56,6 +57,18 @@ _ASKS = re.compile(
 
 def asks_for_person(text: str) -> bool:
     return bool(_ASKS.search(text))
+
+
+def typed_reason(text: str, *, understood_as_person: bool = False) -> str | None:
+    """Why typed words hand the client to a person, or None when they do not: a complaint
+    wins over a plain request for a person wherever its words stand ("позовите
+    администратора, у меня жалоба" is a complaint, routed as one), so that the routing rule,
+    the staff notice and the owner's report all see it. Only a menu tap is `ASKED`."""
+    if is_complaint(text):
+        return COMPLAINT
+    if understood_as_person or asks_for_person(text):
+        return TYPED
+    return None
 
 
 def reply_after(salon: Salon, now: datetime) -> datetime | None:

@@ -28,7 +28,10 @@ _LEXICON.add("complaint", _STEMS)
 _EXACT = frozenset({"worst"})
 # "Претензий нет", "no complaints", "без претензий": the word, denied.
 _DENIED_BEFORE = frozenset({"no", "never", "без", "никаких", "нет"})
-_DENIED_AFTER = frozenset({"нет", "не"})
+# After the word only "нет", or "не" with a verb of having ("претензий не имею", "жалоб не
+# было"): "жалоба не на мастера, а на администратора" is a complaint all the same.
+_DENIED_AFTER = frozenset({"нет"})
+_HAD = ("име", "был", "буд", "ест")
 # Intensifiers, and the words after which they only intensify (хочу, хотела, нужно, рада,
 # люблю, нравится; want, need, love, like).
 _INTENSIFIERS = ("ужасно", "terribly", "awfully")
@@ -46,7 +49,11 @@ def is_complaint(text: str) -> bool:
             continue
         if word in _EXACT or _LEXICON.lookup(word):
             previous = said[n - 1] if n else ""
-            if previous in _DENIED_BEFORE or following in _DENIED_AFTER:
+            after = said[n + 2] if n + 2 < len(said) else ""
+            denied_after = following in _DENIED_AFTER or (
+                following == "не" and after.startswith(_HAD)
+            )
+            if previous in _DENIED_BEFORE or denied_after:
                 continue
             return True
     return False

@@ -26,6 +26,10 @@ from bot.session import Session
 # The kinds of fact, as stored in `events.kind`.
 STARTED = "conversation_started"
 STEP = "step_reached"
+# The client entered the booking flow with a new booking: a tap on Book, a request typed in
+# words (which may skip `book.service`: "хочу на маникюр в четверг"), a waitlist offer taken.
+# What "started a booking" means in the conversion and the funnel (README, "Analytics").
+BOOKING_STARTED = "booking_started"
 BOOKING_CREATED = "booking_created"
 BOOKING_RESCHEDULED = "booking_rescheduled"
 BOOKING_CANCELLED = "booking_cancelled"
@@ -130,6 +134,9 @@ class Recorder:
         ):
             facts.append(self.fact(STARTED, conversation, now))
         step = turn.session.step
+        if self._started_booking(before, turn):
+            entry = step if step in FUNNEL_STEPS else None
+            facts.append(self.fact(BOOKING_STARTED, conversation, now, step=entry))
         if step != before.step and step in FUNNEL_STEPS:
             facts.append(self.fact(STEP, conversation, now, step=step))
         if turn.handoff is not None:
@@ -171,3 +178,13 @@ class Recorder:
                         self.fact(REMINDER_ANSWERED, conversation, now, booking=uid, answer=answer)
                     )
         return tuple(facts)
+
+    @staticmethod
+    def _started_booking(before: Session, turn: Turn) -> bool:
+        """Whether this turn began a new booking: a draft of its own (not a move of a visit,
+        not the same draft picked up again), or a booking made at once without one (a waitlist
+        offer taken when the client's details were known)."""
+        was, draft = before.draft, turn.session.draft
+        if draft is not None:
+            return draft.reschedule is None and (was is None or was.id != draft.id)
+        return turn.booked is not None and turn.replaced is None and was is None

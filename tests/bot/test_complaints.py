@@ -24,6 +24,8 @@ from bot.understanding.complaints import is_complaint
         "terrible colour, really disappointed",
         "the worst haircut ever",
         "ужасно подстригли, хочу переделать",  # "ужасно" before a verb of doing: a complaint
+        "жалоба не на мастера, а на администратора",  # "не" here denies nothing
+        "позовите… администратора, у меня жалоба",
     ],
 )
 def test_complaints_in_russian_and_english(text: str) -> None:
@@ -45,6 +47,8 @@ def test_complaints_in_russian_and_english(text: str) -> None:
         "would 5pm be worse?",  # one letter from "worst"
         "is it worth it?",
         "претензий нет, всё понравилось",
+        "претензий не имею, спасибо",
+        "жалоб не было, всё супер",
         "no complaints, thank you",
         "👍",
         "",

@@ -347,3 +347,59 @@ async def test_out_of_hours_the_client_is_told_when_staff_answer_in_their_langua
     assert turn.handoff is not None
     assert turn.handoff.reply_after is None
     assert "не на месте" not in turn.replies[-1].text
+
+
+@pytest.mark.parametrize(
+    ("words", "reason"),
+    [
+        # Complaint words win over a plain request for a person, in either order.
+        ("позовите… администратора, у меня жалоба", "complaint"),
+        ("у меня жалоба позовите администратора", "complaint"),
+        ("позавите админа мастер нахамила 😡", "complaint"),  # a typo, no punctuation
+        ("call the manager i want to complian", "complaint"),
+        ("Мастер мне нахамила!", "complaint"),  # no request for a person: a complaint still
+        ("I have a complaint, get me a real person", "complaint"),
+        ("позовите администратора", "typed"),
+        ("can i talk to a human pls", "typed"),
+    ],
+)
+@pytest.mark.parametrize("first", [True, False], ids=["first words", "after the menu"])
+async def test_typed_words_hand_off_with_the_reason_they_give(
+    words: str, reason: str, first: bool
+) -> None:
+    """The first words of a conversation too (they once went through the menu's entry and
+    were recorded as `asked`)."""
+    client = StaffClient(FakeCalendar((cut(),)))
+    if not first:
+        await client.says("/start")
+    await client.says(words)
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == reason
+    if reason == "complaint":
+        assert client.turn.handoff.note.startswith("😠")
+
+
+async def test_a_complaint_asking_for_a_person_at_a_data_step_is_a_complaint(
+    client: StaffClient,
+) -> None:
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    day = next(c for c in client.choices() if c.startswith("b:d:"))
+    await client.taps(day)
+    await client.taps(next(c for c in client.choices() if c.startswith("b:t:")))
+    await client.says("Грубова Анна")  # a surname is no complaint at a data step
+    assert client.turn is not None
+    assert client.turn.handoff is None
+    await client.says("позовите администратора, жалоба на мастера")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == "complaint"
+
+
+async def test_a_menu_tap_stays_asked(client: StaffClient) -> None:
+    await client.taps("m:person")
+    assert client.turn is not None
+    assert client.turn.handoff is not None
+    assert client.turn.handoff.reason == ASKED

@@ -125,6 +125,41 @@ async def test_the_reports_numbers_are_the_dashboard_questions_answers(
     assert before.bookings_by_channel() == {"telegram": 1}
 
 
+async def test_a_booking_typed_in_words_is_started_in_the_report_and_the_question(
+    seeded: asyncpg.Connection,
+) -> None:
+    """Issue 21: a booking typed in words ("стрижка у Анны в среду в 10") enters at the
+    contact step, never at book.service; it is started all the same (booking_started), and a
+    waitlist offer taken with the details known is booked without a draft: started too."""
+    recorder = Recorder("s1", SALT, ZONE, timedelta(hours=1))
+    typed = [
+        recorder.fact("booking_started", "tg:6", MONDAY, step="book.contact"),
+        recorder.fact("step_reached", "tg:6", MONDAY, step="book.contact"),
+        recorder.booking_fact(
+            "booking_created", "tg:6", MONDAY, booking="b4", start=MONDAY + timedelta(days=2),
+            origin="chat", service="Cut", master="Anna", previous_booking=None,
+        ),
+        recorder.booking_fact(
+            "booking_created", "wa:7", MONDAY, booking="b5", start=MONDAY + timedelta(days=3),
+            origin="chat", service="Cut", master="Anna", previous_booking=None,
+        ),
+    ]  # fmt: skip
+    await insert(seeded, [{"id": f"typed{n}", **fact} for n, fact in enumerate(typed)])
+    report = await compute(seeded, "s1", WEEK)
+    conversion = await run_question(
+        seeded,
+        {question.slug: question for question in questions()}["conversion_by_channel"],
+        "s1",
+        WEEK.start,
+        WEEK.end,
+    )
+    assert report.answers["conversion_by_channel"] == conversion
+    rows = {row["channel"]: row for row in report.figures()["conversion"]}
+    assert (rows["telegram"]["started"], rows["telegram"]["booked"]) == (3, 2)
+    assert rows["telegram"]["conversion_percent"] == 66.7
+    assert (rows["whatsapp"]["started"], rows["whatsapp"]["booked"]) == (2, 2)
+
+
 async def test_a_week_is_sent_once_to_the_owner_in_app_and_by_email(
     seeded: asyncpg.Connection, novu: tuple[NovuSandbox, str]
 ) -> None:

@@ -1,6 +1,10 @@
 -- title: Booking funnel
 -- display: table
 -- Clients who reached each stage of booking in the chat, and how many stopped there.
+-- Started is what the conversion counts (booking_started: any entry into the booking flow; a
+-- book.service step recorded before that fact existed; a booking made in the chat). A client
+-- counts at every stage up to the furthest they reached: words such as "маникюр у Анны в
+-- четверг" skip the service and master steps, and that client has still passed them.
 WITH scoped AS (
     SELECT client, kind, step, origin
     FROM events
@@ -11,30 +15,31 @@ stages (position, stage) AS (
     VALUES (1, 'started'), (2, 'service'), (3, 'master'), (4, 'time'), (5, 'confirmed')
 ),
 reached AS (
-    SELECT DISTINCT client, stage
+    SELECT client,
+           CASE
+               WHEN kind = 'booking_created' AND origin = 'chat' THEN 5
+               WHEN kind = 'step_reached' AND step IN ('book.contact', 'book.name', 'book.confirm')
+                   THEN 4
+               WHEN kind = 'step_reached' AND step IN ('book.day', 'book.time') THEN 3
+               WHEN kind = 'step_reached' AND step = 'book.master' THEN 2
+               WHEN kind = 'booking_started' OR (kind = 'step_reached' AND step = 'book.service')
+                   THEN 1
+           END AS position
     FROM scoped
-    CROSS JOIN LATERAL (
-        VALUES
-            (CASE WHEN kind = 'step_reached' AND step = 'book.service' THEN 'started' END),
-            (CASE WHEN kind = 'step_reached' AND step IN ('book.master', 'book.day')
-                  THEN 'service' END),
-            (CASE WHEN kind = 'step_reached' AND step = 'book.day' THEN 'master' END),
-            (CASE WHEN kind = 'step_reached'
-                       AND step IN ('book.contact', 'book.name', 'book.confirm')
-                  THEN 'time' END),
-            (CASE WHEN kind = 'booking_created' AND origin = 'chat' THEN 'confirmed' END)
-    ) AS s (stage)
-    WHERE stage IS NOT NULL
 ),
 -- Only clients who started count at the later stages (a move enters at the day, a resumed
 -- draft at the summary): each stage is then a subset of the one before.
-started AS (
-    SELECT client FROM reached WHERE stage = 'started'
+furthest AS (
+    SELECT client, max(position) AS position
+    FROM reached
+    WHERE position IS NOT NULL
+    GROUP BY client
+    HAVING min(position) = 1 OR max(position) = 5
 ),
 counted AS (
-    SELECT s.position, s.stage, count(r.client) AS clients
+    SELECT s.position, s.stage, count(f.client) AS clients
     FROM stages s
-    LEFT JOIN reached r ON r.stage = s.stage AND r.client IN (SELECT client FROM started)
+    LEFT JOIN furthest f ON f.position >= s.position
     GROUP BY s.position, s.stage
 )
 SELECT stage,

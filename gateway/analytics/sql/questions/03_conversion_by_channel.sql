@@ -1,6 +1,10 @@
 -- title: Conversion per channel
 -- display: table
 -- Of the clients who started booking in the chat, how many booked there, per messenger.
+-- Started: any entry into the booking flow (booking_started: a tap on Book, a booking typed in
+-- words, a waitlist offer taken), so a client who typed "маникюр в четверг" and skipped the
+-- service step counts; facts from before booking_started was recorded count by their
+-- book.service step; and a booking made in the chat was started there.
 WITH scoped AS (
     SELECT channel, client, kind, step, origin
     FROM events
@@ -11,7 +15,9 @@ WITH scoped AS (
 started AS (
     SELECT DISTINCT channel, client
     FROM scoped
-    WHERE kind = 'step_reached' AND step = 'book.service'
+    WHERE kind = 'booking_started'
+       OR (kind = 'step_reached' AND step = 'book.service')
+       OR (kind = 'booking_created' AND origin = 'chat')
 ),
 booked AS (
     SELECT DISTINCT channel, client
