@@ -95,21 +95,29 @@ __all__ = [
 ]
 
 
-# What typed at the summary means "book it": a yes and little else, in either language.
-_CONFIRMING = frozenset(
-    {"yes", "yes please", "yes confirm", "confirm", "confirmed", "correct", "yes correct"}
-    | {"that's right", "thats right", "all correct", "all good", "yes all good", "book it"}
-    | {"да", "да верно", "верно", "всё верно", "все верно", "да всё верно", "да все верно"}
-    | {"подтверждаю", "подтвердить", "да подтверждаю", "да записывайте", "записывайте"}
-    | {"всё правильно", "все правильно", "да всё правильно", "да все правильно", "правильно"}
+# What typed at the summary means "book it": a yes and little else, in either language, in any
+# order and with any emoji ("yes thats right 👍", "да, всё верно, записывайте"). At least one word
+# that says yes, every other word a filler, and no word that says no: "not right", "no, the time
+# is wrong", "yes but at 12" and a bare thanks or thumbs-up keep the summary in view.
+_SAYS_YES = frozenset(
+    {"yes", "yeah", "yep", "yup", "confirm", "confirmed", "correct", "right", "book", "perfect"}
+    | {"да", "верно", "правильно", "подтверждаю", "подтвердить", "записывайте", "записывай"}
+    | {"ага", "точно", "подходит"}
+)
+_FILLER = frozenset(
+    {"that", "thats", "s", "is", "it", "its", "all", "good", "fine", "please", "pls", "plz"}
+    | {"everything", "looks", "go", "ahead", "ok", "okay", "sure", "thanks", "thank", "you"}
+    | {"все", "так", "отлично", "хорошо", "пожалуйста", "давайте", "конечно", "именно"}
+    | {"спасибо", "меня", "можно", "ок", "окей"}
+)
+_SAYS_NO = frozenset(
+    {"no", "not", "nope", "dont", "don", "wrong", "нет", "не", "неверно", "неправильно"}
 )
 
 
-_CONFIRMING_PLAIN = frozenset(plain(phrase).replace("ё", "е") for phrase in _CONFIRMING)
-
-
 def confirms(text: str) -> bool:
-    return plain(text).replace("ё", "е") in _CONFIRMING_PLAIN
+    words = set(plain(text).replace("ё", "е").split())
+    return bool(words & _SAYS_YES) and words <= _SAYS_YES | _FILLER and not words & _SAYS_NO
 
 
 class BookingFlow(BookingConfirmation):

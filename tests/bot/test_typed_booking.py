@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import pytest
+
 from bot.catalogue import Master, Service
+from bot.flows.booking import confirms
 from tests.bot.test_booking_flow import ANNA, OLGA, Client, FakeCalendar, cut
 
 
@@ -281,3 +284,26 @@ async def test_the_services_a_word_names_are_offered_in_the_clients_language() -
     assert client.turn is not None
     labels = [c.label for r in client.turn.replies for c in r.choices if c.id.startswith("b:s:")]
     assert [label.split(" · ")[0] for label in labels] == ["Женская стрижка", "Мужская стрижка"]
+
+
+@pytest.mark.parametrize(
+    ("said", "books"),
+    [
+        ("yes thats right 👍", True),
+        ("Yes, that's right", True),
+        ("yep looks good", True),
+        ("ok book it pls", True),
+        ("да всё верно, записывайте", True),
+        ("Да! Всё правильно 🙂", True),
+        ("ага, подходит", True),
+        ("not right", False),
+        ("no, the time is wrong", False),
+        ("yes but at 12", False),
+        ("да, но не в 11", False),
+        ("нет", False),
+        ("ok", False),
+        ("thanks 👍", False),
+    ],
+)
+def test_a_yes_in_words_is_read_whatever_its_order_emoji_or_fillers(said: str, books: bool) -> None:
+    assert confirms(said) is books
