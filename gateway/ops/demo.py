@@ -71,6 +71,9 @@ DEMO_SALON = {
     "salon_address": "1 Example Street",
     "salon_phone": "+1 555 0100",
     "salon_hours": "Mon–Sat 10:00–20:00",
+    # The same hours as staff keep them: a handoff or a booking outside them shows what a
+    # salon sees at night (the client told when staff answer, staff paged for the morning).
+    "salon_working_hours": "Mon-Sat 10:00-20:00",
     # What a Russian-speaking client reads instead.
     "salon_address_ru": "Примерная улица, 1",
     "salon_hours_ru": "Пн–Сб 10:00–20:00",
