@@ -101,6 +101,7 @@ def _ready(connection: AbstractConnection) -> bool:
         and connection._writer is not None
         and not connection._writer.transport.is_closing()
         and stream.exception() is None
+        and not stream.at_eof()  # the server closed it
         and not stream._buffer  # type: ignore[attr-defined]
         and isinstance(parser, _AsyncHiredisParser)
         and parser._reader is not None
