@@ -28,6 +28,7 @@ from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.outbox_acks import Acks
 from gateway.pipeline.resilience import BreakerOpen, Cadence, Gate, SendWindow
 from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
@@ -39,12 +40,14 @@ log = logging.getLogger("frontdesk.outbox")
 # one trial through and refuses the rest "now" (retry_in 0) until the trial has answered.
 BREAKER_RECHECK_SECONDS = 1.0
 
-# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id.
+# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry ids (one or more: the
+# acknowledgements that came together, outbox_acks.py).
 _DONE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
-redis.call('HDEL', KEYS[3], ARGV[3])
+local unpack = unpack or table.unpack
+redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
+redis.call('XDEL', KEYS[2], unpack(ARGV, 3))
+redis.call('HDEL', KEYS[3], unpack(ARGV, 3))
 return 1
 """
 
@@ -179,6 +182,7 @@ class OutboxSender:
         self._held: set[str] = set()
         self._finished: set[str] = set()
         self._done = Lua(redis, _DONE)
+        self._acks = Acks(self._ack)
         self._dead = Lua(redis, BURY)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
@@ -373,11 +377,13 @@ class OutboxSender:
         return delay
 
     async def _finish(self, item: _Queued) -> None:
-        result = await self._done(
+        self.lease.fenced(await self._acks.ack(item.entry_id))
+
+    async def _ack(self, entry_ids: list[str]) -> object:
+        return await self._done(
             keys=[self.lease.key, self.stream, self.attempts_key],
-            args=[self.lease.owner, OUTBOUND_GROUP, item.entry_id],
+            args=[self.lease.owner, OUTBOUND_GROUP, *entry_ids],
         )
-        self.lease.fenced(result)
 
     async def _bury(self, item: _Queued, error: str) -> None:
         message = item.message
