@@ -19,8 +19,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.dashboard_app.desk import StaffDesk
+from gateway.dashboard_app.notices import StaffNotices
+from gateway.dashboard_app.notices_routes import add_notices_routes
 from gateway.dashboard_app.routes import add_dashboard_app_routes
-from gateway.integrations.metabase.factory import dashboard_link
+from gateway.integrations.metabase.factory import EMBED_TTL, dashboard_link
 from gateway.pipeline.edge import LARGEST_BODY, EdgeLimits, server_options
 from gateway.pipeline.inbox import Inbox
 from gateway.pipeline.keys import Keys
@@ -38,14 +40,13 @@ from gateway.wiring.routes import add_environment_routes, salon_routes
 from gateway.wiring.running import start_salon
 from gateway.wiring.runtime import RUNTIME, Runtime
 from gateway.wiring.served import SERVED, ServedSalons
+from gateway.wiring.week_dashboard import week_dashboard
 from gateway.wiring.whatsapp_numbers import add_whatsapp_routes
 
 __all__ = ["RUNTIME", "SERVED", "Runtime", "create_app"]
 
 log = logging.getLogger("frontdesk.app")
 
-# How long a signed dashboard embed stays valid (it travels in a URL: keep it short).
-EMBED_TTL = 600
 # Which registry salons keep their own `salon` label at /metrics (kept from scrape to scrape).
 SALON_LABELS = web.AppKey("salon_labels", SalonLabels)
 
@@ -87,7 +88,9 @@ def create_app(
     if settings.salon.embedding is not None:
         app.router.add_get("/analytics/embed", analytics_embed)
     app.router.add_get("/analytics/embed/{salon}", salon_analytics_embed)
+    app.router.add_get("/analytics/week/{salon}/{week}", week_dashboard)
     add_dashboard_app_routes(app, lambda salon_id: _staff_desk(served, salon_id))
+    add_notices_routes(app, lambda salon_id: _staff_notices(served, salon_id))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_route)
@@ -104,6 +107,14 @@ def _staff_desk(served: ServedSalons, salon_id: str) -> StaffDesk | None:
     if live is None or live.running is None:
         return None
     return live.running.services.staff_desk
+
+
+def _staff_notices(served: ServedSalons, salon_id: str) -> StaffNotices | None:
+    """The Notices app of a salon the gateway serves (with Chatwoot and Novu)."""
+    live = served.live.get(salon_id)
+    if live is None or live.running is None:
+        return None
+    return live.running.services.staff_notices
 
 
 async def _background_refresh(app: web.Application) -> AsyncIterator[None]:

@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     metabase_commands = metabase.add_subparsers(dest="action", required=True)
     metabase_commands.add_parser("sync", help="create or update them in Metabase (idempotent)")
     commands.add_parser(
-        "dashboard-app", help="the URL to add in Chatwoot as the bookings Dashboard App"
+        "dashboard-app",
+        help="the URLs to add in Chatwoot as Dashboard Apps (Bookings; Notices with Novu)",
     )
     add_salon_commands(commands)
 
@@ -254,6 +255,7 @@ async def _novu_staff(settings: Settings) -> int:
 
 def _dashboard_app_url(settings: Settings) -> int:
     from gateway.dashboard_app import tokens
+    from gateway.dashboard_app.notices_routes import notices_url
     from gateway.dashboard_app.routes import page_url
 
     salon = settings.salon
@@ -271,7 +273,10 @@ def _dashboard_app_url(settings: Settings) -> int:
     )
     # The URL carries the salon's link key: print it for the operator, who pastes it into
     # Chatwoot (the scrubber only hides the configured secrets, of which the key is none).
-    print(page_url(settings.public_url, salon.profile.id, secret))
+    print(f"Bookings  {page_url(settings.public_url, salon.profile.id, secret)}")
+    if salon.novu is not None:
+        # The second app: each staff member's Novu in-app feed (README, Notices).
+        print(f"Notices   {notices_url(settings.public_url, salon.profile.id, secret)}")
     return 0
 
 

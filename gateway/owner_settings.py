@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ValidationInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SCHEDULE = re.compile(r"^\s*([A-Za-z]{3})\s+([01]?\d|2[0-3]):([0-5]\d)\s*$")
@@ -36,6 +36,21 @@ class ReportSchedule:
         day, hour, minute = found.group(1).lower(), int(found.group(2)), int(found.group(3))
         return cls(DAYS.index(day), time(hour, minute))
 
+    def describe(self) -> str:
+        return f"{DAYS[self.weekday]} {self.at:%H:%M}"
+
+    def next_at(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """The next moment of the schedule after `now`, on the salon's clock (what
+        `frontdesk check` shows; the report it sends is of the week before that moment's)."""
+        local = now.astimezone(zone)
+        monday = local.date() - timedelta(days=local.weekday())
+        moment = datetime.combine(monday + timedelta(days=self.weekday), self.at, tzinfo=zone)
+        if moment <= local:
+            moment = datetime.combine(
+                monday + timedelta(days=self.weekday + 7), self.at, tzinfo=zone
+            )
+        return moment
+
     def due_in(self, now: datetime, zone: ZoneInfo) -> date | None:
         """The Monday of the week to report on when the report is due at `now`: the week before
         the current one (in the salon's time zone) once this week's moment has come."""
@@ -47,10 +62,20 @@ class ReportSchedule:
         return monday - timedelta(days=7)
 
 
-def _schedule(value: str) -> str:
+def _schedule(value: str, info: ValidationInfo) -> str:
     if value.strip():
         ReportSchedule.parse(value)  # its ValueError says what is wrong
+        # Half configured is an error (DESIGN §3): a schedule with nobody to send to would
+        # look like reports are on. Only when OWNER_EMAIL itself is valid and absent.
+        if "owner_email" in info.data and info.data["owner_email"] is None:
+            raise ValueError("set OWNER_EMAIL too: the schedule has nobody to send the report to")
     return value.strip()
+
+
+def masked_email(email: str) -> str:
+    """The owner's address as `frontdesk check` shows it: enough to recognise, not to copy."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def _email(value: str | None) -> str | None:

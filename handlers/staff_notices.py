@@ -26,10 +26,8 @@ from gateway.integrations.novu.staff import (
     WAITLIST_BOOKED,
     staff_trigger,
 )
+from gateway.integrations.novu.staff_pages import STAFF_CHAT
 from gateway.pipeline import Author, Conversation, Outgoing
-
-# The outbox keeps one order per (channel, chat): staff notices have their own line.
-STAFF_CHAT = "staff"
 
 
 class StaffNotices:

@@ -37,6 +37,13 @@ from handlers.mirror import Mirror, merged
 Render = Callable[[Turn], Rendered]
 
 
+class _Unread:
+    """Marks a value not read yet (None is a value: the key was absent)."""
+
+
+_UNREAD = _Unread()
+
+
 class TurnRunner:
     def __init__(
         self,
@@ -74,10 +81,16 @@ class TurnRunner:
         """One messenger turn. `session`: the client's, when the handler read it already;
         `waiting`: what waited for the client (sent after the receipts, before the answer);
         `clear`: keys the commit deletes."""
-        if session is None:
+        verified: bytes | str | _Unread | None = _UNREAD
+        if session is None and self.identities is not None:
+            # The session and the number the chat verified in one round trip, not two.
+            session, verified = await self.sessions.load_with(
+                inbound.client, self.identities.chat_key(conv)
+            )
+        elif session is None:
             session = await self.sessions.load(inbound.client)
         now = self.clock()
-        linked = await self._linked(conv, inbound, now)
+        linked = await self._linked(conv, inbound, now, verified)
         elsewhere = None
         if linked is not None:
             elsewhere = Elsewhere(
@@ -120,17 +133,26 @@ class TurnRunner:
             clear,
         )
 
-    async def _linked(self, conv: Conversation, inbound: Inbound, now: datetime) -> Linked | None:
+    async def _linked(
+        self,
+        conv: Conversation,
+        inbound: Inbound,
+        now: datetime,
+        verified: bytes | str | _Unread | None = _UNREAD,
+    ) -> Linked | None:
         """The chat's link, after this event: a number the messenger vouches for (Telegram's
         own shared contact, every WhatsApp message's sender) is verified, any other event
-        marks the chat as the one used last."""
+        marks the chat as the one used last. `verified`: the number the chat verified, when
+        it was read with the session (`_UNREAD` when it was not)."""
         if self.identities is None:
             return None
         number = contact.shared_phone(inbound.phone) if inbound.phone else None
         vouched = inbound.kind is Kind.CONTACT or conv.channel == Channel.WHATSAPP
         if number and vouched:
             return await self.identities.verify(conv, number, now.timestamp())
-        return await self.identities.used(conv, now.timestamp())
+        if isinstance(verified, _Unread):
+            return await self.identities.used(conv, now.timestamp())
+        return await self.identities.used_with(conv, now.timestamp(), verified)
 
     async def _bookings(self, others: tuple[Conversation, ...]) -> tuple[str, ...]:
         """The visits on record in the client's other chats."""

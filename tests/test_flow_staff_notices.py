@@ -4,11 +4,14 @@ Chatwoot shows is with someone already pages no one."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from datetime import timedelta
 from typing import Any
+
+from redis.asyncio import Redis
 
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
@@ -22,8 +25,10 @@ from gateway.integrations.novu.staff import (
     sync_staff,
     topic_key,
 )
+from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
+from gateway.sandbox.whatsapp import WhatsAppSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.test_flow_analytics import BLOCKED
 from tests.test_flow_booking import Chat, Salon, master_id, salon_api
@@ -42,6 +47,8 @@ from tests.test_flow_notifications import (
 )
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
 from tests.test_flow_waitlist import TEN, booked_by_staff, join, offered
+from tests.test_flow_whatsapp import Phone, text_of
+from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
 
 async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
@@ -100,9 +107,12 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
     for subscriber in staff:
         [notice] = notices[subscriber]
         assert notice["subject"] == "A client waits for a person"
+        # It says why, on which messenger and in which language (routing's facts).
         assert notice["content"] == (
-            f"A client asked for a person in conversation #{thread.id}. Nobody has taken it yet."
+            f"A client on Telegram, writing in English, waits for a person in conversation "
+            f"#{thread.id}: they asked for a person. Nobody has taken it yet."
         )
+        assert notice["payload"]["reason"] == "person"
         assert notice["transactionId"].startswith(f"{salon_id}:handoff:{thread.id}:")
         assert notice["cta"]["data"]["url"].endswith(f"/conversations/{thread.id}")
     # The feed the Inbox reads, through Novu's API.
@@ -267,3 +277,127 @@ async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
         [notice] = found[subscriber]
         assert notice["content"] == f"A client was marked absent for booking {uid}."
         assert notice["payload"]["channel"] == "telegram"
+
+
+async def test_a_handoff_while_novu_is_down_reaches_chatwoot_and_pages_once_novu_is_back(
+    start_gateway: GatewayFactory,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    wa: WhatsAppSandbox,
+    salon_id: str,
+) -> None:
+    """The page is an outbox entry queued with the handoff: Novu being down neither loses it
+    nor fails the handoff. It says why (a complaint), where (WhatsApp) and in which language
+    the client writes, in the salon's language."""
+    desk.chatwoot.role = "administrator"  # opening a conversation assigns no one
+    settings = notifying(novu) | {
+        "default_locale": "ru",
+        # Room for Novu to come back before the page runs out of tries.
+        "outbox_retry_schedule": (0.3, 0.6, 1.2, 2.4),
+    }
+    gateway = await start_desk(start_gateway, salon, desk, wa, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    novu.down = True
+    maria = Phone(wa)
+    await maria.say("Здравствуйте")
+    await maria.say(
+        "Хочу оставить жлобу, мастер мне нахамила",
+        until=lambda sent: "Я передал" in text_of(sent),
+    )
+    thread = await eventually(lambda: desk.chatwoot.conversation_for(f"wa:{maria.key}"))
+    await eventually(lambda: thread.status == "open")
+    assert desk.notes(f"wa:{maria.key}")  # the handoff is in Chatwoot's queue all the same
+    await eventually(lambda: novu.refused >= 1)
+    assert [r for r in novu.runs if r.workflow == HANDOFF] == []
+
+    novu.down = False
+    notices = await eventually(
+        lambda: (
+            (found := handoff_notices(novu, thread.id))
+            and all(found.get(s) for s in staff)
+            and found
+        ),
+        timeout=10,
+    )
+    await novu.settle()
+    for subscriber in staff:
+        [notice] = notices[subscriber]
+        assert notice["subject"] == "Клиент ждёт сотрудника"
+        assert notice["content"] == (
+            f"Клиент в WhatsApp (пишет на языке: русский) ждёт сотрудника в разговоре "
+            f"№{thread.id}: сообщение похоже на жалобу. Его ещё никто не взял."
+        )
+        facts = {k: notice["payload"][k] for k in ("reason", "channel", "language")}
+        assert facts == {"reason": "complaint", "channel": "whatsapp", "language": "ru"}
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)
+
+
+async def test_a_handoff_delivered_again_and_a_page_sent_again_page_each_member_once(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    """Chatwoot took the handoff's first post but its answer was lost (the handoff is delivered
+    again), and Novu took the page but its answer was lost (the page is sent again): the
+    retried handoff queues no second page, and the retried page names the same transaction."""
+    desk.chatwoot.role = "administrator"
+    settings = notifying(novu) | {"chatwoot_mirror": "handoff"}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 781)
+    await chat.say("/start")
+    desk.chatwoot.lose_answers(1)
+    novu.lose_answers = 1
+    await sandbox.telegram.client_says(781, "can i talk to a real person plz")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:781"))
+    await eventually(lambda: thread.status == "open")
+    await eventually(lambda: all(handoff_notices(novu, thread.id).get(s) for s in staff))
+    await eventually(lambda: novu.lose_answers == 0)
+    await asyncio.sleep(0.5)  # time for a second page, were one queued
+    await novu.settle()
+    assert {s: len(n) for s, n in handoff_notices(novu, thread.id).items()} == dict.fromkeys(
+        staff, 1
+    )
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)
+    # The page went through Novu twice (the lost answer), with one Idempotency-Key.
+    triggers = [c for c in novu.calls if c == ("POST", "/v1/events/trigger")]
+    assert len(triggers) == 2
+
+
+async def test_a_page_novu_keeps_refusing_is_dead_lettered_and_replayed_once_it_is_back(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+    redis: Redis,
+) -> None:
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    novu.down = True
+    chat = Chat(sandbox.telegram, 791)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(791, "operator please")
+    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:791"))
+    letters = DeadLetters(redis, salon_id, 4)
+    [letter] = await eventually(letters.newest, timeout=5)
+    # What `frontdesk dlq` lists: the page, with Novu's answer.
+    assert letter.describe() == "novu handoff-page to chat staff"
+    assert "503" in letter.error
+    assert thread.status == "open"
+
+    novu.down = False
+    replayed, _missing = await letters.replay(None)
+    assert replayed == [letter.id]
+    await eventually(lambda: all(handoff_notices(novu, thread.id).get(s) for s in staff))
+    await novu.settle()
+    assert len([r for r in novu.runs if r.workflow == HANDOFF]) == len(staff)

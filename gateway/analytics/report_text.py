@@ -33,6 +33,13 @@ def render(
     def number(value: float) -> str:
         return format_decimal(value, locale=language)
 
+    def reason(code: str) -> str:
+        # The handoff reasons the bot records (bot/flows/handoff.py), in words; a reason
+        # without words yet (a newer bot) is shown as recorded.
+        key = f"report.reason.{code}"
+        said = _(key)
+        return code if said == key else said
+
     start = format_date(report.week.start, format="long", locale=language)
     end = format_date(report.week.end, format="long", locale=language)
     subject = _("report.subject", salon=salon_name, week=report.week.name)
@@ -56,7 +63,7 @@ def render(
         )
     lines.append(_("report.handoffs", n=number(report.handoffs())))
     lines += [
-        _("report.item", name=row["reason"], n=number(row["handoffs"]))
+        _("report.item", name=reason(row["reason"]), n=number(row["handoffs"]))
         for row in report.rows("handoffs")
     ]
     lines.append(_("report.first_response"))

@@ -21,7 +21,8 @@ from bot.ports import (
     SlotTaken,
     Visit,
 )
-from gateway.dashboard_app.desk import SOURCE, Refused, StaffDesk
+from gateway.dashboard_app.agents import Refused
+from gateway.dashboard_app.desk import SOURCE, StaffDesk
 from gateway.pipeline.inbox import Event
 
 # How long a press of Book is remembered (a retry comes within seconds, a second tab later).

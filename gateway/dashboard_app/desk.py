@@ -22,25 +22,16 @@ from bot.flows.proposal import MAX_SLOTS, Proposal, ProposedSlot
 from bot.local_time import format_label, local_day_window
 from bot.ports import CalendarUnavailable, Visit
 from gateway.dashboard_app import tokens
+from gateway.dashboard_app.agents import Refused, conversation, get, opener, whole
 from gateway.dashboard_app.proposals import HOLD_MINUTES, RedisProposals
 from gateway.integrations.calcom import api as calcom
 from gateway.integrations.calcom.calendar import CalcomCalendar
-from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
-from gateway.integrations.http import ServiceError
+from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.inbox import Event, Inbox
 from gateway.pipeline.sessions import SessionStore
 
 SOURCE = "dashboard"
-
-
-class Refused(Exception):
-    """A request the app answers with a 4xx (`status`) and says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -62,61 +53,23 @@ class StaffDesk:
 
     async def open(self, context: dict[str, Any]) -> dict[str, Any]:
         """Chatwoot's `appContext` (conversation, contact, currentAgent), checked against
-        Chatwoot itself: the staff token for this conversation and agent, and what to show."""
-        conversation_id = _whole(_get(context, "conversation", "id"))
-        contact_id = _whole(_get(context, "contact", "id"))
-        agent_id = _whole(_get(context, "currentAgent", "id"))
-        if conversation_id is None or agent_id is None:
-            raise Refused(400, "the context names no conversation or agent")
-        found = await self._conversation(conversation_id)
-        sender = _get(found, "meta", "sender") or {}
-        if contact_id is not None and _whole(sender.get("id")) != contact_id:
-            raise Refused(403, "the contact is not this conversation's")
-        agent = await self._agent(agent_id)
-        await self._answers(found, agent_id)
-        conv = Conversation.from_key(str(_get(found, "contact_inbox", "source_id") or ""))
+        Chatwoot itself (agents.py): the staff token for this conversation and agent, and what
+        to show."""
+        found = await opener(self.chatwoot, context)
+        conv = Conversation.from_key(
+            str(get(found.conversation, "contact_inbox", "source_id") or "")
+        )
         if conv is None:
             raise Refused(422, "this conversation is not one of the bot's clients")
-        claims = {"conv": conv.key, "cw": conversation_id, "agent": agent_id, "name": agent}
+        claims = {
+            "conv": conv.key,
+            "cw": found.conversation_id,
+            "agent": found.agent_id,
+            "name": found.name,
+        }
         token = tokens.issue(self.secret, tokens.STAFF, claims, time.time())
         overview = await self.overview(claims)
-        return {"token": token, "agent": agent, "agent_id": agent_id, **overview}
-
-    async def _conversation(self, conversation_id: int) -> dict[str, Any]:
-        try:
-            return await self.chatwoot.conversation(conversation_id)
-        except ChatwootRejected as exc:
-            # Another account's conversation, or none: Chatwoot answers 404.
-            raise Refused(403, "no such conversation in the salon's Chatwoot") from exc
-        except ServiceError as exc:
-            raise Refused(503, "Chatwoot cannot be reached now") from exc
-
-    async def _answers(self, found: dict[str, Any], agent_id: int) -> None:
-        """The agent answers this conversation: it is assigned to them, or they are a member of
-        its inbox (Chatwoot shows an agent only their inboxes' conversations)."""
-        if _whole(_get(found, "meta", "assignee", "id")) == agent_id:
-            return
-        inbox_id = _whole(found.get("inbox_id"))
-        if inbox_id is None:
-            raise Refused(403, "the agent does not answer this conversation")
-        try:
-            members = await self.chatwoot.inbox_members(inbox_id)
-        except ChatwootRejected as exc:
-            raise Refused(403, "the agent does not answer this conversation") from exc
-        except ServiceError as exc:
-            raise Refused(503, "Chatwoot cannot be reached now") from exc
-        if not any(_whole(member.get("id")) == agent_id for member in members):
-            raise Refused(403, "the agent does not answer this conversation")
-
-    async def _agent(self, agent_id: int) -> str:
-        try:
-            agents = await self.chatwoot.agents()
-        except ServiceError as exc:
-            raise Refused(503, "Chatwoot cannot be reached now") from exc
-        found = next((a for a in agents if _whole(a.get("id")) == agent_id), None)
-        if found is None:
-            raise Refused(403, "the agent is not one of the salon's")
-        return str(found.get("name") or found.get("email") or f"agent {agent_id}")
+        return {"token": token, "agent": found.name, "agent_id": found.agent_id, **overview}
 
     # --- what the app shows ------------------------------------------------------------------
 
@@ -218,7 +171,7 @@ class StaffDesk:
         """Who the booking is for: the client's details in their session, else the help
         desk's contact; a calendar booking needs a phone or an email."""
         session = await self.sessions.load(client)
-        sender = _get(await self._conversation(conversation_id), "meta", "sender") or {}
+        sender = get(await conversation(self.chatwoot, conversation_id), "meta", "sender") or {}
         # What they gave in the chat (a booking in progress included: read, not changed).
         draft = session.draft
         phone = session.phone or (draft.phone if draft else None) or sender.get("phone_number")
@@ -322,27 +275,9 @@ def _pick(pick: Any) -> tuple[datetime, int | None]:
     except (ValueError, OverflowError) as exc:
         raise Refused(400, "a slot's start is not an ISO time") from exc
     master = pick.get("master_id")
-    if master is not None and _whole(master) is None:
+    if master is not None and whole(master) is None:
         raise Refused(400, "master_id must be a whole number")
-    return utc, _whole(master)
-
-
-def _get(data: Any, *path: str) -> Any:
-    for step in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(step)
-    return data
-
-
-def _whole(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    return None
+    return utc, whole(master)
 
 
 def _json(data: dict[str, Any]) -> bytes:

@@ -27,6 +27,8 @@ from typing import Any
 
 PAGE = "page"
 STAFF = "staff"
+# The Notices app's token: names only the agent, whose Novu feed it reads (notices.py).
+NOTICES = "notices"
 TTL_SECONDS = 15 * 60
 
 

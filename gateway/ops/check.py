@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from gateway.integrations.novu.api import NovuRejected, NovuUnavailable
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.workflows import all_definitions, differs
 from gateway.integrations.telegram.factory import telegram_bot
+from gateway.ops.report_check import report_lines
 from gateway.ops.salon_choice import Refused, is_environment, registry_salon
 from gateway.pipeline.logs import Scrubber, scrubbed_output
 from gateway.pipeline.redis_client import connect_redis
@@ -90,6 +92,9 @@ async def run_check(settings: Settings, salon_id: str | None = None) -> int:
             failed |= not await _check_analytics(settings.analytics)
         elif salon.metabase is not None:
             failed |= not await _check_metabase(salon.metabase)
+    for ok, detail in report_lines(settings, datetime.now(UTC)):
+        print(_line("report", ok, detail))
+        failed |= ok is False
     return 1 if failed else 0
 
 

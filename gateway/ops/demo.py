@@ -17,20 +17,24 @@ import secrets
 import signal
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 from aiohttp import ClientSession, web
 from pydantic import SecretStr
 
 from gateway.analytics import store as analytics_store
+from gateway.analytics.weekly import Week
 from gateway.app import SERVED, create_app
 from gateway.dashboard_app import tokens
+from gateway.dashboard_app.notices_routes import notices_url
 from gateway.dashboard_app.routes import page_url
 from gateway.integrations.chatwoot.api import is_failure
 from gateway.integrations.chatwoot.factory import chatwoot_client
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.staff import sync_staff
 from gateway.integrations.novu.workflows import sync as sync_workflows
+from gateway.ops.demo_dashboard import METABASE_OFFSET, report_command, serve_dashboard
 from gateway.ops.demo_second_salon import SECOND_ID, SecondSalon, serve_second_salon, with_registry
 from gateway.ops.report_page import ReportPage
 from gateway.pipeline.embedded_redis import EmbeddedRedis
@@ -132,11 +136,13 @@ async def _with_analytics(settings: Settings, database: str = DEMO_DATABASE) -> 
 
 async def _fresh_analytics(url: str, salon_id: str) -> None:
     """Forget what earlier demo runs recorded for this salon, so the analytics pane shows this
-    run alone. Only the demo's own database: one the operator gave is never emptied."""
+    run alone, and which weeks' owner's reports they sent, so this run's can be sent. Only the
+    demo's own database: one the operator gave is never emptied."""
     connection = await asyncpg.connect(url, timeout=5)
     try:
         await analytics_store.migrate(connection)
         deleted = await connection.execute("DELETE FROM events WHERE salon = $1", salon_id)
+        await connection.execute("DELETE FROM owner_reports WHERE salon = $1", salon_id)
     finally:
         await connection.close()
     log.info("the demo's analytics start afresh (%s earlier rows)", deleted.split()[-1])
@@ -160,7 +166,8 @@ def run_demo(host: str, port: int) -> int:
         asyncio.run(_run(settings, host, port, embedded is not None))
     except OSError as exc:
         print(
-            f"frontdesk demo: cannot listen on {host}:{port} to {port + 8}: {exc}", file=sys.stderr
+            f"frontdesk demo: cannot listen on {host}:{port} to {port + METABASE_OFFSET}: {exc}",
+            file=sys.stderr,
         )
         return 1
     finally:
@@ -221,6 +228,10 @@ async def _serve_gateway(
 ) -> None:
     extra = [second.pane] if second is not None else []
     sandboxes = await _serve_sandboxes(settings, host, port, extra)
+    # Metabase's stand-in with the synced dashboard, which the owner's report links to.
+    settings, dashboard = await serve_dashboard(settings, host, port)
+    if dashboard is not None:
+        sandboxes.runners.append(dashboard)
     # The gateway is told the stand-ins' own inboxes, secrets and team.
     settings = settings.with_salon(
         chatwoot_telegram_inbox_id=sandboxes.inboxes[0].id,
@@ -237,7 +248,9 @@ async def _serve_gateway(
         await _register(settings, sandboxes, f"http://{host}:{port}")
         if second is not None:
             await second.go_live(app[SERVED], f"http://{host}:{port}")
-        print(_banner(host, port, embedded, sandboxes.analytics, second), flush=True)
+        this_week = Week.of(datetime.now(settings.salon.profile.zone).date())
+        report = report_command(settings, this_week)
+        print(_banner(host, port, embedded, sandboxes.analytics, second, report), flush=True)
         if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -333,6 +346,8 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
     token = salon.chatwoot.api_token.get_secret_value()
     secret = tokens.secret_for(salon.profile.id, token, settings.dashboard_app_key_version)
     sandboxes.desk.add_dashboard_app("Bookings", page_url(gateway, salon.profile.id, secret))
+    # And the second one: the signed-in staff member's Novu in-app feed.
+    sandboxes.desk.add_dashboard_app("Notices", notices_url(gateway, salon.profile.id, secret))
     # Novu's workflows, as `frontdesk novu sync` creates them.
     timeout = settings.service_timeout_seconds
     async with novu_client(salon.novu, command_breaker, timeout) as novu:
@@ -350,7 +365,12 @@ async def _register(settings: Settings, sandboxes: _Sandboxes, gateway: str) -> 
 
 
 def _banner(
-    host: str, port: int, embedded: bool, analytics: bool, second: SecondSalon | None = None
+    host: str,
+    port: int,
+    embedded: bool,
+    analytics: bool,
+    second: SecondSalon | None = None,
+    report: str | None = None,
 ) -> str:
     redis = "embedded, in this process (nothing is kept)" if embedded else "REDIS_URL"
     where = (
@@ -370,8 +390,21 @@ def _banner(
         f"  Cal.com stand-in:  http://{host}:{port + 2}  (bookings: /_sandbox/bookings)\n"
         f"  Analytics:  {where}\n"
         f"{_second_lines(second, analytics)}"
+        f"{_report_lines(report, host, port)}"
         f"  Redis:    {redis}\n"
         "Press Ctrl+C to stop.\n"
+    )
+
+
+def _report_lines(report: str | None, host: str, port: int) -> str:
+    if report is None:
+        return ""
+    return (
+        f"  Metabase stand-in (the dashboard the owner's report links to):  "
+        f"http://{host}:{port + METABASE_OFFSET}\n"
+        "  The owner's weekly report of this session, from another shell (it shows on the\n"
+        "  Novu pane; a second run sends nothing):\n"
+        f"    {report}\n"
     )
 
 

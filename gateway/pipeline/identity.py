@@ -103,9 +103,18 @@ class Identities:
         _, state = await self._state(_text(number))
         return self._linked(conv, state.verified, state.refused)
 
+    def chat_key(self, conv: Conversation) -> str:
+        """The key that holds the number a chat verified (read with the session by a turn)."""
+        return self.keys.identity_chat(conv.key)
+
     async def used(self, conv: Conversation, now: float) -> Linked | None:
         """The client wrote in this chat: it is the one used last. Returns its link."""
-        number = await self.redis.get(self.keys.identity_chat(conv.key))
+        return await self.used_with(conv, now, await self.redis.get(self.chat_key(conv)))
+
+    async def used_with(
+        self, conv: Conversation, now: float, number: bytes | str | None
+    ) -> Linked | None:
+        """As `used`, given the value of the chat's `chat_key` read just before."""
         if number is None:
             return None
         number = _text(number)

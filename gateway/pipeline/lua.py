@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-Arg = str | bytes | int | float
+from gateway.pipeline.round_trips import Arg, RoundTrips
 
 
 class Lua:
@@ -24,10 +24,13 @@ class Lua:
     # cache stays.
     _loaded: ClassVar[weakref.WeakKeyDictionary[Redis, set[str]]] = weakref.WeakKeyDictionary()
 
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: Redis, source: str, *, batched: bool = False) -> None:
+        """`batched`: the call goes in one pipeline with the other calls of the event loop's
+        pass (gateway/pipeline/round_trips.py), for a script called by many handlers at once."""
         self.redis = redis
         self.source = source
         self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self.round_trips = RoundTrips.of(redis) if batched else None
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
         loaded = self._loaded.setdefault(self.redis, set())
@@ -35,6 +38,8 @@ class Lua:
             await self.redis.script_load(self.source)
             loaded.add(self.sha)
         try:
+            if self.round_trips is not None:
+                return await self.round_trips.call("EVALSHA", self.sha, len(keys), *keys, *args)
             return await self.redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
         except NoScriptError:
             await self.redis.script_load(self.source)

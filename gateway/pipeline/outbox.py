@@ -32,7 +32,7 @@ from gateway.pipeline.outbox_acks import Acks
 from gateway.pipeline.resilience import BreakerOpen, Cadence, Gate, SendWindow
 from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
-from gateway.pipeline.workers import BURY, RESCAN_SECONDS, Lease, consumer_name, ensure_group
+from gateway.pipeline.workers import RESCAN_SECONDS, Lease, consumer_name, ensure_group
 
 log = logging.getLogger("frontdesk.outbox")
 
@@ -40,14 +40,56 @@ log = logging.getLogger("frontdesk.outbox")
 # one trial through and refuses the rest "now" (retry_in 0) until the trial has answered.
 BREAKER_RECHECK_SECONDS = 1.0
 
-# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry ids (one or more: the
-# acknowledgements that came together, outbox_acks.py).
-_DONE = """
+# Plain acknowledgements, one or more (those that came together, outbox_acks.py): KEYS: lease,
+# stream, attempts hash. ARGV: owner, group, entry ids.
+_ACK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local unpack = unpack or table.unpack
 redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
 redis.call('XDEL', KEYS[2], unpack(ARGV, 3))
 redis.call('HDEL', KEYS[3], unpack(ARGV, 3))
+return 1
+"""
+
+# KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id, then the fields of the
+# messages the delivery asked for (8 each, as in workers.py's commit): queued in the same step
+# as the acknowledgement, so a page a handoff causes is neither lost nor queued twice.
+_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+for a = 4, #ARGV, 8 do
+  redis.call('XADD', KEYS[2], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
+    'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5],
+    'author', ARGV[a + 6], 'failure', ARGV[a + 7])
+end
+return 1
+"""
+
+# The same for a message dead-lettered (workers.py's BURY, then the follow-ups): KEYS: lease,
+# stream, attempts hash, dead letters, analytics stream. ARGV: owner, group, entry id, error,
+# attempts, kind, fact, the number of the entry's field values, those name/value pairs, then
+# the follow-ups' fields (8 each). A notice that could not reach a client pages the staff in
+# the step that buries it.
+_BURY_AND_QUEUE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local fields = {'kind', ARGV[6], 'stream', KEYS[2], 'entry', ARGV[3], 'error', ARGV[4],
+  'attempts', ARGV[5]}
+local last = 8 + tonumber(ARGV[8])
+for a = 9, last do fields[#fields + 1] = ARGV[a] end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', unpack(fields))
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000000, '*', 'fact', ARGV[7])
+end
+redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('HDEL', KEYS[3], ARGV[3])
+for a = last + 1, #ARGV, 8 do
+  redis.call('XADD', KEYS[2], '*', 'channel', ARGV[a], 'chat', ARGV[a + 1],
+    'method', ARGV[a + 2], 'params', ARGV[a + 3], 'ephemeral', ARGV[a + 4], 'origin', ARGV[a + 5],
+    'author', ARGV[a + 6], 'failure', ARGV[a + 7])
+end
 return 1
 """
 
@@ -76,9 +118,11 @@ class Substituted(PermanentFailure):
 
 
 class Delivery(Protocol):
-    """A channel's sender. Raises RetryLater, PermanentFailure, or anything else (transient)."""
+    """A channel's sender. Raises RetryLater, PermanentFailure, or anything else (transient).
+    What it returns (if anything) are further messages the delivery caused, queued in the same
+    step that records it as sent (the staff page a handoff causes)."""
 
-    async def deliver(self, message: Outgoing) -> None: ...
+    async def deliver(self, message: Outgoing) -> Sequence[Outgoing] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +175,8 @@ class _Queued:
     attempts: int = 0
     # Delivered but not yet recorded (Redis failed in between): record it, never send it again.
     delivered: bool = False
+    # What the delivery caused, queued when it is recorded.
+    caused: tuple[Outgoing, ...] = ()
 
 
 class OutboxSender:
@@ -151,11 +197,11 @@ class OutboxSender:
         batch: int = 100,
         held: Callable[[Outgoing], Awaitable[bool]] | None = None,
         rescan: float = RESCAN_SECONDS,
-        buried: Callable[[Outgoing, str, str], Awaitable[None]] | None = None,
+        buried: Callable[[Outgoing, str], Sequence[Outgoing]] | None = None,
     ) -> None:
         self.rescan = rescan
-        # Told of each message dead-lettered (message, entry id, error), once it is: a notice
-        # that could not reach a client pages the salon's staff.
+        # What a message dead-lettered causes (given it and its entry id), queued in the same
+        # step that buries it: a notice that could not reach a client pages the salon's staff.
         self.buried = buried
         # Whether a bot message must not go out now (a person owns the conversation): asked
         # right before sending, so a reply queued just before a takeover stays unsaid.
@@ -182,8 +228,9 @@ class OutboxSender:
         self._held: set[str] = set()
         self._finished: set[str] = set()
         self._done = Lua(redis, _DONE)
+        self._ack_script = Lua(redis, _ACK)
         self._acks = Acks(self._ack)
-        self._dead = Lua(redis, BURY)
+        self._dead = Lua(redis, _BURY_AND_QUEUE)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
         self.finishing = False
@@ -309,7 +356,7 @@ class OutboxSender:
             return None
         try:
             try:
-                await delivery.deliver(message)
+                caused = await delivery.deliver(message)
             finally:
                 # Answered: recording it in Redis is no longer the platform's business.
                 place.release()
@@ -347,6 +394,7 @@ class OutboxSender:
         except Exception as exc:
             return await self._retry(item, exc)
         item.delivered = True
+        item.caused = tuple(caused or ())
         self.metrics.outbox.labels(message.channel, "sent").inc()
         await self._finish(item)
         return None
@@ -377,10 +425,19 @@ class OutboxSender:
         return delay
 
     async def _finish(self, item: _Queued) -> None:
-        self.lease.fenced(await self._acks.ack(item.entry_id))
+        if not item.caused:
+            # A plain acknowledgement: written with those that come meanwhile.
+            self.lease.fenced(await self._acks.ack(item.entry_id))
+            return
+        result = await self._done(
+            keys=[self.lease.key, self.stream, self.attempts_key],
+            args=[self.lease.owner, OUTBOUND_GROUP, item.entry_id, *_fields(item)],
+        )
+        self.lease.fenced(result)
+        self.wake.set()
 
     async def _ack(self, entry_ids: list[str]) -> object:
-        return await self._done(
+        return await self._ack_script(
             keys=[self.lease.key, self.stream, self.attempts_key],
             args=[self.lease.owner, OUTBOUND_GROUP, *entry_ids],
         )
@@ -401,7 +458,10 @@ class OutboxSender:
         }
         # Under the lease and in one step with the acknowledgement: a message is dead-lettered
         # once. A notice's failure fact rides along (named by the notice, so a replayed one that
-        # fails again is still counted once).
+        # fails again is still counted once), and so does what its burial causes.
+        if self.buried is not None:
+            item.caused = tuple(self.buried(message, item.entry_id))
+        named = [value for pair in fields.items() for value in pair]
         result = await self._dead(
             keys=[
                 self.lease.key,
@@ -418,12 +478,14 @@ class OutboxSender:
                 item.attempts,
                 "outbound",
                 message.failure,
-                *(value for pair in fields.items() for value in pair),
+                len(named),
+                *named,
+                *_fields(item),
             ],
         )
         self.lease.fenced(result)
-        if self.buried is not None:
-            await self.buried(message, item.entry_id, error)
+        if item.caused:
+            self.wake.set()
 
     async def drain(self, deadline: float) -> None:
         self.stopping = True
@@ -433,3 +495,8 @@ class OutboxSender:
             await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
         for task in list(self._tasks.values()):
             task.cancel()
+
+
+def _fields(item: _Queued) -> list[str]:
+    """The stream fields of what `item` caused, named as coming from it."""
+    return [value for caused in item.caused for value in caused.to_fields(item.entry_id)]

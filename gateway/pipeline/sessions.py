@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from bot.events import ClientRef
 from bot.session import Session
 from gateway.pipeline.keys import Keys
+from gateway.pipeline.round_trips import RoundTrips
 
 
 class SessionStore:
@@ -21,7 +22,19 @@ class SessionStore:
         return self.keys.session(client.channel.value, client.user_id)
 
     async def load(self, client: ClientRef) -> Session:
-        raw = await self.redis.get(self.key(client))
+        return self.parse(await self.redis.get(self.key(client)))
+
+    async def load_with(self, client: ClientRef, key: str) -> tuple[Session, bytes | None]:
+        """The client's session and the value of another of the salon's keys, in one round
+        trip (a turn reads both before it writes anything). One MGET: the keys share the
+        salon's hash tag, so on a Redis Cluster they are in one slot (gateway/pipeline/keys.py).
+        """
+        # With the other turns' reads and commits of this pass of the loop: round_trips.py.
+        raw, other = await RoundTrips.of(self.redis).call("MGET", self.key(client), key)
+        return self.parse(raw), other
+
+    @staticmethod
+    def parse(raw: bytes | str | None) -> Session:
         if raw is None:
             return Session()
         try:

@@ -27,6 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
+from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -187,7 +188,10 @@ class InboundConsumer:
         # Finished since the pending list was last read again (see outbox.py): skipped too.
         self._finished: set[str] = set()
         self._buffered = 0
-        self._commit = Lua(redis, _COMMIT)
+        # Called by every handled entry: the commits of concurrent conversations share a
+        # round trip (gateway/pipeline/round_trips.py).
+        self._commit = Lua(redis, _COMMIT, batched=True)
+        self._measured: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
         self._bury = Lua(redis, BURY)
         self.stopping = False
 
@@ -303,12 +307,25 @@ class InboundConsumer:
         except Exception as exc:
             self.metrics.handled.labels(entry.source, "failed").inc()
             return await self._failed(entry, exc)
-        self.metrics.handled.labels(entry.source, result).inc()
-        self.metrics.handling_seconds.labels(entry.source).observe(time.perf_counter() - started)
-        self.metrics.queue_latency_seconds.labels(entry.source).observe(
-            max(0.0, time.time() - entry.received_ms / 1000)
-        )
+        handled, handling, waited = self._measures(entry.source, result)
+        handled.inc()
+        handling.observe(time.perf_counter() - started)
+        waited.observe(max(0.0, time.time() - entry.received_ms / 1000))
         return None
+
+    def _measures(self, source: str, result: str) -> tuple[Counter, Histogram, Histogram]:
+        """A handled entry's counter and histograms, looked up once per source and result:
+        prometheus_client's `labels()` checks and locks on every call (a few µs each, three
+        times per entry)."""
+        found = self._measured.get((source, result))
+        if found is None:
+            metrics = self.metrics
+            found = self._measured[(source, result)] = (
+                metrics.handled.labels(source, result),
+                metrics.handling_seconds.labels(source),
+                metrics.queue_latency_seconds.labels(source),
+            )
+        return found
 
     async def _commit_outcome(self, entry: Entry, outcome: Outcome) -> bool:
         """Commit; False when the entry had been handled already (nothing was committed)."""

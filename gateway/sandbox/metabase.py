@@ -6,7 +6,8 @@ Auth by `x-api-key` or a session from `POST /api/session`. Databases, native que
 dashboards (`PUT /api/dashboard/:id` must carry the whole `dashcards` list, as the real one
 replaces it, and new dashcards take negative ids). Signed embeds at `/api/embed/dashboard/
 <token>` are verified as Metabase does: HS256 with the embedding secret, `exp` with 60 s of
-leeway, `params` present, every locked parameter given, none that is disabled or unknown.
+leeway, `params` present, every locked parameter given, none that is disabled or unknown;
+`/embed/dashboard/<token>`, the page a browser opens, shows what that API answered.
 `writes` lists every change made, so tests can see a second sync change nothing.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import time
@@ -93,6 +95,7 @@ class MetabaseSandbox(StandIn):
         for method, path, handler in routes:
             app.router.add_route(method, path, self._authed(handler))
         app.router.add_get("/api/embed/dashboard/{token}", self._embed)
+        app.router.add_get("/embed/dashboard/{token}", self._embed_page)
         return app
 
     def _authed(self, handler: Any) -> Any:
@@ -220,6 +223,29 @@ class MetabaseSandbox(StandIn):
         dashboard.update({k: v for k, v in body.items() if k != "dashcards"})
         dashboard["dashcards"] = laid
         return web.json_response(dashboard)
+
+    async def _embed_page(self, request: web.Request) -> web.Response:
+        """The iframe's page: Metabase's app, which asks `/api/embed/dashboard/<token>` for
+        the dashboard (contract §3.3). Here it asks the same handler and writes what it got;
+        the real page answers 200 and shows the error inside (metabase#63630), this one
+        answers with the API's status, so a test sees a refusal without a browser."""
+        answer = await self._embed(request)
+        body = json.loads(answer.text or "{}")
+        if answer.status != 200:
+            return web.Response(
+                status=answer.status, text=str(body.get("message")), content_type="text/plain"
+            )
+        filters = "".join(
+            f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>"
+            for k, v in body["params"].items()
+        )
+        cards = "".join(f"<li>{html.escape(name)}</li>" for name in body["cards"])
+        page = (
+            f"<!doctype html><title>{html.escape(body['name'])}</title>"
+            f"<h1>{html.escape(body['name'])}</h1><ul class=params>{filters}</ul>"
+            f"<ul class=cards>{cards}</ul>"
+        )
+        return web.Response(text=page, content_type="text/html")
 
     async def _embed(self, request: web.Request) -> web.Response:
         try:

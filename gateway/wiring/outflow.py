@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway.integrations.chatwoot.helpdesk import HelpDeskState, StaffReplies
-from gateway.integrations.http import ServiceRejected, ServiceUnavailable
+from gateway.integrations.chatwoot.api import ChatwootClient
+from gateway.integrations.chatwoot.helpdesk import HelpDeskState, StaffReplies, assignee_of
+from gateway.integrations.http import ServiceRejected
 from gateway.integrations.novu.api import NovuDelivery
-from gateway.integrations.novu.staff import StaffPager
+from gateway.integrations.novu.staff_pages import StaffPages
 from gateway.integrations.telegram.factory import telegram_delivery
 from gateway.integrations.whatsapp.factory import whatsapp_delivery
-from gateway.pipeline.outbox import Delivery, Pacing, pace
+from gateway.pipeline.outbox import Delivery, Pacing, PermanentFailure, pace
 from gateway.pipeline.resilience import Gate
-from gateway.pipeline.streams import Author, Outgoing
+from gateway.pipeline.streams import Outgoing
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
 
@@ -30,8 +31,8 @@ class Outflow:
     buckets: dict[str, Gate] = field(default_factory=dict)
     # Whether a bot message waits (a person owns its conversation); None without a help desk.
     held: Callable[[Outgoing], Awaitable[bool]] | None = None
-    # Told of a message dead-lettered (message, entry id, error); None without staff paging.
-    buried: Callable[[Outgoing, str, str], Awaitable[None]] | None = None
+    # What a message dead-lettered causes (given it and its entry id): a page to the staff.
+    buried: Callable[[Outgoing, str], Sequence[Outgoing]] | None = None
 
     def add(self, channel: str, delivery: Delivery, paced: tuple[Pacing, Gate]) -> None:
         self.deliveries[channel] = delivery
@@ -46,7 +47,11 @@ def build_outflow(runtime: Runtime, services: Services, clock: Callable[[], date
     if services.chatwoot is not None and salon.chatwoot is not None:
         outflow.add("chatwoot", services.chatwoot.helpdesk, pace(salon.chatwoot.rate_global))
     if services.novu is not None and salon.novu is not None:
-        outflow.add("novu", NovuDelivery(services.novu), pace(salon.novu.rate_global))
+        novu: Delivery = NovuDelivery(services.novu)
+        if services.chatwoot is not None:
+            # A handoff's page goes only while Chatwoot shows the conversation with no one.
+            novu = StaffPages(novu, _assignee(services.chatwoot.client))
+        outflow.add("novu", novu, pace(salon.novu.rate_global))
     if salon.telegram is not None:
         telegram = salon.telegram
         delivery = telegram_delivery(
@@ -85,26 +90,22 @@ def build_outflow(runtime: Runtime, services: Services, clock: Callable[[], date
                     outflow.deliveries[channel], services.chatwoot.helpdesk
                 )
         outflow.held = _held_back(services.helpdesk_state)
-    outflow.buried = _page_undelivered(services.staff_pager)
+    if services.staff_pager is not None:
+        outflow.buried = services.staff_pager.undelivered
     return outflow
 
 
-def _page_undelivered(
-    pager: StaffPager | None,
-) -> Callable[[Outgoing, str, str], Awaitable[None]] | None:
-    """A notice the client's messenger refused for good pages the salon's staff (issue 21)."""
-    if pager is None:
-        return None
+def _assignee(client: ChatwootClient) -> Callable[[int], Awaitable[int | None]]:
+    """Who Chatwoot shows a conversation is with, read when a handoff's page is sent. A
+    conversation Chatwoot no longer has is with no one to page for: the page is refused."""
 
-    async def buried(message: Outgoing, entry: str, _error: str) -> None:
-        if message.author != Author.NOTICE or message.channel not in ("telegram", "whatsapp"):
-            return
+    async def assignee(conversation: int) -> int | None:
         try:
-            await pager.undelivered(message.channel, message.chat, entry)
-        except (ServiceUnavailable, ServiceRejected) as exc:
-            log.warning("staff not paged for an undelivered notice: %s", exc)
+            return assignee_of(await client.conversation(conversation))
+        except ServiceRejected as exc:
+            raise PermanentFailure(f"conversation {conversation}: {exc}") from exc
 
-    return buried
+    return assignee
 
 
 def _held_back(state: HelpDeskState) -> Callable[[Outgoing], Awaitable[bool]]:

@@ -13,6 +13,7 @@ from bot.i18n import Catalogs
 from gateway.analytics.store import Writer
 from gateway.dashboard_app import tokens
 from gateway.dashboard_app.desk import StaffDesk
+from gateway.dashboard_app.notices import StaffNotices
 from gateway.dashboard_app.proposals import RedisProposals
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.calcom.factory import CalcomClients, calcom_clients
@@ -22,7 +23,7 @@ from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.factory import novu_client
 from gateway.integrations.novu.ledger import NoticeLedger
-from gateway.integrations.novu.staff import StaffPager
+from gateway.integrations.novu.staff_pages import StaffPager
 from gateway.integrations.telegram.factory import telegram_bot
 from gateway.integrations.whatsapp.api import WhatsAppClient
 from gateway.integrations.whatsapp.factory import whatsapp_client
@@ -52,6 +53,8 @@ class Services:
     # The help desk's Dashboard App (with both Cal.com and Chatwoot): its proposals and desk.
     proposals: RedisProposals | None = None
     staff_desk: StaffDesk | None = None
+    # The Notices app (with Chatwoot and Novu): each staff member's Novu in-app feed.
+    staff_notices: StaffNotices | None = None
     # What to close when the app stops, besides the clients above.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -98,9 +101,22 @@ def build_services(
             profile = salon.profile
             words = Catalogs(default_locale=profile.default_locale).get(profile.default_locale)
             desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
-            pager = StaffPager(services.novu, profile.id, words, desk)
+            pager = StaffPager(profile.id, words, desk)
             services.chatwoot.helpdesk.pager = pager.handoff
             services.staff_pager = pager
+            services.staff_notices = StaffNotices(
+                profile.id,
+                tokens.secret_for(
+                    profile.id,
+                    salon.chatwoot.api_token.get_secret_value(),
+                    runtime.settings.dashboard_app_key_version,
+                ),
+                services.chatwoot.client,
+                services.novu,
+                chatwoot_origin=str(URL(salon.chatwoot.url).origin()),
+                zone=profile.zone,
+                locale=profile.default_locale,
+            )
     if salon.telegram is not None:
         services.bot = runtime.bot = telegram_bot(salon.telegram, timeout)
     if salon.whatsapp is not None:

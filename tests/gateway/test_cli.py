@@ -337,9 +337,12 @@ def test_serve_refuses_a_bad_configuration(
 @pytest.mark.slow
 async def test_demo_as_a_new_user_starts_it(tmp_path: Path) -> None:
     """`frontdesk demo` with nothing configured: the chat page answers, Ctrl+C stops it."""
-    port = free_port(consecutive=7)
+    port = free_port(consecutive=10)  # the gateway and its stand-ins, Metabase's on port + 9
     prefixes = ("TELEGRAM_", "WHATSAPP_", "CHATWOOT_", "SALON_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    # A salon id of its own: the demo empties its salon's rows in the demo's database at start,
+    # and a demo someone is running beside the tests keeps its own ("main").
+    env["SALON_ID"] = f"cli-demo-{port}"
     log = tmp_path / "demo.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -603,7 +606,14 @@ def test_dashboard_app_prints_the_url_to_add_in_chatwoot(
     assert main(["dashboard-app"]) == 0
     key = tokens.link_key(tokens.secret_for(salon_id, "cw-token"))
     assert capsys.readouterr().out.strip() == (
-        f"https://desk.example/dashboard-app/{salon_id}?key={key}"
+        f"Bookings  https://desk.example/dashboard-app/{salon_id}?key={key}"
+    )
+    # With Novu, the second app too: the staff member's in-app feed, with the same key.
+    monkeypatch.setenv("NOVU_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("NOVU_API_KEY", "novu-key")
+    assert main(["dashboard-app"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        f"Notices   https://desk.example/dashboard-app/{salon_id}/notices?key={key}"
     )
     # The operator rotates the key: a new one.
     monkeypatch.setenv("DASHBOARD_APP_KEY_VERSION", "1")

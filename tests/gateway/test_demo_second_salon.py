@@ -105,7 +105,7 @@ async def test_the_demo_serves_two_salons_each_with_its_bot_language_and_calenda
     monkeypatch.chdir(str(tmp_path))
     for name in ("ANALYTICS_DATABASE_URL", "DATABASE_URL", "SECRETS_KEY"):
         monkeypatch.delenv(name, raising=False)  # the demo's own database and registry
-    port = free_port(consecutive=9)  # the gateway, six stand-ins, the second salon's two
+    port = free_port(consecutive=10)  # the gateway, six stand-ins, the second salon's two, Metabase
     overrides = demo_overrides("127.0.0.1", port)
     settings = load(**{**overrides, "redis_url": redis_url, "salon_id": salon_id})
     stop = asyncio.Event()

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from gateway.integrations.novu.staff import HANDOFF, staff_definitions
 from gateway.sandbox.novu import NovuSandbox, compile_controls, novu_signature
 
 KEY = "novu-key"
@@ -34,7 +35,8 @@ class Env:
         async with self.http.request(
             method, f"{self.url}{path}", json=body, headers=headers
         ) as answer:
-            return answer.status, await answer.json()
+            # A 204 (a topic's removal) has no body.
+            return answer.status, await answer.json(content_type=None)
 
     async def workflow(self, *steps: JSON, workflow_id: str = "w") -> None:
         body = {"name": "W", "workflowId": workflow_id, "steps": list(steps)}
@@ -309,7 +311,13 @@ async def test_a_topic_fans_a_trigger_out_to_each_subscriber_once_into_their_in_
     status, feed = await env.call("GET", "/v1/subscribers/a/notifications/feed?limit=1")
     assert status == 200
     assert [n["content"] for n in feed["data"]] == ["Hi 2"]
-    assert (feed["totalCount"], feed["hasMore"], feed["pageSize"]) == (2, True, 1)
+    # Novu caps totalCount at the limit (get-notifications-feed.usecase.ts, 74a2e9a).
+    assert (feed["totalCount"], feed["hasMore"], feed["pageSize"]) == (1, True, 1)
+    status, feed = await env.call("GET", "/v1/subscribers/a/notifications/feed?page=1&limit=1")
+    assert ([n["content"] for n in feed["data"]], feed["hasMore"]) == (["Hi 1"], False)
+    status, unknown = await env.call("GET", "/v1/subscribers/ghost/notifications/feed")
+    assert status == 400
+    assert unknown["message"].startswith("Subscriber not found for this environment")
     # Bad input is a 4xx.
     for path in ("?limit=0", "?limit=101", "?page=x"):
         status, _ = await env.call("GET", f"/v1/subscribers/a/notifications/feed{path}")
@@ -324,3 +332,129 @@ async def test_a_topic_fans_a_trigger_out_to_each_subscriber_once_into_their_in_
     body = {"name": "w", "to": [{"type": "Topic", "topicKey": "empty"}], "transactionId": "t9"}
     status, answer = await env.call("POST", "/v1/events/trigger", body)
     assert answer["data"]["status"] == "subscriber_id_missing"
+
+
+async def test_feed_messages_are_marked_read_only_for_their_own_subscriber(env: Env) -> None:
+    """mark-as and mark-all (subscribers.controller.ts, mark-message-as-by-mark.usecase.ts,
+    mark-all-messages-as.usecase.ts, novuhq/novu 74a2e9a): 201; the update is filtered by the
+    path's subscriber, so another's message id changes nothing."""
+    in_app = {"type": "in_app", "stepId": "in-app", "controlValues": {"body": "Hi {{payload.n}}"}}
+    await env.workflow(in_app)
+    for who in ("a", "b"):
+        assert (await env.call("POST", "/v2/subscribers", {"subscriberId": who}))[0] == 201
+    for n in (1, 2):
+        body = {"name": "w", "to": ["a", "b"], "payload": {"n": n}, "transactionId": f"t{n}"}
+        assert (await env.call("POST", "/v1/events/trigger", body))[0] == 201
+    await env.novu.settle()
+    a_first, a_second = env.novu.feed["a"]
+    assert len(a_first["_id"]) == 24  # an ObjectId
+    [b_first, _b_second] = env.novu.feed["b"]
+    mark = {"messageId": [a_first["_id"], b_first["_id"]], "markAs": "read"}
+    status, marked = await env.call("POST", "/v1/subscribers/a/messages/mark-as", mark)
+    assert status == 201
+    assert [m["_id"] for m in marked["data"]] == [a_first["_id"]]
+    assert (a_first["read"], a_first["seen"], a_second["read"]) == (True, True, False)
+    assert b_first["read"] is False
+    for bad in ({"messageId": [], "markAs": "read"}, {"messageId": "x", "markAs": "gone"}):
+        assert (await env.call("POST", "/v1/subscribers/a/messages/mark-as", bad))[0] == 400
+    path = "/v1/subscribers/b/messages/mark-all"
+    status, changed = await env.call("POST", path, {"markAs": "read"})
+    assert (status, changed["data"]) == (201, 2)
+    assert (await env.call("POST", path, {"markAs": "read"}))[1]["data"] == 0
+    assert (await env.call("POST", "/v1/subscribers/ghost/messages/mark-all", {"markAs": "read"}))[
+        0
+    ] == 404
+
+
+async def test_a_topic_reads_back_its_members_and_lets_them_go(env: Env) -> None:
+    """GET /v1/topics/{key} (TopicDto `subscribers`), .../subscribers/removal (204), and a
+    second topic with the same key is a 409 Conflict (create-topic.use-case.ts, 74a2e9a)."""
+    for who in ("a", "b"):
+        await env.call("POST", "/v2/subscribers", {"subscriberId": who})
+    assert (await env.call("POST", "/v1/topics", {"key": "s:staff", "name": "S"}))[0] == 201
+    status, again = await env.call("POST", "/v1/topics", {"key": "s:staff", "name": "S"})
+    assert status == 409
+    assert again["message"].startswith("Topic exists with key s:staff in the environment")
+    await env.call("POST", "/v1/topics/s:staff/subscribers", {"subscribers": ["a", "b"]})
+    status, topic = await env.call("GET", "/v1/topics/s:staff")
+    assert (status, topic["data"]["subscribers"]) == (200, ["a", "b"])
+    path = "/v1/topics/s:staff/subscribers/removal"
+    assert (await env.call("POST", path, {"subscribers": ["a", "ghost"]}))[0] == 204
+    assert env.novu.topics["s:staff"] == ["b"]
+    assert (await env.call("POST", path, {"subscribers": "b"}))[0] == 400
+    assert (await env.call("GET", "/v1/topics/nope"))[0] == 404
+
+
+async def test_email_falls_back_only_for_an_in_app_notice_still_unread_after_the_delay(
+    env: Env,
+) -> None:
+    """A staff workflow as Frontdesk defines it (staff.py): in-app and push at once, then a
+    regular delay, then email under `{"==": [{"var": "steps.in-app.read"}, false]}`: Novu
+    reads the in-app message's read state when the email step's turn comes
+    (execute-bridge-job.usecase.ts `mapState`) and runs the step only while the condition
+    holds (construct-framework-workflow.usecase.ts: `!result` is the skip)."""
+    [definition] = [d for d in staff_definitions() if d["workflowId"] == HANDOFF]
+    status, answer = await env.call("POST", "/v2/workflows", definition)
+    assert status == 201, answer
+    for transaction in ("unread", "read"):
+        await env.trigger({"subject": "S", "text": transaction}, HANDOFF, transaction)
+    [unread, read] = env.novu.feed["s1"]
+    assert [s["channel"] for s in env.novu.sent] == ["in_app", "in_app"]
+    # Nobody has a device: no push (send-message-push.usecase.ts, no push channel).
+    assert all("push: no device token, skipped" in r.log for r in env.novu.runs)
+    read["read"] = True  # opened in the Inbox during the delay
+    await env.novu.advance(timedelta(minutes=14))
+    assert [s["channel"] for s in env.novu.sent] == ["in_app", "in_app"]
+    await env.novu.advance(timedelta(minutes=1))
+    emails = [s for s in env.novu.sent if s["channel"] == "email"]
+    assert [(e["transaction"], e["to"], e["text"]) for e in emails] == [
+        ("unread", "a@example.com", "unread")
+    ]
+    assert unread["read"] is False
+    [run_read] = [r for r in env.novu.runs if r.transaction == "read"]
+    assert run_read.status == "completed"
+    assert run_read.log[-1] == "email: skipped (its condition is false)"
+
+
+async def test_a_push_goes_to_each_device_token_of_the_subscribers_push_credentials(
+    env: Env,
+) -> None:
+    await env.workflow({"type": "push", "stepId": "p", "controlValues": {"body": "hi"}})
+    await env.trigger({}, transaction="none")
+    assert env.novu.sent == []
+    # PUT /v1/subscribers/{id}/credentials: a device of the subscriber's, for FCM.
+    body = {"providerId": "fcm", "credentials": {"deviceTokens": ["tok-1", "tok-2"]}}
+    status, answer = await env.call("PUT", "/v1/subscribers/s1/credentials", body)
+    assert status == 200, answer
+    assert answer["data"]["channels"] == [body]
+    await env.trigger({}, transaction="two")
+    assert [(s["channel"], s["to"], s["text"]) for s in env.novu.sent] == [
+        ("push", "tok-1", "hi"),
+        ("push", "tok-2", "hi"),
+    ]
+    missing = await env.call("PUT", "/v1/subscribers/nobody/credentials", body)
+    assert missing[0] == 404
+
+
+async def test_a_regular_delay_needs_an_amount_and_a_unit(env: Env) -> None:
+    for controls in ({"type": "regular", "amount": 0, "unit": "minutes"}, {"amount": 5}):
+        body = {
+            "name": "W",
+            "workflowId": "d",
+            "steps": [{"type": "delay", "controlValues": controls}],
+        }
+        status, _answer = await env.call("POST", "/v2/workflows", body)
+        assert status == 400
+
+
+async def test_while_down_every_call_is_refused_and_a_lost_answer_was_taken(env: Env) -> None:
+    await env.workflow(email_step(body="x"))
+    env.novu.down = True
+    body = {"name": "w", "to": "s1", "payload": {}, "transactionId": "t"}
+    assert (await env.call("POST", "/v1/events/trigger", body))[0] == 503
+    assert env.novu.refused == 1
+    assert env.novu.runs == []
+    env.novu.down = False
+    env.novu.lose_answers = 1
+    assert (await env.call("POST", "/v1/events/trigger", body))[0] == 502
+    assert len(env.novu.runs) == 1

@@ -43,7 +43,6 @@ from gateway.handoff_routing import Route, Routing
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.integrations.chatwoot.contacts import Contacts
 from gateway.integrations.chatwoot.routed import apply_route, route_facts
-from gateway.integrations.http import ServiceRejected, ServiceUnavailable
 from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.identity import Identities
 from gateway.pipeline.keys import Keys
@@ -199,32 +198,36 @@ class HelpDesk:
         self.media: dict[str, Callable[[str], Awaitable[tuple[bytes, str]]]] = {}
         # One contact per client across messengers (contacts.py).
         self.contacts = Contacts(client, state, Identities(state.redis, state.keys))
-        # Pages the salon's staff for a new handoff (conversation, handoff note, assignee):
-        # Novu's staff pager when Novu is configured.
-        self.pager: Callable[[int, int, int | None], Awaitable[object]] | None = None
+        # Writes the page to the salon's staff for a new handoff (conversation, handoff note,
+        # channel, route): Novu's staff pager when Novu is configured.
+        self.pager: Callable[[int, int, str, dict[str, Any]], Outgoing] | None = None
 
-    async def deliver(self, message: Outgoing) -> None:
+    async def deliver(self, message: Outgoing) -> tuple[Outgoing, ...]:
+        """Makes the call; what it returns is the staff page a handoff causes (queued by the
+        outbox in the same step that records the handoff as done)."""
         params = message.params
         conv = Conversation.from_key(message.chat)
         if conv is None or conv.channel not in self.settings.inboxes:
             raise PermanentFailure(f"no Chatwoot inbox for {message.chat!r}")
         try:
-            await self._deliver(message.method, conv, params)
+            return await self._deliver(message.method, conv, params)
         except ChatwootRejected as exc:
             raise PermanentFailure(str(exc)) from exc
 
-    async def _deliver(self, method: str, conv: Conversation, params: dict[str, Any]) -> None:
+    async def _deliver(
+        self, method: str, conv: Conversation, params: dict[str, Any]
+    ) -> tuple[Outgoing, ...]:
         if method == "status":
             await self.report(int(params["conversation"]), int(params["message"]), params)
-            return
+            return ()
         if method == "merge":
             await self.contacts.merge(conv, params)
-            return
+            return ()
         handoff = method == "handoff"
         mapping = await self.state.mapping(conv)
         if method == "incoming" and mapping is not None and await self._late(conv, mapping, params):
             await self._late_line(int(mapping["conversation"]), params)
-            return
+            return ()
         conversation = await self._conversation(conv, params.get("client") or {})
         source = str(params.get("source_id") or "") or None
         media = params.get("media")
@@ -243,7 +246,7 @@ class HelpDesk:
                         conversation, str(params["text"]), file, source_id=source
                     ),
                 )
-                return
+                return ()
         if method == "incoming":
             await self._once(
                 conversation,
@@ -267,9 +270,10 @@ class HelpDesk:
         elif method == "note":
             await self._note(conversation, str(params["text"]), source)
         elif handoff:
-            await self._hand_off(conversation, conv, params)
+            return await self._hand_off(conversation, conv, params)
         else:
             raise PermanentFailure(f"unsupported desk call {method!r}")
+        return ()
 
     async def _conversation(self, conv: Conversation, client: dict[str, Any]) -> int:
         """The client's conversation, made on first use (contact, contact inbox, conversation)."""
@@ -327,7 +331,7 @@ class HelpDesk:
 
     async def _hand_off(
         self, conversation: int, conv: Conversation, params: dict[str, Any]
-    ) -> None:
+    ) -> tuple[Outgoing, ...]:
         source = str(params.get("source_id") or "") or None
         if self.settings.mirror == "handoff":
             lines = await self.state.transcript(conv)
@@ -347,19 +351,12 @@ class HelpDesk:
         mapping.update(conversation=conversation, status="open")
         await self.state.save_mapping(conv, mapping)
         await self.state.watch(conversation, seen=note)
-        await self._page(conversation, note)
-
-    async def _page(self, conversation: int, note: int) -> None:
-        """Tell the salon's staff a client waits, unless Chatwoot shows the conversation is
-        with someone (routing or the inbox's auto-assignment gave it to an agent). A page
-        that fails does not undo the handoff: it is in Chatwoot's queue all the same."""
         if self.pager is None:
-            return
-        shown = await self.client.conversation(conversation)
-        try:
-            await self.pager(conversation, note, assignee_of(shown))
-        except (ServiceUnavailable, ServiceRejected) as exc:
-            log.warning("staff not paged for conversation %s: %s", conversation, exc)
+            return ()
+        # The salon's staff are told a client waits: an outbox entry, so Novu being down
+        # neither loses the page nor fails this delivery; whether the conversation is with
+        # someone is checked when it is sent (novu/staff_pages.py).
+        return (self.pager(conversation, note, conv.channel, dict(params.get("route") or {})),)
 
     async def _open(self, conversation: int, route: Route) -> None:
         """Open the conversation for staff, leaving it in their queue.

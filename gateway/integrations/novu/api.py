@@ -6,7 +6,7 @@ call never notifies twice, where the Novu in use honours the header; §2.3-2.4).
 timeouts count against Novu's circuit breaker; other 4xx are our mistakes or the operator's (a
 workflow not synced) and are dead-lettered, to be replayed once fixed.
 
-A thin client rather than the generated `novu-py` SDK: four calls, the same JSON API base
+A thin client rather than the generated `novu-py` SDK: a few calls, the same JSON API base
 (timeouts, breaker, errors, test seam) as every other service, and no hook adding a random
 Idempotency-Key.
 """
@@ -126,19 +126,76 @@ class NovuClient(JsonApiClient):
             await self._call("PATCH", f"/v2/subscribers/{subscriber_id}", json=changes)
 
     async def create_topic(self, key: str, name: str) -> None:
-        """`POST /v1/topics` (docs: api-reference/topics); a topic that exists is kept (409
-        where a version refuses a second one with the same key)."""
+        """`POST /v1/topics` `{key, name}`. A topic that exists is kept: Novu answers 409
+        Conflict "Topic exists with key <key> in the environment ..." for a key already used
+        (apps/api/src/app/topics/use-cases/create-topic/create-topic.use-case.ts and its
+        e2e/create-topic.e2e.ts, novuhq/novu 74a2e9a; unchanged in later versions, which also
+        check the key against letters, digits, `-`, `_`, `:`), so `novu sync` runs again."""
         try:
             await self._call("POST", "/v1/topics", json={"key": key, "name": name})
         except NovuRejected as exc:
             if exc.status != 409:
                 raise
 
+    async def topic_subscribers(self, key: str) -> list[str] | None:
+        """Who is in a topic: `GET /v1/topics/{key}` answers TopicDto, whose `subscribers` are
+        the members' subscriber ids (topics.controller.ts `getTopic`, get-topic.use-case.ts,
+        TopicRepository.findTopic, 74a2e9a); None when there is no such topic (404)."""
+        try:
+            data = await self._call("GET", f"/v1/topics/{quote(key, safe='')}")
+        except NovuRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        members = data.get("subscribers") if isinstance(data, dict) else None
+        return [str(m) for m in members] if isinstance(members, list) else []
+
     async def add_to_topic(self, key: str, subscribers: list[str]) -> None:
         """`POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`; adding one already
         there changes nothing (docs: api-reference/topics, "Subscribers addition")."""
         path = f"/v1/topics/{quote(key, safe='')}/subscribers"
         await self._call("POST", path, json={"subscribers": subscribers})
+
+    async def remove_from_topic(self, key: str, subscribers: list[str]) -> None:
+        """`POST /v1/topics/{key}/subscribers/removal` `{subscribers: [ids]}`, answered 204
+        (topics.controller.ts `removeSubscribers`, RemoveSubscribersRequestDto, 74a2e9a)."""
+        path = f"/v1/topics/{quote(key, safe='')}/subscribers/removal"
+        await self._call("POST", path, json={"subscribers": subscribers})
+
+    # -- a subscriber's in-app feed (what Novu's Inbox shows) -----------------------------
+
+    async def feed(self, subscriber: str, page: int = 0, limit: int = 10) -> dict[str, Any]:
+        """`GET /v1/subscribers/{id}/notifications/feed?page=&limit=` (subscribers.controller.ts
+        `getNotificationsFeed`; limit 1-100, default 10: GetInAppNotificationsFeedForSubscriberDto;
+        74a2e9a): newest first, answered whole as `{data, totalCount, hasMore, pageSize, page}`
+        (get-notifications-feed.usecase.ts; the ResponseInterceptor keeps a paginated answer's
+        own `data`). A subscriber Novu does not know is a 400 (ApiException "Subscriber not
+        found ..."): an empty feed here, as for a staff member `novu sync` has not reached."""
+        path = f"/v1/subscribers/{quote(subscriber, safe='')}/notifications/feed"
+        params = {"page": str(page), "limit": str(limit)}
+        response = await self._exchange("GET", path, params=params)
+        if response.status_code == 400 and "Subscriber not found" in response.text:
+            return {"data": [], "totalCount": 0, "hasMore": False, "pageSize": limit, "page": page}
+        if not response.is_success:
+            raise self._rejected(response)
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
+    async def mark_read(self, subscriber: str, message_ids: list[str]) -> None:
+        """`POST /v1/subscribers/{id}/messages/mark-as` `{messageId: [ids], markAs: "read"}`
+        (MessageMarkAsRequestDto, MessagesStatusEnum; mark-message-as-by-mark.usecase.ts,
+        74a2e9a). Novu changes only the path subscriber's own messages (the update is filtered
+        by `_subscriberId`), so another's id changes nothing."""
+        path = f"/v1/subscribers/{quote(subscriber, safe='')}/messages/mark-as"
+        await self._call("POST", path, json={"messageId": message_ids, "markAs": "read"})
+
+    async def mark_all_read(self, subscriber: str) -> int:
+        """`POST /v1/subscribers/{id}/messages/mark-all` `{markAs: "read"}`: how many changed
+        (MarkAllMessageAsRequestDto; mark-all-messages-as.usecase.ts returns `modified`,
+        74a2e9a)."""
+        path = f"/v1/subscribers/{quote(subscriber, safe='')}/messages/mark-all"
+        data = await self._call("POST", path, json={"markAs": "read"})
+        return data if isinstance(data, int) and not isinstance(data, bool) else 0
 
     async def workflow(self, workflow_id: str) -> dict[str, Any] | None:
         try:

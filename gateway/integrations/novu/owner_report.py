@@ -26,6 +26,7 @@ from bot.i18n import Catalogs
 from gateway.analytics import store as analytics_store
 from gateway.analytics import weekly
 from gateway.analytics.report_text import render
+from gateway.integrations.metabase.week_link import week_link
 from gateway.integrations.novu.api import ACCEPTED, NovuClient
 from gateway.integrations.novu.owner_workflow import OWNER_REPORT
 from gateway.salon_settings import SalonSettings
@@ -41,12 +42,15 @@ def owner_subscriber(salon: str) -> str:
     return f"{salon}:owner"
 
 
-def dashboard_link(salon: SalonSettings, public_url: str | None) -> str | None:
-    """The salon's embedded dashboard (`GET /analytics/embed/<salon>`, the last 7 days); the
-    owner opens it with the staff's dashboard token, which never travels in a notice."""
-    if salon.embedding is None or not public_url:
+def report_link(salon: SalonSettings, week: weekly.Week, public_url: str | None) -> str | None:
+    """The salon's dashboard for the report's week: a link to the gateway that it signs and,
+    when opened, turns into a fresh signed Metabase embed of that week (week_link.py says
+    why, and how long it opens). None without PUBLIC_URL or the dashboard's settings."""
+    embed = salon.embedding
+    if embed is None or not public_url:
         return None
-    return f"{public_url.rstrip('/')}/analytics/embed/{salon.profile.id}?days=7"
+    token = embed.token.get_secret_value()
+    return week_link(public_url, salon.profile.id, week, token, salon.profile.zone)
 
 
 def trigger_body(
@@ -55,7 +59,7 @@ def trigger_body(
     owner = salon.owner
     if owner is None:
         raise ValueError("the salon has no OWNER_EMAIL")
-    link = dashboard_link(salon, public_url)
+    link = report_link(salon, report.week, public_url)
     words = render(report, catalogs, owner.locale, salon.profile.name, link)
     payload = report.figures() | {
         "subject": words.subject,

@@ -2,7 +2,10 @@
 feed and by email. `frontdesk novu sync` creates it beside the clients' workflows.
 
 The text arrives written (in the owner's language, `gateway/analytics/report_text.py`): the steps
-only carry it (written_steps.py); a click on the in-app notice opens the dashboard.
+only carry it (written_steps.py); a click on the in-app notice opens the dashboard. Its email goes
+at once, not as the staff notices' fallback (sent only if the in-app notice stays unread): the
+issue asks for the report by email and in-app, and an owner who reads it in the Inbox may still
+want it in their mailbox.
 """
 
 from __future__ import annotations

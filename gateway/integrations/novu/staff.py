@@ -1,16 +1,19 @@
-"""Salon staff as Novu subscribers, their workflows, and the pager that notifies them.
+"""Salon staff as Novu subscribers, and their workflows (the pages themselves are written in
+staff_pages.py).
 
 Staff are Novu subscribers of their salon, `<salon>:staff:<chatwoot user id>`, made from
 Chatwoot's agent list (`GET /api/v1/accounts/{id}/agents`, agents_controller.rb `index`) by
 `frontdesk novu sync`, and gathered in one topic per salon, `<salon>:staff`. A notice is one
 trigger to that topic: Novu "looks up all subscribers assigned to the topic" and creates "a
 separate workflow event for each subscriber" (docs: platform/concepts/topics). Topics:
-`POST /v1/topics` `{key, name}` and `POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`
-(docs: api-reference/topics, "Subscribers addition"). `to` is sent as an array: a topic given
-as a single object was acknowledged and sent nothing on some versions (novuhq/novu#5571,
-contract calcom-novu-metabase.md §2.9).
+`POST /v1/topics` `{key, name}` (409 when it exists: kept), `POST /v1/topics/{key}/subscribers`
+`{subscribers: [ids]}` (docs: api-reference/topics, "Subscribers addition"), and for agents no
+longer in Chatwoot `POST /v1/topics/{key}/subscribers/removal` (see api.py for the sources).
+`to` is sent as an array: a topic given as a single object was acknowledged and sent nothing
+on some versions (novuhq/novu#5571, contract calcom-novu-metabase.md §2.9).
 
-Each kind of notice is its own workflow (in-app, then push, then email), so staff can turn
+Each kind of notice is its own workflow (in-app and push, then email only if the in-app notice
+is still unread after a delay: written_steps.py), so staff can turn
 each kind or channel off in their preferences (a workflow's preferences per channel,
 PreferencesRequestDto; the Inbox's preferences read the same). The in-app feed is what Novu's
 Inbox shows, and what `GET /v1/subscribers/{id}/notifications/feed` answers (docs:
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from gateway.integrations.novu.written_steps import written_steps
+from gateway.integrations.novu.written_steps import EMAIL_AFTER, written_steps
 
 log = logging.getLogger("frontdesk.novu.staff")
 
@@ -62,7 +65,7 @@ def staff_definitions() -> list[dict[str, Any]]:
             "channels in their preferences.",
             "tags": ["frontdesk", "staff"],
             "active": True,
-            "steps": written_steps("url", push=True),
+            "steps": written_steps("url", push=True, email_after=EMAIL_AFTER),
         }
         for workflow_id, title in STAFF_TITLES.items()
     ]
@@ -72,6 +75,8 @@ class StaffNovu(Protocol):
     async def upsert_subscriber(self, subscriber: dict[str, Any]) -> None: ...
     async def create_topic(self, key: str, name: str) -> None: ...
     async def add_to_topic(self, key: str, subscribers: list[str]) -> None: ...
+    async def topic_subscribers(self, key: str) -> list[str] | None: ...
+    async def remove_from_topic(self, key: str, subscribers: list[str]) -> None: ...
 
 
 async def sync_staff(novu: StaffNovu, agents: list[dict[str, Any]], salon: str) -> list[str]:
@@ -95,6 +100,17 @@ async def sync_staff(novu: StaffNovu, agents: list[dict[str, Any]], salon: str) 
     await novu.create_topic(topic_key(salon), f"Staff of {salon}")
     if ids:
         await novu.add_to_topic(topic_key(salon), ids)
+    # An agent removed from Chatwoot leaves the topic, so is paged no more. Only our own staff
+    # ids are taken out: a subscriber someone added by hand stays.
+    ours = f"{topic_key(salon)}:"
+    gone = [
+        member
+        for member in await novu.topic_subscribers(topic_key(salon)) or []
+        if member.startswith(ours) and member not in ids
+    ]
+    if gone:
+        await novu.remove_from_topic(topic_key(salon), gone)
+        log.info("%d former staff taken out of topic %s", len(gone), topic_key(salon))
     return ids
 
 
@@ -108,51 +124,3 @@ def staff_trigger(
         "payload": payload,
         "transactionId": transaction,
     }
-
-
-class Trigger(Protocol):
-    async def trigger(self, body: dict[str, Any]) -> dict[str, Any]: ...
-
-
-class Words(Protocol):
-    def __call__(self, key: str, **values: Any) -> str: ...
-
-
-class StaffPager:
-    """Pages a salon's staff through Novu, in the salon's language."""
-
-    def __init__(self, novu: Trigger, salon: str, words: Words, desk_url: str = "") -> None:
-        self.novu = novu
-        self.salon = salon
-        self.words = words
-        self.desk_url = desk_url.rstrip("/")
-
-    async def handoff(self, conversation: int, handoff: int, assignee: int | None) -> bool:
-        """A client waits for a person in conversation `conversation` (its handoff note is
-        `handoff`). Nobody is paged when Chatwoot shows it is with someone already: that
-        person is on it. Whether a notice went out."""
-        if assignee is not None:
-            log.info("handoff %s is with an agent already: no page", conversation)
-            return False
-        payload = {
-            "subject": self.words("staff.handoff.subject"),
-            "text": self.words("staff.handoff.text", conversation=conversation),
-            "conversation": conversation,
-            "url": f"{self.desk_url}/conversations/{conversation}" if self.desk_url else "",
-        }
-        transaction = f"{self.salon}:handoff:{conversation}:{handoff}"
-        await self.novu.trigger(staff_trigger(self.salon, HANDOFF, transaction, payload))
-        return True
-
-    async def undelivered(self, channel: str, chat: str, entry: str) -> None:
-        """A notice to a client could not be delivered in their messenger and was
-        dead-lettered as outbox entry `entry`: staff should reach the client another way."""
-        conversation = f"{channel}:{chat}"
-        payload = {
-            "subject": self.words("staff.undelivered.subject"),
-            "text": self.words("staff.undelivered.text", channel=channel.capitalize()),
-            "conversation": conversation,
-            "url": "",
-        }
-        transaction = f"{self.salon}:undelivered:{entry}"
-        await self.novu.trigger(staff_trigger(self.salon, UNDELIVERED, transaction, payload))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.sandbox.novu.steps import (
     DEFAULT_PREFERENCES,
+    DELAY_UNITS,
     JSON,
     ORIGINS,
     STEP_TYPES,
@@ -20,6 +21,28 @@ from gateway.sandbox.novu.steps import (
 )
 from gateway.sandbox.novu.worker import Worker
 
+# The environment and organisation the stand-in's Novu answers for (in its messages).
+ENVIRONMENT = "sandbox-environment"
+ORGANIZATION = "sandbox-organization"
+# MessagesStatusEnum (packages/shared/src/types/messages/index.ts, 74a2e9a).
+MARKS = ("read", "seen", "unread", "unseen")
+
+
+def _mark(message: JSON, mark: str) -> bool:
+    """Set a message's read/seen as MessageRepository.getReadSeenUpdatePayload does (read and
+    unread both leave it seen; libs/dal/src/repositories/message/message.repository.ts,
+    74a2e9a); whether it changed."""
+    before = (message["read"], message["seen"])
+    if mark == "read":
+        message["read"] = message["seen"] = True
+    elif mark == "unread":
+        message["read"], message["seen"] = False, True
+    elif mark == "seen":
+        message["seen"] = True
+    else:
+        message["seen"] = False
+    return (message["read"], message["seen"]) != before
+
 
 class NovuApi(Worker):
     """The endpoints Frontdesk calls."""
@@ -27,6 +50,10 @@ class NovuApi(Worker):
     def _api(self, handler: Callable[[web.Request], Any]) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
             self.calls.append((request.method, request.path))
+            if self.down:
+                # An outage (a deploy, an overloaded API): nothing is done.
+                self.refused += 1
+                return _error(503, "Service Unavailable", request.path)
             if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
                 return _error(401, "API Key not found", request.path)
             try:
@@ -69,6 +96,10 @@ class NovuApi(Worker):
             self._idempotency[key] = (digest, status, answer)
         if status == 201:
             self._kick()
+        if self.lose_answers > 0:
+            # Taken, but the answer is lost on the way back (a proxy's 502): the caller retries.
+            self.lose_answers -= 1
+            return _error(502, "Bad Gateway", request.path)
         return web.json_response(answer, status=status)
 
     def _accept(self, body: JSON) -> tuple[int, JSON]:
@@ -159,6 +190,23 @@ class NovuApi(Worker):
         stored = self._store_subscriber(given | {"subscriberId": subscriber_id})
         return web.json_response({"data": stored})
 
+    async def _credentials(self, request: web.Request) -> web.Response:
+        """`PUT /v1/subscribers/{id}/credentials` `{providerId, credentials: {deviceTokens},
+        integrationIdentifier?}` (apps/api/src/app/subscribers/subscribers.controller.ts and
+        dtos/update-subscriber-channel-request.dto.ts, 74a2e9a): the subscriber's channel for
+        that provider, its device tokens replaced."""
+        found = self.subscribers.get(request.match_info["id"])
+        if found is None:
+            return _error(404, "Subscriber not found", request.path)
+        body = await self._body(request)
+        provider, credentials = body.get("providerId"), body.get("credentials")
+        if not isinstance(provider, str) or not isinstance(credentials, dict):
+            raise ValueError("providerId and credentials must be given")
+        channels = [c for c in found.get("channels") or [] if c.get("providerId") != provider]
+        channels.append({"providerId": provider, "credentials": dict(credentials)})
+        found["channels"] = channels
+        return web.json_response({"data": found})
+
     async def _get_subscriber(self, request: web.Request) -> web.Response:
         found = self.subscribers.get(request.match_info["id"])
         if found is None:
@@ -168,16 +216,33 @@ class NovuApi(Worker):
     # -- topics and the in-app feed ------------------------------------------------------
 
     async def _create_topic(self, request: web.Request) -> web.Response:
-        """`POST /v1/topics` `{key, name}` (docs: api-reference/topics, "Create a topic": the
-        key is unique and cannot change)."""
+        """`POST /v1/topics` `{key, name}`: 201 `{_id, key}`, and 409 Conflict for a key the
+        environment has already (apps/api/src/app/topics/use-cases/create-topic/
+        create-topic.use-case.ts and topics.controller.ts `createTopic`, novuhq/novu 74a2e9a)."""
         body = await self._body(request)
         key = body.get("key")
         if not isinstance(key, str) or not key or not isinstance(body.get("name"), str):
             raise ValueError("key and name should not be empty")
         if key in self.topics:
-            return _error(409, f"Topic exists with key {key}", request.path)
+            message = f"Topic exists with key {key} in the environment {ENVIRONMENT} of the "
+            return _error(409, message + f"organization {ORGANIZATION}", request.path)
         self.topics[key] = []
         return web.json_response({"data": {"_id": f"topic-{key}", "key": key}}, status=201)
+
+    async def _get_topic(self, request: web.Request) -> web.Response:
+        """`GET /v1/topics/{key}`: TopicDto, `subscribers` being the members' subscriber ids
+        (get-topic.use-case.ts, TopicRepository.findTopic, 74a2e9a); 404 when there is none."""
+        key = request.match_info["key"]
+        if key not in self.topics:
+            return _error(404, f"Topic not found for id {key} in the environment", request.path)
+        topic = {"_id": f"topic-{key}", "key": key, "name": key, "subscribers": self.topics[key]}
+        return web.json_response({"data": topic})
+
+    def _topic_ids(self, body: JSON) -> list[str]:
+        given = body.get("subscribers")
+        if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+            raise ValueError("subscribers must be an array")
+        return list(given)
 
     async def _add_to_topic(self, request: web.Request) -> web.Response:
         """`POST /v1/topics/{key}/subscribers` `{subscribers: [ids]}`: the known ones join
@@ -185,9 +250,7 @@ class NovuApi(Worker):
         key = request.match_info["key"]
         if key not in self.topics:
             return _error(404, f"Topic with key {key} not found", request.path)
-        given = (await self._body(request)).get("subscribers")
-        if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
-            raise ValueError("subscribers must be an array of strings")
+        given = self._topic_ids(await self._body(request))
         known = [s for s in dict.fromkeys(given) if s in self.subscribers]
         members = self.topics[key]
         members += [s for s in known if s not in members]
@@ -195,11 +258,21 @@ class NovuApi(Worker):
         answer = {"succeeded": known} | ({"failed": {"notFound": missing}} if missing else {})
         return web.json_response({"data": answer})
 
+    async def _remove_from_topic(self, request: web.Request) -> web.Response:
+        """`POST /v1/topics/{key}/subscribers/removal` `{subscribers: [ids]}` (IsArray,
+        IsDefined): 204 No Content, whoever of them was in it leaves (topics.controller.ts
+        `removeSubscribers`, remove-subscribers.use-case.ts, 74a2e9a)."""
+        gone = set(self._topic_ids(await self._body(request)))
+        key = request.match_info["key"]
+        self.topics[key] = [s for s in self.topics.get(key, []) if s not in gone]
+        return web.Response(status=204)
+
     async def _feed(self, request: web.Request) -> web.Response:
-        """`GET /v1/subscribers/{id}/notifications/feed?page=&limit=` (docs: api-reference/
-        subscribers, "Retrieve subscriber notifications"): newest first, `limit` at most 100,
-        answered as {data, totalCount, hasMore, page, pageSize} (a paginated list keeps its
-        own `data`)."""
+        """`GET /v1/subscribers/{id}/notifications/feed?page=&limit=` (subscribers.controller.ts
+        `getNotificationsFeed`, get-notifications-feed.usecase.ts, 74a2e9a): newest first,
+        `limit` 1-100 (default 10), answered whole as {data, totalCount, hasMore, pageSize,
+        page}; Novu caps `totalCount` at `limit` and gives `pageSize` as the limit asked. An
+        unknown subscriber is a 400 (ApiException)."""
         try:
             page = int(request.query.get("page", "0"))
             limit = int(request.query.get("limit", "10"))
@@ -207,17 +280,62 @@ class NovuApi(Worker):
             raise ValueError("page and limit must be numbers") from None
         if page < 0 or not 1 <= limit <= 100:
             raise ValueError("limit must not be greater than 100")
-        items = list(reversed(self.feed.get(request.match_info["id"], [])))
+        subscriber = request.match_info["id"]
+        if subscriber not in self.subscribers:
+            message = f"Subscriber not found for this environment with the id: {subscriber}."
+            return _error(400, message, request.path)
+        items = list(reversed(self.feed.get(subscriber, [])))
         shown = items[page * limit : (page + 1) * limit]
+        rest = len(items) - page * limit
         return web.json_response(
             {
                 "data": shown,
-                "totalCount": len(items),
-                "hasMore": len(items) > (page + 1) * limit,
+                "totalCount": min(rest, limit) if shown else 0,
+                "hasMore": len(shown) < rest,
+                "pageSize": limit,
                 "page": page,
-                "pageSize": len(shown),
             }
         )
+
+    def _messages_of(self, request: web.Request) -> list[JSON]:
+        subscriber = request.match_info["id"]
+        if subscriber not in self.subscribers:
+            raise LookupError(f"Subscriber {subscriber} not found")
+        return self.feed.get(subscriber, [])
+
+    async def _mark_as(self, request: web.Request) -> web.Response:
+        """`POST /v1/subscribers/{id}/messages/mark-as` `{messageId: id | [ids], markAs}`
+        (MessageMarkAsRequestDto: markAs one of read, seen, unread, unseen; an empty messageId
+        is a 400; mark-message-as-by-mark.usecase.ts, 74a2e9a): only that subscriber's messages
+        change (the update filters on `_subscriberId`); 201 with the messages named."""
+        body = await self._body(request)
+        given = body.get("messageId")
+        ids = [given] if isinstance(given, str) else given
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise ValueError("messageId is required")
+        if body.get("markAs") not in MARKS:
+            raise ValueError(f"markAs must be one of the following values: {', '.join(MARKS)}")
+        try:
+            messages = self._messages_of(request)
+        except LookupError as exc:
+            return _error(404, str(exc), request.path)
+        named = [m for m in messages if m["_id"] in ids]
+        for message in named:
+            _mark(message, str(body["markAs"]))
+        return web.json_response({"data": named}, status=201)
+
+    async def _mark_all(self, request: web.Request) -> web.Response:
+        """`POST /v1/subscribers/{id}/messages/mark-all` `{markAs}`: 201 with how many changed
+        (mark-all-messages-as.usecase.ts returns `modified`; 404 for an unknown subscriber)."""
+        body = await self._body(request)
+        if body.get("markAs") not in MARKS:
+            raise ValueError(f"markAs must be one of the following values: {', '.join(MARKS)}")
+        try:
+            messages = self._messages_of(request)
+        except LookupError as exc:
+            return _error(404, str(exc), request.path)
+        changed = sum(_mark(message, str(body["markAs"])) for message in messages)
+        return web.json_response({"data": changed}, status=201)
 
     # -- workflows ------------------------------------------------------------------------
 
@@ -235,6 +353,19 @@ class NovuApi(Worker):
             dynamic = kind == "delay" and controls.get("type") == "dynamic"
             if dynamic and not controls.get("dynamicKey"):
                 raise ValueError("a dynamic delay needs dynamicKey")
+            if kind == "delay" and controls.get("type") not in ("regular", "timed", "dynamic"):
+                # delayControlZodSchema (libs/application-generic/src/schemas/control/
+                # delay-control.schema.ts, 10fe646) is a union discriminated by `type`.
+                raise ValueError("a delay's type must be regular, timed or dynamic")
+            regular = kind == "delay" and controls.get("type") == "regular"
+            if regular and not (
+                isinstance(controls.get("amount"), int)
+                and controls["amount"] >= 1
+                and controls.get("unit") in DELAY_UNITS
+            ):
+                # delayControlZodSchema: a regular delay needs `amount` (a number, at least 1)
+                # and `unit` (TimeUnitEnum).
+                raise ValueError("a regular delay needs amount >= 1 and a unit")
             if kind == "http_request" and not (controls.get("url") and controls.get("method")):
                 raise ValueError("an HTTP request step needs method and url")
 

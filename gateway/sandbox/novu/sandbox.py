@@ -6,20 +6,27 @@ Towards the gateway it answers the calls Frontdesk makes (contract §2): `Author
 replay with `Idempotency-Replay: true`, 422 for the same key with another body, 400 over 255
 characters), `DELETE /v1/events/trigger/{transactionId}` cancelling what is still pending,
 `POST /v2/subscribers` (create or update; with `subscriber_conflict=True`, 409 for one that
-exists, as some versions answer), `PATCH /v2/subscribers/{id}`, and the v2 workflows (`GET`
+exists, as some versions answer), `PATCH /v2/subscribers/{id}`, `PUT
+/v1/subscribers/{id}/credentials` (a push provider's device tokens), and the v2 workflows (`GET`
 answering as Novu reads them back, `POST`, and a `PUT` that must be a whole `UpdateWorkflowDto`).
 By default a repeated `transactionId` starts a second run, as Novu did until 2025
 (`transaction_dedup=True` ignores it, as newer versions say they do), and `idempotency=False`
 ignores the header as self-hosted Novu does by default: Frontdesk must not rely on either.
+`down` makes every call answer 503 (an outage; counted in `refused`), `lose_answers` the next
+triggers be taken but answered 502.
 
 Its worker runs each accepted trigger's steps in order, as Novu's does (each rule cites its
-source where it is enforced): a step runs only when its condition holds; a delay step waits until
-the time its `dynamicKey` names in the payload (an ISO 8601 UTC instant), and fails the run when
+source where it is enforced): a step runs only when its condition holds (the condition reads
+`payload`, `subscriber` and `steps.<stepId>`: an in-app step's message's `seen` and `read` as
+they are when the condition is evaluated); a regular delay step waits its `amount` of `unit`s, a
+dynamic one until the time its `dynamicKey` names in the payload (an ISO 8601 UTC instant), and
+fails the run when
 that is longer than the plan allows (`max_delay`); an HTTP request step posts its rendered body,
 signed, once (a failure is not retried and halts the run unless the step continues on failure;
 `outage` makes the next posts meet a connection refused, as during a deploy); email and SMS steps
-"send" into `sent` (when the subscriber has an address), in-app steps too (the subscriber's
-feed, `channel` "in_app"). Time is `clock()` plus whatever
+"send" into `sent` (when the subscriber has an address), push steps too (one per device token of
+the subscriber's push credentials; none without), and in-app steps (the subscriber's feed,
+`channel` "in_app"). Time is `clock()` plus whatever
 `advance()` (or the demo page's fast-forward) added; `run_due()` runs what is due.
 """
 
@@ -50,9 +57,14 @@ class NovuSandbox(NovuApi):
             ("POST", "/v2/subscribers", self._upsert_subscriber),
             ("PATCH", "/v2/subscribers/{id}", self._patch_subscriber),
             ("GET", "/v2/subscribers/{id}", self._get_subscriber),
+            ("PUT", "/v1/subscribers/{id}/credentials", self._credentials),
             ("GET", "/v1/subscribers/{id}/notifications/feed", self._feed),
+            ("POST", "/v1/subscribers/{id}/messages/mark-as", self._mark_as),
+            ("POST", "/v1/subscribers/{id}/messages/mark-all", self._mark_all),
             ("POST", "/v1/topics", self._create_topic),
+            ("GET", "/v1/topics/{key}", self._get_topic),
             ("POST", "/v1/topics/{key}/subscribers", self._add_to_topic),
+            ("POST", "/v1/topics/{key}/subscribers/removal", self._remove_from_topic),
             ("GET", "/v2/workflows/{id}", self._get_workflow),
             ("POST", "/v2/workflows", self._create_workflow),
             ("PUT", "/v2/workflows/{id}", self._update_workflow),

@@ -29,6 +29,14 @@ DEFAULT_PREFERENCES: JSON = {
         },
     },
 }
+# PushProviderIdEnum (packages/shared/src/consts/providers/provider.enum.ts, 74a2e9a): the
+# subscriber channels a push step sends to.
+PUSH_PROVIDERS = frozenset(
+    {"fcm", "apns", "expo", "one-signal", "pushpad", "push-webhook", "pusher-beams"}
+)
+# DelayControl's regular units (TimeUnitEnum; DigestUnitEnum in packages/shared/src/entities/
+# step/index.ts, 74a2e9a, has the same values).
+DELAY_UNITS = frozenset({"seconds", "minutes", "hours", "days", "weeks", "months"})
 # The HTTP request step's default timeout, in milliseconds (`timeout` control).
 HTTP_STEP_TIMEOUT_MS = 5000
 _LIQUID = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
@@ -116,7 +124,8 @@ def compile_controls(controls: JSON, context: JSON) -> JSON:
 
 
 def holds(condition: Any, context: JSON) -> bool:
-    """JSON logic's `==` and `!=` on `{"var": path}` (what the workflows' `skip` use)."""
+    """JSON logic's `==` and `!=` on `{"var": path}` (what the workflows' `skip` use: e.g.
+    `{"==": [{"var": "steps.in-app.read"}, false]}`, an in-app message not read yet)."""
     if not isinstance(condition, dict) or not condition:
         return False
     (operator, operands), *_ = condition.items()
@@ -139,3 +148,26 @@ class Run:
     due: datetime | None = None  # when the next step may run
     status: str = "pending"  # pending | completed | cancelled | failed
     log: list[str] = field(default_factory=list)
+    # The in-app messages its steps put in the feed, by step id (their seen/read state is what
+    # later steps' conditions read).
+    messages: dict[str, JSON] = field(default_factory=dict)
+
+
+def step_results(run: Run) -> JSON:
+    """`steps.<stepId>` as a step condition reads it: an in-app step's result is its message's
+    seen and read state at the time the condition is evaluated. Novu's worker reads it from the
+    message when it runs a later step (apps/worker/src/app/workflow/usecases/execute-bridge-job/
+    execute-bridge-job.usecase.ts, 4fae506: `mapState`, case 'in_app': `seen`, `read`,
+    `lastSeenDate`, `lastReadDate` of the job's message, false/null when there is none), and the
+    dashboard workflow's steps are given those results as `steps[stepId]`
+    (apps/api/src/app/environments-v1/usecases/construct-framework-workflow/
+    construct-framework-workflow.usecase.ts, 013ebab: `fullPayloadForRender.steps`)."""
+    return {
+        step: {
+            "seen": bool(message.get("seen")),
+            "read": bool(message.get("read")),
+            "lastSeenDate": message.get("lastSeenDate"),
+            "lastReadDate": message.get("lastReadDate"),
+        }
+        for step, message in run.messages.items()
+    }

@@ -12,6 +12,7 @@ from gateway.sandbox.base import Answer, StandIn
 from gateway.sandbox.novu.steps import (
     HTTP_STEP_TIMEOUT_MS,
     JSON,
+    PUSH_PROVIDERS,
     Run,
     _iso,
     _lookup,
@@ -20,6 +21,7 @@ from gateway.sandbox.novu.steps import (
     novu_signature,
     render,
     runs,
+    step_results,
 )
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ class Worker(StandIn):
         self.max_delay = max_delay
         # How many of the next HTTP step requests meet a connection refused.
         self.outage = 0
+        # While set, the API answers every call 503 (counted in `refused`); `lose_answers`:
+        # how many of the next triggers are taken but answered 502.
+        self.down = False
+        self.refused = 0
+        self.lose_answers = 0
         self.subscribers: dict[str, JSON] = {}
         self.workflows: dict[str, JSON] = {}
         self.runs: list[Run] = []
@@ -122,7 +129,11 @@ class Worker(StandIn):
             return True
         step = run.steps[run.next_step]
         controls = step.get("controlValues") or {}
-        context = {"payload": run.payload, "subscriber": self.subscribers[run.subscriber]}
+        context = {
+            "payload": run.payload,
+            "subscriber": self.subscribers[run.subscriber],
+            "steps": step_results(run),
+        }
         kind = step["type"]
         name = step.get("stepId") or kind
         if not runs(controls.get("skip"), context):
@@ -159,11 +170,9 @@ class Worker(StandIn):
         elif kind in ("email", "sms"):
             self._send(run, kind, controls, context)
         elif kind == "in_app":
-            self._in_app(run, controls, context)
+            run.messages[name] = self._in_app(run, controls, context)
         elif kind == "push":
-            # A push goes to the subscriber's device tokens (their push credentials,
-            # `PUT /v1/subscribers/{id}/credentials` `deviceTokens`); none here.
-            run.log.append(f"{name}: no device token, skipped")
+            self._push(run, controls, context)
         run.next_step += 1
         run.due = self.now()
         return True
@@ -200,7 +209,37 @@ class Worker(StandIn):
         )
         run.log.append(f"{kind}: sent")
 
-    def _in_app(self, run: Run, controls: JSON, context: JSON) -> None:
+    def _push(self, run: Run, controls: JSON, context: JSON) -> None:
+        """A push goes to each device token of the subscriber's push channels (their
+        credentials, `PUT /v1/subscribers/{id}/credentials` `{providerId, credentials:
+        {deviceTokens}}`); a subscriber with none gets nothing. Novu's worker: no push channel
+        is SUBSCRIBER_NO_ACTIVE_CHANNEL, a channel without device tokens
+        PUSH_MISSING_DEVICE_TOKENS, and nothing is sent (apps/worker/src/app/workflow/usecases/
+        send-message/send-message-push.usecase.ts, 74a2e9a)."""
+        tokens = [
+            token
+            for channel in context["subscriber"].get("channels") or []
+            if channel.get("providerId") in PUSH_PROVIDERS
+            for token in (channel.get("credentials") or {}).get("deviceTokens") or []
+        ]
+        if not tokens:
+            run.log.append("push: no device token, skipped")
+            return
+        for token in tokens:
+            self.sent.append(
+                {
+                    "channel": "push",
+                    "to": token,
+                    "subject": render(str(controls.get("subject") or ""), context),
+                    "text": render(str(controls.get("body") or ""), context),
+                    "workflow": run.workflow,
+                    "transaction": run.transaction,
+                    "at": _iso(self.now()),
+                }
+            )
+        run.log.append(f"push: sent to {len(tokens)} device(s)")
+
+    def _in_app(self, run: Run, controls: JSON, context: JSON) -> JSON:
         """An in-app message in the subscriber's feed, as the Inbox and
         `GET /v1/subscribers/{id}/notifications/feed` read it (NotificationFeedItemDto:
         `content`, `subject`, `transactionId`, `templateIdentifier`, `read`, `seen`,
@@ -222,22 +261,23 @@ class Worker(StandIn):
                 "at": _iso(self.now()),
             }
         )
-        self.feed.setdefault(run.subscriber, []).append(
-            {
-                "_id": f"msg-{next(self._ids)}",
-                "_subscriberId": run.subscriber,
-                "templateIdentifier": run.workflow,
-                "transactionId": run.transaction,
-                "subject": subject,
-                "content": body,
-                "cta": {"type": "redirect", "data": {"url": url}} if url else {},
-                "payload": dict(run.payload),
-                "read": False,
-                "seen": False,
-                "createdAt": _iso(self.now()),
-            }
-        )
+        message: JSON = {
+            # A MongoDB ObjectId, as Novu's message ids are (mark-as casts each one).
+            "_id": f"{next(self._ids):024x}",
+            "_subscriberId": run.subscriber,
+            "templateIdentifier": run.workflow,
+            "transactionId": run.transaction,
+            "subject": subject,
+            "content": body,
+            "cta": {"type": "redirect", "data": {"url": url}} if url else {},
+            "payload": dict(run.payload),
+            "read": False,
+            "seen": False,
+            "createdAt": _iso(self.now()),
+        }
+        self.feed.setdefault(run.subscriber, []).append(message)
         run.log.append("in_app: sent")
+        return message
 
     async def _http_step(self, run: Run, controls: JSON, context: JSON) -> bool:
         """The HTTP request step, once; whether the gateway took it (a 2xx)."""

@@ -184,6 +184,10 @@ async def test_the_owners_language_decides_the_text(seeded: asyncpg.Connection) 
     assert "  whatsapp: 1 из 1 (100 %)" in russian.text
     assert "  не ответили на напоминание: записей 2, неявок 1, отмен 0" in russian.text
     assert "Дашборд: https://gw.example/analytics/embed/s1" in russian.text
+    # Handoff reasons in the owner's words; one the catalogue has no words for, as recorded.
+    assert "  жалоба: 1\n" in russian.text
+    assert "  a complaint: 1\n" in english.text
+    assert "  asked_for_person: 1\n" in english.text
     assert "From June 1, 2026 to June 7, 2026\n" in english.text
     assert "  telegram: 1 of 2 (50 %)" in english.text
     assert "median 120 s" in english.text
@@ -220,7 +224,10 @@ def test_the_owner_settings_are_validated() -> None:
     assert "owner_email" in str(raised.value)
     with pytest.raises(ValueError, match="owner_locale"):
         SalonSettings.from_values({"OWNER_EMAIL": "o@x.example", "OWNER_LOCALE": "de"})
-    assert SalonSettings.from_values({"REPORT_SCHEDULE": "sun 21:30"}).owner is None
+    # A schedule with nobody to send to is half configured: refused, not silently off.
+    with pytest.raises(ValueError, match="set OWNER_EMAIL too"):
+        SalonSettings.from_values({"REPORT_SCHEDULE": "sun 21:30"})
+    assert SalonSettings.from_values({"OWNER_LOCALE": "ru"}).owner is None
     with pytest.raises(ValueError, match="no such week"):
         Week.parse("2026-W54")
 

@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.metrics import Metrics
-from gateway.pipeline.outbox import OutboxSender, Pacing, RetryLater, pace
+from gateway.pipeline.outbox import OutboxSender, Pacing, PermanentFailure, RetryLater, pace
 from gateway.pipeline.resilience import BreakerOpen, TokenBucket
 from gateway.pipeline.streams import Outgoing
 from gateway.pipeline.workers import Lease
@@ -301,5 +301,90 @@ async def test_sends_queued_for_a_slot_do_not_go_during_a_pause_set_meanwhile(
     assert delivery.refused_at is not None
     assert min(at for _chat, at in delivery.sent) >= delivery.refused_at + 0.6 - 0.01
     assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)
+
+
+class CausingDelivery(RecordingDelivery):
+    """Telegram's delivery, except that "sendMessage" causes a note to the staff line and a
+    "refused" call is refused for good."""
+
+    async def deliver(self, message: Outgoing) -> tuple[Outgoing, ...]:  # type: ignore[override]
+        self.sent.append(message)
+        if message.method == "refused":
+            raise PermanentFailure("blocked")
+        if message.method == "sendMessage":
+            return (Outgoing("telegram", "staff", "note", {"about": message.chat}),)
+        return ()
+
+
+def _entry(chat: str, method: str) -> dict[str, str]:
+    return {
+        "channel": "telegram",
+        "chat": chat,
+        "method": method,
+        "params": json.dumps({"chat_id": chat}),
+        "ephemeral": "0",
+        "origin": "1-0",
+    }
+
+
+async def test_what_a_delivery_causes_is_queued_once_with_its_record(
+    redis: Redis, salon_id: str
+) -> None:
+    """A handoff's staff page rides on the handoff's record: recording fails once (Redis went
+    away after the delivery), the record is retried, and the caused message is queued once,
+    never sent twice."""
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+    await redis.xadd(keys.outbound(0), _entry("5", "sendMessage"))
+    delivery = CausingDelivery()
+    sender = telegram_sender(redis, lease, delivery)
+    record = sender._done
+    failures = [RedisConnectionError("Redis went away")]
+
+    async def flaky(keys: Any, args: Any = ()) -> Any:
+        if failures:
+            raise failures.pop()
+        return await record(keys=keys, args=args)
+
+    sender._done = flaky  # type: ignore[assignment]
+    running = asyncio.create_task(sender.run())
+    await eventually(lambda: [m.method for m in delivery.sent] == ["sendMessage", "note"])
+    await asyncio.sleep(0.2)
+    assert [(m.chat, m.method, m.params) for m in delivery.sent] == [
+        ("5", "sendMessage", {"chat_id": "5"}),
+        ("staff", "note", {"about": "5"}),
+    ]
+
+    async def drained() -> bool:
+        return await redis.xlen(keys.outbound(0)) == 0
+
+    await eventually(drained, timeout=5)
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)
+
+
+async def test_what_a_burial_causes_is_queued_with_the_dead_letter(
+    redis: Redis, salon_id: str
+) -> None:
+    keys = Keys(salon_id, 1)
+    await redis.set(keys.lease(0), "me")
+    lease = Lease(redis, keys, 0, "me")
+    entry = (await redis.xadd(keys.outbound(0), _entry("6", "refused"))).decode()
+    delivery = CausingDelivery()
+
+    def buried(message: Outgoing, entry_id: str) -> tuple[Outgoing, ...]:
+        return (Outgoing("telegram", "staff", "page", {"entry": entry_id, "chat": message.chat}),)
+
+    sender = telegram_sender(redis, lease, delivery, buried=buried)
+    running = asyncio.create_task(sender.run())
+    await eventually(lambda: [m.method for m in delivery.sent] == ["refused", "page"])
+    assert delivery.sent[1].params == {"entry": entry, "chat": "6"}
+    [(_id, letter)] = await redis.xrange(keys.dead_letters)
+    assert letter[b"entry"].decode() == entry
+    assert letter[b"method"] == b"refused"
+    assert letter[b"chat"] == b"6"
     lease.lost.set()
     await asyncio.wait_for(running, 5)

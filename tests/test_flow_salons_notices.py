@@ -1,0 +1,138 @@
+"""Each salon's staff read only their own salon's notices: two salons in one gateway, each
+with its own Chatwoot (where the same agent id, 3, is a different person) and one Novu
+environment between them. A handoff in salon A pages salon A's staff; salon B's agent 3 opens
+salon B's Notices app and sees none of it, and cannot read salon A's feed with B's token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from gateway.dashboard_app import tokens
+from gateway.integrations.novu.api import NovuClient
+from gateway.integrations.novu.staff import HANDOFF, subscriber_id, sync_staff
+from gateway.pipeline.resilience import CircuitBreaker
+from gateway.salons import SalonRegistry
+from gateway.sandbox.novu import NovuSandbox
+from gateway.wiring.routes import webhook_url
+from tests.analytics_db import analytics_db as analytics_db  # the fixture
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.support.clock import Clock
+from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_handoff import CW_TOKEN, Desk
+from tests.test_flow_notifications import NOVU_KEY
+from tests.test_flow_salons import RegistrySalon, served, set_webhook, start_many
+from tests.test_flow_salons import calendar_a as calendar_a  # the fixtures, shared
+from tests.test_flow_salons import clock as clock
+from tests.test_flow_salons import registry as registry
+from tests.test_flow_salons import salon_b as salon_b
+from tests.test_flow_salons_staff import chatwoot
+from tests.test_flow_salons_staff import desks as desks
+
+JSON = dict[str, Any]
+
+
+@pytest.fixture
+async def novu() -> AsyncIterator[NovuSandbox]:
+    """One Novu environment for both salons (on the real clock: its worker runs at once)."""
+    sandbox = NovuSandbox(NOVU_KEY)
+    server = TestServer(sandbox.app())
+    await server.start_server()
+    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
+    yield sandbox
+    await sandbox.close()
+    await server.close()
+
+
+async def open_notices(gateway: Any, salon: str, conversation: int) -> tuple[str, JSON]:
+    """Salon `salon`'s Notices app opened by its agent 3 on `conversation`: the token, the feed."""
+    base = f"{gateway.url}/dashboard-app/{salon}/notices"
+    key = tokens.link_key(tokens.secret_for(salon, CW_TOKEN))
+    async with gateway.http.get(base, params={"key": key}) as page:
+        assert page.status == 200
+        found = re.search(r'let token = "([^"]+)"', await page.text())
+    assert found is not None
+    context = {"conversation": {"id": conversation}, "currentAgent": {"id": 3}}
+    headers = {"Authorization": f"Bearer {found.group(1)}"}
+    async with gateway.http.post(f"{base}/api/open", json=context, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+        opened: JSON = await answer.json()
+    return str(opened["token"]), opened
+
+
+async def test_an_agent_sees_only_their_own_salons_notices(
+    analytics_db: str,
+    registry: SalonRegistry,
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    calendar_a: Salon,
+    salon_b: RegistrySalon,
+    clock: Clock,
+    desks: tuple[Desk, Desk],
+    novu: NovuSandbox,
+    redis: Redis,
+    salon_id: str,
+) -> None:
+    desk_a, desk_b = desks
+    for desk in desks:
+        desk.chatwoot.role = "administrator"
+    novu_env = {"NOVU_API_URL": novu.url, "NOVU_API_KEY": NOVU_KEY}  # type: ignore[attr-defined]
+    await registry.add(salon_b.id, salon_b.values("Studio Süd") | chatwoot(desk_b) | novu_env)
+    env = {name.lower(): value for name, value in (chatwoot(desk_a) | novu_env).items()}
+    gateway = await start_many(
+        start_gateway, analytics_db, calendar_a, clock, service_timeout_seconds=1.0, **env
+    )
+    await eventually(lambda: served(gateway, salon_b.id), timeout=10)
+    await set_webhook(gateway, salon_b)
+    for inbox in desk_a.chatwoot.inboxes.values():
+        inbox.webhook_url = f"{gateway.url}/webhooks/chatwoot"
+    for inbox in desk_b.chatwoot.inboxes.values():
+        inbox.webhook_url = webhook_url(gateway.url, "chatwoot", salon_b.id)
+    # `frontdesk novu sync` for each salon: its workflows, its staff and its topic.
+    from gateway.integrations.chatwoot.api import ChatwootClient
+    from gateway.integrations.novu.workflows import sync
+
+    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+        await sync(client, f"{gateway.url}/webhooks/novu")
+        for salon, desk in ((salon_id, desk_a), (salon_b.id, desk_b)):
+            agents = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("chatwoot"))
+            try:
+                await sync_staff(client, await agents.agents(), salon)
+            finally:
+                await agents.aclose()
+
+    # A client of salon A asks for a person: salon A's staff are paged, salon B's are not.
+    in_a, in_b = Chat(sandbox.telegram, 771), Chat(salon_b.telegram, 772)
+    await in_a.say("/start")
+    await sandbox.telegram.client_says(771, "can i talk to a real person plz")
+    thread_a = await eventually(lambda: desk_a.chatwoot.conversation_for("tg:771"))
+    olga_a, olga_b = subscriber_id(salon_id, 3), subscriber_id(salon_b.id, 3)
+
+    def paged(subscriber: str) -> list[JSON]:
+        return [
+            n
+            for n in novu.feed.get(subscriber, [])
+            if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == thread_a.id
+        ]
+
+    await eventually(lambda: paged(olga_a), timeout=10)
+    # Salon B needs a conversation of its own to open its app on.
+    await in_b.say("/start")
+    await salon_b.telegram.client_says(772, "hello")
+    thread_b = await eventually(lambda: desk_b.chatwoot.conversation_for("tg:772"))
+    await novu.settle()
+    assert paged(olga_b) == []
+
+    _token_a, seen_a = await open_notices(gateway, salon_id, thread_a.id)
+    assert [n["id"] for n in seen_a["notices"]] == [paged(olga_a)[0]["_id"]]
+    token_b, seen_b = await open_notices(gateway, salon_b.id, thread_b.id)
+    assert seen_b["notices"] == []
+    # Salon B's agent 3 cannot read salon A's feed: B's token is nothing in salon A.
+    feed_a = f"{gateway.url}/dashboard-app/{salon_id}/notices/api/feed"
+    async with gateway.http.get(feed_a, headers={"Authorization": f"Bearer {token_b}"}) as refused:
+        assert refused.status == 401

@@ -1,0 +1,241 @@
+"""Staff read their Novu in-app feed in the Notices app (issue 21), through the real gateway
+and the Chatwoot and Novu stand-ins: a handoff pages staff, the agent who opens the app sees
+that notice (newest first, unread, with its link) and marks it read, for themselves only; the
+app refuses whoever comes without a valid token or from another salon. And `novu sync` keeps
+the salon's staff topic true: an agent gone from Chatwoot is paged no more."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.dashboard_app import tokens
+from gateway.integrations.novu.staff import HANDOFF, subscriber_id, topic_key
+from gateway.sandbox.novu import NovuSandbox
+from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import salon as salon  # the fixture, shared
+from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
+from tests.test_flow_handoff import desk as desk  # the fixture, shared
+from tests.test_flow_notifications import connect, notifying
+from tests.test_flow_notifications import novu as novu  # the fixture, shared
+from tests.test_flow_staff_notices import staff_from_chatwoot
+
+JSON = dict[str, Any]
+IVAN = {"id": 4, "name": "Ivan (evenings)", "email": "ivan@salon.example", "type": "user"}
+
+
+class Notices:
+    """The Notices app as its page drives it, over HTTP to the gateway."""
+
+    def __init__(self, gateway: Any, salon_id: str) -> None:
+        self.gateway = gateway
+        self.base = f"{gateway.url}/dashboard-app/{salon_id}/notices"
+        self.key = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN))
+        self.token = ""
+
+    async def call(
+        self, method: str, path: str, body: Any = None, **query: str
+    ) -> tuple[int, JSON]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        url = f"{self.base}/api/{path}"
+        async with self.gateway.http.request(
+            method, url, json=body, params=query, headers=headers
+        ) as answer:
+            return answer.status, await answer.json()
+
+    async def open(self, conversation: int, agent: int) -> tuple[int, JSON]:
+        async with self.gateway.http.get(self.base, params={"key": self.key}) as page:
+            assert page.status == 200
+            found = re.search(r'let token = "([^"]+)"', await page.text())
+        assert found is not None
+        self.token = found.group(1)
+        context = {"conversation": {"id": conversation}, "currentAgent": {"id": agent}}
+        status, answer = await self.call("POST", "open", context)
+        if status == 200:
+            self.token = answer["token"]
+        return status, answer
+
+
+async def handed_off(sandbox: Sandbox, desk: Desk, chat_id: int, words: str) -> int:
+    chat = Chat(sandbox.telegram, chat_id)
+    await chat.say("/start")
+    await sandbox.telegram.client_says(chat_id, words)
+    thread = await eventually(lambda: desk.chatwoot.conversation_for(f"tg:{chat_id}"))
+    await eventually(lambda: thread.status == "open")
+    return thread.id
+
+
+def pages(novu: NovuSandbox, subscriber: str, conversation: int) -> list[JSON]:
+    return [
+        n
+        for n in novu.feed.get(subscriber, [])
+        if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == conversation
+    ]
+
+
+async def test_an_agent_reads_their_own_notices_and_marks_them_read(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    desk.chatwoot.role = "administrator"
+    desk.chatwoot.users[IVAN["id"]] = IVAN
+    desk.chatwoot.inboxes[desk.telegram_inbox].members.add(IVAN["id"])
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    await staff_from_chatwoot(desk, novu, salon_id)
+    olga, ivan = subscriber_id(salon_id, 3), subscriber_id(salon_id, 4)
+
+    first = await handed_off(sandbox, desk, 741, "can i talk to a real person plz")
+    await eventually(lambda: pages(novu, olga, first) and pages(novu, ivan, first))
+    second = await handed_off(sandbox, desk, 742, "Позовите администратора, пожалуйста")
+    await eventually(lambda: pages(novu, olga, second) and pages(novu, ivan, second))
+
+    app = Notices(gateway, salon_id)
+    status, opened = await app.open(first, agent=3)
+    assert status == 200, opened
+    assert opened["agent"] == "Olga (reception)"
+    shown = opened["notices"]
+    # Newest first, unread, each opening its conversation in Chatwoot.
+    texts = [n["text"] for n in shown]
+    assert [
+        f"waits for a person in conversation #{c}: " in t
+        for t, c in zip(texts, (second, first), strict=True)
+    ] == [True, True]
+    assert all(
+        t.startswith("A client on Telegram") and t.endswith("Nobody has taken it yet.")
+        for t in texts
+    )
+    assert [n["read"] for n in shown] == [False, False]
+    assert opened["unread"] == 2
+    assert shown[0]["url"].endswith(f"/conversations/{second}")
+    assert shown[0]["id"] == pages(novu, olga, second)[0]["_id"]
+    # Novu's own message objects stay at the edge.
+    assert set(shown[0]) == {"id", "subject", "text", "url", "read", "at"}
+    assert re.search(r"\b\d{2}:\d{2}$", shown[0]["at"])  # when, on the salon's clock
+
+    # Olga marks the older one read: hers only, Ivan's copy stays unread.
+    status, _ = await app.call("POST", "read", {"ids": [shown[1]["id"]]})
+    assert status == 200
+    status, feed = await app.call("GET", "feed")
+    assert [n["read"] for n in feed["notices"]] == [False, True]
+    assert feed["unread"] == 1
+    assert pages(novu, ivan, first)[0]["read"] is False
+    # Olga's token cannot mark Ivan's notice: Novu changes only the path subscriber's messages.
+    status, _ = await app.call("POST", "read", {"ids": [pages(novu, ivan, second)[0]["_id"]]})
+    assert status == 200
+    assert pages(novu, ivan, second)[0]["read"] is False
+
+    # Ivan opens the app: his own feed, both unread; he marks all read.
+    other = Notices(gateway, salon_id)
+    status, his = await other.open(first, agent=4)
+    assert (status, his["agent"], his["unread"]) == (200, "Ivan (evenings)", 2)
+    status, marked = await other.call("POST", "read-all")
+    assert (status, marked) == (200, {"marked": 2})
+    assert (await other.call("GET", "feed"))[1]["unread"] == 0
+    assert (await app.call("GET", "feed"))[1]["unread"] == 1
+
+    # Bad input is a 4xx, never a 5xx.
+    for body in ({}, {"ids": []}, {"ids": ["not-an-id"]}, {"ids": "x"}, {"ids": [1]}):
+        assert (await app.call("POST", "read", body))[0] == 400
+    for page in ("-1", "x", "99999"):
+        assert (await app.call("GET", "feed", page=page))[0] == 400
+    async with gateway.http.post(
+        f"{app.base}/api/read", data=b"{not json", headers={"Authorization": f"Bearer {app.token}"}
+    ) as answer:
+        assert answer.status == 400
+
+
+async def test_the_notices_app_refuses_strangers_and_other_salons(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    await staff_from_chatwoot(desk, novu, salon_id)
+    conversation = await handed_off(sandbox, desk, 751, "I want to talk to a person")
+    app = Notices(gateway, salon_id)
+
+    # No token, or the page token where the notices token is needed: 401.
+    assert (await app.call("GET", "feed"))[0] == 401
+    async with gateway.http.get(app.base, params={"key": "guess"}) as page:
+        assert page.status == 403
+    # Another salon's token (signed with its own secret) opens nothing here.
+    app.token = tokens.issue(
+        tokens.secret_for("another-salon", CW_TOKEN), tokens.NOTICES, {"agent": 3}, 4e9
+    )
+    assert (await app.call("GET", "feed"))[0] == 401
+    # A Bookings token is not a notices token.
+    app.token = tokens.issue(tokens.secret_for(salon_id, CW_TOKEN), tokens.STAFF, {"agent": 3}, 4e9)
+    assert (await app.call("GET", "feed"))[0] == 401
+    # An agent who is not one of the salon's, or a conversation of another account: 403.
+    assert (await app.open(conversation, agent=99))[0] == 403
+    assert (await app.open(9999, agent=3))[0] == 403
+    # An agent `novu sync` has not reached yet (Novu answers their feed with a 400
+    # "Subscriber not found"): an empty feed, not an error.
+    await eventually(lambda: pages(novu, subscriber_id(salon_id, 3), conversation))
+    await novu.settle()
+    olga = novu.subscribers.pop(subscriber_id(salon_id, 3))
+    status, empty = await app.open(conversation, agent=3)
+    assert (status, empty["notices"], empty["unread"]) == (200, [], 0)
+    novu.subscribers[olga["subscriberId"]] = olga
+    assert (await app.call("GET", "feed"))[1]["unread"] == 1
+    # Novu refuses the salon's key (it was rotated in Novu, not here yet): a 503 that says
+    # so, never a 5xx of our own.
+    novu.api_key = "rotated-in-novu"
+    status, answer = await app.call("GET", "feed")
+    assert (status, answer) == (503, {"error": "Novu cannot be reached now"})
+    assert (await app.call("POST", "read-all"))[0] == 503
+    assert (await app.call("POST", "read", {"ids": ["0" * 24]}))[0] == 503
+    # A salon the gateway does not serve: 404.
+    stranger = Notices(gateway, "another-salon")
+    async with gateway.http.get(stranger.base, params={"key": stranger.key}) as page:
+        assert page.status == 404
+
+
+async def test_novu_sync_takes_an_agent_gone_from_chatwoot_out_of_the_staff_topic(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    desk.chatwoot.role = "administrator"
+    desk.chatwoot.users[IVAN["id"]] = IVAN
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    ivan = subscriber_id(salon_id, 4)
+    # Someone added a subscriber of their own to the topic by hand: it is not ours to remove.
+    novu.subscribers["owner-phone"] = {"subscriberId": "owner-phone"}
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    assert ivan in staff
+    novu.topics[topic_key(salon_id)].append("owner-phone")
+
+    # Ivan leaves the salon: removed from Chatwoot, then `novu sync` (run again: the topic's
+    # 409 on creation is no failure).
+    del desk.chatwoot.users[IVAN["id"]]
+    now = await staff_from_chatwoot(desk, novu, salon_id)
+    assert ivan not in now
+    assert novu.topics[topic_key(salon_id)] == [*now, "owner-phone"]
+    removals = [c for c in novu.calls if c[1].endswith("/subscribers/removal")]
+    assert len(removals) == 1
+    # A third run finds nothing to remove and calls no removal.
+    assert await staff_from_chatwoot(desk, novu, salon_id) == now
+    assert len([c for c in novu.calls if c[1].endswith("/subscribers/removal")]) == 1
+
+    # The next handoff pages those who are still staff, and not Ivan.
+    conversation = await handed_off(sandbox, desk, 761, "can i talk to a real person plz")
+    olga = subscriber_id(salon_id, 3)
+    await eventually(lambda: pages(novu, olga, conversation))
+    await novu.settle()
+    assert pages(novu, ivan, conversation) == []
