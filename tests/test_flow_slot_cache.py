@@ -74,3 +74,34 @@ async def test_a_day_seen_again_is_not_read_again_until_the_salon_books_it(
     assert "10:00" not in times(first)
     assert answer[0]["text"] == "10:00 is not free that day. Please choose one of these times:"
     assert "Choose a time" in answer[-1]["text"]
+
+
+def days(chat: Chat) -> list[str]:
+    return [data for data, _label in chat.buttons() if data.startswith("b:d:")]
+
+
+async def test_the_days_screen_is_read_once_for_clients_who_open_it_moments_apart(
+    start_gateway: GatewayFactory, sandbox: Sandbox, salon: Salon
+) -> None:
+    """The days screen's read starts at the start of today, not at the moment it is shown, so
+    the next client a minute later gets it from the cache; a day whose free times have passed
+    meanwhile is not offered from that copy."""
+    salon.clock.advance(20 * 3600)  # 2 June, 06:00 in Moscow
+    await start(start_gateway, salon)
+    first, second, third = (Chat(sandbox.telegram, n) for n in (711, 712, 713))
+    for chat in (first, second, third):
+        await chat.say("/start")
+        await chat.tap("m:book")
+    await first.tap("b:s:manicure")  # Maria alone: the days come next
+    offered = days(first)
+    assert "b:d:20260602" in offered  # today has free times ahead
+    reads = slot_reads(salon)
+    salon.clock.advance(60)
+    await second.tap("b:s:manicure")
+    assert days(second) == offered
+    assert slot_reads(salon) == reads
+    # Late that evening (the cache still holds the morning's read): today's times are past.
+    salon.clock.advance(14 * 3600 + 1800)  # 20:31 in Moscow
+    await third.tap("b:s:manicure")
+    assert slot_reads(salon) == reads
+    assert days(third) == [day for day in offered if day != "b:d:20260602"]

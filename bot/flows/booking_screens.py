@@ -152,9 +152,14 @@ class BookingScreens:
     async def _days_screen(self, ctx: Context, draft: Draft) -> Turn:
         _ = ctx._
         days = upcoming_days(ctx.now, self.zone, DAYS_AHEAD)
-        start = max(ctx.now.astimezone(UTC), local_day_window(days[0], self.zone)[0])
+        # Read from the start of today, not from now: the read is then the same all day long,
+        # so the calendar's slot cache keeps it for every client of the salon (from "now" it
+        # changed every second and was never kept: a Cal.com call per days screen). The times
+        # already past are dropped here.
+        now = ctx.now.astimezone(UTC)
+        start = local_day_window(days[0], self.zone)[0]
         end = local_day_window(days[-1], self.zone)[1]
-        slots = await self._slots(draft, start, end)
+        slots = [slot for slot in await self._slots(draft, start, end) if slot.start >= now]
         free = sorted({slot.start.astimezone(self.zone).date() for slot in slots})
         if draft.wanted_from is not None:
             # "next week": its days first; all of them when it has none free.

@@ -28,6 +28,7 @@ from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.logs import mask_chat
 from gateway.pipeline.lua import Lua
 from gateway.pipeline.metrics import Metrics
+from gateway.pipeline.outbox_acks import Acks
 from gateway.pipeline.resilience import BreakerOpen, Cadence, Gate, SendWindow
 from gateway.pipeline.streams import Author, Outgoing
 from gateway.pipeline.tasks import wait_event
@@ -38,6 +39,17 @@ log = logging.getLogger("frontdesk.outbox")
 # A message refused by an open breaker asks again no sooner than this: a half-open breaker lets
 # one trial through and refuses the rest "now" (retry_in 0) until the trial has answered.
 BREAKER_RECHECK_SECONDS = 1.0
+
+# Plain acknowledgements, one or more (those that came together, outbox_acks.py): KEYS: lease,
+# stream, attempts hash. ARGV: owner, group, entry ids.
+_ACK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local unpack = unpack or table.unpack
+redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
+redis.call('XDEL', KEYS[2], unpack(ARGV, 3))
+redis.call('HDEL', KEYS[3], unpack(ARGV, 3))
+return 1
+"""
 
 # KEYS: lease, stream, attempts hash. ARGV: owner, group, entry id, then the fields of the
 # messages the delivery asked for (8 each, as in workers.py's commit): queued in the same step
@@ -216,6 +228,8 @@ class OutboxSender:
         self._held: set[str] = set()
         self._finished: set[str] = set()
         self._done = Lua(redis, _DONE)
+        self._ack_script = Lua(redis, _ACK)
+        self._acks = Acks(self._ack)
         self._dead = Lua(redis, _BURY_AND_QUEUE)
         self.stopping = False
         # Set on a graceful stop: deliver what is already committed, then return.
@@ -411,13 +425,22 @@ class OutboxSender:
         return delay
 
     async def _finish(self, item: _Queued) -> None:
+        if not item.caused:
+            # A plain acknowledgement: written with those that come meanwhile.
+            self.lease.fenced(await self._acks.ack(item.entry_id))
+            return
         result = await self._done(
             keys=[self.lease.key, self.stream, self.attempts_key],
             args=[self.lease.owner, OUTBOUND_GROUP, item.entry_id, *_fields(item)],
         )
         self.lease.fenced(result)
-        if item.caused:
-            self.wake.set()
+        self.wake.set()
+
+    async def _ack(self, entry_ids: list[str]) -> object:
+        return await self._ack_script(
+            keys=[self.lease.key, self.stream, self.attempts_key],
+            args=[self.lease.owner, OUTBOUND_GROUP, *entry_ids],
+        )
 
     async def _bury(self, item: _Queued, error: str) -> None:
         message = item.message

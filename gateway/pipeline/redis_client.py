@@ -1,27 +1,47 @@
-"""The gateway's Redis client: a blocking pool, and commands packed by hiredis.
+"""The gateway's Redis client: a blocking pool, and commands packed and written cheaply.
 
 redis-py's asyncio connections pack every command in Python, one argument at a time (its sync
 client uses hiredis when installed). At the webhook edge that was the largest single cost of a
 queued update after aiohttp itself: about 4 µs per event of a batched ingest call, against
 0.6 µs with `hiredis.pack_command`. The bytes on the wire are the same (tests compare them).
+
+Around each command redis-py 7.4 also spends three `asyncio.timeout`s, a task and a turn of the
+event loop that the gateway's commands do not need (redis/asyncio/connection.py of redis-py
+7.4.1): `BlockingConnectionPool.get_connection` bounds the wait for a free connection even
+when one is free, then `ensure_connection` asks `can_read_destructive` whether stale data is
+waiting, which the hiredis parser answers by reading the socket under `async_timeout(0)` (a
+cancelled read, so a turn of the loop, every time); `send_packed_command` writes under
+`asyncio.wait_for`, which on Python 3.11 wraps the write in a task of its own. In the handling
+bench those were about a quarter of the worker's CPU per update (bench/README.md). The pool
+and the mixin below keep redis-py's checks and bounds where they can matter and skip them
+where they cannot: a free connection is taken at once when nobody waits for one, stale data is
+looked for in the buffers without reading the socket, and a write is bounded only when it has
+to wait for the socket (the transport holds unsent bytes). The one bound each command keeps is
+the read of its reply (`socket_timeout`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from redis._parsers.hiredis import _AsyncHiredisParser
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_url
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
 MAX_CONNECTIONS = 64
 
 
 class HiredisPacking:
-    """Mixed into a connection class: `pack_command` (pipelines included) done by hiredis.
+    """Mixed into a connection class: `pack_command` (pipelines included) done by hiredis, and
+    a write without a task of its own.
 
     Refuses what redis-py refuses (None, bools: DataError), and encodes str as UTF-8, as
     redis-py's default encoder does (the gateway never asks for another encoding).
@@ -32,6 +52,103 @@ class HiredisPacking:
     def pack_command(self, *args: Any) -> list[bytes]:
         packed: list[bytes] = self._serializer.pack(*args)
         return packed
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        connection = cast(AbstractConnection, self)
+        writer = connection._writer
+        if (
+            writer is None
+            or writer.transport.is_closing()
+            or (check_health and connection.health_check_interval)
+            or not isinstance(command, list)
+        ):
+            # Not connected yet, a health check due, a closing socket, an unusual command:
+            # redis-py's own way, which handles all of these.
+            await AbstractConnection.send_packed_command(connection, command, check_health)
+            return
+        try:
+            writer.writelines(command)
+            if writer.transport.get_write_buffer_size():
+                # The socket did not take it all: the drain may wait, so it is bounded as
+                # redis-py bounds a write (socket_timeout).
+                async with asyncio.timeout(connection.socket_timeout):
+                    await writer.drain()
+            else:
+                await writer.drain()  # raises what the transport ran into; does not wait
+        except TimeoutError:
+            # As redis-py's send_packed_command does (redis/asyncio/connection.py, 7.4.1).
+            await connection.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await connection.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            # A write cut short leaves a half-sent command: the connection cannot be reused.
+            await connection.disconnect(nowait=True)
+            raise
+
+
+def _ready(connection: AbstractConnection) -> bool:
+    """Connected, and nothing unread in its buffers (redis-py's `ensure_connection` asks the
+    same by reading the socket; a reply left unread means a command was cut short, and such a
+    connection goes through redis-py's own check, which reconnects it)."""
+    stream = connection._reader
+    parser = connection._parser
+    return (
+        stream is not None
+        and connection._writer is not None
+        and not connection._writer.transport.is_closing()
+        and stream.exception() is None
+        and not stream.at_eof()  # the server closed it
+        and not stream._buffer  # type: ignore[attr-defined]
+        and isinstance(parser, _AsyncHiredisParser)
+        and parser._reader is not None
+        and not parser._reader.has_data()
+    )
+
+
+class GatewayPool(BlockingConnectionPool):
+    """redis-py's blocking pool, with a way round its lock, timeout and socket read for the
+    common case: a connection is free, ready, and nobody is waiting for one.
+
+    Whenever a caller waits (all connections in use), every taking and giving back goes
+    through redis-py's own methods, so the waiters are woken in order as before.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        available = self._available_connections
+        if available and not self._waiting and not self._condition.locked():
+            connection = available.pop()
+            if _ready(connection):
+                self._in_use_connections.add(connection)
+                return connection
+            available.append(connection)
+        self._waiting += 1
+        try:
+            return await super().get_connection()  # type: ignore[no-untyped-call]
+        finally:
+            self._waiting -= 1
+
+    async def release(self, connection: AbstractConnection) -> None:
+        if (
+            self._waiting
+            or self._condition.locked()
+            or connection.should_reconnect()  # type: ignore[no-untyped-call]
+            # redis-py re-authenticates a released connection that has a credential provider
+            # (AsyncReAuthConnectionListener, redis/event.py): its own path does that.
+            or connection.credential_provider is not None
+        ):
+            await super().release(connection)
+            return
+        # What redis-py's release does, less the observability events nobody listens to here.
+        self._in_use_connections.remove(connection)
+        self._available_connections.append(connection)
 
 
 def with_hiredis_packing(
@@ -128,7 +245,7 @@ def connect_redis(url: str) -> Redis:
         return cast(Redis, GatewayCluster.connect(url))
     # A blocking pool waits for a free connection instead of failing under bursts
     # (redis-py's default pool raises at once when exhausted).
-    pool = BlockingConnectionPool.from_url(
+    pool = GatewayPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
         timeout=5,

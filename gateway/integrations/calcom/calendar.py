@@ -24,7 +24,7 @@ from bot.ports import (
 from gateway.integrations.calcom import api as calcom
 from gateway.integrations.calcom.api import Booking, CalcomClient, CalcomError, CalcomRejected
 from gateway.integrations.calcom.catalogue import CalcomCatalogue, Listing, Offer
-from gateway.integrations.calcom.slot_cache import Days, SlotCache
+from gateway.integrations.calcom.slot_cache import Days, Key, SlotCache
 
 log = logging.getLogger("frontdesk.calendar")
 
@@ -71,16 +71,24 @@ class CalcomCalendar:
         # A booking being moved keeps its service and master, so the same offers apply; Cal.com
         # counts its current time as free.
         offers = self._offers(await self.catalogue.listing(), service_key, master_id)
+        keys = [(offer.event_type_id, start, end, reschedule_uid) for offer in offers]
+        # What the cache keeps is taken as it is; only the rest is read, concurrently when there
+        # is more than one (a task each: with the cache warm, none is made).
+        found = [self.slot_cache.get(key) for key in keys]
+        missing = [index for index, days in enumerate(found) if days is None]
         try:
-            found = await asyncio.gather(
-                *(self._free(offer.event_type_id, start, end, reschedule_uid) for offer in offers)
-            )
+            if len(missing) == 1:
+                found[missing[0]] = await self._read(keys[missing[0]])
+            elif missing:
+                read = await asyncio.gather(*(self._read(keys[index]) for index in missing))
+                for index, fresh in zip(missing, read, strict=True):
+                    found[index] = fresh
         except CalcomError as exc:
             raise CalendarUnavailable(str(exc)) from exc
         # One slot per time; where several masters are free then, the first listed takes it.
         merged: dict[datetime, Slot] = {}
-        for offer, days in zip(offers, found, strict=True):
-            for ranges in days.values():
+        for offer, kept in zip(offers, found, strict=True):
+            for ranges in (kept or {}).values():
                 for free in ranges:
                     if start <= free.start < end and free.start not in merged:
                         merged[free.start] = Slot(free.start, offer.master)
@@ -164,14 +172,9 @@ class CalcomCalendar:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _free(
-        self, event_type_id: int, start: datetime, end: datetime, reschedule_uid: str | None
-    ) -> Days:
-        """The event type's free slots, from the cache while it keeps them."""
-        key = (event_type_id, start, end, reschedule_uid)
-        kept = self.slot_cache.get(key)
-        if kept is not None:
-            return kept
+    async def _read(self, key: Key) -> Days:
+        """The event type's free slots from Cal.com, kept for the next readers."""
+        event_type_id, start, end, reschedule_uid = key
         mark = self.slot_cache.mark(event_type_id)
         days = await self.client.slots(
             event_type_id, start, end, self.zone, booking_uid_to_reschedule=reschedule_uid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -109,3 +111,55 @@ async def test_a_cluster_url_makes_a_cluster_client() -> None:
         await redis.aclose()
     with pytest.raises(ValueError, match="database 0 only"):
         connect_redis("redis+cluster://127.0.0.1:1/2")
+
+
+async def test_a_connection_left_with_an_unread_reply_is_not_handed_out_as_it_is(
+    redis_url: str,
+) -> None:
+    """The pool's quick way to a free connection still refuses one with a reply nobody read
+    (a command cut short): that reply would be taken for the next command's."""
+    redis = connect_redis(redis_url)
+    pool = redis.connection_pool
+    try:
+        connection = await pool.get_connection()
+        await connection.send_command("ECHO", "stale")
+        await asyncio.sleep(0.05)  # the reply has come in, unread
+        await pool.release(connection)
+        assert await redis.echo("fresh") == b"fresh"
+        assert await redis.echo("again") == b"again"
+    finally:
+        await redis.aclose()
+
+
+async def test_callers_that_wait_for_a_connection_all_get_their_own_answers(
+    redis_url: str,
+) -> None:
+    """With every connection in use, callers queue (redis-py's own way) and none is lost."""
+    redis = connect_redis(redis_url)
+    pool = redis.connection_pool
+    pool.max_connections = 2
+    try:
+        answers = await asyncio.gather(*(redis.echo(f"n{n}") for n in range(50)))
+        assert answers == [f"n{n}".encode() for n in range(50)]
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 2
+        assert not pool._in_use_connections
+    finally:
+        await redis.aclose()
+
+
+async def test_a_connection_the_server_closed_is_replaced(redis_url: str, salon_id: str) -> None:
+    redis = connect_redis(redis_url)
+    try:
+        name = f"fd-closed-{salon_id}"
+        await redis.client_setname(name)
+        other = connect_redis(redis_url)
+        try:
+            clients = await other.client_list()
+            (victim,) = [c for c in clients if c["name"] == name]
+            await other.client_kill_filter(_id=victim["id"])
+        finally:
+            await other.aclose()
+        await asyncio.sleep(0.05)
+        assert await redis.echo("after") == b"after"
+    finally:
+        await redis.aclose()
