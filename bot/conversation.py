@@ -107,8 +107,10 @@ class FrontDesk:
             answered = await self.proposal.answer(Context(session, _, now, event))
             if answered is not None:
                 return answered
-        if not returning and not staff_event:
-            # A long pause: whatever the client was doing is over; their details stay.
+        if not returning and not staff_event and session.owner != Owner.HUMAN:
+            # A long pause: whatever the client was doing is over; their details stay. Not
+            # while a person has the chat: words to staff are no return to the bot, and the
+            # hand-back offers the booking left in progress (handoff.returned).
             session = session.model_copy(update={"draft": None, "viewing": None, "step": "menu"})
         ctx = Context(session, _, now, event, elsewhere=elsewhere or Elsewhere())
         if event.kind is Kind.TAKEOVER:

@@ -404,7 +404,11 @@ class WhatsAppConversations:
             return event(Kind.TEXT, text=shared) if shared else None
         if item.type == "text":
             number = _NUMBER.match(text)
-            if session.numbered and number and 1 <= int(number[1]) <= len(session.offered):
+            # Only while the bot has the chat: a number typed to staff is the client's words
+            # (or an answer to staff's proposal, bot/flows/proposal.py), not a row of the
+            # bot's last numbered list, which a takeover leaves in the session.
+            bots = session.owner != Owner.HUMAN
+            if bots and session.numbered and number and 1 <= int(number[1]) <= len(session.offered):
                 return event(Kind.CHOICE, choice=session.offered[int(number[1]) - 1].id)
             return event(Kind.TEXT, text=text)
         return None  # media, location, contacts elsewhere, unsupported

@@ -239,3 +239,27 @@ async def test_novu_sync_takes_an_agent_gone_from_chatwoot_out_of_the_staff_topi
     await eventually(lambda: pages(novu, olga, conversation))
     await novu.settle()
     assert pages(novu, ivan, conversation) == []
+
+
+async def test_while_novu_is_down_the_notices_app_answers_503_breaker_open_too(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    """Novu fails again and again: the salon's circuit breaker for Novu opens, and the app
+    still answers 503 (Novu cannot be reached), never a 500 of its own."""
+    desk.chatwoot.role = "administrator"
+    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    await connect(gateway, salon, novu)
+    await staff_from_chatwoot(desk, novu, salon_id)
+    conversation = await handed_off(sandbox, desk, 752, "I want to talk to a person")
+    app = Notices(gateway, salon_id)
+    assert (await app.open(conversation, agent=3))[0] == 200
+    novu.down = True
+    answers = [(await app.call("GET", "feed"))[0] for _ in range(8)]
+    answers.append((await app.call("POST", "read-all"))[0])
+    answers.append((await app.call("POST", "read", {"ids": ["0" * 24]}))[0])
+    assert answers == [503] * 10

@@ -13,6 +13,11 @@ from typing import Any
 
 from gateway.integrations.chatwoot.api import ChatwootClient, ChatwootRejected
 from gateway.integrations.http import ServiceError
+from gateway.pipeline.resilience import BreakerOpen
+
+# Chatwoot away: no answer or a 5xx, or the salon's breaker for it open after those
+# (BreakerOpen is no ServiceError): a 503, never a 500.
+UNREACHABLE = (ServiceError, BreakerOpen)
 
 
 class Refused(Exception):
@@ -57,7 +62,7 @@ async def conversation(chatwoot: ChatwootClient, conversation_id: int) -> dict[s
     except ChatwootRejected as exc:
         # Another account's conversation, or none: Chatwoot answers 404.
         raise Refused(403, "no such conversation in the salon's Chatwoot") from exc
-    except ServiceError as exc:
+    except UNREACHABLE as exc:
         raise Refused(503, "Chatwoot cannot be reached now") from exc
 
 
@@ -73,7 +78,7 @@ async def _answers(chatwoot: ChatwootClient, found: dict[str, Any], agent_id: in
         members = await chatwoot.inbox_members(inbox_id)
     except ChatwootRejected as exc:
         raise Refused(403, "the agent does not answer this conversation") from exc
-    except ServiceError as exc:
+    except UNREACHABLE as exc:
         raise Refused(503, "Chatwoot cannot be reached now") from exc
     if not any(whole(member.get("id")) == agent_id for member in members):
         raise Refused(403, "the agent does not answer this conversation")
@@ -82,7 +87,7 @@ async def _answers(chatwoot: ChatwootClient, found: dict[str, Any], agent_id: in
 async def _agent(chatwoot: ChatwootClient, agent_id: int) -> str:
     try:
         agents = await chatwoot.agents()
-    except ServiceError as exc:
+    except UNREACHABLE as exc:
         raise Refused(503, "Chatwoot cannot be reached now") from exc
     found = next((a for a in agents if whole(a.get("id")) == agent_id), None)
     if found is None:

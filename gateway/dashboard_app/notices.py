@@ -24,12 +24,16 @@ from gateway.dashboard_app.agents import Refused, opener, whole
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient, NovuRejected, NovuUnavailable
 from gateway.integrations.novu.staff import subscriber_id
+from gateway.pipeline.resilience import BreakerOpen
 
 log = logging.getLogger("frontdesk.dashboard_app.notices")
 T = TypeVar("T")
 
 # Notices a page shows (Novu's feed allows 1-100 a page).
 PAGE_SIZE = 20
+# Novu away: it answered 5xx or nothing, or the salon's breaker for it is open after that
+# (BreakerOpen is no ServiceError). Also a refusal of the salon's key: the operator's to fix.
+UNREACHABLE = (NovuUnavailable, NovuRejected, BreakerOpen)
 # Novu's message ids are MongoDB ObjectIds; mark-as casts each one, so others never reach it.
 MESSAGE_ID = re.compile(r"[0-9a-f]{24}")
 LINK = re.compile(r"https?://\S+", re.IGNORECASE)
@@ -58,7 +62,7 @@ class StaffNotices:
         subscriber = self._subscriber(claims)
         try:
             answer = await self.novu.feed(subscriber, page, PAGE_SIZE)
-        except (NovuUnavailable, NovuRejected) as exc:
+        except UNREACHABLE as exc:
             log.warning("the feed of agent %s could not be read: %s", claims.get("agent"), exc)
             raise Refused(503, "Novu cannot be reached now") from exc
         items = answer.get("data") if isinstance(answer.get("data"), list) else []
@@ -85,7 +89,7 @@ class StaffNotices:
     async def _novu_call(self, call: Awaitable[T]) -> T:
         try:
             return await call
-        except (NovuUnavailable, NovuRejected) as exc:
+        except UNREACHABLE as exc:
             log.warning("Novu did not mark the notices: %s", exc)
             raise Refused(503, "Novu cannot be reached now") from exc
 

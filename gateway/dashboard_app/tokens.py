@@ -56,6 +56,10 @@ def issue(secret: bytes, scope: str, claims: dict[str, Any], now: float) -> str:
 
 def read(secret: bytes, token: str, scope: str, now: float) -> dict[str, Any] | None:
     """The token's claims when it is ours, for `scope` and not expired; None otherwise."""
+    if not token.isascii():
+        # Ours are base64url. A header's bytes that are not UTF-8 arrive as surrogates, which
+        # cannot be encoded to be signed: refused here (a 401), not raised (a 500).
+        return None
     payload, _sep, signature = token.partition(".")
     expected = _sign(secret, payload)
     if not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"), expected.encode()):

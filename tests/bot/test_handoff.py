@@ -142,6 +142,26 @@ async def test_back_from_staff_at_the_step_left_with_the_choices_kept(
     assert await client.staff(Kind.RETURNED) == []
 
 
+async def test_words_to_staff_after_a_long_pause_keep_the_booking_to_come_back_to(
+    client: StaffClient,
+) -> None:
+    """Staff answer the next day; the client writes to them after longer than an idle
+    session lasts: a person has the chat, so their booking in progress is not over, and the
+    hand-back still offers to finish it."""
+    await client.taps("m:book")
+    await client.taps("b:s:cut")
+    await client.taps("b:m:1")
+    await client.taps("b:d:20260602")
+    await client.says("I want to speak to a human")
+    assert await client.staff(Kind.TAKEOVER) == []
+    client.now += timedelta(hours=3)  # the desk's idle session lasts one hour
+    assert await client.says("Sorry, I was at work. Is 11:00 possible?") == []
+    assert client.session.draft is not None
+    back = await client.staff(Kind.RETURNED)
+    assert back[-1].endswith("Shall we finish your booking where you left off?")
+    assert client.choices() == ["b:resume", "m:home"]
+
+
 async def test_back_without_a_draft_is_the_menu_and_the_note_lists_bookings(
     client: StaffClient,
 ) -> None:

@@ -12,11 +12,14 @@ from redis.asyncio import Redis
 from bot.conversation import FrontDesk
 from bot.i18n import Catalogs
 from bot.salon import Salon
+from bot.session import Owner
+from gateway.integrations.chatwoot.helpdesk import HelpDeskState
 from gateway.integrations.whatsapp.state import WhatsAppState
 from gateway.pipeline.keys import Keys
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.sessions import SessionStore
 from gateway.pipeline.streams import Entry, Outcome
+from handlers.mirror import Mirror
 from handlers.whatsapp import WhatsAppConversations
 
 CHAT = "79161234567"
@@ -159,3 +162,27 @@ async def test_a_typed_number_picks_a_numbered_choice_only_after_numbered_text(
     await redis.set(greeting.session_key or "", json.dumps(session))
     picked = await handler(message("text", {"body": "3."}, wamid="wamid.3"))
     assert "tell you about our services and prices" in bodies(picked)[1]
+
+
+async def test_a_number_typed_to_staff_is_their_words_not_the_bots_last_numbered_choice(
+    redis: Redis, salon_id: str, state: WhatsAppState
+) -> None:
+    """The bot's last reply was numbered text, then staff took the chat over (no reply of the
+    bot since): "2" is the client's answer to staff (or to a proposal), relayed as typed, not
+    the second row of the bot's stale list."""
+    catalogs = Catalogs()
+    desk = FrontDesk(Salon(salon_id, "Studio Nord", "Europe/Moscow"), catalogs, timedelta(days=1))
+    keys = Keys(salon_id, 4)
+    sessions = SessionStore(redis, keys, 3600)
+    mirror = Mirror(HelpDeskState(redis, keys), "all")
+    handler = WhatsAppConversations(
+        desk, catalogs, sessions, state, Metrics(), lambda: NOW, mirror=mirror
+    )
+    greeting = await handler(message("text", {"body": "Hello"}, wamid="wamid.1"))
+    session = json.loads(greeting.session or "{}")
+    session.update(numbered=True, owner=Owner.HUMAN.value)
+    await redis.set(greeting.session_key or "", json.dumps(session))
+    answer = await handler(message("text", {"body": "2"}, wamid="wamid.2"))
+    relayed = [out.params["text"] for out in answer.outgoing if out.method == "incoming"]
+    assert relayed == ["2"]
+    assert not [out for out in answer.outgoing if out.channel == "whatsapp"]
