@@ -9,13 +9,13 @@ from datetime import datetime
 
 from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState, StaffReplies, assignee_of
-from gateway.integrations.http import ServiceRejected
+from gateway.integrations.http import ServiceRejected, ServiceUnavailable
 from gateway.integrations.novu.api import NovuDelivery
 from gateway.integrations.novu.staff_pages import StaffPages
 from gateway.integrations.telegram.factory import telegram_delivery
 from gateway.integrations.whatsapp.factory import whatsapp_delivery
 from gateway.pipeline.outbox import Delivery, Pacing, PermanentFailure, pace
-from gateway.pipeline.resilience import Gate
+from gateway.pipeline.resilience import BreakerOpen, Gate
 from gateway.pipeline.streams import Outgoing
 from gateway.wiring.runtime import Runtime
 from gateway.wiring.services import Services
@@ -97,13 +97,23 @@ def build_outflow(runtime: Runtime, services: Services, clock: Callable[[], date
 
 def _assignee(client: ChatwootClient) -> Callable[[int], Awaitable[int | None]]:
     """Who Chatwoot shows a conversation is with, read when a handoff's page is sent. A
-    conversation Chatwoot no longer has is with no one to page for: the page is refused."""
+    conversation Chatwoot no longer has is with no one to page for: the page is refused.
+    When Chatwoot cannot say (down, slow, its breaker open), staff are paged all the same: a
+    page too many costs a glance, a client left waiting unseen costs the salon the client (the
+    check only spares the person who has the conversation a page)."""
 
     async def assignee(conversation: int) -> int | None:
         try:
             return assignee_of(await client.conversation(conversation))
         except ServiceRejected as exc:
             raise PermanentFailure(f"conversation {conversation}: {exc}") from exc
+        except (ServiceUnavailable, BreakerOpen) as exc:
+            log.warning(
+                "handoff %s: Chatwoot cannot say who has it (%s): paging staff",
+                conversation,
+                type(exc).__name__,
+            )
+            return None
 
     return assignee
 
