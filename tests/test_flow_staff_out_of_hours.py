@@ -204,3 +204,38 @@ async def test_changes_on_cal_coms_own_page_while_closed_page_once_each_even_whe
         )
         # Frontdesk does not know this client: no chat to name.
         assert first["payload"]["channel"] == ""
+
+
+async def test_a_move_in_the_chat_while_closed_pages_once_as_moved(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+) -> None:
+    gateway = await start_with_hours(start_gateway, salon, desk, novu, CLOSED)
+    staff = await staff_from_chatwoot(desk, novu, salon_id)
+    chat = Chat(sandbox.telegram, 785)
+    uid = await book_in_chat(chat, salon, "+79160000785")
+    await chat.tap("m:mine")
+    await chat.tap(f"k:v:{uid}")
+    await chat.tap(f"k:r:{uid}")
+    await chat.tap("b:d:20260605")
+    await chat.tap("b:t:202606050900", prefix=True)  # Friday 12:00
+    moved = await chat.tap("b:ok:", prefix=True)
+    assert moved[-1]["text"].startswith("✅ ")
+    [new] = [b for b in salon.made_in_chat() if b["uid"] != uid and b["status"] != "cancelled"]
+    await salon.calendar.flush_webhooks()
+    await handled(gateway, new["uid"], "BOOKING_RESCHEDULED")
+    await novu.settle()
+    booked = f"{salon_id}:out-of-hours:booked:{uid}"
+    again = f"{salon_id}:out-of-hours:moved:{new['uid']}"
+    assert page_ids(novu, staff) == {(booked, again)}
+    for feed in pages(novu, staff).values():
+        [page] = [n for n in feed if n["transactionId"] == again]
+        assert page["subject"] == "Moved while the salon was closed"
+        assert page["content"] == (
+            "A visit for Women's haircut was moved to Fri, 5 June, 12:00 "
+            "while the salon was closed."
+        )
