@@ -35,6 +35,7 @@ from typing import Any
 
 from bot.events import Channel
 from bot.flows.notices import Notice, NoticeKind
+from bot.ports import Visit
 from gateway.analytics import facts as analytics
 from gateway.analytics.facts import Recorder
 from gateway.integrations.calcom.api import Booking, CalcomClient
@@ -82,6 +83,11 @@ FACTS = {
     RESCHEDULED: analytics.BOOKING_RESCHEDULED,
     CANCELLED: analytics.BOOKING_CANCELLED,
 }
+# The changes that page staff when the salon is closed (handlers/staff_notices.py). A request
+# waits for the salon's answer: it is not booked until Cal.com sends BOOKING_CREATED.
+OUT_OF_HOURS_CHANGES = {CREATED: "booked", RESCHEDULED: "moved", CANCELLED: "cancelled"}
+# (change, the booking as a visit, the client's conversation or "", when it was made): the pages.
+OutOfHoursPage = Callable[[str, Visit, str, datetime], tuple[Outgoing, ...]]
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -182,6 +188,8 @@ class CalcomEvents:
         self.clock = clock
         # Pages the salon's staff of a no-show (handlers/staff_notices.py), with Novu on.
         self.staff: Callable[[str, str], tuple[Outgoing, ...]] | None = None
+        # Pages them of a change made on Cal.com's own page while the salon is closed.
+        self.out_of_hours: OutOfHoursPage | None = None
 
     async def __call__(self, entry: Entry) -> Outcome:
         change = BookingChange.parse(entry_object(entry.body))
@@ -237,7 +245,27 @@ class CalcomEvents:
             kind = analytics.BOOKING_RESCHEDULED  # a move reported as a request (#21169)
         facts = self._facts(kind, conv.key if conv else "", change, by_chat) if kind else ()
         outcome = await self._tell(entry, change, notice, conv, by_chat)
-        return replace(outcome, facts=(*facts, *outcome.facts))
+        paged = () if by_chat else self._page_out_of_hours(change, conv)
+        return replace(
+            outcome, outgoing=(*outcome.outgoing, *paged), facts=(*facts, *outcome.facts)
+        )
+
+    def _page_out_of_hours(
+        self, change: BookingChange, conv: Conversation | None
+    ) -> tuple[Outgoing, ...]:
+        """Staff hear of a booking made, moved or cancelled on Cal.com's own page while the
+        salon is closed (a change the chat made was paged with its turn: not here)."""
+        what = OUT_OF_HOURS_CHANGES.get(change.trigger)
+        if self.out_of_hours is None or what is None or change.start is None:
+            return ()
+        # When it happened: the envelope's createdAt, stamped as Cal.com makes the change
+        # (`sendPayload(secret, trigger, new Date().toISOString(), ...)`, calcom/cal.com
+        # packages/features/bookings/lib/handleCancelBooking.ts @ 001f8e29; contract §1.10),
+        # not when it reached us (a retry); the reconciliation's envelope: the updatedAt.
+        now = self.clock()
+        at = change.at if change.at is not None and change.at <= now else now
+        visit = Visit(change.uid, change.service, change.start, change.end or change.start)
+        return self.out_of_hours(what, visit, conv.key if conv else "", at)
 
     async def _waitlist(
         self, change: BookingChange, notice: Notice | None, conv: Conversation | None

@@ -241,7 +241,7 @@ async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
         [notice] = found[subscriber]
         assert notice["subject"] == "Booked while the salon was closed"
         assert notice["content"].startswith("A client booked Women's haircut on ")
-        assert notice["transactionId"] == f"{salon_id}:out-of-hours:{uid}"
+        assert notice["transactionId"] == f"{salon_id}:out-of-hours:booked:{uid}"
 
 
 async def test_a_no_show_marked_in_calcom_pages_the_staff_once(

@@ -8,6 +8,7 @@ cancelled or that is over drops off the list.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from bot import consent
 from bot.flows import identity, menu
@@ -197,7 +198,7 @@ class MyBookings:
             Choice(menu.HOME, _("menu.home")),
         )
         text = _("mine.cancelled", service=visit.service_in(ctx.locale), when=when)
-        return ctx.reply(Reply(text, choices), menu.STEP)
+        return replace(ctx.reply(Reply(text, choices), menu.STEP), cancelled=visit)
 
     async def _current(self, ctx: Context, uid: str) -> Visit | Turn:
         """The booking as the calendar has it now, or the turn that says why not."""

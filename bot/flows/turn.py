@@ -39,6 +39,9 @@ class Turn:
     # the booking it replaces): the salon's analytics count it at once.
     booked: Visit | None = None
     replaced: str | None = None
+    # Set when this turn cancelled a visit (from My bookings or a reminder's button): staff
+    # hear of it when the salon is closed.
+    cancelled: Visit | None = None
     # Set when the client said this chat is not theirs with their other messenger ("this is
     # not me"): the gateway unlinks it. `prefer`: the client wants their notices here.
     unlink: bool = False

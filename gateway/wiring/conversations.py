@@ -206,3 +206,4 @@ def _page_staff(
     calcom_events = handlers.get("calcom")
     if isinstance(calcom_events, CalcomEvents):
         calcom_events.staff = staff.no_show
+        calcom_events.out_of_hours = staff.of_calendar
