@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
 from gateway.integrations.calcom.api import CalcomClient
 from gateway.integrations.calcom.bookings import BookingLinks
@@ -30,6 +29,7 @@ from gateway.sandbox.novu import NovuSandbox, novu_signature
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from handlers import calcom as calcom_handler
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.support.stand_ins import serving
 from tests.test_flow_booking import KEY, Chat, Salon, master_id, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import Desk, start_desk
@@ -48,13 +48,8 @@ LEDGER = {"novu_grace_seconds": 60.0, "novu_ledger_seconds": 0.05}
 
 @pytest.fixture
 async def novu(salon: Salon) -> AsyncIterator[NovuSandbox]:
-    sandbox = NovuSandbox(NOVU_KEY, clock=salon.clock)
-    server = TestServer(sandbox.app())
-    await server.start_server()
-    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
-    yield sandbox
-    await sandbox.close()
-    await server.close()
+    async with serving(NovuSandbox(NOVU_KEY, clock=salon.clock)) as sandbox:
+        yield sandbox
 
 
 def notifying(novu: NovuSandbox) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
 from gateway.sandbox.whatsapp import Sent, WhatsAppSandbox
 from tests.conftest import CONTRACTS, GatewayFactory, eventually
+from tests.support.stand_ins import serving
 from tests.test_flow_booking import Salon, master_id, start
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 
@@ -42,12 +42,8 @@ async def wa(salon: Salon) -> AsyncIterator[WhatsAppSandbox]:
         redelivery_backoff=0.05,
     )
     sandbox.clock = lambda: salon.clock.now.timestamp()
-    server = TestServer(sandbox.app())
-    await server.start_server()
-    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
-    yield sandbox
-    await sandbox.close()
-    await server.close()
+    async with serving(sandbox):
+        yield sandbox
 
 
 async def start_whatsapp(
