@@ -5,58 +5,33 @@ client with a tap or in words while staff own the conversation, their draft left
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import datetime
 from typing import Any
 
 from bot.session import Session
 from gateway.dashboard_app import tokens
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.support.dashboard_app import JSON, DashboardApp
 from tests.test_flow_booking import MOSCOW, Chat, Salon, book_until_summary, master_id
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk, texts
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
 
-JSON = dict[str, Any]
 DAY = "2026-06-02"
 
 
-class App:
-    """The Dashboard App as the page drives it, over HTTP to the gateway."""
-
-    def __init__(self, gateway: Any, salon_id: str) -> None:
-        self.gateway = gateway
-        self.base = f"{gateway.url}/dashboard-app/{salon_id}"
-        self.key = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN))
-        self.token = ""
-
-    async def call(
-        self, method: str, path: str, body: Any = None, **query: str
-    ) -> tuple[int, JSON]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        url = f"{self.base}/api/{path}"
-        async with self.gateway.http.request(
-            method, url, json=body, params=query, headers=headers
-        ) as answer:
-            return answer.status, await answer.json()
+class App(DashboardApp):
+    """The Dashboard App (Bookings) as the page drives it, opened on a client's conversation."""
 
     async def open(
         self, conversation: int, contact: int | None, agent: int = 3
     ) -> tuple[int, JSON]:
-        async with self.gateway.http.get(self.base, params={"key": self.key}) as page:
-            assert page.status == 200
-            found = re.search(r'let token = "([^"]+)"', await page.text())
-        assert found is not None
-        self.token = found.group(1)
         context = {
             "conversation": {"id": conversation},
             "contact": {"id": contact},
             "currentAgent": {"id": agent, "name": "Olga (reception)"},
         }
-        status, answer = await self.call("POST", "open", context)
-        if status == 200:
-            self.token = answer["token"]
-        return status, answer
+        return await self.open_with(context)
 
 
 async def handed_over(chat: Chat, desk: Desk) -> Any:
