@@ -5,17 +5,14 @@ salon B's Notices app and sees none of it, and cannot read salon A's feed with B
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.dashboard_app import tokens
 from gateway.integrations.novu.api import NovuClient
-from gateway.integrations.novu.staff import HANDOFF, subscriber_id, sync_staff
+from gateway.integrations.novu.staff import subscriber_id, sync_staff
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.salons import SalonRegistry
 from gateway.sandbox.novu import NovuSandbox
@@ -23,6 +20,9 @@ from gateway.wiring.routes import webhook_url
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.support.clock import Clock
+from tests.support.dashboard_app import JSON, Notices
+from tests.support.staff_pages import handoff_pages
+from tests.support.stand_ins import serving
 from tests.test_flow_booking import Chat, Salon
 from tests.test_flow_handoff import CW_TOKEN, Desk
 from tests.test_flow_notifications import NOVU_KEY
@@ -34,35 +34,20 @@ from tests.test_flow_salons import salon_b as salon_b
 from tests.test_flow_salons_staff import chatwoot
 from tests.test_flow_salons_staff import desks as desks
 
-JSON = dict[str, Any]
-
 
 @pytest.fixture
 async def novu() -> AsyncIterator[NovuSandbox]:
     """One Novu environment for both salons (on the real clock: its worker runs at once)."""
-    sandbox = NovuSandbox(NOVU_KEY)
-    server = TestServer(sandbox.app())
-    await server.start_server()
-    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
-    yield sandbox
-    await sandbox.close()
-    await server.close()
+    async with serving(NovuSandbox(NOVU_KEY)) as sandbox:
+        yield sandbox
 
 
 async def open_notices(gateway: Any, salon: str, conversation: int) -> tuple[str, JSON]:
     """Salon `salon`'s Notices app opened by its agent 3 on `conversation`: the token, the feed."""
-    base = f"{gateway.url}/dashboard-app/{salon}/notices"
-    key = tokens.link_key(tokens.secret_for(salon, CW_TOKEN))
-    async with gateway.http.get(base, params={"key": key}) as page:
-        assert page.status == 200
-        found = re.search(r'let token = "([^"]+)"', await page.text())
-    assert found is not None
-    context = {"conversation": {"id": conversation}, "currentAgent": {"id": 3}}
-    headers = {"Authorization": f"Bearer {found.group(1)}"}
-    async with gateway.http.post(f"{base}/api/open", json=context, headers=headers) as answer:
-        assert answer.status == 200, await answer.text()
-        opened: JSON = await answer.json()
-    return str(opened["token"]), opened
+    app = Notices(gateway, salon)
+    status, opened = await app.open(conversation, agent=3)
+    assert status == 200, opened
+    return app.token, opened
 
 
 async def test_an_agent_sees_only_their_own_salons_notices(
@@ -114,11 +99,7 @@ async def test_an_agent_sees_only_their_own_salons_notices(
     olga_a, olga_b = subscriber_id(salon_id, 3), subscriber_id(salon_b.id, 3)
 
     def paged(subscriber: str) -> list[JSON]:
-        return [
-            n
-            for n in novu.feed.get(subscriber, [])
-            if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == thread_a.id
-        ]
+        return handoff_pages(novu, subscriber, thread_a.id)
 
     await eventually(lambda: paged(olga_a), timeout=10)
     # Salon B needs a conversation of its own to open its app on.

@@ -7,71 +7,21 @@ the salon's staff topic true: an agent gone from Chatwoot is paged no more."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from gateway.dashboard_app import tokens
-from gateway.integrations.novu.staff import HANDOFF, subscriber_id, topic_key
+from gateway.integrations.novu.staff import subscriber_id, topic_key
 from gateway.sandbox.novu import NovuSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.test_flow_booking import Chat, Salon
+from tests.support.dashboard_app import Notices
+from tests.support.staff_pages import handed_off, staff_from_chatwoot, start_paging
+from tests.support.staff_pages import handoff_pages as pages
+from tests.test_flow_booking import Salon
 from tests.test_flow_booking import salon as salon  # the fixture, shared
-from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
+from tests.test_flow_handoff import CW_TOKEN, Desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
-from tests.test_flow_notifications import connect, notifying
 from tests.test_flow_notifications import novu as novu  # the fixture, shared
-from tests.test_flow_staff_notices import staff_from_chatwoot
 
-JSON = dict[str, Any]
 IVAN = {"id": 4, "name": "Ivan (evenings)", "email": "ivan@salon.example", "type": "user"}
-
-
-class Notices:
-    """The Notices app as its page drives it, over HTTP to the gateway."""
-
-    def __init__(self, gateway: Any, salon_id: str) -> None:
-        self.gateway = gateway
-        self.base = f"{gateway.url}/dashboard-app/{salon_id}/notices"
-        self.key = tokens.link_key(tokens.secret_for(salon_id, CW_TOKEN))
-        self.token = ""
-
-    async def call(
-        self, method: str, path: str, body: Any = None, **query: str
-    ) -> tuple[int, JSON]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        url = f"{self.base}/api/{path}"
-        async with self.gateway.http.request(
-            method, url, json=body, params=query, headers=headers
-        ) as answer:
-            return answer.status, await answer.json()
-
-    async def open(self, conversation: int, agent: int) -> tuple[int, JSON]:
-        async with self.gateway.http.get(self.base, params={"key": self.key}) as page:
-            assert page.status == 200
-            found = re.search(r'let token = "([^"]+)"', await page.text())
-        assert found is not None
-        self.token = found.group(1)
-        context = {"conversation": {"id": conversation}, "currentAgent": {"id": agent}}
-        status, answer = await self.call("POST", "open", context)
-        if status == 200:
-            self.token = answer["token"]
-        return status, answer
-
-
-async def handed_off(sandbox: Sandbox, desk: Desk, chat_id: int, words: str) -> int:
-    chat = Chat(sandbox.telegram, chat_id)
-    await chat.say("/start")
-    await sandbox.telegram.client_says(chat_id, words)
-    thread = await eventually(lambda: desk.chatwoot.conversation_for(f"tg:{chat_id}"))
-    await eventually(lambda: thread.status == "open")
-    return thread.id
-
-
-def pages(novu: NovuSandbox, subscriber: str, conversation: int) -> list[JSON]:
-    return [
-        n
-        for n in novu.feed.get(subscriber, [])
-        if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == conversation
-    ]
 
 
 async def test_an_agent_reads_their_own_notices_and_marks_them_read(
@@ -85,14 +35,13 @@ async def test_an_agent_reads_their_own_notices_and_marks_them_read(
     desk.chatwoot.role = "administrator"
     desk.chatwoot.users[IVAN["id"]] = IVAN
     desk.chatwoot.inboxes[desk.telegram_inbox].members.add(IVAN["id"])
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    gateway = await start_paging(start_gateway, salon, desk, novu)
     await staff_from_chatwoot(desk, novu, salon_id)
     olga, ivan = subscriber_id(salon_id, 3), subscriber_id(salon_id, 4)
 
-    first = await handed_off(sandbox, desk, 741, "can i talk to a real person plz")
+    first = (await handed_off(sandbox, desk, 741, "can i talk to a real person plz")).id
     await eventually(lambda: pages(novu, olga, first) and pages(novu, ivan, first))
-    second = await handed_off(sandbox, desk, 742, "Позовите администратора, пожалуйста")
+    second = (await handed_off(sandbox, desk, 742, "Позовите администратора, пожалуйста")).id
     await eventually(lambda: pages(novu, olga, second) and pages(novu, ivan, second))
 
     app = Notices(gateway, salon_id)
@@ -159,10 +108,9 @@ async def test_the_notices_app_refuses_strangers_and_other_salons(
     salon_id: str,
 ) -> None:
     desk.chatwoot.role = "administrator"
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    gateway = await start_paging(start_gateway, salon, desk, novu)
     await staff_from_chatwoot(desk, novu, salon_id)
-    conversation = await handed_off(sandbox, desk, 751, "I want to talk to a person")
+    conversation = (await handed_off(sandbox, desk, 751, "I want to talk to a person")).id
     app = Notices(gateway, salon_id)
 
     # No token, or the page token where the notices token is needed: 401.
@@ -212,8 +160,7 @@ async def test_novu_sync_takes_an_agent_gone_from_chatwoot_out_of_the_staff_topi
 ) -> None:
     desk.chatwoot.role = "administrator"
     desk.chatwoot.users[IVAN["id"]] = IVAN
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu)
     ivan = subscriber_id(salon_id, 4)
     # Someone added a subscriber of their own to the topic by hand: it is not ours to remove.
     novu.subscribers["owner-phone"] = {"subscriberId": "owner-phone"}
@@ -234,7 +181,7 @@ async def test_novu_sync_takes_an_agent_gone_from_chatwoot_out_of_the_staff_topi
     assert len([c for c in novu.calls if c[1].endswith("/subscribers/removal")]) == 1
 
     # The next handoff pages those who are still staff, and not Ivan.
-    conversation = await handed_off(sandbox, desk, 761, "can i talk to a real person plz")
+    conversation = (await handed_off(sandbox, desk, 761, "can i talk to a real person plz")).id
     olga = subscriber_id(salon_id, 3)
     await eventually(lambda: pages(novu, olga, conversation))
     await novu.settle()
@@ -252,10 +199,9 @@ async def test_while_novu_is_down_the_notices_app_answers_503_breaker_open_too(
     """Novu fails again and again: the salon's circuit breaker for Novu opens, and the app
     still answers 503 (Novu cannot be reached), never a 500 of its own."""
     desk.chatwoot.role = "administrator"
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    gateway = await start_paging(start_gateway, salon, desk, novu)
     await staff_from_chatwoot(desk, novu, salon_id)
-    conversation = await handed_off(sandbox, desk, 752, "I want to talk to a person")
+    conversation = (await handed_off(sandbox, desk, 752, "I want to talk to a person")).id
     app = Notices(gateway, salon_id)
     assert (await app.open(conversation, agent=3))[0] == 200
     novu.down = True

@@ -13,7 +13,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import (
     HANDOFF,
@@ -22,7 +21,6 @@ from gateway.integrations.novu.staff import (
     UNDELIVERED,
     WAITLIST_BOOKED,
     subscriber_id,
-    sync_staff,
     topic_key,
 )
 from gateway.pipeline.dlq import DeadLetters
@@ -30,18 +28,23 @@ from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.support.staff_pages import (
+    handed_off,
+    handoff_pages,
+    one_page_each,
+    staff_from_chatwoot,
+    start_paging,
+)
 from tests.test_flow_analytics import BLOCKED
 from tests.test_flow_booking import Chat, Salon, master_id, salon_api
 from tests.test_flow_booking import salon as salon  # the fixture, shared
-from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
+from tests.test_flow_handoff import Desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_notifications import (
     CAL_SECRET,
     NOVU_KEY,
     VISIT,
     book_in_chat,
-    connect,
-    notifying,
     post_signed,
     runs,
 )
@@ -51,27 +54,8 @@ from tests.test_flow_whatsapp import Phone, text_of
 from tests.test_flow_whatsapp import wa as wa  # the fixture, shared
 
 
-async def staff_from_chatwoot(desk: Desk, novu: NovuSandbox, salon_id: str) -> list[str]:
-    """What `frontdesk novu sync` does for staff: Chatwoot's agents become the salon's
-    subscribers, gathered in its topic."""
-    chatwoot = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("chatwoot"))
-    url = novu.url  # type: ignore[attr-defined]
-    async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:
-        try:
-            return await sync_staff(client, await chatwoot.agents(), salon_id)
-        finally:
-            await chatwoot.aclose()
-
-
 def handoff_notices(novu: NovuSandbox, conversation: int) -> dict[str, list[Any]]:
-    return {
-        subscriber: [
-            n
-            for n in feed
-            if n["templateIdentifier"] == HANDOFF and n["payload"]["conversation"] == conversation
-        ]
-        for subscriber, feed in novu.feed.items()
-    }
+    return {s: handoff_pages(novu, s, conversation) for s in novu.feed}
 
 
 async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_one(
@@ -85,8 +69,7 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
     # The gateway's token is an administrator's: opening a conversation assigns no one, so the
     # inbox's auto-assignment (below) stands.
     desk.chatwoot.role = "administrator"
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     olga = subscriber_id(salon_id, 3)
     assert olga in staff
@@ -96,11 +79,7 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
     assert await staff_from_chatwoot(desk, novu, salon_id) == staff
     assert novu.topics[topic_key(salon_id)] == staff
 
-    chat = Chat(sandbox.telegram, 731)
-    await chat.say("/start")
-    await sandbox.telegram.client_says(731, "can i talk to a real person plz")
-    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:731"))
-    await eventually(lambda: thread.status == "open")
+    thread = await handed_off(sandbox, desk, 731, "can i talk to a real person plz")
     notices = await eventually(
         lambda: (found := handoff_notices(novu, thread.id)) and len(found) == len(staff) and found
     )
@@ -116,17 +95,15 @@ async def test_a_handoff_pages_the_salons_staff_once_and_a_taken_one_pages_no_on
         assert notice["transactionId"].startswith(f"{salon_id}:handoff:{thread.id}:")
         assert notice["cta"]["data"]["url"].endswith(f"/conversations/{thread.id}")
     # The feed the Inbox reads, through Novu's API.
-    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+    url = novu.url  # type: ignore[attr-defined]
+    async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:
         feed = await client._call("GET", f"/v1/subscribers/{olga}/notifications/feed")
     assert [n["content"] for n in feed] == [notices[olga][0]["content"]]
 
     # The inbox gives new conversations to Olga: the next handoff is taken, no one is paged.
     desk.chatwoot.inboxes[desk.telegram_inbox].auto_assignee = 3
-    other = Chat(sandbox.telegram, 732)
-    await other.say("/start")
-    await sandbox.telegram.client_says(732, "Позовите администратора, пожалуйста")
-    taken = await eventually(lambda: desk.chatwoot.conversation_for("tg:732"))
-    await eventually(lambda: taken.status == "open" and taken.assignee_id == 3)
+    taken = await handed_off(sandbox, desk, 732, "Позовите администратора, пожалуйста")
+    await eventually(lambda: taken.assignee_id == 3)
     # Calls to Chatwoot keep the client's order: once this line is there, the handoff's
     # delivery (its page or none) is over.
     await sandbox.telegram.client_says(732, "Жду")
@@ -144,9 +121,9 @@ async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_languag
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    settings = notifying(novu) | {"calcom_waitlist_seconds": 0.05, "default_locale": "ru"}
-    gateway = await start_desk(start_gateway, salon, desk, **settings)
-    await connect(gateway, salon, novu)
+    await start_paging(
+        start_gateway, salon, desk, novu, calcom_waitlist_seconds=0.05, default_locale="ru"
+    )
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     anna = master_id(salon, "Anna")
     taken = await booked_by_staff(salon, anna, TEN, "Xenia")
@@ -160,16 +137,8 @@ async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_languag
     done = await chat.tap("b:ok:", prefix=True)
     assert done[-1]["text"].startswith("✅ You are booked!")
     [booking] = salon.made_in_chat()
-
-    def notices() -> dict[str, list[Any]]:
-        return {
-            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == WAITLIST_BOOKED]
-            for s in staff
-        }
-
-    found = await eventually(lambda: all(notices().values()) and notices())
-    for subscriber in staff:
-        [notice] = found[subscriber]
+    found = await one_page_each(novu, WAITLIST_BOOKED, staff)
+    for notice in found.values():
         # Staff read it in the salon's language (DEFAULT_LOCALE), the client wrote in English.
         assert notice["subject"] == "Запись из листа ожидания"
         assert notice["content"].startswith("Клиент из листа ожидания записался: ")
@@ -185,8 +154,7 @@ async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 751)
     await book_in_chat(chat, salon, "+79160000751")
@@ -195,16 +163,8 @@ async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
     sandbox.telegram.fail_next("sendMessage", **BLOCKED)
     salon.clock.now = VISIT - timedelta(hours=24)
     await novu.run_due()
-
-    def notices() -> dict[str, list[Any]]:
-        return {
-            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == UNDELIVERED]
-            for s in staff
-        }
-
-    found = await eventually(lambda: all(notices().values()) and notices())
-    for subscriber in staff:
-        [notice] = found[subscriber]
+    found = await one_page_each(novu, UNDELIVERED, staff)
+    for notice in found.values():
         assert notice["subject"] == "A notice did not reach a client"
         assert notice["content"] == (
             "A notice from the salon could not be delivered to a client on Telegram. "
@@ -223,22 +183,12 @@ async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
     salon_id: str,
 ) -> None:
     # The salon's clock says Monday 10:00; staff come in at noon.
-    settings = notifying(novu) | {"salon_working_hours": "Mon-Sun 12:00-20:00"}
-    gateway = await start_desk(start_gateway, salon, desk, **settings)
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu, salon_working_hours="Mon-Sun 12:00-20:00")
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 761)
     uid = await book_in_chat(chat, salon, "+79160000761")
-
-    def notices() -> dict[str, list[Any]]:
-        return {
-            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == OUT_OF_HOURS]
-            for s in staff
-        }
-
-    found = await eventually(lambda: all(notices().values()) and notices())
-    for subscriber in staff:
-        [notice] = found[subscriber]
+    found = await one_page_each(novu, OUT_OF_HOURS, staff)
+    for notice in found.values():
         assert notice["subject"] == "Booked while the salon was closed"
         assert notice["content"].startswith("A client booked Women's haircut on ")
         assert notice["transactionId"] == f"{salon_id}:out-of-hours:booked:{uid}"
@@ -252,8 +202,7 @@ async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    gateway = await start_paging(start_gateway, salon, desk, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     uid = await book_in_chat(Chat(sandbox.telegram, 771), salon, "+79160000771")
     body = {
@@ -264,17 +213,9 @@ async def test_a_no_show_marked_in_calcom_pages_the_staff_once(
     signature = hmac.new(CAL_SECRET.encode(), raw, hashlib.sha256).hexdigest()
     for _ in range(2):  # Cal.com sends it again: still one page
         assert await post_signed(f"{gateway.url}/webhooks/calcom", raw, signature) == 200
-
-    def notices() -> dict[str, list[Any]]:
-        return {
-            s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == NO_SHOW]
-            for s in staff
-        }
-
-    found = await eventually(lambda: all(notices().values()) and notices())
+    found = await one_page_each(novu, NO_SHOW, staff)
     await novu.settle()
-    for subscriber in staff:
-        [notice] = found[subscriber]
+    for notice in found.values():
         assert notice["content"] == f"A client was marked absent for booking {uid}."
         assert notice["payload"]["channel"] == "telegram"
 
@@ -291,13 +232,16 @@ async def test_a_handoff_while_novu_is_down_reaches_chatwoot_and_pages_once_novu
     nor fails the handoff. It says why (a complaint), where (WhatsApp) and in which language
     the client writes, in the salon's language."""
     desk.chatwoot.role = "administrator"  # opening a conversation assigns no one
-    settings = notifying(novu) | {
-        "default_locale": "ru",
+    await start_paging(
+        start_gateway,
+        salon,
+        desk,
+        novu,
+        wa,
+        default_locale="ru",
         # Room for Novu to come back before the page runs out of tries.
-        "outbox_retry_schedule": (0.3, 0.6, 1.2, 2.4),
-    }
-    gateway = await start_desk(start_gateway, salon, desk, wa, **settings)
-    await connect(gateway, salon, novu)
+        outbox_retry_schedule=(0.3, 0.6, 1.2, 2.4),
+    )
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     novu.down = True
     maria = Phone(wa)
@@ -346,9 +290,7 @@ async def test_a_handoff_delivered_again_and_a_page_sent_again_page_each_member_
     again), and Novu took the page but its answer was lost (the page is sent again): the
     retried handoff queues no second page, and the retried page names the same transaction."""
     desk.chatwoot.role = "administrator"
-    settings = notifying(novu) | {"chatwoot_mirror": "handoff"}
-    gateway = await start_desk(start_gateway, salon, desk, **settings)
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu, chatwoot_mirror="handoff")
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 781)
     await chat.say("/start")
@@ -380,14 +322,10 @@ async def test_a_page_novu_keeps_refusing_is_dead_lettered_and_replayed_once_it_
     redis: Redis,
 ) -> None:
     desk.chatwoot.role = "administrator"
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
-    await connect(gateway, salon, novu)
+    await start_paging(start_gateway, salon, desk, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     novu.down = True
-    chat = Chat(sandbox.telegram, 791)
-    await chat.say("/start")
-    await sandbox.telegram.client_says(791, "operator please")
-    thread = await eventually(lambda: desk.chatwoot.conversation_for("tg:791"))
+    thread = await handed_off(sandbox, desk, 791, "operator please")
     letters = DeadLetters(redis, salon_id, 4)
     [letter] = await eventually(letters.newest, timeout=5)
     # What `frontdesk dlq` lists: the page, with Novu's answer.

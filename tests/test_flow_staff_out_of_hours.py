@@ -9,27 +9,25 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from gateway.integrations.calcom.bookings import BookingLinks
 from gateway.integrations.novu.staff import OUT_OF_HOURS
 from gateway.sandbox.novu import NovuSandbox
 from tests.conftest import GatewayFactory, Sandbox, eventually
+from tests.support.staff_pages import pages_of, staff_from_chatwoot, start_paging
+from tests.support.stand_ins import serving
 from tests.test_flow_booking import Chat, Salon
 from tests.test_flow_booking import salon as salon  # the fixture, shared
-from tests.test_flow_handoff import Desk, start_desk
+from tests.test_flow_handoff import Desk
 from tests.test_flow_handoff import desk as desk  # the fixture, shared
 from tests.test_flow_notifications import (
     NOVU_KEY,
     VISIT,
     book_elsewhere,
     book_in_chat,
-    connect,
-    notifying,
     post_signed,
     salon_api,
 )
-from tests.test_flow_staff_notices import staff_from_chatwoot
 
 
 @pytest.fixture
@@ -37,13 +35,8 @@ async def novu(salon: Salon) -> AsyncIterator[NovuSandbox]:
     """Novu as self-hosted by default: the Idempotency-Key header ignored and a repeated
     transactionId a second run (gateway/sandbox/novu/sandbox.py), so a page sent twice is
     seen twice - nothing but Frontdesk itself keeps it to one."""
-    sandbox = NovuSandbox(NOVU_KEY, clock=salon.clock, idempotency=False)
-    server = TestServer(sandbox.app())
-    await server.start_server()
-    sandbox.url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]
-    yield sandbox
-    await sandbox.close()
-    await server.close()
+    async with serving(NovuSandbox(NOVU_KEY, clock=salon.clock, idempotency=False)) as sandbox:
+        yield sandbox
 
 
 CLOSED = "Mon-Sun 12:00-20:00"  # staff come in at noon
@@ -51,10 +44,7 @@ OPEN = "Mon-Sun 09:00-20:00"
 
 
 def pages(novu: NovuSandbox, staff: list[str]) -> dict[str, list[Any]]:
-    return {
-        s: [n for n in novu.feed.get(s, []) if n["templateIdentifier"] == OUT_OF_HOURS]
-        for s in staff
-    }
+    return pages_of(novu, OUT_OF_HOURS, staff)
 
 
 def page_ids(novu: NovuSandbox, staff: list[str]) -> set[tuple[str, ...]]:
@@ -72,20 +62,6 @@ async def handled(gateway: Any, uid: str, trigger: str) -> None:
     await eventually(done)
 
 
-async def start_with_hours(
-    start_gateway: GatewayFactory,
-    salon: Salon,
-    desk: Desk,
-    novu: NovuSandbox,
-    hours: str,
-    **more: Any,
-) -> Any:
-    settings = notifying(novu) | {"salon_working_hours": hours} | more
-    gateway = await start_desk(start_gateway, salon, desk, **settings)
-    await connect(gateway, salon, novu)
-    return gateway
-
-
 async def test_a_cancellation_in_the_chat_while_closed_pages_the_staff_once_in_the_salons_language(
     start_gateway: GatewayFactory,
     sandbox: Sandbox,
@@ -94,7 +70,9 @@ async def test_a_cancellation_in_the_chat_while_closed_pages_the_staff_once_in_t
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_with_hours(start_gateway, salon, desk, novu, CLOSED, default_locale="ru")
+    gateway = await start_paging(
+        start_gateway, salon, desk, novu, salon_working_hours=CLOSED, default_locale="ru"
+    )
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 781)
     uid = await book_in_chat(chat, salon, "+79160000781")
@@ -130,7 +108,7 @@ async def test_while_the_salon_is_open_a_change_in_the_chat_or_on_cal_com_pages_
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_with_hours(start_gateway, salon, desk, novu, OPEN)
+    gateway = await start_paging(start_gateway, salon, desk, novu, salon_working_hours=OPEN)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 782)
     uid = await book_in_chat(chat, salon, "+79160000782")
@@ -158,7 +136,7 @@ async def test_changes_on_cal_coms_own_page_while_closed_page_once_each_even_whe
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_with_hours(start_gateway, salon, desk, novu, CLOSED)
+    gateway = await start_paging(start_gateway, salon, desk, novu, salon_working_hours=CLOSED)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     uid = await book_elsewhere(salon, VISIT, "+79160000784")
     await salon.calendar.flush_webhooks()
@@ -214,7 +192,7 @@ async def test_a_move_in_the_chat_while_closed_pages_once_as_moved(
     novu: NovuSandbox,
     salon_id: str,
 ) -> None:
-    gateway = await start_with_hours(start_gateway, salon, desk, novu, CLOSED)
+    gateway = await start_paging(start_gateway, salon, desk, novu, salon_working_hours=CLOSED)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
     chat = Chat(sandbox.telegram, 785)
     uid = await book_in_chat(chat, salon, "+79160000785")
