@@ -44,25 +44,28 @@ def telegram_sender(
     )
 
 
-async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
-    redis: Redis, salon_id: str
-) -> None:
+async def held_lease(redis: Redis, salon_id: str, holder: str = "me") -> tuple[Keys, Lease]:
+    """A one-shard salon's keys and the sender's lease ("me") on shard 0, which `holder`
+    holds in Redis."""
     keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
-    await redis.xadd(
-        keys.outbound(0),
-        {
-            "channel": "telegram",
-            "chat": "5",
-            "method": "sendMessage",
-            "params": json.dumps({"chat_id": 5, "text": "Hello"}),
-            "ephemeral": "0",
-            "origin": "1-0",
-        },
-    )
-    delivery = RecordingDelivery()
-    sender = telegram_sender(redis, lease, delivery)
+    await redis.set(keys.lease(0), holder)
+    return keys, Lease(redis, keys, 0, "me")
+
+
+def outgoing(chat: str, method: str = "sendMessage", params: Any = None) -> dict[str, str]:
+    """An outbox entry for Telegram as the workers queue it; `params` default to the chat."""
+    return {
+        "channel": "telegram",
+        "chat": chat,
+        "method": method,
+        "params": json.dumps({"chat_id": chat} if params is None else params),
+        "ephemeral": "0",
+        "origin": "1-0",
+    }
+
+
+def fail_recording_once(sender: OutboxSender) -> None:
+    """Redis goes away once while the sender records a delivery (after the delivery)."""
     record = sender._done
     failures = [RedisConnectionError("Redis went away")]
 
@@ -72,6 +75,22 @@ async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
         return await record(keys=keys, args=args)
 
     sender._done = flaky  # type: ignore[assignment]
+
+
+async def stop(lease: Lease, running: asyncio.Task[None]) -> None:
+    """The lease is lost: the sender stops."""
+    lease.lost.set()
+    await asyncio.wait_for(running, 5)
+
+
+async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
+    redis: Redis, salon_id: str
+) -> None:
+    keys, lease = await held_lease(redis, salon_id)
+    await redis.xadd(keys.outbound(0), outgoing("5", params={"chat_id": 5, "text": "Hello"}))
+    delivery = RecordingDelivery()
+    sender = telegram_sender(redis, lease, delivery)
+    fail_recording_once(sender)
     running = asyncio.create_task(sender.run())
     await eventually(lambda: redis.xlen(keys.outbound(0)), timeout=1)  # still there at first
 
@@ -80,8 +99,7 @@ async def test_a_delivered_message_is_not_sent_again_when_recording_it_fails(
 
     await eventually(recorded, timeout=5)
     assert [m.params["text"] for m in delivery.sent] == ["Hello"]
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
@@ -93,9 +111,7 @@ async def test_work_a_predecessor_read_too_late_is_found_in_the_pending_list(
     from gateway.pipeline.streams import Entry, Outcome
     from gateway.pipeline.workers import InboundConsumer, consumer_name, ensure_group
 
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
     delivery = RecordingDelivery()
     sender = telegram_sender(redis, lease, delivery, rescan=0.2)
     handled: list[str] = []
@@ -178,9 +194,7 @@ async def test_another_services_open_breaker_is_an_attempt_and_the_chat_moves_on
     """A staff file fetched from Chatwoot on its way to Telegram: Chatwoot's open breaker is no
     reason to hold this chat for the whole outage. It costs attempts like any failure, the
     message ends as a dead letter, and the chat's next message goes out."""
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
 
     class ChatwootDown(RecordingDelivery):
         async def deliver(self, message: Outgoing) -> None:
@@ -191,22 +205,11 @@ async def test_another_services_open_breaker_is_an_attempt_and_the_chat_moves_on
     delivery = ChatwootDown()
     sender = telegram_sender(redis, lease, delivery)
     for text in ("file", "menu"):
-        await redis.xadd(
-            keys.outbound(0),
-            {
-                "channel": "telegram",
-                "chat": "5",
-                "method": "sendMessage",
-                "params": json.dumps({"chat_id": 5, "text": text}),
-                "ephemeral": "0",
-                "origin": "1-0",
-            },
-        )
+        await redis.xadd(keys.outbound(0), outgoing("5", params={"chat_id": 5, "text": text}))
     running = asyncio.create_task(sender.run())
     await eventually(lambda: [m.params["text"] for m in delivery.sent] == ["menu"], timeout=5)
     assert await redis.xlen(keys.dead_letters) == 1
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 class BotWide429:
@@ -228,9 +231,7 @@ class BotWide429:
 async def test_a_429_for_the_whole_bot_holds_every_chat_then_loses_nothing(
     redis: Redis, salon_id: str
 ) -> None:
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
     delivery = BotWide429(wait=0.5)
     paced = pace(1000.0, 1000.0, 100)
     sender = OutboxSender(
@@ -256,8 +257,7 @@ async def test_a_429_for_the_whole_bot_holds_every_chat_then_loses_nothing(
     # None of the chats went while the bot was told to wait, the refused one included.
     assert min(at for _chat, at in delivery.sent) >= delivery.refused_at + 0.5 - 0.01
     assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 class SlowBotWide429(BotWide429):
@@ -272,9 +272,7 @@ class SlowBotWide429(BotWide429):
 async def test_sends_queued_for_a_slot_do_not_go_during_a_pause_set_meanwhile(
     redis: Redis, salon_id: str
 ) -> None:
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
     delivery = SlowBotWide429(wait=0.6)
     paced = pace(1000.0, 1000.0, 100)
     sender = OutboxSender(
@@ -301,8 +299,7 @@ async def test_sends_queued_for_a_slot_do_not_go_during_a_pause_set_meanwhile(
     assert delivery.refused_at is not None
     assert min(at for _chat, at in delivery.sent) >= delivery.refused_at + 0.6 - 0.01
     assert sorted(chat for chat, _at in delivery.sent) == ["5", "6", "7"]
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 class CausingDelivery(RecordingDelivery):
@@ -318,38 +315,17 @@ class CausingDelivery(RecordingDelivery):
         return ()
 
 
-def _entry(chat: str, method: str) -> dict[str, str]:
-    return {
-        "channel": "telegram",
-        "chat": chat,
-        "method": method,
-        "params": json.dumps({"chat_id": chat}),
-        "ephemeral": "0",
-        "origin": "1-0",
-    }
-
-
 async def test_what_a_delivery_causes_is_queued_once_with_its_record(
     redis: Redis, salon_id: str
 ) -> None:
     """A handoff's staff page rides on the handoff's record: recording fails once (Redis went
     away after the delivery), the record is retried, and the caused message is queued once,
     never sent twice."""
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
-    await redis.xadd(keys.outbound(0), _entry("5", "sendMessage"))
+    keys, lease = await held_lease(redis, salon_id)
+    await redis.xadd(keys.outbound(0), outgoing("5", "sendMessage"))
     delivery = CausingDelivery()
     sender = telegram_sender(redis, lease, delivery)
-    record = sender._done
-    failures = [RedisConnectionError("Redis went away")]
-
-    async def flaky(keys: Any, args: Any = ()) -> Any:
-        if failures:
-            raise failures.pop()
-        return await record(keys=keys, args=args)
-
-    sender._done = flaky  # type: ignore[assignment]
+    fail_recording_once(sender)
     running = asyncio.create_task(sender.run())
     await eventually(lambda: [m.method for m in delivery.sent] == ["sendMessage", "note"])
     await asyncio.sleep(0.2)
@@ -362,17 +338,14 @@ async def test_what_a_delivery_causes_is_queued_once_with_its_record(
         return await redis.xlen(keys.outbound(0)) == 0
 
     await eventually(drained, timeout=5)
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 async def test_what_a_burial_causes_is_queued_with_the_dead_letter(
     redis: Redis, salon_id: str
 ) -> None:
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
-    entry = (await redis.xadd(keys.outbound(0), _entry("6", "refused"))).decode()
+    keys, lease = await held_lease(redis, salon_id)
+    entry = (await redis.xadd(keys.outbound(0), outgoing("6", "refused"))).decode()
     delivery = CausingDelivery()
 
     def buried(message: Outgoing, entry_id: str) -> tuple[Outgoing, ...]:
@@ -386,5 +359,4 @@ async def test_what_a_burial_causes_is_queued_with_the_dead_letter(
     assert letter[b"entry"].decode() == entry
     assert letter[b"method"] == b"refused"
     assert letter[b"chat"] == b"6"
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)

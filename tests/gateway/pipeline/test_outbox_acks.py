@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from redis.asyncio import Redis
 
-from gateway.pipeline.keys import OUTBOUND_GROUP, Keys
+from gateway.pipeline.keys import OUTBOUND_GROUP
 from gateway.pipeline.outbox_acks import Acks
 from gateway.pipeline.streams import Outgoing
-from gateway.pipeline.workers import Lease, ensure_group
+from gateway.pipeline.workers import ensure_group
 from tests.conftest import eventually
-from tests.gateway.pipeline.test_outbox import telegram_sender
+from tests.gateway.pipeline.test_outbox import held_lease, outgoing, stop, telegram_sender
 
 
 class SlowWrites:
@@ -95,9 +94,7 @@ async def test_a_cancelled_caller_leaves_nobody_waiting() -> None:
 async def test_a_backlog_of_many_chats_is_acknowledged_in_fewer_calls_and_none_left(
     redis: Redis, salon_id: str
 ) -> None:
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
 
     class Answering:
         """Each answer takes a moment, as Telegram's do: the chats' sends overlap."""
@@ -121,17 +118,8 @@ async def test_a_backlog_of_many_chats_is_acknowledged_in_fewer_calls_and_none_l
     sender._acks = Acks(counted)
     await ensure_group(redis, keys.outbound(0), OUTBOUND_GROUP)
     for chat in range(60):
-        await redis.xadd(
-            keys.outbound(0),
-            {
-                "channel": "telegram",
-                "chat": str(chat),
-                "method": "sendMessage",
-                "params": json.dumps({"chat_id": chat, "text": "Запись подтверждена"}),
-                "ephemeral": "0",
-                "origin": "1-0",
-            },
-        )
+        params = {"chat_id": chat, "text": "Запись подтверждена"}
+        await redis.xadd(keys.outbound(0), outgoing(str(chat), params=params))
     running = asyncio.create_task(sender.run())
 
     async def all_recorded() -> bool:
@@ -142,28 +130,15 @@ async def test_a_backlog_of_many_chats_is_acknowledged_in_fewer_calls_and_none_l
     assert sorted(int(m.chat) for m in delivery.sent) == list(range(60))  # each once
     assert sum(calls) == 60
     assert len(calls) < 60  # some went together
-    lease.lost.set()
-    await asyncio.wait_for(running, 5)
+    await stop(lease, running)
 
 
 async def test_a_lost_lease_records_nothing_and_stops_the_chats(
     redis: Redis, salon_id: str
 ) -> None:
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "someone else")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id, holder="someone else")
     sender = telegram_sender(redis, lease, _Silent())  # type: ignore[arg-type]
-    await redis.xadd(
-        keys.outbound(0),
-        {
-            "channel": "telegram",
-            "chat": "7",
-            "method": "sendMessage",
-            "params": json.dumps({"chat_id": 7, "text": "hi"}),
-            "ephemeral": "0",
-            "origin": "1-0",
-        },
-    )
+    await redis.xadd(keys.outbound(0), outgoing("7", params={"chat_id": 7, "text": "hi"}))
     running = asyncio.create_task(sender.run())
     await asyncio.wait_for(lease.lost.wait(), 5)
     await asyncio.wait_for(running, 5)

@@ -17,9 +17,9 @@ from gateway.pipeline.keys import Keys
 from gateway.pipeline.metrics import Metrics
 from gateway.pipeline.outbox import OutboxSender, pace
 from gateway.pipeline.resilience import CircuitBreaker
-from gateway.pipeline.workers import Lease
 from gateway.sandbox.telegram import TelegramSandbox
 from tests.conftest import eventually
+from tests.gateway.pipeline.test_outbox import held_lease
 
 TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvw"
 
@@ -54,9 +54,7 @@ async def test_a_429_for_one_chat_of_a_quiet_bot_holds_that_chat_alone(
             body = {"chat_id": 77, "text": "Your visit is confirmed"}
             async with http.post(f"{url}bot{TOKEN}/sendMessage", json=body) as answer:
                 assert answer.status == 200
-    keys = Keys(salon_id, 1)
-    await redis.set(keys.lease(0), "me")
-    lease = Lease(redis, keys, 0, "me")
+    keys, lease = await held_lease(redis, salon_id)
     delivery = TelegramDelivery(TOKEN, url, CircuitBreaker("telegram", is_failure=is_failure))
     paced = pace(30.0, 1.0, 3)
     wake = asyncio.Event()
