@@ -12,27 +12,27 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.integrations.novu.api import NovuClient
-from gateway.integrations.novu.staff import subscriber_id, sync_staff
+from gateway.integrations.novu.staff import subscriber_id
+from gateway.integrations.novu.workflows import sync
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.salons import SalonRegistry
 from gateway.sandbox.novu import NovuSandbox
-from gateway.wiring.routes import webhook_url
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import GatewayFactory, Sandbox, eventually
 from tests.support.clock import Clock
 from tests.support.dashboard_app import JSON, Notices
-from tests.support.staff_pages import handoff_pages
+from tests.support.staff_pages import handoff_pages, staff_from_chatwoot
 from tests.support.stand_ins import serving
 from tests.test_flow_booking import Chat, Salon
-from tests.test_flow_handoff import CW_TOKEN, Desk
+from tests.test_flow_handoff import Desk
 from tests.test_flow_notifications import NOVU_KEY
-from tests.test_flow_salons import RegistrySalon, served, set_webhook, start_many
+from tests.test_flow_salons import RegistrySalon
 from tests.test_flow_salons import calendar_a as calendar_a  # the fixtures, shared
 from tests.test_flow_salons import clock as clock
 from tests.test_flow_salons import registry as registry
 from tests.test_flow_salons import salon_b as salon_b
-from tests.test_flow_salons_staff import chatwoot
 from tests.test_flow_salons_staff import desks as desks
+from tests.test_flow_salons_staff import start_with_desks
 
 
 @pytest.fixture
@@ -67,29 +67,15 @@ async def test_an_agent_sees_only_their_own_salons_notices(
     for desk in desks:
         desk.chatwoot.role = "administrator"
     novu_env = {"NOVU_API_URL": novu.url, "NOVU_API_KEY": NOVU_KEY}  # type: ignore[attr-defined]
-    await registry.add(salon_b.id, salon_b.values("Studio Süd") | chatwoot(desk_b) | novu_env)
-    env = {name.lower(): value for name, value in (chatwoot(desk_a) | novu_env).items()}
-    gateway = await start_many(
-        start_gateway, analytics_db, calendar_a, clock, service_timeout_seconds=1.0, **env
+    gateway = await start_with_desks(
+        start_gateway, analytics_db, registry, calendar_a, salon_b, clock, desks, **novu_env
     )
-    await eventually(lambda: served(gateway, salon_b.id), timeout=10)
-    await set_webhook(gateway, salon_b)
-    for inbox in desk_a.chatwoot.inboxes.values():
-        inbox.webhook_url = f"{gateway.url}/webhooks/chatwoot"
-    for inbox in desk_b.chatwoot.inboxes.values():
-        inbox.webhook_url = webhook_url(gateway.url, "chatwoot", salon_b.id)
     # `frontdesk novu sync` for each salon: its workflows, its staff and its topic.
-    from gateway.integrations.chatwoot.api import ChatwootClient
-    from gateway.integrations.novu.workflows import sync
-
-    async with NovuClient(novu.url, NOVU_KEY, CircuitBreaker("novu")) as client:  # type: ignore[attr-defined]
+    url = novu.url  # type: ignore[attr-defined]
+    async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:
         await sync(client, f"{gateway.url}/webhooks/novu")
-        for salon, desk in ((salon_id, desk_a), (salon_b.id, desk_b)):
-            agents = ChatwootClient(desk.url, 1, CW_TOKEN, CircuitBreaker("chatwoot"))
-            try:
-                await sync_staff(client, await agents.agents(), salon)
-            finally:
-                await agents.aclose()
+    for salon, desk in ((salon_id, desk_a), (salon_b.id, desk_b)):
+        await staff_from_chatwoot(desk, novu, salon)
 
     # A client of salon A asks for a person: salon A's staff are paged, salon B's are not.
     in_a, in_b = Chat(sandbox.telegram, 771), Chat(salon_b.telegram, 772)
