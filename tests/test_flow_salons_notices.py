@@ -5,7 +5,7 @@ salon B's Notices app and sees none of it, and cannot read salon A's feed with B
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,15 +15,13 @@ from gateway.integrations.novu.api import NovuClient
 from gateway.integrations.novu.staff import subscriber_id
 from gateway.integrations.novu.workflows import sync
 from gateway.pipeline.resilience import CircuitBreaker
-from gateway.salons import SalonRegistry
 from gateway.sandbox.novu import NovuSandbox
 from tests.analytics_db import analytics_db as analytics_db  # the fixture
-from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.support.clock import Clock
+from tests.conftest import Sandbox, eventually
 from tests.support.dashboard_app import JSON, Notices
 from tests.support.staff_pages import handoff_pages, staff_from_chatwoot
 from tests.support.stand_ins import serving
-from tests.test_flow_booking import Chat, Salon
+from tests.test_flow_booking import Chat
 from tests.test_flow_handoff import Desk
 from tests.test_flow_notifications import NOVU_KEY
 from tests.test_flow_salons import RegistrySalon
@@ -32,7 +30,7 @@ from tests.test_flow_salons import clock as clock
 from tests.test_flow_salons import registry as registry
 from tests.test_flow_salons import salon_b as salon_b
 from tests.test_flow_salons_staff import desks as desks
-from tests.test_flow_salons_staff import start_with_desks
+from tests.test_flow_salons_staff import start_with_desks as start_with_desks
 
 
 @pytest.fixture
@@ -51,13 +49,9 @@ async def open_notices(gateway: Any, salon: str, conversation: int) -> tuple[str
 
 
 async def test_an_agent_sees_only_their_own_salons_notices(
-    analytics_db: str,
-    registry: SalonRegistry,
-    start_gateway: GatewayFactory,
+    start_with_desks: Callable[..., Awaitable[Any]],
     sandbox: Sandbox,
-    calendar_a: Salon,
     salon_b: RegistrySalon,
-    clock: Clock,
     desks: tuple[Desk, Desk],
     novu: NovuSandbox,
     redis: Redis,
@@ -67,9 +61,7 @@ async def test_an_agent_sees_only_their_own_salons_notices(
     for desk in desks:
         desk.chatwoot.role = "administrator"
     novu_env = {"NOVU_API_URL": novu.url, "NOVU_API_KEY": NOVU_KEY}  # type: ignore[attr-defined]
-    gateway = await start_with_desks(
-        start_gateway, analytics_db, registry, calendar_a, salon_b, clock, desks, **novu_env
-    )
+    gateway = await start_with_desks(**novu_env)
     # `frontdesk novu sync` for each salon: its workflows, its staff and its topic.
     url = novu.url  # type: ignore[attr-defined]
     async with NovuClient(url, NOVU_KEY, CircuitBreaker("novu")) as client:

@@ -3,7 +3,7 @@ bot and its own Chatwoot, and a client id that happens to be the same in both.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -54,7 +54,8 @@ def chatwoot(desk: Desk) -> dict[str, str]:
     }
 
 
-async def start_with_desks(
+@pytest.fixture
+def start_with_desks(
     start_gateway: GatewayFactory,
     analytics_db: str,
     registry: SalonRegistry,
@@ -62,38 +63,38 @@ async def start_with_desks(
     salon_b: RegistrySalon,
     clock: Clock,
     desks: tuple[Desk, Desk],
-    **env: str,
-) -> Any:
-    """Salon A from the gateway's settings, salon B from the registry, each with its own
-    Chatwoot (and `env`, e.g. Novu's, for both), each desk's inboxes posting to its salon."""
-    desk_a, desk_b = desks
-    await registry.add(salon_b.id, salon_b.values("Studio Süd") | chatwoot(desk_b) | env)
-    settings = {name.lower(): value for name, value in (chatwoot(desk_a) | env).items()}
-    gateway = await start_many(
-        start_gateway, analytics_db, calendar_a, clock, service_timeout_seconds=1.0, **settings
-    )
-    await eventually(lambda: served(gateway, salon_b.id), timeout=10)
-    await set_webhook(gateway, salon_b)
-    for inbox in desk_a.chatwoot.inboxes.values():
-        inbox.webhook_url = f"{gateway.url}/webhooks/chatwoot"
-    for inbox in desk_b.chatwoot.inboxes.values():
-        inbox.webhook_url = webhook_url(gateway.url, "chatwoot", salon_b.id)
-    return gateway
+) -> Callable[..., Awaitable[Any]]:
+    """`await start_with_desks(**env)`: salon A from the gateway's settings, salon B from the
+    registry, each with its own Chatwoot (and `env`, e.g. Novu's, for both), each desk's
+    inboxes posting to its salon. Gives the gateway."""
+
+    async def start(**env: str) -> Any:
+        desk_a, desk_b = desks
+        await registry.add(salon_b.id, salon_b.values("Studio Süd") | chatwoot(desk_b) | env)
+        settings = {name.lower(): value for name, value in (chatwoot(desk_a) | env).items()}
+        gateway = await start_many(
+            start_gateway, analytics_db, calendar_a, clock, service_timeout_seconds=1.0, **settings
+        )
+        await eventually(lambda: served(gateway, salon_b.id), timeout=10)
+        await set_webhook(gateway, salon_b)
+        for inbox in desk_a.chatwoot.inboxes.values():
+            inbox.webhook_url = f"{gateway.url}/webhooks/chatwoot"
+        for inbox in desk_b.chatwoot.inboxes.values():
+            inbox.webhook_url = webhook_url(gateway.url, "chatwoot", salon_b.id)
+        return gateway
+
+    return start
 
 
 async def test_staff_of_each_salon_see_and_answer_only_their_own_clients(
-    analytics_db: str,
-    registry: SalonRegistry,
-    start_gateway: GatewayFactory,
+    start_with_desks: Callable[..., Awaitable[Any]],
     sandbox: Sandbox,
-    calendar_a: Salon,
     salon_b: RegistrySalon,
-    clock: Clock,
     desks: tuple[Desk, Desk],
     redis: Redis,
 ) -> None:
     desk_a, desk_b = desks
-    await start_with_desks(start_gateway, analytics_db, registry, calendar_a, salon_b, clock, desks)
+    await start_with_desks()
 
     # The same Telegram id in both salons: two different clients, of two different bots.
     in_a, in_b = Chat(sandbox.telegram, 701), Chat(salon_b.telegram, 701)
