@@ -29,8 +29,9 @@ from gateway.pipeline.dlq import DeadLetters
 from gateway.pipeline.resilience import CircuitBreaker
 from gateway.sandbox.novu import NovuSandbox
 from gateway.sandbox.whatsapp import WhatsAppSandbox
+from tests.analytics_db import analytics_db as analytics_db  # the fixture
 from tests.conftest import GatewayFactory, Sandbox, eventually
-from tests.test_flow_analytics import BLOCKED
+from tests.test_flow_analytics import BLOCKED, SALT
 from tests.test_flow_booking import Chat, Salon, master_id, salon_api
 from tests.test_flow_booking import salon as salon  # the fixture, shared
 from tests.test_flow_handoff import CW_TOKEN, Desk, start_desk
@@ -177,22 +178,31 @@ async def test_a_waitlist_time_booked_pages_the_staff_once_in_the_salons_languag
         assert notice["transactionId"] == f"{salon_id}:waitlist:{booking['uid']}"
 
 
-async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
+async def undelivered_reminder(
     start_gateway: GatewayFactory,
     sandbox: Sandbox,
     salon: Salon,
     desk: Desk,
     novu: NovuSandbox,
     salon_id: str,
-) -> None:
-    gateway = await start_desk(start_gateway, salon, desk, **notifying(novu))
+    analytics_db: str,
+    number: int,
+    *,
+    desk_down: bool = False,
+) -> dict[str, list[Any]]:
+    """A client books, then blocks the bot: Telegram refuses their reminder for good (403)
+    and it is dead-lettered. What each staff member's feed holds of the page that causes.
+    The process has analytics: the notice's failure fact says what the notice was."""
+    settings = notifying(novu) | {"analytics_database_url": analytics_db, "analytics_salt": SALT}
+    gateway = await start_desk(start_gateway, salon, desk, **settings)
     await connect(gateway, salon, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
-    chat = Chat(sandbox.telegram, 751)
-    await book_in_chat(chat, salon, "+79160000751")
+    chat = Chat(sandbox.telegram, number)
+    await book_in_chat(chat, salon, f"+7916000{number:04d}")
     await eventually(lambda: len(runs(novu, "booking-reminder")) == 2)
     # The client has blocked the bot by the time of the reminder: Telegram refuses it for good.
     sandbox.telegram.fail_next("sendMessage", **BLOCKED)
+    desk.chatwoot.down = desk_down
     salon.clock.now = VISIT - timedelta(hours=24)
     await novu.run_due()
 
@@ -202,16 +212,56 @@ async def test_a_notice_the_messenger_refuses_for_good_pages_the_staff(
             for s in staff
         }
 
-    found = await eventually(lambda: all(notices().values()) and notices())
-    for subscriber in staff:
-        [notice] = found[subscriber]
+    found: dict[str, list[Any]] = await eventually(lambda: all(notices().values()) and notices())
+    return found
+
+
+async def test_a_reminder_the_messenger_refuses_for_good_pages_the_staff_with_the_client(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+    analytics_db: str,
+) -> None:
+    found = await undelivered_reminder(
+        start_gateway, sandbox, salon, desk, novu, salon_id, analytics_db, 751
+    )
+    thread = desk.thread("tg:751")
+    name = desk.chatwoot.contacts[thread.contact_id].name
+    assert name  # the name Chatwoot shows for the client
+    for [notice] in found.values():
         assert notice["subject"] == "A notice did not reach a client"
+        # The visit is Wednesday 3 June 10:00 in the salon's time (VISIT).
         assert notice["content"] == (
-            "A notice from the salon could not be delivered to a client on Telegram. "
-            "Please reach them another way."
+            f"The reminder (visit on Wed, 3 June, 10:00) could not be delivered to {name} "
+            "on Telegram. Please reach them another way."
         )
+        assert "0751" not in notice["content"]  # never the client's phone number
+        assert notice["payload"]["url"] == f"{desk.url}/app/accounts/1/conversations/{thread.id}"
         assert notice["payload"]["conversation"] == "telegram:751"
         assert notice["transactionId"].startswith(f"{salon_id}:undelivered:")
+
+
+async def test_a_page_chatwoot_cannot_address_goes_without_a_link(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+    analytics_db: str,
+) -> None:
+    found = await undelivered_reminder(
+        start_gateway, sandbox, salon, desk, novu, salon_id, analytics_db, 752, desk_down=True
+    )
+    for [notice] in found.values():
+        assert notice["content"] == (
+            "The reminder (visit on Wed, 3 June, 10:00) could not be delivered to a client "
+            "on Telegram. Please reach them another way."
+        )
+        assert notice["payload"]["url"] == ""
 
 
 async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(

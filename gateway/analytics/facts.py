@@ -129,7 +129,7 @@ class Recorder:
         outbox to record should the notice die. Its id `<salon>:<name>` names the notice, so a
         dead letter replayed and failing again is still counted once. The visit's start also
         tells the staff page which visit the client did not hear about (staff_pages.py)."""
-        start = starts_at.isoformat() if starts_at is not None else None
+        start = self.local(starts_at) if starts_at is not None else None
         fact = self.fact(
             NOTIFY_FAILED, conversation, at, booking=booking, notice=notice, starts_at=start
         )

@@ -177,8 +177,10 @@ class StaffPager:
             start = datetime.fromisoformat(str(fact.get("starts_at") or ""))
         except ValueError:
             start = None
-        if start is not None and start.tzinfo is not None:
-            when = format_label(start, self.zone, self.locale)
+        if start is not None:
+            # The fact's `starts_at` is on the salon's clock, like every analytics time.
+            aware = start if start.tzinfo is not None else start.replace(tzinfo=self.zone)
+            when = format_label(aware, self.zone, self.locale)
         return kind, when
 
     def _text(self, payload: dict[str, Any], name: str) -> str:
