@@ -189,11 +189,13 @@ async def undelivered_reminder(
     number: int,
     *,
     desk_down: bool = False,
+    **more: Any,
 ) -> dict[str, list[Any]]:
     """A client books, then blocks the bot: Telegram refuses their reminder for good (403)
     and it is dead-lettered. What each staff member's feed holds of the page that causes.
     The process has analytics: the notice's failure fact says what the notice was."""
     settings = notifying(novu) | {"analytics_database_url": analytics_db, "analytics_salt": SALT}
+    settings |= more
     gateway = await start_desk(start_gateway, salon, desk, **settings)
     await connect(gateway, salon, novu)
     staff = await staff_from_chatwoot(desk, novu, salon_id)
@@ -262,6 +264,34 @@ async def test_a_page_chatwoot_cannot_address_goes_without_a_link(
             "on Telegram. Please reach them another way."
         )
         assert notice["payload"]["url"] == ""
+
+
+async def test_a_client_the_desk_has_no_conversation_with_is_linked_to_the_contact_search(
+    start_gateway: GatewayFactory,
+    sandbox: Sandbox,
+    salon: Salon,
+    desk: Desk,
+    novu: NovuSandbox,
+    salon_id: str,
+    analytics_db: str,
+) -> None:
+    # Mirrored only from a handoff: this client, who never asked for a person, has no
+    # conversation in Chatwoot.
+    found = await undelivered_reminder(
+        start_gateway,
+        sandbox,
+        salon,
+        desk,
+        novu,
+        salon_id,
+        analytics_db,
+        753,
+        chatwoot_mirror="handoff",
+    )
+    assert desk.chatwoot.conversation_for("tg:753") is None
+    for [notice] in found.values():
+        assert notice["payload"]["url"] == f"{desk.url}/app/accounts/1/contacts?search=tg%3A753"
+        assert "could not be delivered to a client on Telegram" in notice["content"]
 
 
 async def test_a_booking_made_while_the_salon_is_closed_pages_the_staff(
