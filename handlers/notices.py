@@ -90,6 +90,7 @@ class NoticeSender:
                 now,
                 booking=notice.uid,
                 notice=notice.kind.value,
+                starts_at=notice.start,
             )
             outgoing = tuple(replace(message, failure=failure) for message in outgoing)
         if conv.channel in self.mirrored:

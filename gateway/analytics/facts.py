@@ -116,12 +116,23 @@ class Recorder:
         return {"id": name, **fact}
 
     def failed_notice(
-        self, name: str, conversation: str, at: datetime, *, booking: Any, notice: Any
+        self,
+        name: str,
+        conversation: str,
+        at: datetime,
+        *,
+        booking: Any,
+        notice: Any,
+        starts_at: datetime | None = None,
     ) -> str:
         """The notification_failed fact an outgoing notice carries (`Outgoing.failure`), for the
         outbox to record should the notice die. Its id `<salon>:<name>` names the notice, so a
-        dead letter replayed and failing again is still counted once."""
-        fact = self.fact(NOTIFY_FAILED, conversation, at, booking=booking, notice=notice)
+        dead letter replayed and failing again is still counted once. The visit's start also
+        tells the staff page which visit the client did not hear about (staff_pages.py)."""
+        start = self.local(starts_at) if starts_at is not None else None
+        fact = self.fact(
+            NOTIFY_FAILED, conversation, at, booking=booking, notice=notice, starts_at=start
+        )
         return json.dumps({"id": f"{self.salon_id}:{name}", **fact}, separators=(",", ":"))
 
     def of_turn(

@@ -11,9 +11,10 @@ from gateway.integrations.chatwoot.api import ChatwootClient
 from gateway.integrations.chatwoot.helpdesk import HelpDeskState, StaffReplies, assignee_of
 from gateway.integrations.http import ServiceRejected, ServiceUnavailable
 from gateway.integrations.novu.api import NovuDelivery
-from gateway.integrations.novu.staff_pages import StaffPages
+from gateway.integrations.novu.staff_pages import DeskClient, StaffPager, StaffPages
 from gateway.integrations.telegram.factory import telegram_delivery
 from gateway.integrations.whatsapp.factory import whatsapp_delivery
+from gateway.pipeline.conversation import Conversation
 from gateway.pipeline.outbox import Delivery, Pacing, PermanentFailure, pace
 from gateway.pipeline.resilience import BreakerOpen, Gate
 from gateway.pipeline.streams import Outgoing
@@ -50,7 +51,14 @@ def build_outflow(runtime: Runtime, services: Services, clock: Callable[[], date
         novu: Delivery = NovuDelivery(services.novu)
         if services.chatwoot is not None:
             # A handoff's page goes only while Chatwoot shows the conversation with no one.
-            novu = StaffPages(novu, _assignee(services.chatwoot.client))
+            # A notice that did not reach a client is addressed to them as the help desk
+            # knows them.
+            addressed = (
+                _addressed(services.staff_pager, services.helpdesk_state, services.chatwoot.client)
+                if services.staff_pager is not None and services.helpdesk_state is not None
+                else None
+            )
+            novu = StaffPages(novu, _assignee(services.chatwoot.client), addressed)
         outflow.add("novu", novu, pace(salon.novu.rate_global))
     if salon.telegram is not None:
         telegram = salon.telegram
@@ -116,6 +124,42 @@ def _assignee(client: ChatwootClient) -> Callable[[int], Awaitable[int | None]]:
             return None
 
     return assignee
+
+
+def _addressed(
+    pager: StaffPager, state: HelpDeskState, client: ChatwootClient
+) -> Callable[[Outgoing], Awaitable[Outgoing]]:
+    """A page about a notice that did not reach a client, addressed when it is sent: the
+    client's conversation from the help desk's own mapping (helpdesk.py, `cw:client:...`), and
+    the name Chatwoot shows for them, `meta.sender` (the contact partial in app/views/api/v1/
+    conversations/partials/_conversation.json.jbuilder). A conversation Chatwoot no longer has
+    is as good as none: the contact search then. When Chatwoot cannot answer (down, slow, its
+    breaker open) the page goes without a link rather than wait: staff still learn of it."""
+
+    async def addressed(page: Outgoing) -> Outgoing:
+        channel, _, chat = str(page.params["payload"]["conversation"]).partition(":")
+        mapping = await state.mapping(Conversation(channel, chat))
+        if mapping is None:
+            return pager.addressed(page, DeskClient())
+        conversation = int(mapping["conversation"])
+        try:
+            shown = await client.conversation(conversation)
+        except ServiceRejected:
+            return pager.addressed(page, DeskClient())
+        except (ServiceUnavailable, BreakerOpen) as exc:
+            log.warning(
+                "undelivered notice: Chatwoot cannot say whose conversation %s is (%s): "
+                "paging staff without a link",
+                conversation,
+                type(exc).__name__,
+            )
+            return pager.addressed(page, None)
+        meta = shown.get("meta")
+        sender = meta.get("sender") if isinstance(meta, dict) else None
+        name = sender.get("name") if isinstance(sender, dict) else None
+        return pager.addressed(page, DeskClient(conversation, str(name or "")))
+
+    return addressed
 
 
 def _held_back(state: HelpDeskState) -> Callable[[Outgoing], Awaitable[bool]]:

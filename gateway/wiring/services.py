@@ -101,7 +101,7 @@ def build_services(
             profile = salon.profile
             words = Catalogs(default_locale=profile.default_locale).get(profile.default_locale)
             desk = f"{salon.chatwoot.url.rstrip('/')}/app/accounts/{salon.chatwoot.account_id}"
-            pager = StaffPager(profile.id, words, desk)
+            pager = StaffPager(profile.id, words, desk, profile.zone, profile.default_locale)
             services.chatwoot.helpdesk.pager = pager.handoff
             services.staff_pager = pager
             services.staff_notices = StaffNotices(

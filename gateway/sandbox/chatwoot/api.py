@@ -47,6 +47,8 @@ class ApplicationApi(Account):
                     raise ChatwootError(401, "Access to this endpoint is not authorized for bots")
                 if request.match_info.get("account", str(self.account_id)) != str(self.account_id):
                     raise ChatwootError(404, "Resource could not be found")
+                if self.down:
+                    raise ChatwootError(503, "Service Unavailable")
                 posting = path == "/conversations/{id}/messages" and method == "POST"
                 if posting and self.refuse_messages:
                     raise ChatwootError(503, "Service Unavailable")

@@ -54,6 +54,8 @@ class Account(StandIn):
         self._lose_answers = 0
         # While set, posting a message answers 503 and stores nothing (Chatwoot struggling).
         self.refuse_messages = False
+        # While set, every API call answers 503 and changes nothing (Chatwoot down).
+        self.down = False
         # The account's labels (Settings → Labels): a conversation takes only these
         # (LabelConcern#valid_labels keeps the posted titles the account has, drops the rest).
         self.account_labels: set[str] = {"handoff", "after-hours"}
