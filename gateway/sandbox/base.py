@@ -58,7 +58,10 @@ class StandIn:
         return await serve(self.app(), host, port)
 
     async def close(self) -> None:
-        """Wait for the deliveries in flight, then close the outgoing session."""
+        """Wait for the deliveries in flight, then close the outgoing session. A call out after
+        this (a request that came in meanwhile) is not sent: it would open a session nobody
+        closes."""
+        self._closed = True
         await self._finish_deliveries()
         if self._session is not None:
             await self._session.close()
@@ -104,6 +107,8 @@ class StandIn:
         method: str = "POST",
     ) -> Answer:
         """Send `body` (the exact bytes signed) to the gateway; the answer, never an error."""
+        if self._closed and self._session is None:
+            return Answer(0, "stand-in closed")
         try:
             async with self._http().request(
                 method,
