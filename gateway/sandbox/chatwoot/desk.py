@@ -95,11 +95,6 @@ class Account(StandIn):
         self.inboxes[inbox.id] = inbox
         return inbox
 
-    async def close(self) -> None:
-        # Nothing more goes out: a call still arriving must not open a session nobody closes.
-        self._closed = True
-        await super().close()
-
     def drop_next(self, count: int = 1) -> None:
         """Lose the next `count` webhooks, as Chatwoot can (delivered at most once)."""
         self._drop += count
